@@ -1,0 +1,480 @@
+package aggregation
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/tracline/tracline/tracecode"
+)
+
+// errNoop: the request needs no event (e.g. a hand-off already recorded).
+var errNoop = errors.New("nothing to do")
+
+// apply checks ev against the current state and, if allowed, writes its
+// projections. It is the only place where state changes, live and in
+// Verify's replay alike. Live, it may complete ev (codes picked from a pool,
+// codes returned, children unpacked) before the event is journaled.
+func (t *wtx) apply(ev *Event, r *request) error {
+	if err := ev.Actor.validate(); err != nil {
+		return err
+	}
+	live := !t.s.opts.replay
+	switch ev.Kind {
+	case EvPoolAdd:
+		return t.applyPoolAdd(ev)
+	case EvBatchCreate:
+		return t.applyBatchCreate(ev)
+	case EvAllocPool:
+		return t.applyAllocPool(ev, r, live)
+	case EvAllocGen:
+		return t.applyAllocGen(ev, r, live)
+	case EvReturn:
+		return t.applyReturn(ev, r, live)
+	case EvSent:
+		return t.applySent(ev)
+	case EvPrinted, EvCommission, EvReject, EvVoid, EvSample, EvDecommission:
+		return t.applyUnit(ev)
+	case EvPack:
+		return t.applyPack(ev)
+	case EvUnpack:
+		return t.applyUnpack(ev, live)
+	case EvReplace:
+		return t.applyReplace(ev)
+	case EvComplete, EvRelease, EvActivate, EvHandedOff:
+		return t.applyBatchState(ev)
+	}
+	return fmt.Errorf("unknown event kind %q", ev.Kind)
+}
+
+func (t *wtx) applyPoolAdd(ev *Event) error {
+	if err := checkName("pool name", ev.Pool); err != nil {
+		return err
+	}
+	if len(ev.Codes) == 0 {
+		return errors.New("no codes to add")
+	}
+	seen := make(map[tracecode.Code]bool, len(ev.Codes))
+	var dup []tracecode.Code
+	for _, c := range ev.Codes {
+		if err := checkCode(c); err != nil {
+			return fmt.Errorf("pool %s: %w", ev.Pool, err)
+		}
+		if seen[c] {
+			dup = append(dup, c)
+			continue
+		}
+		seen[c] = true
+		_, ok, err := t.get(locKey(c))
+		if err != nil {
+			return err
+		}
+		if ok {
+			dup = append(dup, c)
+		}
+	}
+	if len(dup) > 0 {
+		return fmt.Errorf("pool %s: %w", ev.Pool, &tracecode.DuplicateCodesError{Codes: uniq(dup)})
+	}
+	seqs := encodeSeqs([]uint64{ev.Seq})
+	l := loc{Pool: ev.Pool}.encode()
+	for _, c := range ev.Codes {
+		if err := t.set(locKey(c), l); err != nil {
+			return err
+		}
+		if err := t.set(poolCodeKey(ev.Pool, c), seqs); err != nil {
+			return err
+		}
+	}
+	t.pool(ev.Pool).Available += int64(len(ev.Codes))
+	return nil
+}
+
+func uniq(cs []tracecode.Code) []tracecode.Code {
+	seen := map[tracecode.Code]bool{}
+	out := cs[:0:0]
+	for _, c := range cs {
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (t *wtx) applyBatchCreate(ev *Event) error {
+	if ev.Spec == nil {
+		return errors.New("batch spec missing")
+	}
+	if err := ev.Spec.Validate(); err != nil {
+		return err
+	}
+	if ev.Batch != ev.Spec.ID {
+		return fmt.Errorf("event batch %q differs from spec id %q", ev.Batch, ev.Spec.ID)
+	}
+	if _, ok := t.batch(ev.Batch); ok {
+		return refused("batch %s already exists", ev.Batch)
+	}
+	t.batches[ev.Batch] = &batchRec{Spec: *ev.Spec, State: BatchOpen, CreatedAt: ev.Seq}
+	for _, l := range ev.Spec.Levels {
+		t.ctr(ev.Batch, l.Level)
+	}
+	return nil
+}
+
+func (t *wtx) levelOf(b *batchRec, l tracecode.Level) (LevelSpec, error) {
+	ls, ok := b.Spec.level(l)
+	if !ok {
+		return ls, refused("batch %s has no level %s", b.Spec.ID, l)
+	}
+	return ls, nil
+}
+
+func checkScheme(c tracecode.Code, ls LevelSpec) error {
+	if s, ok := tracecode.SchemeOf(c); !ok || s != ls.Scheme {
+		return refused("code %s is not a %s code (level %s's scheme)", c, ls.Scheme, ls.Level)
+	}
+	return nil
+}
+
+func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) error {
+	b, err := t.batchIn(ev.Batch, BatchOpen)
+	if err != nil {
+		return err
+	}
+	ls, err := t.levelOf(b, ev.Level)
+	if err != nil {
+		return err
+	}
+	if err := checkName("pool name", ev.Pool); err != nil {
+		return err
+	}
+	if live && len(ev.Codes) == 0 {
+		if r.pickN <= 0 || r.pickN > chunk {
+			return fmt.Errorf("allocate %d codes: want 1..%d per event", r.pickN, chunk)
+		}
+		if p, _ := t.poolRead(ev.Pool); p.Available < int64(r.pickN) {
+			return fmt.Errorf("pool %s has %d codes, %d asked: %w", ev.Pool, p.Available, r.pickN, tracecode.ErrPoolEmpty)
+		}
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false
+		o.Prefix = poolCodePrefix(ev.Pool)
+		it := t.txn.NewIterator(o)
+		for it.Rewind(); it.Valid() && len(ev.Codes) < r.pickN; it.Next() {
+			ev.Codes = append(ev.Codes, tracecode.Code(it.Item().Key()[len(o.Prefix):]))
+		}
+		it.Close()
+		if len(ev.Codes) < r.pickN {
+			return storageErr(fmt.Errorf("pool %s: account says %d available, found %d", ev.Pool, t.pool(ev.Pool).Available, len(ev.Codes)))
+		}
+	}
+	if len(ev.Codes) == 0 {
+		return errors.New("no codes to allocate")
+	}
+	views := make([]codeView, len(ev.Codes))
+	hist := make([][]byte, len(ev.Codes))
+	for i, c := range ev.Codes {
+		if err := checkScheme(c, ls); err != nil {
+			return err
+		}
+		cv, err := t.lookup(c)
+		if err != nil {
+			return err
+		}
+		if !cv.loc.inPool() || cv.loc.Pool != ev.Pool {
+			return refused("code %s is %s, not in pool %s", c, cv.rec.State, ev.Pool)
+		}
+		v, ok, err := t.get(poolCodeKey(ev.Pool, c))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return refused("code %s is not available in pool %s (allocated twice in one call?)", c, ev.Pool)
+		}
+		views[i], hist[i] = cv, v
+	}
+	for i := range views {
+		seqs, err := decodeSeqs(hist[i])
+		if err != nil {
+			return storageErr(fmt.Errorf("pool %s code %s history: %w", ev.Pool, views[i].code, err))
+		}
+		if err := t.del(poolCodeKey(ev.Pool, views[i].code)); err != nil {
+			return err
+		}
+		if err := t.allocate(views[i].code, ev, seqs, ev.Pool, 0); err != nil {
+			return err
+		}
+	}
+	p := t.pool(ev.Pool)
+	p.Available -= int64(len(ev.Codes))
+	p.Allocated += int64(len(ev.Codes))
+	c := t.ctr(ev.Batch, ev.Level)
+	c.Allocated += int64(len(ev.Codes))
+	c.States[StateAllocated] += int64(len(ev.Codes))
+	return nil
+}
+
+func (t *wtx) allocate(code tracecode.Code, ev *Event, seqs []uint64, pool string, flags uint8) error {
+	l := loc{Batch: ev.Batch, Level: ev.Level}
+	if err := t.set(locKey(code), l.encode()); err != nil {
+		return err
+	}
+	cv := codeView{code: code, loc: l, rec: rec{State: StateAllocated, Flags: flags, Pool: pool, Seqs: seqs}}
+	return t.putRec(&cv, ev.Seq)
+}
+
+func (t *wtx) applyAllocGen(ev *Event, r *request, live bool) error {
+	b, err := t.batchIn(ev.Batch, BatchOpen)
+	if err != nil {
+		return err
+	}
+	ls, err := t.levelOf(b, ev.Level)
+	if err != nil {
+		return err
+	}
+	if len(ev.Codes) == 0 {
+		return errors.New("no codes to register")
+	}
+	if len(ev.Codes) > chunk {
+		return fmt.Errorf("register %d codes: at most %d per event", len(ev.Codes), chunk)
+	}
+	seen := make(map[tracecode.Code]bool, len(ev.Codes))
+	keep := ev.Codes[:0:0]
+	for _, c := range ev.Codes {
+		if err := checkCode(c); err != nil {
+			return err
+		}
+		if err := checkScheme(c, ls); err != nil {
+			return err
+		}
+		_, known, err := t.get(locKey(c))
+		if err != nil {
+			return err
+		}
+		if known || seen[c] {
+			if !live {
+				return refused("code %s was registered twice", c)
+			}
+			r.collided = append(r.collided, c)
+			continue
+		}
+		seen[c] = true
+		keep = append(keep, c)
+	}
+	if len(keep) == 0 {
+		return errNoop
+	}
+	ev.Codes = keep
+	for _, c := range keep {
+		if err := t.allocate(c, ev, nil, "", flagGenerated); err != nil {
+			return err
+		}
+	}
+	c := t.ctr(ev.Batch, ev.Level)
+	c.Allocated += int64(len(keep))
+	c.States[StateAllocated] += int64(len(keep))
+	return nil
+}
+
+func (t *wtx) applyReturn(ev *Event, r *request, live bool) error {
+	b, err := t.batchIn(ev.Batch, BatchOpen, BatchComplete)
+	if err != nil {
+		return err
+	}
+	if _, err := t.levelOf(b, ev.Level); err != nil {
+		return err
+	}
+	if live && len(ev.Codes) == 0 {
+		pfx := codePrefix(ev.Batch, ev.Level)
+		o := badger.DefaultIteratorOptions
+		o.Prefix = pfx
+		it := t.txn.NewIterator(o)
+		start := pfx
+		if r.after != nil {
+			start = r.after
+		}
+		for it.Seek(start); it.Valid() && len(ev.Codes) < chunk; it.Next() {
+			k := it.Item().Key()
+			if r.after != nil && bytes.Equal(k, r.after) {
+				continue
+			}
+			r.lastKey = append(r.lastKey[:0], k...)
+			var st CodeState
+			if err := it.Item().Value(func(v []byte) error {
+				if len(v) > 0 {
+					st = CodeState(v[0])
+				}
+				return nil
+			}); err != nil {
+				it.Close()
+				return storageErr(err)
+			}
+			if st == StateAllocated {
+				ev.Codes = append(ev.Codes, tracecode.Code(k[len(pfx):]))
+			}
+		}
+		it.Close()
+		if len(ev.Codes) == 0 {
+			return errNoop
+		}
+	}
+	views := make([]codeView, len(ev.Codes))
+	for i, c := range ev.Codes {
+		cv, err := t.lookup(c)
+		if err != nil {
+			return err
+		}
+		if cv.loc.Batch != ev.Batch || cv.loc.Level != ev.Level || cv.rec.State != StateAllocated {
+			return refused("code %s is %s, not allocated to batch %s %s", c, cv.rec.State, ev.Batch, ev.Level)
+		}
+		views[i] = cv
+	}
+	ctr := t.ctr(ev.Batch, ev.Level)
+	for i := range views {
+		cv := &views[i]
+		cv.rec.State = StateReturned
+		if err := t.putRec(cv, ev.Seq); err != nil {
+			return err
+		}
+		ctr.Returned++
+		ctr.move(StateAllocated, StateReturned)
+		if cv.rec.Pool == "" {
+			continue // generated codes are retired, never reissued
+		}
+		if err := t.set(locKey(cv.code), loc{Pool: cv.rec.Pool}.encode()); err != nil {
+			return err
+		}
+		if err := t.set(poolCodeKey(cv.rec.Pool, cv.code), encodeSeqs(cv.rec.Seqs)); err != nil {
+			return err
+		}
+		p := t.pool(cv.rec.Pool)
+		p.Available++
+		p.Allocated--
+		p.Returned++
+	}
+	return nil
+}
+
+func (t *wtx) applySent(ev *Event) error {
+	if len(ev.Codes) == 0 {
+		return errors.New("no codes to mark sent")
+	}
+	if len(ev.Codes) > chunk {
+		return fmt.Errorf("mark %d codes sent: at most %d per call", len(ev.Codes), chunk)
+	}
+	views := make([]codeView, len(ev.Codes))
+	seen := make(map[tracecode.Code]bool, len(ev.Codes))
+	for i, c := range ev.Codes {
+		cv, err := t.lookup(c)
+		if err != nil {
+			return err
+		}
+		if seen[c] {
+			return refused("code %s appears twice", c)
+		}
+		seen[c] = true
+		if cv.rec.State != StateAllocated {
+			return refused("code %s is %s, not allocated", c, cv.rec.State)
+		}
+		if i == 0 {
+			ev.Batch = cv.loc.Batch
+			if _, err := t.batchIn(ev.Batch, BatchOpen); err != nil {
+				return err
+			}
+		} else if cv.loc.Batch != ev.Batch {
+			return refused("code %s is allocated to batch %s, not %s (one batch per call)", c, cv.loc.Batch, ev.Batch)
+		}
+		views[i] = cv
+	}
+	for i := range views {
+		cv := &views[i]
+		cv.rec.State = StateSent
+		if err := t.putRec(cv, ev.Seq); err != nil {
+			return err
+		}
+		c := t.ctr(cv.loc.Batch, cv.loc.Level)
+		c.Sent++
+		c.move(StateAllocated, StateSent)
+	}
+	return nil
+}
+
+// applyUnit handles the single-code transitions.
+func (t *wtx) applyUnit(ev *Event) error {
+	if len(ev.Codes) != 1 {
+		return fmt.Errorf("%s takes exactly one code, got %d", ev.Kind, len(ev.Codes))
+	}
+	code := ev.Codes[0]
+	cv, err := t.lookup(code)
+	if err != nil {
+		return err
+	}
+	st := cv.rec.State
+	var to CodeState
+	var from []CodeState
+	needReason := false
+	switch ev.Kind {
+	case EvPrinted:
+		to, from = StatePrinted, []CodeState{StateSent}
+	case EvCommission:
+		switch st {
+		case StateCommissioned, StateAggregated, StateSampled, StateDecommissioned:
+			return fmt.Errorf("code %s was already commissioned (now %s): %w", code, st, ErrDuplicate)
+		}
+		to, from = StateCommissioned, []CodeState{StateSent, StatePrinted}
+	case EvReject:
+		to, from, needReason = StateRejected, []CodeState{StateSent, StatePrinted}, true
+	case EvVoid:
+		to, from, needReason = StateVoided, []CodeState{StateSent, StatePrinted}, true
+	case EvSample:
+		to, from = StateSampled, []CodeState{StateCommissioned}
+	case EvDecommission:
+		to, from, needReason = StateDecommissioned, []CodeState{StateCommissioned}, true
+	}
+	if needReason && ev.Reason == "" {
+		return fmt.Errorf("%s of code %s needs a reason", ev.Kind, code)
+	}
+	ok := false
+	for _, f := range from {
+		ok = ok || st == f
+	}
+	if !ok {
+		want := from[0].String()
+		if len(from) > 1 {
+			want += " or " + from[1].String()
+		}
+		return refused("code %s is %s, not %s", code, st, want)
+	}
+	if cv.rec.Children > 0 {
+		return refused("code %s holds %d children: unpack it first", code, cv.rec.Children)
+	}
+	ev.Batch = cv.loc.Batch
+	b, err := t.batchIn(ev.Batch, BatchOpen, BatchComplete)
+	if err != nil {
+		return err
+	}
+	_ = b
+	cv.rec.State = to
+	if err := t.putRec(&cv, ev.Seq); err != nil {
+		return err
+	}
+	c := t.ctr(cv.loc.Batch, cv.loc.Level)
+	c.move(st, to)
+	switch to {
+	case StatePrinted:
+		c.Printed++
+	case StateCommissioned:
+		c.Commissioned++
+	case StateRejected:
+		c.Rejected++
+	case StateVoided:
+		c.Voided++
+	case StateSampled:
+		c.Sampled++
+	case StateDecommissioned:
+		c.Decommissioned++
+	}
+	return nil
+}

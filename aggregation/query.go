@@ -1,0 +1,259 @@
+package aggregation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/tracline/tracline/tracecode"
+)
+
+// view runs fn over a read-only snapshot.
+func (s *Store) view(fn func(t *wtx) error) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	return s.db.View(func(txn *badger.Txn) error { return fn(newWtx(s, txn)) })
+}
+
+// Code returns everything known of a code, with its full history.
+func (s *Store) Code(ctx context.Context, code tracecode.Code) (CodeInfo, error) {
+	var ci CodeInfo
+	err := s.view(func(t *wtx) error {
+		cv, err := t.lookup(code)
+		if err != nil {
+			return err
+		}
+		ci = CodeInfo{Code: code, State: cv.rec.State, Pool: cv.rec.Pool, Batch: cv.loc.Batch, Level: cv.loc.Level,
+			Generated: cv.rec.Flags&flagGenerated != 0, Parent: cv.rec.Parent, Children: int(cv.rec.Children),
+			Partial: cv.rec.Flags&flagPartial != 0, Mixed: cv.rec.Flags&flagMixed != 0}
+		seqs := cv.rec.Seqs
+		if cv.loc.inPool() {
+			ci.Pool = cv.loc.Pool
+			v, ok, err := t.get(poolCodeKey(cv.loc.Pool, code))
+			if err != nil || !ok {
+				return storageErr(fmt.Errorf("code %s: pool entry missing", code))
+			}
+			if seqs, err = decodeSeqs(v); err != nil {
+				return storageErr(err)
+			}
+		} else if b, ok := t.batch(cv.loc.Batch); ok {
+			ci.BatchState = b.State
+		}
+		for _, seq := range seqs {
+			ev, err := t.event(seq)
+			if err != nil {
+				return err
+			}
+			ci.History = append(ci.History, ev)
+		}
+		return nil
+	})
+	return ci, err
+}
+
+func (t *wtx) event(seq uint64) (Event, error) {
+	var ev Event
+	v, ok, err := t.get(journalKey(seq))
+	if err != nil {
+		return ev, err
+	}
+	if !ok || len(v) < 32 {
+		return ev, storageErr(fmt.Errorf("journal event %d missing", seq))
+	}
+	if err := json.Unmarshal(v[32:], &ev); err != nil {
+		return ev, storageErr(fmt.Errorf("journal event %d: %w", seq, err))
+	}
+	return ev, nil
+}
+
+// Events streams the journal from seq from (1 = the beginning) in order.
+func (s *Store) Events(ctx context.Context, from uint64, fn func(Event) error) error {
+	return s.view(func(t *wtx) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pfxJournal)
+		it := t.txn.NewIterator(o)
+		defer it.Close()
+		for it.Seek(journalKey(from)); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var ev Event
+			err := it.Item().Value(func(v []byte) error {
+				if len(v) < 32 {
+					return errCorrupt
+				}
+				return json.Unmarshal(v[32:], &ev)
+			})
+			if err != nil {
+				return storageErr(fmt.Errorf("journal key %x: %w", it.Item().Key(), err))
+			}
+			if err := fn(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Ancestors returns code's parent, grandparent, … up to the top.
+func (s *Store) Ancestors(ctx context.Context, code tracecode.Code) ([]tracecode.Code, error) {
+	var out []tracecode.Code
+	err := s.view(func(t *wtx) error {
+		c := code
+		for i := 0; i <= int(tracecode.MaxLevel); i++ {
+			cv, err := t.lookup(c)
+			if err != nil {
+				return err
+			}
+			if cv.rec.Parent == "" {
+				return nil
+			}
+			out = append(out, cv.rec.Parent)
+			c = cv.rec.Parent
+		}
+		return storageErr(fmt.Errorf("code %s: parent chain longer than %d levels", code, tracecode.MaxLevel))
+	})
+	return out, err
+}
+
+// Tree calls fn for parent and every code under it, depth first, parents
+// before their children.
+func (s *Store) Tree(ctx context.Context, parent tracecode.Code, fn func(Node) error) error {
+	return s.view(func(t *wtx) error {
+		cv, err := t.lookup(parent)
+		if err != nil {
+			return err
+		}
+		var walk func(n Node) error
+		walk = func(n Node) error {
+			if err := fn(n); err != nil {
+				return err
+			}
+			if n.Level <= 1 {
+				return nil
+			}
+			kids, err := t.children(n.Code)
+			if err != nil {
+				return err
+			}
+			for _, k := range kids {
+				if err := walk(Node{Code: k, Parent: n.Code, Level: n.Level - 1, Depth: n.Depth + 1}); err != nil {
+					return err
+				}
+			}
+			return ctx.Err()
+		}
+		return walk(Node{Code: parent, Parent: cv.rec.Parent, Level: cv.loc.Level})
+	})
+}
+
+// Summary returns a batch's reconciliation counters, in O(levels).
+func (s *Store) Summary(ctx context.Context, batch string) (BatchSummary, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	b := s.batches[batch]
+	if b == nil {
+		return BatchSummary{}, fmt.Errorf("batch %q: %w", batch, ErrNotFound)
+	}
+	return buildSummary(b, func(l tracecode.Level) levelCounters {
+		if c := s.counters[blKey{batch, l}]; c != nil {
+			return *c
+		}
+		return levelCounters{}
+	}), nil
+}
+
+// Batches lists the batch ids the ledger holds, sorted.
+func (s *Store) Batches(ctx context.Context) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.batches))
+	for id := range s.batches {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Spec returns the spec a batch was created with.
+func (s *Store) Spec(ctx context.Context, batch string) (BatchSpec, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	b := s.batches[batch]
+	if b == nil {
+		return BatchSpec{}, fmt.Errorf("batch %q: %w", batch, ErrNotFound)
+	}
+	return b.Spec, nil
+}
+
+// Codes streams the codes of batch at level that are now in state (all of
+// them if state is StateUnknown), in key order, without holding them in
+// memory. fn's error stops the walk and is returned.
+func (s *Store) Codes(ctx context.Context, batch string, level tracecode.Level, state CodeState, fn func(tracecode.Code) error) error {
+	s.mu.RLock()
+	_, ok := s.batches[batch]
+	s.mu.RUnlock()
+	if !ok {
+		return fmt.Errorf("batch %q: %w", batch, ErrNotFound)
+	}
+	return s.view(func(t *wtx) error {
+		pfx := codePrefix(batch, level)
+		o := badger.DefaultIteratorOptions
+		o.Prefix = pfx
+		o.PrefetchSize = 256
+		it := t.txn.NewIterator(o)
+		defer it.Close()
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			item := it.Item()
+			if state != StateUnknown {
+				var st CodeState
+				if err := item.Value(func(v []byte) error {
+					if len(v) == 0 {
+						return errCorrupt
+					}
+					st = CodeState(v[0])
+					return nil
+				}); err != nil {
+					return storageErr(err)
+				}
+				if st != state {
+					continue
+				}
+			}
+			if err := fn(tracecode.Code(item.Key()[len(pfx):])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Pools reports every pool's account, sorted by name.
+func (s *Store) Pools(ctx context.Context) ([]tracecode.PoolStat, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]tracecode.PoolStat, 0, len(s.pools))
+	for _, p := range s.pools {
+		out = append(out, *p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pool < out[j].Pool })
+	return out, nil
+}
+
+// IsNotFound and IsRefused are conveniences for callers that only branch.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+func IsRefused(err error) bool  { return errors.Is(err, ErrRefused) }

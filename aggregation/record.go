@@ -1,0 +1,190 @@
+package aggregation
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/tracline/tracline/tracecode"
+)
+
+// loc says where a code lives: in a pool, or allocated to a batch+level.
+// Once allocated, a code never leaves its batch+level (a return puts it back
+// in its pool only as available stock for the same pool; see applyReturn).
+type loc struct {
+	Pool  string
+	Batch string
+	Level tracecode.Level
+}
+
+func (l loc) inPool() bool { return l.Batch == "" }
+
+func (l loc) encode() []byte {
+	if l.inPool() {
+		return append([]byte{'p'}, l.Pool...)
+	}
+	return append([]byte{'b', byte(l.Level)}, l.Batch...)
+}
+
+func decodeLoc(b []byte) (loc, error) {
+	switch {
+	case len(b) >= 1 && b[0] == 'p':
+		return loc{Pool: string(b[1:])}, nil
+	case len(b) >= 3 && b[0] == 'b':
+		return loc{Batch: string(b[2:]), Level: tracecode.Level(b[1])}, nil
+	}
+	return loc{}, fmt.Errorf("corrupt code location %q", b)
+}
+
+const (
+	flagGenerated = 1 << iota
+	flagPartial
+	flagMixed
+)
+
+// rec is the projection of one code allocated to a batch.
+type rec struct {
+	State    CodeState
+	Flags    uint8
+	Pool     string         // pool it came from; "" if generated
+	Parent   tracecode.Code // current parent, "" if none
+	Children uint32         // current number of children
+	Seqs     []uint64       // journal events that touched it, oldest first
+}
+
+func (r *rec) encode() []byte {
+	b := make([]byte, 0, 16+len(r.Pool)+len(r.Parent)+4*len(r.Seqs))
+	b = append(b, byte(r.State), r.Flags)
+	b = binary.AppendUvarint(b, uint64(len(r.Pool)))
+	b = append(b, r.Pool...)
+	b = binary.AppendUvarint(b, uint64(len(r.Parent)))
+	b = append(b, r.Parent...)
+	b = binary.AppendUvarint(b, uint64(r.Children))
+	b = binary.AppendUvarint(b, uint64(len(r.Seqs)))
+	var prev uint64
+	for _, s := range r.Seqs {
+		b = binary.AppendUvarint(b, s-prev) // delta: seqs ascend
+		prev = s
+	}
+	return b
+}
+
+var errCorrupt = errors.New("corrupt record")
+
+func decodeRec(b []byte) (rec, error) {
+	var r rec
+	if len(b) < 2 {
+		return r, errCorrupt
+	}
+	r.State, r.Flags = CodeState(b[0]), b[1]
+	if int(r.State) >= NumCodeStates || r.State == StateUnknown {
+		return r, errCorrupt
+	}
+	b = b[2:]
+	str := func() (string, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return "", false
+		}
+		s := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		return s, true
+	}
+	num := func() (uint64, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 {
+			return 0, false
+		}
+		b = b[k:]
+		return n, true
+	}
+	var ok bool
+	var parent string
+	var n, ch uint64
+	if r.Pool, ok = str(); !ok {
+		return r, errCorrupt
+	}
+	if parent, ok = str(); !ok {
+		return r, errCorrupt
+	}
+	r.Parent = tracecode.Code(parent)
+	if ch, ok = num(); !ok || ch > 1<<31 {
+		return r, errCorrupt
+	}
+	r.Children = uint32(ch)
+	if n, ok = num(); !ok || n > uint64(len(b)) {
+		return r, errCorrupt
+	}
+	r.Seqs = make([]uint64, n)
+	var prev uint64
+	for i := range r.Seqs {
+		d, ok := num()
+		if !ok {
+			return r, errCorrupt
+		}
+		prev += d
+		r.Seqs[i] = prev
+	}
+	if len(b) != 0 {
+		return r, errCorrupt
+	}
+	return r, nil
+}
+
+func encodeSeqs(seqs []uint64) []byte {
+	r := rec{State: StateInPool, Seqs: seqs}
+	return r.encode()
+}
+
+func decodeSeqs(b []byte) ([]uint64, error) {
+	r, err := decodeRec(b)
+	return r.Seqs, err
+}
+
+// batchRec is the projection of a batch.
+type batchRec struct {
+	Spec      BatchSpec         `json:"spec"`
+	State     BatchState        `json:"state"`
+	CreatedAt uint64            `json:"created_seq"`
+	Signature *Signature        `json:"signature,omitempty"`
+	Documents map[string]string `json:"documents,omitempty"` // hand-off document id → answer
+}
+
+func (b *batchRec) clone() *batchRec {
+	c := *b
+	if b.Documents != nil {
+		c.Documents = make(map[string]string, len(b.Documents))
+		for k, v := range b.Documents {
+			c.Documents[k] = v
+		}
+	}
+	return &c
+}
+
+// levelCounters are a batch+level's counters, kept incrementally. Flow
+// counters count transitions ever made; States counts codes now in each state.
+type levelCounters struct {
+	Allocated      int64 `json:"allocated"`
+	Returned       int64 `json:"returned"`
+	Sent           int64 `json:"sent"`
+	Printed        int64 `json:"printed"`
+	Commissioned   int64 `json:"commissioned"` // ever
+	Rejected       int64 `json:"rejected"`
+	Voided         int64 `json:"voided"`
+	Sampled        int64 `json:"sampled"`
+	Decommissioned int64 `json:"decommissioned"`
+	Packed         int64 `json:"packed"` // now in a parent
+	FullParents    int64 `json:"full_parents"`
+	PartialParents int64 `json:"partial_parents"`
+	MixedParents   int64 `json:"mixed_parents"`
+	// States[s] is how many codes of this batch+level are now in state s.
+	States [NumCodeStates]int64 `json:"states"`
+}
+
+// move records a code's change of state.
+func (c *levelCounters) move(from, to CodeState) {
+	if from != StateUnknown && from != StateInPool {
+		c.States[from]--
+	}
+	c.States[to]++
+}

@@ -1,0 +1,439 @@
+package aggregation
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/tracline/tracline/tracecode"
+)
+
+// Options tunes a Store. The zero value is fine for a line controller.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock stamped on events; time.Now if nil.
+	Now func() time.Time
+	// MaxGroup caps how many requests one synced transaction carries (default 4096).
+	MaxGroup int
+	// MemTableMB and CacheMB size Badger's memory (defaults 32 and 64). With the
+	// defaults the ledger stays within a few hundred MB for a 1M-unit batch.
+	MemTableMB int
+	CacheMB    int
+	// NoSync turns off fsync per group. For tests and benchmarks that measure
+	// the rest; never on a line.
+	NoSync bool
+
+	inMemory bool // Verify's replay store
+	replay   bool // apply given events, write no journal
+}
+
+// chunk is the most codes one event carries; bulk calls are split into
+// events of this size so that each fits one Badger transaction.
+const chunk = 8192
+
+// Store is the ledger. All its methods are safe for concurrent use. Every
+// mutating method is durable when it returns nil: its event and projections
+// are in a synced Badger transaction.
+type Store struct {
+	db   *badger.DB
+	log  *slog.Logger
+	opts Options
+
+	reqs   chan *request
+	stop   chan struct{}
+	exited chan struct{}
+	once   sync.Once
+
+	mu       sync.RWMutex // guards the caches below; only the committer writes them
+	counters map[blKey]*levelCounters
+	batches  map[string]*batchRec
+	pools    map[string]*tracecode.PoolStat
+	seq      uint64
+	head     [32]byte
+	closed   bool
+	fatal    error // set when a commit failed in a way that leaves the caches unsure
+}
+
+type blKey struct {
+	batch string
+	level tracecode.Level
+}
+
+// request is one operation waiting for the committer.
+type request struct {
+	ev    Event
+	pickN int    // AllocateFromPool: codes to pick from the pool
+	after []byte // ReturnUnsent: resume the scan after this key
+	bulk  bool   // commit alone in its own transaction
+	err   error
+	noop  bool // nothing to do (e.g. a hand-off already recorded)
+	// results
+	collided []tracecode.Code
+	lastKey  []byte
+	done     chan struct{}
+}
+
+// Open opens or creates the ledger in dir and checks its schema version.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxGroup <= 0 {
+		opts.MaxGroup = 4096
+	}
+	if opts.MemTableMB <= 0 {
+		opts.MemTableMB = 32
+	}
+	if opts.CacheMB <= 0 {
+		opts.CacheMB = 64
+	}
+	if dir == "" && !opts.inMemory {
+		return nil, errors.New("ledger: data directory is empty")
+	}
+	bo := badger.DefaultOptions(dir).
+		WithInMemory(opts.inMemory).
+		WithSyncWrites(!opts.NoSync && !opts.inMemory).
+		WithDetectConflicts(false).
+		WithMemTableSize(int64(opts.MemTableMB) << 20).
+		WithNumMemtables(3).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(12).
+		WithBlockCacheSize(int64(opts.CacheMB) << 20).
+		WithIndexCacheSize(int64(opts.CacheMB/2) << 20).
+		WithValueLogFileSize(128 << 20).
+		WithValueThreshold(1 << 10).
+		WithNumCompactors(2).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithMetricsEnabled(false)
+	if opts.inMemory {
+		bo = bo.WithDir("").WithValueDir("")
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: open: %w", dir, err)
+	}
+	s := &Store{
+		db: db, log: opts.Logger, opts: opts,
+		reqs: make(chan *request, 1024), stop: make(chan struct{}), exited: make(chan struct{}),
+		counters: map[blKey]*levelCounters{}, batches: map[string]*batchRec{}, pools: map[string]*tracecode.PoolStat{},
+	}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger %s: %w", dir, err)
+	}
+	go s.run()
+	return s, nil
+}
+
+// load checks the schema and fills the caches from the projections.
+func (s *Store) load() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		it, err := txn.Get(keySchema)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			if err := txn.Set(keySchema, []byte(schemaVersion)); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			v, _ := it.ValueCopy(nil)
+			if string(v) != schemaVersion {
+				return fmt.Errorf("schema version %q, this build reads %q: migrate or use a matching linectl", v, schemaVersion)
+			}
+		}
+		if it, err := txn.Get(keyHead); err == nil {
+			v, _ := it.ValueCopy(nil)
+			if len(v) != 40 {
+				return fmt.Errorf("corrupt journal head (%d bytes)", len(v))
+			}
+			s.seq = binary.BigEndian.Uint64(v)
+			copy(s.head[:], v[8:])
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		return scanPrefix(txn, pfxBatch, func(k, v []byte) error {
+			var b batchRec
+			if err := json.Unmarshal(v, &b); err != nil {
+				return fmt.Errorf("batch record %q: %w", k, err)
+			}
+			s.batches[string(k[len(pfxBatch):])] = &b
+			return nil
+		}, pfxCounter, func(k, v []byte) error {
+			var c levelCounters
+			if err := json.Unmarshal(v, &c); err != nil || len(k) < len(pfxCounter)+2 {
+				return fmt.Errorf("counter record %q: corrupt", k)
+			}
+			s.counters[blKey{string(k[len(pfxCounter) : len(k)-2]), tracecode.Level(k[len(k)-1])}] = &c
+			return nil
+		}, pfxPool, func(k, v []byte) error {
+			var p tracecode.PoolStat
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("pool record %q: %w", k, err)
+			}
+			s.pools[p.Pool] = &p
+			return nil
+		})
+	})
+}
+
+// scanPrefix calls fn for every key under each prefix (pairs of prefix, fn).
+func scanPrefix(txn *badger.Txn, args ...any) error {
+	for i := 0; i+1 < len(args); i += 2 {
+		pfx := []byte(args[i].(string))
+		fn := args[i+1].(func(k, v []byte) error)
+		o := badger.DefaultIteratorOptions
+		o.Prefix = pfx
+		it := txn.NewIterator(o)
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err == nil {
+				err = fn(it.Item().KeyCopy(nil), v)
+			}
+			if err != nil {
+				it.Close()
+				return err
+			}
+		}
+		it.Close()
+	}
+	return nil
+}
+
+// Close stops the committer after the requests already queued and closes
+// the database. It is safe to call more than once.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.stop)
+		<-s.exited
+		err = s.db.Close()
+	})
+	return err
+}
+
+// submit queues r and waits until it is durable (or refused).
+func (s *Store) submit(ctx context.Context, r *request) error {
+	r.done = make(chan struct{})
+	s.mu.RLock()
+	closed, fatal := s.closed, s.fatal
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if fatal != nil {
+		return fmt.Errorf("ledger stopped accepting writes after a failed commit: %w", fatal)
+	}
+	if r.ev.Actor.Kind == "" && s.opts.replay {
+		r.ev.Actor = Actor{ActorSystem, "replay"}
+	}
+	select {
+	case s.reqs <- r:
+	case <-s.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, the request will be decided; wait for it even if ctx ends,
+	// so that a caller never mistakes a durable event for a failed one.
+	<-r.done
+	return r.err
+}
+
+func (s *Store) run() {
+	defer close(s.exited)
+	group := make([]*request, 0, s.opts.MaxGroup)
+	var held *request
+	for {
+		group = group[:0]
+		if held != nil {
+			group, held = append(group, held), nil
+		} else {
+			select {
+			case r := <-s.reqs:
+				group = append(group, r)
+			case <-s.stop:
+				s.drainAfterStop()
+				return
+			}
+		}
+		if !group[0].bulk {
+		fill:
+			for len(group) < s.opts.MaxGroup {
+				select {
+				case r := <-s.reqs:
+					if r.bulk {
+						held = r
+						break fill
+					}
+					group = append(group, r)
+				default:
+					break fill
+				}
+			}
+		}
+		s.commit(group)
+	}
+}
+
+// drainAfterStop refuses requests that raced with Close.
+func (s *Store) drainAfterStop() {
+	for {
+		select {
+		case r := <-s.reqs:
+			r.err = ErrClosed
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+// commit runs a group in one synced transaction. If Badger says the
+// transaction is too big, the group is split in halves and retried.
+func (s *Store) commit(group []*request) {
+	err := s.tryCommit(group)
+	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
+		h := len(group) / 2
+		s.commit(group[:h])
+		s.commit(group[h:])
+		return
+	}
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		err = fmt.Errorf("one operation is too large for a transaction (%d codes): split it", len(group[0].ev.Codes))
+	}
+	for _, r := range group {
+		if err != nil && r.err == nil {
+			r.err = fmt.Errorf("ledger commit: %w", err)
+		}
+		close(r.done)
+	}
+}
+
+func (s *Store) tryCommit(group []*request) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	t := newWtx(s, txn)
+	seq, head := s.seq, s.head
+	for _, r := range group {
+		r.err, r.noop, r.collided, r.lastKey = nil, false, nil, nil
+		ev := r.ev // the retry after a split starts from the caller's request
+		if ev.Codes != nil {
+			ev.Codes = append([]tracecode.Code(nil), ev.Codes...)
+		}
+		if !s.opts.replay {
+			ev.Seq = seq + 1
+			ev.At = s.opts.Now().UTC()
+			ev.Prev = ""
+			if seq > 0 {
+				ev.Prev = hex.EncodeToString(head[:])
+			}
+		} else if ev.Seq != seq+1 {
+			r.err = fmt.Errorf("event %d follows event %d: the journal has a gap", ev.Seq, seq)
+			continue
+		}
+		err := t.apply(&ev, r)
+		if errors.Is(err, errNoop) {
+			r.noop = true
+			continue
+		}
+		if err != nil {
+			if isTxnErr(err) {
+				return err
+			}
+			r.err = err
+			continue
+		}
+		body, err := json.Marshal(&ev)
+		if err != nil {
+			return err
+		}
+		h := chainHash(head, seq, body)
+		if !s.opts.replay {
+			if err := txn.Set(journalKey(ev.Seq), append(h[:], body...)); err != nil {
+				return err
+			}
+		}
+		seq, head = ev.Seq, h
+		r.ev.Codes = ev.Codes
+		r.ev.Seq = ev.Seq
+	}
+	if seq == s.seq {
+		return nil // everything refused or a no-op: nothing to write
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	hv := make([]byte, 40)
+	binary.BigEndian.PutUint64(hv, seq)
+	copy(hv[8:], head[:])
+	if err := txn.Set(keyHead, hv); err != nil {
+		return err
+	}
+	if err := txn.Commit(); err != nil {
+		// Badger's state is unknown to us now: refuse further writes rather
+		// than risk caches that disagree with the disk.
+		s.mu.Lock()
+		s.fatal = err
+		s.mu.Unlock()
+		s.log.Error("ledger commit failed; store is read-only until reopened", "err", err)
+		return err
+	}
+	s.mu.Lock()
+	for k, v := range t.counters {
+		s.counters[k] = v
+	}
+	for k, v := range t.batches {
+		s.batches[k] = v
+	}
+	for k, v := range t.pools {
+		s.pools[k] = v
+	}
+	s.seq, s.head = seq, head
+	s.mu.Unlock()
+	return nil
+}
+
+func isTxnErr(err error) bool {
+	return errors.Is(err, badger.ErrTxnTooBig) || errors.Is(err, badger.ErrConflict) ||
+		errors.Is(err, badger.ErrDBClosed) || errors.Is(err, errStorage)
+}
+
+var errStorage = errors.New("storage")
+
+// chainHash is SHA-256(previous hash || canonical body). The first event
+// chains from 32 zero bytes.
+func chainHash(prev [32]byte, prevSeq uint64, body []byte) [32]byte {
+	if prevSeq == 0 {
+		prev = [32]byte{}
+	}
+	h := sha256.New()
+	h.Write(prev[:])
+	h.Write(body)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// badgerLogger sends Badger's warnings and errors to slog; its chatter is dropped.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...), "component", "badger") }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...), "component", "badger") }
+func (b badgerLogger) Infof(string, ...any)        {}
+func (b badgerLogger) Debugf(string, ...any)       {}

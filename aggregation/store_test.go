@@ -1,0 +1,194 @@
+package aggregation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tracline/tracline/tracecode"
+)
+
+var (
+	op  = Actor{ActorDevice, "camera-1"}
+	qa  = Actor{ActorUser, "qa"}
+	ctx = context.Background()
+)
+
+func code(prefix, i int) tracecode.Code {
+	return tracecode.Code(fmt.Sprintf("8%06d%013d", prefix, i))
+}
+
+func codes(prefix, from, n int) []tracecode.Code {
+	out := make([]tracecode.Code, n)
+	for i := range out {
+		out[i] = code(prefix, from+i)
+	}
+	return out
+}
+
+func openTest(t testing.TB) (*Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := Open(dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dir
+}
+
+func spec(id string, ratios ...int) BatchSpec {
+	b := BatchSpec{ID: id, Product: "P1", Line: "L1", Levels: []LevelSpec{{Level: 1, Scheme: tracecode.SchemeNMPA20}}}
+	for i, r := range ratios {
+		b.Levels = append(b.Levels, LevelSpec{Level: tracecode.Level(i + 2), Ratio: r, Scheme: tracecode.SchemeNMPA20})
+	}
+	return b
+}
+
+// commissioned makes a batch with levels (ratios) and n commissioned codes
+// per level, returning them per level.
+func commissioned(t testing.TB, s *Store, batch string, n []int, ratios ...int) [][]tracecode.Code {
+	t.Helper()
+	must(t, s.CreateBatch(ctx, spec(batch, ratios...), op))
+	out := make([][]tracecode.Code, len(n))
+	for i, k := range n {
+		pool := fmt.Sprintf("%s-L%d", batch, i+1)
+		base := len(batch)*100 + i + 1
+		_ = base
+		must(t, s.AddToPool(ctx, pool, codes(poolPrefix(batch, i), 0, k), "test"))
+		cs, err := s.AllocateFromPool(ctx, batch, tracecode.Level(i+1), pool, k, op)
+		must(t, err)
+		must(t, s.MarkSent(ctx, cs, op))
+		for _, c := range cs {
+			must(t, s.Commission(ctx, c, UnitInfo{ItemID: 1}, op))
+		}
+		out[i] = cs
+	}
+	return out
+}
+
+var prefixes = map[string]int{}
+
+func poolPrefix(batch string, level int) int {
+	k := fmt.Sprintf("%s/%d", batch, level)
+	if p, ok := prefixes[k]; ok {
+		return p
+	}
+	prefixes[k] = len(prefixes) + 100
+	return prefixes[k]
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	s, dir := openTest(t)
+	lv := commissioned(t, s, "B1", []int{6, 2, 1}, 3, 2)
+	units, boxes, cases := lv[0], lv[1], lv[2]
+	must(t, s.Pack(ctx, boxes[0], units[:3], PackOpts{}, op))
+	must(t, s.Pack(ctx, boxes[1], units[3:6], PackOpts{}, op))
+	must(t, s.Pack(ctx, cases[0], boxes, PackOpts{}, op))
+
+	anc, err := s.Ancestors(ctx, units[4])
+	must(t, err)
+	if len(anc) != 2 || anc[0] != boxes[1] || anc[1] != cases[0] {
+		t.Fatalf("ancestors %v", anc)
+	}
+	var nodes []Node
+	must(t, s.Tree(ctx, cases[0], func(n Node) error { nodes = append(nodes, n); return nil }))
+	if len(nodes) != 9 {
+		t.Fatalf("tree %d nodes: %v", len(nodes), nodes)
+	}
+	sum, err := s.Summary(ctx, "B1")
+	must(t, err)
+	if p := sum.ReleaseProblems(); len(p) != 0 {
+		t.Fatalf("release problems %v", p)
+	}
+	must(t, s.Release(ctx, "B1", Signature{User: "qa", Meaning: "released", At: time.Now()}, qa))
+	must(t, s.Activate(ctx, "B1", qa))
+	must(t, s.HandedOff(ctx, "B1", "doc-1", "ok", qa))
+	must(t, s.HandedOff(ctx, "B1", "doc-1", "ok", qa)) // idempotent
+	ci, err := s.Code(ctx, units[0])
+	must(t, err)
+	if ci.State != StateAggregated || ci.Parent != boxes[0] || ci.BatchState != BatchHandedOff || len(ci.History) != 5 {
+		t.Fatalf("code info %+v", ci)
+	}
+	head := s.seq
+	must(t, s.Close())
+	s2, err := Open(dir, Options{})
+	must(t, err)
+	defer s2.Close()
+	if s2.seq != head {
+		t.Fatalf("seq %d after reopen, want %d", s2.seq, head)
+	}
+	rep, err := s2.Verify(ctx)
+	must(t, err)
+	if !rep.OK() {
+		t.Fatalf("verify: %v", rep.Problems)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	s, _ := openTest(t)
+	lv := commissioned(t, s, "B2", []int{4, 2}, 2)
+	units, boxes := lv[0], lv[1]
+	must(t, s.AddToPool(ctx, "spare", codes(900, 0, 3), "test"))
+	other := commissioned(t, s, "B3", []int{1, 1}, 2)
+
+	cases := []struct {
+		name string
+		op   func() error
+		want error
+	}{
+		{"commission twice is a duplicate", func() error { return s.Commission(ctx, units[0], UnitInfo{}, op) }, ErrDuplicate},
+		{"printed after commissioned", func() error { return s.MarkPrinted(ctx, units[0], op) }, ErrRefused},
+		{"unknown code", func() error { return s.Commission(ctx, code(1, 1), UnitInfo{}, op) }, ErrNotFound},
+		{"send a pooled code", func() error { return s.MarkSent(ctx, codes(900, 0, 1), op) }, ErrRefused},
+		{"send twice", func() error { return s.MarkSent(ctx, units[:1], op) }, ErrRefused},
+		{"pack beyond ratio", func() error { return s.Pack(ctx, boxes[0], units[:3], PackOpts{}, op) }, ErrRefused},
+		{"pack short, not partial", func() error { return s.Pack(ctx, boxes[0], units[:1], PackOpts{}, op) }, ErrRefused},
+		{"pack a unit into a unit", func() error { return s.Pack(ctx, units[0], units[1:2], PackOpts{Partial: true, Reason: "x"}, op) }, ErrRefused},
+		{"pack other batch, not mixed", func() error { return s.Pack(ctx, boxes[0], []tracecode.Code{units[0], other[0][0]}, PackOpts{}, op) }, ErrRefused},
+		{"pack same child twice", func() error { return s.Pack(ctx, boxes[0], []tracecode.Code{units[0], units[0]}, PackOpts{}, op) }, ErrRefused},
+		{"unpack empty", func() error { return s.Unpack(ctx, boxes[0], "rework", op) }, ErrRefused},
+		{"activate unreleased", func() error { return s.Activate(ctx, "B2", qa) }, ErrRefused},
+		{"release unbalanced", func() error {
+			return s.Release(ctx, "B2", Signature{User: "qa", Meaning: "released", At: time.Now()}, qa)
+		}, ErrRefused},
+		{"batch twice", func() error { return s.CreateBatch(ctx, spec("B2", 2), op) }, ErrRefused},
+		{"handoff before active", func() error { return s.HandedOff(ctx, "B2", "d", "ok", qa) }, ErrRefused},
+		{"pool empty", func() error { _, err := s.AllocateFromPool(ctx, "B2", 1, "spare", 4, op); return err }, tracecode.ErrPoolEmpty},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := s.Summary(ctx, "B2")
+			seq := s.seq
+			err := tc.op()
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			after, _ := s.Summary(ctx, "B2")
+			if s.seq != seq || fmt.Sprint(before) != fmt.Sprint(after) {
+				t.Fatalf("refused op changed something: seq %d→%d", seq, s.seq)
+			}
+		})
+	}
+	// Good ops still work after the refusals.
+	must(t, s.Pack(ctx, boxes[0], units[:2], PackOpts{}, op))
+	must(t, s.Pack(ctx, boxes[1], units[2:3], PackOpts{Partial: true, Reason: "end of batch"}, op))
+	must(t, s.Replace(ctx, boxes[1], units[2], units[3], "damaged", op))
+	must(t, s.Decommission(ctx, units[2], "damaged", qa))
+	if err := s.Pack(ctx, boxes[1], nil, PackOpts{}, op); err == nil {
+		t.Fatal("pack of nothing into a full box accepted")
+	}
+	sum, _ := s.Summary(ctx, "B2")
+	if c := sum.Check(); len(c) != 0 || sum.Levels[1].PartialParents != 1 || sum.Levels[0].Decommissioned != 1 {
+		t.Fatalf("summary %+v check %v", sum.Levels, c)
+	}
+}

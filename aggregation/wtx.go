@@ -1,0 +1,235 @@
+package aggregation
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/tracline/tracline/tracecode"
+)
+
+// wtx is one group's view: the Badger transaction plus copy-on-write
+// overlays of the cached counters, batches and pools. Apply functions check
+// everything first and only then write, so a refused operation leaves both
+// the transaction and the overlays untouched.
+type wtx struct {
+	s        *Store
+	txn      *badger.Txn
+	counters map[blKey]*levelCounters
+	batches  map[string]*batchRec
+	pools    map[string]*tracecode.PoolStat
+}
+
+func newWtx(s *Store, txn *badger.Txn) *wtx {
+	return &wtx{s: s, txn: txn, counters: map[blKey]*levelCounters{},
+		batches: map[string]*batchRec{}, pools: map[string]*tracecode.PoolStat{}}
+}
+
+func storageErr(err error) error { return fmt.Errorf("%w: %w", errStorage, err) }
+
+func (t *wtx) set(k, v []byte) error {
+	if err := t.txn.Set(k, v); err != nil {
+		return storageErr(err)
+	}
+	return nil
+}
+
+func (t *wtx) del(k []byte) error {
+	if err := t.txn.Delete(k); err != nil {
+		return storageErr(err)
+	}
+	return nil
+}
+
+// get returns the value of k, or nil, false if absent.
+func (t *wtx) get(k []byte) ([]byte, bool, error) {
+	it, err := t.txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, storageErr(err)
+	}
+	v, err := it.ValueCopy(nil)
+	if err != nil {
+		return nil, false, storageErr(err)
+	}
+	return v, true, nil
+}
+
+// codeView is a code as the group sees it now.
+type codeView struct {
+	code tracecode.Code
+	loc  loc
+	rec  rec // valid when !loc.inPool()
+}
+
+// lookup finds a code; a code unknown to the store is ErrNotFound.
+func (t *wtx) lookup(c tracecode.Code) (codeView, error) {
+	if err := checkCode(c); err != nil {
+		return codeView{}, err
+	}
+	v, ok, err := t.get(locKey(c))
+	if err != nil {
+		return codeView{}, err
+	}
+	if !ok {
+		return codeView{}, fmt.Errorf("code %s is not known to this ledger: %w", c, ErrNotFound)
+	}
+	l, err := decodeLoc(v)
+	if err != nil {
+		return codeView{}, storageErr(fmt.Errorf("code %s: %w", c, err))
+	}
+	cv := codeView{code: c, loc: l}
+	if l.inPool() {
+		cv.rec.State = StateInPool
+		return cv, nil
+	}
+	rv, ok, err := t.get(codeKey(l.Batch, l.Level, c))
+	if err != nil {
+		return codeView{}, err
+	}
+	if !ok {
+		return codeView{}, storageErr(fmt.Errorf("code %s: location says batch %s %s but it has no record", c, l.Batch, l.Level))
+	}
+	if cv.rec, err = decodeRec(rv); err != nil {
+		return codeView{}, storageErr(fmt.Errorf("code %s: %w", c, err))
+	}
+	return cv, nil
+}
+
+func (t *wtx) putRec(cv *codeView, seq uint64) error {
+	cv.rec.Seqs = append(cv.rec.Seqs, seq)
+	return t.set(codeKey(cv.loc.Batch, cv.loc.Level, cv.code), cv.rec.encode())
+}
+
+func (t *wtx) batch(id string) (*batchRec, bool) {
+	if b, ok := t.batches[id]; ok {
+		return b, true
+	}
+	t.s.mu.RLock()
+	b, ok := t.s.batches[id]
+	t.s.mu.RUnlock()
+	return b, ok
+}
+
+// openBatch returns a batch that must exist and accept codes.
+func (t *wtx) batchIn(id string, states ...BatchState) (*batchRec, error) {
+	b, ok := t.batch(id)
+	if !ok {
+		return nil, fmt.Errorf("batch %q: %w", id, ErrNotFound)
+	}
+	for _, s := range states {
+		if b.State == s {
+			return b, nil
+		}
+	}
+	return nil, refused("batch %s is %s", id, b.State)
+}
+
+func (t *wtx) batchMut(id string) *batchRec {
+	if b, ok := t.batches[id]; ok {
+		return b
+	}
+	b, _ := t.batch(id)
+	c := b.clone()
+	t.batches[id] = c
+	return c
+}
+
+func (t *wtx) ctrRead(batch string, l tracecode.Level) levelCounters {
+	k := blKey{batch, l}
+	if c, ok := t.counters[k]; ok {
+		return *c
+	}
+	t.s.mu.RLock()
+	defer t.s.mu.RUnlock()
+	if c, ok := t.s.counters[k]; ok {
+		return *c
+	}
+	return levelCounters{}
+}
+
+func (t *wtx) ctr(batch string, l tracecode.Level) *levelCounters {
+	k := blKey{batch, l}
+	if c, ok := t.counters[k]; ok {
+		return c
+	}
+	c := t.ctrRead(batch, l)
+	t.counters[k] = &c
+	return &c
+}
+
+func (t *wtx) poolRead(name string) (tracecode.PoolStat, bool) {
+	if p, ok := t.pools[name]; ok {
+		return *p, true
+	}
+	t.s.mu.RLock()
+	defer t.s.mu.RUnlock()
+	if p, ok := t.s.pools[name]; ok {
+		return *p, true
+	}
+	return tracecode.PoolStat{Pool: name}, false
+}
+
+func (t *wtx) pool(name string) *tracecode.PoolStat {
+	if p, ok := t.pools[name]; ok {
+		return p
+	}
+	p, _ := t.poolRead(name)
+	t.pools[name] = &p
+	return &p
+}
+
+// flush writes the overlays into the transaction.
+func (t *wtx) flush() error {
+	for k, c := range t.counters {
+		v, _ := json.Marshal(c)
+		if err := t.set(counterKey(k.batch, k.level), v); err != nil {
+			return err
+		}
+	}
+	for id, b := range t.batches {
+		v, _ := json.Marshal(b)
+		if err := t.set(batchKey(id), v); err != nil {
+			return err
+		}
+	}
+	for name, p := range t.pools {
+		v, _ := json.Marshal(p)
+		if err := t.set(poolKey(name), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkCode rejects what cannot be a canonical code before it reaches a key.
+func checkCode(c tracecode.Code) error {
+	if c == "" {
+		return errors.New("empty code")
+	}
+	if len(c) > 200 {
+		return fmt.Errorf("code %.20s… is %d bytes long (max 200)", c, len(c))
+	}
+	for i := 0; i < len(c); i++ {
+		if c[i] < 0x20 || c[i] == 0x7f {
+			return fmt.Errorf("code %q contains a control character at byte %d", c, i)
+		}
+	}
+	return nil
+}
+
+func checkName(what, s string) error {
+	if s == "" || len(s) > 128 {
+		return fmt.Errorf("%s must be 1..128 characters", what)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return fmt.Errorf("%s %q contains a control character", what, s)
+		}
+	}
+	return nil
+}
