@@ -1,0 +1,217 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// Fate is where a unit ended up.
+type Fate string
+
+const (
+	FateOnLine   Fate = "on-line"  // still on the belt
+	FateGood     Fate = "good"     // passed the reject gate
+	FateRejected Fate = "rejected" // removed by the reject gate
+	FateMissing  Fate = "missing"  // fell off before the printer (fault "missing")
+)
+
+// UnitTruth is what physically happened to one unit.
+type UnitTruth struct {
+	Item    uint32    `json:"item"`
+	Code    string    `json:"code"`            // code physically on it ("" = none)
+	Fault   FaultKind `json:"fault,omitempty"` // injected unit fault
+	Verdict string    `json:"verdict"`         // what the PLC held at the gate: pass, reject, none
+	Reason  uint16    `json:"reason,omitempty"`
+	Fate    Fate      `json:"fate"`
+	Group   uint32    `json:"group,omitempty"`   // level-2 group it was packed in
+	Parents []string  `json:"parents,omitempty"` // labels applied above it, level 2 first
+}
+
+// GroupTruth is one packed group (box, case, …).
+type GroupTruth struct {
+	ID       uint32   `json:"id"`
+	Level    int      `json:"level"`
+	Children []string `json:"children"`        // codes (level 2) or child labels
+	Items    []uint32 `json:"items,omitempty"` // level 2: unit items; above: child group ids
+	Partial  bool     `json:"partial"`         // closed short of the ratio at the end of the run
+	Label    string   `json:"label,omitempty"` // label applied ("" = left unlabelled)
+	Text     string   `json:"label_text,omitempty"`
+	Parent   uint32   `json:"parent,omitempty"` // group id one level up
+	State    string   `json:"state"`            // filling, read (waiting for a label), done
+}
+
+const (
+	groupFilling = "filling"
+	groupRead    = "read" // read by the aggregation camera, waiting for a label
+	groupDone    = "done" // labelled or left unlabelled
+)
+
+// Summary counts the units and groups.
+type Summary struct {
+	Triggered int            `json:"triggered"`
+	Good      int            `json:"good"`
+	Rejected  int            `json:"rejected"`
+	Missing   int            `json:"missing"`
+	OnLine    int            `json:"on_line"`
+	NoVerdict int            `json:"no_verdict"` // reached the gate without a verdict
+	Faults    map[string]int `json:"faults"`
+	Groups    map[int]int    `json:"groups"`      // by level
+	Unlabeled int            `json:"unlabelled"`  // groups that left without a label
+}
+
+// GroundTruth is the simulator's account of every unit and group.
+type GroundTruth struct {
+	Seed     uint64       `json:"seed"`
+	Rate     float64      `json:"rate"`
+	Ratios   []int        `json:"ratios"`
+	Finished bool         `json:"finished"` // all units left the line
+	Units    []UnitTruth  `json:"units"`
+	Groups   []GroupTruth `json:"groups"`
+	Summary  Summary      `json:"summary"`
+	PLC      PLCState     `json:"plc"`
+}
+
+// summarise fills Summary from Units and Groups.
+func (g *GroundTruth) summarise() {
+	s := Summary{Faults: map[string]int{}, Groups: map[int]int{}}
+	for _, u := range g.Units {
+		s.Triggered++
+		switch u.Fate {
+		case FateGood:
+			s.Good++
+		case FateRejected:
+			s.Rejected++
+		case FateMissing:
+			s.Missing++
+		case FateOnLine:
+			s.OnLine++
+		}
+		if u.Fate == FateRejected && u.Verdict == "none" {
+			s.NoVerdict++
+		}
+		if u.Fault != "" {
+			s.Faults[string(u.Fault)]++
+		}
+	}
+	for _, gr := range g.Groups {
+		s.Groups[gr.Level]++
+		if gr.State == groupDone && gr.Label == "" {
+			s.Unlabeled++
+		}
+	}
+	g.Summary = s
+}
+
+// Check verifies that the ground truth is self-consistent: ids are
+// consecutive, fates agree with verdicts and faults, codes are unique
+// except deliberate duplicates, groups hold good units only, each child has
+// at most one parent, full groups hold exactly their ratio, and the PLC's
+// counters agree with the units. It returns every problem found.
+func (g GroundTruth) Check() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	seen := map[string]uint32{}
+	var good, rejected int
+	for i, u := range g.Units {
+		if u.Item != uint32(i+1) {
+			bad("unit %d: item id %d, want %d", i, u.Item, i+1)
+		}
+		switch u.Fate {
+		case FateGood:
+			good++
+			if u.Verdict != "pass" {
+				bad("item %d: good without a pass verdict (%s)", u.Item, u.Verdict)
+			}
+		case FateRejected:
+			rejected++
+			if u.Verdict == "pass" {
+				bad("item %d: rejected with a pass verdict", u.Item)
+			}
+			if u.Group != 0 {
+				bad("item %d: rejected but packed in group %d", u.Item, u.Group)
+			}
+		case FateMissing:
+			if u.Fault != FaultMissing || u.Code != "" {
+				bad("item %d: missing without the missing fault, or with a code", u.Item)
+			}
+		case FateOnLine:
+			if g.Finished {
+				bad("item %d: still on the line after the run finished", u.Item)
+			}
+		default:
+			bad("item %d: unknown fate %q", u.Item, u.Fate)
+		}
+		if u.Fault == FaultSkipPrint && u.Code != "" {
+			bad("item %d: skipped print but code %q on it", u.Item, u.Code)
+		}
+		if u.Code != "" {
+			if prev, dup := seen[u.Code]; dup && u.Fault != FaultDuplicate {
+				bad("item %d: code %s also on item %d without a duplicate fault", u.Item, u.Code, prev)
+			}
+			seen[u.Code] = u.Item
+		}
+	}
+	if g.Finished {
+		if good != int(g.PLC.Good) || rejected != int(g.PLC.Rejected) {
+			bad("PLC counted %d good / %d rejected, units say %d / %d", g.PLC.Good, g.PLC.Rejected, good, rejected)
+		}
+	}
+	byID := map[uint32]GroupTruth{}
+	for _, gr := range g.Groups {
+		byID[gr.ID] = gr
+	}
+	parentOf := map[string]uint32{}
+	for _, gr := range g.Groups {
+		if len(gr.Children) != len(gr.Items) {
+			bad("group %d: %d children but %d item ids", gr.ID, len(gr.Children), len(gr.Items))
+		}
+		lvl := gr.Level - 2
+		if lvl < 0 || lvl >= len(g.Ratios) {
+			bad("group %d: level %d outside the ratios", gr.ID, gr.Level)
+			continue
+		}
+		if gr.State != groupFilling && !gr.Partial && len(gr.Children) != g.Ratios[lvl] {
+			bad("group %d: full group holds %d, ratio is %d", gr.ID, len(gr.Children), g.Ratios[lvl])
+		}
+		if len(gr.Children) > g.Ratios[lvl] {
+			bad("group %d: holds %d, more than the ratio %d", gr.ID, len(gr.Children), g.Ratios[lvl])
+		}
+		for i, c := range gr.Children {
+			if p, ok := parentOf[c]; ok {
+				bad("child %s in groups %d and %d", c, p, gr.ID)
+			}
+			parentOf[c] = gr.ID
+			if i >= len(gr.Items) {
+				continue
+			}
+			if gr.Level == 2 {
+				it := gr.Items[i]
+				if it < 1 || int(it) > len(g.Units) {
+					bad("group %d: unknown item %d", gr.ID, it)
+					continue
+				}
+				u := g.Units[it-1]
+				if u.Fate != FateGood || u.Code != c || u.Group != gr.ID {
+					bad("group %d: item %d (%s, %s, group %d) does not match child %s", gr.ID, it, u.Fate, u.Code, u.Group, c)
+				}
+			} else {
+				ch, ok := byID[gr.Items[i]]
+				if !ok || ch.Label != c || ch.Level != gr.Level-1 || ch.Parent != gr.ID {
+					bad("group %d: child group %d does not match label %s", gr.ID, gr.Items[i], c)
+				}
+			}
+		}
+	}
+	s := g
+	s.summarise()
+	if s.Summary.Good != g.Summary.Good || s.Summary.Rejected != g.Summary.Rejected || s.Summary.Missing != g.Summary.Missing {
+		bad("summary disagrees with the units")
+	}
+	return errors.Join(errs...)
+}
+
+// sortGroups orders groups by id.
+func sortGroups(gs []GroupTruth) {
+	sort.Slice(gs, func(i, j int) bool { return gs[i].ID < gs[j].ID })
+}

@@ -1,0 +1,409 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	mb "github.com/simonvetter/modbus"
+
+	"github.com/tracline/tracline/cmd/linesim/uasim"
+)
+
+// The simulated PLC's Modbus map (unit id 1; 0-based protocol addresses —
+// Modicon 40001 is holding 0). docs/devices.md is the reference.
+const (
+	// Discrete inputs.
+	DIRunning   = 0 // line running
+	DIHeartbeat = 1 // toggles every heartbeat period
+	// Coils.
+	CoilStopRequest = 0
+	CoilAlarm       = 1
+	// Input registers.
+	IRItemCounter  = 0  // u32 high word first: id of the last unit past the trigger
+	IRHeartbeat    = 2  // u16, +1 every heartbeat period
+	IRRunning      = 3  // u16 0/1
+	IRGoodCount    = 4  // u32: units passed the gate as good
+	IRRejectCount  = 6  // u32: units removed by the gate
+	IRNoVerdict    = 8  // u32: units that reached the gate without a verdict (rejected)
+	IRLateVerdicts = 10 // u32: verdicts written after their unit passed the gate
+	IRLastVerdict  = 12 // u32 item, u16 result, u16 reason (registers 12..15)
+	IRCount        = 16
+	// Holding registers.
+	HRVerdict    = 0  // 4 registers, one FC16: item u32 (high word first), result u16 (1 pass, 2 reject), reason u16
+	HRTowerLight = 10 // 0 off, 1 green, 2 amber, 3 red
+	HRCount      = 11
+	// ModbusUnitID is the unit id the PLC answers to (others get an exception).
+	ModbusUnitID = 1
+)
+
+// OPC UA names (namespace index 1, namespace URI PLCNamespace).
+const (
+	PLCNamespace = "urn:tracline:linesim:plc"
+	NodeItemCounter = "PLC.ItemCounter" // UInt32
+	NodeHeartbeat   = "PLC.Heartbeat"   // UInt32
+	NodeRunning     = "PLC.Running"     // Boolean
+	NodeVerdict     = "PLC.Verdict"     // UInt32[3] {item, result, reason}, writable
+	NodeStopRequest = "PLC.StopRequest" // Boolean, writable
+	NodeAlarm       = "PLC.Alarm"       // Boolean, writable
+	NodeTowerLight  = "PLC.TowerLight"  // UInt16, writable
+	NodeGoodCount   = "PLC.GoodCount"   // UInt32
+	NodeRejectCount = "PLC.RejectCount" // UInt32
+	NodeNoVerdict   = "PLC.NoVerdictCount"
+	NodeLate        = "PLC.LateVerdictCount"
+)
+
+// PLCVerdict is what the simulated PLC holds for one item.
+type PLCVerdict struct {
+	Item   uint32 `json:"item"`
+	Result uint16 `json:"result"` // 1 pass, 2 reject
+	Reason uint16 `json:"reason"`
+}
+
+// PLCState is a snapshot of the simulated PLC.
+type PLCState struct {
+	ItemCounter  uint32     `json:"item_counter"`
+	Heartbeat    uint32     `json:"heartbeat"`
+	Running      bool       `json:"running"`
+	StopRequest  bool       `json:"stop_request"`
+	Alarm        bool       `json:"alarm"`
+	TowerLight   uint16     `json:"tower_light"`
+	Good         uint32     `json:"good"`
+	Rejected     uint32     `json:"rejected"`
+	NoVerdict    uint32     `json:"no_verdict"`
+	LateVerdicts uint32     `json:"late_verdicts"`
+	Rewritten    uint32     `json:"rewritten_verdicts"`
+	LastVerdict  PLCVerdict `json:"last_verdict"`
+}
+
+// plcModel is the PLC: trigger counter, shift register of verdicts, outputs.
+// Modbus and OPC UA read and write the same state.
+type plcModel struct {
+	log *slog.Logger
+
+	mu       sync.Mutex
+	st       PLCState
+	verdicts map[uint32]PLCVerdict // pending, by item
+	gateHigh uint32                // highest item that reached the gate
+	waiters  map[uint32][]chan PLCVerdict
+
+	ua    *uasim.Server
+	nodes map[string]*uasim.Variable
+}
+
+func newPLCModel(log *slog.Logger) *plcModel {
+	return &plcModel{log: log, verdicts: map[uint32]PLCVerdict{}, waiters: map[uint32][]chan PLCVerdict{}, nodes: map[string]*uasim.Variable{}}
+}
+
+// State returns a snapshot.
+func (m *plcModel) State() PLCState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.st
+}
+
+// trigger: a unit passed the photo-eye.
+func (m *plcModel) trigger(item uint32) {
+	m.mu.Lock()
+	m.st.ItemCounter = item
+	m.mu.Unlock()
+	m.publish(NodeItemCounter, item)
+}
+
+func (m *plcModel) beat() {
+	m.mu.Lock()
+	m.st.Heartbeat++
+	hb := m.st.Heartbeat
+	m.mu.Unlock()
+	m.publish(NodeHeartbeat, hb)
+}
+
+func (m *plcModel) setRunning(r bool) {
+	m.mu.Lock()
+	m.st.Running = r
+	m.mu.Unlock()
+	m.publish(NodeRunning, r)
+}
+
+func (m *plcModel) stopRequested() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.st.StopRequest
+}
+
+// atGate: the unit item reaches the reject gate (present says whether a unit
+// is physically there). It returns the verdict held for it (ok false = none:
+// the gate rejects) and counts the outcome.
+func (m *plcModel) atGate(item uint32, present bool) (PLCVerdict, bool) {
+	m.mu.Lock()
+	v, ok := m.verdicts[item]
+	delete(m.verdicts, item)
+	if item > m.gateHigh {
+		m.gateHigh = item
+	}
+	if present {
+		switch {
+		case !ok:
+			m.st.NoVerdict++
+			m.st.Rejected++
+		case v.Result == 1:
+			m.st.Good++
+		default:
+			m.st.Rejected++
+		}
+	}
+	good, rej, nov := m.st.Good, m.st.Rejected, m.st.NoVerdict
+	m.mu.Unlock()
+	m.publish(NodeGoodCount, good)
+	m.publish(NodeRejectCount, rej)
+	m.publish(NodeNoVerdict, nov)
+	return v, ok
+}
+
+// writeVerdict takes one verdict record from either protocol.
+func (m *plcModel) writeVerdict(v PLCVerdict) error {
+	if v.Result != 1 && v.Result != 2 {
+		return fmt.Errorf("verdict for item %d: result %d is not 1 (pass) or 2 (reject)", v.Item, v.Result)
+	}
+	m.mu.Lock()
+	m.st.LastVerdict = v
+	late := v.Item <= m.gateHigh
+	if late {
+		m.st.LateVerdicts++
+	} else if old, ok := m.verdicts[v.Item]; ok {
+		m.st.Rewritten++
+		if old.Result == 2 { // fail-safe: a reject is never overwritten by a pass
+			v.Result, v.Reason = old.Result, old.Reason
+		}
+		m.verdicts[v.Item] = v
+	} else {
+		m.verdicts[v.Item] = v
+	}
+	ws := m.waiters[v.Item]
+	delete(m.waiters, v.Item)
+	lateN := m.st.LateVerdicts
+	m.mu.Unlock()
+	for _, w := range ws {
+		w <- v
+	}
+	if late {
+		m.publish(NodeLate, lateN)
+	}
+	return nil
+}
+
+// waitVerdict waits until a verdict for item is written (for benchmarks).
+func (m *plcModel) waitVerdict(ctx context.Context, item uint32) (PLCVerdict, error) {
+	ch := make(chan PLCVerdict, 1)
+	m.mu.Lock()
+	m.waiters[item] = append(m.waiters[item], ch)
+	m.mu.Unlock()
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-ctx.Done():
+		return PLCVerdict{}, ctx.Err()
+	}
+}
+
+func (m *plcModel) publish(name string, v any) {
+	if m.ua == nil {
+		return
+	}
+	n := m.nodes[name]
+	if n == nil {
+		return
+	}
+	if err := n.Set(v); err != nil {
+		m.log.Warn("opc ua publish", "node", name, "err", err)
+	}
+}
+
+// --- Modbus ---
+
+var errIllegalAddr = mb.ErrIllegalDataAddress
+
+func u32(v uint32) []uint16 { return []uint16{uint16(v >> 16), uint16(v)} }
+
+func (m *plcModel) HandleCoils(req *mb.CoilsRequest) ([]bool, error) {
+	if req.UnitId != ModbusUnitID {
+		return nil, mb.ErrIllegalFunction
+	}
+	if int(req.Addr)+int(req.Quantity) > 2 {
+		return nil, errIllegalAddr
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	vals := []*bool{&m.st.StopRequest, &m.st.Alarm}
+	if req.IsWrite {
+		for i, b := range req.Args {
+			*vals[int(req.Addr)+i] = b
+		}
+		return nil, nil
+	}
+	out := make([]bool, req.Quantity)
+	for i := range out {
+		out[i] = *vals[int(req.Addr)+i]
+	}
+	return out, nil
+}
+
+func (m *plcModel) HandleDiscreteInputs(req *mb.DiscreteInputsRequest) ([]bool, error) {
+	if req.UnitId != ModbusUnitID {
+		return nil, mb.ErrIllegalFunction
+	}
+	if int(req.Addr)+int(req.Quantity) > 2 {
+		return nil, errIllegalAddr
+	}
+	m.mu.Lock()
+	all := []bool{m.st.Running, m.st.Heartbeat%2 == 1}
+	m.mu.Unlock()
+	return all[req.Addr : req.Addr+req.Quantity], nil
+}
+
+func (m *plcModel) HandleInputRegisters(req *mb.InputRegistersRequest) ([]uint16, error) {
+	if req.UnitId != ModbusUnitID {
+		return nil, mb.ErrIllegalFunction
+	}
+	if int(req.Addr)+int(req.Quantity) > IRCount {
+		return nil, errIllegalAddr
+	}
+	m.mu.Lock()
+	s := m.st
+	m.mu.Unlock()
+	run := uint16(0)
+	if s.Running {
+		run = 1
+	}
+	regs := make([]uint16, 0, IRCount)
+	regs = append(regs, u32(s.ItemCounter)...)
+	regs = append(regs, uint16(s.Heartbeat), run)
+	regs = append(regs, u32(s.Good)...)
+	regs = append(regs, u32(s.Rejected)...)
+	regs = append(regs, u32(s.NoVerdict)...)
+	regs = append(regs, u32(s.LateVerdicts)...)
+	regs = append(regs, u32(s.LastVerdict.Item)...)
+	regs = append(regs, s.LastVerdict.Result, s.LastVerdict.Reason)
+	return regs[req.Addr : req.Addr+req.Quantity], nil
+}
+
+func (m *plcModel) HandleHoldingRegisters(req *mb.HoldingRegistersRequest) ([]uint16, error) {
+	if req.UnitId != ModbusUnitID {
+		return nil, mb.ErrIllegalFunction
+	}
+	end := int(req.Addr) + int(req.Quantity)
+	if end > HRCount {
+		return nil, errIllegalAddr
+	}
+	if req.IsWrite {
+		switch {
+		case req.Addr == HRVerdict && req.Quantity == 4:
+			v := PLCVerdict{Item: uint32(req.Args[0])<<16 | uint32(req.Args[1]), Result: req.Args[2], Reason: req.Args[3]}
+			if err := m.writeVerdict(v); err != nil {
+				m.log.Warn("modbus verdict refused", "err", err)
+				return nil, mb.ErrIllegalDataValue
+			}
+			return nil, nil
+		case int(req.Addr) < HRVerdict+4:
+			// The verdict is only taken whole, in one FC16 of 4 registers.
+			return nil, errIllegalAddr
+		case req.Addr == HRTowerLight && req.Quantity == 1:
+			if req.Args[0] > 3 {
+				return nil, mb.ErrIllegalDataValue
+			}
+			m.mu.Lock()
+			m.st.TowerLight = req.Args[0]
+			m.mu.Unlock()
+			m.publish(NodeTowerLight, req.Args[0])
+			return nil, nil
+		}
+		return nil, errIllegalAddr
+	}
+	m.mu.Lock()
+	regs := make([]uint16, HRCount)
+	copy(regs, append(u32(m.st.LastVerdict.Item), m.st.LastVerdict.Result, m.st.LastVerdict.Reason))
+	regs[HRTowerLight] = m.st.TowerLight
+	m.mu.Unlock()
+	return regs[req.Addr:end], nil
+}
+
+// --- OPC UA ---
+
+// addOPCUA creates the PLC object and its variables on srv (before Start).
+func (m *plcModel) addOPCUA(srv *uasim.Server) error {
+	obj, err := srv.AddObject("", "PLC")
+	if err != nil {
+		return err
+	}
+	boolWrite := func(field *bool, name string) uasim.WriteFunc {
+		return func(v any) error {
+			b, ok := v.(bool)
+			if !ok {
+				return &uasim.StatusError{Code: 0x80740000, Msg: fmt.Sprintf("%s takes a Boolean, not %T", name, v)} // BadTypeMismatch
+			}
+			m.mu.Lock()
+			*field = b
+			m.mu.Unlock()
+			return nil
+		}
+	}
+	type def struct {
+		name string
+		init any
+		w    uasim.WriteFunc
+	}
+	defs := []def{
+		{NodeItemCounter, uint32(0), nil},
+		{NodeHeartbeat, uint32(0), nil},
+		{NodeRunning, false, nil},
+		{NodeVerdict, []uint32{0, 0, 0}, m.uaVerdict},
+		{NodeStopRequest, false, boolWrite(&m.st.StopRequest, NodeStopRequest)},
+		{NodeAlarm, false, boolWrite(&m.st.Alarm, NodeAlarm)},
+		{NodeTowerLight, uint16(0), m.uaTower},
+		{NodeGoodCount, uint32(0), nil},
+		{NodeRejectCount, uint32(0), nil},
+		{NodeNoVerdict, uint32(0), nil},
+		{NodeLate, uint32(0), nil},
+	}
+	for _, d := range defs {
+		v, err := srv.AddVariable(obj, d.name, d.init, d.w)
+		if err != nil {
+			return fmt.Errorf("plc node %s: %w", d.name, err)
+		}
+		m.nodes[d.name] = v
+	}
+	m.ua = srv
+	return nil
+}
+
+func (m *plcModel) uaVerdict(v any) error {
+	a, ok := v.([]uint32)
+	if !ok || len(a) != 3 {
+		return &uasim.StatusError{Code: 0x80740000, Msg: fmt.Sprintf("%s takes UInt32[3] {item, result, reason}, not %T", NodeVerdict, v)}
+	}
+	if a[1] > 0xffff || a[2] > 0xffff {
+		return &uasim.StatusError{Code: 0x803C0000, Msg: "result/reason out of range"} // BadOutOfRange
+	}
+	if err := m.writeVerdict(PLCVerdict{Item: a[0], Result: uint16(a[1]), Reason: uint16(a[2])}); err != nil {
+		return &uasim.StatusError{Code: 0x803C0000, Msg: err.Error()}
+	}
+	return nil
+}
+
+func (m *plcModel) uaTower(v any) error {
+	t, ok := v.(uint16)
+	if !ok {
+		return &uasim.StatusError{Code: 0x80740000, Msg: fmt.Sprintf("%s takes a UInt16, not %T", NodeTowerLight, v)}
+	}
+	if t > 3 {
+		return &uasim.StatusError{Code: 0x803C0000, Msg: "tower light is 0..3"}
+	}
+	m.mu.Lock()
+	m.st.TowerLight = t
+	m.mu.Unlock()
+	return nil
+}
+
+var errNoPLC = errors.New("linesim: no PLC")

@@ -1,0 +1,407 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mb "github.com/simonvetter/modbus"
+
+	"github.com/tracline/tracline/cmd/linesim/netsim"
+	"github.com/tracline/tracline/cmd/linesim/uasim"
+)
+
+// Device names, for Endpoints and link faults.
+const (
+	DevModbus    = "plc_modbus"
+	DevPLCOPCUA  = "plc_opcua"
+	DevPrinter   = "printer"
+	DevCamera    = "camera"
+	DevAggCamera = "agg_camera"
+	DevLabel     = "label_printer"
+)
+
+// DeviceFactory builds the printer, cameras and label printer once the
+// simulator starts; levels is len(cfg.Ratios).
+type DeviceFactory func(ctx context.Context, levels int) (*Devices, error)
+
+// Option changes how New builds the simulator.
+type Option func(*Sim)
+
+// WithDevices sets the device factory (default: StandIns).
+func WithDevices(f DeviceFactory) Option { return func(s *Sim) { s.factory = f } }
+
+// ManualInfeed makes the conveyor wait for Feed instead of spawning units
+// at the configured rate (for driver tests and benchmarks).
+func ManualInfeed() Option { return func(s *Sim) { s.manual = true } }
+
+// Sim is the simulated line.
+type Sim struct {
+	cfg     Config
+	log     *slog.Logger
+	factory DeviceFactory
+	manual  bool
+
+	plc    *plcModel
+	mbSrv  *mb.ModbusServer
+	uaSrv  *uasim.Server
+	dev    *Devices
+	conv   *conveyor
+	httpLn net.Listener
+	httpS  *http.Server
+
+	mu        sync.Mutex
+	proxies   map[string]*netsim.Proxy
+	endpoints Endpoints
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	started   bool
+	closed    bool
+	frozen    atomic.Bool
+	done      chan struct{}
+}
+
+// Endpoints are the addresses clients connect to (each a netsim proxy).
+type Endpoints struct {
+	Modbus       string `json:"plc_modbus"`    // host:port, unit id 1
+	PLCOPCUA     string `json:"plc_opcua"`     // opc.tcp://host:port
+	Printer      string `json:"printer"`       // opc.tcp://host:port ("" if no such device)
+	Camera       string `json:"camera"`        // opc.tcp://host:port
+	AggCamera    string `json:"agg_camera"`    // opc.tcp://host:port
+	LabelPrinter string `json:"label_printer"` // host:port (raw ZPL)
+	HTTP         string `json:"http"`          // http://host:port/groundtruth ("" if off)
+}
+
+// New validates cfg and builds the simulator; nothing listens until Start.
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Sim, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Sim{cfg: cfg.WithDefaults(), log: log, proxies: map[string]*netsim.Proxy{}, done: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.factory == nil {
+		s.factory = func(context.Context, int) (*Devices, error) { return StandIns(len(s.cfg.Ratios)), nil }
+	}
+	s.plc = newPLCModel(log.With("dev", "plc"))
+	return s, nil
+}
+
+// Start serves every device and starts the conveyor. It returns once every
+// endpoint is listening. The line runs until ctx ends or Close.
+func (s *Sim) Start(ctx context.Context) (err error) {
+	s.mu.Lock()
+	if s.started || s.closed {
+		s.mu.Unlock()
+		return errors.New("linesim: Start called twice or after Close")
+	}
+	s.started = true
+	s.mu.Unlock()
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+
+	// PLC over Modbus TCP.
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	mbAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	s.mbSrv, err = mb.NewServer(&mb.ServerConfiguration{URL: "tcp://" + mbAddr, Timeout: 5 * time.Minute, MaxClients: 16,
+		Logger: log.New(io.Discard, "", 0)}, s.plc)
+	if err != nil {
+		return fmt.Errorf("linesim: modbus server: %w", err)
+	}
+	if err := s.mbSrv.Start(); err != nil {
+		return fmt.Errorf("linesim: modbus server on %s: %w", mbAddr, err)
+	}
+	// PLC over OPC UA.
+	s.uaSrv, err = uasim.New(uasim.Config{Name: "linesim PLC", NamespaceURI: PLCNamespace}, s.log.With("dev", "plc-opcua"))
+	if err != nil {
+		return err
+	}
+	if err := s.plc.addOPCUA(s.uaSrv); err != nil {
+		return fmt.Errorf("linesim: plc opc ua: %w", err)
+	}
+	if err := s.uaSrv.Start(runCtx); err != nil {
+		return err
+	}
+	// Printer, cameras, label printer.
+	s.dev, err = s.factory(runCtx, len(s.cfg.Ratios))
+	if err != nil {
+		return fmt.Errorf("linesim: devices: %w", err)
+	}
+	s.conv = newConveyor(s.cfg, s.log.With("dev", "conveyor"), s.plc, s.dev, s, s.done)
+	// Proxies in front of everything.
+	targets := map[string]string{DevModbus: mbAddr, DevPLCOPCUA: s.uaSrv.Addr()}
+	for k, v := range s.dev.Targets {
+		targets[k] = v
+	}
+	listen := map[string]string{DevModbus: s.cfg.Listen.Modbus, DevPLCOPCUA: s.cfg.Listen.PLCOPCUA, DevPrinter: s.cfg.Listen.Printer,
+		DevCamera: s.cfg.Listen.Camera, DevAggCamera: s.cfg.Listen.AggCamera, DevLabel: s.cfg.Listen.Label}
+	addrs := map[string]string{}
+	for name, target := range targets {
+		p, err := netsim.New(target, s.log.With("proxy", name))
+		if err != nil {
+			return fmt.Errorf("linesim: proxy %s: %w", name, err)
+		}
+		if err := p.Start(runCtx, listen[name]); err != nil {
+			return fmt.Errorf("linesim: proxy %s on %q: %w", name, listen[name], err)
+		}
+		s.mu.Lock()
+		s.proxies[name] = p
+		s.mu.Unlock()
+		addrs[name] = p.Addr()
+	}
+	ep := Endpoints{Modbus: addrs[DevModbus], PLCOPCUA: "opc.tcp://" + addrs[DevPLCOPCUA], LabelPrinter: addrs[DevLabel]}
+	for name, dst := range map[string]*string{DevPrinter: &ep.Printer, DevCamera: &ep.Camera, DevAggCamera: &ep.AggCamera} {
+		if a := addrs[name]; a != "" {
+			*dst = "opc.tcp://" + a
+		}
+	}
+	// Ground truth over HTTP.
+	if s.cfg.Listen.HTTP != "off" {
+		a := s.cfg.Listen.HTTP
+		if a == "" {
+			a = "127.0.0.1:0"
+		}
+		s.httpLn, err = net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("linesim: http on %s: %w", a, err)
+		}
+		s.httpS = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 5 * time.Second}
+		ep.HTTP = "http://" + s.httpLn.Addr().String() + "/groundtruth"
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.httpS.Serve(s.httpLn) }()
+	}
+	s.mu.Lock()
+	s.endpoints = ep
+	s.mu.Unlock()
+
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.conv.run(runCtx, s.manual) }()
+	go func() { defer s.wg.Done(); s.heartbeat(runCtx) }()
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.Close()
+		case <-runCtx.Done():
+		}
+	}()
+	return nil
+}
+
+func (s *Sim) heartbeat(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if !s.frozen.Load() {
+				s.plc.beat()
+			}
+		}
+	}
+}
+
+// Endpoints returns where each device is served (valid after Start).
+func (s *Sim) Endpoints() Endpoints {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endpoints
+}
+
+// Done is closed when cfg.Units units have all left the line (never, with
+// Units 0). Valid after Start.
+func (s *Sim) Done() <-chan struct{} { return s.done }
+
+// GroundTruth returns what has physically happened so far.
+func (s *Sim) GroundTruth() GroundTruth {
+	if s.conv == nil {
+		return GroundTruth{Seed: s.cfg.Seed, Rate: s.cfg.Rate, Ratios: s.cfg.Ratios}
+	}
+	g := s.conv.truth()
+	g.PLC = s.plc.State()
+	g.summarise()
+	return g
+}
+
+// PLC returns a snapshot of the simulated PLC.
+func (s *Sim) PLC() PLCState { return s.plc.State() }
+
+// WaitVerdict waits until the PLC receives a verdict for item (over either
+// protocol) and returns it.
+func (s *Sim) WaitVerdict(ctx context.Context, item uint32) (PLCVerdict, error) {
+	return s.plc.waitVerdict(ctx, item)
+}
+
+// Feed puts n units on the belt now (manual infeed; with the automatic
+// infeed they come in addition to it).
+func (s *Sim) Feed(ctx context.Context, n int) error {
+	if s.conv == nil {
+		return errors.New("linesim: Feed before Start")
+	}
+	select {
+	case s.conv.feed <- n:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// FreezeHeartbeat stops (true) or restarts the PLC's heartbeat while its
+// communication stays up — a PLC whose program halted.
+func (s *Sim) FreezeHeartbeat(frozen bool) { s.frozen.Store(frozen) }
+
+// Cut drops every connection to the device and refuses new ones.
+func (s *Sim) Cut(device string) error { return s.proxyDo(device, (*netsim.Proxy).Cut) }
+
+// Stall keeps the device's connections open but lets no byte through.
+func (s *Sim) Stall(device string) error { return s.proxyDo(device, (*netsim.Proxy).Stall) }
+
+// Restore ends a Cut or a Stall.
+func (s *Sim) Restore(device string) error { return s.proxyDo(device, (*netsim.Proxy).Restore) }
+
+// SetDelay makes the device's traffic arrive d late (0 = none).
+func (s *Sim) SetDelay(device string, d time.Duration) error {
+	return s.proxyDo(device, func(p *netsim.Proxy) { p.SetDelay(d) })
+}
+
+// Accepted counts connections the device's proxy accepted (tests use it to
+// see a client reconnect).
+func (s *Sim) Accepted(device string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.proxies[device]; p != nil {
+		return p.Accepted()
+	}
+	return 0
+}
+
+func (s *Sim) proxyDo(device string, f func(*netsim.Proxy)) error {
+	s.mu.Lock()
+	p := s.proxies[device]
+	names := make([]string, 0, len(s.proxies))
+	for n := range s.proxies {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	if p == nil {
+		sort.Strings(names)
+		return fmt.Errorf("linesim: no device %q (have %v)", device, names)
+	}
+	f(p)
+	return nil
+}
+
+// linkFault applies a configured link fault (conveyor goroutine).
+func (s *Sim) linkFault(k FaultKind, on bool, delay time.Duration) {
+	var devs []string
+	switch k {
+	case FaultPLCDown, FaultPLCSlow, FaultPLCStall:
+		devs = []string{DevModbus, DevPLCOPCUA}
+	case FaultPrinterDown, FaultPrinterSlow, FaultPrinterStall:
+		devs = []string{DevPrinter}
+	case FaultCameraDown, FaultCameraSlow, FaultCameraStall:
+		devs = []string{DevCamera, DevAggCamera}
+	}
+	for _, d := range devs {
+		var err error
+		switch {
+		case !on && (k == FaultPLCSlow || k == FaultPrinterSlow || k == FaultCameraSlow):
+			err = s.SetDelay(d, 0)
+		case !on:
+			err = s.Restore(d)
+		case k == FaultPLCDown || k == FaultPrinterDown || k == FaultCameraDown:
+			err = s.Cut(d)
+		case k == FaultPLCStall || k == FaultPrinterStall || k == FaultCameraStall:
+			err = s.Stall(d)
+		default:
+			err = s.SetDelay(d, delay)
+		}
+		if err != nil {
+			s.log.Debug("link fault on absent device", "device", d, "err", err)
+		}
+	}
+}
+
+func (s *Sim) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /groundtruth", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, s.GroundTruth())
+	})
+	mux.HandleFunc("GET /plc", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.PLC()) })
+	mux.HandleFunc("GET /endpoints", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Endpoints()) })
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// Close stops the conveyor and every server. Safe to call more than once
+// and after a failed Start.
+func (s *Sim) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	proxies := s.proxies
+	s.mu.Unlock()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	var errs []error
+	if s.httpS != nil {
+		errs = append(errs, s.httpS.Close())
+	}
+	for _, p := range proxies {
+		errs = append(errs, p.Close())
+	}
+	if s.mbSrv != nil {
+		errs = append(errs, s.mbSrv.Stop())
+	}
+	if s.uaSrv != nil {
+		errs = append(errs, s.uaSrv.Close())
+	}
+	if s.dev != nil && s.dev.Close != nil {
+		errs = append(errs, s.dev.Close())
+	}
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("linesim: pick a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
