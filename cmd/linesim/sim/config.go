@@ -63,12 +63,12 @@ type FaultKind string
 // Fault kinds. Unit faults act on one unit; link faults act on a device's
 // connection for a duration.
 const (
-	FaultNoRead       FaultKind = "no-read"       // camera reads nothing on the unit
-	FaultLowGrade     FaultKind = "low-grade"     // camera grades the code below C
-	FaultCameraLost   FaultKind = "camera-lost"   // camera publishes no result at all
-	FaultSkipPrint    FaultKind = "skip-print"    // printer consumes the code, nothing lands on the unit
-	FaultDuplicate    FaultKind = "duplicate"     // printer prints the previous code again
-	FaultMissing      FaultKind = "missing"       // unit triggers, then falls off before the printer
+	FaultNoRead       FaultKind = "no-read"     // camera reads nothing on the unit
+	FaultLowGrade     FaultKind = "low-grade"   // camera grades the code below C
+	FaultCameraLost   FaultKind = "camera-lost" // camera publishes no result at all
+	FaultSkipPrint    FaultKind = "skip-print"  // printer consumes the code, nothing lands on the unit
+	FaultDuplicate    FaultKind = "duplicate"   // printer prints the previous code again
+	FaultMissing      FaultKind = "missing"     // unit triggers, then falls off before the printer
 	FaultPLCDown      FaultKind = "plc-disconnect"
 	FaultPrinterDown  FaultKind = "printer-disconnect"
 	FaultCameraDown   FaultKind = "camera-disconnect"

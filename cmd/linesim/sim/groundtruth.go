@@ -56,8 +56,8 @@ type Summary struct {
 	OnLine    int            `json:"on_line"`
 	NoVerdict int            `json:"no_verdict"` // reached the gate without a verdict
 	Faults    map[string]int `json:"faults"`
-	Groups    map[int]int    `json:"groups"`      // by level
-	Unlabeled int            `json:"unlabelled"`  // groups that left without a label
+	Groups    map[int]int    `json:"groups"`     // by level
+	Unlabeled int            `json:"unlabelled"` // groups that left without a label
 }
 
 // GroundTruth is the simulator's account of every unit and group.

@@ -41,7 +41,7 @@ const (
 
 // OPC UA names (namespace index 1, namespace URI PLCNamespace).
 const (
-	PLCNamespace = "urn:tracline:linesim:plc"
+	PLCNamespace    = "urn:tracline:linesim:plc"
 	NodeItemCounter = "PLC.ItemCounter" // UInt32
 	NodeHeartbeat   = "PLC.Heartbeat"   // UInt32
 	NodeRunning     = "PLC.Running"     // Boolean
