@@ -8,12 +8,12 @@ package tracecode
 type aiKind uint8
 
 const (
-	kindNumeric aiKind = iota // digits only
-	kindGTIN                  // 14 digits, mod-10 check digit
-	kindSSCC                  // 18 digits, mod-10 check digit
-	kindDate                  // YYMMDD, day 00 allowed (AI 11, 17)
-	kindDateTime              // YYMMDDHHMM, day 00 not allowed (AI 7003)
-	kindCSet82                // GS1 AI encodable character set 82
+	kindNumeric  aiKind = iota // digits only
+	kindGTIN                   // 14 digits, mod-10 check digit
+	kindSSCC                   // 18 digits, mod-10 check digit
+	kindDate                   // YYMMDD, day 00 allowed (AI 11, 17)
+	kindDateTime               // YYMMDDHHMM, day 00 not allowed (AI 7003)
+	kindCSet82                 // GS1 AI encodable character set 82
 )
 
 // aiDef describes one Application Identifier.
