@@ -1,9 +1,461 @@
 package aggregation
 
-import "context"
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
 
-type VerifyReport struct{ Problems []string }
+	badger "github.com/dgraph-io/badger/v4"
 
-func (r VerifyReport) OK() bool { return len(r.Problems) == 0 }
+	"github.com/tracline/tracline/tracecode"
+)
 
-func (s *Store) Verify(ctx context.Context) (VerifyReport, error) { return VerifyReport{}, nil }
+// VerifyReport is what Verify found. Problems name every failing event or
+// code; an empty list means the ledger is intact and balanced.
+type VerifyReport struct {
+	Events   uint64   `json:"events"`
+	Codes    int64    `json:"codes"`
+	Batches  int      `json:"batches"`
+	Problems []string `json:"problems"`
+	// Truncated counts problems beyond the first MaxProblems not listed.
+	Truncated int `json:"truncated,omitempty"`
+}
+
+// MaxProblems caps the problems a report lists.
+const MaxProblems = 10000
+
+// OK reports whether nothing failed.
+func (r VerifyReport) OK() bool { return len(r.Problems) == 0 && r.Truncated == 0 }
+
+func (r *VerifyReport) add(format string, a ...any) {
+	if len(r.Problems) >= MaxProblems {
+		r.Truncated++
+		return
+	}
+	r.Problems = append(r.Problems, fmt.Sprintf(format, a...))
+}
+
+// VerifyDir opens the ledger in dir, verifies it and closes it.
+func VerifyDir(ctx context.Context, dir string, opts Options) (VerifyReport, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return VerifyReport{}, fmt.Errorf("no ledger at %s: %w", dir, err)
+	}
+	s, err := Open(dir, opts)
+	if err != nil {
+		return VerifyReport{}, err
+	}
+	defer s.Close()
+	return s.Verify(ctx)
+}
+
+// Verify checks the ledger as of one snapshot: it walks the journal checking
+// the hash chain, replays every event into a scratch in-memory ledger with
+// the same rules, compares the rebuilt projections with the stored ones key
+// by key, and checks invariants 1–5 on the stored projections. An error is
+// returned only when the check itself could not run.
+func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
+	var rep VerifyReport
+	rs, err := Open("", Options{inMemory: true, replay: true, NoSync: true, Logger: s.log, MemTableMB: 64})
+	if err != nil {
+		return rep, fmt.Errorf("verify: scratch store: %w", err)
+	}
+	defer rs.Close()
+	err = s.db.View(func(txn *badger.Txn) error {
+		if err := s.verifyJournal(ctx, txn, rs, &rep); err != nil {
+			return err
+		}
+		if err := compareProjections(ctx, txn, rs, &rep); err != nil {
+			return err
+		}
+		return checkInvariants(ctx, txn, &rep)
+	})
+	return rep, err
+}
+
+func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rs *Store, rep *VerifyReport) error {
+	o := badger.DefaultIteratorOptions
+	o.Prefix = []byte(pfxJournal)
+	it := txn.NewIterator(o)
+	defer it.Close()
+	var prev, prevAlt [32]byte
+	var seq uint64
+	var group []*request
+	flush := func() {
+		if len(group) == 0 {
+			return
+		}
+		rs.commit(group)
+		for _, r := range group {
+			if r.err != nil {
+				rep.add("event %d (%s): replay refused it: %v", r.ev.Seq, r.ev.Kind, r.err)
+			}
+		}
+		if rs.fatal != nil {
+			rep.add("replay stopped: %v", rs.fatal)
+		}
+		group = group[:0]
+	}
+	for it.Rewind(); it.Valid(); it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k := it.Item().Key()
+		if len(k) != len(pfxJournal)+8 {
+			rep.add("journal key %x is malformed", k)
+			continue
+		}
+		n := binary.BigEndian.Uint64(k[len(pfxJournal):])
+		if n != seq+1 {
+			rep.add("event %d: journal jumps from event %d (events %d..%d missing)", n, seq, seq+1, n-1)
+		}
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		seq = n
+		if len(v) < 33 {
+			rep.add("event %d: stored value too short (%d bytes)", n, len(v))
+			continue
+		}
+		var stored [32]byte
+		copy(stored[:], v)
+		body := v[32:]
+		var ev Event
+		perr := json.Unmarshal(body, &ev)
+		// Chain from whichever of the previous event's stored or recomputed
+		// hash this event names, so that one altered event (body or hash) is
+		// named once, not again in its successor.
+		if perr == nil && n > 1 && ev.Prev == hex.EncodeToString(prevAlt[:]) {
+			prev = prevAlt
+		}
+		want := chainHash(prev, n-1, body)
+		if want != stored {
+			rep.add("event %d: hash mismatch: stored event altered (stored %x…, computed %x…)", n, stored[:6], want[:6])
+		}
+		if perr != nil {
+			rep.add("event %d: unreadable: %v", n, perr)
+			prev, prevAlt = stored, want
+			continue
+		}
+		wantPrev := ""
+		if n > 1 {
+			wantPrev = hex.EncodeToString(prev[:])
+		}
+		if ev.Seq != n {
+			rep.add("event %d: body says seq %d", n, ev.Seq)
+		}
+		if ev.Prev != wantPrev {
+			rep.add("event %d: prev hash %.12s… does not chain to event %d (%.12s…)", n, ev.Prev, n-1, wantPrev)
+		}
+		prev, prevAlt = stored, want
+		rep.Events++
+		group = append(group, &request{ev: ev, done: make(chan struct{})})
+		if len(group) == 256 {
+			flush() // each request keeps its own verdict: a refusal names exactly its event
+		}
+	}
+	flush()
+	hv, err := txn.Get(keyHead)
+	switch {
+	case err == badger.ErrKeyNotFound:
+		if seq != 0 {
+			rep.add("journal head missing while %d events exist", seq)
+		}
+	case err != nil:
+		return err
+	default:
+		v, _ := hv.ValueCopy(nil)
+		if len(v) != 40 || binary.BigEndian.Uint64(v) != seq || !bytes.Equal(v[8:], prev[:]) {
+			rep.add("journal head does not match the last event %d (events after it lost, or head altered)", seq)
+		}
+	}
+	return nil
+}
+
+// compareProjections merges the stored and the replayed projection tables.
+func compareProjections(ctx context.Context, txn *badger.Txn, rs *Store, rep *VerifyReport) error {
+	return rs.db.View(func(rtx *badger.Txn) error {
+		for _, pfx := range projectionPrefixes {
+			a, b := iter(txn, pfx), iter(rtx, pfx)
+			for a.Valid() || b.Valid() {
+				if err := ctx.Err(); err != nil {
+					a.Close()
+					b.Close()
+					return err
+				}
+				var ka, kb []byte
+				if a.Valid() {
+					ka = a.Item().Key()
+				}
+				if b.Valid() {
+					kb = b.Item().Key()
+				}
+				switch c := cmpKeys(ka, kb); {
+				case c < 0:
+					rep.add("%s: stored, but no event produced it", describeKey(ka))
+					a.Next()
+				case c > 0:
+					rep.add("%s: missing from the store, the journal produces it", describeKey(kb))
+					b.Next()
+				default:
+					va, _ := a.Item().ValueCopy(nil)
+					vb, _ := b.Item().ValueCopy(nil)
+					if !sameValue(pfx, va, vb) {
+						rep.add("%s: stored %s, the journal gives %s", describeKey(ka), describeVal(pfx, va), describeVal(pfx, vb))
+					}
+					a.Next()
+					b.Next()
+				}
+			}
+			a.Close()
+			b.Close()
+		}
+		return nil
+	})
+}
+
+func iter(txn *badger.Txn, pfx string) *badger.Iterator {
+	o := badger.DefaultIteratorOptions
+	o.Prefix = []byte(pfx)
+	it := txn.NewIterator(o)
+	it.Rewind()
+	return it
+}
+
+// cmpKeys orders keys with nil (an exhausted iterator) last.
+func cmpKeys(a, b []byte) int {
+	switch {
+	case a == nil:
+		return 1
+	case b == nil:
+		return -1
+	}
+	return bytes.Compare(a, b)
+}
+
+func sameValue(pfx string, a, b []byte) bool {
+	switch pfx {
+	case pfxBatch, pfxCounter, pfxPool:
+		// JSON: compare decoded, so that field order or spacing never matters.
+		var x, y any
+		if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+			return bytes.Equal(a, b)
+		}
+		return fmt.Sprint(x) == fmt.Sprint(y)
+	}
+	return bytes.Equal(a, b)
+}
+
+func describeKey(k []byte) string {
+	if len(k) < 2 {
+		return fmt.Sprintf("key %q", k)
+	}
+	body := k[2:]
+	parts := bytes.SplitN(body, []byte{0}, 2)
+	switch string(k[:2]) {
+	case pfxLoc:
+		return fmt.Sprintf("code %s (location)", body)
+	case pfxCode:
+		if len(parts) == 2 && len(parts[1]) >= 1 {
+			return fmt.Sprintf("code %s (batch %s %s)", parts[1][1:], parts[0], tracecode.Level(parts[1][0]))
+		}
+	case pfxPoolCode:
+		if len(parts) == 2 {
+			return fmt.Sprintf("code %s (in pool %s)", parts[1], parts[0])
+		}
+	case pfxPool:
+		return fmt.Sprintf("pool %s (account)", body)
+	case pfxBatch:
+		return fmt.Sprintf("batch %s (record)", body)
+	case pfxCounter:
+		if len(parts) == 2 && len(parts[1]) == 1 {
+			return fmt.Sprintf("batch %s %s (counters)", parts[0], tracecode.Level(parts[1][0]))
+		}
+	case pfxLink:
+		if len(parts) == 2 {
+			return fmt.Sprintf("code %s (child of %s)", parts[1], parts[0])
+		}
+	}
+	return fmt.Sprintf("key %q", k)
+}
+
+func describeVal(pfx string, v []byte) string {
+	switch pfx {
+	case pfxCode:
+		r, err := decodeRec(v)
+		if err != nil {
+			return fmt.Sprintf("corrupt record %x", v)
+		}
+		return fmt.Sprintf("{%s parent=%q children=%d events=%v}", r.State, r.Parent, r.Children, r.Seqs)
+	case pfxLoc:
+		l, err := decodeLoc(v)
+		if err != nil {
+			return fmt.Sprintf("%q", v)
+		}
+		if l.inPool() {
+			return "pool " + l.Pool
+		}
+		return fmt.Sprintf("batch %s %s", l.Batch, l.Level)
+	}
+	if len(v) > 300 {
+		return fmt.Sprintf("%.300s…", v)
+	}
+	return string(v)
+}
+
+// checkInvariants checks invariants 2 and 4 on the stored projections,
+// independently of the counters' own bookkeeping. (1 and 5 are proven by the
+// journal walk and the replay: a code sent twice or an event out of order is
+// refused there.)
+func checkInvariants(ctx context.Context, txn *badger.Txn, rep *VerifyReport) error {
+	batches := map[string]*batchRec{}
+	counted := map[blKey]*[NumCodeStates]int64{}
+	err := scanPrefix(txn, pfxBatch, func(k, v []byte) error {
+		var b batchRec
+		if err := json.Unmarshal(v, &b); err != nil {
+			rep.add("%s: unreadable: %v", describeKey(k), err)
+			return nil
+		}
+		batches[b.Spec.ID] = &b
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	rep.Batches = len(batches)
+	o := badger.DefaultIteratorOptions
+	o.Prefix = []byte(pfxCode)
+	it := txn.NewIterator(o)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k := it.Item().KeyCopy(nil)
+		parts := bytes.SplitN(k[2:], []byte{0}, 2)
+		if len(parts) != 2 || len(parts[1]) < 2 {
+			rep.add("%s: malformed key", describeKey(k))
+			continue
+		}
+		batch, level, code := string(parts[0]), tracecode.Level(parts[1][0]), tracecode.Code(parts[1][1:])
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		r, err := decodeRec(v)
+		if err != nil {
+			rep.add("%s: corrupt record", describeKey(k))
+			continue
+		}
+		rep.Codes++
+		bk := blKey{batch, level}
+		if counted[bk] == nil {
+			counted[bk] = new([NumCodeStates]int64)
+		}
+		counted[bk][r.State]++
+		b := batches[batch]
+		if b == nil {
+			rep.add("code %s: batch %s has no record", code, batch)
+			continue
+		}
+		if r.State == StateAggregated && r.Parent == "" || r.State != StateAggregated && r.Parent != "" {
+			rep.add("code %s: state %s with parent %q", code, r.State, r.Parent)
+		}
+		if r.Children == 0 {
+			if r.Flags&(flagPartial|flagMixed) != 0 {
+				rep.add("code %s: empty but flagged partial or mixed", code)
+			}
+			continue
+		}
+		ls, _ := b.Spec.level(level)
+		kids := 0
+		lit := iter(txn, string(linkPrefix(code)))
+		for ; lit.Valid(); lit.Next() {
+			kids++
+			child := tracecode.Code(lit.Item().Key()[len(linkPrefix(code)):])
+			if err := checkChild(txn, code, level, child); err != "" {
+				rep.add("%s", err)
+			}
+		}
+		lit.Close()
+		switch {
+		case kids != int(r.Children):
+			rep.add("code %s: record says %d children, %d linked", code, r.Children, kids)
+		case r.Flags&flagPartial == 0 && kids != ls.Ratio:
+			rep.add("code %s: full parent holds %d children, its level's ratio is %d", code, kids, ls.Ratio)
+		case r.Flags&flagPartial != 0 && kids >= ls.Ratio:
+			rep.add("code %s: flagged partial but holds %d children (ratio %d)", code, kids, ls.Ratio)
+		}
+	}
+	ids := make([]string, 0, len(batches))
+	for id := range batches {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		b := batches[id]
+		sum := buildSummary(b, func(l tracecode.Level) levelCounters {
+			var c levelCounters
+			if v, err := txn.Get(counterKey(id, l)); err == nil {
+				raw, _ := v.ValueCopy(nil)
+				if json.Unmarshal(raw, &c) != nil {
+					rep.add("batch %s %s: counters unreadable", id, l)
+				}
+			}
+			return c
+		})
+		for _, p := range sum.Check() {
+			rep.add("%s", p)
+		}
+		for _, l := range sum.Levels {
+			n := counted[blKey{id, l.Level}]
+			if n == nil {
+				n = new([NumCodeStates]int64)
+			}
+			for st := StateAllocated; int(st) < NumCodeStates; st++ {
+				if n[st] != l.raw.States[st] {
+					rep.add("batch %s %s: counters say %d codes %s, the records hold %d", id, l.Level, l.raw.States[st], st, n[st])
+				}
+			}
+		}
+		switch b.State {
+		case BatchReleased, BatchActive, BatchHandedOff:
+			if b.Signature == nil || b.Signature.Meaning != "released" {
+				rep.add("batch %s is %s without a release signature", id, b.State)
+			}
+		}
+	}
+	return nil
+}
+
+func checkChild(txn *badger.Txn, parent tracecode.Code, level tracecode.Level, child tracecode.Code) string {
+	t := &wtx{txn: txn, s: &Store{}}
+	cv, err := t.lookup(child)
+	if err != nil {
+		return fmt.Sprintf("code %s (child of %s): %v", child, parent, err)
+	}
+	if cv.loc.Level != level-1 {
+		return fmt.Sprintf("code %s (child of %s): level %s under a level %s parent", child, parent, cv.loc.Level, level)
+	}
+	if cv.rec.Parent != parent || cv.rec.State != StateAggregated {
+		return fmt.Sprintf("code %s: linked under %s but its record says %s in %q", child, parent, cv.rec.State, cv.rec.Parent)
+	}
+	return ""
+}
+
+// digest is used by tests to compare two stores' projections.
+func digest(txn *badger.Txn) [32]byte {
+	h := sha256.New()
+	for _, pfx := range projectionPrefixes {
+		_ = scanPrefix(txn, pfx, func(k, v []byte) error { h.Write(k); h.Write(v); return nil })
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
