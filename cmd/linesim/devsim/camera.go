@@ -1,0 +1,209 @@
+package devsim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tracline/tracline/cmd/linesim/sim"
+	"github.com/tracline/tracline/cmd/linesim/uasim"
+)
+
+// Node names of a simulated camera. The vision camera's object is "Camera",
+// an aggregation camera's is "AggCamera"; the nodes are "<object>.<suffix>",
+// e.g. "ns=1;s=Camera.LastResult".
+const (
+	CameraObject    = "Camera"
+	AggCameraObject = "AggCamera"
+
+	SuffixResultCount = "ResultCount" // UInt32 R: seq of the last result
+	SuffixLastResult  = "LastResult"  // String R: JSON ResultRecord
+	SuffixResults     = "Results"     // String[] R: last N JSON ResultRecords, oldest first
+	SuffixState       = "State"       // String R: running
+)
+
+// CameraConfig configures a simulated camera (vision or aggregation).
+type CameraConfig struct {
+	// Listen is host:port ("" = 127.0.0.1:0).
+	Listen string `yaml:"listen"`
+	// Ring is how many results the Results ring keeps (default 256).
+	Ring int `yaml:"ring"`
+	// LowGrade is the grade published for a sim.CameraLowGrade fault
+	// (default "D").
+	LowGrade string `yaml:"low_grade"`
+}
+
+// Validate reports what is wrong with the config.
+func (c CameraConfig) Validate() error {
+	var errs []error
+	if c.Ring < 0 || c.Ring > 100000 {
+		errs = append(errs, fmt.Errorf("devsim.camera.ring: %d is outside 0..100000", c.Ring))
+	}
+	switch c.LowGrade {
+	case "", "A", "B", "C", "D", "E", "F":
+	default:
+		errs = append(errs, fmt.Errorf("devsim.camera.low_grade: %q is not a grade A..F", c.LowGrade))
+	}
+	if err := checkListen(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("devsim.camera.listen: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// resultDevice is an OPC UA server publishing ResultRecords.
+type resultDevice struct {
+	cfg    CameraConfig
+	log    *slog.Logger
+	srv    *uasim.Server
+	object string
+	level  int
+
+	mu   sync.Mutex
+	recs recordLog
+}
+
+func newResultDevice(cfg CameraConfig, log *slog.Logger, object, name, uri string, level int) (*resultDevice, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Ring == 0 {
+		cfg.Ring = 256
+	}
+	if cfg.LowGrade == "" {
+		cfg.LowGrade = "D"
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	host, port := splitListen(cfg.Listen)
+	srv, err := uasim.New(uasim.Config{Name: name, NamespaceURI: uri, Host: host, Port: port}, log)
+	if err != nil {
+		return nil, err
+	}
+	d := &resultDevice{cfg: cfg, log: log, srv: srv, object: object, level: level}
+	d.recs.size = cfg.Ring
+	obj, err := srv.AddObject("", object)
+	if err != nil {
+		return nil, err
+	}
+	if d.recs.count, err = srv.AddVariable(obj, object+"."+SuffixResultCount, uint32(0), nil); err != nil {
+		return nil, err
+	}
+	if d.recs.last, err = srv.AddVariable(obj, object+"."+SuffixLastResult, "", nil); err != nil {
+		return nil, err
+	}
+	if d.recs.rings, err = srv.AddVariable(obj, object+"."+SuffixResults, []string{}, nil); err != nil {
+		return nil, err
+	}
+	if _, err = srv.AddVariable(obj, object+"."+SuffixState, "running", nil); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *resultDevice) publish(item uint32, codes []string, grade string, pass bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if codes == nil {
+		codes = []string{}
+	}
+	seq := d.recs.seq + 1
+	rec := ResultRecord{Seq: seq, Item: item, Level: d.level, Codes: codes, Grade: grade, Pass: pass, At: time.Now().UTC()}
+	if err := d.recs.publish(seq, rec); err != nil {
+		d.log.Error("devsim camera: publish result", "err", err)
+	}
+}
+
+// Start serves OPC UA until ctx ends or Close.
+func (d *resultDevice) Start(ctx context.Context) error { return d.srv.Start(ctx) }
+
+// Addr is the OPC UA server's host:port.
+func (d *resultDevice) Addr() string { return d.srv.Addr() }
+
+// Endpoint is the opc.tcp URL.
+func (d *resultDevice) Endpoint() string { return d.srv.Endpoint() }
+
+// Close stops the server.
+func (d *resultDevice) Close() error { return d.srv.Close() }
+
+// ResultCount is the seq of the last published result.
+func (d *resultDevice) ResultCount() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.recs.seq
+}
+
+// Camera is the simulated vision camera after the printer.
+type Camera struct{ *resultDevice }
+
+// NewCamera builds the simulated vision camera; Start serves it.
+func NewCamera(cfg CameraConfig, log *slog.Logger) (*Camera, error) {
+	d, err := newResultDevice(cfg, log, CameraObject, "linesim vision camera", "urn:tracline:linesim:camera", 0)
+	if err != nil {
+		return nil, fmt.Errorf("devsim camera: %w", err)
+	}
+	return &Camera{d}, nil
+}
+
+// Inspect publishes one result for item, from what is on the unit:
+//   - sim.CameraOK: the code read (grade A, pass) — or a no-read if the unit
+//     carries nothing;
+//   - sim.CameraNoRead: no code, grade "", fail;
+//   - sim.CameraLowGrade: the code read with the configured low grade, fail;
+//   - sim.CameraLost: nothing is published (the line sees no result).
+func (c *Camera) Inspect(item uint32, onUnit string, f sim.CameraFault) {
+	switch f {
+	case sim.CameraLost:
+		return
+	case sim.CameraNoRead:
+		c.publish(item, nil, "", false)
+	case sim.CameraLowGrade:
+		if onUnit == "" {
+			c.publish(item, nil, "", false)
+			return
+		}
+		c.publish(item, []string{onUnit}, c.cfg.LowGrade, false)
+	default:
+		if onUnit == "" {
+			c.publish(item, nil, "", false)
+			return
+		}
+		c.publish(item, []string{onUnit}, "A", true)
+	}
+}
+
+// AggCamera is a simulated aggregation camera reading a whole group at once.
+type AggCamera struct{ *resultDevice }
+
+// NewAggCamera builds an aggregation camera for groups of level (2 = box…);
+// Start serves it.
+func NewAggCamera(cfg CameraConfig, level int, log *slog.Logger) (*AggCamera, error) {
+	if level < 2 || level > 9 {
+		return nil, fmt.Errorf("devsim agg camera: level %d is outside 2..9", level)
+	}
+	d, err := newResultDevice(cfg, log, AggCameraObject, fmt.Sprintf("linesim aggregation camera L%d", level),
+		fmt.Sprintf("urn:tracline:linesim:aggcamera:%d", level), level)
+	if err != nil {
+		return nil, fmt.Errorf("devsim agg camera L%d: %w", level, err)
+	}
+	return &AggCamera{d}, nil
+}
+
+// Read publishes one multi-code result for group: the codes seen on the
+// group's top (empty codes are dropped), pass when at least one was read.
+func (a *AggCamera) Read(group uint32, codes []string) {
+	read := make([]string, 0, len(codes))
+	for _, c := range codes {
+		if c != "" {
+			read = append(read, c)
+		}
+	}
+	grade := ""
+	if len(read) > 0 {
+		grade = "A"
+	}
+	a.publish(group, read, grade, len(read) > 0)
+}

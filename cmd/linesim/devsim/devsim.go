@@ -1,0 +1,200 @@
+// Package devsim plays the line's coding printer, vision camera, aggregation
+// cameras and ZPL label printer over real protocols on loopback, for
+// cmd/linesim and for the drivers' tests. Only cmd/linesim and tests import it.
+//
+// Conveyor-facing API (called by cmd/linesim/sim's conveyor; the fault and
+// label types are sim's):
+//
+//	func (p *Printer) PrintOnto(f sim.PrintFault) (onUnit string)
+//	func (c *Camera) Inspect(item uint32, onUnit string, f sim.CameraFault)
+//	func (a *AggCamera) Read(group uint32, codes []string)
+//	func (l *LabelPrinter) NextLabel() (sim.Label, bool)
+//
+// NewDevices builds them all as a sim.Devices (use it with
+// sim.WithDevices); each device can also be built on its own with
+// NewPrinter, NewCamera, NewAggCamera and NewLabelPrinter, then Start(ctx),
+// Addr() and Close().
+//
+// Printer and cameras are OPC UA servers (cmd/linesim/uasim). Every print
+// record and camera result is published atomically as one JSON value in a
+// last-record node, together with a counter and a ring of the last N records,
+// so a client that misses notifications (the gopcua server sends one value per
+// monitored item per publishing interval) detects the gap by the counter and
+// reads the lost records back from the ring. The address space is documented
+// in docs/devices-printer-camera.md.
+package devsim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/tracline/tracline/cmd/linesim/sim"
+)
+
+// Config configures every simulated device of NewDevices.
+type Config struct {
+	Printer      PrinterConfig      `yaml:"printer"`
+	Camera       CameraConfig       `yaml:"camera"`
+	AggCamera    CameraConfig       `yaml:"agg_camera"` // one per level; Listen must be "" or host:0 when levels > 1
+	LabelPrinter LabelPrinterConfig `yaml:"label_printer"`
+}
+
+// Validate reports what is wrong with the config.
+func (c Config) Validate() error {
+	return errors.Join(c.Printer.Validate(), c.Camera.Validate(), c.AggCamera.Validate(), c.LabelPrinter.Validate())
+}
+
+// Device names used as keys of sim.Devices.Targets.
+const (
+	NamePrinter      = "printer"
+	NameCamera       = "camera"
+	NameAggCamera    = "agg_camera" // level 2; higher levels: "agg_camera_3", …
+	NameLabelPrinter = "label_printer"
+)
+
+// AggCameraName is the Targets key of the aggregation camera for level.
+func AggCameraName(level int) string {
+	if level == 2 {
+		return NameAggCamera
+	}
+	return NameAggCamera + "_" + strconv.Itoa(level)
+}
+
+// Set is every simulated device, started.
+type Set struct {
+	Printer      *Printer
+	Camera       *Camera
+	AggCameras   []*AggCamera // AggCameras[i] reads groups of level i+2
+	LabelPrinter *LabelPrinter
+}
+
+// Close stops every device.
+func (s *Set) Close() error {
+	var errs []error
+	if s.Printer != nil {
+		errs = append(errs, s.Printer.Close())
+	}
+	if s.Camera != nil {
+		errs = append(errs, s.Camera.Close())
+	}
+	for _, a := range s.AggCameras {
+		errs = append(errs, a.Close())
+	}
+	if s.LabelPrinter != nil {
+		errs = append(errs, s.LabelPrinter.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Start builds and starts every device: the printer, the camera, one
+// aggregation camera per level above the unit (levels = len(ratios)) and
+// the label printer. On error everything started is closed.
+func Start(ctx context.Context, cfg Config, levels int, log *slog.Logger) (*Set, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if levels < 0 || levels > 8 {
+		return nil, fmt.Errorf("devsim: %d aggregation levels is outside 0..8", levels)
+	}
+	s := &Set{}
+	fail := func(err error) (*Set, error) {
+		s.Close()
+		return nil, err
+	}
+	var err error
+	if s.Printer, err = NewPrinter(cfg.Printer, log); err != nil {
+		return fail(err)
+	}
+	if err = s.Printer.Start(ctx); err != nil {
+		return fail(err)
+	}
+	if s.Camera, err = NewCamera(cfg.Camera, log); err != nil {
+		return fail(err)
+	}
+	if err = s.Camera.Start(ctx); err != nil {
+		return fail(err)
+	}
+	for i := 0; i < levels; i++ {
+		ac := cfg.AggCamera
+		if i > 0 {
+			ac.Listen = ""
+		}
+		a, err := NewAggCamera(ac, i+2, log)
+		if err != nil {
+			return fail(err)
+		}
+		s.AggCameras = append(s.AggCameras, a)
+		if err := a.Start(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	if s.LabelPrinter, err = NewLabelPrinter(cfg.LabelPrinter, log); err != nil {
+		return fail(err)
+	}
+	if err = s.LabelPrinter.Start(ctx); err != nil {
+		return fail(err)
+	}
+	return s, nil
+}
+
+// Devices returns the set as the conveyor's sim.Devices.
+func (s *Set) Devices() *sim.Devices {
+	d := &sim.Devices{
+		Printer: s.Printer,
+		Camera:  s.Camera,
+		Labels:  s.LabelPrinter,
+		Targets: map[string]string{
+			NamePrinter:      s.Printer.Addr(),
+			NameCamera:       s.Camera.Addr(),
+			NameLabelPrinter: s.LabelPrinter.Addr(),
+		},
+		Close: s.Close,
+	}
+	for i, a := range s.AggCameras {
+		d.AggCameras = append(d.AggCameras, a)
+		d.Targets[AggCameraName(i+2)] = a.Addr()
+	}
+	return d
+}
+
+// Factory returns a sim.DeviceFactory that starts the devices from cfg.
+func Factory(cfg Config, log *slog.Logger) sim.DeviceFactory {
+	return func(ctx context.Context, levels int) (*sim.Devices, error) {
+		s, err := Start(ctx, cfg, levels, log)
+		if err != nil {
+			return nil, err
+		}
+		return s.Devices(), nil
+	}
+}
+
+func checkListen(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q: port %q is not 0..65535", addr, port)
+	}
+	return nil
+}
+
+func splitListen(addr string) (string, int) {
+	if addr == "" {
+		return "127.0.0.1", 0
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return host, p
+}
