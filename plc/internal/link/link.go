@@ -179,3 +179,13 @@ func (s *LinkState) Up(at time.Time) []plc.Event {
 
 // IsUp reports the last reported state.
 func (s *LinkState) IsUp() bool { return s.known && s.up }
+
+// Changed reports whether v differs from the last observed value (and
+// records it).
+func (h *Heartbeat) Changed(v uint32) bool {
+	changed := !h.have || v != h.last
+	if changed {
+		h.have, h.last = true, v
+	}
+	return changed
+}

@@ -1,0 +1,562 @@
+// Package opcua is the PLC driver over OPC UA (gopcua client): inputs by
+// subscription, outputs by Write, security None or Basic256Sha256
+// Sign / SignAndEncrypt with the client certificate and key from config,
+// reconnect with backoff, and a watchdog for the silent-subscription
+// failure of upstream gopcua issue #910 (after a link cut the client can come
+// back "connected" with its subscription dead): when the heartbeat input
+// has not been notified for a while, the driver reads it directly; if the
+// PLC answers with a newer value the subscription is re-created, if it does
+// not answer the connection is dropped and re-opened.
+//
+// gopcua's own auto-reconnect is switched off: the driver owns the
+// lifecycle, so every loss is one LinkDown event and every recovery one
+// LinkUp. cmd/ wires it; the line sees only plc.PLC.
+package opcua
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gopcua/opcua"
+	"github.com/gopcua/opcua/ua"
+
+	"github.com/tracline/tracline/plc"
+	"github.com/tracline/tracline/plc/internal/link"
+)
+
+// Client handles of the monitored inputs.
+const (
+	hItem uint32 = iota + 1
+	hRunning
+	hHeartbeat
+)
+
+// Driver is a plc.PLC over OPC UA.
+type Driver struct {
+	cfg   plc.Config
+	log   *slog.Logger
+	out   *link.Outbox
+	nodes map[string]*ua.NodeID
+	key   *rsa.PrivateKey
+	cert  []byte
+
+	mu  sync.Mutex
+	cur *opcua.Client // nil while down
+
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+	started   bool
+
+	// Resubscribed counts subscriptions re-created by the #910 watchdog.
+	resubscribed int64
+	// killSub (tests only) makes serve delete its subscription on the
+	// server without telling anyone — the symptom of upstream #910.
+	killSub chan struct{}
+}
+
+var _ plc.PLC = (*Driver)(nil)
+
+// New validates cfg (protocol opcua), parses node ids and loads the
+// certificate and key; it does not touch the network.
+func New(cfg plc.Config, log *slog.Logger) (*Driver, error) {
+	if cfg.Protocol != plc.ProtoOPCUA {
+		return nil, fmt.Errorf("plc/opcua: plc.protocol is %q, not opcua", cfg.Protocol)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	d := &Driver{cfg: cfg, log: log.With("plc", "opcua"), out: link.NewOutbox(1024), nodes: map[string]*ua.NodeID{}, done: make(chan struct{})}
+	for name, s := range cfg.Signals {
+		id, err := ua.ParseNodeID(s.Node)
+		if err != nil {
+			return nil, fmt.Errorf("plc.signals.%s: node %q: %w", name, s.Node, err)
+		}
+		d.nodes[name] = id
+	}
+	if cfg.OPCUA.SecurityPolicy != plc.SecPolicyNone {
+		var err error
+		if d.cert, err = loadCert(cfg.OPCUA.Certificate); err != nil {
+			return nil, fmt.Errorf("plc.opcua.certificate: %w", err)
+		}
+		if d.key, err = loadKey(cfg.OPCUA.PrivateKey); err != nil {
+			return nil, fmt.Errorf("plc.opcua.private_key: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// Connect opens the first session and subscription (waiting at most until
+// ctx ends) and starts the watchdog. Afterwards the driver reconnects by
+// itself; losses arrive as events.
+func (d *Driver) Connect(ctx context.Context) error {
+	if d.started {
+		return errors.New("plc/opcua: Connect called twice")
+	}
+	c, err := d.dial(ctx)
+	if err != nil {
+		return fmt.Errorf("plc/opcua %s: %w", d.cfg.OPCUA.Endpoint, err)
+	}
+	d.setCur(c)
+	runCtx, cancel := context.WithCancel(context.Background())
+	d.cancel, d.started = cancel, true
+	go d.run(runCtx, c)
+	return nil
+}
+
+// Events implements plc.PLC.
+func (d *Driver) Events() <-chan plc.Event { return d.out.C }
+
+// Close implements plc.PLC.
+func (d *Driver) Close() error {
+	d.closeOnce.Do(func() {
+		if d.started {
+			d.cancel()
+			<-d.done
+		} else if c := d.setCur(nil); c != nil {
+			d.closeClient(c)
+		}
+		close(d.out.C)
+	})
+	return nil
+}
+
+func (d *Driver) setCur(c *opcua.Client) (old *opcua.Client) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old, d.cur = d.cur, c
+	return old
+}
+
+func (d *Driver) client() *opcua.Client {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cur
+}
+
+func (d *Driver) closeClient(c *opcua.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	c.Close(ctx)
+}
+
+// dial opens a secure channel and a session.
+func (d *Driver) dial(ctx context.Context) (*opcua.Client, error) {
+	o := d.cfg.OPCUA
+	opts := []opcua.Option{
+		opcua.AutoReconnect(false),
+		opcua.RequestTimeout(o.Timeout),
+		opcua.DialTimeout(o.Timeout),
+		opcua.SessionTimeout(time.Minute),
+		opcua.ApplicationName("Tracline line controller"),
+	}
+	if o.SecurityPolicy == plc.SecPolicyNone {
+		opts = append(opts, opcua.SecurityPolicy(ua.SecurityPolicyURINone), opcua.SecurityMode(ua.MessageSecurityModeNone), opcua.AuthAnonymous())
+	} else {
+		eps, err := opcua.GetEndpoints(ctx, o.Endpoint, opcua.DialTimeout(o.Timeout), opcua.RequestTimeout(o.Timeout))
+		if err != nil {
+			return nil, fmt.Errorf("get endpoints: %w", err)
+		}
+		mode := ua.MessageSecurityModeFromString(o.SecurityMode)
+		ep, err := opcua.SelectEndpoint(eps, o.SecurityPolicy, mode)
+		if err != nil {
+			return nil, fmt.Errorf("the server offers no %s/%s endpoint: %w", o.SecurityPolicy, o.SecurityMode, err)
+		}
+		opts = append(opts, opcua.PrivateKey(d.key), opcua.Certificate(d.cert),
+			opcua.SecurityFromEndpoint(ep, ua.UserTokenTypeAnonymous), opcua.AuthAnonymous())
+	}
+	c, err := opcua.NewClient(o.Endpoint, opts...)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*o.Timeout)
+	defer cancel()
+	if err := c.Connect(cctx); err != nil {
+		d.closeClient(c)
+		return nil, err
+	}
+	return c, nil
+}
+
+// WriteVerdict implements plc.PLC: one Write of UInt32[3] {item, result, reason}.
+func (d *Driver) WriteVerdict(ctx context.Context, v plc.Verdict) error {
+	if err := v.Validate(); err != nil {
+		return err
+	}
+	val := []uint32{v.Item, uint32(v.Result), uint32(v.Reason)}
+	if err := d.write(ctx, plc.SigVerdict, val); err != nil {
+		return fmt.Errorf("plc/opcua: verdict item %d: %w", v.Item, err)
+	}
+	return nil
+}
+
+// Set implements plc.PLC.
+func (d *Driver) Set(ctx context.Context, o plc.Output, value int) error {
+	if err := plc.CheckOutputValue(o, value); err != nil {
+		return err
+	}
+	s, ok := d.cfg.Signals[o.String()]
+	if !ok {
+		return fmt.Errorf("plc/opcua: %s: %w", o, plc.ErrNoSignal)
+	}
+	var val any
+	switch s.Type {
+	case plc.TypeBool:
+		val = value != 0
+	case plc.TypeU16:
+		val = uint16(value)
+	case plc.TypeI16:
+		val = int16(value)
+	default:
+		return fmt.Errorf("plc/opcua: %s: type %s cannot be written", o, s.Type)
+	}
+	if err := d.write(ctx, o.String(), val); err != nil {
+		return fmt.Errorf("plc/opcua: %s=%d: %w", o, value, err)
+	}
+	return nil
+}
+
+func (d *Driver) write(ctx context.Context, sig string, val any) error {
+	c := d.client()
+	if c == nil {
+		return plc.ErrNotConnected
+	}
+	variant, err := ua.NewVariant(val)
+	if err != nil {
+		return err
+	}
+	res, err := c.Write(ctx, &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{{
+		NodeID:      d.nodes[sig],
+		AttributeID: ua.AttributeIDValue,
+		Value:       &ua.DataValue{EncodingMask: ua.DataValueValue, Value: variant},
+	}}})
+	if err != nil {
+		return err
+	}
+	if len(res.Results) != 1 {
+		return fmt.Errorf("write %s: %d results", d.cfg.Signals[sig].Node, len(res.Results))
+	}
+	if res.Results[0] != ua.StatusOK {
+		return fmt.Errorf("write %s: %w", d.cfg.Signals[sig].Node, res.Results[0])
+	}
+	return nil
+}
+
+// Resubscribed reports how often the watchdog re-created a silent
+// subscription (upstream #910).
+func (d *Driver) Resubscribed() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.resubscribed
+}
+
+// session is one connected client with its subscription.
+type session struct {
+	c      *opcua.Client
+	sub    *opcua.Subscription
+	notifs chan *opcua.PublishNotificationData
+}
+
+// run owns the connection: subscribe, watch, reconnect.
+func (d *Driver) run(ctx context.Context, first *opcua.Client) {
+	defer close(d.done)
+	trig := d.cfg.Signals[plc.SigItemTrigger]
+	bits := 32
+	if trig.Type == plc.TypeU16 {
+		bits = 16
+	}
+	st := &state{
+		tracker: link.NewTracker(d.cfg.CatchUp, bits),
+		hb:      link.NewHeartbeat(d.cfg.HeartbeatTimeout),
+	}
+	back := link.Backoff{Min: d.cfg.ReconnectMin, Max: d.cfg.ReconnectMax}
+	c := first
+	for {
+		if c == nil {
+			if !back.Wait(ctx) {
+				return
+			}
+			var err error
+			if c, err = d.dial(ctx); err != nil {
+				d.log.Debug("reconnect failed", "err", err)
+				c = nil
+				continue
+			}
+			d.log.Info("reconnected", "endpoint", d.cfg.OPCUA.Endpoint)
+			d.setCur(c)
+		}
+		err := d.serve(ctx, c, st, &back)
+		d.setCur(nil)
+		d.closeClient(c)
+		c = nil
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("link lost", "err", err)
+		if !d.out.Emit(ctx, st.link.Down(err, time.Now())...) {
+			return
+		}
+	}
+}
+
+// state is what survives reconnects.
+type state struct {
+	tracker     *link.Tracker
+	hb          *link.Heartbeat
+	link        link.LinkState
+	running     bool
+	haveRunning bool
+	lastNotify  time.Time
+}
+
+// subscribe creates the subscription, reads the inputs once (so that items
+// that passed while down are recovered from the counter) and returns.
+func (d *Driver) subscribe(ctx context.Context, c *opcua.Client) (*session, error) {
+	s := &session{c: c, notifs: make(chan *opcua.PublishNotificationData, 256)}
+	sub, err := c.Subscribe(ctx, &opcua.SubscriptionParameters{Interval: d.cfg.OPCUA.PublishingInterval}, s.notifs)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	s.sub = sub
+	items := []*ua.MonitoredItemCreateRequest{
+		opcua.NewMonitoredItemCreateRequestWithDefaults(d.nodes[plc.SigItemTrigger], ua.AttributeIDValue, hItem),
+		opcua.NewMonitoredItemCreateRequestWithDefaults(d.nodes[plc.SigRunning], ua.AttributeIDValue, hRunning),
+		opcua.NewMonitoredItemCreateRequestWithDefaults(d.nodes[plc.SigHeartbeat], ua.AttributeIDValue, hHeartbeat),
+	}
+	for _, it := range items {
+		it.RequestedParameters.QueueSize = 100 // keep every counter change within a publishing interval
+	}
+	res, err := sub.Monitor(ctx, ua.TimestampsToReturnBoth, items...)
+	if err != nil {
+		return nil, fmt.Errorf("monitor inputs: %w", err)
+	}
+	for i, r := range res.Results {
+		if r.StatusCode != ua.StatusOK {
+			return nil, fmt.Errorf("monitor %s: %w", d.cfg.Signals[[]string{plc.SigItemTrigger, plc.SigRunning, plc.SigHeartbeat}[i]].Node, r.StatusCode)
+		}
+	}
+	return s, nil
+}
+
+// serve runs one connection until it fails.
+func (d *Driver) serve(ctx context.Context, c *opcua.Client, st *state, back *link.Backoff) error {
+	s, err := d.subscribe(ctx, c)
+	if err != nil {
+		return err
+	}
+	// Read the counter once so that the baseline (or, after a reconnect,
+	// the catch-up) does not depend on when the first notification lands.
+	iv, err := d.readU32(ctx, c, plc.SigItemTrigger)
+	if err != nil {
+		return fmt.Errorf("read item_trigger: %w", err)
+	}
+	now := time.Now()
+	st.hb.Reset(now)
+	st.lastNotify = now
+	back.Reset()
+	if !d.out.Emit(ctx, append(st.link.Up(now), st.tracker.Observe(iv, now)...)...) {
+		return ctx.Err()
+	}
+	check := d.cfg.HeartbeatTimeout / 4
+	if check < 5*time.Millisecond {
+		check = 5 * time.Millisecond
+	}
+	tick := time.NewTicker(check)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-d.killSub:
+			cctx, cancel := context.WithTimeout(ctx, d.cfg.OPCUA.Timeout)
+			s.sub.Cancel(cctx)
+			cancel()
+		case n := <-s.notifs:
+			if n == nil {
+				continue
+			}
+			if n.Error != nil {
+				return fmt.Errorf("subscription: %w", n.Error)
+			}
+			dc, ok := n.Value.(*ua.DataChangeNotification)
+			if !ok {
+				continue
+			}
+			st.lastNotify = time.Now()
+			for _, it := range dc.MonitoredItems {
+				if !d.out.Emit(ctx, d.handle(st, it)...) {
+					return ctx.Err()
+				}
+			}
+		case now := <-tick.C:
+			if err := st.hb.Stale(now); err != nil {
+				// No heartbeat notification for too long: ask the PLC directly.
+				hv, rerr := d.readU32(ctx, c, plc.SigHeartbeat)
+				if rerr != nil {
+					return fmt.Errorf("heartbeat silent and read failed: %w", rerr)
+				}
+				if st.hb.Changed(hv) {
+					// The PLC is alive but our subscription is silent (#910).
+					d.log.Warn("subscription silent while the PLC answers: re-creating it")
+					d.mu.Lock()
+					d.resubscribed++
+					d.mu.Unlock()
+					if !d.out.Emit(ctx, st.link.Down(fmt.Errorf("subscription silent for %s while the PLC answers; re-created", now.Sub(st.lastNotify).Round(time.Millisecond)), now)...) {
+						return ctx.Err()
+					}
+					cctx, cancel := context.WithTimeout(ctx, d.cfg.OPCUA.Timeout)
+					s.sub.Cancel(cctx)
+					cancel()
+					if s, err = d.subscribe(ctx, c); err != nil {
+						return err
+					}
+					iv, err := d.readU32(ctx, c, plc.SigItemTrigger)
+					if err != nil {
+						return fmt.Errorf("read item_trigger: %w", err)
+					}
+					now := time.Now()
+					st.hb.Reset(now)
+					if !d.out.Emit(ctx, append(st.link.Up(now), st.tracker.Observe(iv, now)...)...) {
+						return ctx.Err()
+					}
+					continue
+				}
+				// Connected, PLC answers, heartbeat really stopped.
+				if !d.out.Emit(ctx, st.link.Down(err, now)...) {
+					return ctx.Err()
+				}
+			}
+		}
+	}
+}
+
+// handle turns one monitored-item notification into events.
+func (d *Driver) handle(st *state, it *ua.MonitoredItemNotification) []plc.Event {
+	if it == nil || it.Value == nil || it.Value.Value == nil {
+		return nil
+	}
+	if it.Value.Status != ua.StatusOK && it.Value.EncodingMask&ua.DataValueStatusCode != 0 {
+		return nil // bad quality: no value to act on
+	}
+	now := time.Now()
+	v, ok := toU32(it.Value.Value.Value())
+	if !ok {
+		d.log.Warn("input of unexpected type", "handle", it.ClientHandle, "type", fmt.Sprintf("%T", it.Value.Value.Value()))
+		return nil
+	}
+	switch it.ClientHandle {
+	case hItem:
+		return st.tracker.Observe(v, now)
+	case hRunning:
+		r := v != 0
+		if st.haveRunning && r == st.running {
+			return nil
+		}
+		st.running, st.haveRunning = r, true
+		return []plc.Event{{Kind: plc.EventRunning, At: now, Running: r}}
+	case hHeartbeat:
+		st.hb.Observe(v, now)
+		if st.link.IsUp() {
+			return nil
+		}
+		return st.link.Up(now) // heartbeat back after a stale period
+	}
+	return nil
+}
+
+func (d *Driver) readU32(ctx context.Context, c *opcua.Client, sig string) (uint32, error) {
+	rctx, cancel := context.WithTimeout(ctx, d.cfg.OPCUA.Timeout)
+	defer cancel()
+	res, err := c.Read(rctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: d.nodes[sig], AttributeID: ua.AttributeIDValue}}})
+	if err != nil {
+		return 0, err
+	}
+	if len(res.Results) != 1 || res.Results[0].Value == nil {
+		return 0, fmt.Errorf("read %s: no value", d.cfg.Signals[sig].Node)
+	}
+	if res.Results[0].Status != ua.StatusOK {
+		return 0, fmt.Errorf("read %s: %w", d.cfg.Signals[sig].Node, res.Results[0].Status)
+	}
+	v, ok := toU32(res.Results[0].Value.Value())
+	if !ok {
+		return 0, fmt.Errorf("read %s: unexpected type %T", d.cfg.Signals[sig].Node, res.Results[0].Value.Value())
+	}
+	return v, nil
+}
+
+func toU32(v any) (uint32, bool) {
+	switch x := v.(type) {
+	case bool:
+		if x {
+			return 1, true
+		}
+		return 0, true
+	case uint16:
+		return uint32(x), true
+	case int16:
+		return uint32(uint16(x)), true
+	case uint32:
+		return x, true
+	case int32:
+		return uint32(x), true
+	case byte:
+		return uint32(x), true
+	case int64:
+		return uint32(x), true
+	case uint64:
+		return uint32(x), true
+	}
+	return 0, false
+}
+
+func loadCert(file string) ([]byte, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if blk, _ := pem.Decode(b); blk != nil {
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%s: PEM block is %q, not CERTIFICATE", file, blk.Type)
+		}
+		b = blk.Bytes
+	}
+	if _, err := x509.ParseCertificate(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return b, nil
+}
+
+func loadKey(file string) (*rsa.PrivateKey, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if blk, _ := pem.Decode(b); blk != nil {
+		b = blk.Bytes
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(b); err == nil {
+		return k, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not an RSA private key (PKCS#1 or PKCS#8, PEM or DER): %w", file, err)
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: key is %T; OPC UA Basic256Sha256 needs RSA", file, k)
+	}
+	return rk, nil
+}
