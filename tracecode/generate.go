@@ -161,8 +161,10 @@ func (d CarriedData) get(x Data) string {
 }
 
 // Compose makes the full code to print on a level-l unit: the identity c
-// plus the data the rule says the code carries, in the rule's order. The
-// result is checked against the rule (Match).
+// plus the data the rule says the code carries. Its elements are in the
+// order they are encoded in a GS1 carrier (fixed-length AIs first, see
+// GS1Data), so a scan of the printed symbol normalizes to the same text.
+// The result is checked against the rule (Match).
 func (p *Product) Compose(l Level, c Code, d CarriedData) (Parsed, error) {
 	ls, ok := p.Level(l)
 	if !ok || ls.Rule == nil {
@@ -186,5 +188,22 @@ func (p *Product) Compose(l Level, c Code, d CarriedData) (Parsed, error) {
 	if err := p.Match(l, &parsed); err != nil {
 		return Parsed{}, err
 	}
+	parsed.encodingOrder()
 	return parsed, nil
+}
+
+// encodingOrder puts fixed-length elements first, keeping relative order.
+func (p *Parsed) encodingOrder() {
+	var out [maxElements]Element
+	k := 0
+	for pass := 0; pass < 2; pass++ {
+		for _, e := range p.Elements() {
+			d := lookupAIExact(e.AI)
+			if (d != nil && d.fixed) == (pass == 0) {
+				out[k] = e
+				k++
+			}
+		}
+	}
+	p.elems = out
 }

@@ -38,6 +38,9 @@ func TestGenerateSGTIN(t *testing.T) {
 			if full.Code != c {
 				t.Fatalf("Compose changed identity %s → %s", c, full.Code)
 			}
+			if again, err := Parse("]d2" + full.GS1Data()); err != nil || again.Normalized() != full.Normalized() {
+				t.Fatalf("Compose %s: encoded %q normalizes to %q, want %q (%v)", c, full.GS1Data(), again.Normalized(), full.Normalized(), err)
+			}
 		}
 		if g.Made() != 2000 {
 			t.Errorf("Made = %d", g.Made())
