@@ -60,6 +60,7 @@ type Store struct {
 	seq      uint64
 	head     [32]byte
 	closed   bool
+	stats    Stats
 	fatal    error // set when a commit failed in a way that leaves the caches unsure
 }
 
@@ -386,6 +387,7 @@ func (s *Store) tryCommit(group []*request) error {
 	if err := txn.Set(keyHead, hv); err != nil {
 		return err
 	}
+	tc := time.Now()
 	if err := txn.Commit(); err != nil {
 		// Badger's state is unknown to us now: refuse further writes rather
 		// than risk caches that disagree with the disk.
@@ -406,8 +408,25 @@ func (s *Store) tryCommit(group []*request) error {
 		s.pools[k] = v
 	}
 	s.seq, s.head = seq, head
+	s.stats.Groups++
+	s.stats.Requests += uint64(len(group))
+	s.stats.CommitTime += time.Since(tc)
 	s.mu.Unlock()
 	return nil
+}
+
+// Stats are the committer's counters since Open.
+type Stats struct {
+	Groups     uint64        `json:"groups"`   // synced transactions
+	Requests   uint64        `json:"requests"` // requests they carried
+	CommitTime time.Duration `json:"commit_ns"`
+}
+
+// Stats reports the committer's counters.
+func (s *Store) Stats() Stats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.stats
 }
 
 func isTxnErr(err error) bool {

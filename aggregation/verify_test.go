@@ -1,6 +1,7 @@
 package aggregation
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -52,4 +53,33 @@ func TestVerifyNamesTamperedEvent(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("restored ledger fails verify: %v", rep.Problems)
 	}
+}
+
+func TestBackupRestore(t *testing.T) {
+	s, _ := openTest(t)
+	lv := commissioned(t, s, "BK", []int{4, 2}, 2)
+	must(t, s.Pack(ctx, lv[1][0], lv[0][:2], PackOpts{}, op))
+	var buf bytes.Buffer
+	must(t, s.Backup(ctx, &buf))
+	dir := t.TempDir()
+	must(t, Restore(ctx, dir, &buf, Options{NoSync: true}))
+	if err := Restore(ctx, dir, bytes.NewReader(nil), Options{}); err == nil {
+		t.Fatal("restore into a non-empty directory accepted")
+	}
+	r, err := Open(dir, Options{NoSync: true})
+	must(t, err)
+	defer r.Close()
+	rep, err := r.Verify(ctx)
+	must(t, err)
+	if !rep.OK() || rep.Events != s.seq {
+		t.Fatalf("restored: %d events (want %d), problems %v", rep.Events, s.seq, rep.Problems)
+	}
+	var a, b [32]byte
+	must(t, s.db.View(func(txn *badger.Txn) error { a = digest(txn); return nil }))
+	must(t, r.db.View(func(txn *badger.Txn) error { b = digest(txn); return nil }))
+	if a != b {
+		t.Fatal("restored projections differ")
+	}
+	// The restored ledger goes on where the original stopped.
+	must(t, r.Pack(ctx, lv[1][1], lv[0][2:], PackOpts{}, op))
 }

@@ -2,20 +2,161 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
 
+	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/aggregation/ledgerbench"
 	"github.com/tracline/tracline/tracecode"
 )
 
-func cmdVerify(ctx context.Context, c *cli, args []string) error  { return errors.New("not built yet") }
-func cmdBackup(ctx context.Context, c *cli, args []string) error  { return errors.New("not built yet") }
-func cmdRestore(ctx context.Context, c *cli, args []string) error { return errors.New("not built yet") }
+func newFlags(name string, c *cli) *flag.FlagSet {
+	fs := flag.NewFlagSet("linectl "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	return fs
+}
+
+// cmdVerify: linectl verify --data DIR [--json]
+func cmdVerify(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags("verify", c)
+	data := fs.String("data", "", "ledger data directory (required)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if *data == "" {
+		return errors.New("--data DIR is required")
+	}
+	rep, err := aggregation.VerifyDir(ctx, *data, aggregation.Options{Logger: c.log})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		for _, p := range rep.Problems {
+			fmt.Fprintln(c.stdout, "FAIL", p)
+		}
+		if rep.Truncated > 0 {
+			fmt.Fprintf(c.stdout, "FAIL … and %d more problems\n", rep.Truncated)
+		}
+		status := "OK"
+		if !rep.OK() {
+			status = fmt.Sprintf("FAILED (%d problems)", len(rep.Problems)+rep.Truncated)
+		}
+		fmt.Fprintf(c.stdout, "verify %s: %d events, %d codes, %d batches: %s\n", *data, rep.Events, rep.Codes, rep.Batches, status)
+	}
+	if !rep.OK() {
+		return exitError{1}
+	}
+	return nil
+}
+
+// cmdBackup: linectl backup --data DIR [--out FILE]
+func cmdBackup(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags("backup", c)
+	data := fs.String("data", "", "ledger data directory (required)")
+	out := fs.String("out", "", "backup file (default: stdout)")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if *data == "" {
+		return errors.New("--data DIR is required")
+	}
+	if _, err := os.Stat(*data); err != nil {
+		return fmt.Errorf("no ledger at %s: %w", *data, err)
+	}
+	s, err := aggregation.Open(*data, aggregation.Options{Logger: c.log})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var w io.Writer = c.stdout
+	if *out != "" {
+		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		if err := s.Backup(ctx, f); err != nil {
+			f.Close()
+			os.Remove(*out)
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	return s.Backup(ctx, w)
+}
+
+// cmdRestore: linectl restore --data DIR FILE ("-" for stdin)
+func cmdRestore(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags("restore", c)
+	data := fs.String("data", "", "empty data directory to restore into (required)")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if *data == "" || fs.NArg() != 1 {
+		return errors.New("usage: linectl restore --data DIR FILE (FILE may be - for stdin)")
+	}
+	var r io.Reader = c.stdin
+	if name := fs.Arg(0); name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	if err := aggregation.Restore(ctx, *data, r, aggregation.Options{Logger: c.log}); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "restored into %s; run linectl verify --data %s\n", *data, *data)
+	return nil
+}
+
+// benchLedger: linectl bench ledger [--units N] [--writers W] [--data DIR] [--line-seconds S]
 func benchLedger(ctx context.Context, c *cli, args []string) error {
-	return errors.New("not built yet")
+	fs := newFlags("bench ledger", c)
+	cfg := ledgerbench.Default()
+	fs.IntVar(&cfg.Units, "units", cfg.Units, "level-1 units in the benchmark batch")
+	fs.IntVar(&cfg.Writers, "writers", cfg.Writers, "concurrent writers at full load")
+	fs.IntVar(&cfg.LineRate, "line-rate", cfg.LineRate, "transitions per second at line load")
+	fs.IntVar(&cfg.LineSamples, "line-samples", cfg.LineSamples, "transitions measured at line load")
+	fs.StringVar(&cfg.Dir, "data", "", "directory for the benchmark ledger (default: a temporary one, removed after)")
+	fs.BoolVar(&cfg.NoSync, "nosync", false, "skip fsync (measures everything but the disk; never on a line)")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	cfg.Logger = c.log
+	res, err := ledgerbench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
 }
 
 // openPoolStore opens the ledger in dir as the pools' store; the returned
 // func closes it.
 func openPoolStore(ctx context.Context, c *cli, dir string) (tracecode.PoolStore, func() error, error) {
-	return nil, nil, errors.New("not built yet")
+	if dir == "" {
+		return nil, nil, errors.New("--data DIR is required")
+	}
+	s, err := aggregation.Open(dir, aggregation.Options{Logger: c.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s.Close, nil
 }

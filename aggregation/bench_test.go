@@ -1,0 +1,65 @@
+package aggregation
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tracline/tracline/tracecode"
+)
+
+// BenchmarkCommission measures durable (synced) commissions from concurrent
+// writers: go test -bench Commission ./aggregation/
+func BenchmarkCommission(b *testing.B) {
+	for _, w := range []int{1, 64, 1024} {
+		b.Run(fmt.Sprintf("writers=%d", w), func(b *testing.B) {
+			s, err := Open(b.TempDir(), Options{})
+			must(b, err)
+			defer s.Close()
+			must(b, s.CreateBatch(ctx, spec("BB"), op))
+			cs := codes(7, 0, b.N)
+			for i := 0; i < len(cs); i += chunk {
+				part := cs[i:min(i+chunk, len(cs))]
+				must(b, s.AddToPool(ctx, "p", part, "bench"))
+				got, err := s.AllocateFromPool(ctx, "BB", 1, "p", len(part), op)
+				must(b, err)
+				for j := 0; j < len(got); j += 1000 {
+					must(b, s.MarkSent(ctx, got[j:min(j+1000, len(got))], op))
+				}
+			}
+			st0 := s.Stats()
+			b.ResetTimer()
+			t0 := time.Now()
+			var wg sync.WaitGroup
+			next := make(chan tracecode.Code, 1024)
+			go func() {
+				for _, c := range cs {
+					next <- c
+				}
+				close(next)
+			}()
+			for g := 0; g < w; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for c := range next {
+						if err := s.Commission(ctx, c, UnitInfo{}, op); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			st := s.Stats()
+			groups := st.Groups - st0.Groups
+			b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "transitions/s")
+			if groups > 0 {
+				b.ReportMetric(float64(st.Requests-st0.Requests)/float64(groups), "reqs/group")
+				b.ReportMetric(float64((st.CommitTime-st0.CommitTime).Microseconds())/float64(groups), "µs-commit/group")
+			}
+		})
+	}
+}

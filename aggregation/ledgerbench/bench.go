@@ -1,0 +1,388 @@
+// Package ledgerbench measures the ledger (package aggregation) at line
+// speed: durable transitions per second with concurrent writers, ack
+// latency at line load and at full load, batch summary, pallet tree and
+// streaming a whole batch. Only cmd/linectl (bench ledger) and benchmarks
+// import it.
+package ledgerbench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/tracecode"
+)
+
+// Config sizes a run.
+type Config struct {
+	Units       int    // level-1 units (default 1,000,000)
+	Ratios      []int  // box, case, pallet ratios (default 10, 20, 25)
+	Writers     int    // concurrent writers at full load (default 64)
+	LineRate    int    // transitions/s at line load (default 30)
+	LineSamples int    // transitions measured at line load (default 150)
+	Dir         string // ledger directory; a temporary one if empty
+	NoSync      bool
+	Logger      *slog.Logger
+}
+
+// Default is the configuration of `linectl bench ledger`.
+func Default() Config {
+	return Config{Units: 1_000_000, Ratios: []int{10, 20, 25}, Writers: 64, LineRate: 30, LineSamples: 150}
+}
+
+// Validate checks a Config.
+func (c Config) Validate() error {
+	per := 1
+	for _, r := range c.Ratios {
+		if r < 1 {
+			return fmt.Errorf("ratio %d: want at least 1", r)
+		}
+		per *= r
+	}
+	switch {
+	case c.Units < per:
+		return fmt.Errorf("--units %d is less than one pallet (%d units)", c.Units, per)
+	case c.Units%per != 0:
+		return fmt.Errorf("--units %d is not a whole number of pallets of %d units", c.Units, per)
+	case c.Writers < 1 || c.Writers > 4096:
+		return fmt.Errorf("--writers %d out of range 1..4096", c.Writers)
+	case c.LineRate < 1 || c.LineRate > 10000:
+		return fmt.Errorf("--line-rate %d out of range 1..10000", c.LineRate)
+	case c.LineSamples < 0 || c.LineSamples >= c.Units:
+		return fmt.Errorf("--line-samples %d out of range 0..units", c.LineSamples)
+	}
+	return nil
+}
+
+// Result is the JSON `linectl bench ledger` prints.
+type Result struct {
+	Units             int      `json:"units"`
+	Codes             int      `json:"codes"`
+	Writers           int      `json:"writers"`
+	Sync              bool     `json:"sync"`
+	TransitionsPerS   float64  `json:"transitions_per_s"` // commissions at full load, each durable
+	AckP50Ms          float64  `json:"ack_p50_ms"`        // at full load
+	AckP99Ms          float64  `json:"ack_p99_ms"`        // at full load
+	AckMaxMs          float64  `json:"ack_max_ms"`
+	LineRate          int      `json:"line_rate_per_s"`
+	LineAckP50Ms      float64  `json:"line_ack_p50_ms"`
+	LineAckP99Ms      float64  `json:"line_ack_p99_ms"`
+	LineAckMaxMs      float64  `json:"line_ack_max_ms"`
+	PackPerS          float64  `json:"pack_per_s"` // Pack calls (parents) per second, concurrent writers
+	SetupS            float64  `json:"setup_s"`    // import, allocate, mark sent
+	SummaryMs         float64  `json:"summary_ms"` // Summary of the whole batch, mean of 1000 calls
+	PalletTreeMs      float64  `json:"pallet_tree_ms"`
+	PalletTreeNodes   int      `json:"pallet_tree_nodes"`
+	StreamMs          float64  `json:"stream_ms"` // Codes(level 1, aggregated) over the whole batch
+	StreamCodes       int      `json:"stream_codes"`
+	StreamExtraMB     float64  `json:"stream_extra_mb"` // peak RSS growth while streaming
+	VerifyS           float64  `json:"verify_s"`
+	VerifyOK          bool     `json:"verify_ok"`
+	DiskMB            float64  `json:"disk_mb"`
+	RSSMB             float64  `json:"rss_mb"` // resident size at the end
+	GOMAXPROCS        int      `json:"gomaxprocs"`
+	TotalS            float64  `json:"total_s"`
+	ConservationCheck []string `json:"conservation_check"`
+}
+
+var (
+	dev = aggregation.Actor{Kind: aggregation.ActorDevice, ID: "bench"}
+	qa  = aggregation.Actor{Kind: aggregation.ActorUser, ID: "qa"}
+)
+
+func code(level, i int) tracecode.Code {
+	return tracecode.Code(fmt.Sprintf("8%06d%013d", 900000+level, i))
+}
+
+// Run builds one batch of cfg.Units units and measures it.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	t0 := time.Now()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	dir := cfg.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "tracline-bench-ledger-")
+		if err != nil {
+			return Result{}, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	s, err := aggregation.Open(dir, aggregation.Options{Logger: cfg.Logger, NoSync: cfg.NoSync})
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.Close()
+	res := Result{Units: cfg.Units, Writers: cfg.Writers, Sync: !cfg.NoSync, LineRate: cfg.LineRate, GOMAXPROCS: runtime.GOMAXPROCS(0)}
+
+	batch := "BENCH-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	spec := aggregation.BatchSpec{ID: batch, Product: "bench", Line: "bench", Levels: []aggregation.LevelSpec{{Level: 1, Scheme: tracecode.SchemeNMPA20}}}
+	counts := []int{cfg.Units}
+	for i, r := range cfg.Ratios {
+		spec.Levels = append(spec.Levels, aggregation.LevelSpec{Level: tracecode.Level(i + 2), Ratio: r, Scheme: tracecode.SchemeNMPA20})
+		counts = append(counts, counts[i]/r)
+	}
+	if err := s.CreateBatch(ctx, spec, dev); err != nil {
+		return res, err
+	}
+	// Setup: import, allocate and send every code.
+	ts := time.Now()
+	levels := make([][]tracecode.Code, len(counts))
+	for li, n := range counts {
+		cs := make([]tracecode.Code, n)
+		for i := range cs {
+			cs[i] = code(li+batchSalt(batch), i)
+		}
+		pool := fmt.Sprintf("%s-L%d", batch, li+1)
+		if err := s.AddToPool(ctx, pool, cs, "bench"); err != nil {
+			return res, fmt.Errorf("import L%d: %w", li+1, err)
+		}
+		got, err := s.AllocateFromPool(ctx, batch, tracecode.Level(li+1), pool, n, dev)
+		if err != nil {
+			return res, fmt.Errorf("allocate L%d: %w", li+1, err)
+		}
+		if err := parallel(ctx, cfg.Writers, (n+999)/1000, func(i int) error {
+			return s.MarkSent(ctx, got[i*1000:min((i+1)*1000, n)], dev)
+		}, nil); err != nil {
+			return res, fmt.Errorf("mark sent L%d: %w", li+1, err)
+		}
+		levels[li] = got
+		res.Codes += n
+	}
+	res.SetupS = time.Since(ts).Seconds()
+
+	// Line load: one commission every 1/rate s, each timed.
+	units := levels[0]
+	var lineLat []time.Duration
+	tick := time.NewTicker(time.Second / time.Duration(cfg.LineRate))
+	for i := 0; i < cfg.LineSamples; i++ {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			tick.Stop()
+			return res, ctx.Err()
+		}
+		st := time.Now()
+		if err := s.Commission(ctx, units[i], aggregation.UnitInfo{ItemID: uint64(i)}, dev); err != nil {
+			tick.Stop()
+			return res, err
+		}
+		lineLat = append(lineLat, time.Since(st))
+	}
+	tick.Stop()
+	res.LineAckP50Ms, res.LineAckP99Ms, res.LineAckMaxMs = pct(lineLat)
+
+	// Full load: every other level-1 unit, from cfg.Writers goroutines.
+	rest := units[cfg.LineSamples:]
+	lat := make([]time.Duration, len(rest))
+	tf := time.Now()
+	if err := parallel(ctx, cfg.Writers, len(rest), func(i int) error {
+		return s.Commission(ctx, rest[i], aggregation.UnitInfo{ItemID: uint64(i)}, dev)
+	}, lat); err != nil {
+		return res, err
+	}
+	res.TransitionsPerS = float64(len(rest)) / time.Since(tf).Seconds()
+	res.AckP50Ms, res.AckP99Ms, res.AckMaxMs = pct(lat)
+
+	// Commission the labels, then pack level by level.
+	parents := 0
+	tp := time.Now()
+	for li := 1; li < len(levels); li++ {
+		lv, kids, r := levels[li], levels[li-1], cfg.Ratios[li-1]
+		if err := parallel(ctx, cfg.Writers, len(lv), func(i int) error {
+			if err := s.Commission(ctx, lv[i], aggregation.UnitInfo{}, dev); err != nil {
+				return err
+			}
+			return s.Pack(ctx, lv[i], kids[i*r:(i+1)*r], aggregation.PackOpts{}, dev)
+		}, nil); err != nil {
+			return res, fmt.Errorf("pack L%d: %w", li+1, err)
+		}
+		parents += len(lv)
+	}
+	res.PackPerS = float64(parents) / time.Since(tp).Seconds()
+
+	// Summary, O(levels).
+	const nsum = 1000
+	tsum := time.Now()
+	var sum aggregation.BatchSummary
+	for i := 0; i < nsum; i++ {
+		if sum, err = s.Summary(ctx, batch); err != nil {
+			return res, err
+		}
+	}
+	res.SummaryMs = ms(time.Since(tsum)) / nsum
+	res.ConservationCheck = sum.Check()
+	if res.ConservationCheck == nil {
+		res.ConservationCheck = []string{}
+	}
+
+	// Tree of one pallet, best of 5.
+	top := levels[len(levels)-1][0]
+	for i := 0; i < 5; i++ {
+		n := 0
+		tt := time.Now()
+		if err := s.Tree(ctx, top, func(aggregation.Node) error { n++; return nil }); err != nil {
+			return res, err
+		}
+		if d := ms(time.Since(tt)); i == 0 || d < res.PalletTreeMs {
+			res.PalletTreeMs = d
+		}
+		res.PalletTreeNodes = n
+	}
+
+	// Stream every level-1 code, watching resident memory.
+	runtime.GC()
+	rss0 := rssMB()
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if r := int64(rssMB() * 1024); r > peak.Load() {
+				peak.Store(r)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	tst := time.Now()
+	err = s.Codes(ctx, batch, 1, aggregation.StateAggregated, func(tracecode.Code) error { res.StreamCodes++; return nil })
+	res.StreamMs = ms(time.Since(tst))
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		return res, err
+	}
+	res.StreamExtraMB = round(max(0, float64(peak.Load())/1024-rss0))
+
+	// Release, then verify the whole ledger.
+	if _, err := s.ReturnUnsent(ctx, batch, dev); err != nil {
+		return res, err
+	}
+	if err := s.Release(ctx, batch, aggregation.Signature{User: "qa", Meaning: "released", At: time.Now()}, qa); err != nil {
+		return res, err
+	}
+	tv := time.Now()
+	rep, err := s.Verify(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.VerifyS, res.VerifyOK = round(time.Since(tv).Seconds()), rep.OK()
+	if !rep.OK() {
+		cfg.Logger.Error("verify failed", "problems", strings.Join(rep.Problems[:min(10, len(rep.Problems))], "; "))
+	}
+	res.DiskMB = round(float64(dirSize(dir)) / (1 << 20))
+	res.RSSMB = round(rssMB())
+	res.TotalS = round(time.Since(t0).Seconds())
+	res.TransitionsPerS = float64(int(res.TransitionsPerS))
+	res.PackPerS = float64(int(res.PackPerS))
+	res.SetupS = round(res.SetupS)
+	return res, nil
+}
+
+// batchSalt keeps two runs on the same data directory from colliding codes.
+func batchSalt(batch string) int {
+	h := 0
+	for _, c := range batch {
+		h = (h*31 + int(c)) % 9000
+	}
+	return h * 10
+}
+
+// parallel runs fn(0..n-1) on w goroutines; lat, if not nil, gets each call's time.
+func parallel(ctx context.Context, w, n int, fn func(i int) error, lat []time.Duration) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for g := 0; g < w; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				st := time.Now()
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+					next.Store(int64(n))
+					return
+				}
+				if lat != nil {
+					lat[i] = time.Since(st)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+func pct(d []time.Duration) (p50, p99, mx float64) {
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	at := func(q float64) float64 { return ms(s[min(len(s)-1, int(q*float64(len(s))))]) }
+	return at(0.50), at(0.99), ms(s[len(s)-1])
+}
+
+func ms(d time.Duration) float64 { return round(float64(d.Microseconds()) / 1000) }
+
+func round(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+
+func rssMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return float64(m.Sys) / (1 << 20)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+	}
+	return n
+}
