@@ -161,7 +161,7 @@ func (g GroundTruth) Check() error {
 	for _, gr := range g.Groups {
 		byID[gr.ID] = gr
 	}
-	parentOf := map[string]uint32{}
+	parentOf := map[string]uint32{} // "item N" / "group N" → parent group
 	for _, gr := range g.Groups {
 		if len(gr.Children) != len(gr.Items) {
 			bad("group %d: %d children but %d item ids", gr.ID, len(gr.Children), len(gr.Items))
@@ -178,13 +178,17 @@ func (g GroundTruth) Check() error {
 			bad("group %d: holds %d, more than the ratio %d", gr.ID, len(gr.Children), g.Ratios[lvl])
 		}
 		for i, c := range gr.Children {
-			if p, ok := parentOf[c]; ok {
-				bad("child %s in groups %d and %d", c, p, gr.ID)
-			}
-			parentOf[c] = gr.ID
 			if i >= len(gr.Items) {
 				continue
 			}
+			key := fmt.Sprintf("group %d", gr.Items[i])
+			if gr.Level == 2 {
+				key = fmt.Sprintf("item %d", gr.Items[i])
+			}
+			if p, ok := parentOf[key]; ok {
+				bad("%s in groups %d and %d", key, p, gr.ID)
+			}
+			parentOf[key] = gr.ID
 			if gr.Level == 2 {
 				it := gr.Items[i]
 				if it < 1 || int(it) > len(g.Units) {

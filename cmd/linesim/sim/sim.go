@@ -32,6 +32,15 @@ const (
 	DevLabel     = "label_printer"
 )
 
+// AggCameraDevice is the device name of the aggregation camera of level
+// (2 = agg_camera, 3 = agg_camera_3, …), as in Devices.Targets.
+func AggCameraDevice(level int) string {
+	if level == 2 {
+		return DevAggCamera
+	}
+	return DevAggCamera + "_" + strconv.Itoa(level)
+}
+
 // DeviceFactory builds the printer, cameras and label printer once the
 // simulator starts; levels is len(cfg.Ratios).
 type DeviceFactory func(ctx context.Context, levels int) (*Devices, error)
@@ -78,7 +87,10 @@ type Endpoints struct {
 	PLCOPCUA     string `json:"plc_opcua"`     // opc.tcp://host:port
 	Printer      string `json:"printer"`       // opc.tcp://host:port ("" if no such device)
 	Camera       string `json:"camera"`        // opc.tcp://host:port
-	AggCamera    string `json:"agg_camera"`    // opc.tcp://host:port
+	AggCamera    string `json:"agg_camera"`    // opc.tcp://host:port, level 2
+	// AggCameras lists every aggregation camera by level: [0] is level 2
+	// (= AggCamera), [1] level 3, …
+	AggCameras []string `json:"agg_cameras"`
 	LabelPrinter string `json:"label_printer"` // host:port (raw ZPL)
 	HTTP         string `json:"http"`          // http://host:port/groundtruth ("" if off)
 }
@@ -176,6 +188,11 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 	for name, dst := range map[string]*string{DevPrinter: &ep.Printer, DevCamera: &ep.Camera, DevAggCamera: &ep.AggCamera} {
 		if a := addrs[name]; a != "" {
 			*dst = "opc.tcp://" + a
+		}
+	}
+	for lvl := 2; lvl < 2+len(s.cfg.Ratios); lvl++ {
+		if a := addrs[AggCameraDevice(lvl)]; a != "" {
+			ep.AggCameras = append(ep.AggCameras, "opc.tcp://"+a)
 		}
 	}
 	// Ground truth over HTTP.
@@ -324,7 +341,10 @@ func (s *Sim) linkFault(k FaultKind, on bool, delay time.Duration) {
 	case FaultPrinterDown, FaultPrinterSlow, FaultPrinterStall:
 		devs = []string{DevPrinter}
 	case FaultCameraDown, FaultCameraSlow, FaultCameraStall:
-		devs = []string{DevCamera, DevAggCamera}
+		devs = []string{DevCamera}
+		for lvl := 2; lvl < 2+len(s.cfg.Ratios); lvl++ {
+			devs = append(devs, AggCameraDevice(lvl))
+		}
 	}
 	for _, d := range devs {
 		var err error
