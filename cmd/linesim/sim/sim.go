@@ -83,16 +83,16 @@ type Sim struct {
 
 // Endpoints are the addresses clients connect to (each a netsim proxy).
 type Endpoints struct {
-	Modbus       string `json:"plc_modbus"`    // host:port, unit id 1
-	PLCOPCUA     string `json:"plc_opcua"`     // opc.tcp://host:port
-	Printer      string `json:"printer"`       // opc.tcp://host:port ("" if no such device)
-	Camera       string `json:"camera"`        // opc.tcp://host:port
-	AggCamera    string `json:"agg_camera"`    // opc.tcp://host:port, level 2
+	Modbus    string `json:"plc_modbus"` // host:port, unit id 1
+	PLCOPCUA  string `json:"plc_opcua"`  // opc.tcp://host:port
+	Printer   string `json:"printer"`    // opc.tcp://host:port ("" if no such device)
+	Camera    string `json:"camera"`     // opc.tcp://host:port
+	AggCamera string `json:"agg_camera"` // opc.tcp://host:port, level 2
 	// AggCameras lists every aggregation camera by level: [0] is level 2
 	// (= AggCamera), [1] level 3, …
-	AggCameras []string `json:"agg_cameras"`
-	LabelPrinter string `json:"label_printer"` // host:port (raw ZPL)
-	HTTP         string `json:"http"`          // http://host:port/groundtruth ("" if off)
+	AggCameras   []string `json:"agg_cameras"`
+	LabelPrinter string   `json:"label_printer"` // host:port (raw ZPL)
+	HTTP         string   `json:"http"`          // http://host:port/groundtruth ("" if off)
 }
 
 // New validates cfg and builds the simulator; nothing listens until Start.
