@@ -1,0 +1,358 @@
+package uarecord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gopcua/opcua"
+	"github.com/gopcua/opcua/ua"
+)
+
+// dial connects a fresh client (no auto-reconnect: the loop owns that).
+func (s *Stream) dial(ctx context.Context) (*opcua.Client, error) {
+	opts := []opcua.Option{
+		opcua.AutoReconnect(false),
+		opcua.RequestTimeout(s.cfg.RequestTimeout),
+		opcua.DialTimeout(s.cfg.RequestTimeout),
+		opcua.SessionTimeout(30 * time.Second),
+	}
+	sec := s.cfg.Security
+	if sec.Policy == "" || sec.Policy == "None" {
+		opts = append(opts, opcua.SecurityMode(ua.MessageSecurityModeNone), opcua.SecurityPolicy(ua.SecurityPolicyURINone), opcua.AuthAnonymous())
+	} else {
+		dctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		eps, err := opcua.GetEndpoints(dctx, s.cfg.Endpoint)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("get endpoints: %w", err)
+		}
+		mode := ua.MessageSecurityModeFromString(sec.Mode)
+		ep, err := opcua.SelectEndpoint(eps, ua.SecurityPolicyURIPrefix+sec.Policy, mode)
+		if err != nil {
+			return nil, fmt.Errorf("no endpoint with %s/%s: %w", sec.Policy, sec.Mode, err)
+		}
+		ep.EndpointURL = s.cfg.Endpoint // the server may advertise a name we cannot reach
+		opts = append(opts,
+			opcua.CertificateFile(sec.CertFile),
+			opcua.PrivateKeyFile(sec.KeyFile),
+			opcua.SecurityFromEndpoint(ep, ua.UserTokenTypeAnonymous),
+			opcua.AuthAnonymous(),
+		)
+	}
+	c, err := opcua.NewClient(s.cfg.Endpoint, opts...)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*s.cfg.RequestTimeout)
+	defer cancel()
+	if err := c.Connect(cctx); err != nil {
+		c.Close(context.Background())
+		return nil, err
+	}
+	return c, nil
+}
+
+// loop owns the connection: serve it until it fails, then reconnect with
+// backoff, until ctx ends.
+func (s *Stream) loop(ctx context.Context, c *opcua.Client) {
+	defer func() {
+		close(s.events)
+		s.mu.Lock()
+		close(s.done)
+		s.mu.Unlock()
+	}()
+	backoff := 50 * time.Millisecond
+	first := true
+	for {
+		if c != nil {
+			err := s.serve(ctx, c, first)
+			first = false
+			s.mu.Lock()
+			s.client = nil
+			s.mu.Unlock()
+			closeCtx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			c.Close(closeCtx)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("opc ua link down", "device", s.name, "err", err)
+			if !s.emit(ctx, Event{Kind: KindDown, At: time.Now(), Err: err}) {
+				return
+			}
+			backoff = 50 * time.Millisecond
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, s.cfg.ReconnectMax)
+		var err error
+		c, err = s.dial(ctx)
+		if err != nil {
+			s.log.Debug("opc ua reconnect failed", "device", s.name, "err", err)
+			c = nil
+		}
+	}
+}
+
+// serve subscribes on c and delivers records until the link or the
+// subscription fails (returned) or ctx ends.
+func (s *Stream) serve(ctx context.Context, c *opcua.Client, first bool) error {
+	// Baseline: where the device's counter stands now.
+	count, err := s.readCount(ctx, c)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if !s.baseline {
+		s.baseline = true
+		s.lastSeq = count
+	}
+	last := s.lastSeq
+	s.client = c
+	s.mu.Unlock()
+	if count < last {
+		if !s.emit(ctx, Event{Kind: KindReset, At: time.Now(), From: last, To: count}) {
+			return ctx.Err()
+		}
+		s.setLast(count)
+	}
+
+	notes := make(chan *opcua.PublishNotificationData, 256)
+	sctx, cancel := s.reqCtx(ctx)
+	sub, err := c.Subscribe(sctx, &opcua.SubscriptionParameters{
+		Interval:          s.cfg.PublishingInterval,
+		MaxKeepAliveCount: 10,
+		LifetimeCount:     100,
+	}, notes)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	nid, _ := ua.ParseNodeID(s.cfg.RecordNode)
+	mctx, cancel := s.reqCtx(ctx)
+	res, err := sub.Monitor(mctx, ua.TimestampsToReturnNeither, opcua.NewMonitoredItemCreateRequestWithDefaults(nid, ua.AttributeIDValue, 1))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("monitor %s: %w", s.cfg.RecordNode, err)
+	}
+	if len(res.Results) != 1 || res.Results[0].StatusCode != ua.StatusOK {
+		return fmt.Errorf("monitor %s: refused", s.cfg.RecordNode)
+	}
+	if !first {
+		s.log.Info("opc ua link up", "device", s.name)
+		if !s.emit(ctx, Event{Kind: KindUp, At: time.Now()}) {
+			return ctx.Err()
+		}
+	}
+	// Catch up on what happened while we were away.
+	if err := s.catchUp(ctx, c, count); err != nil {
+		return err
+	}
+
+	wd := time.NewTicker(s.cfg.Watchdog)
+	defer wd.Stop()
+	var (
+		noteSince bool // a notification arrived since the last probe
+		behind    int  // probes in a row that found the counter ahead with no notification
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case n := <-notes:
+			if n.Error != nil {
+				return fmt.Errorf("subscription: %w", n.Error)
+			}
+			noteSince = true
+			dc, ok := n.Value.(*ua.DataChangeNotification)
+			if !ok {
+				continue
+			}
+			for _, it := range dc.MonitoredItems {
+				if it == nil || it.Value == nil || it.Value.Value == nil {
+					continue
+				}
+				raw, ok := it.Value.Value.Value().(string)
+				if !ok || raw == "" {
+					continue
+				}
+				if err := s.onRecord(ctx, c, raw); err != nil {
+					return err
+				}
+			}
+		case <-wd.C:
+			count, err := s.readCount(ctx, c)
+			if err != nil {
+				return fmt.Errorf("watchdog: %w", err)
+			}
+			last := s.LastSeq()
+			switch {
+			case count < last:
+				if !s.emit(ctx, Event{Kind: KindReset, At: time.Now(), From: last, To: count}) {
+					return ctx.Err()
+				}
+				s.setLast(count)
+				behind = 0
+			case count > last && !noteSince:
+				behind++
+				if err := s.catchUp(ctx, c, count); err != nil {
+					return err
+				}
+				if behind >= 2 {
+					return errors.New("watchdog: records arrive only by polling; subscription is dead")
+				}
+			default:
+				behind = 0
+			}
+			noteSince = false
+		}
+	}
+}
+
+func (s *Stream) readCount(ctx context.Context, c *opcua.Client) (uint64, error) {
+	node := s.cfg.CountNode
+	if node == "" {
+		v, err := s.readWith(ctx, c, s.cfg.RecordNode)
+		if err != nil {
+			return 0, err
+		}
+		raw, _ := v.(string)
+		if raw == "" {
+			return 0, nil
+		}
+		seq, err := s.decode(raw)
+		if err != nil {
+			return 0, fmt.Errorf("record node: %w", err)
+		}
+		return seq, nil
+	}
+	v, err := s.readWith(ctx, c, node)
+	if err != nil {
+		return 0, err
+	}
+	switch n := v.(type) {
+	case uint32:
+		return uint64(n), nil
+	case uint64:
+		return n, nil
+	case int32:
+		if n >= 0 {
+			return uint64(n), nil
+		}
+	case int64:
+		if n >= 0 {
+			return uint64(n), nil
+		}
+	case uint16:
+		return uint64(n), nil
+	}
+	return 0, fmt.Errorf("count node %s: %T %v is not a counter", node, v, v)
+}
+
+func (s *Stream) onRecord(ctx context.Context, c *opcua.Client, raw string) error {
+	seq, err := s.decode(raw)
+	if err != nil {
+		// A record we cannot read is not a record we may skip: the count
+		// says one is there; recovery via the ring or a gap follows.
+		s.log.Warn("undecodable record", "device", s.name, "err", err)
+		return nil
+	}
+	last := s.LastSeq()
+	switch {
+	case seq <= last:
+		return nil // initial value or already recovered
+	case seq == last+1:
+	default:
+		if err := s.recoverRange(ctx, c, last+1, seq-1); err != nil {
+			return err
+		}
+	}
+	if !s.emit(ctx, Event{Kind: KindRecord, At: time.Now(), Seq: seq, Raw: raw}) {
+		return ctx.Err()
+	}
+	s.setLast(seq)
+	return nil
+}
+
+// catchUp delivers everything up to count from the ring.
+func (s *Stream) catchUp(ctx context.Context, c *opcua.Client, count uint64) error {
+	last := s.LastSeq()
+	if count <= last {
+		return nil
+	}
+	return s.recoverRange(ctx, c, last+1, count)
+}
+
+// recoverRange delivers records from..to from the ring; what the ring no
+// longer holds is a gap.
+func (s *Stream) recoverRange(ctx context.Context, c *opcua.Client, from, to uint64) error {
+	have := map[uint64]string{}
+	if s.cfg.RingNode != "" {
+		v, err := s.readWith(ctx, c, s.cfg.RingNode)
+		if err != nil {
+			return fmt.Errorf("ring: %w", err)
+		}
+		ring, _ := v.([]string)
+		for _, raw := range ring {
+			seq, err := s.decode(raw)
+			if err != nil {
+				continue
+			}
+			have[seq] = raw
+		}
+	}
+	var gapFrom uint64
+	for seq := from; seq <= to; seq++ {
+		raw, ok := have[seq]
+		if !ok {
+			if gapFrom == 0 {
+				gapFrom = seq
+			}
+			continue
+		}
+		if gapFrom != 0 {
+			if !s.emit(ctx, Event{Kind: KindGap, At: time.Now(), From: gapFrom, To: seq - 1}) {
+				return ctx.Err()
+			}
+			gapFrom = 0
+		}
+		if !s.emit(ctx, Event{Kind: KindRecord, At: time.Now(), Seq: seq, Raw: raw}) {
+			return ctx.Err()
+		}
+		s.setLast(seq)
+	}
+	if gapFrom != 0 {
+		if !s.emit(ctx, Event{Kind: KindGap, At: time.Now(), From: gapFrom, To: to}) {
+			return ctx.Err()
+		}
+	}
+	s.setLast(to)
+	return nil
+}
+
+func (s *Stream) setLast(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq == s.lastSeq {
+		return
+	}
+	s.lastSeq = seq
+	close(s.seqCond)
+	s.seqCond = make(chan struct{})
+}
+
+func (s *Stream) emit(ctx context.Context, ev Event) bool {
+	select {
+	case s.events <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,447 @@
+// Package uarecord receives a device's record stream over OPC UA — print
+// records from a coding printer, results from a camera — without losing any
+// silently. It is the shared OPC UA client plumbing of printer/opcua and
+// camera/opcua; only those import it.
+//
+// The device profile it expects: a record node whose value is one whole
+// record (with a sequence number inside, so one value is atomic), optionally
+// a counter node (the sequence number of the last record) and a ring node
+// (an array of the last N records). A Stream subscribes to the record node
+// and delivers records in sequence order on Events. When the sequence jumps
+// (the server keeps one value per monitored item per publishing interval, or
+// the link was down) it reads the ring and delivers what it still holds; what
+// it cannot recover is delivered as a Gap event, never guessed.
+//
+// Links fail: the Stream reconnects with backoff, says so with Down and Up
+// events, and a watchdog probes the counter node every Watchdog period. A
+// failed probe means a dead link; records that show in the counter but never
+// arrive by subscription two probes in a row mean a dead subscription (the
+// gopcua client can come back "connected" with its subscription silently
+// gone, upstream issue #910) — both lead to a fresh connection and
+// subscription, then recovery from the ring.
+package uarecord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gopcua/opcua"
+	"github.com/gopcua/opcua/ua"
+)
+
+// Security selects the OPC UA secure channel.
+type Security struct {
+	// Policy: "None" (default) or "Basic256Sha256".
+	Policy string `yaml:"policy"`
+	// Mode: "None" (default with policy None), "Sign" or "SignAndEncrypt".
+	Mode string `yaml:"mode"`
+	// CertFile and KeyFile: the client's certificate (DER or PEM) and RSA key
+	// (PEM), required for Basic256Sha256.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Validate reports what is wrong; prefix names the config path.
+func (s Security) Validate(prefix string) error {
+	var errs []error
+	switch s.Policy {
+	case "", "None":
+		if s.Mode != "" && s.Mode != "None" {
+			errs = append(errs, fmt.Errorf("%s.mode: %q needs policy Basic256Sha256 (policy is None)", prefix, s.Mode))
+		}
+	case "Basic256Sha256":
+		switch s.Mode {
+		case "Sign", "SignAndEncrypt":
+		default:
+			errs = append(errs, fmt.Errorf("%s.mode: %q is not Sign or SignAndEncrypt", prefix, s.Mode))
+		}
+		if s.CertFile == "" || s.KeyFile == "" {
+			errs = append(errs, fmt.Errorf("%s: policy Basic256Sha256 needs cert_file and key_file", prefix))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("%s.policy: %q is not None or Basic256Sha256", prefix, s.Policy))
+	}
+	return errors.Join(errs...)
+}
+
+// Config is one record stream.
+type Config struct {
+	// Endpoint is the server's opc.tcp URL.
+	Endpoint string `yaml:"endpoint"`
+	Security Security `yaml:"security"`
+	// RecordNode holds the last record (node id text, e.g. "ns=1;s=Camera.LastResult").
+	RecordNode string `yaml:"record_node"`
+	// CountNode holds the sequence number of the last record; the watchdog
+	// reads it. Optional but strongly advised.
+	CountNode string `yaml:"count_node"`
+	// RingNode holds the last N records (String[]); without it every missed
+	// record is a gap.
+	RingNode string `yaml:"ring_node"`
+	// PublishingInterval requested for the subscription (default 10ms).
+	PublishingInterval time.Duration `yaml:"publishing_interval"`
+	// Watchdog is the probe period (default 1s).
+	Watchdog time.Duration `yaml:"watchdog"`
+	// RequestTimeout bounds every request (default 2s).
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// ReconnectMax caps the reconnect backoff (default 2s; it starts at 50ms).
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
+}
+
+// Validate reports what is wrong; prefix names the config path
+// (e.g. "camera.opcua").
+func (c Config) Validate(prefix string) error {
+	var errs []error
+	if c.Endpoint == "" {
+		errs = append(errs, fmt.Errorf("%s.endpoint: must be set (opc.tcp://host:port)", prefix))
+	} else if len(c.Endpoint) < 10 || c.Endpoint[:10] != "opc.tcp://" {
+		errs = append(errs, fmt.Errorf("%s.endpoint: %q does not start with opc.tcp://", prefix, c.Endpoint))
+	}
+	errs = append(errs, c.Security.Validate(prefix+".security"))
+	errs = append(errs, CheckNode(prefix+".record_node", c.RecordNode, true))
+	errs = append(errs, CheckNode(prefix+".count_node", c.CountNode, false))
+	errs = append(errs, CheckNode(prefix+".ring_node", c.RingNode, false))
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"publishing_interval", c.PublishingInterval}, {"watchdog", c.Watchdog}, {"request_timeout", c.RequestTimeout}, {"reconnect_max", c.ReconnectMax}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s.%s: %s is negative", prefix, d.name, d.v))
+		}
+	}
+	if c.PublishingInterval > 0 && c.PublishingInterval < time.Millisecond {
+		errs = append(errs, fmt.Errorf("%s.publishing_interval: %s is below 1ms", prefix, c.PublishingInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckNode checks a node id's text form; path names it in the message.
+func CheckNode(path, node string, required bool) error {
+	if node == "" {
+		if required {
+			return fmt.Errorf("%s: must be set (e.g. ns=1;s=Device.Node)", path)
+		}
+		return nil
+	}
+	rest := node
+	if strings.HasPrefix(rest, "ns=") || strings.HasPrefix(rest, "nsu=") {
+		i := strings.IndexByte(rest, ';')
+		if i < 0 {
+			return fmt.Errorf("%s: %q is not an OPC UA node id (ns=<index>;<i|s|g|b>=<id>)", path, node)
+		}
+		rest = rest[i+1:]
+	}
+	if len(rest) < 3 || rest[1] != '=' || !strings.ContainsRune("isgb", rune(rest[0])) {
+		return fmt.Errorf("%s: %q is not an OPC UA node id (ns=<index>;<i|s|g|b>=<id>)", path, node)
+	}
+	if _, err := ua.ParseNodeID(node); err != nil {
+		return fmt.Errorf("%s: %q is not an OPC UA node id: %v", path, node, err)
+	}
+	return nil
+}
+
+func (c *Config) defaults() {
+	if c.PublishingInterval == 0 {
+		c.PublishingInterval = 10 * time.Millisecond
+	}
+	if c.Watchdog == 0 {
+		c.Watchdog = time.Second
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 2 * time.Second
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = 2 * time.Second
+	}
+}
+
+// Kind is what an Event says.
+type Kind int
+
+const (
+	KindRecord Kind = iota + 1 // a record, in sequence order
+	KindGap                    // records From..To are lost for good
+	KindDown                   // the link is down (Err says why); records may be missed meanwhile
+	KindUp                     // the link is up again; missed records follow as records or a gap
+	KindReset                  // the device's counter went backwards (restart): From is the old, To the new count
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindRecord:
+		return "record"
+	case KindGap:
+		return "gap"
+	case KindDown:
+		return "down"
+	case KindUp:
+		return "up"
+	case KindReset:
+		return "reset"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Event is one thing a Stream delivers.
+type Event struct {
+	Kind Kind
+	At   time.Time
+	Seq  uint64 // KindRecord
+	Raw  string // KindRecord: the record as the device published it
+	From uint64 // KindGap, KindReset
+	To   uint64 // KindGap, KindReset
+	Err  error  // KindDown
+}
+
+// Decoder extracts the sequence number from a raw record.
+type Decoder func(raw string) (seq uint64, err error)
+
+// Sentinel errors.
+var (
+	ErrDown   = errors.New("opc ua link down")
+	ErrClosed = errors.New("stream closed")
+	// ErrRefused marks a request the device answered with a Bad status: it
+	// was received and not carried out.
+	ErrRefused = errors.New("device refused")
+)
+
+// Stream is one device's record stream plus a request channel (Read, Write,
+// Call) on the same connection.
+type Stream struct {
+	cfg    Config
+	name   string
+	decode Decoder
+	log    *slog.Logger
+	events chan Event
+
+	mu       sync.Mutex
+	client   *opcua.Client
+	lastSeq  uint64
+	baseline bool
+	seqCond  chan struct{} // closed and replaced whenever lastSeq moves
+	cancel   context.CancelFunc
+	done     chan struct{}
+	closed   bool
+}
+
+// New builds a stream; it does not touch the network until Connect.
+func New(cfg Config, name string, decode Decoder, log *slog.Logger) (*Stream, error) {
+	if err := cfg.Validate(name); err != nil {
+		return nil, err
+	}
+	if decode == nil {
+		return nil, fmt.Errorf("%s: no record decoder", name)
+	}
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Stream{cfg: cfg, name: name, decode: decode, log: log, events: make(chan Event, 1024), seqCond: make(chan struct{})}, nil
+}
+
+// Events delivers records, gaps and link changes in order. It is closed
+// after Close. The consumer must keep reading: a full channel holds the
+// stream back (nothing is dropped; the device's ring covers the delay).
+func (s *Stream) Events() <-chan Event { return s.events }
+
+// Connect makes the first connection (bounded by ctx) and starts the
+// background loop that keeps the stream alive until Close. Records published
+// before Connect are not delivered: the stream starts at the device's
+// current count.
+func (s *Stream) Connect(ctx context.Context) error {
+	c, err := s.dial(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: connect %s: %w", s.name, s.cfg.Endpoint, err)
+	}
+	count, err := s.readCount(ctx, c)
+	if err != nil {
+		c.Close(context.Background())
+		return fmt.Errorf("%s: connect %s: %w", s.name, s.cfg.Endpoint, err)
+	}
+	s.mu.Lock()
+	if s.closed || s.done != nil {
+		s.mu.Unlock()
+		c.Close(context.Background())
+		return fmt.Errorf("%s: %w", s.name, ErrClosed)
+	}
+	s.baseline = true
+	s.lastSeq = count
+	s.client = c
+	lctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.done = make(chan struct{})
+	s.mu.Unlock()
+	go s.loop(lctx, c)
+	return nil
+}
+
+// Close stops the stream and closes Events. Safe before Connect and twice.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	cancel, done := s.cancel, s.done
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	} else {
+		close(s.events)
+	}
+	return nil
+}
+
+// LastSeq is the sequence number of the last record delivered or given up
+// as a gap.
+func (s *Stream) LastSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastSeq
+}
+
+// WaitSeq waits until every record up to seq was delivered (or reported
+// lost), or ctx ends.
+func (s *Stream) WaitSeq(ctx context.Context, seq uint64) error {
+	for {
+		s.mu.Lock()
+		last, ch := s.lastSeq, s.seqCond
+		s.mu.Unlock()
+		if last >= seq {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: waiting for record %d (at %d): %w", s.name, seq, last, ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+func (s *Stream) current() (*opcua.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.client == nil {
+		return nil, ErrDown
+	}
+	return s.client, nil
+}
+
+func (s *Stream) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.RequestTimeout)
+}
+
+// Read reads a node's value (decoded Go value).
+func (s *Stream) Read(ctx context.Context, node string) (any, error) {
+	c, err := s.current()
+	if err != nil {
+		return nil, fmt.Errorf("%s: read %s: %w", s.name, node, err)
+	}
+	return s.readWith(ctx, c, node)
+}
+
+func (s *Stream) readWith(ctx context.Context, c *opcua.Client, node string) (any, error) {
+	nid, err := ua.ParseNodeID(node)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read %s: %w", s.name, node, err)
+	}
+	rctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	resp, err := c.Read(rctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: nid, AttributeID: ua.AttributeIDValue}}})
+	if err != nil {
+		return nil, fmt.Errorf("%s: read %s: %w", s.name, node, err)
+	}
+	if len(resp.Results) != 1 || resp.Results[0] == nil {
+		return nil, fmt.Errorf("%s: read %s: empty answer", s.name, node)
+	}
+	r := resp.Results[0]
+	if r.Status != ua.StatusOK {
+		return nil, fmt.Errorf("%s: read %s: %w", s.name, node, r.Status)
+	}
+	if r.Value == nil {
+		return nil, fmt.Errorf("%s: read %s: no value", s.name, node)
+	}
+	return r.Value.Value(), nil
+}
+
+// Write writes a node's value. The value must be a type OPC UA carries
+// (string, []string, bool, uint32, ...). A Bad status is an error wrapping
+// the status code.
+func (s *Stream) Write(ctx context.Context, node string, v any) error {
+	c, err := s.current()
+	if err != nil {
+		return fmt.Errorf("%s: write %s: %w", s.name, node, err)
+	}
+	nid, err := ua.ParseNodeID(node)
+	if err != nil {
+		return fmt.Errorf("%s: write %s: %w", s.name, node, err)
+	}
+	vr, err := ua.NewVariant(v)
+	if err != nil {
+		return fmt.Errorf("%s: write %s: value %T: %w", s.name, node, v, err)
+	}
+	rctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	resp, err := c.Write(rctx, &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{{
+		NodeID:      nid,
+		AttributeID: ua.AttributeIDValue,
+		Value:       &ua.DataValue{EncodingMask: ua.DataValueValue, Value: vr},
+	}}})
+	if err != nil {
+		return fmt.Errorf("%s: write %s: %w", s.name, node, err)
+	}
+	if len(resp.Results) != 1 {
+		return fmt.Errorf("%s: write %s: %d results", s.name, node, len(resp.Results))
+	}
+	if resp.Results[0] != ua.StatusOK {
+		return fmt.Errorf("%s: write %s: %w: %w", s.name, node, ErrRefused, resp.Results[0])
+	}
+	return nil
+}
+
+// Call calls a method and returns its output arguments.
+func (s *Stream) Call(ctx context.Context, object, method string, args ...any) ([]any, error) {
+	c, err := s.current()
+	if err != nil {
+		return nil, fmt.Errorf("%s: call %s: %w", s.name, method, err)
+	}
+	oid, err := ua.ParseNodeID(object)
+	if err != nil {
+		return nil, fmt.Errorf("%s: call %s: object: %w", s.name, method, err)
+	}
+	mid, err := ua.ParseNodeID(method)
+	if err != nil {
+		return nil, fmt.Errorf("%s: call %s: %w", s.name, method, err)
+	}
+	in := make([]*ua.Variant, len(args))
+	for i, a := range args {
+		if in[i], err = ua.NewVariant(a); err != nil {
+			return nil, fmt.Errorf("%s: call %s: argument %d (%T): %w", s.name, method, i, a, err)
+		}
+	}
+	rctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	res, err := c.Call(rctx, &ua.CallMethodRequest{ObjectID: oid, MethodID: mid, InputArguments: in})
+	if err != nil {
+		return nil, fmt.Errorf("%s: call %s: %w", s.name, method, err)
+	}
+	if res.StatusCode != ua.StatusOK {
+		return nil, fmt.Errorf("%s: call %s: %w: %w", s.name, method, ErrRefused, res.StatusCode)
+	}
+	out := make([]any, len(res.OutputArguments))
+	for i, o := range res.OutputArguments {
+		if o != nil {
+			out[i] = o.Value()
+		}
+	}
+	return out, nil
+}
