@@ -72,7 +72,7 @@ func (s Security) Validate(prefix string) error {
 // Config is one record stream.
 type Config struct {
 	// Endpoint is the server's opc.tcp URL.
-	Endpoint string `yaml:"endpoint"`
+	Endpoint string   `yaml:"endpoint"`
 	Security Security `yaml:"security"`
 	// RecordNode holds the last record (node id text, e.g. "ns=1;s=Camera.LastResult").
 	RecordNode string `yaml:"record_node"`
