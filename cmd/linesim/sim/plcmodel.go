@@ -194,12 +194,18 @@ func (m *plcModel) writeVerdict(v PLCVerdict) error {
 	return nil
 }
 
-// waitVerdict waits until a verdict for item is written (for benchmarks).
-func (m *plcModel) waitVerdict(ctx context.Context, item uint32) (PLCVerdict, error) {
+// expectVerdict registers interest in the next verdict for item.
+func (m *plcModel) expectVerdict(item uint32) <-chan PLCVerdict {
 	ch := make(chan PLCVerdict, 1)
 	m.mu.Lock()
 	m.waiters[item] = append(m.waiters[item], ch)
 	m.mu.Unlock()
+	return ch
+}
+
+// waitVerdict waits until a verdict for item is written (for benchmarks).
+func (m *plcModel) waitVerdict(ctx context.Context, item uint32) (PLCVerdict, error) {
+	ch := m.expectVerdict(item)
 	select {
 	case v := <-ch:
 		return v, nil

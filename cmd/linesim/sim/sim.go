@@ -273,6 +273,11 @@ func (s *Sim) WaitVerdict(ctx context.Context, item uint32) (PLCVerdict, error) 
 	return s.plc.waitVerdict(ctx, item)
 }
 
+// ExpectVerdict returns a channel that receives the next verdict written
+// for item (over either protocol). Register before writing: it is how
+// benchmarks time "write → the PLC has it" without polling.
+func (s *Sim) ExpectVerdict(item uint32) <-chan PLCVerdict { return s.plc.expectVerdict(item) }
+
 // Feed puts n units on the belt now (manual infeed; with the automatic
 // infeed they come in addition to it).
 func (s *Sim) Feed(ctx context.Context, n int) error {
