@@ -1,0 +1,309 @@
+package opcua
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tracline/tracline/camera"
+	"github.com/tracline/tracline/cmd/linesim/devsim"
+	"github.com/tracline/tracline/cmd/linesim/netsim"
+	"github.com/tracline/tracline/cmd/linesim/sim"
+)
+
+type publisher interface {
+	Start(ctx context.Context) error
+	Addr() string
+	Close() error
+}
+
+// connectVia starts dev, puts a netsim proxy in front and connects a driver
+// with the sim profile for object through it.
+func connectVia(t *testing.T, dev publisher, object string, tune func(*Config)) (*Camera, *netsim.Proxy) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := dev.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	px, err := netsim.New(dev.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := px.Start(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	cfg := SimProfile("opc.tcp://"+px.Addr(), object)
+	cfg.Stream.Watchdog = 200 * time.Millisecond
+	cfg.Stream.ReconnectMax = 200 * time.Millisecond
+	if tune != nil {
+		tune(&cfg)
+	}
+	cam, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+	defer ccancel()
+	if err := cam.Connect(cctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cam.Close() })
+	return cam, px
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func next(t *testing.T, ctx context.Context, c *Camera) camera.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-c.Events():
+		if !ok {
+			t.Fatal("events closed")
+		}
+		return ev
+	case <-ctx.Done():
+		t.Fatal("no event before the deadline")
+	}
+	return camera.Event{}
+}
+
+func TestResultsFaultsAndReconnect(t *testing.T) {
+	dev, err := devsim.NewCamera(devsim.CameraConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam, px := connectVia(t, dev, devsim.CameraObject, nil)
+	ctx := testCtx(t)
+
+	dev.Inspect(101, "CODE-101", sim.CameraOK)
+	dev.Inspect(102, "CODE-102", sim.CameraLost) // nothing published: no event at all
+	dev.Inspect(103, "CODE-103", sim.CameraNoRead)
+	dev.Inspect(104, "CODE-104", sim.CameraLowGrade)
+	want := []camera.Result{
+		{Seq: 1, Item: 101, Codes: []string{"CODE-101"}, Grade: 'A', Pass: true},
+		{Seq: 2, Item: 103, Grade: 0, Pass: false},
+		{Seq: 3, Item: 104, Codes: []string{"CODE-104"}, Grade: 'D', Pass: false},
+	}
+	for i, w := range want {
+		ev := next(t, ctx, cam)
+		r := ev.Result
+		if ev.Kind != camera.EventResult || r.Seq != w.Seq || r.Item != w.Item || !slices.Equal(r.Codes, w.Codes) || r.Grade != w.Grade || r.Pass != w.Pass || r.At.IsZero() {
+			t.Fatalf("event %d = %+v, want %+v", i, ev, w)
+		}
+	}
+
+	px.Cut()
+	if ev := next(t, ctx, cam); ev.Kind != camera.EventDown || ev.Err == nil {
+		t.Fatalf("after cut: %+v", ev)
+	}
+	for i := uint32(0); i < 5; i++ { // inspected while the link is cut
+		dev.Inspect(200+i, fmt.Sprintf("CODE-%d", 200+i), sim.CameraOK)
+	}
+	px.Restore()
+	if ev := next(t, ctx, cam); ev.Kind != camera.EventUp {
+		t.Fatalf("after restore: %+v", ev)
+	}
+	for i := uint32(0); i < 5; i++ {
+		ev := next(t, ctx, cam)
+		if ev.Kind != camera.EventResult || ev.Result.Item != 200+i || ev.Result.Seq != uint64(4+i) {
+			t.Fatalf("recovered %d = %+v", i, ev)
+		}
+	}
+}
+
+// TestBurst publishes far faster than the publishing interval: with a big
+// ring nothing is lost; with a small one the loss is reported as a gap.
+func TestBurst(t *testing.T) {
+	tests := []struct {
+		name    string
+		ring    int
+		wantGap bool
+	}{
+		{"ring covers the burst", 128, false},
+		{"ring too small", 4, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dev, err := devsim.NewCamera(devsim.CameraConfig{Ring: tc.ring}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cam, _ := connectVia(t, dev, devsim.CameraObject, func(c *Config) { c.Stream.PublishingInterval = 300 * time.Millisecond })
+			ctx := testCtx(t)
+			const n = 60
+			for i := uint32(1); i <= n; i++ {
+				dev.Inspect(i, fmt.Sprintf("C%d", i), sim.CameraOK)
+			}
+			var seen uint64
+			lost := 0
+			for seen < n {
+				ev := next(t, ctx, cam)
+				switch ev.Kind {
+				case camera.EventResult:
+					if ev.Result.Seq != seen+1 || ev.Result.Item != uint32(ev.Result.Seq) {
+						t.Fatalf("result %+v after seq %d", ev.Result, seen)
+					}
+					seen = ev.Result.Seq
+				case camera.EventGap:
+					if ev.From != seen+1 || ev.Lost != int(ev.To-ev.From+1) {
+						t.Fatalf("gap %+v after seq %d", ev, seen)
+					}
+					seen = ev.To
+					lost += ev.Lost
+				default:
+					t.Fatalf("unexpected %+v", ev)
+				}
+			}
+			if (lost > 0) != tc.wantGap {
+				t.Fatalf("lost %d, want gap=%v", lost, tc.wantGap)
+			}
+		})
+	}
+}
+
+func TestAggregationCamera(t *testing.T) {
+	dev, err := devsim.NewAggCamera(devsim.CameraConfig{}, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam, _ := connectVia(t, dev, devsim.AggCameraObject, nil)
+	ctx := testCtx(t)
+	codes := make([]string, 24)
+	for i := range codes {
+		codes[i] = fmt.Sprintf("(01)06901234567892(21)S%03d", i)
+	}
+	dev.Read(9, codes)
+	ev := next(t, ctx, cam)
+	if ev.Kind != camera.EventResult || ev.Result.Item != 9 || ev.Result.Level != 3 || !slices.Equal(ev.Result.Codes, codes) || !ev.Result.Pass {
+		t.Fatalf("agg result %+v", ev)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"sim", func(*Config) {}, ""},
+		{"no record node", func(c *Config) { c.Stream.RecordNode = "" }, "camera.Camera.record_node: must be set"},
+		{"bad ring", func(c *Config) { c.Stream.RingNode = "x" }, "camera.Camera.ring_node"},
+		{"dup field", func(c *Config) { c.Fields.Item = "seq" }, `key "seq" is already used`},
+		{"negative watchdog", func(c *Config) { c.Stream.Watchdog = -time.Second }, "watchdog: -1s is negative"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := SimProfile("opc.tcp://127.0.0.1:4841", "Camera")
+			tc.mod(&c)
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeResultTable(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  string
+		ok   bool
+		want camera.Result
+	}{
+		{"full", `{"seq":4,"item":7,"codes":["X","Y"],"grade":"B","pass":true,"level":2}`, true, camera.Result{Seq: 4, Item: 7, Codes: []string{"X", "Y"}, Grade: 'B', Pass: true, Level: 2}},
+		{"one code string", `{"seq":1,"item":1,"codes":"X","grade":3.7,"pass":true}`, true, camera.Result{Seq: 1, Item: 1, Codes: []string{"X"}, Grade: 'A', Pass: true}},
+		{"no-read", `{"seq":1,"item":1,"codes":[],"grade":"","pass":false}`, true, camera.Result{Seq: 1, Item: 1}},
+		{"null codes", `{"seq":1,"item":1,"codes":null,"pass":false}`, true, camera.Result{Seq: 1, Item: 1}},
+		{"seq 0", `{"seq":0,"item":1,"pass":true}`, false, camera.Result{}},
+		{"no item", `{"seq":1,"pass":true}`, false, camera.Result{}},
+		{"item too big", `{"seq":1,"item":4294967296,"pass":true}`, false, camera.Result{}},
+		{"no pass", `{"seq":1,"item":1}`, false, camera.Result{}},
+		{"bad grade", `{"seq":1,"item":1,"pass":true,"grade":"Z"}`, false, camera.Result{}},
+		{"grade out of range", `{"seq":1,"item":1,"pass":true,"grade":7}`, false, camera.Result{}},
+		{"codes number", `{"seq":1,"item":1,"pass":true,"codes":5}`, false, camera.Result{}},
+		{"not json", `seq=1`, false, camera.Result{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := DecodeResult(tc.raw, Fields{})
+			if (err == nil) != tc.ok {
+				t.Fatalf("err %v, want ok=%v", err, tc.ok)
+			}
+			if !tc.ok {
+				return
+			}
+			if r.Seq != tc.want.Seq || r.Item != tc.want.Item || !slices.Equal(r.Codes, tc.want.Codes) || r.Grade != tc.want.Grade || r.Pass != tc.want.Pass || r.Level != tc.want.Level {
+				t.Fatalf("got %+v, want %+v", r, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzDecodeResult(f *testing.F) {
+	f.Add(`{"seq":4,"item":7,"codes":["X","Y"],"grade":"B","pass":true,"level":2,"at":"2026-01-01T00:00:00Z"}`)
+	f.Add(`{"seq":1,"item":1,"codes":"X","grade":3.7,"pass":true}`)
+	f.Add(`{"seq":1,"item":1,"codes":null,"grade":null,"pass":false}`)
+	f.Fuzz(func(t *testing.T, raw string) {
+		r, err := DecodeResult(raw, Fields{})
+		if err != nil {
+			return
+		}
+		if r.Seq == 0 {
+			t.Fatalf("accepted seq 0 from %q", raw)
+		}
+		for _, c := range r.Codes {
+			if c == "" {
+				t.Fatalf("empty code accepted from %q", raw)
+			}
+		}
+		if r.Grade != 0 && (r.Grade < 'A' || r.Grade > 'F') {
+			t.Fatalf("grade %q from %q", r.Grade, raw)
+		}
+	})
+}
+
+// BenchmarkInspectToEvent measures publish (device) → notification →
+// decoded event over loopback OPC UA at a 1 ms publishing interval.
+func BenchmarkInspectToEvent(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dev, _ := devsim.NewCamera(devsim.CameraConfig{}, nil)
+	dev.Start(ctx)
+	defer dev.Close()
+	cfg := SimProfile(dev.Endpoint(), devsim.CameraObject)
+	cfg.Stream.PublishingInterval = time.Millisecond
+	cam, err := New(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cam.Connect(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer cam.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		item := uint32(i + 1)
+		dev.Inspect(item, "CODE", sim.CameraOK)
+		for ev := range cam.Events() {
+			if ev.Kind == camera.EventResult && ev.Result.Item == item {
+				break
+			}
+		}
+	}
+}
