@@ -300,4 +300,3 @@ func parseGrade(v json.RawMessage) (byte, error) {
 	}
 	return 0, fmt.Errorf("numeric grade %v is outside 0..4", n)
 }
-
