@@ -129,9 +129,14 @@ func ParseFormat(s string) (ParsedLabel, error) {
 		if i+2 > len(body) {
 			return lbl, fmt.Errorf("zpl: truncated command at byte %d", i+3)
 		}
-		cmd := strings.ToUpper(body[i+1 : i+3])
-		if body[i+1] == 'A' { // ^A<font><orientation>,h,w: the font letter follows directly
+		var cmd string
+		switch {
+		case body[i+1] == 'A': // ^A<font><orientation>,h,w: the font letter follows directly
 			cmd = "A"
+		case i+3 > len(body):
+			return lbl, fmt.Errorf("zpl: truncated command at byte %d", i+3)
+		default:
+			cmd = strings.ToUpper(body[i+1 : i+3])
 		}
 		// Parameters run to the next ^ or ~ (^FD data too: ZPL has no quoting).
 		j := i + 3
