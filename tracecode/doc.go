@@ -1,7 +1,10 @@
 // Package tracecode knows what a traceability code is: the filed code rules
-// (nmpa20, GS1 SGTIN, GS1 SSCC), product master data, parsing of everything a
-// scanner or camera hands over, generation of GS1 serials, code pools and the
-// platform's code-file import, and rendering a code in its rule's carrier.
+// (nmpa20, GS1 SGTIN, GS1 SSCC) and product master data (LoadProduct),
+// parsing of everything a scanner or camera hands over (Parse), generation
+// of GS1 serials (Generator), code pools (PoolStore, MemPoolStore) and the
+// platform's code-file import (ReadCodeFile, ImportCodeFile). Rendering a
+// code in its rule's carrier is in tracecode/render; the PoolStore
+// conformance suite is tracecode/pooltest.
 //
 // It is the vocabulary of the whole module: every other package may import it;
 // it imports none of them. Storage of pools is behind PoolStore, implemented

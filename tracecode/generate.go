@@ -30,7 +30,7 @@ type Generator struct {
 	charset string
 	length  int     // serial (or serial reference) length
 	space   float64 // number of distinct serials
-	seen    map[string]struct{}
+	seen    map[serialKey]struct{}
 	rnd     io.Reader
 	buf     []byte
 	pos     int
@@ -50,7 +50,7 @@ func newGenerator(p *Product, l Level, rnd io.Reader) (*Generator, error) {
 	if ls.Rule == nil {
 		return nil, fmt.Errorf("level %s (%s) carries no code", l, ls.Name)
 	}
-	g := &Generator{scheme: ls.Rule.Scheme, seen: map[string]struct{}{}, rnd: rnd, buf: make([]byte, 8192)}
+	g := &Generator{scheme: ls.Rule.Scheme, seen: map[serialKey]struct{}{}, rnd: rnd, buf: make([]byte, 8192)}
 	g.pos = len(g.buf)
 	switch ls.Rule.Scheme {
 	case SchemeNMPA20:
@@ -66,7 +66,7 @@ func newGenerator(p *Product, l Level, rnd io.Reader) (*Generator, error) {
 	default:
 		return nil, fmt.Errorf("level %s: %w", l, ls.Rule.Scheme.Validate())
 	}
-	if g.length < 1 || len(g.charset) < 2 || len(g.charset) > 256 {
+	if g.length < 1 || g.length > len(serialKey{}) || len(g.charset) < 2 || len(g.charset) > 256 {
 		return nil, fmt.Errorf("level %s: rule gives no serial space (length %d, %d characters)", l, g.length, len(g.charset))
 	}
 	g.space = math.Pow(float64(len(g.charset)), float64(g.length))
@@ -91,37 +91,51 @@ func (g *Generator) randByte() (byte, error) {
 	return b, nil
 }
 
+// serialKey is a serial as the seen-set remembers it: a fixed-size array
+// holds no pointer, so a million of them cost the garbage collector nothing.
+type serialKey [20]byte
+
 // Next makes one new code, different from every code this generator made.
 func (g *Generator) Next() (Code, error) {
+	var tmp [64]byte
+	out, err := g.appendNext(tmp[:0])
+	if err != nil {
+		return "", err
+	}
+	return Code(out), nil
+}
+
+// appendNext appends one new code to dst.
+func (g *Generator) appendNext(dst []byte) ([]byte, error) {
 	if float64(len(g.seen)+1) > g.space/2 {
-		return "", fmt.Errorf("%d codes made out of %.0f possible: %w", len(g.seen), g.space, ErrSerialSpaceExhausted)
+		return dst, fmt.Errorf("%d codes made out of %.0f possible: %w", len(g.seen), g.space, ErrSerialSpaceExhausted)
 	}
 	m := len(g.charset)
 	limit := 256 - 256%m // accept bytes below limit: no modulo bias
-	var tmp [64]byte
-	out := append(tmp[:0], g.prefix...)
+	start := len(dst)
 	for {
-		out = out[:len(g.prefix)]
-		for len(out) < len(g.prefix)+g.length {
+		dst = append(dst[:start], g.prefix...)
+		var key serialKey
+		for k := 0; k < g.length; {
 			b, err := g.randByte()
 			if err != nil {
-				return "", err
+				return dst[:start], err
 			}
 			if int(b) < limit {
-				out = append(out, g.charset[int(b)%m])
+				key[k] = g.charset[int(b)%m]
+				k++
 			}
 		}
-		if g.scheme == SchemeGS1SSCC {
-			d, _ := GS1CheckDigit(string(out[4:]))
-			out = append(out, d)
-		}
-		key := out[len(g.prefix):]
-		if _, dup := g.seen[string(key)]; dup {
+		if _, dup := g.seen[key]; dup {
 			continue // drawn before in this run: draw again
 		}
-		code := string(out)
-		g.seen[code[len(g.prefix):]] = struct{}{}
-		return Code(code), nil
+		g.seen[key] = struct{}{}
+		dst = append(dst, key[:g.length]...)
+		if g.scheme == SchemeGS1SSCC {
+			d, _ := GS1CheckDigit(string(dst[start+4:]))
+			dst = append(dst, d)
+		}
+		return dst, nil
 	}
 }
 
@@ -130,13 +144,26 @@ func (g *Generator) Generate(n int) ([]Code, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("count %d is negative", n)
 	}
-	out := make([]Code, 0, n)
-	for len(out) < n {
-		c, err := g.Next()
-		if err != nil {
+	if len(g.seen) == 0 && n > 0 {
+		g.seen = make(map[serialKey]struct{}, n)
+	}
+	// All codes share one backing string: one allocation, not n.
+	size := len(g.prefix) + g.length + 1
+	buf := make([]byte, 0, n*size)
+	ends := make([]int, n)
+	for i := range n {
+		var err error
+		if buf, err = g.appendNext(buf); err != nil {
 			return nil, err
 		}
-		out = append(out, c)
+		ends[i] = len(buf)
+	}
+	all := string(buf)
+	out := make([]Code, n)
+	prev := 0
+	for i, e := range ends {
+		out[i] = Code(all[prev:e])
+		prev = e
 	}
 	return out, nil
 }
