@@ -307,3 +307,37 @@ func BenchmarkInspectToEvent(b *testing.B) {
 		}
 	}
 }
+
+// TestStalledLinkIsDetected: a half-dead link (connection open, no byte
+// through) is found by the watchdog, and results published meanwhile are
+// recovered after the link heals.
+func TestStalledLinkIsDetected(t *testing.T) {
+	dev, err := devsim.NewCamera(devsim.CameraConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam, px := connectVia(t, dev, devsim.CameraObject, func(c *Config) {
+		c.Stream.RequestTimeout = 300 * time.Millisecond
+	})
+	ctx := testCtx(t)
+	dev.Inspect(1, "A", sim.CameraOK)
+	if ev := next(t, ctx, cam); ev.Kind != camera.EventResult || ev.Result.Item != 1 {
+		t.Fatalf("first %+v", ev)
+	}
+	px.Stall()
+	dev.Inspect(2, "B", sim.CameraOK)
+	if ev := next(t, ctx, cam); ev.Kind != camera.EventDown {
+		t.Fatalf("after stall: %+v", ev)
+	}
+	dev.Inspect(3, "C", sim.CameraOK)
+	px.Restore()
+	if ev := next(t, ctx, cam); ev.Kind != camera.EventUp {
+		t.Fatalf("after restore: %+v", ev)
+	}
+	for _, item := range []uint32{2, 3} {
+		ev := next(t, ctx, cam)
+		if ev.Kind != camera.EventResult || ev.Result.Item != item {
+			t.Fatalf("recovered %+v, want item %d", ev, item)
+		}
+	}
+}

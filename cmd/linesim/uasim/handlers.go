@@ -201,7 +201,27 @@ func (s *Server) handleCreateSubscription(sc *uasc.SecureChannel, r ua.Request, 
 	if req.RequestedLifetimeCount < 3*req.RequestedMaxKeepAliveCount {
 		req.RequestedLifetimeCount = 3 * req.RequestedMaxKeepAliveCount
 	}
+	s.avoidSubscriptionIDReuse()
 	return s.srv.SubscriptionService.CreateSubscription(sc, req, reqID)
+}
+
+// avoidSubscriptionIDReuse works around gopcua v0.8.0 numbering a new
+// subscription len(Subs)+1: after a deletion that id can belong to a live
+// subscription, which the new one would silently replace (and the old one's
+// end would later delete the new one's monitored items). Placeholder entries
+// under ids counting down from MaxUint32 push len(Subs)+1 onto a free id.
+// Placeholders have no session, so requests naming them are refused.
+func (s *Server) avoidSubscriptionIDReuse() {
+	svc := s.srv.SubscriptionService
+	svc.Mu.Lock()
+	defer svc.Mu.Unlock()
+	for i := 0; i < 1024; i++ {
+		if _, taken := svc.Subs[uint32(len(svc.Subs))+1]; !taken {
+			return
+		}
+		s.placeholders++
+		svc.Subs[math.MaxUint32-s.placeholders] = server.NewSubscription()
+	}
 }
 
 // revisePublishingInterval clamps a requested interval (ms) into
@@ -272,7 +292,8 @@ func (s *Server) handleCreateMonitoredItems(sc *uasc.SecureChannel, r ua.Request
 		return nil, ua.StatusBadSessionIDInvalid
 	}
 	s.srv.SubscriptionService.Mu.Lock()
-	_, subOK := s.srv.SubscriptionService.Subs[req.SubscriptionID]
+	sub, subOK := s.srv.SubscriptionService.Subs[req.SubscriptionID]
+	subOK = subOK && sub != nil && sub.Session != nil
 	s.srv.SubscriptionService.Mu.Unlock()
 	if !subOK {
 		return nil, ua.StatusBadSubscriptionIDInvalid

@@ -128,6 +128,8 @@ type Server struct {
 	closed  bool
 	cancel  context.CancelFunc
 	port    int
+
+	placeholders uint32 // see avoidSubscriptionIDReuse (touched only by the server's single service goroutine)
 }
 
 // Variable is one variable node whose value uasim owns.

@@ -274,3 +274,55 @@ func TestAddAfterStartAndBadValues(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSubscriptionIDsNotReused: gopcua numbers a new subscription
+// len(Subs)+1, which after a deletion can be a live subscription's id.
+func TestSubscriptionIDsNotReused(t *testing.T) {
+	s, ro, _, _ := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	subscribe := func(c *opcua.Client) (*opcua.Subscription, chan *opcua.PublishNotificationData) {
+		notes := make(chan *opcua.PublishNotificationData, 64)
+		sub, err := c.Subscribe(ctx, &opcua.SubscriptionParameters{Interval: 5 * time.Millisecond}, notes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sub.Monitor(ctx, ua.TimestampsToReturnNeither,
+			opcua.NewMonitoredItemCreateRequestWithDefaults(ua.MustParseNodeID(ro.NodeID()), ua.AttributeIDValue, 7)); err != nil {
+			t.Fatal(err)
+		}
+		return sub, notes
+	}
+	c1, c2, c3 := connect(t, s.Endpoint()), connect(t, s.Endpoint()), connect(t, s.Endpoint())
+	sub1, _ := subscribe(c1)
+	sub2, notes2 := subscribe(c2)
+	if err := sub1.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The server deletes asynchronously: wait for it.
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		svc := s.srv.SubscriptionService
+		svc.Mu.Lock()
+		_, still := svc.Subs[sub1.SubscriptionID]
+		svc.Mu.Unlock()
+		if !still {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("subscription 1 never deleted")
+		case <-tick.C:
+		}
+	}
+	sub3, notes3 := subscribe(c3)
+	if sub3.SubscriptionID == sub2.SubscriptionID {
+		t.Fatalf("new subscription got live id %d", sub2.SubscriptionID)
+	}
+	if err := ro.Set(uint32(4242)); err != nil {
+		t.Fatal(err)
+	}
+	waitValue(t, ctx, notes2, uint32(4242))
+	waitValue(t, ctx, notes3, uint32(4242))
+}
