@@ -313,6 +313,12 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 // any host, or a 20-digit nmpa20 code (also printed with dash or spaces).
 // Surrounding whitespace (CR/LF from a reader) is ignored. It never panics;
 // every error is a *ParseError wrapping ErrInvalidCode.
+//
+// Without a symbology identifier, input starting with 8 is read as nmpa20
+// and input starting with another digit as a GS1 element string. In the
+// bracketed form a variable-length value ends where "(AI)" of a known AI
+// begins, so a serial that itself holds such text is ambiguous there (the
+// form is for people; scanners transmit element strings).
 func Parse(raw string) (Parsed, error) {
 	var p Parsed
 	err := p.parse(raw)
