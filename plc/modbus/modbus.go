@@ -68,10 +68,40 @@ func (d *Driver) Connect(ctx context.Context) error {
 		return fmt.Errorf("plc/modbus %s: %w", d.cfg.Modbus.Address, err)
 	}
 	d.setCur(c)
+	// The first poll happens here, so that the item counter's baseline is
+	// taken before Connect returns: every unit triggered afterwards is an
+	// event.
+	st := d.newPollState()
+	evs, err := d.poll(ctx, st)
+	if err != nil && !errors.Is(err, link.ErrHeartbeat) {
+		d.setCur(nil)
+		c.Close()
+		return fmt.Errorf("plc/modbus %s: first poll: %w", d.cfg.Modbus.Address, err)
+	}
+	d.out.Emit(ctx, append(st.link.Up(time.Now()), evs...)...)
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel, d.started = cancel, true
-	go d.run(runCtx)
+	go d.run(runCtx, st)
 	return nil
+}
+
+// pollState is what the poller keeps across polls and reconnects.
+type pollState struct {
+	tracker     *link.Tracker
+	hb          *link.Heartbeat
+	link        link.LinkState
+	running     bool
+	haveRunning bool
+}
+
+func (d *Driver) newPollState() *pollState {
+	bits := 32
+	if d.cfg.Signals[plc.SigItemTrigger].Type == plc.TypeU16 {
+		bits = 16
+	}
+	st := &pollState{tracker: link.NewTracker(d.cfg.CatchUp, bits), hb: link.NewHeartbeat(d.cfg.HeartbeatTimeout)}
+	st.hb.Reset(time.Now())
+	return st
 }
 
 // Events implements plc.PLC.
@@ -231,23 +261,17 @@ func (d *Driver) read(ctx context.Context, s plc.Signal) (uint32, error) {
 }
 
 // run polls until ctx ends, reconnecting as needed.
-func (d *Driver) run(ctx context.Context) {
+func (d *Driver) run(ctx context.Context, st *pollState) {
 	defer close(d.done)
-	trig := d.cfg.Signals[plc.SigItemTrigger]
-	bits := 32
-	if trig.Type == plc.TypeU16 {
-		bits = 16
-	}
-	tracker := link.NewTracker(d.cfg.CatchUp, bits)
-	hb := link.NewHeartbeat(d.cfg.HeartbeatTimeout)
-	var state link.LinkState
-	var running, haveRunning bool
 	back := link.Backoff{Min: d.cfg.ReconnectMin, Max: d.cfg.ReconnectMax}
 	tick := time.NewTicker(d.cfg.Modbus.PollPeriod)
 	defer tick.Stop()
-	hb.Reset(time.Now())
-
 	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 		if d.client() == nil {
 			if !back.Wait(ctx) {
 				return
@@ -259,9 +283,9 @@ func (d *Driver) run(ctx context.Context) {
 			}
 			d.log.Info("reconnected", "address", d.cfg.Modbus.Address)
 			d.setCur(c)
-			hb.Reset(time.Now())
+			st.hb.Reset(time.Now())
 		}
-		evs, err := d.poll(ctx, tracker, hb, &running, &haveRunning)
+		evs, err := d.poll(ctx, st)
 		now := time.Now()
 		switch {
 		case err != nil && !errors.Is(err, link.ErrHeartbeat):
@@ -273,29 +297,22 @@ func (d *Driver) run(ctx context.Context) {
 				c.Close()
 			}
 			back.Reset()
-			evs = append(evs, state.Down(err, now)...)
+			evs = append(evs, st.link.Down(err, now)...)
 		case err != nil: // stale heartbeat: connected but the PLC program is not alive
-			evs = append(evs, state.Down(err, now)...)
+			evs = append(evs, st.link.Down(err, now)...)
 		default:
 			back.Reset()
-			evs = append(state.Up(now), evs...)
+			evs = append(st.link.Up(now), evs...)
 		}
 		if !d.out.Emit(ctx, evs...) {
 			return
-		}
-		if d.client() == nil {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
 		}
 	}
 }
 
 // poll reads every input once and returns the events it implies.
-func (d *Driver) poll(ctx context.Context, tr *link.Tracker, hb *link.Heartbeat, running, haveRunning *bool) ([]plc.Event, error) {
+func (d *Driver) poll(ctx context.Context, st *pollState) ([]plc.Event, error) {
+	tr, hb, running, haveRunning := st.tracker, st.hb, &st.running, &st.haveRunning
 	hv, err := d.read(ctx, d.cfg.Signals[plc.SigHeartbeat])
 	if err != nil {
 		return nil, fmt.Errorf("read heartbeat: %w", err)

@@ -164,3 +164,37 @@ func TestStalledLinkIsAnEventNotAHang(t *testing.T) {
 	s.Restore(sim.DevModbus)
 	next(t, d, kind(plc.EventLinkUp))
 }
+
+// BenchmarkWriteVerdict: one FC16 verdict write until the simulated PLC
+// holds it (go test -bench WriteVerdict ./plc/modbus/).
+func BenchmarkWriteVerdict(b *testing.B) {
+	s, err := sim.New(sim.Config{Seed: 1, Listen: sim.Listen{HTTP: "off"}}, nil, sim.ManualInfeed())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	d, err := modbus.New(sim.ModbusProfile(s.Endpoints().Modbus), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.Connect(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	go func() {
+		for range d.Events() {
+		}
+	}()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		item := uint32(1_000_000 + i)
+		got := s.ExpectVerdict(item)
+		if err := d.WriteVerdict(b.Context(), plc.Verdict{Item: item, Result: plc.ResultPass}); err != nil {
+			b.Fatal(err)
+		}
+		<-got
+	}
+}

@@ -110,11 +110,48 @@ func (d *Driver) Connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("plc/opcua %s: %w", d.cfg.OPCUA.Endpoint, err)
 	}
+	// Subscribe and take the item counter's baseline before returning, so
+	// that every unit triggered after Connect is an event.
+	st := d.newState()
+	sess, err := d.start(ctx, c, st)
+	if err != nil {
+		d.closeClient(c)
+		return fmt.Errorf("plc/opcua %s: %w", d.cfg.OPCUA.Endpoint, err)
+	}
 	d.setCur(c)
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel, d.started = cancel, true
-	go d.run(runCtx, c)
+	go d.run(runCtx, sess, st)
 	return nil
+}
+
+func (d *Driver) newState() *state {
+	bits := 32
+	if d.cfg.Signals[plc.SigItemTrigger].Type == plc.TypeU16 {
+		bits = 16
+	}
+	return &state{tracker: link.NewTracker(d.cfg.CatchUp, bits), hb: link.NewHeartbeat(d.cfg.HeartbeatTimeout)}
+}
+
+// start subscribes, reads the item counter once (the baseline, or after a
+// reconnect the catch-up, independent of when the first notification
+// lands) and emits link-up.
+func (d *Driver) start(ctx context.Context, c *opcua.Client, st *state) (*session, error) {
+	s, err := d.subscribe(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	iv, err := d.readU32(ctx, c, plc.SigItemTrigger)
+	if err != nil {
+		return nil, fmt.Errorf("read item_trigger: %w", err)
+	}
+	now := time.Now()
+	st.hb.Reset(now)
+	st.lastNotify = now
+	if !d.out.Emit(ctx, append(st.link.Up(now), st.tracker.Observe(iv, now)...)...) {
+		return nil, ctx.Err()
+	}
+	return s, nil
 }
 
 // Events implements plc.PLC.
@@ -271,37 +308,32 @@ type session struct {
 }
 
 // run owns the connection: subscribe, watch, reconnect.
-func (d *Driver) run(ctx context.Context, first *opcua.Client) {
+func (d *Driver) run(ctx context.Context, sess *session, st *state) {
 	defer close(d.done)
-	trig := d.cfg.Signals[plc.SigItemTrigger]
-	bits := 32
-	if trig.Type == plc.TypeU16 {
-		bits = 16
-	}
-	st := &state{
-		tracker: link.NewTracker(d.cfg.CatchUp, bits),
-		hb:      link.NewHeartbeat(d.cfg.HeartbeatTimeout),
-	}
 	back := link.Backoff{Min: d.cfg.ReconnectMin, Max: d.cfg.ReconnectMax}
-	c := first
 	for {
-		if c == nil {
+		if sess == nil {
 			if !back.Wait(ctx) {
 				return
 			}
-			var err error
-			if c, err = d.dial(ctx); err != nil {
+			c, err := d.dial(ctx)
+			if err != nil {
 				d.log.Debug("reconnect failed", "err", err)
-				c = nil
+				continue
+			}
+			if sess, err = d.start(ctx, c, st); err != nil {
+				d.log.Debug("re-subscribe failed", "err", err)
+				d.closeClient(c)
 				continue
 			}
 			d.log.Info("reconnected", "endpoint", d.cfg.OPCUA.Endpoint)
 			d.setCur(c)
 		}
-		err := d.serve(ctx, c, st, &back)
+		back.Reset()
+		err := d.serve(ctx, sess, st)
 		d.setCur(nil)
-		d.closeClient(c)
-		c = nil
+		d.closeClient(sess.c)
+		sess = nil
 		if ctx.Err() != nil {
 			return
 		}
@@ -352,24 +384,8 @@ func (d *Driver) subscribe(ctx context.Context, c *opcua.Client) (*session, erro
 }
 
 // serve runs one connection until it fails.
-func (d *Driver) serve(ctx context.Context, c *opcua.Client, st *state, back *link.Backoff) error {
-	s, err := d.subscribe(ctx, c)
-	if err != nil {
-		return err
-	}
-	// Read the counter once so that the baseline (or, after a reconnect,
-	// the catch-up) does not depend on when the first notification lands.
-	iv, err := d.readU32(ctx, c, plc.SigItemTrigger)
-	if err != nil {
-		return fmt.Errorf("read item_trigger: %w", err)
-	}
-	now := time.Now()
-	st.hb.Reset(now)
-	st.lastNotify = now
-	back.Reset()
-	if !d.out.Emit(ctx, append(st.link.Up(now), st.tracker.Observe(iv, now)...)...) {
-		return ctx.Err()
-	}
+func (d *Driver) serve(ctx context.Context, s *session, st *state) error {
+	c := s.c
 	check := d.cfg.HeartbeatTimeout / 4
 	if check < 5*time.Millisecond {
 		check = 5 * time.Millisecond
@@ -420,18 +436,11 @@ func (d *Driver) serve(ctx context.Context, c *opcua.Client, st *state, back *li
 					cctx, cancel := context.WithTimeout(ctx, d.cfg.OPCUA.Timeout)
 					s.sub.Cancel(cctx)
 					cancel()
-					if s, err = d.subscribe(ctx, c); err != nil {
+					ns, err := d.start(ctx, c, st)
+					if err != nil {
 						return err
 					}
-					iv, err := d.readU32(ctx, c, plc.SigItemTrigger)
-					if err != nil {
-						return fmt.Errorf("read item_trigger: %w", err)
-					}
-					now := time.Now()
-					st.hb.Reset(now)
-					if !d.out.Emit(ctx, append(st.link.Up(now), st.tracker.Observe(iv, now)...)...) {
-						return ctx.Err()
-					}
+					*s = *ns
 					continue
 				}
 				// Connected, PLC answers, heartbeat really stopped.

@@ -159,3 +159,61 @@ func TestHeartbeatWatchdog(t *testing.T) {
 		t.Fatalf("a frozen heartbeat re-created the subscription")
 	}
 }
+
+func benchSetup(b *testing.B) (*sim.Sim, *opcua.Driver) {
+	s, err := sim.New(sim.Config{Seed: 1, Listen: sim.Listen{HTTP: "off"}}, nil, sim.ManualInfeed())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	cfg := sim.OPCUAProfile(s.Endpoints().PLCOPCUA)
+	cfg.OPCUA.PublishingInterval = 5 * time.Millisecond
+	d, err := opcua.New(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.Connect(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Close() })
+	return s, d
+}
+
+// BenchmarkWriteVerdict: one OPC UA Write of the verdict until the simulated
+// PLC holds it.
+func BenchmarkWriteVerdict(b *testing.B) {
+	s, d := benchSetup(b)
+	go func() {
+		for range d.Events() {
+		}
+	}()
+	for i := 0; b.Loop(); i++ {
+		item := uint32(1_000_000 + i)
+		got := s.ExpectVerdict(item)
+		if err := d.WriteVerdict(b.Context(), plc.Verdict{Item: item, Result: plc.ResultPass}); err != nil {
+			b.Fatal(err)
+		}
+		<-got
+	}
+}
+
+// BenchmarkWriteToNotification: the PLC's item counter changes → the
+// driver's subscription delivers the item (publishing interval 5ms).
+func BenchmarkWriteToNotification(b *testing.B) {
+	s, d := benchSetup(b)
+	next := uint32(1)
+	for b.Loop() {
+		if err := s.Feed(b.Context(), 1); err != nil {
+			b.Fatal(err)
+		}
+		for e := range d.Events() {
+			if e.Kind == plc.EventItem && e.Item == next {
+				break
+			}
+		}
+		next++
+	}
+}
