@@ -93,6 +93,30 @@ func SimProfile(endpoint, object string) Config {
 	}
 }
 
+// SimFieldProfile is the separate-field-nodes profile of a linesim camera:
+// the counter is subscribed and item, codes, grade and pass are read from
+// their own nodes; with ring true the JSON ring recovers missed results,
+// without it every missed result is a gap.
+func SimFieldProfile(endpoint, object string, ring bool) Config {
+	c := Config{
+		Name: object,
+		Stream: uarecord.Config{
+			Endpoint:   endpoint,
+			RecordNode: "ns=1;s=" + object + ".ResultCount",
+			FieldNodes: map[string]string{
+				"item":  "ns=1;s=" + object + ".Item",
+				"codes": "ns=1;s=" + object + ".Codes",
+				"grade": "ns=1;s=" + object + ".Grade",
+				"pass":  "ns=1;s=" + object + ".Pass",
+			},
+		},
+	}
+	if ring {
+		c.Stream.RingNode = "ns=1;s=" + object + ".Results"
+	}
+	return c
+}
+
 // Camera is a camera over OPC UA.
 type Camera struct {
 	cfg    Config

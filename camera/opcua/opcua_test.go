@@ -200,6 +200,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad ring", func(c *Config) { c.Stream.RingNode = "x" }, "camera.Camera.ring_node"},
 		{"dup field", func(c *Config) { c.Fields.Item = "seq" }, `key "seq" is already used`},
 		{"negative watchdog", func(c *Config) { c.Stream.Watchdog = -time.Second }, "watchdog: -1s is negative"},
+		{"field node", func(c *Config) { c.Stream.FieldNodes = map[string]string{"item": "Camera.Item"} }, "camera.Camera.field_nodes.item"},
+		{"field seq clash", func(c *Config) { c.Stream.FieldNodes = map[string]string{"seq": "ns=1;s=X"} }, "the key is the counter's"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -339,5 +341,58 @@ func TestStalledLinkIsDetected(t *testing.T) {
 		if ev.Kind != camera.EventResult || ev.Result.Item != item {
 			t.Fatalf("recovered %+v, want item %d", ev, item)
 		}
+	}
+}
+
+// TestFieldNodeProfile: a camera that publishes item, codes, grade and
+// pass in separate nodes and a counter. Results arrive; a burst beyond what
+// the subscription shows is recovered from the ring, or reported as a gap
+// without one — never guessed.
+func TestFieldNodeProfile(t *testing.T) {
+	for _, ring := range []bool{true, false} {
+		t.Run(fmt.Sprintf("ring=%v", ring), func(t *testing.T) {
+			dev, err := devsim.NewCamera(devsim.CameraConfig{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := testCtx(t)
+			cam, _ := connectVia(t, dev, devsim.CameraObject, func(c *Config) {
+				*c = SimFieldProfile(c.Stream.Endpoint, devsim.CameraObject, ring)
+				c.Stream.PublishingInterval = 200 * time.Millisecond
+			})
+			dev.Inspect(1, "A1", sim.CameraOK)
+			ev := next(t, ctx, cam)
+			if ev.Kind != camera.EventResult || ev.Result.Item != 1 || !slices.Equal(ev.Result.Codes, []string{"A1"}) || ev.Result.Grade != 'A' || !ev.Result.Pass {
+				t.Fatalf("first %+v", ev)
+			}
+			const n = 20
+			for i := uint32(2); i <= n; i++ {
+				dev.Inspect(i, fmt.Sprintf("A%d", i), sim.CameraOK)
+			}
+			seen, lost := uint64(1), 0
+			for seen < n {
+				ev := next(t, ctx, cam)
+				switch ev.Kind {
+				case camera.EventResult:
+					if ev.Result.Seq != seen+1 || ev.Result.Item != uint32(ev.Result.Seq) || ev.Result.Codes[0] != fmt.Sprintf("A%d", ev.Result.Item) {
+						t.Fatalf("result %+v after %d", ev.Result, seen)
+					}
+					seen = ev.Result.Seq
+				case camera.EventGap:
+					if ev.From != seen+1 {
+						t.Fatalf("gap %+v after %d", ev, seen)
+					}
+					seen, lost = ev.To, lost+ev.Lost
+				default:
+					t.Fatalf("unexpected %+v", ev)
+				}
+			}
+			if ring && lost != 0 {
+				t.Fatalf("lost %d with a ring", lost)
+			}
+			if !ring && lost == 0 {
+				t.Fatal("no gap without a ring although the burst outran the publishing interval")
+			}
+		})
 	}
 }

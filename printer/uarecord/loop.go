@@ -2,8 +2,10 @@ package uarecord
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gopcua/opcua"
@@ -179,6 +181,16 @@ func (s *Stream) serve(ctx context.Context, c *opcua.Client, first bool) error {
 				if it == nil || it.Value == nil || it.Value.Value == nil {
 					continue
 				}
+				if s.cfg.fieldMode() {
+					n, ok := counterValue(it.Value.Value.Value())
+					if !ok || n <= s.LastSeq() {
+						continue
+					}
+					if err := s.fetchFields(ctx, c); err != nil {
+						return err
+					}
+					continue
+				}
 				raw, ok := it.Value.Value.Value().(string)
 				if !ok || raw == "" {
 					continue
@@ -281,13 +293,99 @@ func (s *Stream) onRecord(ctx context.Context, c *opcua.Client, raw string) erro
 	return nil
 }
 
-// catchUp delivers everything up to count from the ring.
+// catchUp delivers everything up to count from the ring (in field mode:
+// up to the record the field nodes hold now, and the ring or a gap before it).
 func (s *Stream) catchUp(ctx context.Context, c *opcua.Client, count uint64) error {
 	last := s.LastSeq()
 	if count <= last {
 		return nil
 	}
+	if s.cfg.fieldMode() {
+		return s.fetchFields(ctx, c)
+	}
 	return s.recoverRange(ctx, c, last+1, count)
+}
+
+// fetchFields reads the counter and every field node in one request and
+// handles the record they make.
+func (s *Stream) fetchFields(ctx context.Context, c *opcua.Client) error {
+	keys := make([]string, 0, len(s.cfg.FieldNodes))
+	for k := range s.cfg.FieldNodes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	nodes := append([]string{s.cfg.CountNode}, make([]string, len(keys))...)
+	for i, k := range keys {
+		nodes[i+1] = s.cfg.FieldNodes[k]
+	}
+	vals, err := s.readMany(ctx, c, nodes)
+	if err != nil {
+		return err
+	}
+	seq, ok := counterValue(vals[0])
+	if !ok {
+		return fmt.Errorf("counter %s: %T is not a counter", s.cfg.CountNode, vals[0])
+	}
+	if seq <= s.LastSeq() {
+		return nil
+	}
+	rec := map[string]any{s.cfg.SeqKey: seq}
+	for i, k := range keys {
+		rec[k] = vals[i+1]
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("record %d: %w", seq, err)
+	}
+	return s.onRecord(ctx, c, string(b))
+}
+
+func (s *Stream) readMany(ctx context.Context, c *opcua.Client, nodes []string) ([]any, error) {
+	req := &ua.ReadRequest{}
+	for _, n := range nodes {
+		nid, err := ua.ParseNodeID(n)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", n, err)
+		}
+		req.NodesToRead = append(req.NodesToRead, &ua.ReadValueID{NodeID: nid, AttributeID: ua.AttributeIDValue})
+	}
+	rctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	resp, err := c.Read(rctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("read fields: %w", err)
+	}
+	if len(resp.Results) != len(nodes) {
+		return nil, fmt.Errorf("read fields: %d answers for %d nodes", len(resp.Results), len(nodes))
+	}
+	out := make([]any, len(nodes))
+	for i, r := range resp.Results {
+		if r == nil || r.Status != ua.StatusOK || r.Value == nil {
+			st := ua.StatusBad
+			if r != nil {
+				st = r.Status
+			}
+			return nil, fmt.Errorf("read %s: %w", nodes[i], st)
+		}
+		out[i] = r.Value.Value()
+	}
+	return out, nil
+}
+
+func counterValue(v any) (uint64, bool) {
+	switch n := v.(type) {
+	case uint32:
+		return uint64(n), true
+	case uint64:
+		return n, true
+	case uint16:
+		return uint64(n), true
+	case int32:
+		return uint64(n), n >= 0
+	case int64:
+		return uint64(n), n >= 0
+	}
+	return 0, false
 }
 
 // recoverRange delivers records from..to from the ring; what the ring no

@@ -82,6 +82,18 @@ type Config struct {
 	// RingNode holds the last N records (String[]); without it every missed
 	// record is a gap.
 	RingNode string `yaml:"ring_node"`
+	// FieldNodes switches to the separate-nodes profile for devices that do
+	// not publish a record as one value: RecordNode is then the record
+	// counter (subscribed), and each entry maps a key of the record to the
+	// node holding that field. On every counter change the stream reads the
+	// counter and all field nodes in one Read request and builds a JSON
+	// record {"<SeqKey>": counter, key: value, …}. If the counter moved on
+	// between the notification and the read, the values belong to the newer
+	// record and the records in between come from the ring or are a gap —
+	// the device must write the fields before the counter.
+	FieldNodes map[string]string `yaml:"field_nodes"`
+	// SeqKey is the record key of the counter in field mode (default "seq").
+	SeqKey string `yaml:"seq_key"`
 	// PublishingInterval requested for the subscription (default 10ms).
 	PublishingInterval time.Duration `yaml:"publishing_interval"`
 	// Watchdog is the probe period (default 1s).
@@ -105,6 +117,15 @@ func (c Config) Validate(prefix string) error {
 	errs = append(errs, CheckNode(prefix+".record_node", c.RecordNode, true))
 	errs = append(errs, CheckNode(prefix+".count_node", c.CountNode, false))
 	errs = append(errs, CheckNode(prefix+".ring_node", c.RingNode, false))
+	for k, n := range c.FieldNodes {
+		if k == "" {
+			errs = append(errs, fmt.Errorf("%s.field_nodes: an empty key", prefix))
+		}
+		errs = append(errs, CheckNode(prefix+".field_nodes."+k, n, true))
+	}
+	if _, clash := c.FieldNodes[c.seqKey()]; clash {
+		errs = append(errs, fmt.Errorf("%s.field_nodes.%s: the key is the counter's (seq_key)", prefix, c.seqKey()))
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -144,7 +165,20 @@ func CheckNode(path, node string, required bool) error {
 	return nil
 }
 
+func (c Config) seqKey() string {
+	if c.SeqKey == "" {
+		return "seq"
+	}
+	return c.SeqKey
+}
+
+func (c Config) fieldMode() bool { return len(c.FieldNodes) > 0 }
+
 func (c *Config) defaults() {
+	c.SeqKey = c.seqKey()
+	if c.fieldMode() && c.CountNode == "" {
+		c.CountNode = c.RecordNode
+	}
 	if c.PublishingInterval == 0 {
 		c.PublishingInterval = 10 * time.Millisecond
 	}

@@ -23,6 +23,13 @@ const (
 	SuffixLastResult  = "LastResult"  // String R: JSON ResultRecord
 	SuffixResults     = "Results"     // String[] R: last N JSON ResultRecords, oldest first
 	SuffixState       = "State"       // String R: running
+
+	// Separate field nodes (for the field-node profile), written before
+	// the counter: the last result's item, codes, grade and pass flag.
+	SuffixItem  = "Item"  // UInt32 R
+	SuffixCodes = "Codes" // String[] R
+	SuffixGrade = "Grade" // String R
+	SuffixPass  = "Pass"  // Boolean R
 )
 
 // CameraConfig configures a simulated camera (vision or aggregation).
@@ -61,8 +68,12 @@ type resultDevice struct {
 	object string
 	level  int
 
-	mu   sync.Mutex
-	recs recordLog
+	mu    sync.Mutex
+	recs  recordLog
+	vItem *uasim.Variable
+	vCode *uasim.Variable
+	vGrad *uasim.Variable
+	vPass *uasim.Variable
 }
 
 func newResultDevice(cfg CameraConfig, log *slog.Logger, object, name, uri string, level int) (*resultDevice, error) {
@@ -101,6 +112,18 @@ func newResultDevice(cfg CameraConfig, log *slog.Logger, object, name, uri strin
 	if _, err = srv.AddVariable(obj, object+"."+SuffixState, "running", nil); err != nil {
 		return nil, err
 	}
+	if d.vItem, err = srv.AddVariable(obj, object+"."+SuffixItem, uint32(0), nil); err != nil {
+		return nil, err
+	}
+	if d.vCode, err = srv.AddVariable(obj, object+"."+SuffixCodes, []string{}, nil); err != nil {
+		return nil, err
+	}
+	if d.vGrad, err = srv.AddVariable(obj, object+"."+SuffixGrade, "", nil); err != nil {
+		return nil, err
+	}
+	if d.vPass, err = srv.AddVariable(obj, object+"."+SuffixPass, false, nil); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -112,7 +135,11 @@ func (d *resultDevice) publish(item uint32, codes []string, grade string, pass b
 	}
 	seq := d.recs.seq + 1
 	rec := ResultRecord{Seq: seq, Item: item, Level: d.level, Codes: codes, Grade: grade, Pass: pass, At: time.Now().UTC()}
-	if err := d.recs.publish(seq, rec); err != nil {
+	err := errors.Join(d.vItem.Set(item), d.vCode.Set(codes), d.vGrad.Set(grade), d.vPass.Set(pass))
+	if err == nil {
+		err = d.recs.publish(seq, rec)
+	}
+	if err != nil {
 		d.log.Error("devsim camera: publish result", "err", err)
 	}
 }
