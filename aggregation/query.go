@@ -25,6 +25,15 @@ func (s *Store) view(fn func(t *wtx) error) error {
 
 // Code returns everything known of a code, with its full history.
 func (s *Store) Code(ctx context.Context, code tracecode.Code) (CodeInfo, error) {
+	return s.code(ctx, code, true)
+}
+
+// Lookup is Code without the history: cheap, for the hot path and the HMI's lists.
+func (s *Store) Lookup(ctx context.Context, code tracecode.Code) (CodeInfo, error) {
+	return s.code(ctx, code, false)
+}
+
+func (s *Store) code(ctx context.Context, code tracecode.Code, history bool) (CodeInfo, error) {
 	var ci CodeInfo
 	err := s.view(func(t *wtx) error {
 		cv, err := t.lookup(code)
@@ -48,6 +57,9 @@ func (s *Store) Code(ctx context.Context, code tracecode.Code) (CodeInfo, error)
 			ci.BatchState = b.State
 		}
 		for _, seq := range seqs {
+			if !history {
+				break
+			}
 			ev, err := t.event(seq)
 			if err != nil {
 				return err

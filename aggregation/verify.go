@@ -61,7 +61,7 @@ func VerifyDir(ctx context.Context, dir string, opts Options) (VerifyReport, err
 // returned only when the check itself could not run.
 func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	var rep VerifyReport
-	rs, err := Open("", Options{inMemory: true, replay: true, NoSync: true, Logger: s.log, MemTableMB: 64})
+	rs, err := Open("", Options{inMemory: true, replay: true, NoSync: true, Logger: s.log, MemTableMB: 16})
 	if err != nil {
 		return rep, fmt.Errorf("verify: scratch store: %w", err)
 	}
