@@ -127,10 +127,13 @@ func TestBurst(t *testing.T) {
 	tests := []struct {
 		name    string
 		ring    int
+		fetch   bool // recover by GetResult(seq) instead of reading the ring node
 		wantGap bool
 	}{
-		{"ring covers the burst", 128, false},
-		{"ring too small", 4, true},
+		{"ring covers the burst", 128, false, false},
+		{"ring too small", 4, false, true},
+		{"results by id", 128, true, false},
+		{"results by id, history too short", 4, true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,7 +141,14 @@ func TestBurst(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cam, _ := connectVia(t, dev, devsim.CameraObject, func(c *Config) { c.Stream.PublishingInterval = 300 * time.Millisecond })
+			cam, _ := connectVia(t, dev, devsim.CameraObject, func(c *Config) {
+				c.Stream.PublishingInterval = 300 * time.Millisecond
+				if tc.fetch {
+					c.Stream.RingNode = ""
+					c.Stream.FetchObject = "ns=1;s=Camera"
+					c.Stream.FetchMethod = "ns=1;s=Camera.GetResult"
+				}
+			})
 			ctx := testCtx(t)
 			const n = 60
 			for i := uint32(1); i <= n; i++ {

@@ -406,6 +406,26 @@ func (s *Stream) recoverRange(ctx context.Context, c *opcua.Client, from, to uin
 			have[seq] = raw
 		}
 	}
+	if s.cfg.FetchMethod != "" {
+		// Results by id: ask for each record the ring did not hold (at most
+		// maxFetch per recovery; older ones are a gap).
+		start := from
+		if to-from+1 > maxFetch {
+			start = to - maxFetch + 1
+		}
+		for seq := start; seq <= to; seq++ {
+			if _, ok := have[seq]; ok {
+				continue
+			}
+			raw, err := s.fetchOne(ctx, c, seq)
+			if err != nil {
+				return err
+			}
+			if raw != "" {
+				have[seq] = raw
+			}
+		}
+	}
 	var gapFrom uint64
 	for seq := from; seq <= to; seq++ {
 		raw, ok := have[seq]
@@ -433,6 +453,34 @@ func (s *Stream) recoverRange(ctx context.Context, c *opcua.Client, from, to uin
 	}
 	s.setLast(to)
 	return nil
+}
+
+// maxFetch bounds the records fetched one by one in one recovery.
+const maxFetch = 256
+
+// fetchOne asks the device for record seq by the fetch method; "" when the
+// device no longer has it (a Bad answer or an empty/mismatching record).
+// A transport failure is an error (the link is down: recover later).
+func (s *Stream) fetchOne(ctx context.Context, c *opcua.Client, seq uint64) (string, error) {
+	oid, _ := ua.ParseNodeID(s.cfg.FetchObject)
+	mid, _ := ua.ParseNodeID(s.cfg.FetchMethod)
+	rctx, cancel := s.reqCtx(ctx)
+	defer cancel()
+	res, err := c.Call(rctx, &ua.CallMethodRequest{ObjectID: oid, MethodID: mid, InputArguments: []*ua.Variant{ua.MustVariant(uint32(seq))}})
+	if err != nil {
+		return "", fmt.Errorf("fetch record %d: %w", seq, err)
+	}
+	if res.StatusCode != ua.StatusOK || len(res.OutputArguments) == 0 || res.OutputArguments[0] == nil {
+		return "", nil
+	}
+	raw, _ := res.OutputArguments[0].Value().(string)
+	if raw == "" {
+		return "", nil
+	}
+	if got, err := s.decode(raw); err != nil || got != seq {
+		return "", nil
+	}
+	return raw, nil
 }
 
 func (s *Stream) setLast(seq uint64) {

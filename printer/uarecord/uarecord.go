@@ -82,6 +82,12 @@ type Config struct {
 	// RingNode holds the last N records (String[]); without it every missed
 	// record is a gap.
 	RingNode string `yaml:"ring_node"`
+	// FetchObject and FetchMethod: "results by id" (OPC 40100 style). The
+	// method takes the record number (UInt32) and returns the record
+	// (String); a Bad status or "" means the device no longer has it. Used
+	// for records the ring does not hold (or with no ring at all).
+	FetchObject string `yaml:"fetch_object"`
+	FetchMethod string `yaml:"fetch_method"`
 	// FieldNodes switches to the separate-nodes profile for devices that do
 	// not publish a record as one value: RecordNode is then the record
 	// counter (subscribed), and each entry maps a key of the record to the
@@ -117,6 +123,10 @@ func (c Config) Validate(prefix string) error {
 	errs = append(errs, CheckNode(prefix+".record_node", c.RecordNode, true))
 	errs = append(errs, CheckNode(prefix+".count_node", c.CountNode, false))
 	errs = append(errs, CheckNode(prefix+".ring_node", c.RingNode, false))
+	errs = append(errs, CheckNode(prefix+".fetch_method", c.FetchMethod, false))
+	if c.FetchMethod != "" {
+		errs = append(errs, CheckNode(prefix+".fetch_object", c.FetchObject, true))
+	}
 	for k, n := range c.FieldNodes {
 		if k == "" {
 			errs = append(errs, fmt.Errorf("%s.field_nodes: an empty key", prefix))

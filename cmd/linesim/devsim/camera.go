@@ -23,6 +23,7 @@ const (
 	SuffixLastResult  = "LastResult"  // String R: JSON ResultRecord
 	SuffixResults     = "Results"     // String[] R: last N JSON ResultRecords, oldest first
 	SuffixState       = "State"       // String R: running
+	SuffixGetResult   = "GetResult"   // method (UInt32 seq) → (String JSON result); BadNotFound when gone
 
 	// Separate field nodes (for the field-node profile), written before
 	// the counter: the last result's item, codes, grade and pass flag.
@@ -110,6 +111,24 @@ func newResultDevice(cfg CameraConfig, log *slog.Logger, object, name, uri strin
 		return nil, err
 	}
 	if _, err = srv.AddVariable(obj, object+"."+SuffixState, "running", nil); err != nil {
+		return nil, err
+	}
+	if _, err = srv.AddMethod(obj, object+"."+SuffixGetResult, func(args []any) ([]any, error) {
+		if len(args) != 1 {
+			return nil, &uasim.StatusError{Code: 0x80AB0000, Msg: "GetResult takes one UInt32"}
+		}
+		seq, ok := args[0].(uint32)
+		if !ok {
+			return nil, &uasim.StatusError{Code: 0x80740000, Msg: fmt.Sprintf("GetResult takes UInt32, not %T", args[0])}
+		}
+		d.mu.Lock()
+		raw := d.recs.get(uint64(seq))
+		d.mu.Unlock()
+		if raw == "" {
+			return nil, &uasim.StatusError{Code: 0x803E0000, Msg: fmt.Sprintf("result %d is gone", seq)} // BadNotFound
+		}
+		return []any{raw}, nil
+	}); err != nil {
 		return nil, err
 	}
 	if d.vItem, err = srv.AddVariable(obj, object+"."+SuffixItem, uint32(0), nil); err != nil {

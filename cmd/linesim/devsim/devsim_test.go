@@ -78,6 +78,9 @@ func TestPrinterBufferAndFaults(t *testing.T) {
 	if err := json.Unmarshal([]byte(ring[1]), &last); err != nil || last.Seq != 4 || last.Code != "C" {
 		t.Fatalf("last ring record %q: %+v %v", ring[1], last, err)
 	}
+	if p.recs.get(4) != ring[1] || p.recs.get(3) != ring[0] || p.recs.get(2) != "" || p.recs.get(5) != "" || p.recs.get(0) != "" {
+		t.Fatal("record lookup by seq wrong")
+	}
 	if got := p.vUnder.Get(); got != uint32(1) {
 		t.Fatalf("underruns = %v", got)
 	}

@@ -27,6 +27,7 @@ const (
 	PrinterPrintCount  = "Printer.PrintCount"  // UInt32 R: seq of the last print record
 	PrinterLastRecord  = "Printer.LastRecord"  // String R: JSON PrintRecord
 	PrinterRecords     = "Printer.Records"     // String[] R: last N JSON PrintRecords, oldest first
+	PrinterGetRecord   = "Printer.GetRecord"   // method (UInt32 seq) → (String JSON PrintRecord); BadNotFound when gone
 	PrinterState       = "Printer.State"       // String R: running | fault
 	PrinterInkLow      = "Printer.InkLow"      // Boolean R
 	PrinterHeadFault   = "Printer.HeadFault"   // Boolean R
@@ -158,6 +159,24 @@ func (p *Printer) build() error {
 			return nil, err
 		}
 		return []any{uint32(p.Level())}, nil
+	}); err != nil {
+		return err
+	}
+	if _, err := s.AddMethod(obj, PrinterGetRecord, func(args []any) ([]any, error) {
+		if len(args) != 1 {
+			return nil, &uasim.StatusError{Code: 0x80AB0000, Msg: "GetRecord takes one UInt32"}
+		}
+		seq, ok := args[0].(uint32)
+		if !ok {
+			return nil, typeErr(PrinterGetRecord, "UInt32", args[0])
+		}
+		p.mu.Lock()
+		raw := p.recs.get(uint64(seq))
+		p.mu.Unlock()
+		if raw == "" {
+			return nil, &uasim.StatusError{Code: 0x803E0000, Msg: fmt.Sprintf("record %d is gone", seq)} // BadNotFound
+		}
+		return []any{raw}, nil
 	}); err != nil {
 		return err
 	}

@@ -41,6 +41,14 @@ type recordLog struct {
 	last  *uasim.Variable // String (JSON of the last record)
 }
 
+// get returns record seq from the ring ("" if no longer there).
+func (l *recordLog) get(seq uint64) string {
+	if seq == 0 || seq > l.seq || l.seq-seq >= uint64(len(l.ring)) {
+		return ""
+	}
+	return l.ring[uint64(len(l.ring))-1-(l.seq-seq)]
+}
+
 func (l *recordLog) publish(seq uint64, rec any) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
