@@ -198,3 +198,39 @@ func BenchmarkWriteVerdict(b *testing.B) {
 		<-got
 	}
 }
+
+// A profile that maps running as a bit of a register and the heartbeat as
+// the toggling discrete input works as well as the default one.
+func TestBitAndToggleMapping(t *testing.T) {
+	s := startSim(t)
+	cfg := sim.ModbusProfile(s.Endpoints().Modbus)
+	cfg.Signals[plc.SigRunning] = plc.Signal{Table: plc.TableInput, Address: sim.IRRunning, Type: plc.TypeBit, Bit: 0}
+	cfg.Signals[plc.SigHeartbeat] = plc.Signal{Table: plc.TableDiscreteInput, Address: sim.DIHeartbeat, Type: plc.TypeBool}
+	cfg.HeartbeatTimeout = time.Second
+	d := connect(t, cfg)
+	next(t, d, kind(plc.EventLinkUp))
+	if e := next(t, d, kind(plc.EventRunning)); e.Running {
+		t.Fatalf("manual infeed: running %v", e)
+	}
+	s.Feed(t.Context(), 2)
+	for want := uint32(1); want <= 2; want++ {
+		if e := next(t, d, kind(plc.EventItem)); e.Item != want {
+			t.Fatalf("got %v want %d", e, want)
+		}
+	}
+}
+
+// A unit id the PLC does not answer to: Connect fails with the reason.
+func TestWrongUnitID(t *testing.T) {
+	s := startSim(t)
+	cfg := sim.ModbusProfile(s.Endpoints().Modbus)
+	cfg.Modbus.UnitID = 7
+	d, err := modbus.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Connect(t.Context()); err == nil {
+		t.Fatal("connected to unit 7")
+	}
+}
