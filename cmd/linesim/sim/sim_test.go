@@ -192,3 +192,53 @@ func TestParseFault(t *testing.T) {
 		}
 	}
 }
+
+// A stop request halts the infeed (running goes false); clearing it
+// resumes with the next item id.
+func TestStopRequest(t *testing.T) {
+	s, err := sim.New(sim.Config{Seed: 3, Rate: 3000, Listen: sim.Listen{HTTP: "off"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d, err := modbus.New(sim.ModbusProfile(s.Endpoints().Modbus), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	next := func(want func(plc.Event) bool) plc.Event {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case e := <-d.Events():
+				if want(e) {
+					return e
+				}
+			case <-deadline:
+				t.Fatal("timed out")
+			}
+		}
+	}
+	isItem := func(e plc.Event) bool { return e.Kind == plc.EventItem }
+	next(isItem)
+	if err := d.Set(t.Context(), plc.OutStopRequest, 1); err != nil {
+		t.Fatal(err)
+	}
+	next(func(e plc.Event) bool { return e.Kind == plc.EventRunning && !e.Running })
+	// Stopped: the infeed spawns nothing until the request is cleared.
+	stopped := s.PLC().ItemCounter
+	if err := d.Set(t.Context(), plc.OutStopRequest, 0); err != nil {
+		t.Fatal(err)
+	}
+	next(func(e plc.Event) bool { return e.Kind == plc.EventRunning && e.Running })
+	if e := next(func(e plc.Event) bool { return isItem(e) && e.Item > stopped }); e.Item != stopped+1 {
+		t.Fatalf("after resume item %d, want %d", e.Item, stopped+1)
+	}
+}
