@@ -54,6 +54,11 @@ type Config struct {
 	// ring_node, publishing_interval, watchdog, request_timeout.
 	Stream uarecord.Config `yaml:"stream"`
 	Fields Fields          `yaml:"fields"`
+	// TriggerObject and TriggerMethod: for cameras the controller triggers
+	// (OPC 40100 StartSingleJob style): the method takes the item id
+	// (UInt32). Results still arrive by subscription.
+	TriggerObject string `yaml:"trigger_object"`
+	TriggerMethod string `yaml:"trigger_method"`
 }
 
 // Validate reports what is wrong, naming the setting.
@@ -62,6 +67,10 @@ func (c Config) Validate() error {
 	errs := []error{c.Stream.Validate(p)}
 	f := c.Fields
 	f.defaults()
+	errs = append(errs, uarecord.CheckNode(p+".trigger_method", c.TriggerMethod, false))
+	if c.TriggerMethod != "" {
+		errs = append(errs, uarecord.CheckNode(p+".trigger_object", c.TriggerObject, true))
+	}
 	seen := map[string]string{}
 	for _, kv := range []struct{ k, v string }{{"seq", f.Seq}, {"item", f.Item}, {"codes", f.Codes}, {"grade", f.Grade}, {"pass", f.Pass}, {"time", f.Time}, {"level", f.Level}} {
 		if other, dup := seen[kv.v]; dup {
@@ -131,7 +140,25 @@ type Camera struct {
 	quitOnce  sync.Once
 }
 
-var _ camera.Camera = (*Camera)(nil)
+var (
+	_ camera.Camera    = (*Camera)(nil)
+	_ camera.Triggerer = (*Camera)(nil)
+)
+
+// ErrNoTrigger: the profile names no trigger method.
+var ErrNoTrigger = errors.New("camera profile has no trigger_method")
+
+// StartSingleJob triggers one inspection for item by the profile's trigger
+// method. The result arrives on Events like any other.
+func (c *Camera) StartSingleJob(ctx context.Context, item uint32) error {
+	if c.cfg.TriggerMethod == "" {
+		return fmt.Errorf("camera %q: %w", c.cfg.name(), ErrNoTrigger)
+	}
+	if _, err := c.stream.Call(ctx, c.cfg.TriggerObject, c.cfg.TriggerMethod, item); err != nil {
+		return fmt.Errorf("camera %q: start job for item %d: %w", c.cfg.name(), item, err)
+	}
+	return nil
+}
 
 // New validates the profile; it does not touch the network.
 func New(cfg Config, log *slog.Logger) (*Camera, error) {

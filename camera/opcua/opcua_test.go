@@ -2,6 +2,7 @@ package opcua
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -405,4 +406,45 @@ func TestFieldNodeProfile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTriggeredCamera: OPC 40100-style triggering: the controller starts a
+// job per item; a unit passing without a job gets no result.
+func TestTriggeredCamera(t *testing.T) {
+	dev, err := devsim.NewCamera(devsim.CameraConfig{Trigger: "method"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam, _ := connectVia(t, dev, devsim.CameraObject, func(c *Config) {
+		c.TriggerObject = "ns=1;s=Camera"
+		c.TriggerMethod = "ns=1;s=Camera.StartSingleJob"
+	})
+	ctx := testCtx(t)
+	if err := cam.StartSingleJob(ctx, 77); err != nil {
+		t.Fatal(err)
+	}
+	dev.Inspect(5, "X", sim.CameraOK) // result for job 77
+	dev.Inspect(6, "Y", sim.CameraOK) // no job: no result
+	if err := cam.StartSingleJob(ctx, 78); err != nil {
+		t.Fatal(err)
+	}
+	dev.Inspect(7, "Z", sim.CameraOK)
+	for _, w := range []struct {
+		item uint32
+		code string
+	}{{77, "X"}, {78, "Z"}} {
+		ev := next(t, ctx, cam)
+		if ev.Kind != camera.EventResult || ev.Result.Item != w.item || ev.Result.Codes[0] != w.code {
+			t.Fatalf("event %+v, want item %d code %s", ev, w.item, w.code)
+		}
+	}
+	// A camera profile without a trigger method says so.
+	plain, err := New(SimProfile("opc.tcp://127.0.0.1:1", "Camera"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.StartSingleJob(ctx, 1); !errors.Is(err, ErrNoTrigger) {
+		t.Fatalf("err %v", err)
+	}
+	plain.Close()
 }

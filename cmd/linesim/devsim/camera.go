@@ -19,11 +19,12 @@ const (
 	CameraObject    = "Camera"
 	AggCameraObject = "AggCamera"
 
-	SuffixResultCount = "ResultCount" // UInt32 R: seq of the last result
-	SuffixLastResult  = "LastResult"  // String R: JSON ResultRecord
-	SuffixResults     = "Results"     // String[] R: last N JSON ResultRecords, oldest first
-	SuffixState       = "State"       // String R: running
-	SuffixGetResult   = "GetResult"   // method (UInt32 seq) → (String JSON result); BadNotFound when gone
+	SuffixResultCount = "ResultCount"    // UInt32 R: seq of the last result
+	SuffixLastResult  = "LastResult"     // String R: JSON ResultRecord
+	SuffixResults     = "Results"        // String[] R: last N JSON ResultRecords, oldest first
+	SuffixState       = "State"          // String R: running
+	SuffixGetResult   = "GetResult"      // method (UInt32 seq) → (String JSON result); BadNotFound when gone
+	SuffixStartJob    = "StartSingleJob" // method (UInt32 item) → (UInt32 jobId); trigger "method" only
 
 	// Separate field nodes (for the field-node profile), written before
 	// the counter: the last result's item, codes, grade and pass flag.
@@ -42,6 +43,11 @@ type CameraConfig struct {
 	// LowGrade is the grade published for a sim.CameraLowGrade fault
 	// (default "D").
 	LowGrade string `yaml:"low_grade"`
+	// Trigger: "self" (default: a result for every unit that passes, with
+	// the conveyor's item id) or "method" (OPC 40100 style: a result only
+	// for units the controller triggered with StartSingleJob(item), carrying
+	// the job's item id; a unit passing with no job pending gets no result).
+	Trigger string `yaml:"trigger"`
 }
 
 // Validate reports what is wrong with the config.
@@ -57,6 +63,11 @@ func (c CameraConfig) Validate() error {
 	}
 	if err := checkListen(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("devsim.camera.listen: %w", err))
+	}
+	switch c.Trigger {
+	case "", "self", "method":
+	default:
+		errs = append(errs, fmt.Errorf("devsim.camera.trigger: %q is not self or method", c.Trigger))
 	}
 	return errors.Join(errs...)
 }
@@ -75,6 +86,8 @@ type resultDevice struct {
 	vCode *uasim.Variable
 	vGrad *uasim.Variable
 	vPass *uasim.Variable
+	jobs  []uint32 // trigger "method": items of started jobs, oldest first
+	jobID uint32
 }
 
 func newResultDevice(cfg CameraConfig, log *slog.Logger, object, name, uri string, level int) (*resultDevice, error) {
@@ -128,6 +141,28 @@ func newResultDevice(cfg CameraConfig, log *slog.Logger, object, name, uri strin
 			return nil, &uasim.StatusError{Code: 0x803E0000, Msg: fmt.Sprintf("result %d is gone", seq)} // BadNotFound
 		}
 		return []any{raw}, nil
+	}); err != nil {
+		return nil, err
+	}
+	if _, err = srv.AddMethod(obj, object+"."+SuffixStartJob, func(args []any) ([]any, error) {
+		if cfg.Trigger != "method" {
+			return nil, &uasim.StatusError{Code: 0x80AF0000, Msg: "camera triggers itself"} // BadInvalidState
+		}
+		if len(args) != 1 {
+			return nil, &uasim.StatusError{Code: 0x80AB0000, Msg: "StartSingleJob takes one UInt32 item"}
+		}
+		item, ok := args[0].(uint32)
+		if !ok {
+			return nil, &uasim.StatusError{Code: 0x80740000, Msg: fmt.Sprintf("StartSingleJob takes UInt32, not %T", args[0])}
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if len(d.jobs) >= 1024 {
+			return nil, &uasim.StatusError{Code: 0x80AF0000, Msg: "1024 jobs pending"}
+		}
+		d.jobs = append(d.jobs, item)
+		d.jobID++
+		return []any{d.jobID}, nil
 	}); err != nil {
 		return nil, err
 	}
@@ -194,13 +229,25 @@ func NewCamera(cfg CameraConfig, log *slog.Logger) (*Camera, error) {
 	return &Camera{d}, nil
 }
 
-// Inspect publishes one result for item, from what is on the unit:
+// Inspect publishes one result for item, from what is on the unit (with
+// trigger "method": for the oldest started job's item, or nothing if no job
+// is pending):
 //   - sim.CameraOK: the code read (grade A, pass) — or a no-read if the unit
 //     carries nothing;
 //   - sim.CameraNoRead: no code, grade "", fail;
 //   - sim.CameraLowGrade: the code read with the configured low grade, fail;
 //   - sim.CameraLost: nothing is published (the line sees no result).
 func (c *Camera) Inspect(item uint32, onUnit string, f sim.CameraFault) {
+	if c.cfg.Trigger == "method" {
+		c.mu.Lock()
+		if len(c.jobs) == 0 {
+			c.mu.Unlock()
+			return // not triggered: no image, no result
+		}
+		item = c.jobs[0]
+		c.jobs = c.jobs[1:]
+		c.mu.Unlock()
+	}
 	switch f {
 	case sim.CameraLost:
 		return
