@@ -76,8 +76,7 @@ func TestItemsAndVerdict(t *testing.T) {
 	if items[0] != 1 || items[1] != 2 || items[2] != 3 {
 		t.Fatalf("items %v, want 1 2 3", items)
 	}
-	got := make(chan sim.PLCVerdict, 1)
-	go func() { v, _ := s.WaitVerdict(ctx, 2); got <- v }()
+	got := s.ExpectVerdict(2)
 	if err := d.WriteVerdict(ctx, plc.Verdict{Item: 2, Result: plc.ResultReject, Reason: 7}); err != nil {
 		t.Fatal(err)
 	}

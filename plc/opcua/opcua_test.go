@@ -75,8 +75,7 @@ func TestItemsAndVerdict(t *testing.T) {
 			t.Fatalf("item %v, want %d", e, want)
 		}
 	}
-	got := make(chan sim.PLCVerdict, 1)
-	go func() { v, _ := s.WaitVerdict(ctx, 4); got <- v }()
+	got := s.ExpectVerdict(4)
 	if err := d.WriteVerdict(ctx, plc.Verdict{Item: 4, Result: plc.ResultPass}); err != nil {
 		t.Fatal(err)
 	}

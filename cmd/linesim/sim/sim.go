@@ -268,7 +268,8 @@ func (s *Sim) GroundTruth() GroundTruth {
 func (s *Sim) PLC() PLCState { return s.plc.State() }
 
 // WaitVerdict waits until the PLC receives a verdict for item (over either
-// protocol) and returns it.
+// protocol) and returns it. It sees only verdicts written after the call;
+// to time a write, use ExpectVerdict before writing.
 func (s *Sim) WaitVerdict(ctx context.Context, item uint32) (PLCVerdict, error) {
 	return s.plc.waitVerdict(ctx, item)
 }
