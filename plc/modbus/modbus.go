@@ -29,7 +29,7 @@ type Driver struct {
 	log *slog.Logger
 	out *link.Outbox
 
-	ioMu sync.Mutex // serialises SetUnitId + request on cur
+	io   chan struct{} // one-slot semaphore: SetUnitId + request on cur, taken with ctx
 	mu   sync.Mutex
 	cur  *mb.ModbusClient // nil while down
 
@@ -53,7 +53,7 @@ func New(cfg plc.Config, log *slog.Logger) (*Driver, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Driver{cfg: cfg.WithDefaults(), log: log.With("plc", "modbus"), out: link.NewOutbox(1024), done: make(chan struct{})}, nil
+	return &Driver{cfg: cfg.WithDefaults(), log: log.With("plc", "modbus"), out: link.NewOutbox(1024), done: make(chan struct{}), io: make(chan struct{}, 1)}, nil
 }
 
 // Connect opens the first connection (waiting at most until ctx ends) and
@@ -216,8 +216,12 @@ func (d *Driver) do(ctx context.Context, s plc.Signal, f func(*mb.ModbusClient) 
 	if unit == 0 {
 		unit = d.cfg.Modbus.UnitID
 	}
-	d.ioMu.Lock()
-	defer d.ioMu.Unlock()
+	select {
+	case d.io <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-d.io }()
 	if err := c.SetUnitId(uint8(unit)); err != nil {
 		return err
 	}
