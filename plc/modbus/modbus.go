@@ -29,9 +29,9 @@ type Driver struct {
 	log *slog.Logger
 	out *link.Outbox
 
-	io   chan struct{} // one-slot semaphore: SetUnitId + request on cur, taken with ctx
-	mu   sync.Mutex
-	cur  *mb.ModbusClient // nil while down
+	io  chan struct{} // one-slot semaphore: SetUnitId + request on cur, taken with ctx
+	mu  sync.Mutex
+	cur *mb.ModbusClient // nil while down
 
 	cancel    context.CancelFunc
 	done      chan struct{}
