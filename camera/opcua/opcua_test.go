@@ -309,8 +309,10 @@ func BenchmarkInspectToEvent(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer cam.Close()
+	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
 		item := uint32(i + 1)
 		dev.Inspect(item, "CODE", sim.CameraOK)
 		for ev := range cam.Events() {
@@ -318,7 +320,9 @@ func BenchmarkInspectToEvent(b *testing.B) {
 				break
 			}
 		}
+		lat = append(lat, time.Since(t0))
 	}
+	reportPercentiles(b, lat)
 }
 
 // TestStalledLinkIsDetected: a half-dead link (connection open, no byte
@@ -447,4 +451,14 @@ func TestTriggeredCamera(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 	plain.Close()
+}
+
+// reportPercentiles adds p50 and p99 (µs) to the benchmark's output.
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }

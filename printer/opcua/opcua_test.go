@@ -378,8 +378,10 @@ func BenchmarkSendToPrinted(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer drv.Close()
+	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
 		c := tracecode.Code(fmt.Sprintf("BENCH%08d", i))
 		if err := drv.Send(ctx, []tracecode.Code{c}); err != nil {
 			b.Fatal(err)
@@ -390,7 +392,9 @@ func BenchmarkSendToPrinted(b *testing.B) {
 				break
 			}
 		}
+		lat = append(lat, time.Since(t0))
 	}
+	reportPercentiles(b, lat)
 }
 
 func contains(s, sub string) bool {
@@ -408,4 +412,14 @@ func indexOf(s, sub string) int {
 
 func uarecordSec(policy, mode string) uarecord.Security {
 	return uarecord.Security{Policy: policy, Mode: mode}
+}
+
+// reportPercentiles adds p50 and p99 (µs) to the benchmark's output.
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
