@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"time"
@@ -106,7 +107,7 @@ func benchDevices(ctx context.Context, c *cli, args []string) error {
 
 	rep := devicesReport{Samples: *samples, ModbusPollMS: ms(*poll), OPCUAPublishMS: ms(*publish),
 		GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
-		Note: "loopback, linesim PLC in-process; OPC UA notification latency is bounded below by the publishing interval, Modbus by the poll period"}
+		Note: "loopback, linesim PLC in-process, machine shared; triggers at a random phase: OPC UA notification latency is dominated by the publishing interval (0..interval), Modbus trigger latency by the poll period; verdict writes are request round trips"}
 	// wait returns when the driver saw item want (its event's At).
 	wait := func(ch <-chan plc.Event, want uint32) (time.Time, error) {
 		t := time.NewTimer(5 * time.Second)
@@ -154,9 +155,21 @@ func benchDevices(ctx context.Context, c *cli, args []string) error {
 		}
 		ow = append(ow, d)
 	}
-	// Item trigger → events on both drivers, then the verdict loop.
+	// Item trigger → events on both drivers, then the verdict loop. Each
+	// trigger comes at a random phase of the poll / publishing cycle (a
+	// trigger right after the previous notification would always wait a
+	// whole interval and bias the numbers).
+	rng := rand.New(rand.NewPCG(1, 2))
+	cycle := max(*poll, *publish)
 	for i := 1; i <= *samples; i++ {
 		item := uint32(i)
+		dephase := time.NewTimer(time.Duration(rng.Int64N(int64(cycle))))
+		select {
+		case <-dephase.C:
+		case <-ctx.Done():
+			dephase.Stop()
+			return ctx.Err()
+		}
 		t0 := time.Now()
 		if err := s.Feed(ctx, 1); err != nil {
 			return err
