@@ -252,7 +252,16 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	}
 	// Once queued, the request will be decided; wait for it even if ctx ends,
 	// so that a caller never mistakes a durable event for a failed one.
-	<-r.done
+	select {
+	case <-r.done:
+	case <-s.exited:
+		// Close won the race with this request: the committer is gone.
+		select {
+		case <-r.done:
+		default:
+			return ErrClosed
+		}
+	}
 	return r.err
 }
 

@@ -96,8 +96,11 @@ func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rs *Store, r
 				rep.add("event %d (%s): replay refused it: %v", r.ev.Seq, r.ev.Kind, r.err)
 			}
 		}
-		if rs.fatal != nil {
-			rep.add("replay stopped: %v", rs.fatal)
+		rs.mu.RLock()
+		fatal := rs.fatal
+		rs.mu.RUnlock()
+		if fatal != nil {
+			rep.add("replay stopped: %v", fatal)
 		}
 		group = group[:0]
 	}

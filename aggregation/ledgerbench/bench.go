@@ -26,7 +26,7 @@ import (
 type Config struct {
 	Units       int    // level-1 units (default 1,000,000)
 	Ratios      []int  // box, case, pallet ratios (default 10, 20, 25)
-	Writers     int    // concurrent writers at full load (default 64)
+	Writers     int    // concurrent writers at full load (default 1024)
 	LineRate    int    // transitions/s at line load (default 30)
 	LineSamples int    // transitions measured at line load (default 150)
 	Dir         string // ledger directory; a temporary one if empty
@@ -36,7 +36,7 @@ type Config struct {
 
 // Default is the configuration of `linectl bench ledger`.
 func Default() Config {
-	return Config{Units: 1_000_000, Ratios: []int{10, 20, 25}, Writers: 64, LineRate: 30, LineSamples: 150}
+	return Config{Units: 1_000_000, Ratios: []int{10, 20, 25}, Writers: 1024, LineRate: 30, LineSamples: 150}
 }
 
 // Validate checks a Config.
