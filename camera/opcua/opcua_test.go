@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -21,9 +22,40 @@ type publisher interface {
 	Close() error
 }
 
-// connectVia starts dev, puts a netsim proxy in front and connects a driver
-// with the sim profile for object through it.
-func connectVia(t *testing.T, dev publisher, object string, tune func(*Config)) (*Camera, *netsim.Proxy) {
+// Shared simulated cameras: building an OPC UA server costs seconds under
+// -race, so the tests share two (each test connects its own proxy and
+// driver; a driver starts at the device's current count).
+var (
+	camBig   *devsim.Camera // ring 128
+	camSmall *devsim.Camera // ring 4
+)
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var err error
+	camBig, err = devsim.NewCamera(devsim.CameraConfig{Ring: 128}, nil)
+	if err == nil {
+		err = camBig.Start(ctx)
+	}
+	if err == nil {
+		camSmall, err = devsim.NewCamera(devsim.CameraConfig{Ring: 4}, nil)
+	}
+	if err == nil {
+		err = camSmall.Start(ctx)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start simulated cameras:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	cancel()
+	camBig.Close()
+	camSmall.Close()
+	os.Exit(code)
+}
+
+// startDev starts a test's own device.
+func startDev(t *testing.T, dev publisher) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -31,6 +63,14 @@ func connectVia(t *testing.T, dev publisher, object string, tune func(*Config)) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
+}
+
+// connectVia puts a netsim proxy in front of dev and connects a driver
+// with the sim profile for object through it.
+func connectVia(t *testing.T, dev publisher, object string, tune func(*Config)) (*Camera, *netsim.Proxy) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	px, err := netsim.New(dev.Addr(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -79,21 +119,19 @@ func next(t *testing.T, ctx context.Context, c *Camera) camera.Event {
 }
 
 func TestResultsFaultsAndReconnect(t *testing.T) {
-	dev, err := devsim.NewCamera(devsim.CameraConfig{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev := camBig
 	cam, px := connectVia(t, dev, devsim.CameraObject, nil)
 	ctx := testCtx(t)
+	base := dev.ResultCount()
 
 	dev.Inspect(101, "CODE-101", sim.CameraOK)
 	dev.Inspect(102, "CODE-102", sim.CameraLost) // nothing published: no event at all
 	dev.Inspect(103, "CODE-103", sim.CameraNoRead)
 	dev.Inspect(104, "CODE-104", sim.CameraLowGrade)
 	want := []camera.Result{
-		{Seq: 1, Item: 101, Codes: []string{"CODE-101"}, Grade: 'A', Pass: true},
-		{Seq: 2, Item: 103, Grade: 0, Pass: false},
-		{Seq: 3, Item: 104, Codes: []string{"CODE-104"}, Grade: 'D', Pass: false},
+		{Seq: base + 1, Item: 101, Codes: []string{"CODE-101"}, Grade: 'A', Pass: true},
+		{Seq: base + 2, Item: 103, Grade: 0, Pass: false},
+		{Seq: base + 3, Item: 104, Codes: []string{"CODE-104"}, Grade: 'D', Pass: false},
 	}
 	for i, w := range want {
 		ev := next(t, ctx, cam)
@@ -116,55 +154,96 @@ func TestResultsFaultsAndReconnect(t *testing.T) {
 	}
 	for i := uint32(0); i < 5; i++ {
 		ev := next(t, ctx, cam)
-		if ev.Kind != camera.EventResult || ev.Result.Item != 200+i || ev.Result.Seq != uint64(4+i) {
+		if ev.Kind != camera.EventResult || ev.Result.Item != 200+i || ev.Result.Seq != base+uint64(4+i) {
 			t.Fatalf("recovered %d = %+v", i, ev)
 		}
 	}
 }
 
-// TestBurst publishes far faster than the publishing interval: with a big
-// ring nothing is lost; with a small one the loss is reported as a gap.
+// TestStalledLinkIsDetected: a half-dead link (connection open, no byte
+// through) is found by the watchdog, and results published meanwhile are
+// recovered after the link heals.
+func TestStalledLinkIsDetected(t *testing.T) {
+	dev := camBig
+	cam, px := connectVia(t, dev, devsim.CameraObject, func(c *Config) {
+		c.Stream.RequestTimeout = 300 * time.Millisecond
+	})
+	ctx := testCtx(t)
+	dev.Inspect(1, "A", sim.CameraOK)
+	if ev := next(t, ctx, cam); ev.Kind != camera.EventResult || ev.Result.Item != 1 {
+		t.Fatalf("first %+v", ev)
+	}
+	px.Stall()
+	dev.Inspect(2, "B", sim.CameraOK)
+	if ev := next(t, ctx, cam); ev.Kind != camera.EventDown {
+		t.Fatalf("after stall: %+v", ev)
+	}
+	dev.Inspect(3, "C", sim.CameraOK)
+	px.Restore()
+	if ev := next(t, ctx, cam); ev.Kind != camera.EventUp {
+		t.Fatalf("after restore: %+v", ev)
+	}
+	for _, item := range []uint32{2, 3} {
+		ev := next(t, ctx, cam)
+		if ev.Kind != camera.EventResult || ev.Result.Item != item {
+			t.Fatalf("recovered %+v, want item %d", ev, item)
+		}
+	}
+}
+
+// TestBurst publishes far faster than the publishing interval: what the
+// ring (or the results-by-id method, or the field nodes) still holds is
+// delivered, in order; what it lost is a gap, never a guess. Item ids are
+// the device's seq numbers so every result can be checked.
 func TestBurst(t *testing.T) {
+	fetch := func(c *Config) {
+		c.Stream.RingNode = ""
+		c.Stream.FetchObject = "ns=1;s=Camera"
+		c.Stream.FetchMethod = "ns=1;s=Camera.GetResult"
+	}
+	fields := func(ring bool) func(*Config) {
+		return func(c *Config) { *c = SimFieldProfile(c.Stream.Endpoint, devsim.CameraObject, ring) }
+	}
 	tests := []struct {
 		name    string
-		ring    int
-		fetch   bool // recover by GetResult(seq) instead of reading the ring node
+		dev     *devsim.Camera
+		tune    func(*Config)
 		wantGap bool
 	}{
-		{"ring covers the burst", 128, false, false},
-		{"ring too small", 4, false, true},
-		{"results by id", 128, true, false},
-		{"results by id, history too short", 4, true, true},
+		{"ring covers the burst", camBig, nil, false},
+		{"ring too small", camSmall, nil, true},
+		{"results by id", camBig, fetch, false},
+		{"results by id, history too short", camSmall, fetch, true},
+		{"field nodes + ring", camBig, fields(true), false},
+		{"field nodes, no ring", camBig, fields(false), true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dev, err := devsim.NewCamera(devsim.CameraConfig{Ring: tc.ring}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			dev := tc.dev
 			cam, _ := connectVia(t, dev, devsim.CameraObject, func(c *Config) {
-				c.Stream.PublishingInterval = 300 * time.Millisecond
-				if tc.fetch {
-					c.Stream.RingNode = ""
-					c.Stream.FetchObject = "ns=1;s=Camera"
-					c.Stream.FetchMethod = "ns=1;s=Camera.GetResult"
+				if tc.tune != nil {
+					tc.tune(c)
 				}
+				c.Stream.PublishingInterval = 300 * time.Millisecond
 			})
 			ctx := testCtx(t)
-			const n = 60
-			for i := uint32(1); i <= n; i++ {
-				dev.Inspect(i, fmt.Sprintf("C%d", i), sim.CameraOK)
+			base := dev.ResultCount()
+			const n = 40
+			for i := uint64(1); i <= n; i++ {
+				item := uint32(base + i)
+				dev.Inspect(item, fmt.Sprintf("C%d", item), sim.CameraOK)
 			}
-			var seen uint64
+			seen := base
 			lost := 0
-			for seen < n {
+			for seen < base+n {
 				ev := next(t, ctx, cam)
 				switch ev.Kind {
 				case camera.EventResult:
-					if ev.Result.Seq != seen+1 || ev.Result.Item != uint32(ev.Result.Seq) {
-						t.Fatalf("result %+v after seq %d", ev.Result, seen)
+					r := ev.Result
+					if r.Seq != seen+1 || r.Item != uint32(r.Seq) || len(r.Codes) != 1 || r.Codes[0] != fmt.Sprintf("C%d", r.Item) {
+						t.Fatalf("result %+v after seq %d", r, seen)
 					}
-					seen = ev.Result.Seq
+					seen = r.Seq
 				case camera.EventGap:
 					if ev.From != seen+1 || ev.Lost != int(ev.To-ev.From+1) {
 						t.Fatalf("gap %+v after seq %d", ev, seen)
@@ -187,6 +266,7 @@ func TestAggregationCamera(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	startDev(t, dev)
 	cam, _ := connectVia(t, dev, devsim.AggCameraObject, nil)
 	ctx := testCtx(t)
 	codes := make([]string, 24)
@@ -296,10 +376,8 @@ func FuzzDecodeResult(f *testing.F) {
 func BenchmarkInspectToEvent(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dev, _ := devsim.NewCamera(devsim.CameraConfig{}, nil)
-	dev.Start(ctx)
-	defer dev.Close()
-	cfg := SimProfile(dev.Endpoint(), devsim.CameraObject)
+	dev := camBig
+	cfg := SimProfile("opc.tcp://"+dev.Addr(), devsim.CameraObject)
 	cfg.Stream.PublishingInterval = time.Millisecond
 	cam, err := New(cfg, nil)
 	if err != nil {
@@ -313,7 +391,7 @@ func BenchmarkInspectToEvent(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		item := uint32(i + 1)
+		item := uint32(1_000_000 + i)
 		dev.Inspect(item, "CODE", sim.CameraOK)
 		for ev := range cam.Events() {
 			if ev.Kind == camera.EventResult && ev.Result.Item == item {
@@ -325,93 +403,6 @@ func BenchmarkInspectToEvent(b *testing.B) {
 	reportPercentiles(b, lat)
 }
 
-// TestStalledLinkIsDetected: a half-dead link (connection open, no byte
-// through) is found by the watchdog, and results published meanwhile are
-// recovered after the link heals.
-func TestStalledLinkIsDetected(t *testing.T) {
-	dev, err := devsim.NewCamera(devsim.CameraConfig{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cam, px := connectVia(t, dev, devsim.CameraObject, func(c *Config) {
-		c.Stream.RequestTimeout = 300 * time.Millisecond
-	})
-	ctx := testCtx(t)
-	dev.Inspect(1, "A", sim.CameraOK)
-	if ev := next(t, ctx, cam); ev.Kind != camera.EventResult || ev.Result.Item != 1 {
-		t.Fatalf("first %+v", ev)
-	}
-	px.Stall()
-	dev.Inspect(2, "B", sim.CameraOK)
-	if ev := next(t, ctx, cam); ev.Kind != camera.EventDown {
-		t.Fatalf("after stall: %+v", ev)
-	}
-	dev.Inspect(3, "C", sim.CameraOK)
-	px.Restore()
-	if ev := next(t, ctx, cam); ev.Kind != camera.EventUp {
-		t.Fatalf("after restore: %+v", ev)
-	}
-	for _, item := range []uint32{2, 3} {
-		ev := next(t, ctx, cam)
-		if ev.Kind != camera.EventResult || ev.Result.Item != item {
-			t.Fatalf("recovered %+v, want item %d", ev, item)
-		}
-	}
-}
-
-// TestFieldNodeProfile: a camera that publishes item, codes, grade and
-// pass in separate nodes and a counter. Results arrive; a burst beyond what
-// the subscription shows is recovered from the ring, or reported as a gap
-// without one — never guessed.
-func TestFieldNodeProfile(t *testing.T) {
-	for _, ring := range []bool{true, false} {
-		t.Run(fmt.Sprintf("ring=%v", ring), func(t *testing.T) {
-			dev, err := devsim.NewCamera(devsim.CameraConfig{}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx := testCtx(t)
-			cam, _ := connectVia(t, dev, devsim.CameraObject, func(c *Config) {
-				*c = SimFieldProfile(c.Stream.Endpoint, devsim.CameraObject, ring)
-				c.Stream.PublishingInterval = 200 * time.Millisecond
-			})
-			dev.Inspect(1, "A1", sim.CameraOK)
-			ev := next(t, ctx, cam)
-			if ev.Kind != camera.EventResult || ev.Result.Item != 1 || !slices.Equal(ev.Result.Codes, []string{"A1"}) || ev.Result.Grade != 'A' || !ev.Result.Pass {
-				t.Fatalf("first %+v", ev)
-			}
-			const n = 20
-			for i := uint32(2); i <= n; i++ {
-				dev.Inspect(i, fmt.Sprintf("A%d", i), sim.CameraOK)
-			}
-			seen, lost := uint64(1), 0
-			for seen < n {
-				ev := next(t, ctx, cam)
-				switch ev.Kind {
-				case camera.EventResult:
-					if ev.Result.Seq != seen+1 || ev.Result.Item != uint32(ev.Result.Seq) || ev.Result.Codes[0] != fmt.Sprintf("A%d", ev.Result.Item) {
-						t.Fatalf("result %+v after %d", ev.Result, seen)
-					}
-					seen = ev.Result.Seq
-				case camera.EventGap:
-					if ev.From != seen+1 {
-						t.Fatalf("gap %+v after %d", ev, seen)
-					}
-					seen, lost = ev.To, lost+ev.Lost
-				default:
-					t.Fatalf("unexpected %+v", ev)
-				}
-			}
-			if ring && lost != 0 {
-				t.Fatalf("lost %d with a ring", lost)
-			}
-			if !ring && lost == 0 {
-				t.Fatal("no gap without a ring although the burst outran the publishing interval")
-			}
-		})
-	}
-}
-
 // TestTriggeredCamera: OPC 40100-style triggering: the controller starts a
 // job per item; a unit passing without a job gets no result.
 func TestTriggeredCamera(t *testing.T) {
@@ -419,6 +410,7 @@ func TestTriggeredCamera(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	startDev(t, dev)
 	cam, _ := connectVia(t, dev, devsim.CameraObject, func(c *Config) {
 		c.TriggerObject = "ns=1;s=Camera"
 		c.TriggerMethod = "ns=1;s=Camera.StartSingleJob"
