@@ -13,7 +13,7 @@ import (
 
 func startSim(t *testing.T) *sim.Sim {
 	t.Helper()
-	s, err := sim.New(sim.Config{Seed: 1, Heartbeat: 20 * time.Millisecond, Listen: sim.Listen{HTTP: "off"}}, nil, sim.ManualInfeed())
+	s, err := sim.New(sim.Config{Seed: 1, Heartbeat: 20 * time.Millisecond, Listen: sim.Listen{HTTP: "off", PLCOPCUA: "off"}}, nil, sim.ManualInfeed())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestStalledLinkIsAnEventNotAHang(t *testing.T) {
 // BenchmarkWriteVerdict: one FC16 verdict write until the simulated PLC
 // holds it (go test -bench WriteVerdict ./plc/modbus/).
 func BenchmarkWriteVerdict(b *testing.B) {
-	s, err := sim.New(sim.Config{Seed: 1, Listen: sim.Listen{HTTP: "off"}}, nil, sim.ManualInfeed())
+	s, err := sim.New(sim.Config{Seed: 1, Listen: sim.Listen{HTTP: "off", PLCOPCUA: "off"}}, nil, sim.ManualInfeed())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -49,7 +49,7 @@ type Positions struct {
 // Listen holds the addresses the devices are served on.
 type Listen struct {
 	Modbus    string `yaml:"modbus" json:"modbus"`
-	PLCOPCUA  string `yaml:"plc_opcua" json:"plc_opcua"`
+	PLCOPCUA  string `yaml:"plc_opcua" json:"plc_opcua"` // "off": the PLC speaks Modbus only (starts faster)
 	Printer   string `yaml:"printer" json:"printer"`
 	Camera    string `yaml:"camera" json:"camera"`
 	AggCamera string `yaml:"agg_camera" json:"agg_camera"`
@@ -243,7 +243,7 @@ func (c Config) Validate() error {
 	for name, a := range map[string]string{"modbus": c.Listen.Modbus, "plc_opcua": c.Listen.PLCOPCUA,
 		"printer": c.Listen.Printer, "camera": c.Listen.Camera, "agg_camera": c.Listen.AggCamera,
 		"label_printer": c.Listen.Label, "http": c.Listen.HTTP} {
-		if a == "" || (name == "http" && a == "off") {
+		if a == "" || ((name == "http" || name == "plc_opcua") && a == "off") {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(a); err != nil {

@@ -147,15 +147,17 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("linesim: modbus server on %s: %w", mbAddr, err)
 	}
 	// PLC over OPC UA.
-	s.uaSrv, err = uasim.New(uasim.Config{Name: "linesim PLC", NamespaceURI: PLCNamespace}, s.log.With("dev", "plc-opcua"))
-	if err != nil {
-		return err
-	}
-	if err := s.plc.addOPCUA(s.uaSrv); err != nil {
-		return fmt.Errorf("linesim: plc opc ua: %w", err)
-	}
-	if err := s.uaSrv.Start(runCtx); err != nil {
-		return err
+	if s.cfg.Listen.PLCOPCUA != "off" {
+		s.uaSrv, err = uasim.New(uasim.Config{Name: "linesim PLC", NamespaceURI: PLCNamespace}, s.log.With("dev", "plc-opcua"))
+		if err != nil {
+			return err
+		}
+		if err := s.plc.addOPCUA(s.uaSrv); err != nil {
+			return fmt.Errorf("linesim: plc opc ua: %w", err)
+		}
+		if err := s.uaSrv.Start(runCtx); err != nil {
+			return err
+		}
 	}
 	// Printer, cameras, label printer.
 	s.dev, err = s.factory(runCtx, len(s.cfg.Ratios))
@@ -164,7 +166,10 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 	}
 	s.conv = newConveyor(s.cfg, s.log.With("dev", "conveyor"), s.plc, s.dev, s, s.done)
 	// Proxies in front of everything.
-	targets := map[string]string{DevModbus: mbAddr, DevPLCOPCUA: s.uaSrv.Addr()}
+	targets := map[string]string{DevModbus: mbAddr}
+	if s.uaSrv != nil {
+		targets[DevPLCOPCUA] = s.uaSrv.Addr()
+	}
 	for k, v := range s.dev.Targets {
 		targets[k] = v
 	}
@@ -184,8 +189,8 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 		s.mu.Unlock()
 		addrs[name] = p.Addr()
 	}
-	ep := Endpoints{Modbus: addrs[DevModbus], PLCOPCUA: "opc.tcp://" + addrs[DevPLCOPCUA], LabelPrinter: addrs[DevLabel]}
-	for name, dst := range map[string]*string{DevPrinter: &ep.Printer, DevCamera: &ep.Camera, DevAggCamera: &ep.AggCamera} {
+	ep := Endpoints{Modbus: addrs[DevModbus], LabelPrinter: addrs[DevLabel]}
+	for name, dst := range map[string]*string{DevPLCOPCUA: &ep.PLCOPCUA, DevPrinter: &ep.Printer, DevCamera: &ep.Camera, DevAggCamera: &ep.AggCamera} {
 		if a := addrs[name]; a != "" {
 			*dst = "opc.tcp://" + a
 		}

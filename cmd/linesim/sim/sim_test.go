@@ -127,7 +127,7 @@ func TestBatchWithFaults(t *testing.T) {
 // The same seed draws the same faults on the same units.
 func TestSeedReproducible(t *testing.T) {
 	run := func() []sim.FaultKind {
-		cfg := sim.Config{Seed: 7, Rate: 6000, Units: 120, Listen: sim.Listen{HTTP: "off"},
+		cfg := sim.Config{Seed: 7, Rate: 6000, Units: 120, Listen: sim.Listen{HTTP: "off", PLCOPCUA: "off"},
 			Faults: []sim.Fault{{Kind: sim.FaultNoRead, Rate: 0.1}, {Kind: sim.FaultDuplicate, Rate: 0.05}}}
 		s, err := sim.New(cfg, nil)
 		if err != nil {
@@ -196,7 +196,7 @@ func TestParseFault(t *testing.T) {
 // A stop request halts the infeed (running goes false); clearing it
 // resumes with the next item id.
 func TestStopRequest(t *testing.T) {
-	s, err := sim.New(sim.Config{Seed: 3, Rate: 3000, Listen: sim.Listen{HTTP: "off"}}, nil)
+	s, err := sim.New(sim.Config{Seed: 3, Rate: 3000, Listen: sim.Listen{HTTP: "off", PLCOPCUA: "off"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
