@@ -45,6 +45,18 @@ func (t *wtx) apply(ev *Event, r *request) error {
 		return t.applyReplace(ev)
 	case EvComplete, EvRelease, EvActivate, EvHandedOff:
 		return t.applyBatchState(ev)
+	case EvRejectUnit:
+		if _, err := t.batchIn(ev.Batch, BatchOpen, BatchComplete); err != nil {
+			return err
+		}
+		if ev.Reason == "" {
+			return errors.New("reject of a unit needs a reason")
+		}
+		if len(ev.Read) > 512 {
+			return fmt.Errorf("read data of %d bytes (max 512)", len(ev.Read))
+		}
+		t.ctr(ev.Batch, 1).RejectedUnits++
+		return nil
 	}
 	return fmt.Errorf("unknown event kind %q", ev.Kind)
 }

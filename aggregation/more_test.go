@@ -158,3 +158,25 @@ func TestSpecValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestRejectUnit(t *testing.T) {
+	s, _ := openTest(t)
+	lv := commissioned(t, s, "RU", []int{1})
+	must(t, s.RejectUnit(ctx, "RU", 42, "", "no-read", op))
+	must(t, s.RejectUnit(ctx, "RU", 43, lv[0][0], "duplicate", op))
+	if err := s.RejectUnit(ctx, "RU", 44, "", "", op); err == nil {
+		t.Fatal("reject without a reason accepted")
+	}
+	if err := s.RejectUnit(ctx, "nope", 44, "", "no-read", op); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown batch: %v", err)
+	}
+	sum, _ := s.Summary(ctx, "RU")
+	if sum.Levels[0].RejectedUnits != 2 || len(sum.Check()) != 0 {
+		t.Fatalf("summary %+v", sum.Levels[0])
+	}
+	rep, err := s.Verify(ctx)
+	must(t, err)
+	if !rep.OK() {
+		t.Fatal(rep.Problems)
+	}
+}

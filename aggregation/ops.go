@@ -201,6 +201,14 @@ func (s *Store) Reject(ctx context.Context, code tracecode.Code, reason string, 
 	return s.do(ctx, Event{Kind: EvReject, Codes: []tracecode.Code{code}, Reason: reason}, by)
 }
 
+// RejectUnit journals a unit rejected without any code changing state: a
+// no-read, a code already commissioned (ErrDuplicate from Commission), a
+// code not of this batch or not known at all. read is what the camera read
+// ("" for a no-read), kept as evidence. Durable on return.
+func (s *Store) RejectUnit(ctx context.Context, batch string, item uint64, read tracecode.Code, reason string, by Actor) error {
+	return s.do(ctx, Event{Kind: EvRejectUnit, Batch: batch, Read: string(read), Unit: &UnitInfo{ItemID: item}, Reason: reason}, by)
+}
+
 // Void retires an uncertain code (sent or printed → voided), never reused.
 func (s *Store) Void(ctx context.Context, code tracecode.Code, reason string, by Actor) error {
 	return s.do(ctx, Event{Kind: EvVoid, Codes: []tracecode.Code{code}, Reason: reason}, by)

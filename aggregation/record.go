@@ -177,6 +177,7 @@ type levelCounters struct {
 	FullParents    int64 `json:"full_parents"`
 	PartialParents int64 `json:"partial_parents"`
 	MixedParents   int64 `json:"mixed_parents"`
+	RejectedUnits  int64 `json:"rejected_units,omitempty"` // reject_unit events (level 1 only)
 	// States[s] is how many codes of this batch+level are now in state s.
 	States [NumCodeStates]int64 `json:"states"`
 }

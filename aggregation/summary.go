@@ -28,6 +28,9 @@ type LevelSummary struct {
 	FullParents    int64           `json:"full_parents"`
 	PartialParents int64           `json:"partial_parents"`
 	MixedParents   int64           `json:"mixed_parents"`
+	// RejectedUnits counts units rejected without a code of theirs changing
+	// state (no-read, a duplicate or foreign code): not part of conservation.
+	RejectedUnits int64 `json:"rejected_units"`
 	// States counts codes now in each state, by CodeState name.
 	States map[string]int64 `json:"states"`
 	raw    levelCounters
@@ -55,7 +58,7 @@ func buildSummary(b *batchRec, ctr func(tracecode.Level) levelCounters) BatchSum
 			Voided: c.Voided, Sampled: c.Sampled, Decommissioned: c.Decommissioned, Packed: c.Packed,
 			Loose: c.States[StateCommissioned], Outstanding: c.States[StateAllocated],
 			InFlight: c.States[StateSent] + c.States[StatePrinted], FullParents: c.FullParents,
-			PartialParents: c.PartialParents, MixedParents: c.MixedParents, States: map[string]int64{}, raw: c}
+			PartialParents: c.PartialParents, MixedParents: c.MixedParents, RejectedUnits: c.RejectedUnits, States: map[string]int64{}, raw: c}
 		for st := StateAllocated; int(st) < NumCodeStates; st++ {
 			if c.States[st] != 0 {
 				l.States[st.String()] = c.States[st]

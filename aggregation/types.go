@@ -264,6 +264,7 @@ type Event struct {
 	Pack     *PackOpts        `json:"pack,omitempty"`
 	Spec     *BatchSpec       `json:"spec,omitempty"`
 	Sig      *Signature       `json:"sig,omitempty"`
+	Read     string           `json:"read,omitempty"` // what the camera read, for reject_unit (may be no code at all)
 	Document string           `json:"document,omitempty"`
 	Answer   string           `json:"answer,omitempty"`
 	// Prev is the hex SHA-256 of the previous event ("" for the first).
@@ -283,6 +284,7 @@ const (
 	EvPrinted      EventKind = "printed"
 	EvCommission   EventKind = "commission"
 	EvReject       EventKind = "reject"
+	EvRejectUnit   EventKind = "reject_unit" // a unit rejected without a code transition (no-read, duplicate, foreign code)
 	EvVoid         EventKind = "void"
 	EvSample       EventKind = "sample"
 	EvDecommission EventKind = "decommission"

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,12 +32,13 @@ type Config struct {
 	LineSamples int    // transitions measured at line load (default 150)
 	Dir         string // ledger directory; a temporary one if empty
 	NoSync      bool
+	MemLimitMB  int // soft Go memory limit for the run (debug.SetMemoryLimit); 0 leaves it alone
 	Logger      *slog.Logger
 }
 
 // Default is the configuration of `linectl bench ledger`.
 func Default() Config {
-	return Config{Units: 1_000_000, Ratios: []int{10, 20, 25}, Writers: 1024, LineRate: 30, LineSamples: 150}
+	return Config{Units: 1_000_000, Ratios: []int{10, 20, 25}, Writers: 1024, LineRate: 30, LineSamples: 150, MemLimitMB: 384}
 }
 
 // Validate checks a Config.
@@ -112,6 +114,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
+	if cfg.MemLimitMB > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(cfg.MemLimitMB) << 20))
+	}
 	dir := cfg.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "tracline-bench-ledger-")
@@ -163,6 +168,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.Codes += n
 	}
 	res.SetupS = time.Since(ts).Seconds()
+	cfg.Logger.Info("bench ledger: setup done", "elapsed_s", round(time.Since(t0).Seconds()), "rss_mb", round(rssMB()))
 
 	// Line load: one commission every 1/rate s, each timed.
 	units := levels[0]
@@ -196,6 +202,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.TransitionsPerS = float64(len(rest)) / time.Since(tf).Seconds()
 	res.AckP50Ms, res.AckP99Ms, res.AckMaxMs = pct(lat)
+	cfg.Logger.Info("bench ledger: full load done", "elapsed_s", round(time.Since(t0).Seconds()), "rss_mb", round(rssMB()))
 
 	// Commission the labels, then pack level by level.
 	parents := 0
@@ -213,6 +220,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		parents += len(lv)
 	}
 	res.PackPerS = float64(parents) / time.Since(tp).Seconds()
+	cfg.Logger.Info("bench ledger: pack done", "elapsed_s", round(time.Since(t0).Seconds()), "rss_mb", round(rssMB()))
 
 	// Summary, O(levels).
 	const nsum = 1000
@@ -274,6 +282,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	res.StreamExtraMB = round(max(0, float64(peak.Load())/1024-rss0))
+	cfg.Logger.Info("bench ledger: stream done", "elapsed_s", round(time.Since(t0).Seconds()), "rss_mb", round(rssMB()))
 
 	// Release, then verify the whole ledger.
 	if _, err := s.ReturnUnsent(ctx, batch, dev); err != nil {
@@ -282,6 +291,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err := s.Release(ctx, batch, aggregation.Signature{User: "qa", Meaning: "released", At: time.Now()}, qa); err != nil {
 		return res, err
 	}
+	res.RSSMB = round(rssMB())
 	tv := time.Now()
 	rep, err := s.Verify(ctx)
 	if err != nil {
@@ -292,7 +302,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		cfg.Logger.Error("verify failed", "problems", strings.Join(rep.Problems[:min(10, len(rep.Problems))], "; "))
 	}
 	res.DiskMB = round(float64(dirSize(dir)) / (1 << 20))
-	res.RSSMB = round(rssMB())
 	res.TotalS = round(time.Since(t0).Seconds())
 	res.TransitionsPerS = float64(int(res.TransitionsPerS))
 	res.PackPerS = float64(int(res.PackPerS))
