@@ -63,3 +63,39 @@ func BenchmarkCommission(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkQueries: Summary (O(levels)), the tree of a case of 200 units and
+// streaming a batch level. go test -bench Queries ./aggregation/
+func BenchmarkQueries(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{NoSync: true})
+	must(b, err)
+	defer s.Close()
+	lv := commissioned(b, s, "Q", []int{2000, 200, 10}, 10, 20)
+	for i, box := range lv[1] {
+		must(b, s.Pack(ctx, box, lv[0][i*10:(i+1)*10], PackOpts{}, op))
+	}
+	for i, cs := range lv[2] {
+		must(b, s.Pack(ctx, cs, lv[1][i*20:(i+1)*20], PackOpts{}, op))
+	}
+	b.Run("summary", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := s.Summary(ctx, "Q"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("tree-case-221-nodes", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			n := 0
+			must(b, s.Tree(ctx, lv[2][0], func(Node) error { n++; return nil }))
+			if n != 221 {
+				b.Fatalf("%d nodes", n)
+			}
+		}
+	})
+	b.Run("stream-2000", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			must(b, s.Codes(ctx, "Q", 1, StateAggregated, func(tracecode.Code) error { return nil }))
+		}
+	})
+}

@@ -25,7 +25,7 @@ import (
 
 // Config sizes a run.
 type Config struct {
-	Units       int    // level-1 units (default 1,000,000)
+	Units       int    // level-1 units (default 100,000; --units 1000000 for the 1M figures)
 	Ratios      []int  // box, case, pallet ratios (default 10, 20, 25)
 	Writers     int    // concurrent writers at full load (default 1024)
 	LineRate    int    // transitions/s at line load (default 30)
@@ -38,7 +38,7 @@ type Config struct {
 
 // Default is the configuration of `linectl bench ledger`.
 func Default() Config {
-	return Config{Units: 1_000_000, Ratios: []int{10, 20, 25}, Writers: 1024, LineRate: 30, LineSamples: 150, MemLimitMB: 384}
+	return Config{Units: 100_000, Ratios: []int{10, 20, 25}, Writers: 1024, LineRate: 30, LineSamples: 150, MemLimitMB: 384}
 }
 
 // Validate checks a Config.
