@@ -13,6 +13,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/tracline/tracline/tracecode"
 )
@@ -61,7 +62,8 @@ type Store struct {
 	head     [32]byte
 	closed   bool
 	stats    Stats
-	fatal    error // set when a commit failed in a way that leaves the caches unsure
+	hot      map[tracecode.Code]codeView // committer-only; see hotMax
+	fatal    error                       // set when a commit failed in a way that leaves the caches unsure
 }
 
 type blKey struct {
@@ -116,6 +118,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithValueLogFileSize(128 << 20).
 		WithValueThreshold(1 << 10).
 		WithNumCompactors(2).
+		WithCompression(options.None). // CPU is scarcer than disk on an edge box
 		WithLogger(badgerLogger{opts.Logger}).
 		WithMetricsEnabled(false)
 	if opts.inMemory {
@@ -128,7 +131,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{
 		db: db, log: opts.Logger, opts: opts,
 		reqs: make(chan *request, 1024), stop: make(chan struct{}), exited: make(chan struct{}),
-		counters: map[blKey]*levelCounters{}, batches: map[string]*batchRec{}, pools: map[string]*tracecode.PoolStat{},
+		hot: map[tracecode.Code]codeView{}, counters: map[blKey]*levelCounters{}, batches: map[string]*batchRec{}, pools: map[string]*tracecode.PoolStat{},
 	}
 	if err := s.load(); err != nil {
 		db.Close()
@@ -318,6 +321,10 @@ func (s *Store) drainAfterStop() {
 // transaction is too big, the group is split in halves and retried.
 func (s *Store) commit(group []*request) {
 	err := s.tryCommit(group)
+	if err != nil {
+		// The group's writes to the hot cache are not on disk: forget it all.
+		clear(s.hot)
+	}
 	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
 		h := len(group) / 2
 		s.commit(group[:h])
@@ -339,6 +346,7 @@ func (s *Store) tryCommit(group []*request) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	t := newWtx(s, txn)
+	t.hot = true
 	seq, head := s.seq, s.head
 	wrote := false
 	for _, r := range group {

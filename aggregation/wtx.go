@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -17,6 +18,7 @@ import (
 type wtx struct {
 	s        *Store
 	txn      *badger.Txn
+	hot      bool // the committer's: may use and must maintain s.hot
 	counters map[blKey]*levelCounters
 	batches  map[string]*batchRec
 	pools    map[string]*tracecode.PoolStat
@@ -71,6 +73,12 @@ func (t *wtx) lookup(c tracecode.Code) (codeView, error) {
 	if err := checkCode(c); err != nil {
 		return codeView{}, err
 	}
+	if t.hot {
+		if cv, ok := t.s.hot[c]; ok {
+			cv.rec.Seqs = slices.Clone(cv.rec.Seqs)
+			return cv, nil
+		}
+	}
 	v, ok, err := t.get(locKey(c))
 	if err != nil {
 		return codeView{}, err
@@ -102,8 +110,27 @@ func (t *wtx) lookup(c tracecode.Code) (codeView, error) {
 
 func (t *wtx) putRec(cv *codeView, seq uint64) error {
 	cv.rec.Seqs = append(cv.rec.Seqs, seq)
-	return t.set(codeKey(cv.loc.Batch, cv.loc.Level, cv.code), cv.rec.encode())
+	if err := t.set(codeKey(cv.loc.Batch, cv.loc.Level, cv.code), cv.rec.encode()); err != nil {
+		return err
+	}
+	if t.hot {
+		switch _, in := t.s.hot[cv.code]; {
+		case cv.rec.State != StateSent && cv.rec.State != StatePrinted:
+			delete(t.s.hot, cv.code)
+		case in || len(t.s.hot) < hotMax:
+			c := *cv
+			c.rec.Seqs = slices.Clone(cv.rec.Seqs)
+			t.s.hot[cv.code] = c
+		}
+	}
+	return nil
 }
+
+// hotMax bounds the committer's cache of codes sent or printed: the codes
+// between the printer and the camera, looked up on every commission or
+// reject. A line has a few hundred in flight; the bound is for runs that
+// send far ahead.
+const hotMax = 1 << 17
 
 func (t *wtx) batch(id string) (*batchRec, bool) {
 	if b, ok := t.batches[id]; ok {
