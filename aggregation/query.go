@@ -144,6 +144,13 @@ func (s *Store) Tree(ctx context.Context, parent tracecode.Code, fn func(Node) e
 		if err != nil {
 			return err
 		}
+		// One iterator for the whole walk: seeking is much cheaper than
+		// opening an iterator per parent.
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false
+		o.Prefix = []byte(pfxLink)
+		it := t.txn.NewIterator(o)
+		defer it.Close()
 		var walk func(n Node) error
 		walk = func(n Node) error {
 			if err := fn(n); err != nil {
@@ -152,9 +159,10 @@ func (s *Store) Tree(ctx context.Context, parent tracecode.Code, fn func(Node) e
 			if n.Level <= 1 {
 				return nil
 			}
-			kids, err := t.children(n.Code)
-			if err != nil {
-				return err
+			pfx := linkPrefix(n.Code)
+			var kids []tracecode.Code
+			for it.Seek(pfx); it.ValidForPrefix(pfx); it.Next() {
+				kids = append(kids, tracecode.Code(it.Item().Key()[len(pfx):]))
 			}
 			for _, k := range kids {
 				if err := walk(Node{Code: k, Parent: n.Code, Level: n.Level - 1, Depth: n.Depth + 1}); err != nil {
