@@ -135,6 +135,7 @@ func benchLedger(ctx context.Context, c *cli, args []string) error {
 	fs.IntVar(&cfg.LineSamples, "line-samples", cfg.LineSamples, "transitions measured at line load")
 	fs.StringVar(&cfg.Dir, "data", "", "directory for the benchmark ledger (default: a temporary one, removed after)")
 	fs.IntVar(&cfg.MemLimitMB, "memlimit-mb", cfg.MemLimitMB, "soft Go memory limit during the run (0: none)")
+	fs.BoolVar(&cfg.SkipVerify, "skip-verify", false, "do not verify the ledger at the end (it replays every event)")
 	fs.BoolVar(&cfg.NoSync, "nosync", false, "skip fsync (measures everything but the disk; never on a line)")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
