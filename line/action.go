@@ -55,6 +55,7 @@ type Verdict struct {
 	Detail   string
 	Received time.Time // when the camera result (or the deadline) arrived: latency starts here
 	Late     bool      // decided at the deadline: the PLC rejects anyway, write for the record
+	Deadline time.Time // when the unit reaches the reject gate
 }
 
 // Void: journal Codes as voided (uncertain: sent, never confirmed or settled).
@@ -80,6 +81,10 @@ type Rework struct {
 	Level  tracecode.Level
 	Reads  []Read
 	Reason string
+	// AfterPack: the group failed while being packed; the runner has
+	// already labelled it for rework. Otherwise the runner prints the
+	// rework label (in order with the other labels).
+	AfterPack bool
 }
 
 // Alarm: tell the operator (HMI, tower light).

@@ -108,6 +108,35 @@ type Packed struct {
 	Err    string
 }
 
+// Unpacked: a parent packed in the ledger lost its label (the label
+// printer failed after packing); the runner unpacked it and decommissioned
+// the parent. The group goes to rework.
+type Unpacked struct {
+	Stamp
+	Parent   tracecode.Code
+	Children []tracecode.Code
+	Err      string
+}
+
+// Overridden: the runner could not carry out a pass in time — the
+// verdict was ready after the unit's deadline (Decommissioned false: the
+// code was rejected instead of commissioned), or it reached the PLC after
+// the unit passed the gate, which rejected it (Decommissioned true: the
+// code was commissioned, then decommissioned). Either way the unit is out.
+type Overridden struct {
+	Stamp
+	Item           uint32
+	Code           tracecode.Code
+	Decommissioned bool
+}
+
+// CounterReset: the PLC's item counter went backwards (PLC restart). The
+// line holds; item tracking starts again from Item.
+type CounterReset struct {
+	Stamp
+	Item uint32
+}
+
 // Journaled: the runner's answer to a Verdict whose journal write failed
 // (Err non-empty) — the line holds; a successful write needs no answer.
 type Journaled struct {
@@ -161,11 +190,16 @@ func (e Flushed) String() string { return fmt.Sprintf("flushed %s", joinCodes(e.
 func (e AggRead) String() string {
 	return fmt.Sprintf("agg-read %s final=%t %v", e.Level, e.Final, e.Reads)
 }
-func (e Packed) String() string      { return fmt.Sprintf("packed %s err=%q", e.Parent, e.Err) }
-func (e Journaled) String() string   { return fmt.Sprintf("journaled %d err=%q", e.Item, e.Err) }
-func (e DeviceFault) String() string { return fmt.Sprintf("device-fault %s %q", e.Device, e.Err) }
-func (e DeviceOK) String() string    { return fmt.Sprintf("device-ok %s", e.Device) }
-func (e Operator) String() string    { return fmt.Sprintf("operator %s by %s", e.Cmd, e.User) }
+func (e Packed) String() string   { return fmt.Sprintf("packed %s err=%q", e.Parent, e.Err) }
+func (e Unpacked) String() string { return fmt.Sprintf("unpacked %s err=%q", e.Parent, e.Err) }
+func (e Overridden) String() string {
+	return fmt.Sprintf("overridden %d %s decommissioned=%t", e.Item, e.Code, e.Decommissioned)
+}
+func (e CounterReset) String() string { return fmt.Sprintf("counter-reset %d", e.Item) }
+func (e Journaled) String() string    { return fmt.Sprintf("journaled %d err=%q", e.Item, e.Err) }
+func (e DeviceFault) String() string  { return fmt.Sprintf("device-fault %s %q", e.Device, e.Err) }
+func (e DeviceOK) String() string     { return fmt.Sprintf("device-ok %s", e.Device) }
+func (e Operator) String() string     { return fmt.Sprintf("operator %s by %s", e.Cmd, e.User) }
 
 func joinCodes(cs []tracecode.Code) string {
 	s := make([]string, len(cs))

@@ -121,7 +121,7 @@ func (m *Machine) onAggRead(e AggRead, out []Action) []Action {
 		return rework("empty group")
 	case len(children) > ratio:
 		return rework(fmt.Sprintf("%d codes read, ratio is %d", len(children), ratio))
-	case len(children) < ratio && !e.Final:
+	case len(children) < ratio && !e.Final && !m.endOfRun():
 		return rework(fmt.Sprintf("%d codes read, ratio is %d", len(children), ratio))
 	case len(children) < ratio:
 		partial = true
@@ -161,7 +161,7 @@ func (m *Machine) onPacked(e Packed, out []Action) []Action {
 		for i, c := range children {
 			reads[i] = Read{Code: c}
 		}
-		return append(out, Rework{Level: pinfo.level, Reads: reads, Reason: "packing failed: " + e.Err},
+		return append(out, Rework{Level: pinfo.level, Reads: reads, Reason: "packing failed: " + e.Err, AfterPack: true},
 			Alarm{Device: fmt.Sprintf("aggregation-%s", pinfo.level), Text: "packing failed: " + e.Err})
 	}
 	for _, c := range children {
@@ -173,4 +173,32 @@ func (m *Machine) onPacked(e Packed, out []Action) []Action {
 		m.counters.Partial[pinfo.level.String()]++
 	}
 	return out
+}
+
+// endOfRun reports whether no more units will come: the line is completing,
+// or the planned quantity has come and every unit is decided.
+func (m *Machine) endOfRun() bool {
+	if m.state == Completing {
+		return true
+	}
+	return m.cfg.Planned > 0 && m.counters.Triggered >= m.cfg.Planned && m.undecided() == 0
+}
+
+func (m *Machine) onUnpacked(e Unpacked, out []Action) []Action {
+	pinfo := m.codes[e.Parent]
+	if pinfo == nil || pinfo.state != csCommissioned {
+		return append(out, Alarm{Device: "line", Text: fmt.Sprintf("unpack notice for parent %s not packed here", e.Parent)})
+	}
+	pinfo.state = csVoided
+	reads := make([]Read, 0, len(e.Children))
+	for _, c := range e.Children {
+		if info := m.codes[c]; info != nil && info.state == csPacked {
+			info.state = csCommissioned
+		}
+		reads = append(reads, Read{Code: c})
+	}
+	m.counters.Packed[pinfo.level.String()]--
+	m.counters.Reworked++
+	out = append(out, Alarm{Device: fmt.Sprintf("aggregation-%s", pinfo.level), Text: fmt.Sprintf("parent %s unpacked: %s", e.Parent, e.Err)})
+	return append(out, Rework{Level: pinfo.level, Reads: reads, Reason: "label failed after packing: " + e.Err, AfterPack: true})
 }

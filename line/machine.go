@@ -25,6 +25,10 @@ type Config struct {
 	// Ratios gives, for every level aggregated automatically (2, 3, …), how
 	// many units of the level below make one full unit of it.
 	Ratios map[tracecode.Level]int
+	// Planned is the work order's planned quantity of level-1 units (0:
+	// unknown). Once that many units have come and all are decided, a short
+	// group at an aggregation station is the batch's last, partial one.
+	Planned uint64
 	// Challenge is the batch-start challenge test: one expected outcome per
 	// test unit, in order. Empty: no challenge (not allowed for production
 	// work orders; the runner enforces that).
@@ -97,9 +101,30 @@ const (
 	csPacked
 )
 
+func (s codeState) String() string {
+	switch s {
+	case csSent:
+		return "sent"
+	case csPrinted:
+		return "printed"
+	case csCommissioned:
+		return "commissioned"
+	case csRejected:
+		return "rejected"
+	case csVoided:
+		return "voided"
+	case csPacking:
+		return "packing"
+	case csPacked:
+		return "packed"
+	}
+	return fmt.Sprintf("codeState(%d)", uint8(s))
+}
+
 type codeInfo struct {
-	level tracecode.Level
-	state codeState
+	level    tracecode.Level
+	state    codeState
+	recorded bool // the printer has reported printing it (a second report is a reprint)
 }
 
 // unit is one item between trigger and verdict.
@@ -159,6 +184,8 @@ type Machine struct {
 	codes        map[tracecode.Code]*codeInfo
 	packing      map[tracecode.Code][]tracecode.Code
 	partialSet   map[tracecode.Code]bool
+	reprinted    map[tracecode.Code]bool // codes the printer printed more than once
+	limbo        []tracecode.Code        // printed codes of units that got no camera result
 	flushPending bool
 
 	counters Counters
@@ -192,6 +219,7 @@ func NewMachine(cfg Config, purgeRequired bool) (*Machine, error) {
 		codes:         map[tracecode.Code]*codeInfo{},
 		packing:       map[tracecode.Code][]tracecode.Code{},
 		partialSet:    map[tracecode.Code]bool{},
+		reprinted:     map[tracecode.Code]bool{},
 		challengeOK:   len(cfg.Challenge) == 0,
 		challengeDone: len(cfg.Challenge) == 0,
 		counters: Counters{RejectReason: map[string]uint64{}, Packed: map[string]uint64{},
@@ -279,6 +307,25 @@ func (m *Machine) Step(ev Event) []Action {
 		out = m.onAggRead(e, out)
 	case Packed:
 		out = m.onPacked(e, out)
+	case Unpacked:
+		out = m.onUnpacked(e, out)
+	case Overridden:
+		if info := m.codes[e.Code]; info != nil && info.state == csCommissioned {
+			info.state = csRejected
+			if e.Decommissioned {
+				info.state = csVoided
+			}
+			m.counters.Passed--
+			m.counters.Rejected++
+			m.counters.RejectReason[ReasonLate.String()]++
+			m.counters.Late++
+		}
+	case CounterReset:
+		out = m.fault(e.T, "plc", fmt.Sprintf("item counter reset to %d (PLC restart?)", e.Item), out)
+		// Tracking restarts from the new count; the operator unholds once
+		// the line is checked (the fault is cleared with the event).
+		m.lastItem, m.haveItem = e.Item, e.Item > 0
+		delete(m.faults, "plc")
 	case Journaled:
 		if e.Err != "" {
 			out = m.fault(e.T, "ledger", e.Err, out)
@@ -340,24 +387,21 @@ func (m *Machine) newUnit(item uint32, at time.Time, gap bool) {
 func (m *Machine) onPrinted(e Printed, out []Action) []Action {
 	m.counters.Printed++
 	rec := printRec{code: e.Code}
-	found := false
-	for i, c := range m.inPrinter {
-		if c == e.Code {
-			m.inPrinter = append(m.inPrinter[:i:i], m.inPrinter[i+1:]...)
-			found = true
-			break
-		}
-	}
 	info := m.codes[e.Code]
 	switch {
-	case found && info != nil && info.state == csSent:
-		info.state = csPrinted
-	case info != nil:
-		rec.dup = true // printed again: a reprint of a code already on a unit
-		out = append(out, Alarm{Device: "printer", Text: fmt.Sprintf("code %s printed again (reprint)", e.Code)})
-	default:
+	case info == nil:
 		rec.dup = true
 		out = append(out, Alarm{Device: "printer", Text: fmt.Sprintf("printer reports code %s that this line never sent", e.Code)})
+	case info.recorded:
+		rec.dup = true // printed again: a reprint of a code already on a unit
+		m.reprinted[e.Code] = true
+		out = append(out, Alarm{Device: "printer", Text: fmt.Sprintf("code %s printed again (reprint)", e.Code)})
+	default:
+		info.recorded = true
+		if info.state == csSent {
+			m.markPrinted(e.Code, info)
+		}
+		// Otherwise the camera saw it first and it is decided already.
 	}
 	return m.pairPrint(rec, e.T, out)
 }
@@ -418,16 +462,76 @@ func (m *Machine) pairPrint(rec printRec, at time.Time, out []Action) []Action {
 	return out
 }
 
-// settleLateCode journals the fate of a code whose print record arrived
-// after its unit was already rejected without one.
-func (m *Machine) settleLateCode(u *unit, out []Action) []Action {
-	info := m.codes[u.code]
-	if u.dup || info == nil || info.state != csPrinted {
-		return out
+// resync: unit u carries code r, which the print records gave to an
+// earlier unit (one that fell off before the printer, or whose trigger came
+// early): the print records run one step behind the units from u on. Give
+// u its code and every later undecided unit the record of the unit before
+// it, so that a later reject rejects the code really on that unit.
+func (m *Machine) resync(u *unit, r tracecode.Code) {
+	earlier := false
+	for i, c := range m.limbo {
+		if c == r {
+			m.limbo = append(m.limbo[:i:i], m.limbo[i+1:]...)
+			earlier = true
+			break
+		}
 	}
-	info.state = csRejected
-	return append(out, Verdict{Item: u.item, Code: u.code, Reason: ReasonLate, Journal: JournalReject,
-		Detail: "print record arrived after the unit's deadline", Late: true})
+	var after []*unit
+	seen := false
+	for _, it := range m.order {
+		z := m.units[it]
+		if z == nil || z.decided && z != u {
+			continue
+		}
+		if z == u {
+			seen = true
+			continue
+		}
+		if !seen {
+			if z.hasPrint && z.code == r {
+				earlier = true
+			}
+			continue
+		}
+		after = append(after, z)
+	}
+	if !earlier {
+		return // read before its print record, not out of step: nothing to shift
+	}
+	var recs []printRec
+	if u.hasPrint {
+		recs = append(recs, printRec{code: u.code, dup: u.dup, lost: u.lost})
+	}
+	for _, z := range after {
+		if z.hasPrint {
+			recs = append(recs, printRec{code: z.code, dup: z.dup, lost: z.lost})
+		}
+	}
+	recs = append(recs, m.waitItem...)
+	u.code, u.dup, u.lost, u.hasPrint = r, false, false, true
+	m.waitPrint = m.waitPrint[:0]
+	for _, z := range after {
+		if len(recs) == 0 {
+			z.code, z.dup, z.lost, z.hasPrint = "", false, false, false
+			m.waitPrint = append(m.waitPrint, z.item)
+			continue
+		}
+		z.code, z.dup, z.lost, z.hasPrint = recs[0].code, recs[0].dup, recs[0].lost, true
+		recs = recs[1:]
+	}
+	m.waitItem = recs
+}
+
+// settleLateCode deals with a print record that arrives for a unit already
+// decided without one. The unit's verdict stands (the PLC is never told
+// twice). The code may be on this unit or, if the records are out of step,
+// on the next: it stays printed for a later read to claim, else it is
+// voided when the line leaves Execute or the batch completes.
+func (m *Machine) settleLateCode(u *unit, out []Action) []Action {
+	if info := m.codes[u.code]; !u.dup && info != nil && info.state == csPrinted {
+		m.limbo = append(m.limbo, u.code)
+	}
+	return out
 }
 
 func (m *Machine) onCamera(e CameraResult, out []Action) []Action {
@@ -439,12 +543,57 @@ func (m *Machine) onCamera(e CameraResult, out []Action) []Action {
 	if u == nil || u.decided {
 		return out // after its deadline: the unit was already rejected
 	}
-	if !u.hasPrint {
+	if !u.hasPrint && !m.freshRead(&e) {
 		r := e
 		u.result = &r
 		return out
 	}
 	return m.decide(u, &e, e.T, false, out)
+}
+
+// markPrinted takes a code out of the printer's buffer: it is on a unit.
+func (m *Machine) markPrinted(c tracecode.Code, info *codeInfo) {
+	info.state = csPrinted
+	for i, p := range m.inPrinter {
+		if p == c {
+			m.inPrinter = append(m.inPrinter[:i:i], m.inPrinter[i+1:]...)
+			break
+		}
+	}
+}
+
+// fresh reports whether c is a code printed once and never decided — or
+// handed to the printer and seen by the camera before the printer's record
+// of it came (the camera's read proves the print).
+func (m *Machine) fresh(c tracecode.Code) bool {
+	info := m.codes[c]
+	if info == nil || m.reprinted[c] {
+		return false
+	}
+	return info.state == csPrinted || (info.state == csSent && !info.recorded && m.inPrinterHas(c))
+}
+
+func (m *Machine) inPrinterHas(c tracecode.Code) bool {
+	for _, p := range m.inPrinter {
+		if p == c {
+			return true
+		}
+	}
+	return false
+}
+
+// freshRead reports whether a result reads one fresh printed code: then it
+// can be decided without waiting for the unit's print record.
+func (m *Machine) freshRead(r *CameraResult) bool {
+	if len(r.Reads) == 0 || r.Reads[0].Err != "" {
+		return false
+	}
+	for _, x := range r.Reads[1:] {
+		if x != r.Reads[0] {
+			return false
+		}
+	}
+	return m.fresh(r.Reads[0].Code)
 }
 
 // evaluate is the verdict rule: a unit passes only with a verified, fresh
@@ -468,17 +617,29 @@ func (m *Machine) evaluate(u *unit, r *CameraResult) (Reason, tracecode.Code, st
 	if read.Err != "" {
 		return ReasonUnreadable, "", read.Err
 	}
-	if !u.hasPrint {
+	if !u.hasPrint && !m.freshRead(r) {
 		return ReasonNoPrint, read.Code, "no print record for this unit"
 	}
 	if read.Code != u.code {
 		switch info := m.codes[read.Code]; {
+		case m.fresh(read.Code):
+			// A fresh code: printed once, never decided, not a reprint. The
+			// print records are out of step with the units (a unit fell off
+			// before the printer, a trigger was missed); what the camera
+			// sees on the unit is the truth. Uniqueness is unaffected.
+			if !r.Pass || (m.cfg.MinGrade != 0 && (r.Grade == 0 || r.Grade > m.cfg.MinGrade)) {
+				return ReasonLowGrade, read.Code, fmt.Sprintf("realigned to %s; grade below %c or camera fail", read.Code, m.cfg.MinGrade)
+			}
+			if u.code == "" {
+				return ReasonNone, read.Code, "realigned: before its print record"
+			}
+			return ReasonNone, read.Code, fmt.Sprintf("realigned: print record expected %s", u.code)
 		case info == nil:
-			return ReasonNotOurs, read.Code, fmt.Sprintf("expected %s", u.code)
+			return ReasonNotOurs, read.Code, fmt.Sprintf("read %s, expected %s", read.Code, u.code)
 		case info.state == csCommissioned || info.state == csPacked || info.state == csPacking:
 			return ReasonDuplicate, read.Code, fmt.Sprintf("expected %s; read code already commissioned", u.code)
 		default:
-			return ReasonWrongCode, read.Code, fmt.Sprintf("expected %s", u.code)
+			return ReasonWrongCode, read.Code, fmt.Sprintf("read %s (%s), expected %s", read.Code, info.state, u.code)
 		}
 	}
 	if u.lost {
@@ -514,7 +675,7 @@ func (m *Machine) decide(u *unit, r *CameraResult, at time.Time, late bool, out 
 	if reason == ReasonNone && u.challenge == 0 && !m.challengeOK {
 		reason, detail = ReasonNotProducing, "challenge test not passed"
 	}
-	v := Verdict{Item: u.item, Code: u.code, Reason: reason, Read: read, Detail: detail, Received: at, Late: late}
+	v := Verdict{Item: u.item, Code: u.code, Reason: reason, Read: read, Detail: detail, Received: at, Late: late, Deadline: u.deadline}
 	if r != nil {
 		v.Grade = r.Grade
 	}
@@ -528,10 +689,26 @@ func (m *Machine) decide(u *unit, r *CameraResult, at time.Time, late bool, out 
 		}
 		v.Detail = fmt.Sprintf("challenge %q: expected %s, got %s", step.Name, res.Expect, res.Got)
 	}
-	info := m.codes[u.code]
+	jcode := u.code
+	if read != "" && read != u.code && (reason == ReasonNone || reason == ReasonLowGrade) && m.fresh(read) {
+		jcode = read // realigned: the code on the unit is the one read
+		v.Code = read
+		m.resync(u, read)
+	}
+	if ji := m.codes[jcode]; ji != nil && ji.state == csSent && m.fresh(jcode) && read == jcode {
+		m.markPrinted(jcode, ji) // seen by the camera before the printer's record
+	}
+	info := m.codes[jcode]
 	switch {
-	case u.code == "" || (u.dup && !u.lost) || info == nil || info.state != csPrinted:
+	case jcode == "" || (jcode == u.code && u.dup && !u.lost) || info == nil || info.state != csPrinted:
 		v.Journal = JournalUnitOnly
+	case r == nil && late && !u.lost && u.challenge == 0:
+		// No camera result at all: the unit may have fallen off before the
+		// printer, its code then being on the next unit. The code stays
+		// printed, for a later read to claim; unclaimed, it is voided when
+		// the line leaves Execute or the batch completes.
+		v.Journal = JournalUnitOnly
+		m.limbo = append(m.limbo, jcode)
 	case v.Reason == ReasonNone:
 		v.Journal, v.Pass = JournalCommission, true
 		info.state = csCommissioned

@@ -195,6 +195,13 @@ func (m *Machine) voidUnpaired(reason string, out []Action) []Action {
 		}
 	}
 	m.waitPrint = nil
+	for _, c := range m.limbo {
+		if info := m.codes[c]; info != nil && info.state == csPrinted {
+			info.state = csVoided
+			codes = append(codes, c)
+		}
+	}
+	m.limbo = nil
 	if len(codes) == 0 {
 		return out
 	}

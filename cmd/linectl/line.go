@@ -1,11 +1,590 @@
 package main
 
+// linectl run, demo, bench line and bench soak: a line controller against
+// real devices (run) or against the built-in simulator (demo, bench).
+
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/tracline/tracline/aggregation"
+	cameraopcua "github.com/tracline/tracline/camera/opcua"
+	"github.com/tracline/tracline/cmd/linesim/devsim"
+	"github.com/tracline/tracline/cmd/linesim/sim"
+	"github.com/tracline/tracline/hmi"
+	"github.com/tracline/tracline/line"
+	printeropcua "github.com/tracline/tracline/printer/opcua"
+	"github.com/tracline/tracline/printer/zpl"
+	"github.com/tracline/tracline/tracecode"
 )
 
-func cmdDemo(ctx context.Context, c *cli, args []string) error   { return errors.New("not built yet") }
-func cmdRun(ctx context.Context, c *cli, args []string) error    { return errors.New("not built yet") }
-func benchLine(ctx context.Context, c *cli, args []string) error { return errors.New("not built yet") }
-func benchSoak(ctx context.Context, c *cli, args []string) error { return errors.New("not built yet") }
+func cmdRun(ctx context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	config := fs.String("config", "", "controller config file (see examples/line-linesim.yaml)")
+	data := fs.String("data", "", "the line's data directory (the ledger)")
+	listen := fs.String("listen", "127.0.0.1:8080", "address of the line API")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *config == "" || *data == "" {
+		return errors.New("usage: linectl run --config FILE --data DIR [--listen ADDR]")
+	}
+	f, err := loadLineFile(*config)
+	if err != nil {
+		return err
+	}
+	store, err := aggregation.Open(*data, aggregation.Options{Logger: c.log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ctrl, err := newController(ctx, f, store, c.log)
+	if err != nil {
+		return err
+	}
+	defer ctrl.Close()
+	stopAPI, err := serveAPI(ctx, *listen, ctrl.runner, false, c)
+	if err != nil {
+		return err
+	}
+	defer stopAPI()
+	return ctrl.Run(ctx)
+}
+
+// serveAPI serves the line API on addr until the returned func is called.
+func serveAPI(ctx context.Context, addr string, r *line.Runner, demo bool, c *cli) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("line API: %w", err)
+	}
+	srv := &http.Server{Handler: hmi.New(r, demo, c.log), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error("line API", "err", err)
+		}
+	}()
+	c.log.Info("line API", "url", "http://"+ln.Addr().String()+"/api/line")
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}
+
+// demoOpts is one demo (or bench) run.
+type demoOpts struct {
+	product  string
+	data     string
+	units    int
+	rate     float64
+	seed     uint64
+	faults   []sim.Fault
+	deadline time.Duration
+	listen   string
+	headless bool
+	quiet    bool
+}
+
+// defaultFaults are the demo's: every unit fault at a realistic rate,
+// with the challenge test's test units first.
+func defaultFaults() []sim.Fault {
+	const after = 4 // items 1..4 are the challenge test units
+	return []sim.Fault{
+		{Kind: sim.FaultNoRead, At: 2}, {Kind: sim.FaultLowGrade, At: 3}, {Kind: sim.FaultDuplicate, At: 4},
+		{Kind: sim.FaultNoRead, Rate: 0.01, After: after},
+		{Kind: sim.FaultLowGrade, Rate: 0.005, After: after},
+		{Kind: sim.FaultSkipPrint, Rate: 0.003, After: after},
+		{Kind: sim.FaultDuplicate, Rate: 0.002, After: after},
+		{Kind: sim.FaultMissing, Rate: 0.002, After: after},
+		{Kind: sim.FaultCameraLost, Rate: 0.002, After: after},
+	}
+}
+
+var demoChallenge = []string{"pass", "no-read", "low-grade", "duplicate"}
+
+type faultList []sim.Fault
+
+func (l *faultList) String() string { return fmt.Sprint(*l) }
+func (l *faultList) Set(s string) error {
+	f, err := sim.ParseFault(s)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, f)
+	return nil
+}
+
+func demoFlags(name string, c *cli) (*flag.FlagSet, *demoOpts, *faultList, *bool) {
+	o := &demoOpts{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.StringVar(&o.product, "product", "examples/amoxicillin-gs1.yaml", "product and filed code rules")
+	fs.StringVar(&o.data, "data", "", "data directory (default: a fresh temporary one)")
+	fs.IntVar(&o.units, "units", 0, "units to run (0: until stopped)")
+	fs.Float64Var(&o.rate, "rate", 600, "line speed, units per minute")
+	fs.Uint64Var(&o.seed, "seed", 42, "simulator seed (same seed, same faults on the same units)")
+	fs.DurationVar(&o.deadline, "gate", 100*time.Millisecond, "trigger photo-eye → reject gate on the simulated belt")
+	faults := &faultList{}
+	fs.Var(faults, "fault", "extra fault, e.g. plc-disconnect:at=300,for=2s (repeatable)")
+	noFaults := fs.Bool("no-default-faults", false, "only the faults given with --fault")
+	return fs, o, faults, noFaults
+}
+
+func cmdDemo(ctx context.Context, c *cli, args []string) error {
+	fs, o, faults, noFaults := demoFlags("demo", c)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address of the line API")
+	fs.BoolVar(&o.headless, "headless", false, "run one batch and exit (needs --units)")
+	report := fs.String("report", "", "with --headless: write the batch report (JSON) here")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.headless && o.units <= 0 {
+		return errors.New("--headless needs --units N")
+	}
+	if !*noFaults {
+		o.faults = defaultFaults()
+	}
+	o.faults = append(o.faults, (*faults)...)
+	rep, err := runDemo(ctx, o, c)
+	if err != nil {
+		return err
+	}
+	if !o.headless {
+		return nil
+	}
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	if *report != "" {
+		if err := os.WriteFile(*report, append(js, '\n'), 0o644); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(c.stdout, string(js))
+	}
+	fmt.Fprintf(c.stderr, "batch %s: %d units, invariants_ok=%t ground_truth_ok=%t deadline_misses=%d verdict p50=%.2fms p99=%.2fms\n",
+		rep.Batch, rep.Units, rep.InvariantsOK, rep.GroundTruthOK, rep.DeadlineMisses, rep.Latency.P50ms, rep.Latency.P99ms)
+	if !rep.InvariantsOK || !rep.GroundTruthOK || rep.DeadlineMisses > 0 {
+		return exitError{1}
+	}
+	return nil
+}
+
+// demoReport is `linectl demo --headless --report`; its JSON keys are part
+// of the command-line contract.
+type demoReport struct {
+	Batch          string                     `json:"batch"`
+	Product        string                     `json:"product"`
+	Units          int                        `json:"units"`
+	Rate           float64                    `json:"rate_per_min"`
+	Seed           uint64                     `json:"seed"`
+	InvariantsOK   bool                       `json:"invariants_ok"`
+	Invariants     []string                   `json:"invariant_problems"`
+	GroundTruthOK  bool                       `json:"ground_truth_ok"`
+	GroundTruth    []string                   `json:"ground_truth_problems"`
+	DeadlineMisses int                        `json:"deadline_misses"`
+	Latency        line.StatsReport           `json:"verdict_latency_ms"`
+	Counts         map[string]int64           `json:"counts"`
+	Levels         []aggregation.LevelSummary `json:"levels"`
+	Rejects        map[string]uint64          `json:"rejects_by_reason"`
+	Challenge      []line.ChallengeResult     `json:"challenge"`
+	ChallengeOK    bool                       `json:"challenge_ok"`
+	Sim            sim.Summary                `json:"simulator"`
+	State          string                     `json:"line_state"`
+	WallSeconds    float64                    `json:"wall_s"`
+	CPUSeconds     float64                    `json:"cpu_s"`
+	CPUPercent     float64                    `json:"cpu_percent"`
+	DataDir        string                     `json:"data_dir"`
+}
+
+// runDemo starts the simulator and a controller wired to it. Headless, it
+// runs one batch of o.units and returns its report; otherwise it serves the
+// line API and runs until ctx ends.
+func runDemo(ctx context.Context, o *demoOpts, c *cli) (*demoReport, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	product, err := tracecode.LoadProduct(o.product)
+	if err != nil {
+		return nil, fmt.Errorf("%w (run linectl from the repository root, or give --product)", err)
+	}
+	dir := o.data
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "tracline-demo-"); err != nil {
+			return nil, err
+		}
+	}
+	store, err := aggregation.Open(filepath.Join(dir, "ledger"), aggregation.Options{Logger: c.log})
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	if err := importExamplePools(ctx, product, o.product, store); err != nil {
+		return nil, err
+	}
+	var ratios []int
+	for l := tracecode.Level(2); l <= product.TopLevel(); l++ {
+		ratios = append(ratios, product.Ratio(l))
+	}
+	s, err := sim.New(sim.Config{Seed: o.seed, Rate: o.rate, Positions: sim.Positions{Gate: o.deadline}, Units: o.units, Ratios: ratios, Faults: o.faults,
+		StartStopped: true, Listen: sim.Listen{PLCOPCUA: "off", HTTP: "off"}}, c.log.With("part", "linesim"),
+		sim.WithDevices(devsim.Factory(devsim.Config{}, c.log.With("part", "devsim"))))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Start(ctx); err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	lf := demoLineFile(product, o, s.Endpoints())
+	ctrl, err := newController(ctx, lf, store, c.log)
+	if err != nil {
+		return nil, err
+	}
+	defer ctrl.Close()
+	runErr := make(chan error, 1)
+	go func() { runErr <- ctrl.Run(ctx) }()
+	r := ctrl.runner
+	started := time.Now()
+	cpu0 := cpuTime()
+	for _, cmd := range []line.Command{line.CmdReset, line.CmdStart} {
+		if err := r.Command(ctx, cmd, "demo"); err != nil {
+			return nil, err
+		}
+	}
+	if !o.headless {
+		stopAPI, err := serveAPI(ctx, o.listen, r, true, c)
+		if err != nil {
+			return nil, err
+		}
+		defer stopAPI()
+		fmt.Fprintf(c.stderr, "DEMO — simulated line running; line API on http://%s/api/line (Ctrl-C to stop)\n", o.listen)
+		<-ctx.Done()
+		return nil, <-runErr
+	}
+	// Headless: wait for the simulator to finish the batch, let the line
+	// settle, complete the batch and report.
+	held := time.NewTicker(100 * time.Millisecond)
+	defer held.Stop()
+wait:
+	for {
+		select {
+		case <-s.Done():
+			break wait
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case err := <-runErr:
+			return nil, fmt.Errorf("controller stopped: %v", err)
+		case <-held.C:
+			// Headless, nobody is there to clear a hold: say why and stop.
+			if sn := r.Snapshot(); sn.State == "Held" || sn.State == "Aborted" || sn.State == "Stopped" {
+				return nil, fmt.Errorf("line %s: %s (faults %v, challenge %v)", sn.State, sn.Why, sn.Faults, sn.Challenge)
+			}
+		}
+	}
+	if err := waitLine(ctx, r, func(sn line.Snapshot) bool { return sn.InFlight == 0 && sn.State == "Execute" || sn.State == "Held" }); err != nil {
+		return nil, err
+	}
+	if err := r.Command(ctx, line.CmdComplete, "demo"); err != nil {
+		return nil, err
+	}
+	if err := waitLine(ctx, r, func(sn line.Snapshot) bool { return sn.State == "Complete" }); err != nil {
+		return nil, err
+	}
+	wall := time.Since(started)
+	cpu := cpuTime() - cpu0
+	cancel()
+	<-runErr
+	return buildReport(context.Background(), store, r, s.GroundTruth(), lf, o, wall, cpu, dir)
+}
+
+// waitLine waits until cond holds for the line's snapshot (up to a minute).
+func waitLine(ctx context.Context, r *line.Runner, cond func(line.Snapshot) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if cond(r.Snapshot()) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("line did not settle: state %s (%s)", r.Snapshot().State, r.Snapshot().Why)
+		case <-t.C:
+		}
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// demoLineFile is the controller config for the built-in simulator — the
+// same as examples/line-linesim.yaml, with the simulator's ports.
+func demoLineFile(p *tracecode.Product, o *demoOpts, ep sim.Endpoints) *lineFile {
+	f := &lineFile{Line: "demo-line-1", Product: o.product,
+		Batch: batchFile{ID: "DEMO-" + time.Now().UTC().Format("20060102-150405"), ProductionDate: time.Now().Format("2006-01-02"),
+			Expiry: time.Now().AddDate(2, 0, 0).Format("2006-01-02"), Planned: o.units, Workshop: "固体制剂车间",
+			Manager: "demo"},
+		Settings: settingsFile{Gate: o.deadline, PrinterBuffer: 8, AllocChunk: 200, Challenge: demoChallenge},
+		Devices: devicesFile{PLC: sim.ModbusProfile(ep.Modbus), Printer: printeropcua.SimProfile(ep.Printer),
+			Camera: cameraopcua.SimProfile(ep.Camera, devsim.CameraObject)}}
+	for _, a := range ep.AggCameras {
+		f.Devices.AggCameras = append(f.Devices.AggCameras, cameraopcua.SimProfile(a, devsim.AggCameraObject))
+	}
+	if ep.LabelPrinter != "" {
+		sym := zpl.GS1128
+		if p.Rule(2).Scheme == tracecode.SchemeNMPA20 {
+			sym = zpl.Code128
+		}
+		f.Devices.LabelPrinter = &zpl.Config{Address: ep.LabelPrinter, Symbology: sym}
+	}
+	return f
+}
+
+// importExamplePools fills the pools of nmpa20 levels from the code files
+// shipped beside the product file (examples/codes/<product id>-L<n>.txt).
+func importExamplePools(ctx context.Context, p *tracecode.Product, productPath string, store *aggregation.Store) error {
+	for _, ls := range p.Levels {
+		if !p.Coded(ls.Level) || p.Rule(ls.Level).Scheme != tracecode.SchemeNMPA20 {
+			continue
+		}
+		path := filepath.Join(filepath.Dir(productPath), "codes", fmt.Sprintf("%s-L%d.txt", ls.ProductID, ls.Level))
+		f, err := tracecode.ReadCodeFile(path, ls.ProductID)
+		if err != nil {
+			return fmt.Errorf("demo pool for level %s: %w", ls.Level, err)
+		}
+		if err := tracecode.ImportCodeFile(ctx, store, p.PoolName(ls.Level), f); err != nil {
+			var dup *tracecode.DuplicateCodesError
+			if errors.As(err, &dup) {
+				continue // already imported into this data directory
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func buildReport(ctx context.Context, store *aggregation.Store, r *line.Runner, gt sim.GroundTruth, lf *lineFile, o *demoOpts, wall, cpu time.Duration, dir string) (*demoReport, error) {
+	sum, err := store.Summary(ctx, lf.Batch.ID)
+	if err != nil {
+		return nil, err
+	}
+	snap := r.Snapshot()
+	rep := &demoReport{Batch: lf.Batch.ID, Product: o.product, Units: o.units, Rate: o.rate, Seed: o.seed,
+		Latency: r.Stats(), Counts: map[string]int64{}, Levels: sum.Levels, Rejects: snap.Counters.RejectReason,
+		Challenge: snap.Challenge, ChallengeOK: snap.ChallengeOK, Sim: gt.Summary, State: snap.State,
+		WallSeconds: wall.Seconds(), CPUSeconds: cpu.Seconds(), DataDir: dir}
+	rep.DeadlineMisses = rep.Latency.DeadlineMisses
+	if wall > 0 {
+		rep.CPUPercent = 100 * cpu.Seconds() / wall.Seconds()
+	}
+	for _, l := range sum.Levels {
+		for st, n := range l.States {
+			rep.Counts[st] += n
+		}
+	}
+	vr, err := store.Verify(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Invariants = append([]string{}, vr.Problems...)
+	for _, p := range sum.Check() {
+		rep.Invariants = append(rep.Invariants, "batch "+lf.Batch.ID+": "+p)
+	}
+	rep.InvariantsOK = len(rep.Invariants) == 0 && vr.Truncated == 0
+	rep.GroundTruth = append([]string{}, compareTruth(ctx, store, lf.Batch.ID, gt)...)
+	rep.GroundTruthOK = len(rep.GroundTruth) == 0
+	return rep, nil
+}
+
+// compareTruth checks the ledger against what physically happened.
+func compareTruth(ctx context.Context, store *aggregation.Store, batch string, gt sim.GroundTruth) []string {
+	var problems []string
+	add := func(format string, a ...any) {
+		if len(problems) < 50 {
+			problems = append(problems, fmt.Sprintf(format, a...))
+		}
+	}
+	if !gt.Finished {
+		add("simulator did not finish the batch")
+	}
+	if err := gt.Check(); err != nil {
+		add("simulator's own ground truth: %v", err)
+	}
+	onGood := map[string]uint32{}
+	good := 0
+	for _, u := range gt.Units {
+		switch u.Fate {
+		case sim.FateGood:
+			good++
+			if u.Fault != "" {
+				add("unit %d had fault %s but left the line as good", u.Item, u.Fault)
+			}
+			if u.Code == "" {
+				add("unit %d left the line as good without a code", u.Item)
+				continue
+			}
+			if other, dup := onGood[u.Code]; dup {
+				add("code %s is on two good units (%d and %d)", u.Code, other, u.Item)
+			}
+			onGood[u.Code] = u.Item
+			p, err := tracecode.Parse(u.Code)
+			if err != nil {
+				add("unit %d: code %q on it does not parse: %v", u.Item, u.Code, err)
+				continue
+			}
+			info, err := store.Code(ctx, p.Code)
+			if err != nil {
+				add("unit %d: code %s: %v", u.Item, p.Code, err)
+				continue
+			}
+			if info.State != aggregation.StateCommissioned && info.State != aggregation.StateAggregated {
+				add("unit %d left as good but its code %s is %s in the ledger", u.Item, p.Code, info.State)
+			}
+			anc, err := store.Ancestors(ctx, p.Code)
+			if err != nil {
+				add("unit %d: ancestors of %s: %v", u.Item, p.Code, err)
+				continue
+			}
+			if len(anc) != len(u.Parents) {
+				add("unit %d: ledger has %d parents %v, the line put it under %d labels %v", u.Item, len(anc), anc, len(u.Parents), u.Parents)
+				continue
+			}
+			for i := range anc {
+				if lp, err := tracecode.Parse(u.Parents[i]); err != nil || lp.Code != anc[i] {
+					add("unit %d: parent %d is %s in the ledger, label %s on the line", u.Item, i+2, anc[i], u.Parents[i])
+				}
+			}
+		case sim.FateOnLine:
+			add("unit %d is still on the line", u.Item)
+		}
+	}
+	// Every commissioned unit code is on a good unit: nothing commissioned
+	// that did not ship (sampled or decommissioned codes aside).
+	n := 0
+	for _, st := range []aggregation.CodeState{aggregation.StateCommissioned, aggregation.StateAggregated} {
+		_ = store.Codes(ctx, batch, 1, st, func(c tracecode.Code) error {
+			n++
+			return nil
+		})
+	}
+	if n != good {
+		add("ledger has %d commissioned unit codes, %d units left the line as good", n, good)
+	}
+	return problems
+}
+
+// benchLine finds the highest rate with zero deadline misses (bench line).
+func benchLine(ctx context.Context, c *cli, args []string) error {
+	fs, o, faults, noFaults := demoFlags("bench line", c)
+	rates := fs.String("rates", "600,1200,1800,2400,3000", "rates to try, units/min, ascending")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.units == 0 {
+		o.units = 1000
+	}
+	if !*noFaults {
+		o.faults = defaultFaults()
+	}
+	o.faults = append(o.faults, (*faults)...)
+	o.headless, o.quiet = true, true
+	type run struct {
+		Rate   float64          `json:"rate"`
+		OK     bool             `json:"ok"`
+		Misses int              `json:"deadline_misses"`
+		Lat    line.StatsReport `json:"verdict_latency_ms"`
+		CPU    float64          `json:"cpu_percent"`
+		Err    string           `json:"error,omitempty"`
+	}
+	var out struct {
+		Units   int     `json:"units"`
+		MaxRate float64 `json:"max_rate_zero_misses"`
+		Runs    []run   `json:"runs"`
+	}
+	out.Units = o.units
+	quiet := *c
+	quiet.log = discardLogger()
+	for _, rs := range splitComma(*rates) {
+		var rate float64
+		if _, err := fmt.Sscan(rs, &rate); err != nil || rate <= 0 {
+			return fmt.Errorf("--rates: %q is not a rate", rs)
+		}
+		oo := *o
+		oo.rate, oo.data = rate, ""
+		rep, err := runDemo(ctx, &oo, &quiet)
+		ru := run{Rate: rate}
+		if err != nil {
+			ru.Err = err.Error()
+		} else {
+			ru.OK = rep.InvariantsOK && rep.GroundTruthOK && rep.DeadlineMisses == 0
+			ru.Misses, ru.Lat, ru.CPU = rep.DeadlineMisses, rep.Latency, rep.CPUPercent
+			os.RemoveAll(rep.DataDir)
+		}
+		out.Runs = append(out.Runs, ru)
+		if !ru.OK {
+			break
+		}
+		out.MaxRate = rate
+	}
+	js, _ := json.MarshalIndent(out, "", "  ")
+	fmt.Fprintln(c.stdout, string(js))
+	return nil
+}
+
+// benchSoak runs one long batch at a rate and reports it (bench soak).
+func benchSoak(ctx context.Context, c *cli, args []string) error {
+	fs, o, faults, noFaults := demoFlags("bench soak", c)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.units == 0 {
+		o.units = 20000
+	}
+	if !*noFaults {
+		o.faults = defaultFaults()
+	}
+	o.faults = append(o.faults, (*faults)...)
+	o.headless = true
+	quiet := *c
+	quiet.log = discardLogger()
+	rep, err := runDemo(ctx, o, &quiet)
+	if err != nil {
+		return err
+	}
+	os.RemoveAll(rep.DataDir)
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	fmt.Fprintln(c.stdout, string(js))
+	return nil
+}
+
+func splitComma(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' {
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

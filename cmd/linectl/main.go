@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -95,6 +96,10 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		stdin: stdin, stdout: stdout, stderr: stderr,
 		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
+	// The gopcua server (in the demo's simulators) prints through the
+	// standard logger; route it to ours at debug level.
+	log.SetFlags(0)
+	log.SetOutput(io.Discard)
 	if err := cmd.run(ctx, c, args[1:]); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {

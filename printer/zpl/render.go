@@ -198,9 +198,18 @@ func Render(l printer.Label, sym Symbology) ([]byte, error) {
 	if err := sym.Validate(); err != nil {
 		return nil, err
 	}
-	data, err := barcodeData(l, sym)
-	if err != nil {
-		return nil, err
+	// A label without a code is a notice (e.g. REWORK on a group the line
+	// refused): text only, no barcode.
+	notice := l.Code == "" && l.ElementString == ""
+	if notice && l.Title == "" {
+		return nil, errors.New("label has no code and no title")
+	}
+	var data string
+	if !notice {
+		var err error
+		if data, err = barcodeData(l, sym); err != nil {
+			return nil, err
+		}
 	}
 	hr := string(l.Code)
 	if hr == "" {
@@ -235,10 +244,11 @@ func Render(l printer.Label, sym Symbology) ([]byte, error) {
 		}
 		text(280, 36, s)
 	}
-	switch sym {
-	case GS1128, Code128:
+	switch {
+	case notice:
+	case sym == GS1128 || sym == Code128:
 		fmt.Fprintf(&b, "^FO40,360^BY3^BCN,220,N,N,N^FD%s^FS\n", code128Field(data, sym.gs1()))
-	case GS1DataMatrix, DataMatrix:
+	case sym == GS1DataMatrix || sym == DataMatrix:
 		fmt.Fprintf(&b, "^FO40,360^BXN,12,200,,,,_^FD%s^FS\n", dataMatrixField(data, sym.gs1()))
 	}
 	text(700, 40, hr)

@@ -53,7 +53,8 @@ func TestRenderRoundTrip(t *testing.T) {
 		{"nmpa20 datamatrix", DataMatrix, printer.Label{Code: "80217629000000001003"}, "80217629000000001003", true},
 		{"gs1 symbology, non-gs1 code", GS1128, printer.Label{Code: "80217629000000001003"}, "", false},
 		{"plain symbology, gs1 code", Code128, printer.Label{Code: "(00)069012345678901234"}, "", false},
-		{"no code", GS1128, printer.Label{Title: "x"}, "", false},
+		{"no code, no title", GS1128, printer.Label{Product: "x"}, "", false},
+		{"rework notice: title, no code", GS1128, printer.Label{Title: "REWORK 返工 中包", Product: "group refused", Level: 2}, "", true},
 		{"caret in code", Code128, printer.Label{Code: "AB^XZ"}, "", false},
 		{"bad symbology", "qr", printer.Label{Code: "X"}, "", false},
 	}
@@ -74,7 +75,11 @@ func TestRenderRoundTrip(t *testing.T) {
 			if got := lbl.Code(); got != tc.code {
 				t.Fatalf("code back = %q, want %q\n%s", got, tc.code, s)
 			}
-			if len(lbl.Barcodes) != 1 || lbl.Barcodes[0].GS1 != tc.sym.gs1() {
+			wantBarcodes := 1
+			if tc.code == "" {
+				wantBarcodes = 0 // a notice: text only
+			}
+			if len(lbl.Barcodes) != wantBarcodes || wantBarcodes == 1 && lbl.Barcodes[0].GS1 != tc.sym.gs1() {
 				t.Fatalf("barcodes %+v", lbl.Barcodes)
 			}
 			joined := strings.Join(lbl.Texts, "|")

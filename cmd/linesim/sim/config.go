@@ -36,6 +36,10 @@ type Config struct {
 	Listen Listen `yaml:"listen" json:"listen"`
 	// Faults to inject.
 	Faults []Fault `yaml:"faults" json:"faults"`
+	// StartStopped: the PLC starts with its stop request set, so no unit
+	// comes before a controller has connected and cleared it (the line
+	// interlock of a real line).
+	StartStopped bool `yaml:"start_stopped" json:"start_stopped"`
 }
 
 // Positions are the conveyor stations, as delays after the trigger.
@@ -114,6 +118,10 @@ type Fault struct {
 	At    uint32        `yaml:"at,omitempty" json:"at,omitempty"`       // item id
 	For   time.Duration `yaml:"for,omitempty" json:"for,omitempty"`     // link faults (default 1s)
 	Delay time.Duration `yaml:"delay,omitempty" json:"delay,omitempty"` // slow-* (default 50ms)
+	// After: a rate fault spares items up to this id (e.g. the challenge
+	// test units at the start of a batch). The RNG is drawn all the same,
+	// so the faults after it fall on the same units.
+	After uint32 `yaml:"after,omitempty" json:"after,omitempty"`
 }
 
 // ParseFault parses the command-line form kind:key=value,key=value, e.g.
@@ -139,8 +147,12 @@ func ParseFault(s string) (Fault, error) {
 				f.For, err = time.ParseDuration(v)
 			case "delay":
 				f.Delay, err = time.ParseDuration(v)
+			case "after":
+				var n uint64
+				n, err = strconv.ParseUint(v, 10, 32)
+				f.After = uint32(n)
 			default:
-				return Fault{}, fmt.Errorf("fault %q: unknown key %q (rate, at, for, delay)", s, k)
+				return Fault{}, fmt.Errorf("fault %q: unknown key %q (rate, at, for, delay, after)", s, k)
 			}
 			if err != nil {
 				return Fault{}, fmt.Errorf("fault %q: %s: %w", s, k, err)

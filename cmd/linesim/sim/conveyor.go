@@ -167,7 +167,7 @@ func (c *conveyor) pickFault(item uint32, now time.Time) FaultKind {
 	for _, f := range c.cfg.Faults {
 		hit := f.At == item
 		if f.Rate > 0 {
-			hit = c.rng.Float64() < f.Rate
+			hit = c.rng.Float64() < f.Rate && item > f.After
 		}
 		if !hit {
 			continue
@@ -305,7 +305,9 @@ func (c *conveyor) readGroup(li int, g *GroupTruth, now time.Time) {
 			c.mu.Lock()
 			g.Label, g.Text, g.State = lb.Code, lb.Text, groupDone
 			c.mu.Unlock()
-			if li+1 < len(c.cfg.Ratios) {
+			// A label without a code (REWORK) diverts the group off the
+			// line to manual rework; it goes no further up.
+			if li+1 < len(c.cfg.Ratios) && lb.Code != "" {
 				c.addChild(li+1, lb.Code, g.ID, t)
 			}
 			return

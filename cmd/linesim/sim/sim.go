@@ -111,6 +111,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Sim, error) {
 		s.factory = func(context.Context, int) (*Devices, error) { return StandIns(len(s.cfg.Ratios)), nil }
 	}
 	s.plc = newPLCModel(log.With("dev", "plc"))
+	s.plc.st.StopRequest = cfg.StartStopped
 	return s, nil
 }
 

@@ -1,0 +1,740 @@
+package line
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/tracecode"
+)
+
+// The runner's view of the devices: small interfaces owned here, adapted
+// from the plc, printer and camera drivers in cmd/linectl. Inputs from the
+// devices (triggers, print records, camera results, faults) are not methods:
+// the adapters hand them to Runner.Post as events.
+
+// VerdictWriter writes a unit's verdict to the PLC, item id and verdict in
+// one atomic write.
+type VerdictWriter interface {
+	WriteVerdict(ctx context.Context, item uint32, pass bool, reason uint16) error
+}
+
+// CodePrinter is the coding printer.
+type CodePrinter interface {
+	// Enqueue hands codes to the printer's buffer, in order. On error,
+	// void lists the codes that are not certainly in the printer (never
+	// taken, or uncertain): the line voids them, never sends them again.
+	Enqueue(ctx context.Context, codes []tracecode.Code) (void []tracecode.Code, err error)
+	// Flush empties the printer's buffer and returns the codes handed over
+	// and never printed.
+	Flush(ctx context.Context) ([]tracecode.Code, error)
+}
+
+// LabelPrinter prints a parent's label (case, pallet), or a rework label
+// (no code) on a group the line refused, so that the labeller's labels stay
+// in step with the groups.
+type LabelPrinter interface {
+	PrintLabel(ctx context.Context, level tracecode.Level, parent tracecode.Code, children int) error
+	PrintRework(ctx context.Context, level tracecode.Level, reason string) error
+}
+
+// CodeSource allocates codes of a level to the batch, durably (from a pool
+// for nmpa20, generated and registered for GS1).
+type CodeSource interface {
+	Allocate(ctx context.Context, level tracecode.Level, n int) ([]tracecode.Code, error)
+}
+
+// StateSignaller shows the line's state on the PLC: the stop request that
+// halts the infeed outside Execute, the tower light, the alarm.
+type StateSignaller interface {
+	ShowState(ctx context.Context, st State, faults int) error
+}
+
+// Devices is what the runner drives.
+type Devices struct {
+	PLC     VerdictWriter
+	Printer CodePrinter
+	Labels  LabelPrinter   // nil: parents are not labelled (manual)
+	Signals StateSignaller // nil: the PLC is not told the line's state
+	Codes   CodeSource
+}
+
+// RunnerConfig is the runner's plain config.
+type RunnerConfig struct {
+	Batch   string
+	Line    string
+	Machine Config
+	// Tick is how often deadlines are looked at (default 2 ms).
+	Tick time.Duration
+	// IOTimeout bounds every device and ledger call (default 2 s).
+	IOTimeout time.Duration
+}
+
+// Runner does the line's I/O around the Machine: it owns the machine in
+// one goroutine, journals every decision before the PLC hears of it, and
+// feeds device answers back as events.
+type Runner struct {
+	cfg   RunnerConfig
+	store *aggregation.Store
+	dev   Devices
+	log   *slog.Logger
+	m     *Machine
+
+	events  chan Event
+	sendQ   chan Action // Send and FlushPrinter, in order
+	packQ   chan Action // Pack and Rework: labels, in the order the groups were read
+	snapMu  sync.Mutex
+	snap    Snapshot
+	stats   *Stats
+	printed sync.Map // tracecode.Code → chan struct{}: closed when MarkPrinted is journaled
+	wg      sync.WaitGroup
+	jwg     sync.WaitGroup // per-unit journal writes (verdicts, prints, voids) under way
+	verdSem chan struct{}
+	subs    subscribers
+	stateQ  chan Snapshot // latest state for the PLC's interlock and lights
+}
+
+// request is an internal event: an operator command waiting for its answer.
+type request struct {
+	Stamp
+	op    Operator
+	reply chan error
+}
+
+// NewRunner builds a runner for an existing batch in store. If the batch
+// has codes that were sent or printed but never settled (the controller
+// stopped mid-batch), they are voided now — reason restart — and the line
+// starts Stopped, needing the operator to confirm a purge.
+func NewRunner(ctx context.Context, cfg RunnerConfig, store *aggregation.Store, dev Devices, log *slog.Logger) (*Runner, error) {
+	if cfg.Tick <= 0 {
+		cfg.Tick = 2 * time.Millisecond
+	}
+	if cfg.IOTimeout <= 0 {
+		cfg.IOTimeout = 2 * time.Second
+	}
+	if dev.PLC == nil || dev.Printer == nil || dev.Codes == nil {
+		return nil, errors.New("line runner: PLC, printer and code source are required")
+	}
+	sum, err := store.Summary(ctx, cfg.Batch)
+	if err != nil {
+		return nil, fmt.Errorf("line runner: batch %q: %w", cfg.Batch, err)
+	}
+	r := &Runner{cfg: cfg, store: store, dev: dev, log: log, events: make(chan Event, 65536),
+		sendQ: make(chan Action, 1024), packQ: make(chan Action, 256), stateQ: make(chan Snapshot, 1), stats: newStats(), verdSem: make(chan struct{}, 64)}
+	voided, adopted, err := r.recover(ctx, sum)
+	if err != nil {
+		return nil, err
+	}
+	m, err := NewMachine(cfg.Machine, voided > 0 || adopted > 0)
+	if err != nil {
+		return nil, err
+	}
+	r.m = m
+	if err := r.adopt(ctx, sum); err != nil {
+		return nil, err
+	}
+	r.snap = m.Snapshot()
+	return r, nil
+}
+
+var system = aggregation.Actor{Kind: aggregation.ActorSystem, ID: "line"}
+
+// recover voids codes left sent or printed by a previous run.
+func (r *Runner) recover(ctx context.Context, sum aggregation.BatchSummary) (voided, adopted int, err error) {
+	for _, l := range sum.Levels {
+		adopted += int(l.Commissioned)
+		for _, st := range []aggregation.CodeState{aggregation.StateSent, aggregation.StatePrinted} {
+			var codes []tracecode.Code
+			if err := r.store.Codes(ctx, sum.Batch, l.Level, st, func(c tracecode.Code) error {
+				codes = append(codes, c)
+				return nil
+			}); err != nil {
+				return 0, 0, fmt.Errorf("line runner: listing %s codes: %w", st, err)
+			}
+			for _, c := range codes {
+				if err := r.store.Void(ctx, c, "restart: sent or printed when the controller stopped; uncertain", system); err != nil {
+					return 0, 0, fmt.Errorf("line runner: voiding %s at restart: %w", c, err)
+				}
+				voided++
+			}
+		}
+	}
+	if voided > 0 {
+		r.log.Warn("restart: voided uncertain codes", "batch", sum.Batch, "codes", voided)
+	}
+	return voided, adopted, nil
+}
+
+// voidUncertain voids, at batch end, every code of the batch still sent or
+// printed: handed to the printer, maybe on a unit, never verified.
+func (r *Runner) voidUncertain(ctx context.Context) error {
+	sum, err := r.store.Summary(ctx, r.cfg.Batch)
+	if err != nil {
+		return err
+	}
+	for _, l := range sum.Levels {
+		for _, st := range []aggregation.CodeState{aggregation.StateSent, aggregation.StatePrinted} {
+			var codes []tracecode.Code
+			if err := r.store.Codes(ctx, r.cfg.Batch, l.Level, st, func(c tracecode.Code) error {
+				codes = append(codes, c)
+				return nil
+			}); err != nil {
+				return err
+			}
+			for _, c := range codes {
+				if err := r.store.Void(ctx, c, "uncertain at batch end: printed or sent, never verified", system); err != nil {
+					return fmt.Errorf("void %s: %w", c, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// adopt tells the machine about the batch's commissioned codes.
+func (r *Runner) adopt(ctx context.Context, sum aggregation.BatchSummary) error {
+	for _, l := range sum.Levels {
+		for _, st := range []aggregation.CodeState{aggregation.StateCommissioned, aggregation.StateAggregated} {
+			if err := r.store.Codes(ctx, sum.Batch, l.Level, st, func(c tracecode.Code) error {
+				r.m.Adopt(c, l.Level, st == aggregation.StateAggregated)
+				return nil
+			}); err != nil {
+				return fmt.Errorf("line runner: adopting %s codes: %w", st, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Post hands an event from a device to the line. It never blocks the
+// device: if the queue is full the event is dropped and the line holds
+// (the units concerned are rejected at their deadline).
+func (r *Runner) Post(ev Event) {
+	select {
+	case r.events <- ev:
+	default:
+		r.log.Error("line event queue full; event dropped", "event", fmt.Sprint(ev))
+		select {
+		case r.events <- DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "line", Err: "event queue overflow"}:
+		default:
+		}
+	}
+}
+
+// Command gives an operator command to the line and returns whether it
+// was accepted (errors wrap ErrInvalidCommand).
+func (r *Runner) Command(ctx context.Context, cmd Command, user string) error {
+	req := request{Stamp: Stamp{T: time.Now()}, op: Operator{Stamp: Stamp{T: time.Now()}, Cmd: cmd, User: user}, reply: make(chan error, 1)}
+	select {
+	case r.events <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Snapshot returns what the HMI shows, as of the last event.
+func (r *Runner) Snapshot() Snapshot {
+	r.snapMu.Lock()
+	defer r.snapMu.Unlock()
+	return r.snap
+}
+
+// Stats returns verdict latency statistics so far.
+func (r *Runner) Stats() StatsReport { return r.stats.report() }
+
+// Run drives the line until ctx ends. Device adapters must be posting
+// events to Post; Run returns after its workers have finished.
+func (r *Runner) Run(ctx context.Context) error {
+	r.wg.Add(3)
+	go r.printerFeeder(ctx)
+	go r.packer(ctx)
+	go r.signaller(ctx)
+	r.showState(r.m.Snapshot())
+	t := time.NewTicker(r.cfg.Tick)
+	defer t.Stop()
+	defer r.wg.Wait()
+	for {
+		var ev Event
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			ev = Tick{Stamp{T: now}}
+		case ev = <-r.events:
+		}
+		if req, ok := ev.(request); ok {
+			err := r.m.CommandAllowed(req.op.Cmd)
+			req.reply <- err
+			if err != nil {
+				continue
+			}
+			ev = req.op
+		}
+		if p, ok := ev.(Printed); ok {
+			r.journalPrinted(ctx, p.Code)
+		}
+		acts := r.m.Step(ev)
+		for _, a := range acts {
+			r.do(ctx, a)
+		}
+		if _, tick := ev.(Tick); !tick || len(acts) > 0 {
+			s := r.m.Snapshot()
+			r.snapMu.Lock()
+			r.snap = s
+			r.snapMu.Unlock()
+			r.subs.publish(s, acts)
+			for _, a := range acts {
+				if _, ok := a.(StateChanged); ok {
+					r.showState(s)
+					break
+				}
+				if _, ok := a.(Alarm); ok {
+					r.showState(s)
+					break
+				}
+			}
+		}
+	}
+}
+
+// ioCtx bounds one device or ledger call. It outlives ctx's cancellation:
+// a journal write under way when the line stops is finished, not lost.
+func (r *Runner) ioCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), r.cfg.IOTimeout)
+}
+
+// journalPrinted records a print durably, off the loop; a verdict on the
+// code waits for it so the ledger sees printed before commissioned.
+func (r *Runner) journalPrinted(ctx context.Context, code tracecode.Code) {
+	done := make(chan struct{})
+	if _, loaded := r.printed.LoadOrStore(code, done); loaded {
+		return // a reprint: the code's print is journaled already
+	}
+	r.wg.Add(1)
+	r.jwg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer r.jwg.Done()
+		defer close(done)
+		c, cancel := r.ioCtx(ctx)
+		defer cancel()
+		if err := r.store.MarkPrinted(c, code, aggregation.Actor{Kind: aggregation.ActorDevice, ID: "printer"}); err != nil && !errors.Is(err, aggregation.ErrRefused) {
+			r.log.Error("journal printed", "code", code, "err", err)
+		}
+	}()
+}
+
+func (r *Runner) waitPrinted(ctx context.Context, code tracecode.Code) {
+	if v, ok := r.printed.Load(code); ok {
+		select {
+		case <-v.(chan struct{}):
+		case <-ctx.Done():
+		}
+		r.printed.Delete(code)
+	}
+}
+
+// do carries out one action. The per-unit path (Verdict) never waits for
+// anything but its own journal write and PLC write.
+func (r *Runner) do(ctx context.Context, a Action) {
+	switch a := a.(type) {
+	case Send, FlushPrinter:
+		select {
+		case r.sendQ <- a:
+		default:
+			r.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "printer", Err: "printer feed queue full"})
+		}
+	case Verdict:
+		r.verdSem <- struct{}{}
+		r.wg.Add(1)
+		r.jwg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			defer r.jwg.Done()
+			defer func() { <-r.verdSem }()
+			r.verdict(ctx, a)
+		}()
+	case Allocate:
+		r.async(ctx, func(c context.Context) {
+			codes, err := r.dev.Codes.Allocate(c, a.Level, a.N)
+			ev := Allocated{Stamp: Stamp{T: time.Now()}, Level: a.Level, Codes: codes}
+			if err != nil {
+				ev.Err = err.Error()
+			}
+			r.Post(ev)
+		})
+	case Void:
+		r.jwg.Add(1)
+		r.async(ctx, func(c context.Context) {
+			defer r.jwg.Done()
+			for _, code := range a.Codes {
+				r.waitPrinted(c, code)
+				if err := r.store.Void(c, code, a.Reason, system); err != nil {
+					r.log.Error("void", "code", code, "err", err)
+				}
+			}
+		})
+	case Pack:
+		select {
+		case r.packQ <- a:
+		default:
+			r.Post(Packed{Stamp: Stamp{T: time.Now()}, Parent: a.Parent, Err: "pack queue full"})
+		}
+	case Finish:
+		r.async(ctx, func(c context.Context) {
+			r.jwg.Wait() // every decision on a unit is journaled
+			err := r.voidUncertain(c)
+			n := 0
+			if err == nil {
+				n, err = r.store.ReturnUnsent(c, r.cfg.Batch, system)
+			}
+			if err == nil {
+				err = r.store.Complete(c, r.cfg.Batch, system)
+			}
+			if err != nil {
+				r.log.Error("finishing batch", "batch", r.cfg.Batch, "err", err)
+				r.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "ledger", Err: "finishing batch: " + err.Error()})
+				return
+			}
+			r.log.Info("batch complete", "batch", r.cfg.Batch, "returned_to_pool", n)
+		})
+	case Rework:
+		r.log.Info("line", "action", fmt.Sprint(a))
+		if !a.AfterPack {
+			select {
+			case r.packQ <- a:
+			default:
+				r.log.Error("label queue full; rework label not printed", "level", a.Level)
+			}
+		}
+	case Alarm, StateChanged, ChallengeDone:
+		r.log.Info("line", "action", fmt.Sprint(a))
+	default:
+		r.log.Error("unknown action", "action", fmt.Sprintf("%T", a))
+	}
+}
+
+func (r *Runner) async(ctx context.Context, f func(context.Context)) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		c, cancel := r.ioCtx(ctx)
+		defer cancel()
+		f(c)
+	}()
+}
+
+// verdict journals a decision durably, then writes it to the PLC. If the
+// journal refuses or fails, the PLC gets a reject all the same (fail safe).
+func (r *Runner) verdict(ctx context.Context, v Verdict) {
+	c, cancel := r.ioCtx(ctx)
+	defer cancel()
+	tStart := time.Now()
+	dev := aggregation.Actor{Kind: aggregation.ActorDevice, ID: "camera"}
+	var err error
+	if v.Code != "" {
+		r.waitPrinted(c, v.Code)
+	}
+	if v.Pass && !v.Deadline.IsZero() && !time.Now().Before(v.Deadline) {
+		// Ready too late: the unit is at the gate. Fail safe: reject.
+		v.Pass, v.Journal, v.Reason = false, JournalReject, ReasonLate
+		v.Detail = "pass verdict ready after the unit's deadline"
+		r.Post(Overridden{Stamp: Stamp{T: time.Now()}, Item: v.Item, Code: v.Code})
+	}
+	switch v.Journal {
+	case JournalCommission:
+		err = r.store.Commission(c, v.Code, aggregation.UnitInfo{ItemID: uint64(v.Item), Grade: gradeString(v.Grade), ReadAt: v.Received}, dev)
+	case JournalReject:
+		err = r.store.Reject(c, v.Code, v.Reason.String()+detailSuffix(v.Detail), dev)
+	case JournalUnitOnly:
+		err = r.store.RejectUnit(c, r.cfg.Batch, uint64(v.Item), v.Code, v.Reason.String()+detailSuffix(v.Detail), dev)
+	}
+	tJournaled := time.Now()
+	pass, reason := v.Pass, uint16(v.Reason)
+	if pass && err == nil && !v.Deadline.IsZero() && !time.Now().Before(v.Deadline) {
+		// Journaled too late to pass: tell the PLC reject, which is certain
+		// (a reject, or no verdict at all, rejects at the gate), and take
+		// the code back out of circulation.
+		pass, reason = false, uint16(ReasonLate)
+		if derr := r.store.Decommission(c, v.Code, "pass journaled after the unit's deadline; unit rejected", system); derr != nil {
+			r.log.Error("decommission late pass", "code", v.Code, "err", derr)
+		}
+		r.Post(Overridden{Stamp: Stamp{T: time.Now()}, Item: v.Item, Code: v.Code, Decommissioned: true})
+	}
+	if err != nil {
+		pass, reason = false, uint16(ReasonLedger)
+		r.log.Error("journal verdict; unit rejected", "item", v.Item, "code", v.Code, "err", err)
+		r.Post(Journaled{Stamp: Stamp{T: time.Now()}, Item: v.Item, Err: err.Error()})
+	}
+	if !pass && v.Pass {
+		v.Pass, v.Reason = false, Reason(reason)
+	}
+	if !pass {
+		r.log.Info("reject", "item", v.Item, "code", v.Code, "reason", Reason(reason).String(), "detail", v.Detail)
+	}
+	werr := r.dev.PLC.WriteVerdict(c, v.Item, pass, reason)
+	done := time.Now()
+	r.stats.add(v, done, werr == nil)
+	r.stats.addStages(tStart.Sub(v.Received), tJournaled.Sub(tStart), done.Sub(tJournaled), v)
+
+	if werr != nil {
+		r.log.Error("write verdict to PLC", "item", v.Item, "err", werr)
+		r.Post(DeviceFault{Stamp: Stamp{T: done}, Device: "plc", Err: "verdict write: " + werr.Error()})
+	}
+}
+
+func gradeString(g byte) string {
+	if g == 0 {
+		return ""
+	}
+	return string(g)
+}
+
+func detailSuffix(d string) string {
+	if d == "" {
+		return ""
+	}
+	return ": " + d
+}
+
+// printerFeeder hands codes to the printer in order, each batch journaled
+// as sent before it goes (write-ahead), and runs flushes in the same order.
+func (r *Runner) printerFeeder(ctx context.Context) {
+	defer r.wg.Done()
+	dev := aggregation.Actor{Kind: aggregation.ActorDevice, ID: "printer"}
+	for {
+		var a Action
+		select {
+		case <-ctx.Done():
+			return
+		case a = <-r.sendQ:
+		}
+		c, cancel := r.ioCtx(ctx)
+		switch a := a.(type) {
+		case Send:
+			if err := r.store.MarkSent(c, a.Codes, dev); err != nil {
+				// Not journaled as sent: the codes never went; they stay
+				// allocated and are returned to the pool at batch end.
+				r.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "ledger", Err: "journal sent: " + err.Error()})
+				r.Post(SendFailed{Stamp: Stamp{T: time.Now()}, Err: "not journaled"})
+			} else if void, err := r.dev.Printer.Enqueue(c, a.Codes); err != nil {
+				r.Post(SendFailed{Stamp: Stamp{T: time.Now()}, Codes: void, Err: err.Error()})
+			}
+		case FlushPrinter:
+			codes, err := r.dev.Printer.Flush(c)
+			if err != nil {
+				r.log.Error("printer flush", "err", err)
+				r.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "printer", Err: "flush: " + err.Error()})
+			}
+			// Whatever the answer, the flush is over: codes it did not name
+			// stay uncertain and are voided at batch end.
+			r.Post(Flushed{Stamp: Stamp{T: time.Now()}, Codes: codes})
+		}
+		cancel()
+	}
+}
+
+// showState hands the latest state to the signaller, dropping a stale one.
+func (r *Runner) showState(s Snapshot) {
+	select {
+	case <-r.stateQ:
+	default:
+	}
+	r.stateQ <- s
+}
+
+// signaller writes the line's state to the PLC, latest first; the PLC's
+// stop request halts the infeed whenever the line is not in Execute.
+func (r *Runner) signaller(ctx context.Context) {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-r.stateQ:
+			if r.dev.Signals == nil {
+				continue
+			}
+			st := Stopped
+			for i, n := range stateNames {
+				if n == s.State {
+					st = State(i)
+				}
+			}
+			c, cancel := r.ioCtx(ctx)
+			if err := r.dev.Signals.ShowState(c, st, len(s.Faults)); err != nil {
+				r.log.Warn("show line state on PLC", "state", s.State, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// packer packs groups one at a time, in the order they were read, so that
+// labels come out of the label printer in the order the groups wait for them.
+func (r *Runner) packer(ctx context.Context) {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case a := <-r.packQ:
+			c, cancel := r.ioCtx(ctx)
+			switch a := a.(type) {
+			case Pack:
+				r.pack(c, a)
+			case Rework:
+				r.printRework(c, a.Level, a.Reason)
+			}
+			cancel()
+		}
+	}
+}
+
+// pack journals a parent and its children (all or nothing), tells the
+// machine, then prints the parent's label. The ledger comes first so that
+// when the labelled parent is read at the next station, it is known packed.
+// If the label then fails, the parent is unpacked and decommissioned.
+func (r *Runner) pack(ctx context.Context, p Pack) {
+	dev := aggregation.Actor{Kind: aggregation.ActorDevice, ID: fmt.Sprintf("aggregation-%s", p.Level)}
+	now := func() Stamp { return Stamp{T: time.Now()} }
+	failed := func(err error) {
+		r.printRework(ctx, p.Level, "packing failed: "+err.Error())
+		r.Post(Packed{Stamp: now(), Parent: p.Parent, Err: err.Error()})
+	}
+	if err := r.store.MarkSent(ctx, []tracecode.Code{p.Parent}, dev); err != nil {
+		failed(err)
+		return
+	}
+	if err := r.store.Commission(ctx, p.Parent, aggregation.UnitInfo{ReadAt: time.Now()}, dev); err != nil {
+		if verr := r.store.Void(ctx, p.Parent, "parent not commissioned: "+err.Error(), system); verr != nil {
+			r.log.Error("void parent", "code", p.Parent, "err", verr)
+		}
+		failed(err)
+		return
+	}
+	opts := aggregation.PackOpts{Partial: p.Partial}
+	if p.Partial {
+		opts.Reason = "last group of the batch"
+	}
+	if err := r.store.Pack(ctx, p.Parent, p.Children, opts, dev); err != nil {
+		if derr := r.store.Decommission(ctx, p.Parent, "pack refused, parent empty: "+err.Error(), system); derr != nil {
+			r.log.Error("decommission empty parent", "code", p.Parent, "err", derr)
+		}
+		failed(err)
+		return
+	}
+	r.Post(Packed{Stamp: now(), Parent: p.Parent})
+	if r.dev.Labels == nil {
+		return
+	}
+	if err := r.dev.Labels.PrintLabel(ctx, p.Level, p.Parent, len(p.Children)); err != nil {
+		why := "label printer: " + err.Error()
+		if uerr := r.store.Unpack(ctx, p.Parent, why, system); uerr != nil {
+			r.log.Error("unpack unlabelled parent", "code", p.Parent, "err", uerr)
+		} else if derr := r.store.Decommission(ctx, p.Parent, why, system); derr != nil {
+			r.log.Error("decommission unlabelled parent", "code", p.Parent, "err", derr)
+		}
+		r.printRework(ctx, p.Level, why)
+		r.Post(Unpacked{Stamp: now(), Parent: p.Parent, Children: p.Children, Err: why})
+	}
+}
+
+// printRework labels a refused group for rework, if there is a label printer.
+func (r *Runner) printRework(ctx context.Context, l tracecode.Level, why string) {
+	if r.dev.Labels == nil {
+		return
+	}
+	if err := r.dev.Labels.PrintRework(ctx, l, why); err != nil {
+		r.log.Error("rework label", "level", l, "err", err)
+	}
+}
+
+// StatsReport is the verdict timing of a run.
+type StatsReport struct {
+	Verdicts       int     `json:"verdicts"`
+	DeadlineMisses int     `json:"deadline_misses"`
+	P50ms          float64 `json:"p50"`
+	P99ms          float64 `json:"p99"`
+	MaxMs          float64 `json:"max"`
+	WriteErrors    int     `json:"write_errors"`
+	// The verdict path's stages, p50/p99 in ms: camera result received →
+	// decided and handed to a writer (queue), → journaled durably
+	// (journal), → written to the PLC (plc).
+	Stages map[string][2]float64 `json:"stages_p50_p99"`
+}
+
+// Stats records verdict latency: camera result received → verdict written.
+type Stats struct {
+	mu        sync.Mutex
+	lat       []time.Duration
+	stages    [3][]time.Duration
+	misses    int
+	writeErrs int
+}
+
+func newStats() *Stats { return &Stats{} }
+
+func (s *Stats) add(v Verdict, done time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok {
+		s.writeErrs++
+	}
+	if v.Late || v.Received.IsZero() {
+		return // decided at the deadline: nothing was waiting on the controller
+	}
+	s.lat = append(s.lat, done.Sub(v.Received))
+	if !v.Deadline.IsZero() && done.After(v.Deadline) {
+		s.misses++
+	}
+}
+
+func (s *Stats) addStages(queue, journal, plc time.Duration, v Verdict) {
+	if v.Late || v.Received.IsZero() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, d := range []time.Duration{queue, journal, plc} {
+		s.stages[i] = append(s.stages[i], d)
+	}
+}
+
+func pcts(d []time.Duration) [2]float64 {
+	if len(d) == 0 {
+		return [2]float64{}
+	}
+	d = append([]time.Duration(nil), d...)
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
+	return [2]float64{ms(d[len(d)/2]), ms(d[min(len(d)-1, len(d)*99/100)])}
+}
+
+func (s *Stats) report() StatsReport {
+	s.mu.Lock()
+	lat := append([]time.Duration(nil), s.lat...)
+	rep := StatsReport{Verdicts: len(lat), DeadlineMisses: s.misses, WriteErrors: s.writeErrs,
+		Stages: map[string][2]float64{"queue": pcts(s.stages[0]), "journal": pcts(s.stages[1]), "plc": pcts(s.stages[2])}}
+	s.mu.Unlock()
+	if len(lat) == 0 {
+		return rep
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	rep.P50ms = ms(lat[len(lat)/2])
+	rep.P99ms = ms(lat[min(len(lat)-1, len(lat)*99/100)])
+	rep.MaxMs = ms(lat[len(lat)-1])
+	return rep
+}
