@@ -92,7 +92,8 @@ type Result struct {
 	VerifyS           float64  `json:"verify_s"`
 	VerifyOK          bool     `json:"verify_ok"`
 	DiskMB            float64  `json:"disk_mb"`
-	RSSMB             float64  `json:"rss_mb"` // resident size at the end
+	RSSMB             float64  `json:"rss_mb"`      // resident size before verify, incl. page cache of mmapped tables
+	AnonMB            float64  `json:"rss_anon_mb"` // of which anonymous (heap, arenas, caches), before verify
 	GOMAXPROCS        int      `json:"gomaxprocs"`
 	TotalS            float64  `json:"total_s"`
 	ConservationCheck []string `json:"conservation_check"`
@@ -317,6 +318,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	res.RSSMB = round(rssMB())
+	res.AnonMB = round(anonMB())
 	if !cfg.SkipVerify {
 		tv := time.Now()
 		rep, err := s.Verify(ctx)
@@ -394,7 +396,14 @@ func ms(d time.Duration) float64 { return round(float64(d.Microseconds()) / 1000
 
 func round(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
 
-func rssMB() float64 {
+func rssMB() float64 { return procStatusMB("VmRSS:") }
+
+// anonMB is the resident memory that is not file-backed: the process's own
+// heap and Badger's arenas and caches, without the page cache of the
+// memory-mapped tables (which the kernel reclaims at will).
+func anonMB() float64 { return procStatusMB("RssAnon:") }
+
+func procStatusMB(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		var m runtime.MemStats
@@ -402,7 +411,7 @@ func rssMB() float64 {
 		return float64(m.Sys) / (1 << 20)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
+		if strings.HasPrefix(line, field) {
 			f := strings.Fields(line)
 			if len(f) >= 2 {
 				kb, _ := strconv.ParseFloat(f[1], 64)
