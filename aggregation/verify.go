@@ -159,7 +159,7 @@ func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rs *Store, r
 		prev, prevAlt = stored, want
 		rep.Events++
 		group = append(group, &request{ev: ev, done: make(chan struct{})})
-		if len(group) == 256 {
+		if len(group) == 2048 {
 			flush() // each request keeps its own verdict: a refusal names exactly its event
 		}
 	}
@@ -336,6 +336,11 @@ func checkInvariants(ctx context.Context, txn *badger.Txn, rep *VerifyReport) er
 	o.Prefix = []byte(pfxCode)
 	it := txn.NewIterator(o)
 	defer it.Close()
+	lo := badger.DefaultIteratorOptions
+	lo.PrefetchValues = false
+	lo.Prefix = []byte(pfxLink)
+	links := txn.NewIterator(lo) // one iterator, seeking per parent
+	defer links.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -378,15 +383,14 @@ func checkInvariants(ctx context.Context, txn *badger.Txn, rep *VerifyReport) er
 		}
 		ls, _ := b.Spec.level(level)
 		kids := 0
-		lit := iter(txn, string(linkPrefix(code)))
-		for ; lit.Valid(); lit.Next() {
+		lp := linkPrefix(code)
+		for links.Seek(lp); links.ValidForPrefix(lp); links.Next() {
 			kids++
-			child := tracecode.Code(lit.Item().Key()[len(linkPrefix(code)):])
+			child := tracecode.Code(links.Item().Key()[len(lp):])
 			if err := checkChild(txn, code, level, child); err != "" {
 				rep.add("%s", err)
 			}
 		}
-		lit.Close()
 		switch {
 		case kids != int(r.Children):
 			rep.add("code %s: record says %d children, %d linked", code, r.Children, kids)
