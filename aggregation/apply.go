@@ -57,6 +57,17 @@ func (t *wtx) apply(ev *Event, r *request) error {
 		}
 		t.ctr(ev.Batch, 1).RejectedUnits++
 		return nil
+	case EvChallenge:
+		if _, err := t.batchIn(ev.Batch, BatchOpen); err != nil {
+			return err
+		}
+		if err := ev.Challenge.validate(); err != nil {
+			return err
+		}
+		ch := *ev.Challenge
+		ch.Steps = append([]ChallengeStep(nil), ev.Challenge.Steps...)
+		t.batchMut(ev.Batch).Challenge = &ch
+		return nil
 	}
 	return fmt.Errorf("unknown event kind %q", ev.Kind)
 }

@@ -201,6 +201,12 @@ func (s *Store) Reject(ctx context.Context, code tracecode.Code, reason string, 
 	return s.do(ctx, Event{Kind: EvReject, Codes: []tracecode.Code{code}, Reason: reason}, by)
 }
 
+// RecordChallenge journals a challenge test run in the batch record,
+// durably. The batch must be open.
+func (s *Store) RecordChallenge(ctx context.Context, batch string, c Challenge, by Actor) error {
+	return s.do(ctx, Event{Kind: EvChallenge, Batch: batch, Challenge: &c}, by)
+}
+
 // RejectUnit journals a unit rejected without any code changing state: a
 // no-read, a code already commissioned (ErrDuplicate from Commission), a
 // code not of this batch or not known at all. read is what the camera read

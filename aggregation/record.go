@@ -148,6 +148,7 @@ type batchRec struct {
 	CreatedAt uint64            `json:"created_seq"`
 	Signature *Signature        `json:"signature,omitempty"`
 	Documents map[string]string `json:"documents,omitempty"` // hand-off document id → answer
+	Challenge *Challenge        `json:"challenge,omitempty"` // the last challenge test run
 }
 
 func (b *batchRec) clone() *batchRec {

@@ -46,11 +46,12 @@ type BatchSummary struct {
 	Levels    []LevelSummary    `json:"levels"`
 	Signature *Signature        `json:"signature,omitempty"`
 	Documents map[string]string `json:"documents,omitempty"`
+	Challenge *Challenge        `json:"challenge,omitempty"` // the last challenge test run
 }
 
 func buildSummary(b *batchRec, ctr func(tracecode.Level) levelCounters) BatchSummary {
 	s := BatchSummary{Batch: b.Spec.ID, Product: b.Spec.Product, Line: b.Spec.Line, State: b.State,
-		Order: b.Spec.Order, Signature: b.Signature, Documents: b.Documents}
+		Order: b.Spec.Order, Signature: b.Signature, Documents: b.Documents, Challenge: b.Challenge}
 	for _, ls := range b.Spec.Levels {
 		c := ctr(ls.Level)
 		l := LevelSummary{Level: ls.Level, Ratio: ls.Ratio, Allocated: c.Allocated, Returned: c.Returned,

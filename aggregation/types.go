@@ -222,6 +222,45 @@ func (b BatchSpec) level(l tracecode.Level) (LevelSpec, bool) {
 	return b.Levels[l-1], true
 }
 
+// Challenge is one run of the batch-start challenge test: each test unit's
+// expected and actual outcome.
+type Challenge struct {
+	Passed bool            `json:"passed"`
+	Steps  []ChallengeStep `json:"steps"`
+}
+
+// ChallengeStep is one test unit of a challenge test.
+type ChallengeStep struct {
+	Step   string `json:"step"`
+	Item   uint64 `json:"item"`
+	Expect string `json:"expect"`
+	Got    string `json:"got"`
+	OK     bool   `json:"ok"`
+}
+
+func (c *Challenge) validate() error {
+	if c == nil || len(c.Steps) == 0 {
+		return errors.New("challenge test with no steps")
+	}
+	if len(c.Steps) > 100 {
+		return fmt.Errorf("challenge test of %d steps (max 100)", len(c.Steps))
+	}
+	all := true
+	for i, st := range c.Steps {
+		if st.Step == "" || st.Expect == "" || st.Got == "" {
+			return fmt.Errorf("challenge step %d: step, expect and got are required", i+1)
+		}
+		if st.OK != (st.Expect == st.Got) {
+			return fmt.Errorf("challenge step %d %q: ok=%t but expected %s and got %s", i+1, st.Step, st.OK, st.Expect, st.Got)
+		}
+		all = all && st.OK
+	}
+	if c.Passed != all {
+		return fmt.Errorf("challenge passed=%t contradicts its steps", c.Passed)
+	}
+	return nil
+}
+
 // UnitInfo is what the line knows of a unit when its code is commissioned.
 type UnitInfo struct {
 	ItemID uint64    `json:"item_id,omitempty"`
@@ -254,19 +293,20 @@ type Event struct {
 	Kind   EventKind `json:"kind"`
 	Reason string    `json:"reason,omitempty"`
 	// Payload, by kind.
-	Pool     string           `json:"pool,omitempty"`
-	Source   string           `json:"source,omitempty"`
-	Level    tracecode.Level  `json:"level,omitempty"`
-	Codes    []tracecode.Code `json:"codes,omitempty"`
-	Parent   tracecode.Code   `json:"parent,omitempty"`
-	New      tracecode.Code   `json:"new,omitempty"`
-	Unit     *UnitInfo        `json:"unit,omitempty"`
-	Pack     *PackOpts        `json:"pack,omitempty"`
-	Spec     *BatchSpec       `json:"spec,omitempty"`
-	Sig      *Signature       `json:"sig,omitempty"`
-	Read     string           `json:"read,omitempty"` // what the camera read, for reject_unit (may be no code at all)
-	Document string           `json:"document,omitempty"`
-	Answer   string           `json:"answer,omitempty"`
+	Pool      string           `json:"pool,omitempty"`
+	Source    string           `json:"source,omitempty"`
+	Level     tracecode.Level  `json:"level,omitempty"`
+	Codes     []tracecode.Code `json:"codes,omitempty"`
+	Parent    tracecode.Code   `json:"parent,omitempty"`
+	New       tracecode.Code   `json:"new,omitempty"`
+	Unit      *UnitInfo        `json:"unit,omitempty"`
+	Pack      *PackOpts        `json:"pack,omitempty"`
+	Spec      *BatchSpec       `json:"spec,omitempty"`
+	Sig       *Signature       `json:"sig,omitempty"`
+	Read      string           `json:"read,omitempty"` // what the camera read, for reject_unit (may be no code at all)
+	Challenge *Challenge       `json:"challenge,omitempty"`
+	Document  string           `json:"document,omitempty"`
+	Answer    string           `json:"answer,omitempty"`
 	// Prev is the hex SHA-256 of the previous event ("" for the first).
 	Prev string `json:"prev"`
 }
@@ -285,6 +325,7 @@ const (
 	EvCommission   EventKind = "commission"
 	EvReject       EventKind = "reject"
 	EvRejectUnit   EventKind = "reject_unit" // a unit rejected without a code transition (no-read, duplicate, foreign code)
+	EvChallenge    EventKind = "challenge"   // the batch-start challenge test's results, in the batch record
 	EvVoid         EventKind = "void"
 	EvSample       EventKind = "sample"
 	EvDecommission EventKind = "decommission"

@@ -130,7 +130,15 @@ func NewRunner(ctx context.Context, cfg RunnerConfig, store *aggregation.Store, 
 	if err != nil {
 		return nil, err
 	}
-	m, err := NewMachine(cfg.Machine, voided > 0 || adopted > 0)
+	mcfg := cfg.Machine
+	if sum.Challenge != nil && sum.Challenge.Passed {
+		// The batch passed its challenge test before the restart; the code
+		// rules, printer and camera are unchanged. Documented decision: it
+		// is not repeated (the operator can hold and restart a batch to
+		// repeat it under a new work order if QA wants one).
+		mcfg.Challenge = nil
+	}
+	m, err := NewMachine(mcfg, voided > 0 || adopted > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +426,21 @@ func (r *Runner) do(ctx context.Context, a Action) {
 				r.log.Error("label queue full; rework label not printed", "level", a.Level)
 			}
 		}
-	case Alarm, StateChanged, ChallengeDone:
+	case ChallengeDone:
+		r.log.Info("line", "action", fmt.Sprint(a))
+		ch := aggregation.Challenge{Passed: a.Passed}
+		for _, res := range a.Results {
+			ch.Steps = append(ch.Steps, aggregation.ChallengeStep{Step: res.Step, Item: uint64(res.Item), Expect: res.Expect, Got: res.Got, OK: res.OK})
+		}
+		r.jwg.Add(1)
+		r.async(ctx, func(c context.Context) {
+			defer r.jwg.Done()
+			if err := r.store.RecordChallenge(c, r.cfg.Batch, ch, system); err != nil {
+				r.log.Error("journal challenge test", "err", err)
+				r.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "ledger", Err: "journal challenge test: " + err.Error()})
+			}
+		})
+	case Alarm, StateChanged:
 		r.log.Info("line", "action", fmt.Sprint(a))
 	default:
 		r.log.Error("unknown action", "action", fmt.Sprintf("%T", a))

@@ -87,7 +87,12 @@ func (m *Machine) transition(to State, why string, out []Action) []Action {
 	case Completing:
 		out = m.flush(out)
 	case Clearing:
+		// The operator confirms the line is purged. Whatever a previous run
+		// left in the printer's buffer was voided at restart: flush it so it
+		// is never printed.
 		m.purgeRequired = false
+		m.flushPending = true
+		out = append(out, FlushPrinter{})
 	}
 	return out
 }
@@ -147,7 +152,9 @@ func (m *Machine) settle(out []Action) []Action {
 				next, why = Aborted, "aborted"
 			}
 		case Clearing:
-			next, why = Stopped, "purge confirmed"
+			if !m.flushPending {
+				next, why = Stopped, "purge confirmed, printer flushed"
+			}
 		case Completing:
 			if !m.flushPending && len(m.packing) == 0 && m.undecided() == 0 {
 				out = m.voidUnpaired("printed at batch end without a unit", out)

@@ -207,104 +207,180 @@ type demoReport struct {
 	DataDir        string                     `json:"data_dir"`
 }
 
-// runDemo starts the simulator and a controller wired to it. Headless, it
-// runs one batch of o.units and returns its report; otherwise it serves the
-// line API and runs until ctx ends.
-func runDemo(ctx context.Context, o *demoOpts, c *cli) (*demoReport, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// demoLine is a simulated line with a controller on it.
+type demoLine struct {
+	o      *demoOpts
+	dir    string
+	store  *aggregation.Store
+	sim    *sim.Sim
+	file   *lineFile
+	ctrl   *controller
+	runErr chan error
+	cancel context.CancelFunc
+}
+
+// startDemo starts the simulator and a controller wired to it, running.
+// Close stops both (the controller first, as a crash would).
+func startDemo(ctx context.Context, o *demoOpts, c *cli) (_ *demoLine, err error) {
+	d := &demoLine{o: o, runErr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
 	product, err := tracecode.LoadProduct(o.product)
 	if err != nil {
 		return nil, fmt.Errorf("%w (run linectl from the repository root, or give --product)", err)
 	}
-	dir := o.data
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "tracline-demo-"); err != nil {
+	if d.dir = o.data; d.dir == "" {
+		if d.dir, err = os.MkdirTemp("", "tracline-demo-"); err != nil {
 			return nil, err
 		}
 	}
-	store, err := aggregation.Open(filepath.Join(dir, "ledger"), aggregation.Options{Logger: c.log})
-	if err != nil {
+	if d.store, err = aggregation.Open(filepath.Join(d.dir, "ledger"), aggregation.Options{Logger: c.log}); err != nil {
 		return nil, err
 	}
-	defer store.Close()
-	if err := importExamplePools(ctx, product, o.product, store); err != nil {
+	if err := importExamplePools(ctx, product, o.product, d.store); err != nil {
 		return nil, err
 	}
 	var ratios []int
 	for l := tracecode.Level(2); l <= product.TopLevel(); l++ {
 		ratios = append(ratios, product.Ratio(l))
 	}
-	s, err := sim.New(sim.Config{Seed: o.seed, Rate: o.rate, Positions: sim.Positions{Gate: o.deadline}, Units: o.units, Ratios: ratios, Faults: o.faults,
-		StartStopped: true, Listen: sim.Listen{PLCOPCUA: "off", HTTP: "off"}}, c.log.With("part", "linesim"),
-		sim.WithDevices(devsim.Factory(devsim.Config{}, c.log.With("part", "devsim"))))
+	d.sim, err = sim.New(sim.Config{Seed: o.seed, Rate: o.rate, Positions: sim.Positions{Gate: o.deadline}, Units: o.units,
+		Ratios: ratios, Faults: o.faults, StartStopped: true, Listen: sim.Listen{PLCOPCUA: "off", HTTP: "off"}},
+		c.log.With("part", "linesim"), sim.WithDevices(devsim.Factory(devsim.Config{}, c.log.With("part", "devsim"))))
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Start(ctx); err != nil {
+	if err := d.sim.Start(ctx); err != nil {
 		return nil, err
 	}
-	defer s.Close()
-	lf := demoLineFile(product, o, s.Endpoints())
-	ctrl, err := newController(ctx, lf, store, c.log)
+	d.file = demoLineFile(product, o, d.sim.Endpoints())
+	return d, d.connect(ctx, c)
+}
+
+// connect starts a controller on the demo line (again, after a crash).
+func (d *demoLine) connect(ctx context.Context, c *cli) error {
+	ctrl, err := newController(ctx, d.file, d.store, c.log)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer ctrl.Close()
-	runErr := make(chan error, 1)
-	go func() { runErr <- ctrl.Run(ctx) }()
-	r := ctrl.runner
-	started := time.Now()
-	cpu0 := cpuTime()
-	for _, cmd := range []line.Command{line.CmdReset, line.CmdStart} {
-		if err := r.Command(ctx, cmd, "demo"); err != nil {
-			return nil, err
+	d.ctrl = ctrl
+	rctx, cancel := context.WithCancel(ctx)
+	d.cancel = cancel
+	d.runErr = make(chan error, 1)
+	go func() { d.runErr <- ctrl.Run(rctx) }()
+	return nil
+}
+
+// stopController stops the controller as a crash would: mid-batch, nothing
+// completed. The simulated line goes on.
+func (d *demoLine) stopController() error {
+	if d.ctrl == nil {
+		return nil
+	}
+	d.cancel()
+	err := <-d.runErr
+	d.ctrl.Close()
+	d.ctrl = nil
+	return err
+}
+
+func (d *demoLine) runner() *line.Runner { return d.ctrl.runner }
+
+// Close stops the controller, the simulator and the ledger.
+func (d *demoLine) Close() {
+	if d.ctrl != nil {
+		d.stopController()
+	}
+	if d.sim != nil {
+		d.sim.Close()
+	}
+	if d.store != nil {
+		d.store.Close()
+	}
+}
+
+// commands gives commands to the line in turn, as user "demo".
+func (d *demoLine) commands(ctx context.Context, cmds ...line.Command) error {
+	for _, cmd := range cmds {
+		if err := d.runner().Command(ctx, cmd, "demo"); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// finish waits for the simulator to run out of units, lets the line
+// settle, and completes the batch. Headless, nobody clears a hold: a held
+// line is an error that says why.
+func (d *demoLine) finish(ctx context.Context) error {
+	r := d.runner()
+	held := time.NewTicker(100 * time.Millisecond)
+	defer held.Stop()
+wait:
+	for {
+		select {
+		case <-d.sim.Done():
+			break wait
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-d.runErr:
+			d.runErr <- err
+			return fmt.Errorf("controller stopped: %v", err)
+		case <-held.C:
+			if sn := r.Snapshot(); sn.State == "Held" || sn.State == "Aborted" || sn.State == "Stopped" {
+				return fmt.Errorf("line %s: %s (faults %v, challenge %v)", sn.State, sn.Why, sn.Faults, sn.Challenge)
+			}
+		}
+	}
+	if err := waitLine(ctx, r, func(sn line.Snapshot) bool { return sn.InFlight == 0 && sn.State == "Execute" }); err != nil {
+		return err
+	}
+	if err := d.commands(ctx, line.CmdComplete); err != nil {
+		return err
+	}
+	return waitLine(ctx, r, func(sn line.Snapshot) bool { return sn.State == "Complete" })
+}
+
+// report stops the controller (its background journal writes finish) and
+// builds the batch report.
+func (d *demoLine) report(ctx context.Context, wall, cpu time.Duration) (*demoReport, error) {
+	r := d.runner()
+	if err := d.stopController(); err != nil {
+		return nil, err
+	}
+	return buildReport(ctx, d.store, r, d.sim.GroundTruth(), d.file, d.o, wall, cpu, d.dir)
+}
+
+// runDemo starts the simulator and a controller wired to it. Headless, it
+// runs one batch of o.units and returns its report; otherwise it serves the
+// line API and runs until ctx ends.
+func runDemo(ctx context.Context, o *demoOpts, c *cli) (*demoReport, error) {
+	d, err := startDemo(ctx, o, c)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	started, cpu0 := time.Now(), cpuTime()
+	if err := d.commands(ctx, line.CmdReset, line.CmdStart); err != nil {
+		return nil, err
+	}
 	if !o.headless {
-		stopAPI, err := serveAPI(ctx, o.listen, r, true, c)
+		stopAPI, err := serveAPI(ctx, o.listen, d.runner(), true, c)
 		if err != nil {
 			return nil, err
 		}
 		defer stopAPI()
 		fmt.Fprintf(c.stderr, "DEMO — simulated line running; line API on http://%s/api/line (Ctrl-C to stop)\n", o.listen)
 		<-ctx.Done()
-		return nil, <-runErr
+		return nil, nil
 	}
-	// Headless: wait for the simulator to finish the batch, let the line
-	// settle, complete the batch and report.
-	held := time.NewTicker(100 * time.Millisecond)
-	defer held.Stop()
-wait:
-	for {
-		select {
-		case <-s.Done():
-			break wait
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case err := <-runErr:
-			return nil, fmt.Errorf("controller stopped: %v", err)
-		case <-held.C:
-			// Headless, nobody is there to clear a hold: say why and stop.
-			if sn := r.Snapshot(); sn.State == "Held" || sn.State == "Aborted" || sn.State == "Stopped" {
-				return nil, fmt.Errorf("line %s: %s (faults %v, challenge %v)", sn.State, sn.Why, sn.Faults, sn.Challenge)
-			}
-		}
-	}
-	if err := waitLine(ctx, r, func(sn line.Snapshot) bool { return sn.InFlight == 0 && sn.State == "Execute" || sn.State == "Held" }); err != nil {
+	if err := d.finish(ctx); err != nil {
 		return nil, err
 	}
-	if err := r.Command(ctx, line.CmdComplete, "demo"); err != nil {
-		return nil, err
-	}
-	if err := waitLine(ctx, r, func(sn line.Snapshot) bool { return sn.State == "Complete" }); err != nil {
-		return nil, err
-	}
-	wall := time.Since(started)
-	cpu := cpuTime() - cpu0
-	cancel()
-	<-runErr
-	return buildReport(context.Background(), store, r, s.GroundTruth(), lf, o, wall, cpu, dir)
+	return d.report(context.Background(), time.Since(started), cpuTime()-cpu0)
 }
 
 // waitLine waits until cond holds for the line's snapshot (up to a minute).
