@@ -182,7 +182,9 @@ func (s *Store) ReturnUnsent(ctx context.Context, batch string, by Actor) (int, 
 // all of one batch, all allocated) are sent: write-ahead, durable on return.
 // A code is sent at most once, ever.
 func (s *Store) MarkSent(ctx context.Context, codes []tracecode.Code, by Actor) error {
-	return s.do(ctx, Event{Kind: EvSent, Codes: codes}, by)
+	r := &request{ev: Event{Kind: EvSent, Codes: codes, Actor: by}}
+	s.hint(r, codes)
+	return s.submit(ctx, r)
 }
 
 // MarkPrinted records the printer's confirmation (sent → printed).
@@ -236,7 +238,36 @@ func (s *Store) Decommission(ctx context.Context, code tracecode.Code, reason st
 // exactly the level's ratio of them, or fewer with opts.Partial and a reason.
 func (s *Store) Pack(ctx context.Context, parent tracecode.Code, children []tracecode.Code, opts PackOpts, by Actor) error {
 	o := opts
-	return s.do(ctx, Event{Kind: EvPack, Parent: parent, Codes: children, Pack: &o, Reason: opts.Reason}, by)
+	r := &request{ev: Event{Kind: EvPack, Parent: parent, Codes: children, Pack: &o, Reason: opts.Reason, Actor: by}}
+	s.hint(r, append([]tracecode.Code{parent}, children...))
+	return s.submit(ctx, r)
+}
+
+// hint reads codes from a snapshot in the caller's goroutine, so that the
+// committer, which serialises every write, need not: it uses each view only
+// if no event since the snapshot wrote that code (touchLog), else reads
+// again. Views stop at the first code that cannot be read; the committer
+// then finds the same problem and says so.
+func (s *Store) hint(r *request, codes []tracecode.Code) {
+	s.mu.RLock()
+	seq, closed := s.seq, s.closed
+	s.mu.RUnlock()
+	if closed || len(codes) > chunk {
+		return
+	}
+	views := make([]codeView, 0, len(codes))
+	_ = s.db.View(func(txn *badger.Txn) error {
+		t := &wtx{s: s, txn: txn}
+		for _, c := range codes {
+			cv, err := t.lookup(c)
+			if err != nil {
+				return err
+			}
+			views = append(views, cv)
+		}
+		return nil
+	})
+	r.hints, r.hintSeq = views, seq
 }
 
 // Unpack empties a parent: its children become loose again. History stays.

@@ -56,11 +56,13 @@ func (s *Store) code(ctx context.Context, code tracecode.Code, history bool) (Co
 		} else if b, ok := t.batch(cv.loc.Batch); ok {
 			ci.BatchState = b.State
 		}
+		if !history || len(seqs) == 0 {
+			return nil
+		}
+		jr := newJournalReader(t.txn)
+		defer jr.close()
 		for _, seq := range seqs {
-			if !history {
-				break
-			}
-			ev, err := t.event(seq)
+			ev, err := jr.event(seq)
 			if err != nil {
 				return err
 			}
@@ -71,16 +73,13 @@ func (s *Store) code(ctx context.Context, code tracecode.Code, history bool) (Co
 	return ci, err
 }
 
-func (t *wtx) event(seq uint64) (Event, error) {
+func (jr *journalReader) event(seq uint64) (Event, error) {
 	var ev Event
-	v, ok, err := t.get(journalKey(seq))
+	e, err := jr.entry(seq)
 	if err != nil {
 		return ev, err
 	}
-	if !ok || len(v) < 32 {
-		return ev, storageErr(fmt.Errorf("journal event %d missing", seq))
-	}
-	if err := json.Unmarshal(v[32:], &ev); err != nil {
+	if err := json.Unmarshal(e.body, &ev); err != nil {
 		return ev, storageErr(fmt.Errorf("journal event %d: %w", seq, err))
 	}
 	return ev, nil
@@ -97,18 +96,27 @@ func (s *Store) Events(ctx context.Context, from uint64, fn func(Event) error) e
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			var ev Event
-			err := it.Item().Value(func(v []byte) error {
-				if len(v) < 32 {
-					return errCorrupt
-				}
-				return json.Unmarshal(v[32:], &ev)
-			})
+			last := blockLast(it.Item().Key())
+			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
-				return storageErr(fmt.Errorf("journal key %x: %w", it.Item().Key(), err))
+				return storageErr(err)
 			}
-			if err := fn(ev); err != nil {
-				return err
+			ents, err := parseBlock(v)
+			if err != nil || last < uint64(len(ents)) {
+				return storageErr(fmt.Errorf("journal block ending at event %d: corrupt", last))
+			}
+			for i, e := range ents {
+				seq := last - uint64(len(ents)-1-i)
+				if seq < from {
+					continue
+				}
+				var ev Event
+				if err := json.Unmarshal(e.body, &ev); err != nil {
+					return storageErr(fmt.Errorf("journal event %d: %w", seq, err))
+				}
+				if err := fn(ev); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

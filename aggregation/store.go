@@ -63,6 +63,7 @@ type Store struct {
 	closed   bool
 	stats    Stats
 	hot      map[tracecode.Code]codeView // committer-only; see hotMax
+	touched  touchLog                    // committer-only; see hintOK
 	fatal    error                       // set when a commit failed in a way that leaves the caches unsure
 }
 
@@ -77,8 +78,12 @@ type request struct {
 	pickN int    // AllocateFromPool: codes to pick from the pool
 	after []byte // ReturnUnsent: resume the scan after this key
 	bulk  bool   // commit alone in its own transaction
-	err   error
-	noop  bool // nothing to do (e.g. a hand-off already recorded)
+	// hints are the codes of ev as the caller read them from a snapshot
+	// taken when hintSeq was the last durable event (see Store.hint).
+	hints   []codeView
+	hintSeq uint64
+	err     error
+	noop    bool // nothing to do (e.g. a hand-off already recorded)
 	// results
 	collided []tracecode.Code
 	lastKey  []byte
@@ -137,6 +142,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("ledger %s: %w", dir, err)
 	}
+	s.touched.reset(s.seq)
 	go s.run()
 	return s, nil
 }
@@ -349,6 +355,7 @@ func (s *Store) tryCommit(group []*request) error {
 	t.hot = true
 	seq, head := s.seq, s.head
 	wrote := false
+	var blk []byte // the group's journal block
 	for _, r := range group {
 		r.err, r.noop, r.collided, r.lastKey = nil, false, nil, nil
 		ev := r.ev // the retry after a split starts from the caller's request
@@ -365,7 +372,9 @@ func (s *Store) tryCommit(group []*request) error {
 		} else {
 			seq = ev.Seq - 1 // replay follows the stored numbering; Verify reports gaps
 		}
+		t.hints, t.hintAt, t.hintSeq = r.hints, 0, r.hintSeq
 		err := t.apply(&ev, r)
+		t.hints = nil
 		if errors.Is(err, errNoop) {
 			r.noop = true
 			continue
@@ -383,9 +392,7 @@ func (s *Store) tryCommit(group []*request) error {
 		}
 		h := chainHash(head, seq, body)
 		if !s.opts.replay {
-			if err := txn.Set(journalKey(ev.Seq), append(h[:], body...)); err != nil {
-				return err
-			}
+			blk = appendJournalEntry(blk, h, body)
 		}
 		seq, head = ev.Seq, h
 		wrote = true
@@ -397,6 +404,11 @@ func (s *Store) tryCommit(group []*request) error {
 	}
 	if err := t.flush(); err != nil {
 		return err
+	}
+	if !s.opts.replay {
+		if err := txn.Set(journalKey(seq), blk); err != nil {
+			return err
+		}
 	}
 	hv := make([]byte, 40)
 	binary.BigEndian.PutUint64(hv, seq)

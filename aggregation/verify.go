@@ -109,58 +109,64 @@ func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rs *Store, r
 			return err
 		}
 		k := it.Item().Key()
-		if len(k) != len(pfxJournal)+8 {
+		last := blockLast(k)
+		if last == 0 {
 			rep.add("journal key %x is malformed", k)
 			continue
-		}
-		n := binary.BigEndian.Uint64(k[len(pfxJournal):])
-		if n != seq+1 {
-			rep.add("event %d: journal jumps from event %d (events %d..%d missing)", n, seq, seq+1, n-1)
 		}
 		v, err := it.Item().ValueCopy(nil)
 		if err != nil {
 			return err
 		}
-		seq = n
-		if len(v) < 33 {
-			rep.add("event %d: stored value too short (%d bytes)", n, len(v))
+		ents, perr := parseBlock(v)
+		if perr != nil || last < uint64(len(ents)) {
+			rep.add("journal block ending at event %d: unreadable (%v): its events cannot be checked", last, perr)
+			seq = last
 			continue
 		}
-		var stored [32]byte
-		copy(stored[:], v)
-		body := v[32:]
-		var ev Event
-		perr := json.Unmarshal(body, &ev)
-		// Chain from whichever of the previous event's stored or recomputed
-		// hash this event names, so that one altered event (body or hash) is
-		// named once, not again in its successor.
-		if perr == nil && n > 1 && ev.Prev == hex.EncodeToString(prevAlt[:]) {
-			prev = prevAlt
+		first := last - uint64(len(ents)) + 1
+		if first != seq+1 {
+			rep.add("event %d: journal jumps from event %d (events %d..%d missing)", first, seq, seq+1, first-1)
 		}
-		want := chainHash(prev, n-1, body)
-		if want != stored {
-			rep.add("event %d: hash mismatch: stored event altered (stored %x…, computed %x…)", n, stored[:6], want[:6])
-		}
-		if perr != nil {
-			rep.add("event %d: unreadable: %v", n, perr)
+		for i, e := range ents {
+			n := first + uint64(i)
+			seq = n
+			var stored [32]byte
+			copy(stored[:], e.hash)
+			body := e.body
+			var ev Event
+			perr := json.Unmarshal(body, &ev)
+			// Chain from whichever of the previous event's stored or recomputed
+			// hash this event names, so that one altered event (body or hash) is
+			// named once, not again in its successor.
+			if perr == nil && n > 1 && ev.Prev == hex.EncodeToString(prevAlt[:]) {
+				prev = prevAlt
+			}
+			want := chainHash(prev, n-1, body)
+			if want != stored {
+				rep.add("event %d: hash mismatch: stored event altered (stored %x…, computed %x…)", n, stored[:6], want[:6])
+			}
+			if perr != nil {
+				rep.add("event %d: unreadable: %v", n, perr)
+				prev, prevAlt = stored, want
+				continue
+			}
+			wantPrev := ""
+			if n > 1 {
+				wantPrev = hex.EncodeToString(prev[:])
+			}
+			if ev.Seq != n {
+				rep.add("event %d: body says seq %d", n, ev.Seq)
+			}
+			if ev.Prev != wantPrev {
+				rep.add("event %d: prev hash %.12s… does not chain to event %d (%.12s…)", n, ev.Prev, n-1, wantPrev)
+			}
 			prev, prevAlt = stored, want
-			continue
-		}
-		wantPrev := ""
-		if n > 1 {
-			wantPrev = hex.EncodeToString(prev[:])
-		}
-		if ev.Seq != n {
-			rep.add("event %d: body says seq %d", n, ev.Seq)
-		}
-		if ev.Prev != wantPrev {
-			rep.add("event %d: prev hash %.12s… does not chain to event %d (%.12s…)", n, ev.Prev, n-1, wantPrev)
-		}
-		prev, prevAlt = stored, want
-		rep.Events++
-		group = append(group, &request{ev: ev, done: make(chan struct{})})
-		if len(group) == 2048 {
-			flush() // each request keeps its own verdict: a refusal names exactly its event
+			rep.Events++
+			group = append(group, &request{ev: ev, done: make(chan struct{})})
+			if len(group) == 2048 {
+				flush() // each request keeps its own verdict: a refusal names exactly its event
+			}
 		}
 	}
 	flush()

@@ -2,6 +2,8 @@ package aggregation
 
 import (
 	"bytes"
+	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -17,14 +19,16 @@ func TestVerifyNamesTamperedEvent(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("clean ledger fails verify: %v", rep.Problems)
 	}
+	k7, _, end7 := journalSpan(t, s, 7)
+	k3, hash3, _ := journalSpan(t, s, 3)
 	cases := []struct {
 		name   string
 		key    []byte
 		mutate func(v []byte) []byte
 		want   string
 	}{
-		{"flip a byte in an event body", journalKey(7), func(v []byte) []byte { v[len(v)-20] ^= 0x01; return v }, "event 7: hash mismatch"},
-		{"flip a byte in a stored hash", journalKey(3), func(v []byte) []byte { v[0] ^= 0x80; return v }, "event 3: hash mismatch"},
+		{"flip a byte in an event body", k7, func(v []byte) []byte { v[end7-20] ^= 0x01; return v }, "event 7: hash mismatch"},
+		{"flip a byte in a stored hash", k3, func(v []byte) []byte { v[hash3] ^= 0x80; return v }, "event 3: hash mismatch"},
 		{"rewrite a code's state", codeKey("VT", 1, lv[0][3]), func(v []byte) []byte { v[0] = byte(StateSent); return v }, "code " + string(lv[0][3])},
 	}
 	for _, tc := range cases {
@@ -53,6 +57,40 @@ func TestVerifyNamesTamperedEvent(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("restored ledger fails verify: %v", rep.Problems)
 	}
+}
+
+// journalSpan finds event seq: the key of its journal block, and where its
+// hash starts and its body ends in the block.
+func journalSpan(t *testing.T, s *Store, seq uint64) (key []byte, hashAt, bodyEnd int) {
+	t.Helper()
+	must(t, s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pfxJournal)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		it.Seek(journalKey(seq))
+		if !it.Valid() {
+			return fmt.Errorf("no journal block holds event %d", seq)
+		}
+		key = it.Item().KeyCopy(nil)
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		ents, err := parseBlock(v)
+		if err != nil {
+			return err
+		}
+		first := blockLast(key) - uint64(len(ents)) + 1
+		off := 0
+		for n := first; n <= seq; n++ {
+			l, k := binary.Uvarint(v[off:])
+			hashAt, bodyEnd = off+k, off+k+32+int(l)
+			off = bodyEnd
+		}
+		return nil
+	}))
+	return key, hashAt, bodyEnd
 }
 
 func TestBackupRestore(t *testing.T) {

@@ -22,6 +22,10 @@ type wtx struct {
 	counters map[blKey]*levelCounters
 	batches  map[string]*batchRec
 	pools    map[string]*tracecode.PoolStat
+	// hints of the request being applied, used in order (see hintOK).
+	hints   []codeView
+	hintAt  int
+	hintSeq uint64
 }
 
 func newWtx(s *Store, txn *badger.Txn) *wtx {
@@ -78,6 +82,14 @@ func (t *wtx) lookup(c tracecode.Code) (codeView, error) {
 			cv.rec.Seqs = slices.Clone(cv.rec.Seqs)
 			return cv, nil
 		}
+		if t.hintAt < len(t.hints) && t.hints[t.hintAt].code == c {
+			h := t.hints[t.hintAt]
+			t.hintAt++
+			if t.s.touched.unchangedSince(c, t.hintSeq) {
+				h.rec.Seqs = slices.Clone(h.rec.Seqs)
+				return h, nil
+			}
+		}
 	}
 	v, ok, err := t.get(locKey(c))
 	if err != nil {
@@ -114,6 +126,7 @@ func (t *wtx) putRec(cv *codeView, seq uint64) error {
 		return err
 	}
 	if t.hot {
+		t.s.touched.add(cv.code, seq)
 		switch _, in := t.s.hot[cv.code]; {
 		case cv.rec.State != StateSent && cv.rec.State != StatePrinted:
 			delete(t.s.hot, cv.code)
@@ -124,6 +137,48 @@ func (t *wtx) putRec(cv *codeView, seq uint64) error {
 		}
 	}
 	return nil
+}
+
+// touchLog remembers which codes recent events wrote, so that the committer
+// can trust a code view a caller read from a snapshot (a hint) without
+// reading it again: the view is current if no event after the snapshot
+// wrote the code. Two generations bound its memory; a hint older than the
+// older generation is not used. Every write of a code record or location
+// goes through putRec (a pool import writes locations of codes nobody can
+// hold a hint for: they were unknown), which records it here.
+type touchLog struct {
+	cur, old map[tracecode.Code]uint64 // code → seq of the last event that wrote it
+	curFrom  uint64                    // cur holds every write after this seq
+	from     uint64                    // cur and old together hold every write after this seq
+}
+
+const touchGen = 1 << 16
+
+func (l *touchLog) reset(seq uint64) {
+	l.cur, l.old = map[tracecode.Code]uint64{}, nil
+	l.curFrom, l.from = seq, seq
+}
+
+func (l *touchLog) add(c tracecode.Code, seq uint64) {
+	if len(l.cur) >= touchGen {
+		l.old, l.cur = l.cur, make(map[tracecode.Code]uint64, touchGen)
+		l.from, l.curFrom = l.curFrom, seq-1
+	}
+	l.cur[c] = seq
+}
+
+// unchangedSince reports whether no event after seq wrote c.
+func (l *touchLog) unchangedSince(c tracecode.Code, seq uint64) bool {
+	if seq < l.from {
+		return false
+	}
+	if w, ok := l.cur[c]; ok && w > seq {
+		return false
+	}
+	if w, ok := l.old[c]; ok && w > seq {
+		return false
+	}
+	return true
 }
 
 // hotMax bounds the committer's cache of codes sent or printed: the codes

@@ -1,0 +1,96 @@
+package aggregation
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// The journal is stored in blocks, one per group commit: a block holds the
+// events of one synced transaction, keyed by the seq of its last event.
+// One Badger entry per group instead of one per event keeps the journal's
+// bulk out of the LSM tree (a block is large enough to go to Badger's value
+// log), which is most of the write cost at line speed. Each event still
+// carries its own chain hash and is checked one by one by Verify.
+
+// journalEntry is one event as stored: its chain hash and canonical body.
+type journalEntry struct {
+	hash []byte // 32 bytes
+	body []byte
+}
+
+func appendJournalEntry(blk []byte, h [32]byte, body []byte) []byte {
+	blk = binary.AppendUvarint(blk, uint64(len(body)))
+	blk = append(blk, h[:]...)
+	return append(blk, body...)
+}
+
+// parseBlock splits a journal block into its events. The slices alias v.
+func parseBlock(v []byte) ([]journalEntry, error) {
+	var out []journalEntry
+	for len(v) > 0 {
+		n, k := binary.Uvarint(v)
+		var tmp [binary.MaxVarintLen64]byte
+		if k <= 0 || k != binary.PutUvarint(tmp[:], n) || uint64(len(v)-k) < 32 || uint64(len(v)-k-32) < n {
+			return out, fmt.Errorf("journal block: entry %d is malformed or truncated", len(out)+1)
+		}
+		v = v[k:]
+		out = append(out, journalEntry{hash: v[:32:32], body: v[32 : 32+n : 32+n]})
+		v = v[32+n:]
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("journal block: empty")
+	}
+	return out, nil
+}
+
+// blockLast reads a journal key's seq, or 0 if the key is malformed.
+func blockLast(k []byte) uint64 {
+	if len(k) != len(pfxJournal)+8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k[len(pfxJournal):])
+}
+
+// journalReader finds events by seq with one iterator, remembering the last
+// block it decoded (a code's history often falls in few blocks).
+type journalReader struct {
+	it          *badger.Iterator
+	first, last uint64
+	ents        []journalEntry
+}
+
+func newJournalReader(txn *badger.Txn) *journalReader {
+	o := badger.DefaultIteratorOptions
+	o.PrefetchValues = false
+	o.Prefix = []byte(pfxJournal)
+	return &journalReader{it: txn.NewIterator(o)}
+}
+
+func (jr *journalReader) close() { jr.it.Close() }
+
+// entry returns event seq's stored entry.
+func (jr *journalReader) entry(seq uint64) (journalEntry, error) {
+	if jr.ents == nil || seq < jr.first || seq > jr.last {
+		jr.ents = nil
+		jr.it.Seek(journalKey(seq))
+		if !jr.it.Valid() {
+			return journalEntry{}, storageErr(fmt.Errorf("journal event %d missing", seq))
+		}
+		last := blockLast(jr.it.Item().Key())
+		v, err := jr.it.Item().ValueCopy(nil)
+		if err != nil {
+			return journalEntry{}, storageErr(err)
+		}
+		ents, err := parseBlock(v)
+		if err != nil || last < uint64(len(ents)) {
+			return journalEntry{}, storageErr(fmt.Errorf("journal block ending at event %d: corrupt", last))
+		}
+		jr.ents, jr.first, jr.last = ents, last-uint64(len(ents))+1, last
+	}
+	if seq < jr.first {
+		return journalEntry{}, storageErr(fmt.Errorf("journal event %d missing", seq))
+	}
+	return jr.ents[seq-jr.first], nil
+}
