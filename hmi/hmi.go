@@ -16,7 +16,9 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/line"
+	"github.com/tracline/tracline/tracecode"
 )
 
 // New returns the API handler for a runner.
@@ -26,6 +28,7 @@ func New(r *line.Runner, demo bool, log *slog.Logger) http.Handler {
 	a := &api{r: r, demo: demo}
 	e.GET("/api/line", a.state)
 	e.POST("/api/line/commands", a.command)
+	e.POST("/api/line/rework", a.rework)
 	return e
 }
 
@@ -72,19 +75,64 @@ func (a *api) command(c *echo.Context) error {
 	return c.JSON(http.StatusOK, a.r.Snapshot())
 }
 
+// reworkReq is a manual rework; codes may be given as scanned (any form
+// the scan parser knows: GS1 element string, bracketed, Digital Link, nmpa20).
+type reworkReq struct {
+	Kind   string `json:"kind"`
+	Code   string `json:"code"`
+	Old    string `json:"old"`
+	New    string `json:"new"`
+	Reason string `json:"reason"`
+	User   string `json:"user"`
+}
+
+func (a *api) rework(c *echo.Context) error {
+	var req reworkReq
+	if err := c.Bind(&req); err != nil {
+		return badRequest{"body: want JSON {\"kind\", \"code\", \"reason\", \"user\"}: " + err.Error()}
+	}
+	op := line.ReworkOp{Kind: line.ReworkKind(strings.TrimSpace(req.Kind)), Reason: req.Reason, User: req.User}
+	for _, f := range []struct {
+		name string
+		raw  string
+		dst  *tracecode.Code
+	}{{"code", req.Code, &op.Code}, {"old", req.Old, &op.Old}, {"new", req.New, &op.New}} {
+		if strings.TrimSpace(f.raw) == "" {
+			continue
+		}
+		p, err := tracecode.Parse(f.raw)
+		if err != nil {
+			return badRequest{f.name + ": " + err.Error()}
+		}
+		*f.dst = p.Code
+	}
+	if err := a.r.Rework(c.Request().Context(), op); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"done": string(op.Kind), "code": string(op.Code)})
+}
+
 // errorHandler is the one place errors become HTTP responses.
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(c *echo.Context, err error) {
 		status, msg := http.StatusInternalServerError, "internal error"
 		var br badRequest
 		var he *echo.HTTPError
+		var sc echo.HTTPStatusCoder
 		switch {
 		case errors.As(err, &br):
 			status, msg = http.StatusBadRequest, br.msg
-		case errors.Is(err, line.ErrInvalidCommand):
+		case errors.Is(err, line.ErrInvalidCommand), errors.Is(err, aggregation.ErrRefused):
 			status, msg = http.StatusConflict, err.Error()
+		case errors.Is(err, line.ErrBadRework):
+			status, msg = http.StatusBadRequest, err.Error()
+		case errors.Is(err, aggregation.ErrNotFound):
+			status, msg = http.StatusNotFound, err.Error()
 		case errors.As(err, &he):
 			status, msg = he.Code, fmt.Sprint(he.Message)
+		case errors.As(err, &sc):
+			// echo's own routing errors (unknown path, wrong method).
+			status, msg = sc.StatusCode(), http.StatusText(sc.StatusCode())
 		default:
 			log.Error("api", "path", c.Request().URL.Path, "err", err)
 		}

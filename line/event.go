@@ -130,6 +130,14 @@ type Overridden struct {
 	Decommissioned bool
 }
 
+// Reworked: a manual rework was journaled; the machine's view of the codes
+// follows: Loose codes are commissioned in no parent, Packed are in one,
+// Out are out of circulation (sampled, decommissioned).
+type Reworked struct {
+	Stamp
+	Loose, Packed, Out []tracecode.Code
+}
+
 // CounterReset: the PLC's item counter went backwards (PLC restart). The
 // line holds; item tracking starts again from Item.
 type CounterReset struct {
@@ -194,6 +202,9 @@ func (e Packed) String() string   { return fmt.Sprintf("packed %s err=%q", e.Par
 func (e Unpacked) String() string { return fmt.Sprintf("unpacked %s err=%q", e.Parent, e.Err) }
 func (e Overridden) String() string {
 	return fmt.Sprintf("overridden %d %s decommissioned=%t", e.Item, e.Code, e.Decommissioned)
+}
+func (e Reworked) String() string {
+	return fmt.Sprintf("reworked loose=%s packed=%s out=%s", joinCodes(e.Loose), joinCodes(e.Packed), joinCodes(e.Out))
 }
 func (e CounterReset) String() string { return fmt.Sprintf("counter-reset %d", e.Item) }
 func (e Journaled) String() string    { return fmt.Sprintf("journaled %d err=%q", e.Item, e.Err) }

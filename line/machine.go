@@ -55,33 +55,33 @@ type ChallengeResult struct {
 func (c Config) Validate() error {
 	var errs []error
 	if c.MinGrade != 0 && (c.MinGrade < 'A' || c.MinGrade > 'F') {
-		errs = append(errs, fmt.Errorf("line.min_grade: %q is not a grade A–F", c.MinGrade))
+		errs = append(errs, fmt.Errorf("min_grade: %q is not a grade A–F", string(rune(c.MinGrade))))
 	}
 	if c.Deadline <= 0 {
-		errs = append(errs, errors.New("line.deadline: must be positive (time from trigger to reject gate)"))
+		errs = append(errs, errors.New("deadline (gate − margin): must be positive"))
 	}
 	if c.PrinterBuffer < 1 {
-		errs = append(errs, errors.New("line.printer_buffer: must be at least 1"))
+		errs = append(errs, errors.New("printer_buffer: must be at least 1"))
 	}
 	if c.AllocChunk < c.PrinterBuffer {
-		errs = append(errs, fmt.Errorf("line.alloc_chunk: %d is less than printer_buffer %d", c.AllocChunk, c.PrinterBuffer))
+		errs = append(errs, fmt.Errorf("alloc_chunk: %d is less than printer_buffer %d", c.AllocChunk, c.PrinterBuffer))
 	}
 	for l, r := range c.Ratios {
 		if l < 2 || l > tracecode.MaxLevel {
-			errs = append(errs, fmt.Errorf("line.ratios: level %d cannot be aggregated (2..%d)", l, tracecode.MaxLevel))
+			errs = append(errs, fmt.Errorf("ratios: level %d cannot be aggregated (2..%d)", l, tracecode.MaxLevel))
 		}
 		if r < 1 {
-			errs = append(errs, fmt.Errorf("line.ratios: level %d ratio %d must be at least 1", l, r))
+			errs = append(errs, fmt.Errorf("ratios: level %d ratio %d must be at least 1", l, r))
 		}
 	}
 	for l := range c.Ratios {
 		if l > 2 && c.Ratios[l-1] == 0 {
-			errs = append(errs, fmt.Errorf("line.ratios: level %d is aggregated but level %d is not (levels never skip)", l, l-1))
+			errs = append(errs, fmt.Errorf("ratios: level %d is aggregated but level %d is not (levels never skip)", l, l-1))
 		}
 	}
 	for i, s := range c.Challenge {
 		if s.Expect >= reasonCount {
-			errs = append(errs, fmt.Errorf("line.challenge[%d]: unknown expected outcome %d", i, s.Expect))
+			errs = append(errs, fmt.Errorf("challenge[%d]: unknown expected outcome %d", i, s.Expect))
 		}
 	}
 	return errors.Join(errs...)
@@ -319,6 +319,17 @@ func (m *Machine) Step(ev Event) []Action {
 			m.counters.Rejected++
 			m.counters.RejectReason[ReasonLate.String()]++
 			m.counters.Late++
+		}
+	case Reworked:
+		for _, set := range []struct {
+			codes []tracecode.Code
+			st    codeState
+		}{{e.Loose, csCommissioned}, {e.Packed, csPacked}, {e.Out, csVoided}} {
+			for _, c := range set.codes {
+				if info := m.codes[c]; info != nil {
+					info.state = set.st
+				}
+			}
 		}
 	case CounterReset:
 		out = m.fault(e.T, "plc", fmt.Sprintf("item counter reset to %d (PLC restart?)", e.Item), out)

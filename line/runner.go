@@ -281,13 +281,13 @@ func (r *Runner) Run(ctx context.Context) error {
 			ev = Tick{Stamp{T: now}}
 		case ev = <-r.events:
 		}
+		var reply chan error
 		if req, ok := ev.(request); ok {
-			err := r.m.CommandAllowed(req.op.Cmd)
-			req.reply <- err
-			if err != nil {
+			if err := r.m.CommandAllowed(req.op.Cmd); err != nil {
+				req.reply <- err
 				continue
 			}
-			ev = req.op
+			ev, reply = req.op, req.reply
 		}
 		if p, ok := ev.(Printed); ok {
 			r.journalPrinted(ctx, p.Code)
@@ -296,7 +296,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		for _, a := range acts {
 			r.do(ctx, a)
 		}
-		if _, tick := ev.(Tick); !tick || len(acts) > 0 {
+		if _, tick := ev.(Tick); !tick || len(acts) > 0 || reply != nil {
 			s := r.m.Snapshot()
 			r.snapMu.Lock()
 			r.snap = s
@@ -312,6 +312,9 @@ func (r *Runner) Run(ctx context.Context) error {
 					break
 				}
 			}
+		}
+		if reply != nil {
+			reply <- nil // after the step: the answer's snapshot shows the command's effect
 		}
 	}
 }

@@ -69,6 +69,11 @@ func serveAPI(ctx context.Context, addr string, r *line.Runner, demo bool, c *cl
 	if err != nil {
 		return nil, fmt.Errorf("line API: %w", err)
 	}
+	return serveAPIOn(ln, r, demo, c), nil
+}
+
+// serveAPIOn serves the line API on ln until the returned func is called.
+func serveAPIOn(ln net.Listener, r *line.Runner, demo bool, c *cli) func() {
 	srv := &http.Server{Handler: hmi.New(r, demo, c.log), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -80,7 +85,7 @@ func serveAPI(ctx context.Context, addr string, r *line.Runner, demo bool, c *cl
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
-	}, nil
+	}
 }
 
 // demoOpts is one demo (or bench) run.
@@ -358,6 +363,15 @@ func (d *demoLine) report(ctx context.Context, wall, cpu time.Duration) (*demoRe
 // runs one batch of o.units and returns its report; otherwise it serves the
 // line API and runs until ctx ends.
 func runDemo(ctx context.Context, o *demoOpts, c *cli) (*demoReport, error) {
+	var ln net.Listener
+	if !o.headless {
+		// Bind first: a busy port fails before anything starts.
+		var err error
+		if ln, err = net.Listen("tcp", o.listen); err != nil {
+			return nil, fmt.Errorf("line API: %w", err)
+		}
+		defer ln.Close()
+	}
 	d, err := startDemo(ctx, o, c)
 	if err != nil {
 		return nil, err
@@ -368,11 +382,7 @@ func runDemo(ctx context.Context, o *demoOpts, c *cli) (*demoReport, error) {
 		return nil, err
 	}
 	if !o.headless {
-		stopAPI, err := serveAPI(ctx, o.listen, d.runner(), true, c)
-		if err != nil {
-			return nil, err
-		}
-		defer stopAPI()
+		defer serveAPIOn(ln, d.runner(), true, c)()
 		fmt.Fprintf(c.stderr, "DEMO — simulated line running; line API on http://%s/api/line (Ctrl-C to stop)\n", o.listen)
 		<-ctx.Done()
 		return nil, nil
@@ -422,14 +432,29 @@ func demoLineFile(p *tracecode.Product, o *demoOpts, ep sim.Endpoints) *lineFile
 	for _, a := range ep.AggCameras {
 		f.Devices.AggCameras = append(f.Devices.AggCameras, cameraopcua.SimProfile(a, devsim.AggCameraObject))
 	}
-	if ep.LabelPrinter != "" {
-		sym := zpl.GS1128
-		if p.Rule(2).Scheme == tracecode.SchemeNMPA20 {
-			sym = zpl.Code128
-		}
-		f.Devices.LabelPrinter = &zpl.Config{Address: ep.LabelPrinter, Symbology: sym}
+	if ep.LabelPrinter != "" && p.TopLevel() >= 2 {
+		f.Devices.LabelPrinter = &zpl.Config{Address: ep.LabelPrinter, Symbology: labelSymbology(p.Rule(2))}
 	}
 	return f
+}
+
+// labelSymbology is the ZPL symbology for a parent level's filed carrier.
+// A ZPL printer draws no QR with FNC1, so a GS1 rule filed as QR is
+// labelled in GS1 DataMatrix, the same data in another GS1 carrier.
+func labelSymbology(r tracecode.Rule) zpl.Symbology {
+	gs1 := r.Scheme != tracecode.SchemeNMPA20
+	switch r.Carrier {
+	case tracecode.CarrierGS1128:
+		return zpl.GS1128
+	case tracecode.CarrierCode128:
+		return zpl.Code128
+	case tracecode.CarrierDataMatrix:
+		return zpl.DataMatrix
+	}
+	if gs1 {
+		return zpl.GS1DataMatrix
+	}
+	return zpl.DataMatrix
 }
 
 // importExamplePools fills the pools of nmpa20 levels from the code files
@@ -552,10 +577,25 @@ func compareTruth(ctx context.Context, store *aggregation.Store, batch string, g
 	}
 	// Every commissioned unit code is on a good unit: nothing commissioned
 	// that did not ship (sampled or decommissioned codes aside).
+	goodCodes := make(map[tracecode.Code]bool, len(onGood))
+	for raw := range onGood {
+		if p, err := tracecode.Parse(raw); err == nil {
+			goodCodes[p.Code] = true
+		}
+	}
 	n := 0
 	for _, st := range []aggregation.CodeState{aggregation.StateCommissioned, aggregation.StateAggregated} {
 		_ = store.Codes(ctx, batch, 1, st, func(c tracecode.Code) error {
 			n++
+			if !goodCodes[c] {
+				item := "no unit"
+				for _, u := range gt.Units {
+					if p, err := tracecode.Parse(u.Code); err == nil && p.Code == c {
+						item = fmt.Sprintf("unit %d (%s, fault %q, verdict %s)", u.Item, u.Fate, u.Fault, u.Verdict)
+					}
+				}
+				add("code %s is %s in the ledger but on %s", c, st, item)
+			}
 			return nil
 		})
 	}

@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
-	"os"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,5 +202,123 @@ func TestCameraDisconnectHoldsLine(t *testing.T) {
 	}
 	if rep.Rejects["not-producing"] == 0 {
 		t.Errorf("no unit rejected as in flight when the line held: %v", rep.Rejects)
+	}
+}
+
+// Manual rework while the line runs: unpack a bundle, decommission and
+// sample units, replace a unit in another bundle — through the line's API
+// (HTTP, codes as scanned) — each journaled, the ledger balanced after.
+func TestReworkThroughAPI(t *testing.T) {
+	ctx := ctxFor(t, 120*time.Second)
+	c := quietCLI()
+	o := testOpts(120, defaultFaults()[:3]) // the challenge test's faults only
+	o.data = t.TempDir()
+	d, err := startDemo(ctx, o, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.commands(ctx, line.CmdReset, line.CmdStart); err != nil {
+		t.Fatal(err)
+	}
+	r := d.runner()
+	if err := waitLine(ctx, r, func(s line.Snapshot) bool { return s.Counters.Packed["L2"] >= 3 }); err != nil {
+		t.Fatal(err)
+	}
+	batch := d.file.Batch.ID
+	var bundles []tracecode.Code
+	if err := d.store.Codes(ctx, batch, 2, aggregation.StateCommissioned, func(c tracecode.Code) error {
+		bundles = append(bundles, c)
+		return nil
+	}); err != nil || len(bundles) < 2 {
+		t.Fatalf("bundles: %v %v", bundles, err)
+	}
+	children := func(p tracecode.Code) []tracecode.Code {
+		var cs []tracecode.Code
+		if err := d.store.Tree(ctx, p, func(n aggregation.Node) error {
+			if n.Parent == p {
+				cs = append(cs, n.Code)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return cs
+	}
+	p, q := bundles[0], bundles[1]
+	pc, qc := children(p), children(q)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer serveAPIOn(ln, r, true, c)()
+	post := func(body string) (int, string) {
+		res, err := http.Post("http://"+ln.Addr().String()+"/api/line/rework", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	// As a scanner hands it over: GS1 element string with symbology id.
+	scanned := func(code tracecode.Code) string {
+		pp, err := tracecode.Parse(string(code))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.ReplaceAll("]d2"+pp.GS1Data(), "\x1d", `\u001d`)
+	}
+	steps := []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"unpack a bundle", fmt.Sprintf(`{"kind":"unpack","code":%q,"reason":"wrong count found at check weigher","user":"op1"}`, scanned(p)), 200},
+		{"decommission a damaged unit", fmt.Sprintf(`{"kind":"decommission","code":%q,"reason":"carton crushed","user":"op1"}`, pc[0]), 200},
+		{"sample a unit", fmt.Sprintf(`{"kind":"sample","code":%q,"reason":"QA retained sample","user":"qa1"}`, pc[1]), 200},
+		{"replace a unit in another bundle", fmt.Sprintf(`{"kind":"replace","code":%q,"old":%q,"new":%q,"reason":"damaged unit swapped","user":"op1"}`, q, qc[0], pc[2]), 200},
+		{"decommission a packed unit is refused", fmt.Sprintf(`{"kind":"decommission","code":%q,"reason":"x","user":"op1"}`, qc[1]), 409},
+		{"sample twice is refused", fmt.Sprintf(`{"kind":"sample","code":%q,"reason":"again","user":"qa1"}`, pc[1]), 409},
+		{"no reason", fmt.Sprintf(`{"kind":"sample","code":%q,"user":"qa1"}`, pc[3]), 400},
+		{"unknown kind", fmt.Sprintf(`{"kind":"shred","code":%q,"reason":"x","user":"qa1"}`, pc[3]), 400},
+		{"garbage code", `{"kind":"sample","code":"]d2010690123456789","reason":"x","user":"qa1"}`, 400},
+		{"unknown code", `{"kind":"sample","code":"(01)06901234567892(21)NOSUCHCODE","reason":"x","user":"qa1"}`, 404},
+		{"not JSON", `kind=sample`, 400},
+	}
+	for _, s := range steps {
+		if got, body := post(s.body); got != s.status {
+			t.Errorf("%s: status %d (%s), want %d", s.name, got, body, s.status)
+		}
+	}
+	for code, want := range map[tracecode.Code]aggregation.CodeState{
+		pc[0]: aggregation.StateDecommissioned, pc[1]: aggregation.StateSampled, pc[2]: aggregation.StateAggregated,
+		qc[0]: aggregation.StateCommissioned, pc[3]: aggregation.StateCommissioned,
+	} {
+		info, err := d.store.Code(ctx, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State != want {
+			t.Errorf("code %s is %s, want %s", code, info.State, want)
+		}
+		if want != aggregation.StateCommissioned && info.History[len(info.History)-1].Actor.Kind != aggregation.ActorUser {
+			t.Errorf("code %s: last event not by a user: %+v", code, info.History[len(info.History)-1])
+		}
+	}
+	if err := d.finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := d.store.Summary(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := sum.Check(); len(p) != 0 {
+		t.Fatalf("ledger unbalanced after rework: %v", p)
+	}
+	vr, err := d.store.Verify(ctx)
+	if err != nil || !vr.OK() {
+		t.Fatalf("verify after rework: %v %v", err, vr.Problems)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -86,6 +87,9 @@ func loadLineFile(path string) (*lineFile, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty config file", path)
+		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	f.dir = filepath.Dir(path)
@@ -108,6 +112,17 @@ func (f *lineFile) validate() error {
 	}
 	if f.Batch.Planned < 0 {
 		errs = append(errs, fmt.Errorf("batch.planned: %d is negative", f.Batch.Planned))
+	}
+	if f.Batch.Levels < 0 || f.Batch.Levels > int(tracecode.MaxLevel) {
+		errs = append(errs, fmt.Errorf("batch.levels: %d is outside 1..%d (0: all the product's levels)", f.Batch.Levels, tracecode.MaxLevel))
+	}
+	for _, d := range []struct{ field, v string }{{"batch.production_date", f.Batch.ProductionDate}, {"batch.expiry", f.Batch.Expiry}} {
+		if d.v == "" {
+			continue
+		}
+		if _, err := time.Parse("2006-01-02", d.v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a date YYYY-MM-DD", d.field, d.v))
+		}
 	}
 	if err := f.Devices.PLC.Validate(); err != nil {
 		errs = append(errs, err)
@@ -178,7 +193,10 @@ func (f *lineFile) machineConfig(p *tracecode.Product) (line.Config, error) {
 			cfg.Ratios[l] = p.Ratio(l)
 		}
 	}
-	return cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("settings: %w", err)
+	}
+	return cfg, nil
 }
 
 func (f *lineFile) levels(p *tracecode.Product) tracecode.Level {
@@ -277,6 +295,25 @@ func (c *controller) ensureBatch(ctx context.Context) error {
 	return c.store.CreateBatch(ctx, c.cfg.batchSpec(c.product), aggregation.Actor{Kind: aggregation.ActorSystem, ID: "linectl"})
 }
 
+// retryConnect connects a device, retrying with backoff until it answers
+// or ctx ends: a controller started before its line is up waits for it.
+func retryConnect(ctx context.Context, log *slog.Logger, name string, connect func(context.Context) error) error {
+	wait := 200 * time.Millisecond
+	for {
+		err := connect(ctx)
+		if err == nil {
+			return nil
+		}
+		log.Warn("device not answering; retrying", "device", name, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last error: %v)", name, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
 // connect builds and connects every driver named in config.
 func (c *controller) connect(ctx context.Context) error {
 	d := c.cfg.Devices
@@ -287,8 +324,8 @@ func (c *controller) connect(ctx context.Context) error {
 			return err
 		}
 		c.closers = append(c.closers, p.Close)
-		if err := p.Connect(ctx); err != nil {
-			return fmt.Errorf("plc: %w", err)
+		if err := retryConnect(ctx, c.log, "plc", p.Connect); err != nil {
+			return err
 		}
 		c.plc = p
 	case plc.ProtoOPCUA:
@@ -297,8 +334,8 @@ func (c *controller) connect(ctx context.Context) error {
 			return err
 		}
 		c.closers = append(c.closers, p.Close)
-		if err := p.Connect(ctx); err != nil {
-			return fmt.Errorf("plc: %w", err)
+		if err := retryConnect(ctx, c.log, "plc", p.Connect); err != nil {
+			return err
 		}
 		c.plc = p
 	default:
@@ -309,15 +346,15 @@ func (c *controller) connect(ctx context.Context) error {
 		return err
 	}
 	c.closers = append(c.closers, c.coder.Close)
-	if err := c.coder.Connect(ctx); err != nil {
-		return fmt.Errorf("printer: %w", err)
+	if err := retryConnect(ctx, c.log, "printer", c.coder.Connect); err != nil {
+		return err
 	}
 	if c.cam, err = cameraopcua.New(d.Camera, c.log); err != nil {
 		return err
 	}
 	c.closers = append(c.closers, c.cam.Close)
-	if err := c.cam.Connect(ctx); err != nil {
-		return fmt.Errorf("camera: %w", err)
+	if err := retryConnect(ctx, c.log, "camera", c.cam.Connect); err != nil {
+		return err
 	}
 	for i, ac := range d.AggCameras {
 		cam, err := cameraopcua.New(ac, c.log)
@@ -325,8 +362,8 @@ func (c *controller) connect(ctx context.Context) error {
 			return err
 		}
 		c.closers = append(c.closers, cam.Close)
-		if err := cam.Connect(ctx); err != nil {
-			return fmt.Errorf("aggregation camera %d: %w", i+2, err)
+		if err := retryConnect(ctx, c.log, fmt.Sprintf("aggregation camera L%d", i+2), cam.Connect); err != nil {
+			return err
 		}
 		c.aggCams = append(c.aggCams, cam)
 	}
@@ -335,8 +372,8 @@ func (c *controller) connect(ctx context.Context) error {
 			return err
 		}
 		c.closers = append(c.closers, c.labels.Close)
-		if err := c.labels.Connect(ctx); err != nil {
-			return fmt.Errorf("label printer: %w", err)
+		if err := retryConnect(ctx, c.log, "label printer", c.labels.Connect); err != nil {
+			return err
 		}
 	}
 	return nil

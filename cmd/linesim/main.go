@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -40,6 +41,9 @@ type fileConfig struct {
 }
 
 func main() {
+	// The gopcua server logs through the standard logger; its start-up chatter
+	// is not the engineer's business.
+	log.SetOutput(io.Discard)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
