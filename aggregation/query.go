@@ -2,7 +2,6 @@ package aggregation
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -74,12 +73,12 @@ func (s *Store) code(ctx context.Context, code tracecode.Code, history bool) (Co
 }
 
 func (jr *journalReader) event(seq uint64) (Event, error) {
-	var ev Event
 	e, err := jr.entry(seq)
 	if err != nil {
-		return ev, err
+		return Event{}, err
 	}
-	if err := json.Unmarshal(e.body, &ev); err != nil {
+	ev, err := decodeEvent(e.body)
+	if err != nil {
 		return ev, storageErr(fmt.Errorf("journal event %d: %w", seq, err))
 	}
 	return ev, nil
@@ -110,8 +109,8 @@ func (s *Store) Events(ctx context.Context, from uint64, fn func(Event) error) e
 				if seq < from {
 					continue
 				}
-				var ev Event
-				if err := json.Unmarshal(e.body, &ev); err != nil {
+				ev, err := decodeEvent(e.body)
+				if err != nil {
 					return storageErr(fmt.Errorf("journal event %d: %w", seq, err))
 				}
 				if err := fn(ev); err != nil {

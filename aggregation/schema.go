@@ -9,8 +9,8 @@ package aggregation
 //	m/head                             last journal seq (8) + its SHA-256 (32)
 //	j/<last:8>                         journal block: the events of one group (one synced
 //	                                   transaction), seqs consecutive and ending at last, each
-//	                                   uvarint(len body) + its chain SHA-256 (32) + canonical JSON
-//	                                   body (see journal.go)
+//	                                   uvarint(len body) + its chain SHA-256 (32) + canonical
+//	                                   binary body (journal.go, event_codec.go)
 //	x/<code>                           where a code lives (loc): a pool, or a batch+level
 //	c/<batch> 0 <level:1> <code>       code record (rec, binary) of a code allocated to a batch
 //	q/<pool> 0 <code>                  code available in a pool; value: its history seqs
@@ -28,7 +28,7 @@ import (
 	"github.com/tracline/tracline/tracecode"
 )
 
-const schemaVersion = "2"
+const schemaVersion = "3"
 
 var (
 	keySchema = []byte("m/schema")

@@ -355,7 +355,7 @@ func (s *Store) tryCommit(group []*request) error {
 	t.hot = true
 	seq, head := s.seq, s.head
 	wrote := false
-	var blk []byte // the group's journal block
+	var blk, scratch []byte // the group's journal block; one event's bytes
 	for _, r := range group {
 		r.err, r.noop, r.collided, r.lastKey = nil, false, nil, nil
 		ev := r.ev // the retry after a split starts from the caller's request
@@ -386,10 +386,11 @@ func (s *Store) tryCommit(group []*request) error {
 			r.err = err
 			continue
 		}
-		body, err := json.Marshal(&ev)
+		body, err := appendEvent(scratch[:0], &ev)
 		if err != nil {
 			return err
 		}
+		scratch = body
 		h := chainHash(head, seq, body)
 		if !s.opts.replay {
 			blk = appendJournalEntry(blk, h, body)

@@ -134,8 +134,7 @@ func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rs *Store, r
 			var stored [32]byte
 			copy(stored[:], e.hash)
 			body := e.body
-			var ev Event
-			perr := json.Unmarshal(body, &ev)
+			ev, perr := decodeEvent(body)
 			// Chain from whichever of the previous event's stored or recomputed
 			// hash this event names, so that one altered event (body or hash) is
 			// named once, not again in its successor.
