@@ -30,9 +30,13 @@ func quietCLI() *cli {
 	return &cli{stdin: nil, stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
+// testOpts: a 1200/min line whose reject gate is 200 ms after the trigger.
+// The tests run under the race detector beside other packages' tests on a
+// small machine; the longer belt keeps them about the logic, not about
+// whether a starved CPU meets a 100 ms gate (that is `linectl bench line`).
 func testOpts(units int, faults []sim.Fault) *demoOpts {
 	return &demoOpts{product: "../../examples/amoxicillin-gs1.yaml", units: units, rate: 1200, seed: 42,
-		deadline: 100 * time.Millisecond, headless: true, faults: faults}
+		deadline: 200 * time.Millisecond, headless: true, faults: faults}
 }
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {
