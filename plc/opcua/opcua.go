@@ -113,12 +113,13 @@ func (d *Driver) Connect(ctx context.Context) error {
 	// Subscribe and take the item counter's baseline before returning, so
 	// that every unit triggered after Connect is an event.
 	st := d.newState()
+	d.setCur(c) // before start emits link-up (see run)
 	sess, err := d.start(ctx, c, st)
 	if err != nil {
+		d.setCur(nil)
 		d.closeClient(c)
 		return fmt.Errorf("plc/opcua %s: %w", d.cfg.OPCUA.Endpoint, err)
 	}
-	d.setCur(c)
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel, d.started = cancel, true
 	go d.run(runCtx, sess, st)
@@ -321,13 +322,17 @@ func (d *Driver) run(ctx context.Context, sess *session, st *state) {
 				d.log.Debug("reconnect failed", "err", err)
 				continue
 			}
+			// The client is published before start emits link-up and the
+			// items recovered from the counter: whoever reacts to them can
+			// write at once.
+			d.setCur(c)
 			if sess, err = d.start(ctx, c, st); err != nil {
+				d.setCur(nil)
 				d.log.Debug("re-subscribe failed", "err", err)
 				d.closeClient(c)
 				continue
 			}
 			d.log.Info("reconnected", "endpoint", d.cfg.OPCUA.Endpoint)
-			d.setCur(c)
 		}
 		back.Reset()
 		err := d.serve(ctx, sess, st)
