@@ -63,7 +63,7 @@ type Store struct {
 	closed   bool
 	stats    Stats
 	hot      map[tracecode.Code]codeView // committer-only; see hotMax
-	touched  touchLog                    // committer-only; see hintOK
+	touched  touchLog                    // committer-only; see touchLog
 	fatal    error                       // set when a commit failed in a way that leaves the caches unsure
 }
 
