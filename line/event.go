@@ -75,6 +75,14 @@ type Allocated struct {
 	Err   string // the allocation failed (e.g. pool exhausted)
 }
 
+// Delivered: the printer took codes handed to it (answer to Send). The
+// line enters Execute — and the PLC's infeed starts — only once the printer
+// holds codes, so that no unit passes the print head before them.
+type Delivered struct {
+	Stamp
+	N int
+}
+
 // SendFailed: codes the runner journaled as sent but could not hand to the
 // printer. They are uncertain and must be voided, never sent again.
 type SendFailed struct {
@@ -191,6 +199,7 @@ func (e Tick) String() string { return "tick" }
 func (e Allocated) String() string {
 	return fmt.Sprintf("allocated %s %s err=%q", e.Level, joinCodes(e.Codes), e.Err)
 }
+func (e Delivered) String() string   { return fmt.Sprintf("delivered %d", e.N) }
 func (e SendFailed) String() string {
 	return fmt.Sprintf("send-failed %s err=%q", joinCodes(e.Codes), e.Err)
 }

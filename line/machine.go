@@ -187,6 +187,7 @@ type Machine struct {
 	reprinted    map[tracecode.Code]bool // codes the printer printed more than once
 	limbo        []tracecode.Code        // printed codes of units that got no camera result
 	flushPending bool
+	printerReady bool // the printer holds codes (delivered since the last flush)
 
 	counters Counters
 }
@@ -297,12 +298,15 @@ func (m *Machine) Step(ev Event) []Action {
 	case Tick:
 	case Allocated:
 		out = m.onAllocated(e, out)
+	case Delivered:
+		m.printerReady = true
 	case SendFailed:
 		out = m.voidInPrinter(e.Codes, "send to printer failed: "+e.Err, out)
 		out = m.fault(e.T, "printer", e.Err, out)
 	case Flushed:
 		m.flushPending = false
 		out = m.voidInPrinter(e.Codes, "flushed from printer buffer, never printed", out)
+		m.printerReady = len(m.inPrinter) > 0 // what the flush left is still in the printer
 	case AggRead:
 		out = m.onAggRead(e, out)
 	case Packed:

@@ -555,6 +555,8 @@ func (r *Runner) printerFeeder(ctx context.Context) {
 				r.Post(SendFailed{Stamp: Stamp{T: time.Now()}, Err: "not journaled"})
 			} else if void, err := r.dev.Printer.Enqueue(c, a.Codes); err != nil {
 				r.Post(SendFailed{Stamp: Stamp{T: time.Now()}, Codes: void, Err: err.Error()})
+			} else {
+				r.Post(Delivered{Stamp: Stamp{T: time.Now()}, N: len(a.Codes)})
 			}
 		case FlushPrinter:
 			codes, err := r.dev.Printer.Flush(c)

@@ -132,10 +132,14 @@ func (m *Machine) settle(out []Action) []Action {
 		case Resetting:
 			next, why = Idle, "reset done"
 		case Starting:
-			if len(m.ready[1]) > 0 || len(m.inPrinter) > 0 {
-				next, why = Execute, "codes allocated"
+			if m.printerReady {
+				next, why = Execute, "codes in the printer"
 			}
-		case Unholding, Unsuspending:
+		case Unholding:
+			if m.printerReady {
+				next, why = Execute, "resumed, codes in the printer"
+			}
+		case Unsuspending:
 			next, why = Execute, "resumed"
 		case Suspending:
 			next, why = Suspended, "suspended"

@@ -219,6 +219,8 @@ func parseEvent(base time.Time, s string) (Event, error) {
 	case "allocated":
 		rest, e := errArg()
 		return Allocated{Stamp: st, Level: tracecode.Level(num(0)), Codes: codes(rest[1:]), Err: e}, nil
+	case "delivered":
+		return Delivered{Stamp: st, N: int(num(0))}, nil
 	case "send-failed":
 		rest, e := errArg()
 		return SendFailed{Stamp: st, Codes: codes(rest), Err: e}, nil

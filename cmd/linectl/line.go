@@ -405,7 +405,8 @@ func waitLine(ctx context.Context, r *line.Runner, cond func(line.Snapshot) bool
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("line did not settle: state %s (%s)", r.Snapshot().State, r.Snapshot().Why)
+			sn := r.Snapshot()
+			return fmt.Errorf("line did not settle: state %s (%s), faults %v, challenge %v", sn.State, sn.Why, sn.Faults, sn.Challenge)
 		case <-t.C:
 		}
 	}

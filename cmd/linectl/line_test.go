@@ -39,6 +39,21 @@ func testOpts(units int, faults []sim.Fault) *demoOpts {
 		deadline: 200 * time.Millisecond, headless: true, faults: faults}
 }
 
+// runningLine starts a simulated line with a controller, reset and started.
+func runningLine(t *testing.T, ctx context.Context, o *demoOpts) *demoLine {
+	t.Helper()
+	o.data = t.TempDir()
+	d, err := startDemo(ctx, o, quietCLI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	if err := d.commands(ctx, line.CmdReset, line.CmdStart); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 func ctxFor(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -95,16 +110,8 @@ func (r *demoReport) Verdicts() int { return r.Latency.Verdicts }
 func TestControllerRestartMidBatch(t *testing.T) {
 	ctx := ctxFor(t, 120*time.Second)
 	c := quietCLI()
-	o := testOpts(220, defaultFaults())
-	o.data = t.TempDir()
-	d, err := startDemo(ctx, o, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.commands(ctx, line.CmdReset, line.CmdStart); err != nil {
-		t.Fatal(err)
-	}
+	d := runningLine(t, ctx, testOpts(220, defaultFaults()))
+	var err error
 	if err := waitLine(ctx, d.runner(), func(s line.Snapshot) bool { return s.Counters.Passed >= 40 }); err != nil {
 		t.Fatal(err)
 	}
@@ -172,18 +179,8 @@ func TestControllerRestartMidBatch(t *testing.T) {
 // and the batch still reconciles.
 func TestCameraDisconnectHoldsLine(t *testing.T) {
 	ctx := ctxFor(t, 120*time.Second)
-	c := quietCLI()
 	faults := append(defaultFaults(), sim.Fault{Kind: sim.FaultCameraDown, At: 60, For: 1500 * time.Millisecond})
-	o := testOpts(160, faults)
-	o.data = t.TempDir()
-	d, err := startDemo(ctx, o, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.commands(ctx, line.CmdReset, line.CmdStart); err != nil {
-		t.Fatal(err)
-	}
+	d := runningLine(t, ctx, testOpts(160, faults))
 	r := d.runner()
 	if err := waitLine(ctx, r, func(s line.Snapshot) bool { return s.State == "Held" && s.Faults["camera"] != "" }); err != nil {
 		t.Fatalf("line did not hold on the camera's disconnect: %v", err)
@@ -215,16 +212,7 @@ func TestCameraDisconnectHoldsLine(t *testing.T) {
 func TestReworkThroughAPI(t *testing.T) {
 	ctx := ctxFor(t, 120*time.Second)
 	c := quietCLI()
-	o := testOpts(120, defaultFaults()[:3]) // the challenge test's faults only
-	o.data = t.TempDir()
-	d, err := startDemo(ctx, o, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.commands(ctx, line.CmdReset, line.CmdStart); err != nil {
-		t.Fatal(err)
-	}
+	d := runningLine(t, ctx, testOpts(120, defaultFaults()[:3])) // the challenge test's faults only
 	r := d.runner()
 	if err := waitLine(ctx, r, func(s line.Snapshot) bool { return s.Counters.Packed["L2"] >= 3 }); err != nil {
 		t.Fatal(err)

@@ -415,7 +415,9 @@ func stamp(t time.Time) line.Stamp {
 	return line.Stamp{T: t}
 }
 
-func pumpPLC(ctx context.Context, evs <-chan plc.Event, post func(line.Event)) {
+// pump hands every event from a driver to handle until ctx ends or the
+// driver closes its channel.
+func pump[E any](ctx context.Context, evs <-chan E, handle func(E)) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -424,83 +426,72 @@ func pumpPLC(ctx context.Context, evs <-chan plc.Event, post func(line.Event)) {
 			if !ok {
 				return
 			}
-			switch e.Kind {
-			case plc.EventItem:
-				post(line.Trigger{Stamp: stamp(e.At), Item: e.Item})
-			case plc.EventGap:
-				// Items From..To are gone unseen; the next item's jump makes
-				// the line reject them. Nothing else to do here.
-			case plc.EventCounterReset:
-				post(line.CounterReset{Stamp: stamp(e.At), Item: e.Item})
-			case plc.EventLinkDown:
-				post(line.DeviceFault{Stamp: stamp(e.At), Device: "plc", Err: errString(e.Err, "link down")})
-			case plc.EventLinkUp:
-				post(line.DeviceOK{Stamp: stamp(e.At), Device: "plc"})
-			case plc.EventRunning:
-			}
+			handle(e)
 		}
 	}
+}
+
+func pumpPLC(ctx context.Context, evs <-chan plc.Event, post func(line.Event)) {
+	pump(ctx, evs, func(e plc.Event) {
+		switch e.Kind {
+		case plc.EventItem:
+			post(line.Trigger{Stamp: stamp(e.At), Item: e.Item})
+		case plc.EventGap:
+			// Items From..To are gone unseen; the next item's jump makes
+			// the line reject them. Nothing else to do here.
+		case plc.EventCounterReset:
+			post(line.CounterReset{Stamp: stamp(e.At), Item: e.Item})
+		case plc.EventLinkDown:
+			post(line.DeviceFault{Stamp: stamp(e.At), Device: "plc", Err: errString(e.Err, "link down")})
+		case plc.EventLinkUp:
+			post(line.DeviceOK{Stamp: stamp(e.At), Device: "plc"})
+		case plc.EventRunning:
+		}
+	})
 }
 
 func pumpPrinter(ctx context.Context, evs <-chan printer.Event, post func(line.Event)) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-evs:
-			if !ok {
-				return
-			}
-			switch e.Kind {
-			case printer.EventPrinted:
-				post(line.Printed{Stamp: stamp(e.At), Code: e.Code})
-			case printer.EventGap:
-				post(line.PrintGap{Stamp: stamp(e.At), N: e.Lost})
-			case printer.EventDown:
-				post(line.DeviceFault{Stamp: stamp(e.At), Device: "printer", Err: errString(e.Err, "link down")})
-			case printer.EventUp:
-				post(line.DeviceOK{Stamp: stamp(e.At), Device: "printer"})
-			case printer.EventReset:
-				post(line.DeviceFault{Stamp: stamp(e.At), Device: "printer", Err: "print counter went backwards (printer restarted)"})
-			}
+	pump(ctx, evs, func(e printer.Event) {
+		switch e.Kind {
+		case printer.EventPrinted:
+			post(line.Printed{Stamp: stamp(e.At), Code: e.Code})
+		case printer.EventGap:
+			post(line.PrintGap{Stamp: stamp(e.At), N: e.Lost})
+		case printer.EventDown:
+			post(line.DeviceFault{Stamp: stamp(e.At), Device: "printer", Err: errString(e.Err, "link down")})
+		case printer.EventUp:
+			post(line.DeviceOK{Stamp: stamp(e.At), Device: "printer"})
+		case printer.EventReset:
+			post(line.DeviceFault{Stamp: stamp(e.At), Device: "printer", Err: "print counter went backwards (printer restarted)"})
 		}
-	}
+	})
 }
 
 func pumpCamera(ctx context.Context, name string, evs <-chan camera.Event, post func(line.Event)) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-evs:
-			if !ok {
+	pump(ctx, evs, func(e camera.Event) {
+		switch e.Kind {
+		case camera.EventResult:
+			r := e.Result
+			reads := make([]line.Read, 0, len(r.Codes))
+			for _, raw := range r.Codes {
+				reads = append(reads, parseRead(raw))
+			}
+			if r.Level >= 2 {
+				post(line.AggRead{Stamp: stamp(e.At), Level: tracecode.Level(r.Level), Reads: reads})
 				return
 			}
-			switch e.Kind {
-			case camera.EventResult:
-				r := e.Result
-				reads := make([]line.Read, 0, len(r.Codes))
-				for _, raw := range r.Codes {
-					reads = append(reads, parseRead(raw))
-				}
-				if r.Level >= 2 {
-					post(line.AggRead{Stamp: stamp(e.At), Level: tracecode.Level(r.Level), Reads: reads})
-					continue
-				}
-				post(line.CameraResult{Stamp: stamp(e.At), Item: r.Item, Reads: reads, Grade: r.Grade, Pass: r.Pass})
-			case camera.EventGap:
-				// The units concerned get no result and are rejected at
-				// their deadline; say so to the operator.
-				post(line.DeviceOK{Stamp: stamp(e.At), Device: name})
-			case camera.EventDown:
-				post(line.DeviceFault{Stamp: stamp(e.At), Device: name, Err: errString(e.Err, "link down")})
-			case camera.EventUp:
-				post(line.DeviceOK{Stamp: stamp(e.At), Device: name})
-			case camera.EventReset:
-				post(line.DeviceFault{Stamp: stamp(e.At), Device: name, Err: "result counter went backwards (camera restarted)"})
-			}
+			post(line.CameraResult{Stamp: stamp(e.At), Item: r.Item, Reads: reads, Grade: r.Grade, Pass: r.Pass})
+		case camera.EventGap:
+			// The units concerned get no result and are rejected at
+			// their deadline; nothing else to do.
+		case camera.EventDown:
+			post(line.DeviceFault{Stamp: stamp(e.At), Device: name, Err: errString(e.Err, "link down")})
+		case camera.EventUp:
+			post(line.DeviceOK{Stamp: stamp(e.At), Device: name})
+		case camera.EventReset:
+			post(line.DeviceFault{Stamp: stamp(e.At), Device: name, Err: "result counter went backwards (camera restarted)"})
 		}
-	}
+	})
 }
 
 // parseRead runs a camera's raw read through the one parser.
