@@ -199,7 +199,7 @@ func (e Tick) String() string { return "tick" }
 func (e Allocated) String() string {
 	return fmt.Sprintf("allocated %s %s err=%q", e.Level, joinCodes(e.Codes), e.Err)
 }
-func (e Delivered) String() string   { return fmt.Sprintf("delivered %d", e.N) }
+func (e Delivered) String() string { return fmt.Sprintf("delivered %d", e.N) }
 func (e SendFailed) String() string {
 	return fmt.Sprintf("send-failed %s err=%q", joinCodes(e.Codes), e.Err)
 }
