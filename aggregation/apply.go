@@ -57,6 +57,21 @@ func (t *wtx) apply(ev *Event, r *request) error {
 		}
 		t.ctr(ev.Batch, 1).RejectedUnits++
 		return nil
+	case EvReprint:
+		if ev.Reason == "" {
+			return fmt.Errorf("reprint of %s needs a reason", ev.Parent)
+		}
+		pv, _, err := t.parentOf(ev.Parent)
+		if err != nil {
+			return err
+		}
+		if pv.rec.Children == 0 {
+			return refused("parent %s holds no children: there is no label to reprint", ev.Parent)
+		}
+		if ev.Batch != pv.loc.Batch {
+			return fmt.Errorf("reprint of %s names batch %q, the code is of %q", ev.Parent, ev.Batch, pv.loc.Batch)
+		}
+		return t.putRec(&pv, ev.Seq) // in the parent's history; its state is unchanged
 	case EvChallenge:
 		if _, err := t.batchIn(ev.Batch, BatchOpen); err != nil {
 			return err

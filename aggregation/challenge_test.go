@@ -50,3 +50,30 @@ func TestRecordChallenge(t *testing.T) {
 		t.Fatal(rep.Problems)
 	}
 }
+
+func TestRecordReprint(t *testing.T) {
+	s, _ := openTest(t)
+	lv := commissioned(t, s, "RP", []int{4, 2}, 2)
+	parent := lv[1][0]
+	must(t, s.Pack(ctx, parent, lv[0][:2], PackOpts{}, op))
+	must(t, s.RecordReprint(ctx, parent, "label smudged", op))
+	if err := s.RecordReprint(ctx, parent, "", op); err == nil {
+		t.Error("reprint without a reason accepted")
+	}
+	if err := s.RecordReprint(ctx, lv[1][1], "x", op); err == nil {
+		t.Error("reprint of an empty parent accepted")
+	}
+	if err := s.RecordReprint(ctx, lv[0][2], "x", op); err == nil {
+		t.Error("reprint of a level-1 code accepted")
+	}
+	info, err := s.Code(ctx, parent)
+	must(t, err)
+	if last := info.History[len(info.History)-1]; last.Kind != EvReprint || last.Reason != "label smudged" {
+		t.Fatalf("last event of %s: %+v", parent, last)
+	}
+	rep, err := s.Verify(ctx)
+	must(t, err)
+	if !rep.OK() {
+		t.Fatal(rep.Problems)
+	}
+}

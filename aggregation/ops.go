@@ -209,6 +209,16 @@ func (s *Store) RecordChallenge(ctx context.Context, batch string, c Challenge, 
 	return s.do(ctx, Event{Kind: EvChallenge, Batch: batch, Challenge: &c}, by)
 }
 
+// RecordReprint journals that a packed parent's label is printed again
+// (rework), durably, before it is printed. Nothing changes state.
+func (s *Store) RecordReprint(ctx context.Context, parent tracecode.Code, reason string, by Actor) error {
+	info, err := s.Lookup(ctx, parent)
+	if err != nil {
+		return fmt.Errorf("reprint %s: %w", parent, err)
+	}
+	return s.do(ctx, Event{Kind: EvReprint, Batch: info.Batch, Parent: parent, Reason: reason}, by)
+}
+
 // RejectUnit journals a unit rejected without any code changing state: a
 // no-read, a code already commissioned (ErrDuplicate from Commission), a
 // code not of this batch or not known at all. read is what the camera read

@@ -326,6 +326,7 @@ const (
 	EvReject       EventKind = "reject"
 	EvRejectUnit   EventKind = "reject_unit" // a unit rejected without a code transition (no-read, duplicate, foreign code)
 	EvChallenge    EventKind = "challenge"   // the batch-start challenge test's results, in the batch record
+	EvReprint      EventKind = "reprint"     // a parent's label printed again (rework), no state change
 	EvVoid         EventKind = "void"
 	EvSample       EventKind = "sample"
 	EvDecommission EventKind = "decommission"

@@ -110,7 +110,7 @@ func (r *Runner) Rework(ctx context.Context, w ReworkOp) error {
 		if info.Level < 2 || info.Children == 0 {
 			return fmt.Errorf("reprint %s: not a packed parent (level %d, %d children): %w", w.Code, info.Level, info.Children, aggregation.ErrRefused)
 		}
-		if err = recordReprint(ctx, r.store, w.Code, w.Reason, by); err == nil {
+		if err = r.store.RecordReprint(ctx, w.Code, w.Reason, by); err == nil {
 			err = r.dev.Labels.PrintLabel(ctx, info.Level, w.Code, info.Children)
 		}
 	}
@@ -119,10 +119,4 @@ func (r *Runner) Rework(ctx context.Context, w ReworkOp) error {
 	}
 	r.Post(ev)
 	return nil
-}
-
-// recordReprint: TEMPORARY until aggregation has RecordReprint (the ledger
-// package is being optimised by someone else right now).
-func recordReprint(ctx context.Context, s *aggregation.Store, code tracecode.Code, reason string, by aggregation.Actor) error {
-	return errors.New("reprint journal not built yet")
 }

@@ -271,6 +271,8 @@ func TestReworkThroughAPI(t *testing.T) {
 		{"decommission a damaged unit", fmt.Sprintf(`{"kind":"decommission","code":%q,"reason":"carton crushed","user":"op1"}`, pc[0]), 200},
 		{"sample a unit", fmt.Sprintf(`{"kind":"sample","code":%q,"reason":"QA retained sample","user":"qa1"}`, pc[1]), 200},
 		{"replace a unit in another bundle", fmt.Sprintf(`{"kind":"replace","code":%q,"old":%q,"new":%q,"reason":"damaged unit swapped","user":"op1"}`, q, qc[0], pc[2]), 200},
+		{"reprint a bundle's label", fmt.Sprintf(`{"kind":"reprint","code":%q,"reason":"label torn at the case packer","user":"op1"}`, q), 200},
+		{"reprint of a loose unit is refused", fmt.Sprintf(`{"kind":"reprint","code":%q,"reason":"x","user":"op1"}`, pc[3]), 409},
 		{"decommission a packed unit is refused", fmt.Sprintf(`{"kind":"decommission","code":%q,"reason":"x","user":"op1"}`, qc[1]), 409},
 		{"sample twice is refused", fmt.Sprintf(`{"kind":"sample","code":%q,"reason":"again","user":"qa1"}`, pc[1]), 409},
 		{"no reason", fmt.Sprintf(`{"kind":"sample","code":%q,"user":"qa1"}`, pc[3]), 400},
