@@ -204,18 +204,25 @@ func TestBurst(t *testing.T) {
 	fields := func(ring bool) func(*Config) {
 		return func(c *Config) { *c = SimFieldProfile(c.Stream.Endpoint, devsim.CameraObject, ring) }
 	}
+	// fieldNodes: the separate-field-nodes profile. A server reads several
+	// nodes one by one, so a read during a burst can pair one result's item
+	// with another's code even with a steady counter (the driver's double
+	// read removes most, not all): that profile guarantees the counting —
+	// nothing lost silently — not the pairing. The JSON record profile,
+	// which the line uses, is atomic and checked for both.
 	tests := []struct {
-		name    string
-		dev     *devsim.Camera
-		tune    func(*Config)
-		wantGap bool
+		name       string
+		dev        *devsim.Camera
+		tune       func(*Config)
+		wantGap    bool
+		fieldNodes bool
 	}{
-		{"ring covers the burst", camBig, nil, false},
-		{"ring too small", camSmall, nil, true},
-		{"results by id", camBig, fetch, false},
-		{"results by id, history too short", camSmall, fetch, true},
-		{"field nodes + ring", camBig, fields(true), false},
-		{"field nodes, no ring", camBig, fields(false), true},
+		{"ring covers the burst", camBig, nil, false, false},
+		{"ring too small", camSmall, nil, true, false},
+		{"results by id", camBig, fetch, false, false},
+		{"results by id, history too short", camSmall, fetch, true, false},
+		{"field nodes + ring", camBig, fields(true), false, true},
+		{"field nodes, no ring", camBig, fields(false), true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,7 +247,8 @@ func TestBurst(t *testing.T) {
 				switch ev.Kind {
 				case camera.EventResult:
 					r := ev.Result
-					if r.Seq != seen+1 || r.Item != uint32(r.Seq) || len(r.Codes) != 1 || r.Codes[0] != fmt.Sprintf("C%d", r.Item) {
+					paired := r.Item == uint32(r.Seq) && len(r.Codes) == 1 && r.Codes[0] == fmt.Sprintf("C%d", r.Item)
+					if r.Seq != seen+1 || !paired && !tc.fieldNodes {
 						t.Fatalf("result %+v after seq %d", r, seen)
 					}
 					seen = r.Seq

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -314,13 +315,28 @@ func (s *Stream) fetchFields(ctx context.Context, c *opcua.Client) error {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	// The device writes its field nodes, then its counter, but a server
+	// reads several nodes one by one: a read during a burst can be torn
+	// (one record's item, the next one's code). So the counter is read
+	// before and after the fields, and the whole read twice; only two
+	// identical reads with a steady counter are a record. A torn read is
+	// dropped: the counter moved, so a notification follows and the record
+	// then standing is read; what was overwritten meanwhile is a gap.
 	nodes := append([]string{s.cfg.CountNode}, make([]string, len(keys))...)
 	for i, k := range keys {
 		nodes[i+1] = s.cfg.FieldNodes[k]
 	}
+	nodes = append(nodes, s.cfg.CountNode)
 	vals, err := s.readMany(ctx, c, nodes)
 	if err != nil {
 		return err
+	}
+	again, err := s.readMany(ctx, c, nodes)
+	if err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(vals, again) || !reflect.DeepEqual(vals[0], vals[len(vals)-1]) {
+		return nil // torn: the device is writing; its next notification brings the settled record
 	}
 	seq, ok := counterValue(vals[0])
 	if !ok {
