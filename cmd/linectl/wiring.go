@@ -317,31 +317,27 @@ func retryConnect(ctx context.Context, log *slog.Logger, name string, connect fu
 // connect builds and connects every driver named in config.
 func (c *controller) connect(ctx context.Context) error {
 	d := c.cfg.Devices
+	var p interface {
+		plc.PLC
+		Connect(context.Context) error
+	}
+	var err error
 	switch d.PLC.Protocol {
 	case plc.ProtoModbus:
-		p, err := plcmodbus.New(d.PLC, c.log)
-		if err != nil {
-			return err
-		}
-		c.closers = append(c.closers, p.Close)
-		if err := retryConnect(ctx, c.log, "plc", p.Connect); err != nil {
-			return err
-		}
-		c.plc = p
+		p, err = plcmodbus.New(d.PLC, c.log)
 	case plc.ProtoOPCUA:
-		p, err := plcopcua.New(d.PLC, c.log)
-		if err != nil {
-			return err
-		}
-		c.closers = append(c.closers, p.Close)
-		if err := retryConnect(ctx, c.log, "plc", p.Connect); err != nil {
-			return err
-		}
-		c.plc = p
+		p, err = plcopcua.New(d.PLC, c.log)
 	default:
 		return fmt.Errorf("plc.protocol: %q is not modbus or opcua", d.PLC.Protocol)
 	}
-	var err error
+	if err != nil {
+		return err
+	}
+	c.closers = append(c.closers, p.Close)
+	if err := retryConnect(ctx, c.log, "plc", p.Connect); err != nil {
+		return err
+	}
+	c.plc = p
 	if c.coder, err = printeropcua.New(d.Printer, c.log); err != nil {
 		return err
 	}
