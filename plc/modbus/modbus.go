@@ -30,8 +30,7 @@ type Driver struct {
 	out *link.Outbox
 
 	io  chan struct{} // one-slot semaphore: SetUnitId + request on cur, taken with ctx
-	mu  sync.Mutex
-	cur *mb.ModbusClient // nil while down
+	cur link.Current[mb.ModbusClient]
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -67,14 +66,14 @@ func (d *Driver) Connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("plc/modbus %s: %w", d.cfg.Modbus.Address, err)
 	}
-	d.setCur(c)
+	d.cur.Swap(c)
 	// The first poll happens here, so that the item counter's baseline is
 	// taken before Connect returns: every unit triggered afterwards is an
 	// event.
 	st := d.newPollState()
 	evs, err := d.poll(ctx, st)
 	if err != nil && !errors.Is(err, link.ErrHeartbeat) {
-		d.setCur(nil)
+		d.cur.Swap(nil)
 		c.Close()
 		return fmt.Errorf("plc/modbus %s: first poll: %w", d.cfg.Modbus.Address, err)
 	}
@@ -114,25 +113,12 @@ func (d *Driver) Close() error {
 			d.cancel()
 			<-d.done
 		}
-		if c := d.setCur(nil); c != nil {
+		if c := d.cur.Swap(nil); c != nil {
 			c.Close()
 		}
 		close(d.out.C)
 	})
 	return nil
-}
-
-func (d *Driver) setCur(c *mb.ModbusClient) (old *mb.ModbusClient) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	old, d.cur = d.cur, c
-	return old
-}
-
-func (d *Driver) client() *mb.ModbusClient {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cur
 }
 
 func (d *Driver) open(ctx context.Context) (*mb.ModbusClient, error) {
@@ -208,7 +194,7 @@ func (d *Driver) do(ctx context.Context, s plc.Signal, f func(*mb.ModbusClient) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c := d.client()
+	c := d.cur.Get()
 	if c == nil {
 		return plc.ErrNotConnected
 	}
@@ -276,7 +262,7 @@ func (d *Driver) run(ctx context.Context, st *pollState) {
 			return
 		case <-tick.C:
 		}
-		if d.client() == nil {
+		if d.cur.Get() == nil {
 			if !back.Wait(ctx) {
 				return
 			}
@@ -286,7 +272,7 @@ func (d *Driver) run(ctx context.Context, st *pollState) {
 				continue
 			}
 			d.log.Info("reconnected", "address", d.cfg.Modbus.Address)
-			d.setCur(c)
+			d.cur.Swap(c)
 			st.hb.Reset(time.Now())
 		}
 		evs, err := d.poll(ctx, st)
@@ -297,7 +283,7 @@ func (d *Driver) run(ctx context.Context, st *pollState) {
 				return
 			}
 			d.log.Warn("link lost", "err", err)
-			if c := d.setCur(nil); c != nil {
+			if c := d.cur.Swap(nil); c != nil {
 				c.Close()
 			}
 			back.Reset()

@@ -50,7 +50,7 @@ type Driver struct {
 	cert  []byte
 
 	mu  sync.Mutex
-	cur *opcua.Client // nil while down
+	cur link.Current[opcua.Client]
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -113,10 +113,10 @@ func (d *Driver) Connect(ctx context.Context) error {
 	// Subscribe and take the item counter's baseline before returning, so
 	// that every unit triggered after Connect is an event.
 	st := d.newState()
-	d.setCur(c) // before start emits link-up (see run)
+	d.cur.Swap(c) // before start emits link-up (see run)
 	sess, err := d.start(ctx, c, st)
 	if err != nil {
-		d.setCur(nil)
+		d.cur.Swap(nil)
 		d.closeClient(c)
 		return fmt.Errorf("plc/opcua %s: %w", d.cfg.OPCUA.Endpoint, err)
 	}
@@ -164,25 +164,12 @@ func (d *Driver) Close() error {
 		if d.started {
 			d.cancel()
 			<-d.done
-		} else if c := d.setCur(nil); c != nil {
+		} else if c := d.cur.Swap(nil); c != nil {
 			d.closeClient(c)
 		}
 		close(d.out.C)
 	})
 	return nil
-}
-
-func (d *Driver) setCur(c *opcua.Client) (old *opcua.Client) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	old, d.cur = d.cur, c
-	return old
-}
-
-func (d *Driver) client() *opcua.Client {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cur
 }
 
 func (d *Driver) closeClient(c *opcua.Client) {
@@ -268,7 +255,7 @@ func (d *Driver) Set(ctx context.Context, o plc.Output, value int) error {
 }
 
 func (d *Driver) write(ctx context.Context, sig string, val any) error {
-	c := d.client()
+	c := d.cur.Get()
 	if c == nil {
 		return plc.ErrNotConnected
 	}
@@ -325,9 +312,9 @@ func (d *Driver) run(ctx context.Context, sess *session, st *state) {
 			// The client is published before start emits link-up and the
 			// items recovered from the counter: whoever reacts to them can
 			// write at once.
-			d.setCur(c)
+			d.cur.Swap(c)
 			if sess, err = d.start(ctx, c, st); err != nil {
-				d.setCur(nil)
+				d.cur.Swap(nil)
 				d.log.Debug("re-subscribe failed", "err", err)
 				d.closeClient(c)
 				continue
@@ -336,7 +323,7 @@ func (d *Driver) run(ctx context.Context, sess *session, st *state) {
 		}
 		back.Reset()
 		err := d.serve(ctx, sess, st)
-		d.setCur(nil)
+		d.cur.Swap(nil)
 		d.closeClient(sess.c)
 		sess = nil
 		if ctx.Err() != nil {

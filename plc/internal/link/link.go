@@ -6,6 +6,7 @@ package link
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tracline/tracline/plc"
@@ -188,4 +189,27 @@ func (h *Heartbeat) Changed(v uint32) bool {
 		h.have, h.last = true, v
 	}
 	return changed
+}
+
+// Current holds a driver's current protocol client: nil while the link is
+// down. Safe for concurrent use.
+type Current[T any] struct {
+	mu sync.Mutex
+	c  *T
+}
+
+// Swap sets the current client (nil: the link is down) and returns the
+// previous one, for the caller to close.
+func (cur *Current[T]) Swap(c *T) (old *T) {
+	cur.mu.Lock()
+	defer cur.mu.Unlock()
+	old, cur.c = cur.c, c
+	return old
+}
+
+// Get returns the current client, nil while the link is down.
+func (cur *Current[T]) Get() *T {
+	cur.mu.Lock()
+	defer cur.mu.Unlock()
+	return cur.c
 }
