@@ -177,7 +177,7 @@ func checkScheme(c tracecode.Code, ls LevelSpec) error {
 	return nil
 }
 
-func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) error {
+func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) (err error) {
 	b, err := t.batchIn(ev.Batch, BatchOpen)
 	if err != nil {
 		return err
@@ -189,6 +189,8 @@ func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) error {
 	if err := checkName("pool name", ev.Pool); err != nil {
 		return err
 	}
+	var views []codeView
+	var hist [][]byte
 	if live && len(ev.Codes) == 0 {
 		if r.pickN <= 0 || r.pickN > chunk {
 			return fmt.Errorf("allocate %d codes: want 1..%d per event", r.pickN, chunk)
@@ -196,42 +198,62 @@ func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) error {
 		if p, _ := t.poolRead(ev.Pool); p.Available < int64(r.pickN) {
 			return fmt.Errorf("pool %s has %d codes, %d asked: %w", ev.Pool, p.Available, r.pickN, tracecode.ErrPoolEmpty)
 		}
-		o := badger.DefaultIteratorOptions
-		o.PrefetchValues = false
-		o.Prefix = poolCodePrefix(ev.Pool)
-		it := t.txn.NewIterator(o)
-		for it.Rewind(); it.Valid() && len(ev.Codes) < r.pickN; it.Next() {
-			ev.Codes = append(ev.Codes, tracecode.Code(it.Item().Key()[len(o.Prefix):]))
+		q, cursor := t.poolQueue(ev.Pool), t.poolCursor(ev.Pool)
+		if len(q) < r.pickN {
+			// Refill the pool's queue (the committer made this
+			// transaction see every earlier group: see Store.needsScan).
+			var err error
+			if q, cursor, err = t.refillPool(ev.Pool, q[:0], max(r.pickN, poolPrefetch)); err != nil {
+				return err
+			}
+			if len(q) < r.pickN {
+				return storageErr(fmt.Errorf("pool %s: account says %d available, found %d", ev.Pool, t.pool(ev.Pool).Available, len(q)))
+			}
 		}
-		it.Close()
-		if len(ev.Codes) < r.pickN {
-			return storageErr(fmt.Errorf("pool %s: account says %d available, found %d", ev.Pool, t.pool(ev.Pool).Available, len(ev.Codes)))
+		// Codes from the queue are in the pool (see poolQueue): their
+		// location and history need no reading.
+		views = make([]codeView, r.pickN)
+		hist = make([][]byte, r.pickN)
+		ev.Codes = make([]tracecode.Code, r.pickN)
+		for i, pc := range q[:r.pickN] {
+			if err := checkScheme(pc.code, ls); err != nil {
+				return err
+			}
+			ev.Codes[i] = pc.code
+			views[i] = codeView{code: pc.code, loc: loc{Pool: ev.Pool}, rec: rec{State: StateInPool}}
+			hist[i] = pc.hist
 		}
-	}
-	if len(ev.Codes) == 0 {
-		return errors.New("no codes to allocate")
-	}
-	views := make([]codeView, len(ev.Codes))
-	hist := make([][]byte, len(ev.Codes))
-	for i, c := range ev.Codes {
-		if err := checkScheme(c, ls); err != nil {
-			return err
+		defer func() {
+			if err == nil {
+				t.setPoolQueue(ev.Pool, q[r.pickN:], cursor)
+			}
+		}()
+	} else {
+		if len(ev.Codes) == 0 {
+			return errors.New("no codes to allocate")
 		}
-		cv, err := t.lookup(c)
-		if err != nil {
-			return err
+		views = make([]codeView, len(ev.Codes))
+		hist = make([][]byte, len(ev.Codes))
+		for i, c := range ev.Codes {
+			if err := checkScheme(c, ls); err != nil {
+				return err
+			}
+			cv, err := t.lookup(c)
+			if err != nil {
+				return err
+			}
+			if !cv.loc.inPool() || cv.loc.Pool != ev.Pool {
+				return refused("code %s is %s, not in pool %s", c, cv.rec.State, ev.Pool)
+			}
+			v, ok, err := t.get(poolCodeKey(ev.Pool, c))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return refused("code %s is not available in pool %s (allocated twice in one call?)", c, ev.Pool)
+			}
+			views[i], hist[i] = cv, v
 		}
-		if !cv.loc.inPool() || cv.loc.Pool != ev.Pool {
-			return refused("code %s is %s, not in pool %s", c, cv.rec.State, ev.Pool)
-		}
-		v, ok, err := t.get(poolCodeKey(ev.Pool, c))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return refused("code %s is not available in pool %s (allocated twice in one call?)", c, ev.Pool)
-		}
-		views[i], hist[i] = cv, v
 	}
 	for i := range views {
 		seqs, err := decodeSeqs(hist[i])
@@ -252,6 +274,49 @@ func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) error {
 	c.Allocated += int64(len(ev.Codes))
 	c.States[StateAllocated] += int64(len(ev.Codes))
 	return nil
+}
+
+// refillPool reads up to n codes of pool into q, from the committer's
+// cursor on (the codes before it were allocated; their tombstones would
+// only slow the scan), then from the start for codes imported or returned
+// behind the cursor.
+// It returns the queue and the cursor after it.
+func (t *wtx) refillPool(pool string, q []pooled, n int) ([]pooled, []byte, error) {
+	o := badger.DefaultIteratorOptions
+	o.PrefetchValues = false
+	o.Prefix = poolCodePrefix(pool)
+	it := t.txn.NewIterator(o)
+	defer it.Close()
+	from := t.poolCursor(pool)
+	scan := func(start, stop []byte) error {
+		for it.Seek(start); it.Valid() && len(q) < n; it.Next() {
+			k := it.Item().Key()
+			if stop != nil && bytes.Compare(k, stop) >= 0 {
+				break
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return storageErr(err)
+			}
+			q = append(q, pooled{tracecode.Code(k[len(o.Prefix):]), v})
+		}
+		return nil
+	}
+	if from == nil {
+		from = o.Prefix
+	}
+	if err := scan(from, nil); err != nil {
+		return nil, nil, err
+	}
+	if len(q) < n && !bytes.Equal(from, o.Prefix) {
+		if err := scan(o.Prefix, from); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(q) == 0 {
+		return q, nil, nil
+	}
+	return q, append(poolCodeKey(pool, q[len(q)-1].code), 0), nil
 }
 
 func (t *wtx) allocate(code tracecode.Code, ev *Event, seqs []uint64, pool string, flags uint8) error {

@@ -127,21 +127,27 @@ func TestCrashChild(t *testing.T) {
 	run, _ := strconv.Atoi(os.Getenv(crashEnv + "_RUN"))
 	s, err := Open(dir, Options{}) // synced, as on a line
 	must(t, err)
-	batch := fmt.Sprintf("CRASH%d", run)
-	must(t, s.CreateBatch(ctx, spec(batch, 10), op))
-	const units = 4000
-	must(t, s.AddToPool(ctx, batch+"-L1", codes(100+run*2, 0, units), "crash"))
-	must(t, s.AddToPool(ctx, batch+"-L2", codes(101+run*2, 0, units/10), "crash"))
-	l1, err := s.AllocateFromPool(ctx, batch, 1, batch+"-L1", units, op)
-	must(t, err)
-	l2, err := s.AllocateFromPool(ctx, batch, 2, batch+"-L2", units/10, op)
-	must(t, err)
 	var outMu sync.Mutex
 	say := func(lines ...string) {
 		outMu.Lock()
 		defer outMu.Unlock()
 		os.Stdout.WriteString(strings.Join(lines, "\n") + "\n")
 	}
+	// Batch after batch until the parent kills this process.
+	for round := 0; ; round++ {
+		crashBatch(t, s, fmt.Sprintf("CRASH%d-%d", run, round), 1000+run*200+round*2, say)
+	}
+}
+
+func crashBatch(t *testing.T, s *Store, batch string, prefix int, say func(...string)) {
+	must(t, s.CreateBatch(ctx, spec(batch, 10), op))
+	const units = 4000
+	must(t, s.AddToPool(ctx, batch+"-L1", codes(prefix, 0, units), "crash"))
+	must(t, s.AddToPool(ctx, batch+"-L2", codes(prefix+1, 0, units/10), "crash"))
+	l1, err := s.AllocateFromPool(ctx, batch, 1, batch+"-L1", units, op)
+	must(t, err)
+	l2, err := s.AllocateFromPool(ctx, batch, 2, batch+"-L2", units/10, op)
+	must(t, err)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < 64; w++ {

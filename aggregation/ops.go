@@ -265,10 +265,21 @@ func (s *Store) hint(r *request, codes []tracecode.Code) {
 	if closed || len(codes) > chunk {
 		return
 	}
-	views := make([]codeView, 0, len(codes))
+	// Codes in the committer's cache need no hint; hints are used in order,
+	// so any subset will do.
+	cold := make([]tracecode.Code, 0, len(codes))
+	for _, c := range codes {
+		if !s.hot.has(c) {
+			cold = append(cold, c)
+		}
+	}
+	if len(cold) == 0 {
+		return
+	}
+	views := make([]codeView, 0, len(cold))
 	_ = s.db.View(func(txn *badger.Txn) error {
 		t := &wtx{s: s, txn: txn}
-		for _, c := range codes {
+		for _, c := range cold {
 			cv, err := t.lookup(c)
 			if err != nil {
 				return err

@@ -62,9 +62,18 @@ type Store struct {
 	head     [32]byte
 	closed   bool
 	stats    Stats
-	hot      map[tracecode.Code]codeView // committer-only; see hotMax
-	touched  touchLog                    // committer-only; see touchLog
-	fatal    error                       // set when a commit failed in a way that leaves the caches unsure
+	hot      *hotCache           // written by the committer only; see hotMax
+	poolq    map[string][]pooled // committer-only; see poolQueue
+	poolc    map[string][]byte   // committer-only; see poolCursor
+	touched  touchLog            // committer-only; see touchLog
+	fatal    error               // set when a commit failed in a way that leaves the caches unsure
+
+	// Committer-only pipeline state (see run).
+	cur     *badger.Txn // the next group's transaction
+	overlay *wtx        // writes of the flight committed after cur was opened, if any
+	prev    *flight     // the last group sent to Badger
+	nseq    uint64      // last seq and hash applied (s.seq, s.head: last durable)
+	nhead   [32]byte
 }
 
 type blKey struct {
@@ -120,7 +129,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithNumLevelZeroTablesStall(12).
 		WithBlockCacheSize(int64(opts.CacheMB) << 20).
 		WithIndexCacheSize(int64(opts.CacheMB/2) << 20).
-		WithValueLogFileSize(128 << 20).
+		WithValueLogFileSize(16 << 20).
 		WithValueThreshold(1 << 10).
 		WithNumCompactors(2).
 		WithCompression(options.None). // CPU is scarcer than disk on an edge box
@@ -136,13 +145,14 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{
 		db: db, log: opts.Logger, opts: opts,
 		reqs: make(chan *request, 1024), stop: make(chan struct{}), exited: make(chan struct{}),
-		hot: map[tracecode.Code]codeView{}, counters: map[blKey]*levelCounters{}, batches: map[string]*batchRec{}, pools: map[string]*tracecode.PoolStat{},
+		hot: newHotCache(), poolq: map[string][]pooled{}, poolc: map[string][]byte{}, counters: map[blKey]*levelCounters{}, batches: map[string]*batchRec{}, pools: map[string]*tracecode.PoolStat{},
 	}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger %s: %w", dir, err)
 	}
 	s.touched.reset(s.seq)
+	s.nseq, s.nhead = s.seq, s.head
 	go s.run()
 	return s, nil
 }
@@ -274,12 +284,21 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	return r.err
 }
 
+// The committer is a two-stage pipeline. While Badger writes and syncs
+// group N (its "flight"), the committer already applies group N+1 to a
+// transaction it opened before committing N: that transaction's snapshot
+// lacks N's writes, so its reads look at N's writes first (wtx.overlay).
+// Group N+1 is committed only once N is durable, and its callers are
+// answered — refusals included — only once N+1 (or, if it wrote nothing,
+// everything before it) is durable. A request that scans a key range (pool
+// allocation, return of unsent codes, unpack) is a barrier: the committer
+// waits for the flight and opens a fresh transaction first, since an
+// iterator cannot see an overlay.
 func (s *Store) run() {
 	defer close(s.exited)
-	group := make([]*request, 0, s.opts.MaxGroup)
 	var held *request
 	for {
-		group = group[:0]
+		var group []*request
 		if held != nil {
 			group, held = append(group, held), nil
 		} else {
@@ -287,13 +306,19 @@ func (s *Store) run() {
 			case r := <-s.reqs:
 				group = append(group, r)
 			case <-s.stop:
+				s.settle()
+				if s.cur != nil {
+					s.cur.Discard()
+					s.cur = nil
+				}
 				s.drainAfterStop()
 				return
 			}
 		}
 		if !group[0].bulk {
+			w := group[0].weight()
 		fill:
-			for len(group) < s.opts.MaxGroup {
+			for len(group) < s.opts.MaxGroup && w < maxGroupCodes {
 				select {
 				case r := <-s.reqs:
 					if r.bulk {
@@ -301,13 +326,33 @@ func (s *Store) run() {
 						break fill
 					}
 					group = append(group, r)
+					w += r.weight()
 				default:
 					break fill
 				}
 			}
 		}
-		s.commit(group)
+		s.process(group)
 	}
+}
+
+// maxGroupCodes caps the codes one group touches, so that a group of many
+// allocations or packs stays well within Badger's transaction size limit
+// rather than failing and being split.
+const maxGroupCodes = 16384
+
+// weight is how many codes r touches, roughly.
+func (r *request) weight() int { return 1 + len(r.ev.Codes) + r.pickN }
+
+// flight is a group whose transaction Badger is writing.
+type flight struct {
+	group     []*request
+	t         *wtx
+	seq       uint64
+	head      [32]byte
+	err       error
+	committed time.Time
+	done      chan struct{} // closed once landed: caches updated, callers answered
 }
 
 // drainAfterStop refuses requests that raced with Close.
@@ -323,39 +368,183 @@ func (s *Store) drainAfterStop() {
 	}
 }
 
-// commit runs a group in one synced transaction. If Badger says the
-// transaction is too big, the group is split in halves and retried.
-func (s *Store) commit(group []*request) {
-	err := s.tryCommit(group)
-	if err != nil {
-		// The group's writes to the hot cache are not on disk: forget it all.
-		clear(s.hot)
+// settle waits until the group in flight, if any, has landed and returns
+// its error.
+func (s *Store) settle() error {
+	if s.prev == nil {
+		return nil
 	}
-	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
-		h := len(group) / 2
-		s.commit(group[:h])
-		s.commit(group[h:])
+	<-s.prev.done
+	return s.prev.err
+}
+
+// needsScan reports whether applying group iterates over keys (see run):
+// returning unsent codes, unpacking, or allocating more codes than a
+// pool's queue holds.
+func (s *Store) needsScan(group []*request) bool {
+	var need map[string]int
+	for _, r := range group {
+		switch r.ev.Kind {
+		case EvAllocPool:
+			if len(r.ev.Codes) > 0 {
+				continue
+			}
+			if need == nil {
+				need = map[string]int{}
+			}
+			need[r.ev.Pool] += r.pickN
+			if need[r.ev.Pool] > len(s.poolq[r.ev.Pool]) {
+				return true
+			}
+		case EvReturn:
+			if len(r.ev.Codes) == 0 {
+				return true
+			}
+		case EvUnpack:
+			return true
+		}
+	}
+	return false
+}
+
+// forget drops the committer's caches after a failed group: their
+// entries may describe writes that never reached the disk.
+func (s *Store) forget() {
+	s.hot.clear()
+	clear(s.poolq)
+	clear(s.poolc)
+}
+
+// fresh makes s.cur a transaction whose snapshot holds every group
+// committed so far.
+func (s *Store) fresh() {
+	s.settle()
+	if s.cur != nil && s.overlay == nil {
 		return
 	}
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		err = fmt.Errorf("one operation is too large for a transaction (%d codes): split it", len(group[0].ev.Codes))
+	if s.cur != nil {
+		s.cur.Discard()
 	}
+	s.cur, s.overlay = s.db.NewTransaction(true), nil
+}
+
+// answer closes every request of group, giving err to those without one.
+func answer(group []*request, err error) {
 	for _, r := range group {
 		if err != nil && r.err == nil {
-			r.err = fmt.Errorf("ledger commit: %w", err)
+			r.err = err
 		}
 		close(r.done)
 	}
 }
 
-func (s *Store) tryCommit(group []*request) error {
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	t := newWtx(s, txn)
-	t.hot = true
-	seq, head := s.seq, s.head
-	wrote := false
+// process applies a group and sends it to Badger. If Badger says the
+// transaction is too big, the group is split in halves and retried.
+func (s *Store) process(group []*request) {
+	if s.cur == nil || s.needsScan(group) {
+		s.fresh()
+	}
+	if err := s.failed(); err != nil {
+		answer(group, fmt.Errorf("ledger stopped accepting writes after a failed commit: %w", err))
+		return
+	}
+	t := newWtx(s, s.cur)
+	t.hot, t.overlay = true, s.overlay
+	seq, head, wrote, err := s.applyGroup(t, group)
+	t.overlay = nil // applied: the flight's writes are no longer needed through t
+	if err != nil {
+		s.forget()
+		s.cur.Discard()
+		s.cur = nil
+		if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
+			h := len(group) / 2
+			s.process(group[:h])
+			s.process(group[h:])
+			return
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			err = fmt.Errorf("one operation is too large for a transaction (%d codes): split it", len(group[0].ev.Codes))
+		}
+		s.settle()
+		answer(group, fmt.Errorf("ledger commit: %w", err))
+		return
+	}
+	// Answers and the next commit wait until everything before is durable.
+	if perr := s.settle(); perr != nil {
+		s.forget()
+		s.cur.Discard()
+		s.cur = nil
+		answer(group, fmt.Errorf("ledger commit: %w", perr))
+		return
+	}
+	if !wrote {
+		answer(group, nil) // refusals and no-ops: the transaction stays unused
+		return
+	}
+	fl := &flight{group: group, t: t, seq: seq, head: head, committed: time.Now(), done: make(chan struct{})}
+	next := s.db.NewTransaction(true) // before the commit: it sees all but fl
+	s.cur.CommitWith(func(err error) { s.land(fl, err) })
+	s.cur, s.overlay, s.prev = next, t, fl
+	s.nseq, s.nhead = seq, head
+}
+
+// failed is the error that stopped the store, if any.
+func (s *Store) failed() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.fatal
+}
+
+// land runs when Badger has written (and synced) a flight: it publishes
+// the flight's counters and journal head and answers its callers.
+func (s *Store) land(fl *flight, err error) {
+	s.mu.Lock()
+	if err != nil {
+		// Badger's state is unknown to us now: refuse further writes rather
+		// than risk caches that disagree with the disk.
+		s.fatal = err
+		s.mu.Unlock()
+		s.log.Error("ledger commit failed; store is read-only until reopened", "err", err)
+		fl.err = err
+		answer(fl.group, fmt.Errorf("ledger commit: %w", err))
+		close(fl.done)
+		return
+	}
+	for k, v := range fl.t.counters {
+		s.counters[k] = v
+	}
+	for k, v := range fl.t.batches {
+		s.batches[k] = v
+	}
+	for k, v := range fl.t.pools {
+		s.pools[k] = v
+	}
+	s.seq, s.head = fl.seq, fl.head
+	s.stats.Groups++
+	s.stats.Requests += uint64(len(fl.group))
+	s.stats.CommitTime += time.Since(fl.committed)
+	s.mu.Unlock()
+	// Wake the committer before the callers: it is then scheduled ahead of
+	// the hundreds of goroutines the answers make runnable.
+	close(fl.done)
+	answer(fl.group, nil)
+}
+
+// applyGroup applies every request of group to t and adds the group's
+// journal block and head. It returns the last seq and hash, and whether
+// anything was written; an error means t must be discarded.
+func (s *Store) applyGroup(t *wtx, group []*request) (seq uint64, head [32]byte, wrote bool, err error) {
+	seq, head = s.nseq, s.nhead
 	var blk, scratch []byte // the group's journal block; one event's bytes
+	// What the callers learn (codes picked, seq) is set only once the whole
+	// group is in the transaction: a group split and retried starts over
+	// from the requests as they came.
+	type applied struct {
+		r     *request
+		codes []tracecode.Code
+		seq   uint64
+	}
+	var done []applied
 	for _, r := range group {
 		r.err, r.noop, r.collided, r.lastKey = nil, false, nil, nil
 		ev := r.ev // the retry after a split starts from the caller's request
@@ -381,14 +570,14 @@ func (s *Store) tryCommit(group []*request) error {
 		}
 		if err != nil {
 			if isTxnErr(err) {
-				return err
+				return 0, head, false, err
 			}
 			r.err = err
 			continue
 		}
 		body, err := appendEvent(scratch[:0], &ev)
 		if err != nil {
-			return err
+			return 0, head, false, err
 		}
 		scratch = body
 		h := chainHash(head, seq, body)
@@ -397,52 +586,29 @@ func (s *Store) tryCommit(group []*request) error {
 		}
 		seq, head = ev.Seq, h
 		wrote = true
-		r.ev.Codes = ev.Codes
-		r.ev.Seq = ev.Seq
+		done = append(done, applied{r, ev.Codes, ev.Seq})
 	}
 	if !wrote {
-		return nil // everything refused or a no-op: nothing to write
+		return seq, head, false, nil // everything refused or a no-op: nothing to write
 	}
 	if err := t.flush(); err != nil {
-		return err
+		return 0, head, false, err
 	}
 	if !s.opts.replay {
-		if err := txn.Set(journalKey(seq), blk); err != nil {
-			return err
+		if err := t.set(journalKey(seq), blk); err != nil {
+			return 0, head, false, err
 		}
 	}
 	hv := make([]byte, 40)
 	binary.BigEndian.PutUint64(hv, seq)
 	copy(hv[8:], head[:])
-	if err := txn.Set(keyHead, hv); err != nil {
-		return err
+	if err := t.set(keyHead, hv); err != nil {
+		return 0, head, false, err
 	}
-	tc := time.Now()
-	if err := txn.Commit(); err != nil {
-		// Badger's state is unknown to us now: refuse further writes rather
-		// than risk caches that disagree with the disk.
-		s.mu.Lock()
-		s.fatal = err
-		s.mu.Unlock()
-		s.log.Error("ledger commit failed; store is read-only until reopened", "err", err)
-		return err
+	for _, a := range done {
+		a.r.ev.Codes, a.r.ev.Seq = a.codes, a.seq
 	}
-	s.mu.Lock()
-	for k, v := range t.counters {
-		s.counters[k] = v
-	}
-	for k, v := range t.batches {
-		s.batches[k] = v
-	}
-	for k, v := range t.pools {
-		s.pools[k] = v
-	}
-	s.seq, s.head = seq, head
-	s.stats.Groups++
-	s.stats.Requests += uint64(len(group))
-	s.stats.CommitTime += time.Since(tc)
-	s.mu.Unlock()
-	return nil
+	return seq, head, true, nil
 }
 
 // Stats are the committer's counters since Open.

@@ -90,7 +90,10 @@ func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rs *Store, r
 		if len(group) == 0 {
 			return
 		}
-		rs.commit(group)
+		rs.process(group)
+		for _, r := range group {
+			<-r.done
+		}
 		for _, r := range group {
 			if r.err != nil {
 				rep.add("event %d (%s): replay refused it: %v", r.ev.Seq, r.ev.Kind, r.err)
@@ -102,7 +105,7 @@ func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rs *Store, r
 		if fatal != nil {
 			rep.add("replay stopped: %v", fatal)
 		}
-		group = group[:0]
+		group = nil // the committer may still hold the old slice
 	}
 	for it.Rewind(); it.Valid(); it.Next() {
 		if err := ctx.Err(); err != nil {

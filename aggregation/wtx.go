@@ -26,6 +26,12 @@ type wtx struct {
 	hints   []codeView
 	hintAt  int
 	hintSeq uint64
+	// log lists the keys this group wrote, in order; idx indexes it, built
+	// on first need. overlay is the group in flight whose writes the
+	// transaction's snapshot lacks (see Store.run).
+	log     []written
+	idx     map[string]int
+	overlay *wtx
 }
 
 func newWtx(s *Store, txn *badger.Txn) *wtx {
@@ -39,6 +45,7 @@ func (t *wtx) set(k, v []byte) error {
 	if err := t.txn.Set(k, v); err != nil {
 		return storageErr(err)
 	}
+	t.wrote(k, v, false)
 	return nil
 }
 
@@ -46,11 +53,51 @@ func (t *wtx) del(k []byte) error {
 	if err := t.txn.Delete(k); err != nil {
 		return storageErr(err)
 	}
+	t.wrote(k, nil, true)
 	return nil
 }
 
-// get returns the value of k, or nil, false if absent.
+// written is a key's value as a group left it.
+type written struct {
+	k, v []byte
+	del  bool
+}
+
+func (t *wtx) wrote(k, v []byte, del bool) {
+	t.log = append(t.log, written{k, v, del})
+	if t.idx != nil {
+		t.idx[string(k)] = len(t.log) - 1
+	}
+}
+
+// index maps each key t wrote to its last write in t.log.
+func (t *wtx) index() map[string]int {
+	if t.idx == nil {
+		t.idx = make(map[string]int, len(t.log))
+		for i, w := range t.log {
+			t.idx[string(w.k)] = i
+		}
+	}
+	return t.idx
+}
+
+// get returns the value of k, or nil, false if absent: from this group's
+// writes, else the flight's, else the snapshot. Badger's transaction gives
+// its own writes before the snapshot, so t.log is consulted only when the
+// flight wrote k.
 func (t *wtx) get(k []byte) ([]byte, bool, error) {
+	if o := t.overlay; o != nil && len(o.log) > 0 {
+		if i, ok := o.index()[string(k)]; ok {
+			w := o.log[i]
+			if j, ok := t.index()[string(k)]; ok {
+				w = t.log[j]
+			}
+			if w.del {
+				return nil, false, nil
+			}
+			return w.v, true, nil
+		}
+	}
 	it, err := t.txn.Get(k)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, false, nil
@@ -78,7 +125,7 @@ func (t *wtx) lookup(c tracecode.Code) (codeView, error) {
 		return codeView{}, err
 	}
 	if t.hot {
-		if cv, ok := t.s.hot[c]; ok {
+		if cv, ok := t.s.hot.get(c); ok {
 			cv.rec.Seqs = slices.Clone(cv.rec.Seqs)
 			return cv, nil
 		}
@@ -127,13 +174,13 @@ func (t *wtx) putRec(cv *codeView, seq uint64) error {
 	}
 	if t.hot {
 		t.s.touched.add(cv.code, seq)
-		switch _, in := t.s.hot[cv.code]; {
-		case cv.rec.State != StateSent && cv.rec.State != StatePrinted:
-			delete(t.s.hot, cv.code)
-		case in || len(t.s.hot) < hotMax:
+		switch cv.rec.State {
+		case StateAllocated, StateSent, StatePrinted:
 			c := *cv
 			c.rec.Seqs = slices.Clone(cv.rec.Seqs)
-			t.s.hot[cv.code] = c
+			t.s.hot.put(c)
+		default:
+			t.s.hot.del(cv.code)
 		}
 	}
 	return nil
@@ -181,15 +228,60 @@ func (l *touchLog) unchangedSince(c tracecode.Code, seq uint64) bool {
 	return true
 }
 
-// hotMax bounds the committer's cache of codes sent or printed: the codes
-// between the printer and the camera, looked up on every commission or
-// reject. A line has a few hundred in flight; the bound is for runs that
-// send far ahead.
+// poolPrefetch is how many codes the committer reads ahead from a pool, so
+// that allocating a few codes at a time does not scan the pool (past the
+// tombstones of every code allocated before) each time.
+const poolPrefetch = 8192
+
+// poolQueue is the committer's read-ahead of pool's codes, in key order:
+// a subset of the codes in the pool, since only allocation takes codes out
+// and allocation takes them from the queue. Outside the committer it is
+// empty, so the pool is scanned.
+func (t *wtx) poolQueue(pool string) []pooled {
+	if !t.hot {
+		return nil
+	}
+	return t.s.poolq[pool]
+}
+
+// setPoolQueue keeps q, read up to the key before cursor, as pool's queue.
+func (t *wtx) setPoolQueue(pool string, q []pooled, cursor []byte) {
+	if t.hot {
+		t.s.poolq[pool], t.s.poolc[pool] = q, cursor
+	}
+}
+
+// poolCursor is the key after the last code the committer queued from
+// pool, or nil to scan from the start.
+func (t *wtx) poolCursor(pool string) []byte {
+	if !t.hot {
+		return nil
+	}
+	return t.s.poolc[pool]
+}
+
+// pooled is a code in a pool's queue with its stored history (the value
+// of its pool key).
+type pooled struct {
+	code tracecode.Code
+	hist []byte
+}
+
+// hotMax bounds the committer's cache of codes allocated, sent or printed:
+// the codes on their way to the printer and between the printer and the
+// camera, looked up on every send, commission or reject. A line has a few
+// hundred in flight; the bound is for runs that allocate far ahead (their
+// later codes are read from Badger, slower but the same).
 const hotMax = 1 << 17
 
 func (t *wtx) batch(id string) (*batchRec, bool) {
 	if b, ok := t.batches[id]; ok {
 		return b, true
+	}
+	if o := t.overlay; o != nil {
+		if b, ok := o.batches[id]; ok {
+			return b, true
+		}
 	}
 	t.s.mu.RLock()
 	b, ok := t.s.batches[id]
@@ -226,6 +318,11 @@ func (t *wtx) ctrRead(batch string, l tracecode.Level) levelCounters {
 	if c, ok := t.counters[k]; ok {
 		return *c
 	}
+	if o := t.overlay; o != nil {
+		if c, ok := o.counters[k]; ok {
+			return *c
+		}
+	}
 	t.s.mu.RLock()
 	defer t.s.mu.RUnlock()
 	if c, ok := t.s.counters[k]; ok {
@@ -247,6 +344,11 @@ func (t *wtx) ctr(batch string, l tracecode.Level) *levelCounters {
 func (t *wtx) poolRead(name string) (tracecode.PoolStat, bool) {
 	if p, ok := t.pools[name]; ok {
 		return *p, true
+	}
+	if o := t.overlay; o != nil {
+		if p, ok := o.pools[name]; ok {
+			return *p, true
+		}
 	}
 	t.s.mu.RLock()
 	defer t.s.mu.RUnlock()

@@ -8,10 +8,12 @@ package ledgerbench
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +37,8 @@ type Config struct {
 	SkipVerify  bool
 	MemLimitMB  int // soft Go memory limit for the run (debug.SetMemoryLimit); 0 leaves it alone
 	Logger      *slog.Logger
+	// Profile, if set, receives a CPU profile of the full-load phase.
+	Profile io.Writer
 }
 
 // Default is the configuration of `linectl bench ledger`.
@@ -72,11 +76,14 @@ type Result struct {
 	Codes             int      `json:"codes"`
 	Writers           int      `json:"writers"`
 	Sync              bool     `json:"sync"`
-	TransitionsPerS   float64  `json:"transitions_per_s"` // durable code transitions at full load: sent (requests of 16) + commissioned (one per request)
+	TransitionsPerS   float64  `json:"transitions_per_s"` // durable code transitions at full load: allocated and sent (requests of 16), commissioned (one per request)
 	CommissionsPerS   float64  `json:"commissions_per_s"` // of which commissions
 	AckP50Ms          float64  `json:"ack_p50_ms"`        // Commission at full load
 	AckP99Ms          float64  `json:"ack_p99_ms"`        // at full load
 	AckMaxMs          float64  `json:"ack_max_ms"`
+	Groups            uint64   `json:"groups"`         // synced transactions at full load
+	MeanGroup         float64  `json:"mean_group"`     // requests per synced transaction at full load
+	MeanCommitMs      float64  `json:"mean_commit_ms"` // write and sync of one transaction at full load
 	LineRate          int      `json:"line_rate_per_s"`
 	LineAckP50Ms      float64  `json:"line_ack_p50_ms"`
 	LineAckP99Ms      float64  `json:"line_ack_p99_ms"`
@@ -158,19 +165,26 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if err := s.AddToPool(ctx, pool, cs, "bench"); err != nil {
 			return res, fmt.Errorf("import L%d: %w", li+1, err)
 		}
+		if li == 0 {
+			// Level 1 is allocated and sent during the load phases, a few
+			// codes at a time, as a line does; the line-load samples first.
+			got, err := s.AllocateFromPool(ctx, batch, 1, pool, cfg.LineSamples, dev)
+			if err != nil {
+				return res, fmt.Errorf("allocate L1: %w", err)
+			}
+			if err := s.MarkSent(ctx, got, dev); err != nil {
+				return res, err
+			}
+			levels[0] = append(got, make([]tracecode.Code, n-len(got))...)
+			res.Codes += n
+			continue
+		}
 		got, err := s.AllocateFromPool(ctx, batch, tracecode.Level(li+1), pool, n, dev)
 		if err != nil {
 			return res, fmt.Errorf("allocate L%d: %w", li+1, err)
 		}
-		sendFrom := 0
-		if li == 0 {
-			sendFrom = n // level 1 is sent during the load phases, as a line does
-			if err := s.MarkSent(ctx, got[:cfg.LineSamples], dev); err != nil {
-				return res, err
-			}
-		}
-		if err := parallel(ctx, cfg.Writers, (n-sendFrom+999)/1000, func(i int) error {
-			return s.MarkSent(ctx, got[sendFrom+i*1000:min(sendFrom+(i+1)*1000, n)], dev)
+		if err := parallel(ctx, cfg.Writers, (n+999)/1000, func(i int) error {
+			return s.MarkSent(ctx, got[i*1000:min((i+1)*1000, n)], dev)
 		}, nil); err != nil {
 			return res, fmt.Errorf("mark sent L%d: %w", li+1, err)
 		}
@@ -202,32 +216,58 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.LineAckP50Ms, res.LineAckP99Ms, res.LineAckMaxMs = pct(lineLat)
 
 	// Full load: the other level-1 units, as cfg.Writers lines would do
-	// them: send 16 codes ahead (one request), then commission each (one
-	// request per unit). Every code makes two durable transitions.
+	// them, in work items of 64 units: allocate 64 codes from the pool (one
+	// request), send them to the printer 16 at a time, and commission each
+	// unit (one request per unit). Every code makes three durable
+	// transitions: allocated, sent, commissioned.
 	rest := units[cfg.LineSamples:]
-	const ahead = 16
+	pool1 := batch + "-L1"
+	const alloc, ahead = 64, 16
 	lat := make([]time.Duration, len(rest))
+	if cfg.Profile != nil {
+		if err := pprof.StartCPUProfile(cfg.Profile); err != nil {
+			return res, fmt.Errorf("cpu profile: %w", err)
+		}
+	}
+	st0 := s.Stats()
 	tf := time.Now()
-	if err := parallel(ctx, cfg.Writers, (len(rest)+ahead-1)/ahead, func(i int) error {
-		part := rest[i*ahead : min((i+1)*ahead, len(rest))]
-		if err := s.MarkSent(ctx, part, dev); err != nil {
+	if err := parallel(ctx, cfg.Writers, (len(rest)+alloc-1)/alloc, func(i int) error {
+		item := rest[i*alloc : min((i+1)*alloc, len(rest))]
+		got, err := s.AllocateFromPool(ctx, batch, 1, pool1, len(item), dev)
+		if err != nil {
 			return err
 		}
-		for j, c := range part {
-			st := time.Now()
-			if err := s.Commission(ctx, c, aggregation.UnitInfo{ItemID: uint64(i*ahead + j)}, dev); err != nil {
+		copy(item, got)
+		for p := 0; p < len(item); p += ahead {
+			part := item[p:min(p+ahead, len(item))]
+			if err := s.MarkSent(ctx, part, dev); err != nil {
 				return err
 			}
-			lat[i*ahead+j] = time.Since(st)
+			for j, c := range part {
+				k := i*alloc + p + j
+				st := time.Now()
+				if err := s.Commission(ctx, c, aggregation.UnitInfo{ItemID: uint64(k)}, dev); err != nil {
+					return err
+				}
+				lat[k] = time.Since(st)
+			}
 		}
 		return nil
 	}, nil); err != nil {
 		return res, err
 	}
 	el := time.Since(tf).Seconds()
-	res.TransitionsPerS = float64(2*len(rest)) / el
+	if cfg.Profile != nil {
+		pprof.StopCPUProfile()
+	}
+	res.TransitionsPerS = float64(3*len(rest)) / el
 	res.CommissionsPerS = float64(len(rest)) / el
 	res.AckP50Ms, res.AckP99Ms, res.AckMaxMs = pct(lat)
+	if st := s.Stats(); st.Groups > st0.Groups {
+		res.Groups = st.Groups - st0.Groups
+		res.MeanGroup = round(float64(st.Requests-st0.Requests) / float64(res.Groups))
+		res.MeanCommitMs = round(float64((st.CommitTime - st0.CommitTime).Microseconds()) / 1000 / float64(res.Groups))
+	}
 	cfg.Logger.Info("bench ledger: full load done", "elapsed_s", round(time.Since(t0).Seconds()), "rss_mb", round(rssMB()))
 
 	// Commission the labels, then pack level by level.

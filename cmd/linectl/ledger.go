@@ -137,10 +137,19 @@ func benchLedger(ctx context.Context, c *cli, args []string) error {
 	fs.IntVar(&cfg.MemLimitMB, "memlimit-mb", cfg.MemLimitMB, "soft Go memory limit during the run (0: none)")
 	fs.BoolVar(&cfg.SkipVerify, "skip-verify", false, "do not verify the ledger at the end (it replays every event)")
 	fs.BoolVar(&cfg.NoSync, "nosync", false, "skip fsync (measures everything but the disk; never on a line)")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the full-load phase to this file")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
 	cfg.Logger = c.log
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cfg.Profile = f
+	}
 	res, err := ledgerbench.Run(ctx, cfg)
 	if err != nil {
 		return err

@@ -1,0 +1,83 @@
+package aggregation
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tracline/tracline/tracecode"
+)
+
+// hotCache holds the codes the line is about to use (see hotMax). Only the
+// committer writes it; callers read it to skip hints the committer will not
+// need. It is sharded so that those reads rarely wait for a write.
+type hotCache struct {
+	seed   maphash.Seed
+	n      atomic.Int64
+	shards [64]hotShard
+}
+
+type hotShard struct {
+	mu sync.RWMutex
+	m  map[tracecode.Code]codeView
+	_  [24]byte // keep shards on separate cache lines
+}
+
+func newHotCache() *hotCache {
+	h := &hotCache{seed: maphash.MakeSeed()}
+	for i := range h.shards {
+		h.shards[i].m = map[tracecode.Code]codeView{}
+	}
+	return h
+}
+
+func (h *hotCache) shard(c tracecode.Code) *hotShard {
+	return &h.shards[maphash.String(h.seed, string(c))%uint64(len(h.shards))]
+}
+
+// get returns c's view; the caller owns the returned Seqs.
+func (h *hotCache) get(c tracecode.Code) (codeView, bool) {
+	sh := h.shard(c)
+	sh.mu.RLock()
+	cv, ok := sh.m[c]
+	sh.mu.RUnlock()
+	return cv, ok
+}
+
+func (h *hotCache) has(c tracecode.Code) bool {
+	_, ok := h.get(c)
+	return ok
+}
+
+// put stores cv (which it must own) if c is cached already or there is room.
+func (h *hotCache) put(cv codeView) {
+	sh := h.shard(cv.code)
+	sh.mu.Lock()
+	if _, in := sh.m[cv.code]; in || h.n.Load() < hotMax {
+		if !in {
+			h.n.Add(1)
+		}
+		sh.m[cv.code] = cv
+	}
+	sh.mu.Unlock()
+}
+
+func (h *hotCache) del(c tracecode.Code) {
+	sh := h.shard(c)
+	sh.mu.Lock()
+	if _, in := sh.m[c]; in {
+		delete(sh.m, c)
+		h.n.Add(-1)
+	}
+	sh.mu.Unlock()
+}
+
+func (h *hotCache) clear() {
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.Lock()
+		h.n.Add(-int64(len(sh.m)))
+		clear(sh.m)
+		sh.mu.Unlock()
+	}
+}

@@ -1,0 +1,309 @@
+package aggregation
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/tracline/tracline/tracecode"
+)
+
+// Many writers run code lives at once on a synced store, so that groups
+// are applied while the previous group is still being written (the
+// committer's pipeline): reads of codes the flight just wrote (a pack of
+// codes commissioned in the group before, an unpack barrier, pool
+// allocations) must see those writes. Each writer keeps a model of its own
+// codes; at the end every code, the batch counters and a full replay
+// (Verify, which applies one group at a time) must agree with the models.
+func TestPipelineModel(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	const workers, units, ratio = 8, 120, 5
+	must(t, s.CreateBatch(ctx, spec("PM", ratio), op))
+	must(t, s.AddToPool(ctx, "pm-1", codes(401, 0, workers*units), "test"))
+	must(t, s.AddToPool(ctx, "pm-2", codes(402, 0, workers*units/ratio), "test"))
+
+	type want struct {
+		state  CodeState
+		parent tracecode.Code
+	}
+	models := make([]map[tracecode.Code]want, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		models[w] = map[tracecode.Code]want{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := models[w]
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			fail := func(f string, a ...any) { t.Errorf("worker %d: "+f, append([]any{w}, a...)...) }
+			kids, err := s.AllocateFromPool(ctx, "PM", 1, "pm-1", units, op)
+			if err != nil {
+				fail("allocate units: %v", err)
+				return
+			}
+			parents, err := s.AllocateFromPool(ctx, "PM", 2, "pm-2", units/ratio, op)
+			if err != nil {
+				fail("allocate parents: %v", err)
+				return
+			}
+			for _, c := range append(kids, parents...) {
+				m[c] = want{state: StateAllocated}
+			}
+			var loose []tracecode.Code
+			next := 0 // next parent
+			for i := 0; i < len(kids); i += 10 {
+				part := kids[i : i+10]
+				if err := s.MarkSent(ctx, part, op); err != nil {
+					fail("send: %v", err)
+					return
+				}
+				for _, c := range part {
+					if rng.IntN(5) == 0 {
+						if err := s.Reject(ctx, c, "camera: no read", op); err != nil {
+							fail("reject %s: %v", c, err)
+							return
+						}
+						m[c] = want{state: StateRejected}
+						continue
+					}
+					if err := s.Commission(ctx, c, UnitInfo{ItemID: uint64(i)}, op); err != nil {
+						fail("commission %s: %v", c, err)
+						return
+					}
+					m[c] = want{state: StateCommissioned}
+					loose = append(loose, c)
+				}
+				for len(loose) >= ratio && next < len(parents) {
+					p, box := parents[next], loose[:ratio]
+					next++
+					loose = loose[ratio:]
+					if err := s.MarkSent(ctx, []tracecode.Code{p}, op); err != nil {
+						fail("send parent: %v", err)
+						return
+					}
+					if err := s.Commission(ctx, p, UnitInfo{}, op); err != nil {
+						fail("commission parent: %v", err)
+						return
+					}
+					if err := s.Pack(ctx, p, box, PackOpts{}, op); err != nil {
+						fail("pack %s: %v", p, err)
+						return
+					}
+					m[p] = want{state: StateCommissioned}
+					for _, c := range box {
+						m[c] = want{StateAggregated, p}
+					}
+					if rng.IntN(3) > 0 {
+						continue
+					}
+					// Rework: unpack (a barrier), take one unit out, pack again short.
+					if err := s.Unpack(ctx, p, "rework", qa); err != nil {
+						fail("unpack %s: %v", p, err)
+						return
+					}
+					if err := s.Decommission(ctx, box[0], "damaged", qa); err != nil {
+						fail("decommission %s: %v", box[0], err)
+						return
+					}
+					m[box[0]] = want{state: StateDecommissioned}
+					if err := s.Pack(ctx, p, box[1:], PackOpts{Partial: true, Reason: "one damaged"}, qa); err != nil {
+						fail("repack %s: %v", p, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	count := map[tracecode.Level]map[string]int64{1: {}, 2: {}}
+	for _, m := range models {
+		for c, w := range m {
+			info, err := s.Lookup(ctx, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			count[info.Level][w.state.String()]++
+			if info.State != w.state || info.Parent != w.parent {
+				t.Errorf("%s: %s in %q, want %s in %q", c, info.State, info.Parent, w.state, w.parent)
+			}
+		}
+	}
+	sum, err := s.Summary(ctx, "PM")
+	must(t, err)
+	for _, l := range sum.Levels {
+		for st, n := range l.States {
+			if n != count[l.Level][st] {
+				t.Errorf("summary: level %s has %d %s, models %d", l.Level, n, st, count[l.Level][st])
+			}
+		}
+		for st, n := range count[l.Level] {
+			if l.States[st] != n {
+				t.Errorf("summary: level %s has %d %s, models %d", l.Level, l.States[st], st, n)
+			}
+		}
+	}
+	if st := s.Stats(); st.Groups >= st.Requests {
+		t.Errorf("no group carried more than one request (%+v): the pipeline was not exercised", st)
+	}
+	rep, err := s.Verify(ctx)
+	must(t, err)
+	if len(rep.Problems) > 0 {
+		t.Fatalf("verify: %v", rep.Problems)
+	}
+	fmt.Fprintf(testWriter{t}, "%d events in %d groups", rep.Events, s.Stats().Groups)
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// Writers race for the same keys in consecutive groups: generated codes
+// registered by several writers at once (each code must go to exactly one),
+// and the same loose units packed into different parents (each unit must
+// end in exactly one). The committer reads those keys while the previous
+// group, which may have written them, is still in flight.
+func TestPipelineContention(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	must(t, s.CreateBatch(ctx, spec("PC", 4), op))
+	const writers, n = 8, 400
+	gen := codes(403, 0, n)
+	var mu sync.Mutex
+	won := map[tracecode.Code]int{}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			order := rand.New(rand.NewPCG(uint64(w), 9)).Perm(n / 5)
+			for _, k := range order {
+				part := gen[k*5 : k*5+5]
+				collided, err := s.AllocateGenerated(ctx, "PC", 1, part, op)
+				if err != nil {
+					t.Errorf("register: %v", err)
+					return
+				}
+				lost := map[tracecode.Code]bool{}
+				for _, c := range collided {
+					lost[c] = true
+				}
+				mu.Lock()
+				for _, c := range part {
+					if !lost[c] {
+						won[c]++
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, c := range gen {
+		if won[c] != 1 {
+			t.Errorf("code %s registered by %d writers, want 1", c, won[c])
+		}
+	}
+	if t.Failed() {
+		return
+	}
+
+	units := gen[:200]
+	must(t, s.MarkSent(ctx, units, op))
+	for _, c := range units {
+		must(t, s.Commission(ctx, c, UnitInfo{}, op))
+	}
+	must(t, s.AddToPool(ctx, "pc-2", codes(404, 0, writers*50), "test"))
+	parentOf := map[tracecode.Code]tracecode.Code{}
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ps, err := s.AllocateFromPool(ctx, "PC", 2, "pc-2", 50, op)
+			if err != nil {
+				t.Errorf("allocate: %v", err)
+				return
+			}
+			must(t, s.MarkSent(ctx, ps, op))
+			order := rand.New(rand.NewPCG(uint64(w), 11)).Perm(50)
+			for i, k := range order {
+				p := ps[i]
+				if err := s.Commission(ctx, p, UnitInfo{}, op); err != nil {
+					t.Errorf("commission parent: %v", err)
+					return
+				}
+				box := units[k*4 : k*4+4]
+				err := s.Pack(ctx, p, box, PackOpts{}, op)
+				if err != nil {
+					continue // another writer packed one of them first
+				}
+				mu.Lock()
+				for _, c := range box {
+					if q, dup := parentOf[c]; dup {
+						t.Errorf("unit %s packed into %s and %s", c, q, p)
+					}
+					parentOf[c] = p
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, c := range units {
+		info, err := s.Lookup(ctx, c)
+		must(t, err)
+		if info.Parent != parentOf[c] {
+			t.Errorf("unit %s is in %q, the writers saw it packed into %q", c, info.Parent, parentOf[c])
+		}
+	}
+	rep, err := s.Verify(ctx)
+	must(t, err)
+	if len(rep.Problems) > 0 {
+		t.Fatalf("verify: %v", rep.Problems)
+	}
+}
+
+// The committer reads a pool ahead from a cursor; codes imported behind the
+// cursor are still found, every code is allocated once, and an empty pool
+// says so.
+func TestPoolCursorWrapsAround(t *testing.T) {
+	s, _ := openTest(t)
+	must(t, s.CreateBatch(ctx, spec("PW"), op))
+	must(t, s.AddToPool(ctx, "pw", codes(405, 100, 100), "late codes"))
+	seen := map[tracecode.Code]bool{}
+	take := func(n int) {
+		t.Helper()
+		got, err := s.AllocateFromPool(ctx, "PW", 1, "pw", n, op)
+		must(t, err)
+		for _, c := range got {
+			if seen[c] {
+				t.Fatalf("code %s allocated twice", c)
+			}
+			seen[c] = true
+		}
+	}
+	take(10)
+	must(t, s.AddToPool(ctx, "pw", codes(405, 0, 10), "early codes")) // sort before the cursor
+	take(95)
+	take(5)
+	if len(seen) != 110 {
+		t.Fatalf("%d codes allocated, want 110", len(seen))
+	}
+	if _, err := s.AllocateFromPool(ctx, "PW", 1, "pw", 1, op); !errors.Is(err, tracecode.ErrPoolEmpty) {
+		t.Fatalf("empty pool: %v, want ErrPoolEmpty", err)
+	}
+	rep, err := s.Verify(ctx)
+	must(t, err)
+	if len(rep.Problems) > 0 {
+		t.Fatal(rep.Problems)
+	}
+}
