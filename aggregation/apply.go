@@ -203,7 +203,7 @@ func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) (err error) {
 			// Refill the pool's queue (the committer made this
 			// transaction see every earlier group: see Store.needsScan).
 			var err error
-			if q, cursor, err = t.refillPool(ev.Pool, q[:0], max(r.pickN, poolPrefetch)); err != nil {
+			if q, cursor, err = t.refillPool(ev.Pool, q[:0], max(r.pickN, t.s.opts.prefetch)); err != nil {
 				return err
 			}
 			if len(q) < r.pickN {

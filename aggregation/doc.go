@@ -9,6 +9,15 @@
 // (group commit), so every mutating method returns only once its event is on
 // disk, at a cost of one sync per group rather than one per unit.
 //
+// The committer is a two-stage pipeline: while Badger writes and syncs one
+// group, the committer applies the next to a transaction opened before the
+// first was committed, reading the first group's writes from memory (an
+// overlay) where its snapshot lacks them. The second group is committed,
+// and its callers answered, only once the first is durable. Operations that
+// scan keys wait for the group in flight. The committer keeps the codes a
+// line is about to use (allocated, sent, printed) in memory, and reads
+// pools ahead, so the common operations read nothing from Badger.
+//
 // Who may import it: the line (package line), the hand-off (package handoff),
 // the HMI for queries, and cmd/linectl for wiring, verify, backup and
 // benchmarks. No Badger type crosses this package's boundary.

@@ -307,3 +307,54 @@ func TestPoolCursorWrapsAround(t *testing.T) {
 		t.Fatal(rep.Problems)
 	}
 }
+
+// Writers allocate a few codes at a time from one pool whose read-ahead is
+// tiny, so that the committer refills it (a key scan) over and over while
+// groups are in flight: no code may be allocated twice, none lost.
+func TestPipelinePoolRefills(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{prefetch: 7})
+	must(t, err)
+	defer s.Close()
+	must(t, s.CreateBatch(ctx, spec("PR"), op))
+	const writers, rounds, n = 16, 25, 3
+	must(t, s.AddToPool(ctx, "pr", codes(406, 0, writers*rounds*n), "test"))
+	var mu sync.Mutex
+	got := map[tracecode.Code]int{}
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				cs, err := s.AllocateFromPool(ctx, "PR", 1, "pr", n, op)
+				if err != nil {
+					t.Errorf("allocate: %v", err)
+					return
+				}
+				if err := s.MarkSent(ctx, cs, op); err != nil {
+					t.Errorf("send: %v", err)
+					return
+				}
+				mu.Lock()
+				for _, c := range cs {
+					got[c]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for c, k := range got {
+		if k != 1 {
+			t.Errorf("code %s allocated %d times", c, k)
+		}
+	}
+	if len(got) != writers*rounds*n {
+		t.Errorf("%d codes allocated, want %d", len(got), writers*rounds*n)
+	}
+	rep, err := s.Verify(ctx)
+	must(t, err)
+	if len(rep.Problems) > 0 {
+		t.Fatalf("verify: %v", rep.Problems[:min(5, len(rep.Problems))])
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -33,6 +34,7 @@ type Options struct {
 	// the rest; never on a line.
 	NoSync bool
 
+	prefetch int  // codes read ahead from a pool (poolPrefetch; tests make it small)
 	inMemory bool // Verify's replay store
 	replay   bool // apply given events, write no journal
 }
@@ -72,8 +74,10 @@ type Store struct {
 	cur     *badger.Txn // the next group's transaction
 	overlay *wtx        // writes of the flight committed after cur was opened, if any
 	prev    *flight     // the last group sent to Badger
+	held    *request    // taken from the queue, for the next group
 	nseq    uint64      // last seq and hash applied (s.seq, s.head: last durable)
 	nhead   [32]byte
+	timing  struct{ apply, settle, idle atomic.Int64 }
 }
 
 type blKey struct {
@@ -106,6 +110,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.prefetch <= 0 {
+		opts.prefetch = poolPrefetch
 	}
 	if opts.MaxGroup <= 0 {
 		opts.MaxGroup = 4096
@@ -296,14 +303,15 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 // iterator cannot see an overlay.
 func (s *Store) run() {
 	defer close(s.exited)
-	var held *request
 	for {
 		var group []*request
-		if held != nil {
-			group, held = append(group, held), nil
+		if s.held != nil {
+			group, s.held = append(group, s.held), nil
 		} else {
+			t0 := time.Now()
 			select {
 			case r := <-s.reqs:
+				s.timing.idle.Add(int64(time.Since(t0)))
 				group = append(group, r)
 			case <-s.stop:
 				s.settle()
@@ -322,7 +330,7 @@ func (s *Store) run() {
 				select {
 				case r := <-s.reqs:
 					if r.bulk {
-						held = r
+						s.held = r
 						break fill
 					}
 					group = append(group, r)
@@ -374,7 +382,13 @@ func (s *Store) settle() error {
 	if s.prev == nil {
 		return nil
 	}
-	<-s.prev.done
+	select {
+	case <-s.prev.done:
+	default:
+		t0 := time.Now()
+		<-s.prev.done
+		s.timing.settle.Add(int64(time.Since(t0)))
+	}
 	return s.prev.err
 }
 
@@ -450,8 +464,42 @@ func (s *Store) process(group []*request) {
 	}
 	t := newWtx(s, s.cur)
 	t.hot, t.overlay = true, s.overlay
-	seq, head, wrote, err := s.applyGroup(t, group)
+	bl := s.newBuilder(t)
+	var err error
+	for _, r := range group {
+		if err = s.add(bl, r); err != nil {
+			break
+		}
+	}
+	// While the flight is in the air, more requests join this group rather
+	// than wait for the next: the committer works instead of waiting, and
+	// fewer syncs carry more requests. A request that must commit alone or
+	// scan keys waits for the next group.
+	if err == nil && s.prev != nil {
+		t0 := time.Now()
+	extend:
+		for len(group) < s.opts.MaxGroup && bl.weight < maxGroupCodes {
+			select {
+			case <-s.prev.done:
+				break extend
+			case r := <-s.reqs:
+				if r.bulk || s.needsScan([]*request{r}) {
+					s.held = r
+					break extend
+				}
+				group = append(group, r)
+				if err = s.add(bl, r); err != nil {
+					break extend
+				}
+			}
+		}
+		s.timing.settle.Add(int64(time.Since(t0)))
+	}
+	if err == nil {
+		err = s.finish(bl)
+	}
 	t.overlay = nil // applied: the flight's writes are no longer needed through t
+	seq, head, wrote := bl.seq, bl.head, bl.wrote
 	if err != nil {
 		s.forget()
 		s.cur.Discard()
@@ -530,85 +578,107 @@ func (s *Store) land(fl *flight, err error) {
 	answer(fl.group, nil)
 }
 
-// applyGroup applies every request of group to t and adds the group's
-// journal block and head. It returns the last seq and hash, and whether
-// anything was written; an error means t must be discarded.
-func (s *Store) applyGroup(t *wtx, group []*request) (seq uint64, head [32]byte, wrote bool, err error) {
-	seq, head = s.nseq, s.nhead
-	var blk, scratch []byte // the group's journal block; one event's bytes
+// builder is a group being applied to one transaction.
+type builder struct {
+	t            *wtx
+	seq          uint64
+	head         [32]byte
+	blk, scratch []byte // the group's journal block; one event's bytes
+	wrote        bool
+	weight       int
 	// What the callers learn (codes picked, seq) is set only once the whole
 	// group is in the transaction: a group split and retried starts over
 	// from the requests as they came.
-	type applied struct {
-		r     *request
-		codes []tracecode.Code
-		seq   uint64
+	done []applied
+}
+
+type applied struct {
+	r     *request
+	codes []tracecode.Code
+	seq   uint64
+}
+
+func (s *Store) newBuilder(t *wtx) *builder {
+	return &builder{t: t, seq: s.nseq, head: s.nhead}
+}
+
+// add applies r. A refusal is r's own (r.err); an error returned means the
+// transaction failed and must be discarded.
+func (s *Store) add(b *builder, r *request) error {
+	t0 := time.Now()
+	defer func() { s.timing.apply.Add(int64(time.Since(t0))) }()
+	b.weight += r.weight()
+	r.err, r.noop, r.collided, r.lastKey = nil, false, nil, nil
+	ev := r.ev // the retry after a split starts from the caller's request
+	if ev.Codes != nil {
+		ev.Codes = append([]tracecode.Code(nil), ev.Codes...)
 	}
-	var done []applied
-	for _, r := range group {
-		r.err, r.noop, r.collided, r.lastKey = nil, false, nil, nil
-		ev := r.ev // the retry after a split starts from the caller's request
-		if ev.Codes != nil {
-			ev.Codes = append([]tracecode.Code(nil), ev.Codes...)
+	seq := b.seq
+	if !s.opts.replay {
+		ev.Seq = seq + 1
+		ev.At = s.opts.Now().UTC()
+		ev.Prev = ""
+		if seq > 0 {
+			ev.Prev = hex.EncodeToString(b.head[:])
 		}
-		if !s.opts.replay {
-			ev.Seq = seq + 1
-			ev.At = s.opts.Now().UTC()
-			ev.Prev = ""
-			if seq > 0 {
-				ev.Prev = hex.EncodeToString(head[:])
-			}
-		} else {
-			seq = ev.Seq - 1 // replay follows the stored numbering; Verify reports gaps
-		}
-		t.hints, t.hintAt, t.hintSeq = r.hints, 0, r.hintSeq
-		err := t.apply(&ev, r)
-		t.hints = nil
-		if errors.Is(err, errNoop) {
-			r.noop = true
-			continue
-		}
-		if err != nil {
-			if isTxnErr(err) {
-				return 0, head, false, err
-			}
-			r.err = err
-			continue
-		}
-		body, err := appendEvent(scratch[:0], &ev)
-		if err != nil {
-			return 0, head, false, err
-		}
-		scratch = body
-		h := chainHash(head, seq, body)
-		if !s.opts.replay {
-			blk = appendJournalEntry(blk, h, body)
-		}
-		seq, head = ev.Seq, h
-		wrote = true
-		done = append(done, applied{r, ev.Codes, ev.Seq})
+	} else {
+		seq = ev.Seq - 1 // replay follows the stored numbering; Verify reports gaps
 	}
-	if !wrote {
-		return seq, head, false, nil // everything refused or a no-op: nothing to write
+	t := b.t
+	t.hints, t.hintAt, t.hintSeq = r.hints, 0, r.hintSeq
+	err := t.apply(&ev, r)
+	t.hints = nil
+	if errors.Is(err, errNoop) {
+		r.noop = true
+		return nil
 	}
+	if err != nil {
+		if isTxnErr(err) {
+			return err
+		}
+		r.err = err
+		return nil
+	}
+	body, err := appendEvent(b.scratch[:0], &ev)
+	if err != nil {
+		return err
+	}
+	b.scratch = body
+	h := chainHash(b.head, seq, body)
+	if !s.opts.replay {
+		b.blk = appendJournalEntry(b.blk, h, body)
+	}
+	b.seq, b.head = ev.Seq, h
+	b.wrote = true
+	b.done = append(b.done, applied{r, ev.Codes, ev.Seq})
+	return nil
+}
+
+// finish adds the group's counters, journal block and head to the
+// transaction (if anything was written) and tells the callers their codes.
+func (s *Store) finish(b *builder) error {
+	if !b.wrote {
+		return nil // everything refused or a no-op: nothing to write
+	}
+	t := b.t
 	if err := t.flush(); err != nil {
-		return 0, head, false, err
+		return err
 	}
 	if !s.opts.replay {
-		if err := t.set(journalKey(seq), blk); err != nil {
-			return 0, head, false, err
+		if err := t.set(journalKey(b.seq), b.blk); err != nil {
+			return err
 		}
 	}
 	hv := make([]byte, 40)
-	binary.BigEndian.PutUint64(hv, seq)
-	copy(hv[8:], head[:])
+	binary.BigEndian.PutUint64(hv, b.seq)
+	copy(hv[8:], b.head[:])
 	if err := t.set(keyHead, hv); err != nil {
-		return 0, head, false, err
+		return err
 	}
-	for _, a := range done {
+	for _, a := range b.done {
 		a.r.ev.Codes, a.r.ev.Seq = a.codes, a.seq
 	}
-	return seq, head, true, nil
+	return nil
 }
 
 // Stats are the committer's counters since Open.
@@ -616,13 +686,22 @@ type Stats struct {
 	Groups     uint64        `json:"groups"`   // synced transactions
 	Requests   uint64        `json:"requests"` // requests they carried
 	CommitTime time.Duration `json:"commit_ns"`
+	// Where the committer's time went: applying groups, waiting for the
+	// group in flight to land, waiting for requests.
+	ApplyTime  time.Duration `json:"apply_ns"`
+	SettleWait time.Duration `json:"settle_wait_ns"`
+	IdleWait   time.Duration `json:"idle_wait_ns"`
 }
 
 // Stats reports the committer's counters.
 func (s *Store) Stats() Stats {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.stats
+	st := s.stats
+	s.mu.RUnlock()
+	st.ApplyTime = time.Duration(s.timing.apply.Load())
+	st.SettleWait = time.Duration(s.timing.settle.Load())
+	st.IdleWait = time.Duration(s.timing.idle.Load())
+	return st
 }
 
 func isTxnErr(err error) bool {

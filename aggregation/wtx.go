@@ -231,7 +231,7 @@ func (l *touchLog) unchangedSince(c tracecode.Code, seq uint64) bool {
 // poolPrefetch is how many codes the committer reads ahead from a pool, so
 // that allocating a few codes at a time does not scan the pool (past the
 // tombstones of every code allocated before) each time.
-const poolPrefetch = 8192
+const poolPrefetch = 8192 // Options.prefetch
 
 // poolQueue is the committer's read-ahead of pool's codes, in key order:
 // a subset of the codes in the pool, since only allocation takes codes out

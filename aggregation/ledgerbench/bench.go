@@ -37,6 +37,10 @@ type Config struct {
 	SkipVerify  bool
 	MemLimitMB  int // soft Go memory limit for the run (debug.SetMemoryLimit); 0 leaves it alone
 	Logger      *slog.Logger
+	// Prealloc allocates every level-1 code during setup, so that the full
+	// load only sends and commissions (two transitions per code), as in
+	// earlier versions of this benchmark.
+	Prealloc bool
 	// Profile, if set, receives a CPU profile of the full-load phase.
 	Profile io.Writer
 }
@@ -76,14 +80,18 @@ type Result struct {
 	Codes             int      `json:"codes"`
 	Writers           int      `json:"writers"`
 	Sync              bool     `json:"sync"`
+	Prealloc          bool     `json:"prealloc"`
 	TransitionsPerS   float64  `json:"transitions_per_s"` // durable code transitions at full load: allocated and sent (requests of 16), commissioned (one per request)
 	CommissionsPerS   float64  `json:"commissions_per_s"` // of which commissions
 	AckP50Ms          float64  `json:"ack_p50_ms"`        // Commission at full load
 	AckP99Ms          float64  `json:"ack_p99_ms"`        // at full load
 	AckMaxMs          float64  `json:"ack_max_ms"`
-	Groups            uint64   `json:"groups"`         // synced transactions at full load
-	MeanGroup         float64  `json:"mean_group"`     // requests per synced transaction at full load
-	MeanCommitMs      float64  `json:"mean_commit_ms"` // write and sync of one transaction at full load
+	Groups            uint64   `json:"groups"`           // synced transactions at full load
+	MeanGroup         float64  `json:"mean_group"`       // requests per synced transaction at full load
+	MeanCommitMs      float64  `json:"mean_commit_ms"`   // write and sync of one transaction at full load
+	CommitterApply    float64  `json:"committer_apply"`  // share of the full load the committer spent applying groups
+	CommitterSettle   float64  `json:"committer_settle"` // … waiting for the group in flight to land
+	CommitterIdle     float64  `json:"committer_idle"`   // … waiting for requests
 	LineRate          int      `json:"line_rate_per_s"`
 	LineAckP50Ms      float64  `json:"line_ack_p50_ms"`
 	LineAckP99Ms      float64  `json:"line_ack_p99_ms"`
@@ -141,7 +149,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer s.Close()
-	res := Result{Units: cfg.Units, Writers: cfg.Writers, Sync: !cfg.NoSync, LineRate: cfg.LineRate, GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	res := Result{Units: cfg.Units, Writers: cfg.Writers, Sync: !cfg.NoSync, Prealloc: cfg.Prealloc, LineRate: cfg.LineRate, GOMAXPROCS: runtime.GOMAXPROCS(0)}
 
 	batch := "BENCH-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	spec := aggregation.BatchSpec{ID: batch, Product: "bench", Line: "bench", Levels: []aggregation.LevelSpec{{Level: 1, Scheme: tracecode.SchemeNMPA20}}}
@@ -168,11 +176,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if li == 0 {
 			// Level 1 is allocated and sent during the load phases, a few
 			// codes at a time, as a line does; the line-load samples first.
-			got, err := s.AllocateFromPool(ctx, batch, 1, pool, cfg.LineSamples, dev)
+			// With Prealloc every code is allocated here, in bulk.
+			k := cfg.LineSamples
+			if cfg.Prealloc {
+				k = n
+			}
+			got, err := s.AllocateFromPool(ctx, batch, 1, pool, k, dev)
 			if err != nil {
 				return res, fmt.Errorf("allocate L1: %w", err)
 			}
-			if err := s.MarkSent(ctx, got, dev); err != nil {
+			if err := s.MarkSent(ctx, got[:cfg.LineSamples], dev); err != nil {
 				return res, err
 			}
 			levels[0] = append(got, make([]tracecode.Code, n-len(got))...)
@@ -233,11 +246,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	tf := time.Now()
 	if err := parallel(ctx, cfg.Writers, (len(rest)+alloc-1)/alloc, func(i int) error {
 		item := rest[i*alloc : min((i+1)*alloc, len(rest))]
-		got, err := s.AllocateFromPool(ctx, batch, 1, pool1, len(item), dev)
-		if err != nil {
-			return err
+		if !cfg.Prealloc {
+			got, err := s.AllocateFromPool(ctx, batch, 1, pool1, len(item), dev)
+			if err != nil {
+				return err
+			}
+			copy(item, got)
 		}
-		copy(item, got)
 		for p := 0; p < len(item); p += ahead {
 			part := item[p:min(p+ahead, len(item))]
 			if err := s.MarkSent(ctx, part, dev); err != nil {
@@ -260,13 +275,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Profile != nil {
 		pprof.StopCPUProfile()
 	}
-	res.TransitionsPerS = float64(3*len(rest)) / el
+	perCode := 3.0 // allocated, sent, commissioned
+	if cfg.Prealloc {
+		perCode = 2
+	}
+	res.TransitionsPerS = perCode * float64(len(rest)) / el
 	res.CommissionsPerS = float64(len(rest)) / el
 	res.AckP50Ms, res.AckP99Ms, res.AckMaxMs = pct(lat)
 	if st := s.Stats(); st.Groups > st0.Groups {
 		res.Groups = st.Groups - st0.Groups
 		res.MeanGroup = round(float64(st.Requests-st0.Requests) / float64(res.Groups))
 		res.MeanCommitMs = round(float64((st.CommitTime - st0.CommitTime).Microseconds()) / 1000 / float64(res.Groups))
+		share := func(d time.Duration) float64 { return round(d.Seconds() / el) }
+		res.CommitterApply = share(st.ApplyTime - st0.ApplyTime)
+		res.CommitterSettle = share(st.SettleWait - st0.SettleWait)
+		res.CommitterIdle = share(st.IdleWait - st0.IdleWait)
 	}
 	cfg.Logger.Info("bench ledger: full load done", "elapsed_s", round(time.Since(t0).Seconds()), "rss_mb", round(rssMB()))
 

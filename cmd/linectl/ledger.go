@@ -136,6 +136,7 @@ func benchLedger(ctx context.Context, c *cli, args []string) error {
 	fs.StringVar(&cfg.Dir, "data", "", "directory for the benchmark ledger (default: a temporary one, removed after)")
 	fs.IntVar(&cfg.MemLimitMB, "memlimit-mb", cfg.MemLimitMB, "soft Go memory limit during the run (0: none)")
 	fs.BoolVar(&cfg.SkipVerify, "skip-verify", false, "do not verify the ledger at the end (it replays every event)")
+	fs.BoolVar(&cfg.Prealloc, "prealloc", false, "allocate every unit's code during setup: the full load then only sends and commissions")
 	fs.BoolVar(&cfg.NoSync, "nosync", false, "skip fsync (measures everything but the disk; never on a line)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the full-load phase to this file")
 	if err := fs.Parse(args); err != nil {
