@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 
@@ -356,5 +357,25 @@ func TestPipelinePoolRefills(t *testing.T) {
 	must(t, err)
 	if len(rep.Problems) > 0 {
 		t.Fatalf("verify: %v", rep.Problems[:min(5, len(rep.Problems))])
+	}
+}
+
+// When Badger refuses a commit, the callers of that group get the error,
+// nothing is answered as durable, and every later write is refused with a
+// clear error until the store is reopened.
+func TestCommitFailureStopsWrites(t *testing.T) {
+	s, _ := openTest(t)
+	must(t, s.CreateBatch(ctx, spec("CF"), op))
+	must(t, s.AddToPool(ctx, "cf", codes(407, 0, 20), "test"))
+	cs, err := s.AllocateFromPool(ctx, "CF", 1, "cf", 20, op)
+	must(t, err)
+	must(t, s.db.Close()) // the disk goes away under the ledger
+	err = s.MarkSent(ctx, cs[:5], op)
+	if err == nil || !strings.Contains(err.Error(), "ledger commit") {
+		t.Fatalf("send after the database failed: %v, want a commit error", err)
+	}
+	err = s.MarkSent(ctx, cs[5:10], op)
+	if err == nil || !strings.Contains(err.Error(), "stopped accepting writes") {
+		t.Fatalf("second send: %v, want the store to refuse writes", err)
 	}
 }
