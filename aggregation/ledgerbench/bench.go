@@ -151,7 +151,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	defer s.Close()
 	res := Result{Units: cfg.Units, Writers: cfg.Writers, Sync: !cfg.NoSync, Prealloc: cfg.Prealloc, LineRate: cfg.LineRate, GOMAXPROCS: runtime.GOMAXPROCS(0)}
 
-	batch := "BENCH-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	// A batch number of ten characters, as long as real ones (批号) tend to
+	// be: key length matters, every key of a code carries its batch.
+	batch := fmt.Sprintf("B%09d", time.Now().UnixNano()%1e9)
 	spec := aggregation.BatchSpec{ID: batch, Product: "bench", Line: "bench", Levels: []aggregation.LevelSpec{{Level: 1, Scheme: tracecode.SchemeNMPA20}}}
 	counts := []int{cfg.Units}
 	for i, r := range cfg.Ratios {
