@@ -144,6 +144,11 @@ func TestControllerRestartMidBatch(t *testing.T) {
 	if err := d.commands(ctx, line.CmdReset); !errors.Is(err, line.ErrInvalidCommand) {
 		t.Fatalf("reset before the purge is confirmed: err %v, want ErrInvalidCommand", err)
 	}
+	// The operator purges the line (groups waiting at the labeller go to
+	// rework), then confirms it.
+	if err := d.sim.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.commands(ctx, line.CmdClear); err != nil {
 		t.Fatal(err)
 	}

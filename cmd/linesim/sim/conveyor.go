@@ -58,6 +58,8 @@ type conveyor struct {
 	infeed   bool
 	wake     chan struct{}
 	feed     chan int
+	purgeC   chan chan struct{}
+	purges   int // purges so far; a group read before one leaves unlabelled
 
 	mu     sync.Mutex
 	units  []UnitTruth
@@ -76,6 +78,7 @@ func newConveyor(cfg Config, log *slog.Logger, plc *plcModel, dev *Devices, lf l
 		open:     make([]*GroupTruth, len(cfg.Ratios)),
 		wake:     make(chan struct{}, 1),
 		feed:     make(chan int, 16),
+		purgeC:   make(chan chan struct{}),
 		done:     done,
 	}
 }
@@ -115,6 +118,9 @@ func (c *conveyor) run(ctx context.Context, manual bool) {
 			for i := 0; i < n; i++ {
 				c.spawn(time.Now())
 			}
+		case done := <-c.purgeC:
+			c.purge()
+			close(done)
 		case <-timer.C:
 		}
 	}
@@ -298,8 +304,19 @@ func (c *conveyor) readGroup(li int, g *GroupTruth, now time.Time) {
 	}
 	deadline := now.Add(c.cfg.Positions.Labeler + c.cfg.LabelTimeout)
 	c.pending++
+	gen := c.purges
 	var try func(time.Time)
 	try = func(t time.Time) {
+		if c.purges != gen {
+			// The operator purged the line: the group was taken off for
+			// rework before a label reached it.
+			c.pending--
+			c.mu.Lock()
+			g.State = groupDone
+			c.mu.Unlock()
+			c.log.Warn("group purged unlabelled", "group", g.ID, "level", g.Level)
+			return
+		}
 		if lb, ok := c.nextLabel(); ok {
 			c.pending--
 			c.mu.Lock()
@@ -323,6 +340,22 @@ func (c *conveyor) readGroup(li int, g *GroupTruth, now time.Time) {
 		c.at(t.Add(10*time.Millisecond), try)
 	}
 	c.at(now.Add(c.cfg.Positions.Labeler), try)
+}
+
+// purge is the operator clearing the line after the controller restarted:
+// groups waiting at the labeller are taken off for rework, and labels
+// printed but not yet applied are thrown away, so that the next label goes
+// on the next group the controller packs. Runs on the conveyor goroutine.
+func (c *conveyor) purge() {
+	c.purges++
+	n := 0
+	for {
+		if _, ok := c.nextLabel(); !ok {
+			break
+		}
+		n++
+	}
+	c.log.Info("line purged", "labels_discarded", n)
 }
 
 func (c *conveyor) nextLabel() (Label, bool) {

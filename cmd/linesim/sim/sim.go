@@ -299,6 +299,28 @@ func (s *Sim) Feed(ctx context.Context, n int) error {
 	}
 }
 
+// Purge is the operator clearing the line after a controller restart
+// (before confirming it with the clear command): groups waiting at the
+// labeller leave unlabelled for rework and printed labels not yet applied
+// are thrown away. Units already past the gate go on as they were.
+func (s *Sim) Purge(ctx context.Context) error {
+	if s.conv == nil {
+		return errors.New("linesim: Purge before Start")
+	}
+	done := make(chan struct{})
+	select {
+	case s.conv.purgeC <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // FreezeHeartbeat stops (true) or restarts the PLC's heartbeat while its
 // communication stays up — a PLC whose program halted.
 func (s *Sim) FreezeHeartbeat(frozen bool) { s.frozen.Store(frozen) }
