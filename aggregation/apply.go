@@ -198,24 +198,24 @@ func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) (err error) {
 		if p, _ := t.poolRead(ev.Pool); p.Available < int64(r.pickN) {
 			return fmt.Errorf("pool %s has %d codes, %d asked: %w", ev.Pool, p.Available, r.pickN, tracecode.ErrPoolEmpty)
 		}
-		q, cursor := t.poolQueue(ev.Pool), t.poolCursor(ev.Pool)
-		if len(q) < r.pickN {
-			// Refill the pool's queue (the committer made this
-			// transaction see every earlier group: see Store.needsScan).
+		ahead := t.poolAhead(ev.Pool)
+		if len(ahead.queue) < r.pickN {
+			// Refill the read-ahead (the committer made this transaction
+			// see every earlier group: see Store.needsScan).
 			var err error
-			if q, cursor, err = t.refillPool(ev.Pool, q[:0], max(r.pickN, t.s.opts.prefetch)); err != nil {
+			if ahead, err = t.refillPool(ev.Pool, ahead.cursor, max(r.pickN, t.s.opts.prefetch)); err != nil {
 				return err
 			}
-			if len(q) < r.pickN {
-				return storageErr(fmt.Errorf("pool %s: account says %d available, found %d", ev.Pool, t.pool(ev.Pool).Available, len(q)))
+			if len(ahead.queue) < r.pickN {
+				return storageErr(fmt.Errorf("pool %s: account says %d available, found %d", ev.Pool, t.pool(ev.Pool).Available, len(ahead.queue)))
 			}
 		}
-		// Codes from the queue are in the pool (see poolQueue): their
+		// Codes from the queue are in the pool (see poolAhead): their
 		// location and history need no reading.
 		views = make([]codeView, r.pickN)
 		hist = make([][]byte, r.pickN)
 		ev.Codes = make([]tracecode.Code, r.pickN)
-		for i, pc := range q[:r.pickN] {
+		for i, pc := range ahead.queue[:r.pickN] {
 			if err := checkScheme(pc.code, ls); err != nil {
 				return err
 			}
@@ -225,7 +225,7 @@ func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) (err error) {
 		}
 		defer func() {
 			if err == nil {
-				t.setPoolQueue(ev.Pool, q[r.pickN:], cursor)
+				t.setPoolAhead(ev.Pool, poolAhead{ahead.queue[r.pickN:], ahead.cursor})
 			}
 		}()
 	} else {
@@ -276,18 +276,16 @@ func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) (err error) {
 	return nil
 }
 
-// refillPool reads up to n codes of pool into q, from the committer's
-// cursor on (the codes before it were allocated; their tombstones would
-// only slow the scan), then from the start for codes imported or returned
-// behind the cursor.
-// It returns the queue and the cursor after it.
-func (t *wtx) refillPool(pool string, q []pooled, n int) ([]pooled, []byte, error) {
+// refillPool reads up to n codes of pool, from cursor on (the codes before
+// it were allocated; their tombstones would only slow the scan), then from
+// the start for codes imported or returned behind the cursor.
+func (t *wtx) refillPool(pool string, cursor []byte, n int) (poolAhead, error) {
 	o := badger.DefaultIteratorOptions
 	o.PrefetchValues = false
 	o.Prefix = poolCodePrefix(pool)
 	it := t.txn.NewIterator(o)
 	defer it.Close()
-	from := t.poolCursor(pool)
+	var q []pooled
 	scan := func(start, stop []byte) error {
 		for it.Seek(start); it.Valid() && len(q) < n; it.Next() {
 			k := it.Item().Key()
@@ -302,21 +300,21 @@ func (t *wtx) refillPool(pool string, q []pooled, n int) ([]pooled, []byte, erro
 		}
 		return nil
 	}
-	if from == nil {
-		from = o.Prefix
+	if cursor == nil {
+		cursor = o.Prefix
 	}
-	if err := scan(from, nil); err != nil {
-		return nil, nil, err
+	if err := scan(cursor, nil); err != nil {
+		return poolAhead{}, err
 	}
-	if len(q) < n && !bytes.Equal(from, o.Prefix) {
-		if err := scan(o.Prefix, from); err != nil {
-			return nil, nil, err
+	if len(q) < n && !bytes.Equal(cursor, o.Prefix) {
+		if err := scan(o.Prefix, cursor); err != nil {
+			return poolAhead{}, err
 		}
 	}
 	if len(q) == 0 {
-		return q, nil, nil
+		return poolAhead{}, nil
 	}
-	return q, append(poolCodeKey(pool, q[len(q)-1].code), 0), nil
+	return poolAhead{q, append(poolCodeKey(pool, q[len(q)-1].code), 0)}, nil
 }
 
 func (t *wtx) allocate(code tracecode.Code, ev *Event, seqs []uint64, pool string, flags uint8) error {

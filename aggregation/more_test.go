@@ -14,10 +14,7 @@ import (
 // others get ErrDuplicate, and the counters count one.
 func TestConcurrentCommissionOneWins(t *testing.T) {
 	s, _ := openTest(t)
-	must(t, s.CreateBatch(ctx, spec("CC"), op))
-	must(t, s.AddToPool(ctx, "cc", codes(300, 0, 10), "test"))
-	cs, err := s.AllocateFromPool(ctx, "CC", 1, "cc", 10, op)
-	must(t, err)
+	cs := allocated(t, s, "CC", 300, 10)
 	must(t, s.MarkSent(ctx, cs, op))
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tracline/tracline/tracecode"
 )
@@ -19,10 +20,7 @@ import (
 // codes; at the end every code, the batch counters and a full replay
 // (Verify, which applies one group at a time) must agree with the models.
 func TestPipelineModel(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	must(t, err)
-	defer s.Close()
+	s := openSynced(t, Options{})
 	const workers, units, ratio = 8, 120, 5
 	must(t, s.CreateBatch(ctx, spec("PM", ratio), op))
 	must(t, s.AddToPool(ctx, "pm-1", codes(401, 0, workers*units), "test"))
@@ -172,10 +170,7 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return le
 // end in exactly one). The committer reads those keys while the previous
 // group, which may have written them, is still in flight.
 func TestPipelineContention(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	must(t, err)
-	defer s.Close()
+	s := openSynced(t, Options{})
 	must(t, s.CreateBatch(ctx, spec("PC", 4), op))
 	const writers, n = 8, 400
 	gen := codes(403, 0, n)
@@ -310,28 +305,42 @@ func TestPoolCursorWrapsAround(t *testing.T) {
 }
 
 // Writers allocate a few codes at a time from one pool whose read-ahead is
-// tiny, so that the committer refills it (a key scan) over and over while
-// groups are in flight: no code may be allocated twice, none lost.
+// tiny, while codes keep being imported with keys before the committer's
+// cursor, so that nearly every refill (a key scan) wraps around over codes
+// just allocated, while groups are in flight: no code may be allocated
+// twice, none lost.
 func TestPipelinePoolRefills(t *testing.T) {
-	s, err := Open(t.TempDir(), Options{prefetch: 7})
-	must(t, err)
-	defer s.Close()
+	s := openSynced(t, Options{prefetch: 7})
 	must(t, s.CreateBatch(ctx, spec("PR"), op))
-	const writers, rounds, n = 16, 25, 3
-	must(t, s.AddToPool(ctx, "pr", codes(406, 0, writers*rounds*n), "test"))
+	const writers, rounds, n, chunks = 16, 25, 3, 100
 	var mu sync.Mutex
 	got := map[tracecode.Code]int{}
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for k := range chunks { // each chunk sorts before the ones before it
+			if err := s.AddToPool(ctx, "pr", codes(406100-k, 0, writers*rounds*n/chunks), "test"); err != nil {
+				t.Errorf("import: %v", err)
+				return
+			}
+		}
+	}()
 	for range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range rounds {
+			for r := 0; r < rounds; {
 				cs, err := s.AllocateFromPool(ctx, "PR", 1, "pr", n, op)
+				if errors.Is(err, tracecode.ErrPoolEmpty) {
+					time.Sleep(time.Millisecond) // the importer is behind
+					continue
+				}
 				if err != nil {
 					t.Errorf("allocate: %v", err)
 					return
 				}
+				r++
 				if err := s.MarkSent(ctx, cs, op); err != nil {
 					t.Errorf("send: %v", err)
 					return
@@ -365,12 +374,9 @@ func TestPipelinePoolRefills(t *testing.T) {
 // clear error until the store is reopened.
 func TestCommitFailureStopsWrites(t *testing.T) {
 	s, _ := openTest(t)
-	must(t, s.CreateBatch(ctx, spec("CF"), op))
-	must(t, s.AddToPool(ctx, "cf", codes(407, 0, 20), "test"))
-	cs, err := s.AllocateFromPool(ctx, "CF", 1, "cf", 20, op)
-	must(t, err)
+	cs := allocated(t, s, "CF", 407, 20)
 	must(t, s.db.Close()) // the disk goes away under the ledger
-	err = s.MarkSent(ctx, cs[:5], op)
+	err := s.MarkSent(ctx, cs[:5], op)
 	if err == nil || !strings.Contains(err.Error(), "ledger commit") {
 		t.Fatalf("send after the database failed: %v, want a commit error", err)
 	}

@@ -64,11 +64,10 @@ type Store struct {
 	head     [32]byte
 	closed   bool
 	stats    Stats
-	hot      *hotCache           // written by the committer only; see hotMax
-	poolq    map[string][]pooled // committer-only; see poolQueue
-	poolc    map[string][]byte   // committer-only; see poolCursor
-	touched  touchLog            // committer-only; see touchLog
-	fatal    error               // set when a commit failed in a way that leaves the caches unsure
+	hot      *hotCache            // written by the committer only; see hotMax
+	ahead    map[string]poolAhead // committer-only; see poolAhead
+	touched  touchLog             // committer-only; see touchLog
+	fatal    error                // set when a commit failed in a way that leaves the caches unsure
 
 	// Committer-only pipeline state (see run).
 	cur     *badger.Txn // the next group's transaction
@@ -152,7 +151,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{
 		db: db, log: opts.Logger, opts: opts,
 		reqs: make(chan *request, 1024), stop: make(chan struct{}), exited: make(chan struct{}),
-		hot: newHotCache(), poolq: map[string][]pooled{}, poolc: map[string][]byte{}, counters: map[blKey]*levelCounters{}, batches: map[string]*batchRec{}, pools: map[string]*tracecode.PoolStat{},
+		hot: newHotCache(), ahead: map[string]poolAhead{}, counters: map[blKey]*levelCounters{}, batches: map[string]*batchRec{}, pools: map[string]*tracecode.PoolStat{},
 	}
 	if err := s.load(); err != nil {
 		db.Close()
@@ -392,41 +391,48 @@ func (s *Store) settle() error {
 	return s.prev.err
 }
 
-// needsScan reports whether applying group iterates over keys (see run):
-// returning unsent codes, unpacking, or allocating more codes than a
-// pool's queue holds.
+// needsScan reports whether applying group iterates over keys (see run).
 func (s *Store) needsScan(group []*request) bool {
-	var need map[string]int
+	need := map[string]int{}
 	for _, r := range group {
-		switch r.ev.Kind {
-		case EvAllocPool:
-			if len(r.ev.Codes) > 0 {
-				continue
-			}
-			if need == nil {
-				need = map[string]int{}
-			}
-			need[r.ev.Pool] += r.pickN
-			if need[r.ev.Pool] > len(s.poolq[r.ev.Pool]) {
-				return true
-			}
-		case EvReturn:
-			if len(r.ev.Codes) == 0 {
-				return true
-			}
-		case EvUnpack:
+		if s.scans(r, need) {
 			return true
 		}
 	}
 	return false
 }
 
-// forget drops the committer's caches after a failed group: their
-// entries may describe writes that never reached the disk.
-func (s *Store) forget() {
+// scans reports whether applying r iterates over keys: returning unsent
+// codes, unpacking, or allocating more codes than the pool's read-ahead
+// holds (with need, counting what earlier requests of the group take).
+func (s *Store) scans(r *request, need map[string]int) bool {
+	switch r.ev.Kind {
+	case EvAllocPool:
+		if len(r.ev.Codes) > 0 {
+			return false
+		}
+		n := r.pickN
+		if need != nil {
+			need[r.ev.Pool] += n
+			n = need[r.ev.Pool]
+		}
+		return n > len(s.ahead[r.ev.Pool].queue)
+	case EvReturn:
+		return len(r.ev.Codes) == 0
+	case EvUnpack:
+		return true
+	}
+	return false
+}
+
+// drop discards the group being built after a failure, and the
+// committer's caches with it: their entries may describe writes that never
+// reached the disk.
+func (s *Store) drop() {
 	s.hot.clear()
-	clear(s.poolq)
-	clear(s.poolc)
+	clear(s.ahead)
+	s.cur.Discard()
+	s.cur = nil
 }
 
 // fresh makes s.cur a transaction whose snapshot holds every group
@@ -465,25 +471,28 @@ func (s *Store) process(group []*request) {
 	t := newWtx(s, s.cur)
 	t.hot, t.overlay = true, s.overlay
 	bl := s.newBuilder(t)
+	t0 := time.Now()
 	var err error
 	for _, r := range group {
 		if err = s.add(bl, r); err != nil {
 			break
 		}
 	}
+	applying := time.Since(t0)
 	// While the flight is in the air, more requests join this group rather
 	// than wait for the next: the committer works instead of waiting, and
 	// fewer syncs carry more requests. A request that must commit alone or
-	// scan keys waits for the next group.
-	if err == nil && s.prev != nil {
-		t0 := time.Now()
+	// scan keys waits for the next group; so do all requests once one is
+	// waiting (s.held holds one at most: a second would be lost).
+	if err == nil && s.prev != nil && s.held == nil {
+		t1 := time.Now()
 	extend:
 		for len(group) < s.opts.MaxGroup && bl.weight < maxGroupCodes {
 			select {
 			case <-s.prev.done:
 				break extend
 			case r := <-s.reqs:
-				if r.bulk || s.needsScan([]*request{r}) {
+				if r.bulk || s.scans(r, nil) {
 					s.held = r
 					break extend
 				}
@@ -493,20 +502,21 @@ func (s *Store) process(group []*request) {
 				}
 			}
 		}
-		s.timing.settle.Add(int64(time.Since(t0)))
+		s.timing.settle.Add(int64(time.Since(t1)))
 	}
 	if err == nil {
+		t2 := time.Now()
 		err = s.finish(bl)
+		applying += time.Since(t2)
 	}
+	s.timing.apply.Add(int64(applying))
 	t.overlay = nil // applied: the flight's writes are no longer needed through t
 	seq, head, wrote := bl.seq, bl.head, bl.wrote
 	if err != nil {
-		s.forget()
-		s.cur.Discard()
-		s.cur = nil
+		s.drop()
 		if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
 			h := len(group) / 2
-			s.process(group[:h])
+			s.process(group[:h:h]) // capped: its group may grow, and must not overwrite the other half
 			s.process(group[h:])
 			return
 		}
@@ -519,9 +529,7 @@ func (s *Store) process(group []*request) {
 	}
 	// Answers and the next commit wait until everything before is durable.
 	if perr := s.settle(); perr != nil {
-		s.forget()
-		s.cur.Discard()
-		s.cur = nil
+		s.drop()
 		answer(group, fmt.Errorf("ledger commit: %w", perr))
 		return
 	}
@@ -605,8 +613,6 @@ func (s *Store) newBuilder(t *wtx) *builder {
 // add applies r. A refusal is r's own (r.err); an error returned means the
 // transaction failed and must be discarded.
 func (s *Store) add(b *builder, r *request) error {
-	t0 := time.Now()
-	defer func() { s.timing.apply.Add(int64(time.Since(t0))) }()
 	b.weight += r.weight()
 	r.err, r.noop, r.collided, r.lastKey = nil, false, nil, nil
 	ev := r.ev // the retry after a split starts from the caller's request
@@ -687,7 +693,8 @@ type Stats struct {
 	Requests   uint64        `json:"requests"` // requests they carried
 	CommitTime time.Duration `json:"commit_ns"`
 	// Where the committer's time went: applying groups, waiting for the
-	// group in flight to land, waiting for requests.
+	// group in flight to land (applying the requests that join meanwhile),
+	// waiting for requests.
 	ApplyTime  time.Duration `json:"apply_ns"`
 	SettleWait time.Duration `json:"settle_wait_ns"`
 	IdleWait   time.Duration `json:"idle_wait_ns"`

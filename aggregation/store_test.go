@@ -39,6 +39,29 @@ func openTest(t testing.TB) (*Store, string) {
 	return s, dir
 }
 
+// openSynced opens a store that syncs every group, as on a line, so that
+// groups really are in flight while the next is applied.
+func openSynced(t testing.TB, o Options) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// allocated creates batch (one level) with a pool of n codes of prefix and
+// allocates them all, returning them.
+func allocated(t testing.TB, s *Store, batch string, prefix, n int) []tracecode.Code {
+	t.Helper()
+	must(t, s.CreateBatch(ctx, spec(batch), op))
+	must(t, s.AddToPool(ctx, batch+"-pool", codes(prefix, 0, n), "test"))
+	cs, err := s.AllocateFromPool(ctx, batch, 1, batch+"-pool", n, op)
+	must(t, err)
+	return cs
+}
+
 func spec(id string, ratios ...int) BatchSpec {
 	b := BatchSpec{ID: id, Product: "P1", Line: "L1", Levels: []LevelSpec{{Level: 1, Scheme: tracecode.SchemeNMPA20}}}
 	for i, r := range ratios {

@@ -233,31 +233,28 @@ func (l *touchLog) unchangedSince(c tracecode.Code, seq uint64) bool {
 // tombstones of every code allocated before) each time.
 const poolPrefetch = 8192 // Options.prefetch
 
-// poolQueue is the committer's read-ahead of pool's codes, in key order:
-// a subset of the codes in the pool, since only allocation takes codes out
-// and allocation takes them from the queue. Outside the committer it is
-// empty, so the pool is scanned.
-func (t *wtx) poolQueue(pool string) []pooled {
-	if !t.hot {
-		return nil
-	}
-	return t.s.poolq[pool]
+// poolAhead is the committer's read-ahead of a pool: codes in key order,
+// a subset of the codes in the pool (only allocation takes codes out, and
+// allocation takes them from the queue), and the key after the last code
+// read, where the next read starts (nil: the start).
+type poolAhead struct {
+	queue  []pooled
+	cursor []byte
 }
 
-// setPoolQueue keeps q, read up to the key before cursor, as pool's queue.
-func (t *wtx) setPoolQueue(pool string, q []pooled, cursor []byte) {
+// poolAhead returns pool's read-ahead; outside the committer it is empty,
+// so the pool is scanned from the start.
+func (t *wtx) poolAhead(pool string) poolAhead {
+	if !t.hot {
+		return poolAhead{}
+	}
+	return t.s.ahead[pool]
+}
+
+func (t *wtx) setPoolAhead(pool string, a poolAhead) {
 	if t.hot {
-		t.s.poolq[pool], t.s.poolc[pool] = q, cursor
+		t.s.ahead[pool] = a
 	}
-}
-
-// poolCursor is the key after the last code the committer queued from
-// pool, or nil to scan from the start.
-func (t *wtx) poolCursor(pool string) []byte {
-	if !t.hot {
-		return nil
-	}
-	return t.s.poolc[pool]
 }
 
 // pooled is a code in a pool's queue with its stored history (the value

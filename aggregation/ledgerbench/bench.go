@@ -81,7 +81,7 @@ type Result struct {
 	Writers           int      `json:"writers"`
 	Sync              bool     `json:"sync"`
 	Prealloc          bool     `json:"prealloc"`
-	TransitionsPerS   float64  `json:"transitions_per_s"` // durable code transitions at full load: allocated and sent (requests of 16), commissioned (one per request)
+	TransitionsPerS   float64  `json:"transitions_per_s"` // durable code transitions at full load: allocated (requests of 64), sent (of 16), commissioned (one per request)
 	CommissionsPerS   float64  `json:"commissions_per_s"` // of which commissions
 	AckP50Ms          float64  `json:"ack_p50_ms"`        // Commission at full load
 	AckP99Ms          float64  `json:"ack_p99_ms"`        // at full load
@@ -171,7 +171,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		for i := range cs {
 			cs[i] = code(li+batchSalt(batch), i)
 		}
-		pool := fmt.Sprintf("%s-L%d", batch, li+1)
+		pool := poolName(batch, li+1)
 		if err := s.AddToPool(ctx, pool, cs, "bench"); err != nil {
 			return res, fmt.Errorf("import L%d: %w", li+1, err)
 		}
@@ -183,12 +183,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			if cfg.Prealloc {
 				k = n
 			}
-			got, err := s.AllocateFromPool(ctx, batch, 1, pool, k, dev)
-			if err != nil {
-				return res, fmt.Errorf("allocate L1: %w", err)
+			var got []tracecode.Code
+			if k > 0 {
+				var err error
+				if got, err = s.AllocateFromPool(ctx, batch, 1, pool, k, dev); err != nil {
+					return res, fmt.Errorf("allocate L1: %w", err)
+				}
 			}
-			if err := s.MarkSent(ctx, got[:cfg.LineSamples], dev); err != nil {
-				return res, err
+			if cfg.LineSamples > 0 {
+				if err := s.MarkSent(ctx, got[:cfg.LineSamples], dev); err != nil {
+					return res, err
+				}
 			}
 			levels[0] = append(got, make([]tracecode.Code, n-len(got))...)
 			res.Codes += n
@@ -229,7 +234,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	// unit (one request per unit). Every code makes three durable
 	// transitions: allocated, sent, commissioned.
 	rest := units[cfg.LineSamples:]
-	pool1 := batch + "-L1"
+	pool1 := poolName(batch, 1)
 	const alloc, ahead = 64, 16
 	lat := make([]time.Duration, len(rest))
 	if cfg.Profile != nil {
@@ -294,7 +299,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	tp := time.Now()
 	for li := 1; li < len(levels); li++ {
 		n := counts[li]
-		lv, err := s.AllocateFromPool(ctx, batch, tracecode.Level(li+1), fmt.Sprintf("%s-L%d", batch, li+1), n, dev)
+		lv, err := s.AllocateFromPool(ctx, batch, tracecode.Level(li+1), poolName(batch, li+1), n, dev)
 		if err != nil {
 			return res, fmt.Errorf("allocate L%d: %w", li+1, err)
 		}
@@ -410,6 +415,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 }
 
 // batchSalt keeps two runs on the same data directory from colliding codes.
+// poolName is the pool of a level's codes in the benchmark batch.
+func poolName(batch string, level int) string { return fmt.Sprintf("%s-L%d", batch, level) }
+
 func batchSalt(batch string) int {
 	h := 0
 	for _, c := range batch {
