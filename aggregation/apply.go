@@ -296,7 +296,11 @@ func (t *wtx) refillPool(pool string, cursor []byte, n int) (poolAhead, error) {
 			if err != nil {
 				return storageErr(err)
 			}
-			q = append(q, pooled{tracecode.Code(k[len(o.Prefix):]), v})
+			c, err := keyCode(k[len(o.Prefix):])
+			if err != nil {
+				return storageErr(fmt.Errorf("pool %s: key %q: %w", pool, k, err))
+			}
+			q = append(q, pooled{c, v})
 		}
 		return nil
 	}
@@ -318,11 +322,11 @@ func (t *wtx) refillPool(pool string, cursor []byte, n int) (poolAhead, error) {
 }
 
 func (t *wtx) allocate(code tracecode.Code, ev *Event, seqs []uint64, pool string, flags uint8) error {
-	l := loc{Batch: ev.Batch, Level: ev.Level}
+	l := loc{Batch: ev.Batch, Level: ev.Level, Pool: pool}
 	if err := t.set(locKey(code), l.encode()); err != nil {
 		return err
 	}
-	cv := codeView{code: code, loc: l, rec: rec{State: StateAllocated, Flags: flags, Pool: pool, Seqs: seqs}}
+	cv := codeView{code: code, loc: l, rec: rec{State: StateAllocated, Flags: flags, Seqs: seqs}}
 	return t.putRec(&cv, ev.Seq)
 }
 
@@ -413,7 +417,12 @@ func (t *wtx) applyReturn(ev *Event, r *request, live bool) error {
 				return storageErr(err)
 			}
 			if st == StateAllocated {
-				ev.Codes = append(ev.Codes, tracecode.Code(k[len(pfx):]))
+				c, err := keyCode(k[len(pfx):])
+				if err != nil {
+					it.Close()
+					return storageErr(fmt.Errorf("batch %s: key %q: %w", ev.Batch, k, err))
+				}
+				ev.Codes = append(ev.Codes, c)
 			}
 		}
 		it.Close()
@@ -441,16 +450,16 @@ func (t *wtx) applyReturn(ev *Event, r *request, live bool) error {
 		}
 		ctr.Returned++
 		ctr.move(StateAllocated, StateReturned)
-		if cv.rec.Pool == "" {
+		if cv.loc.Pool == "" {
 			continue // generated codes are retired, never reissued
 		}
-		if err := t.set(locKey(cv.code), loc{Pool: cv.rec.Pool}.encode()); err != nil {
+		if err := t.set(locKey(cv.code), loc{Pool: cv.loc.Pool}.encode()); err != nil {
 			return err
 		}
-		if err := t.set(poolCodeKey(cv.rec.Pool, cv.code), encodeSeqs(cv.rec.Seqs)); err != nil {
+		if err := t.set(poolCodeKey(cv.loc.Pool, cv.code), encodeSeqs(cv.rec.Seqs)); err != nil {
 			return err
 		}
-		p := t.pool(cv.rec.Pool)
+		p := t.pool(cv.loc.Pool)
 		p.Available++
 		p.Allocated--
 		p.Returned++

@@ -142,7 +142,11 @@ func (t *wtx) children(p tracecode.Code) ([]tracecode.Code, error) {
 	defer it.Close()
 	var out []tracecode.Code
 	for it.Rewind(); it.Valid(); it.Next() {
-		out = append(out, tracecode.Code(it.Item().Key()[len(o.Prefix):]))
+		c, err := keyCode(it.Item().Key()[len(o.Prefix):])
+		if err != nil {
+			return nil, storageErr(fmt.Errorf("children of %s: key %q: %w", p, it.Item().Key(), err))
+		}
+		out = append(out, c)
 	}
 	return out, nil
 }

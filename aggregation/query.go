@@ -39,7 +39,7 @@ func (s *Store) code(ctx context.Context, code tracecode.Code, history bool) (Co
 		if err != nil {
 			return err
 		}
-		ci = CodeInfo{Code: code, State: cv.rec.State, Pool: cv.rec.Pool, Batch: cv.loc.Batch, Level: cv.loc.Level,
+		ci = CodeInfo{Code: code, State: cv.rec.State, Pool: cv.loc.Pool, Batch: cv.loc.Batch, Level: cv.loc.Level,
 			Generated: cv.rec.Flags&flagGenerated != 0, Parent: cv.rec.Parent, Children: int(cv.rec.Children),
 			Partial: cv.rec.Flags&flagPartial != 0, Mixed: cv.rec.Flags&flagMixed != 0}
 		seqs := cv.rec.Seqs
@@ -169,7 +169,11 @@ func (s *Store) Tree(ctx context.Context, parent tracecode.Code, fn func(Node) e
 			pfx := linkPrefix(n.Code)
 			var kids []tracecode.Code
 			for it.Seek(pfx); it.ValidForPrefix(pfx); it.Next() {
-				kids = append(kids, tracecode.Code(it.Item().Key()[len(pfx):]))
+				k, err := keyCode(it.Item().Key()[len(pfx):])
+				if err != nil {
+					return storageErr(fmt.Errorf("children of %s: key %q: %w", n.Code, it.Item().Key(), err))
+				}
+				kids = append(kids, k)
 			}
 			for _, k := range kids {
 				if err := walk(Node{Code: k, Parent: n.Code, Level: n.Level - 1, Depth: n.Depth + 1}); err != nil {
@@ -261,7 +265,11 @@ func (s *Store) Codes(ctx context.Context, batch string, level tracecode.Level, 
 					continue
 				}
 			}
-			if err := fn(tracecode.Code(item.Key()[len(pfx):])); err != nil {
+			c, err := keyCode(item.Key()[len(pfx):])
+			if err != nil {
+				return storageErr(fmt.Errorf("batch %s: key %q: %w", batch, item.Key(), err))
+			}
+			if err := fn(c); err != nil {
 				return err
 			}
 		}

@@ -11,6 +11,9 @@ import (
 // loc says where a code lives: in a pool, or allocated to a batch+level.
 // Once allocated, a code never leaves its batch+level (a return puts it back
 // in its pool only as available stock for the same pool; see applyReturn).
+// An allocated code's loc also names the pool it came from ("" if
+// generated): the loc is written once per allocation, the record at every
+// transition, so the pool is kept here.
 type loc struct {
 	Pool  string
 	Batch string
@@ -23,7 +26,11 @@ func (l loc) encode() []byte {
 	if l.inPool() {
 		return append([]byte{'p'}, l.Pool...)
 	}
-	return append([]byte{'b', byte(l.Level)}, l.Batch...)
+	b := make([]byte, 0, 3+len(l.Batch)+len(l.Pool))
+	b = append(b, 'b', byte(l.Level))
+	b = binary.AppendUvarint(b, uint64(len(l.Batch)))
+	b = append(b, l.Batch...)
+	return append(b, l.Pool...)
 }
 
 func decodeLoc(b []byte) (loc, error) {
@@ -31,7 +38,11 @@ func decodeLoc(b []byte) (loc, error) {
 	case len(b) >= 1 && b[0] == 'p':
 		return loc{Pool: string(b[1:])}, nil
 	case len(b) >= 3 && b[0] == 'b':
-		return loc{Batch: string(b[2:]), Level: tracecode.Level(b[1])}, nil
+		n, k := binary.Uvarint(b[2:])
+		if k > 0 && n > 0 && n <= uint64(len(b)-2-k) {
+			rest := b[2+k:]
+			return loc{Batch: string(rest[:n]), Level: tracecode.Level(b[1]), Pool: string(rest[n:])}, nil
+		}
 	}
 	return loc{}, fmt.Errorf("corrupt code location %q", b)
 }
@@ -42,21 +53,19 @@ const (
 	flagMixed
 )
 
-// rec is the projection of one code allocated to a batch.
+// rec is the projection of one code allocated to a batch (the pool it came
+// from is in its loc).
 type rec struct {
 	State    CodeState
 	Flags    uint8
-	Pool     string         // pool it came from; "" if generated
 	Parent   tracecode.Code // current parent, "" if none
 	Children uint32         // current number of children
 	Seqs     []uint64       // journal events that touched it, oldest first
 }
 
 func (r *rec) encode() []byte {
-	b := make([]byte, 0, 16+len(r.Pool)+len(r.Parent)+4*len(r.Seqs))
+	b := make([]byte, 0, 16+len(r.Parent)+4*len(r.Seqs))
 	b = append(b, byte(r.State), r.Flags)
-	b = binary.AppendUvarint(b, uint64(len(r.Pool)))
-	b = append(b, r.Pool...)
 	b = binary.AppendUvarint(b, uint64(len(r.Parent)))
 	b = append(b, r.Parent...)
 	b = binary.AppendUvarint(b, uint64(r.Children))
@@ -101,9 +110,6 @@ func decodeRec(b []byte) (rec, error) {
 	var ok bool
 	var parent string
 	var n, ch uint64
-	if r.Pool, ok = str(); !ok {
-		return r, errCorrupt
-	}
 	if parent, ok = str(); !ok {
 		return r, errCorrupt
 	}

@@ -12,7 +12,7 @@ import (
 
 func TestRecRoundTrip(t *testing.T) {
 	for _, r := range []rec{
-		{State: StateAllocated, Pool: "p", Seqs: []uint64{1, 5}},
+		{State: StateAllocated, Seqs: []uint64{1, 5}},
 		{State: StateAggregated, Flags: flagGenerated, Parent: "(00)123456789012345675", Seqs: []uint64{7, 9, 1 << 40}},
 		{State: StateCommissioned, Flags: flagPartial | flagMixed, Children: 7, Seqs: []uint64{}},
 	} {
@@ -23,9 +23,27 @@ func TestRecRoundTrip(t *testing.T) {
 	}
 }
 
+func TestLocRoundTrip(t *testing.T) {
+	for _, l := range []loc{
+		{Pool: "P-1"},
+		{Batch: "B1", Level: 1},
+		{Batch: "B000000001", Level: 3, Pool: "B000000001-L3"},
+	} {
+		got, err := decodeLoc(l.encode())
+		if err != nil || got != l {
+			t.Fatalf("round trip of %+v: %+v, %v", l, got, err)
+		}
+	}
+	for _, b := range []string{"", "x", "b\x01", "b\x01\x05B1", "b\x01\x00"} {
+		if l, err := decodeLoc([]byte(b)); err == nil {
+			t.Errorf("decodeLoc(%q) = %+v, want an error", b, l)
+		}
+	}
+}
+
 // FuzzDecodeRec: records come from disk; a corrupt one must be an error, never a panic.
 func FuzzDecodeRec(f *testing.F) {
-	f.Add((&rec{State: StateSent, Pool: "pool", Seqs: []uint64{1, 2}}).encode())
+	f.Add((&rec{State: StateSent, Seqs: []uint64{1, 2}}).encode())
 	f.Add([]byte{1})
 	f.Add([]byte{5, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -116,6 +134,58 @@ func FuzzDecodeEvent(f *testing.F) {
 		ev2, err := decodeEvent(b2)
 		if err != nil || !reflect.DeepEqual(ev, ev2) {
 			t.Fatalf("decoded %+v does not survive a round trip: %+v, %v", ev, ev2, err)
+		}
+	})
+}
+
+func TestKeyCodeRoundTrip(t *testing.T) {
+	for _, c := range []tracecode.Code{
+		"81234560000000010001", // nmpa20: packed
+		"001234567890123457",   // SSCC digits: packed
+		"7", "12345",           // odd lengths: packed, padded
+		"0112345678901231" + "21ABC/def", // GS1 with a serial: raw
+		"(00)123456789012345675",         // bracketed: raw
+		tracecode.Code(strings.Repeat("9", 200)),
+	} {
+		k := linkKey(c, c)
+		p, rest, err := splitKeyCode(k[len(pfxLink):])
+		if err != nil || p != c || len(rest) == 0 || rest[0] != 0 {
+			t.Fatalf("parent of %q: %q, rest %q, %v", c, p, rest, err)
+		}
+		if got, err := keyCode(rest[1:]); err != nil || got != c {
+			t.Fatalf("child of %q: %q, %v", c, got, err)
+		}
+		if got, err := keyCode(locKey(c)[len(pfxLoc):]); err != nil || got != c {
+			t.Fatalf("loc key of %q: %q, %v", c, got, err)
+		}
+		if allDigits(c) && len(locKey(c)) != len(pfxLoc)+2+(len(c)+1)/2 {
+			t.Errorf("%q: not packed: %q", c, locKey(c))
+		}
+	}
+	// Packed keys of one length sort as their codes do, so pool order is kept.
+	a, b := locKey("81234560000000010009"), locKey("81234560000000010010")
+	if bytes.Compare(a, b) >= 0 {
+		t.Errorf("packed keys out of order: %x >= %x", a, b)
+	}
+	for _, bad := range [][]byte{{}, {packedCode}, {packedCode, 0}, {packedCode, 4, 12}, {packedCode, 2, 100}, {packedCode, 1, 15}} {
+		if c, err := keyCode(bad); err == nil {
+			t.Errorf("keyCode(%x) = %q, want an error", bad, c)
+		}
+	}
+}
+
+// FuzzKeyCode: a code that decodes from a key encodes back to that key.
+func FuzzKeyCode(f *testing.F) {
+	f.Add(locKey("81234560000000010001")[len(pfxLoc):])
+	f.Add([]byte("0112345678901231"))
+	f.Add([]byte{packedCode, 3, 99, 90})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := keyCode(b)
+		if err != nil || checkCode(c) != nil {
+			return
+		}
+		if again := appendCode(nil, "", c); !bytes.Equal(again, b) && allDigits(c) == (b[0] == packedCode) {
+			t.Fatalf("%x decodes to %q, which encodes to %x", b, c, again)
 		}
 	})
 }

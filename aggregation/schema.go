@@ -12,6 +12,7 @@ package aggregation
 //	                                   uvarint(len body) + its chain SHA-256 (32) + canonical
 //	                                   binary body (journal.go, event_codec.go)
 //	x/<code>                           where a code lives (loc): a pool, or a batch+level
+//	                                   and the pool it came from
 //	c/<batch> 0 <level:1> <code>       code record (rec, binary) of a code allocated to a batch
 //	q/<pool> 0 <code>                  code available in a pool; value: its history seqs
 //	P/<pool>                           pool account (JSON tracecode.PoolStat)
@@ -19,16 +20,18 @@ package aggregation
 //	k/<batch> 0 <level:1>              per batch+level counters (JSON levelCounters)
 //	h/<parent> 0 <child>               current parent → child link; the child's record holds child → parent
 //
-// The journal is the truth; everything else is a projection rebuilt and
+// <code> in a key is packed when it is all digits (see appendCode). The
+// journal is the truth; everything else is a projection rebuilt and
 // compared by Verify. A change to this layout bumps schemaVersion.
 
 import (
 	"encoding/binary"
+	"errors"
 
 	"github.com/tracline/tracline/tracecode"
 )
 
-const schemaVersion = "3"
+const schemaVersion = "4"
 
 var (
 	keySchema = []byte("m/schema")
@@ -56,7 +59,9 @@ func journalKey(seq uint64) []byte {
 	return k
 }
 
-func locKey(c tracecode.Code) []byte { return append([]byte(pfxLoc), c...) }
+func locKey(c tracecode.Code) []byte {
+	return appendCode(make([]byte, 0, len(pfxLoc)+2+len(c)), pfxLoc, c)
+}
 
 func codePrefix(batch string, level tracecode.Level) []byte {
 	k := make([]byte, 0, len(pfxCode)+len(batch)+2)
@@ -66,7 +71,7 @@ func codePrefix(batch string, level tracecode.Level) []byte {
 }
 
 func codeKey(batch string, level tracecode.Level, c tracecode.Code) []byte {
-	return append(codePrefix(batch, level), c...)
+	return appendCode(nil, string(codePrefix(batch, level)), c)
 }
 
 func poolCodePrefix(pool string) []byte {
@@ -74,7 +79,9 @@ func poolCodePrefix(pool string) []byte {
 	return append(k, 0)
 }
 
-func poolCodeKey(pool string, c tracecode.Code) []byte { return append(poolCodePrefix(pool), c...) }
+func poolCodeKey(pool string, c tracecode.Code) []byte {
+	return appendCode(nil, string(poolCodePrefix(pool)), c)
+}
 
 func poolKey(pool string) []byte   { return append([]byte(pfxPool), pool...) }
 func batchKey(batch string) []byte { return append([]byte(pfxBatch), batch...) }
@@ -85,8 +92,92 @@ func counterKey(batch string, level tracecode.Level) []byte {
 }
 
 func linkPrefix(parent tracecode.Code) []byte {
-	k := append([]byte(pfxLink), parent...)
-	return append(k, 0)
+	return append(appendCode(nil, pfxLink, parent), 0)
 }
 
-func linkKey(parent, child tracecode.Code) []byte { return append(linkPrefix(parent), child...) }
+func linkKey(parent, child tracecode.Code) []byte {
+	return appendCode(nil, string(linkPrefix(parent)), child)
+}
+
+// Codes in keys. A code of digits only — every nmpa20 code, every SSCC —
+// is packed two digits to a byte after a marker byte and its length in
+// digits: 12 bytes instead of 20 for an nmpa20 code, in the five keys a unit
+// writes on its way through the line. Any other code is stored as it is:
+// canonical codes are printable ASCII (checkCode), so none starts with the
+// marker. A packed code may contain 0x00, so parsers take a code from a key
+// with splitKeyCode or keyCode, never by searching for a separator.
+const packedCode = 0x01
+
+// appendCode appends pfx and c's key form to b.
+func appendCode(b []byte, pfx string, c tracecode.Code) []byte {
+	b = append(b, pfx...)
+	if !allDigits(c) {
+		return append(b, c...)
+	}
+	b = append(b, packedCode, byte(len(c)))
+	for i := 0; i < len(c); i += 2 {
+		d := (c[i] - '0') * 10
+		if i+1 < len(c) {
+			d += c[i+1] - '0'
+		}
+		b = append(b, d)
+	}
+	return b
+}
+
+func allDigits(c tracecode.Code) bool {
+	if len(c) == 0 || len(c) > 255 {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		if c[i] < '0' || c[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+var errKeyCode = errors.New("corrupt code in key")
+
+// splitKeyCode decodes the code at the start of b and returns the bytes
+// after it: after a raw code, from the first 0x00 on (none if b ends).
+func splitKeyCode(b []byte) (tracecode.Code, []byte, error) {
+	if len(b) == 0 {
+		return "", nil, errKeyCode
+	}
+	if b[0] != packedCode {
+		i := 0
+		for i < len(b) && b[i] != 0 {
+			i++
+		}
+		return tracecode.Code(b[:i]), b[i:], nil
+	}
+	if len(b) < 2 || b[1] == 0 {
+		return "", nil, errKeyCode
+	}
+	n := int(b[1])
+	m := (n + 1) / 2
+	if len(b) < 2+m {
+		return "", nil, errKeyCode
+	}
+	out := make([]byte, n)
+	for i, d := range b[2 : 2+m] {
+		if d > 99 || (2*i+1 == n && d%10 != 0) {
+			return "", nil, errKeyCode
+		}
+		out[2*i] = '0' + d/10
+		if 2*i+1 < n {
+			out[2*i+1] = '0' + d%10
+		}
+	}
+	return tracecode.Code(out), b[2+m:], nil
+}
+
+// keyCode decodes b, which must hold exactly one code.
+func keyCode(b []byte) (tracecode.Code, error) {
+	c, rest, err := splitKeyCode(b)
+	if err == nil && len(rest) > 0 {
+		err = errKeyCode
+	}
+	return c, err
+}

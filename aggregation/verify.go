@@ -268,17 +268,23 @@ func describeKey(k []byte) string {
 		return fmt.Sprintf("key %q", k)
 	}
 	body := k[2:]
-	parts := bytes.SplitN(body, []byte{0}, 2)
+	parts := bytes.SplitN(body, []byte{0}, 2) // batch and pool names hold no 0x00; packed codes may
 	switch string(k[:2]) {
 	case pfxLoc:
-		return fmt.Sprintf("code %s (location)", body)
+		if c, err := keyCode(body); err == nil {
+			return fmt.Sprintf("code %s (location)", c)
+		}
 	case pfxCode:
 		if len(parts) == 2 && len(parts[1]) >= 1 {
-			return fmt.Sprintf("code %s (batch %s %s)", parts[1][1:], parts[0], tracecode.Level(parts[1][0]))
+			if c, err := keyCode(parts[1][1:]); err == nil {
+				return fmt.Sprintf("code %s (batch %s %s)", c, parts[0], tracecode.Level(parts[1][0]))
+			}
 		}
 	case pfxPoolCode:
 		if len(parts) == 2 {
-			return fmt.Sprintf("code %s (in pool %s)", parts[1], parts[0])
+			if c, err := keyCode(parts[1]); err == nil {
+				return fmt.Sprintf("code %s (in pool %s)", c, parts[0])
+			}
 		}
 	case pfxPool:
 		return fmt.Sprintf("pool %s (account)", body)
@@ -289,8 +295,11 @@ func describeKey(k []byte) string {
 			return fmt.Sprintf("batch %s %s (counters)", parts[0], tracecode.Level(parts[1][0]))
 		}
 	case pfxLink:
-		if len(parts) == 2 {
-			return fmt.Sprintf("code %s (child of %s)", parts[1], parts[0])
+		p, rest, err := splitKeyCode(body)
+		if err == nil && len(rest) > 0 && rest[0] == 0 {
+			if c, err := keyCode(rest[1:]); err == nil {
+				return fmt.Sprintf("code %s (child of %s)", c, p)
+			}
 		}
 	}
 	return fmt.Sprintf("key %q", k)
@@ -359,7 +368,12 @@ func checkInvariants(ctx context.Context, txn *badger.Txn, rep *VerifyReport) er
 			rep.add("%s: malformed key", describeKey(k))
 			continue
 		}
-		batch, level, code := string(parts[0]), tracecode.Level(parts[1][0]), tracecode.Code(parts[1][1:])
+		batch, level := string(parts[0]), tracecode.Level(parts[1][0])
+		code, err := keyCode(parts[1][1:])
+		if err != nil {
+			rep.add("%s: malformed key: %v", describeKey(k), err)
+			continue
+		}
 		v, err := it.Item().ValueCopy(nil)
 		if err != nil {
 			return err
@@ -394,7 +408,11 @@ func checkInvariants(ctx context.Context, txn *badger.Txn, rep *VerifyReport) er
 		lp := linkPrefix(code)
 		for links.Seek(lp); links.ValidForPrefix(lp); links.Next() {
 			kids++
-			child := tracecode.Code(links.Item().Key()[len(lp):])
+			child, err := keyCode(links.Item().Key()[len(lp):])
+			if err != nil {
+				rep.add("%s: %v", describeKey(links.Item().KeyCopy(nil)), err)
+				continue
+			}
 			if err := checkChild(txn, code, level, child); err != "" {
 				rep.add("%s", err)
 			}
