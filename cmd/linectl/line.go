@@ -97,6 +97,7 @@ type demoOpts struct {
 	seed     uint64
 	faults   []sim.Fault
 	deadline time.Duration
+	labelTO  time.Duration // labeller's wait for a label after a group is read (0: the simulator's 2 s)
 	listen   string
 	headless bool
 	quiet    bool
@@ -252,7 +253,7 @@ func startDemo(ctx context.Context, o *demoOpts, c *cli) (_ *demoLine, err error
 	for l := tracecode.Level(2); l <= product.TopLevel(); l++ {
 		ratios = append(ratios, product.Ratio(l))
 	}
-	d.sim, err = sim.New(sim.Config{Seed: o.seed, Rate: o.rate, Positions: sim.Positions{Gate: o.deadline}, Units: o.units,
+	d.sim, err = sim.New(sim.Config{Seed: o.seed, Rate: o.rate, Positions: sim.Positions{Gate: o.deadline}, LabelTimeout: o.labelTO, Units: o.units,
 		Ratios: ratios, Faults: o.faults, StartStopped: true, Listen: sim.Listen{PLCOPCUA: "off", HTTP: "off"}},
 		c.log.With("part", "linesim"), sim.WithDevices(devsim.Factory(devsim.Config{}, c.log.With("part", "devsim"))))
 	if err != nil {

@@ -34,9 +34,13 @@ func quietCLI() *cli {
 // The tests run under the race detector beside other packages' tests on a
 // small machine; the longer belt keeps them about the logic, not about
 // whether a starved CPU meets a 100 ms gate (that is `linectl bench line`).
+// For the same reason the labeller waits up to 10 s for a group's label
+// rather than 2 s: a clean-clone CI run once saw a label come later than 2 s
+// (pack and label after three synced ledger writes, under -race), and the
+// late label went on the next group. That limit is in the README.
 func testOpts(units int, faults []sim.Fault) *demoOpts {
 	return &demoOpts{product: "../../examples/amoxicillin-gs1.yaml", units: units, rate: 1200, seed: 42,
-		deadline: 200 * time.Millisecond, headless: true, faults: faults}
+		deadline: 200 * time.Millisecond, labelTO: 10 * time.Second, headless: true, faults: faults}
 }
 
 // runningLine starts a simulated line with a controller, reset and started.
