@@ -117,14 +117,8 @@ func (t *wtx) applyPoolAdd(ev *Event) error {
 		return fmt.Errorf("pool %s: %w", ev.Pool, &tracecode.DuplicateCodesError{Codes: uniq(dup)})
 	}
 	seqs := encodeSeqs([]uint64{ev.Seq})
-	l := loc{Pool: ev.Pool}.encode()
-	for _, c := range ev.Codes {
-		if err := t.set(locKey(c), l); err != nil {
-			return err
-		}
-		if err := t.set(poolCodeKey(ev.Pool, c), seqs); err != nil {
-			return err
-		}
+	if err := t.appendPool(ev.Pool, ev.Codes, func(int) []byte { return seqs }); err != nil {
+		return err
 	}
 	t.pool(ev.Pool).Available += int64(len(ev.Codes))
 	return nil
@@ -200,18 +194,22 @@ func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) (err error) {
 		}
 		ahead := t.poolAhead(ev.Pool)
 		if len(ahead.queue) < r.pickN {
-			// Refill the read-ahead (the committer made this transaction
-			// see every earlier group: see Store.needsScan).
-			var err error
-			if ahead, err = t.refillPool(ev.Pool, ahead.cursor, max(r.pickN, t.s.opts.prefetch)); err != nil {
+			if ahead, err = t.refillPool(ev.Pool, ahead, max(r.pickN, t.s.opts.prefetch)); err != nil {
 				return err
 			}
 			if len(ahead.queue) < r.pickN {
 				return storageErr(fmt.Errorf("pool %s: account says %d available, found %d", ev.Pool, t.pool(ev.Pool).Available, len(ahead.queue)))
 			}
 		}
-		// Codes from the queue are in the pool (see poolAhead): their
-		// location and history need no reading.
+		var head, tail uint64
+		if head, tail, err = t.queue(ev.Pool); err != nil {
+			return err
+		}
+		if ahead.queue[0].n != head {
+			return storageErr(fmt.Errorf("pool %s: read ahead from entry %d, but the queue's head is %d", ev.Pool, ahead.queue[0].n, head))
+		}
+		// Entries from the head on are in the pool: their codes' location
+		// and history need no reading.
 		views = make([]codeView, r.pickN)
 		hist = make([][]byte, r.pickN)
 		ev.Codes = make([]tracecode.Code, r.pickN)
@@ -220,17 +218,29 @@ func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) (err error) {
 				return err
 			}
 			ev.Codes[i] = pc.code
-			views[i] = codeView{code: pc.code, loc: loc{Pool: ev.Pool}, rec: rec{State: StateInPool}}
+			views[i] = codeView{code: pc.code, loc: loc{Pool: ev.Pool, QSeq: pc.n}, rec: rec{State: StateInPool}}
 			hist[i] = pc.hist
+		}
+		if err := t.setQueue(ev.Pool, head+uint64(r.pickN), tail); err != nil {
+			return err
 		}
 		defer func() {
 			if err == nil {
-				t.setPoolAhead(ev.Pool, poolAhead{ahead.queue[r.pickN:], ahead.cursor})
+				t.setPoolAhead(ev.Pool, poolAhead{ahead.queue[r.pickN:], ahead.next, true})
 			}
 		}()
 	} else {
 		if len(ev.Codes) == 0 {
 			return errors.New("no codes to allocate")
+		}
+		// Named codes (a replayed event): they must be the next ones in
+		// the pool's queue, as the live allocation took them.
+		head, tail, err := t.queue(ev.Pool)
+		if err != nil {
+			return err
+		}
+		if uint64(len(ev.Codes)) > tail-head {
+			return refused("pool %s holds %d codes, %d named", ev.Pool, tail-head, len(ev.Codes))
 		}
 		views = make([]codeView, len(ev.Codes))
 		hist = make([][]byte, len(ev.Codes))
@@ -245,23 +255,23 @@ func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) (err error) {
 			if !cv.loc.inPool() || cv.loc.Pool != ev.Pool {
 				return refused("code %s is %s, not in pool %s", c, cv.rec.State, ev.Pool)
 			}
-			v, ok, err := t.get(poolCodeKey(ev.Pool, c))
+			e, err := t.poolEntry(ev.Pool, head+uint64(i))
 			if err != nil {
 				return err
 			}
-			if !ok {
-				return refused("code %s is not available in pool %s (allocated twice in one call?)", c, ev.Pool)
+			if e.code != c || cv.loc.QSeq != e.n {
+				return refused("code %s is not next in pool %s (entry %d holds %s)", c, ev.Pool, e.n, e.code)
 			}
-			views[i], hist[i] = cv, v
+			views[i], hist[i] = cv, e.hist
+		}
+		if err := t.setQueue(ev.Pool, head+uint64(len(ev.Codes)), tail); err != nil {
+			return err
 		}
 	}
 	for i := range views {
 		seqs, err := decodeSeqs(hist[i])
 		if err != nil {
 			return storageErr(fmt.Errorf("pool %s code %s history: %w", ev.Pool, views[i].code, err))
-		}
-		if err := t.del(poolCodeKey(ev.Pool, views[i].code)); err != nil {
-			return err
 		}
 		if err := t.allocate(views[i].code, ev, seqs, ev.Pool, 0); err != nil {
 			return err
@@ -276,49 +286,49 @@ func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) (err error) {
 	return nil
 }
 
-// refillPool reads up to n codes of pool, from cursor on (the codes before
-// it were allocated; their tombstones would only slow the scan), then from
-// the start for codes imported or returned behind the cursor.
-func (t *wtx) refillPool(pool string, cursor []byte, n int) (poolAhead, error) {
-	o := badger.DefaultIteratorOptions
-	o.PrefetchValues = false
-	o.Prefix = poolCodePrefix(pool)
-	it := t.txn.NewIterator(o)
-	defer it.Close()
-	var q []pooled
-	scan := func(start, stop []byte) error {
-		for it.Seek(start); it.Valid() && len(q) < n; it.Next() {
-			k := it.Item().Key()
-			if stop != nil && bytes.Compare(k, stop) >= 0 {
-				break
-			}
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return storageErr(err)
-			}
-			c, err := keyCode(k[len(o.Prefix):])
-			if err != nil {
-				return storageErr(fmt.Errorf("pool %s: key %q: %w", pool, k, err))
-			}
-			q = append(q, pooled{c, v})
-		}
-		return nil
-	}
-	if cursor == nil {
-		cursor = o.Prefix
-	}
-	if err := scan(cursor, nil); err != nil {
+// refillPool reads up to n more entries of pool after those in a. Entries
+// are never changed once written, so the transaction's snapshot is right
+// for every entry it holds; entries appended by the group in flight, which
+// it lacks, are read through the overlay. No barrier is needed.
+func (t *wtx) refillPool(pool string, a poolAhead, n int) (poolAhead, error) {
+	head, tail, err := t.queue(pool)
+	if err != nil {
 		return poolAhead{}, err
 	}
-	if len(q) < n && !bytes.Equal(cursor, o.Prefix) {
-		if err := scan(o.Prefix, cursor); err != nil {
+	next := a.next
+	if !a.set || len(a.queue) == 0 && next < head {
+		a.queue, next = nil, head
+	}
+	end := min(next+uint64(n), tail)
+	if next >= end {
+		return poolAhead{a.queue, next, true}, nil
+	}
+	o := badger.DefaultIteratorOptions
+	o.Prefix = poolCodePrefix(pool)
+	o.PrefetchSize = min(n, 256)
+	it := t.txn.NewIterator(o)
+	defer it.Close()
+	q := append(a.queue[:len(a.queue):len(a.queue)], make([]pooled, 0, end-next)...)
+	it.Seek(poolEntryKey(pool, next))
+	for i := next; i < end; i++ {
+		var e pooled
+		if it.Valid() && bytes.Equal(it.Item().Key(), poolEntryKey(pool, i)) {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return poolAhead{}, storageErr(err)
+			}
+			c, hist, err := decodePoolEntry(v)
+			if err != nil {
+				return poolAhead{}, storageErr(fmt.Errorf("pool %s entry %d: %w", pool, i, err))
+			}
+			e = pooled{i, c, hist}
+			it.Next()
+		} else if e, err = t.poolEntry(pool, i); err != nil {
 			return poolAhead{}, err
 		}
+		q = append(q, e)
 	}
-	if len(q) == 0 {
-		return poolAhead{}, nil
-	}
-	return poolAhead{q, append(poolCodeKey(pool, q[len(q)-1].code), 0)}, nil
+	return poolAhead{q, end, true}, nil
 }
 
 func (t *wtx) allocate(code tracecode.Code, ev *Event, seqs []uint64, pool string, flags uint8) error {
@@ -453,10 +463,8 @@ func (t *wtx) applyReturn(ev *Event, r *request, live bool) error {
 		if cv.loc.Pool == "" {
 			continue // generated codes are retired, never reissued
 		}
-		if err := t.set(locKey(cv.code), loc{Pool: cv.loc.Pool}.encode()); err != nil {
-			return err
-		}
-		if err := t.set(poolCodeKey(cv.loc.Pool, cv.code), encodeSeqs(cv.rec.Seqs)); err != nil {
+		h := encodeSeqs(cv.rec.Seqs)
+		if err := t.appendPool(cv.loc.Pool, []tracecode.Code{cv.code}, func(int) []byte { return h }); err != nil {
 			return err
 		}
 		p := t.pool(cv.loc.Pool)

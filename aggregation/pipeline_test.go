@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -268,14 +269,15 @@ func TestPipelineContention(t *testing.T) {
 	}
 }
 
-// The committer reads a pool ahead from a cursor; codes imported behind the
-// cursor are still found, every code is allocated once, and an empty pool
-// says so.
-func TestPoolCursorWrapsAround(t *testing.T) {
+// A pool is a queue: codes are allocated in the order they were imported
+// (codes whose keys sort first but came later wait their turn), every code
+// once, and an empty pool says so.
+func TestPoolIsAQueue(t *testing.T) {
 	s, _ := openTest(t)
 	must(t, s.CreateBatch(ctx, spec("PW"), op))
 	must(t, s.AddToPool(ctx, "pw", codes(405, 100, 100), "late codes"))
 	seen := map[tracecode.Code]bool{}
+	var order []tracecode.Code
 	take := func(n int) {
 		t.Helper()
 		got, err := s.AllocateFromPool(ctx, "PW", 1, "pw", n, op)
@@ -286,6 +288,7 @@ func TestPoolCursorWrapsAround(t *testing.T) {
 			}
 			seen[c] = true
 		}
+		order = append(order, got...)
 	}
 	take(10)
 	must(t, s.AddToPool(ctx, "pw", codes(405, 0, 10), "early codes")) // sort before the cursor
@@ -293,6 +296,10 @@ func TestPoolCursorWrapsAround(t *testing.T) {
 	take(5)
 	if len(seen) != 110 {
 		t.Fatalf("%d codes allocated, want 110", len(seen))
+	}
+	want := append(codes(405, 100, 100), codes(405, 0, 10)...)
+	if !slices.Equal(order, want) {
+		t.Fatalf("allocation order %v…, want import order %v…", order[:12], want[:12])
 	}
 	if _, err := s.AllocateFromPool(ctx, "PW", 1, "pw", 1, op); !errors.Is(err, tracecode.ErrPoolEmpty) {
 		t.Fatalf("empty pool: %v, want ErrPoolEmpty", err)
@@ -305,10 +312,10 @@ func TestPoolCursorWrapsAround(t *testing.T) {
 }
 
 // Writers allocate a few codes at a time from one pool whose read-ahead is
-// tiny, while codes keep being imported with keys before the committer's
-// cursor, so that nearly every refill (a key scan) wraps around over codes
-// just allocated, while groups are in flight: no code may be allocated
-// twice, none lost.
+// tiny, while codes keep being imported, so that nearly every refill reads
+// entries while groups are in flight, some of them appended by the group in
+// flight (read through its overlay): no code may be allocated twice, none
+// lost.
 func TestPipelinePoolRefills(t *testing.T) {
 	s := openSynced(t, Options{prefetch: 7})
 	must(t, s.CreateBatch(ctx, spec("PR"), op))

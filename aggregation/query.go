@@ -45,11 +45,14 @@ func (s *Store) code(ctx context.Context, code tracecode.Code, history bool) (Co
 		seqs := cv.rec.Seqs
 		if cv.loc.inPool() {
 			ci.Pool = cv.loc.Pool
-			v, ok, err := t.get(poolCodeKey(cv.loc.Pool, code))
-			if err != nil || !ok {
-				return storageErr(fmt.Errorf("code %s: pool entry missing", code))
+			e, err := t.poolEntry(cv.loc.Pool, cv.loc.QSeq)
+			if err != nil {
+				return err
 			}
-			if seqs, err = decodeSeqs(v); err != nil {
+			if e.code != code {
+				return storageErr(fmt.Errorf("code %s: its pool entry %d holds %s", code, e.n, e.code))
+			}
+			if seqs, err = decodeSeqs(e.hist); err != nil {
 				return storageErr(err)
 			}
 		} else if b, ok := t.batch(cv.loc.Batch); ok {

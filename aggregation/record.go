@@ -8,7 +8,8 @@ import (
 	"github.com/tracline/tracline/tracecode"
 )
 
-// loc says where a code lives: in a pool, or allocated to a batch+level.
+// loc says where a code lives: in a pool (as its entry QSeq), or allocated
+// to a batch+level.
 // Once allocated, a code never leaves its batch+level (a return puts it back
 // in its pool only as available stock for the same pool; see applyReturn).
 // An allocated code's loc also names the pool it came from ("" if
@@ -16,6 +17,7 @@ import (
 // transition, so the pool is kept here.
 type loc struct {
 	Pool  string
+	QSeq  uint64 // in a pool: its entry there (see poolEntryKey)
 	Batch string
 	Level tracecode.Level
 }
@@ -24,7 +26,8 @@ func (l loc) inPool() bool { return l.Batch == "" }
 
 func (l loc) encode() []byte {
 	if l.inPool() {
-		return append([]byte{'p'}, l.Pool...)
+		b := binary.BigEndian.AppendUint64([]byte{'p'}, l.QSeq)
+		return append(b, l.Pool...)
 	}
 	b := make([]byte, 0, 3+len(l.Batch)+len(l.Pool))
 	b = append(b, 'b', byte(l.Level))
@@ -35,8 +38,8 @@ func (l loc) encode() []byte {
 
 func decodeLoc(b []byte) (loc, error) {
 	switch {
-	case len(b) >= 1 && b[0] == 'p':
-		return loc{Pool: string(b[1:])}, nil
+	case len(b) > 9 && b[0] == 'p':
+		return loc{Pool: string(b[9:]), QSeq: binary.BigEndian.Uint64(b[1:9])}, nil
 	case len(b) >= 3 && b[0] == 'b':
 		n, k := binary.Uvarint(b[2:])
 		if k > 0 && n > 0 && n <= uint64(len(b)-2-k) {
@@ -135,6 +138,27 @@ func decodeRec(b []byte) (rec, error) {
 		return r, errCorrupt
 	}
 	return r, nil
+}
+
+// A pool entry's value: the code, then its history as encodeSeqs writes it.
+func encodePoolEntry(c tracecode.Code, hist []byte) []byte {
+	b := make([]byte, 0, 2+len(c)+len(hist))
+	b = binary.AppendUvarint(b, uint64(len(c)))
+	b = append(b, c...)
+	return append(b, hist...)
+}
+
+func decodePoolEntry(v []byte) (tracecode.Code, []byte, error) {
+	n, k := binary.Uvarint(v)
+	if k <= 0 || n == 0 || n > uint64(len(v)-k) {
+		return "", nil, errCorrupt
+	}
+	c := tracecode.Code(v[k : k+int(n)])
+	hist := v[k+int(n):]
+	if _, err := decodeSeqs(hist); err != nil {
+		return "", nil, err
+	}
+	return c, hist, nil
 }
 
 func encodeSeqs(seqs []uint64) []byte {

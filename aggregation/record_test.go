@@ -26,6 +26,7 @@ func TestRecRoundTrip(t *testing.T) {
 func TestLocRoundTrip(t *testing.T) {
 	for _, l := range []loc{
 		{Pool: "P-1"},
+		{Pool: "P-1", QSeq: 1<<40 + 7},
 		{Batch: "B1", Level: 1},
 		{Batch: "B000000001", Level: 3, Pool: "B000000001-L3"},
 	} {
@@ -34,9 +35,22 @@ func TestLocRoundTrip(t *testing.T) {
 			t.Fatalf("round trip of %+v: %+v, %v", l, got, err)
 		}
 	}
-	for _, b := range []string{"", "x", "b\x01", "b\x01\x05B1", "b\x01\x00"} {
+	for _, b := range []string{"", "x", "p", "p\x00\x00\x00\x00\x00\x00\x00\x01", "b\x01", "b\x01\x05B1", "b\x01\x00"} {
 		if l, err := decodeLoc([]byte(b)); err == nil {
 			t.Errorf("decodeLoc(%q) = %+v, want an error", b, l)
+		}
+	}
+}
+
+func TestPoolEntryRoundTrip(t *testing.T) {
+	h := encodeSeqs([]uint64{3, 90})
+	c, hist, err := decodePoolEntry(encodePoolEntry("81234560000000010001", h))
+	if err != nil || c != "81234560000000010001" || !bytes.Equal(hist, h) {
+		t.Fatalf("round trip: %q %x %v", c, hist, err)
+	}
+	for _, bad := range [][]byte{nil, {0}, {5, 'a'}, append([]byte{1, 'a'}, 0xff)} {
+		if c, _, err := decodePoolEntry(bad); err == nil {
+			t.Errorf("decodePoolEntry(%x) = %q, want an error", bad, c)
 		}
 	}
 }

@@ -11,10 +11,14 @@ package aggregation
 //	                                   transaction), seqs consecutive and ending at last, each
 //	                                   uvarint(len body) + its chain SHA-256 (32) + canonical
 //	                                   binary body (journal.go, event_codec.go)
-//	x/<code>                           where a code lives (loc): a pool, or a batch+level
-//	                                   and the pool it came from
+//	x/<code>                           where a code lives (loc): a pool and its entry there, or a
+//	                                   batch+level and the pool it came from
 //	c/<batch> 0 <level:1> <code>       code record (rec, binary) of a code allocated to a batch
-//	q/<pool> 0 <code>                  code available in a pool; value: its history seqs
+//	q/<pool> 0 <n:8>                   the pool's n-th entry: a code and its history seqs. A pool
+//	                                   is a queue: imports and returns append, allocation takes
+//	                                   from the head; entries are never changed or deleted
+//	Q/<pool>                           the pool's queue: head (8), the next entry to allocate, and
+//	                                   tail (8), the next to append; entries head..tail-1 are available
 //	P/<pool>                           pool account (JSON tracecode.PoolStat)
 //	b/<batch>                          batch record (JSON batchRec)
 //	k/<batch> 0 <level:1>              per batch+level counters (JSON levelCounters)
@@ -31,7 +35,7 @@ import (
 	"github.com/tracline/tracline/tracecode"
 )
 
-const schemaVersion = "4"
+const schemaVersion = "5"
 
 var (
 	keySchema = []byte("m/schema")
@@ -44,13 +48,14 @@ const (
 	pfxCode     = "c/"
 	pfxPoolCode = "q/"
 	pfxPool     = "P/"
+	pfxQueue    = "Q/"
 	pfxBatch    = "b/"
 	pfxCounter  = "k/"
 	pfxLink     = "h/"
 )
 
 // projectionPrefixes are the tables Verify rebuilds from the journal.
-var projectionPrefixes = []string{pfxLoc, pfxCode, pfxPoolCode, pfxPool, pfxBatch, pfxCounter, pfxLink}
+var projectionPrefixes = []string{pfxLoc, pfxCode, pfxPoolCode, pfxQueue, pfxPool, pfxBatch, pfxCounter, pfxLink}
 
 func journalKey(seq uint64) []byte {
 	k := make([]byte, 2+8)
@@ -79,9 +84,11 @@ func poolCodePrefix(pool string) []byte {
 	return append(k, 0)
 }
 
-func poolCodeKey(pool string, c tracecode.Code) []byte {
-	return appendCode(nil, string(poolCodePrefix(pool)), c)
+func poolEntryKey(pool string, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(poolCodePrefix(pool), n)
 }
+
+func queueKey(pool string) []byte { return append([]byte(pfxQueue), pool...) }
 
 func poolKey(pool string) []byte   { return append([]byte(pfxPool), pool...) }
 func batchKey(batch string) []byte { return append([]byte(pfxBatch), batch...) }

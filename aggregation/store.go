@@ -393,30 +393,19 @@ func (s *Store) settle() error {
 
 // needsScan reports whether applying group iterates over keys (see run).
 func (s *Store) needsScan(group []*request) bool {
-	need := map[string]int{}
 	for _, r := range group {
-		if s.scans(r, need) {
+		if scans(r) {
 			return true
 		}
 	}
 	return false
 }
 
-// scans reports whether applying r iterates over keys: returning unsent
-// codes, unpacking, or allocating more codes than the pool's read-ahead
-// holds (with need, counting what earlier requests of the group take).
-func (s *Store) scans(r *request, need map[string]int) bool {
+// scans reports whether applying r iterates over keys whose values the
+// group in flight may have changed: returning unsent codes, unpacking.
+// (Reading a pool ahead does not count: see refillPool.)
+func scans(r *request) bool {
 	switch r.ev.Kind {
-	case EvAllocPool:
-		if len(r.ev.Codes) > 0 {
-			return false
-		}
-		n := r.pickN
-		if need != nil {
-			need[r.ev.Pool] += n
-			n = need[r.ev.Pool]
-		}
-		return n > len(s.ahead[r.ev.Pool].queue)
 	case EvReturn:
 		return len(r.ev.Codes) == 0
 	case EvUnpack:
@@ -492,7 +481,7 @@ func (s *Store) process(group []*request) {
 			case <-s.prev.done:
 				break extend
 			case r := <-s.reqs:
-				if r.bulk || s.scans(r, nil) {
+				if r.bulk || scans(r) {
 					s.held = r
 					break extend
 				}

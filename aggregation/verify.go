@@ -281,11 +281,11 @@ func describeKey(k []byte) string {
 			}
 		}
 	case pfxPoolCode:
-		if len(parts) == 2 {
-			if c, err := keyCode(parts[1]); err == nil {
-				return fmt.Sprintf("code %s (in pool %s)", c, parts[0])
-			}
+		if len(parts) == 2 && len(parts[1]) == 8 {
+			return fmt.Sprintf("pool %s entry %d", parts[0], binary.BigEndian.Uint64(parts[1]))
 		}
+	case pfxQueue:
+		return fmt.Sprintf("pool %s (queue)", body)
 	case pfxPool:
 		return fmt.Sprintf("pool %s (account)", body)
 	case pfxBatch:
@@ -313,13 +313,20 @@ func describeVal(pfx string, v []byte) string {
 			return fmt.Sprintf("corrupt record %x", v)
 		}
 		return fmt.Sprintf("{%s parent=%q children=%d events=%v}", r.State, r.Parent, r.Children, r.Seqs)
+	case pfxPoolCode:
+		c, hist, err := decodePoolEntry(v)
+		if err != nil {
+			return fmt.Sprintf("corrupt pool entry %x", v)
+		}
+		seqs, _ := decodeSeqs(hist)
+		return fmt.Sprintf("{code %s events=%v}", c, seqs)
 	case pfxLoc:
 		l, err := decodeLoc(v)
 		if err != nil {
 			return fmt.Sprintf("%q", v)
 		}
 		if l.inPool() {
-			return "pool " + l.Pool
+			return fmt.Sprintf("pool %s entry %d", l.Pool, l.QSeq)
 		}
 		return fmt.Sprintf("batch %s %s", l.Batch, l.Level)
 	}

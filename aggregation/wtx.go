@@ -1,6 +1,7 @@
 package aggregation
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -229,21 +230,19 @@ func (l *touchLog) unchangedSince(c tracecode.Code, seq uint64) bool {
 }
 
 // poolPrefetch is how many codes the committer reads ahead from a pool, so
-// that allocating a few codes at a time does not scan the pool (past the
-// tombstones of every code allocated before) each time.
+// that allocating a few codes at a time does not read the pool each time.
 const poolPrefetch = 8192 // Options.prefetch
 
-// poolAhead is the committer's read-ahead of a pool: codes in key order,
-// a subset of the codes in the pool (only allocation takes codes out, and
-// allocation takes them from the queue), and the key after the last code
-// read, where the next read starts (nil: the start).
+// poolAhead is the committer's read-ahead of a pool: the entries from the
+// queue's head on, in order, and next, the entry after the last one read
+// (valid if set; else the next read starts at the head).
 type poolAhead struct {
-	queue  []pooled
-	cursor []byte
+	queue []pooled
+	next  uint64
+	set   bool
 }
 
-// poolAhead returns pool's read-ahead; outside the committer it is empty,
-// so the pool is scanned from the start.
+// poolAhead returns pool's read-ahead; outside the committer it is empty.
 func (t *wtx) poolAhead(pool string) poolAhead {
 	if !t.hot {
 		return poolAhead{}
@@ -257,11 +256,66 @@ func (t *wtx) setPoolAhead(pool string, a poolAhead) {
 	}
 }
 
-// pooled is a code in a pool's queue with its stored history (the value
-// of its pool key).
+// pooled is a pool entry: its number, code and stored history.
 type pooled struct {
+	n    uint64
 	code tracecode.Code
 	hist []byte
+}
+
+// queue reads pool's head and tail (both 0 for a pool never filled).
+func (t *wtx) queue(pool string) (head, tail uint64, err error) {
+	v, ok, err := t.get(queueKey(pool))
+	if err != nil || !ok {
+		return 0, 0, err
+	}
+	if len(v) != 16 {
+		return 0, 0, storageErr(fmt.Errorf("pool %s: corrupt queue record (%d bytes)", pool, len(v)))
+	}
+	head, tail = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
+	if head > tail {
+		return 0, 0, storageErr(fmt.Errorf("pool %s: queue head %d is past its tail %d", pool, head, tail))
+	}
+	return head, tail, nil
+}
+
+func (t *wtx) setQueue(pool string, head, tail uint64) error {
+	v := binary.BigEndian.AppendUint64(nil, head)
+	return t.set(queueKey(pool), binary.BigEndian.AppendUint64(v, tail))
+}
+
+// appendPool puts codes at the tail of pool, each with its history.
+func (t *wtx) appendPool(pool string, codes []tracecode.Code, hist func(i int) []byte) error {
+	head, tail, err := t.queue(pool)
+	if err != nil {
+		return err
+	}
+	for i, c := range codes {
+		n := tail + uint64(i)
+		if err := t.set(locKey(c), loc{Pool: pool, QSeq: n}.encode()); err != nil {
+			return err
+		}
+		if err := t.set(poolEntryKey(pool, n), encodePoolEntry(c, hist(i))); err != nil {
+			return err
+		}
+	}
+	return t.setQueue(pool, head, tail+uint64(len(codes)))
+}
+
+// poolEntry reads pool's entry n.
+func (t *wtx) poolEntry(pool string, n uint64) (pooled, error) {
+	v, ok, err := t.get(poolEntryKey(pool, n))
+	if err != nil {
+		return pooled{}, err
+	}
+	if !ok {
+		return pooled{}, storageErr(fmt.Errorf("pool %s: entry %d is missing", pool, n))
+	}
+	c, hist, err := decodePoolEntry(v)
+	if err != nil {
+		return pooled{}, storageErr(fmt.Errorf("pool %s entry %d: %w", pool, n, err))
+	}
+	return pooled{n, c, hist}, nil
 }
 
 // hotMax bounds the committer's cache of codes allocated, sent or printed:
