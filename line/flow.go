@@ -83,6 +83,16 @@ func (m *Machine) voidInPrinter(codes []tracecode.Code, reason string, out []Act
 // onAggRead checks a group read by an aggregation camera and packs it, or
 // sends it to rework with nothing packed.
 func (m *Machine) onAggRead(e AggRead, out []Action) []Action {
+	if m.purgeRequired {
+		// Everything on the line when the controller restarted goes to
+		// rework at the purge the operator must confirm (clear), and a group
+		// read now is part of it. Nothing is packed and no label printed,
+		// not even a rework label: it would go on the next group the
+		// labeller sees, and every label after it would be one group off.
+		m.counters.Reworked++
+		return append(out, Alarm{Device: fmt.Sprintf("aggregation-%s", e.Level),
+			Text: "group read before the purge was confirmed: it goes to rework with the rest of the line"})
+	}
 	rework := func(why string) []Action {
 		m.counters.Reworked++
 		return append(out, Rework{Level: e.Level, Reads: e.Reads, Reason: why},
