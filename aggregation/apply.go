@@ -224,6 +224,9 @@ func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) (err error) {
 		if err := t.setQueue(ev.Pool, head+uint64(r.pickN), tail); err != nil {
 			return err
 		}
+		if err := t.addAlloc(ev.Pool, allocRange{head, head + uint64(r.pickN), ev.Batch, ev.Level}); err != nil {
+			return err
+		}
 		defer func() {
 			if err == nil {
 				t.setPoolAhead(ev.Pool, poolAhead{ahead.queue[r.pickN:], ahead.next, true})
@@ -267,13 +270,16 @@ func (t *wtx) applyAllocPool(ev *Event, r *request, live bool) (err error) {
 		if err := t.setQueue(ev.Pool, head+uint64(len(ev.Codes)), tail); err != nil {
 			return err
 		}
+		if err := t.addAlloc(ev.Pool, allocRange{head, head + uint64(len(ev.Codes)), ev.Batch, ev.Level}); err != nil {
+			return err
+		}
 	}
 	for i := range views {
 		seqs, err := decodeSeqs(hist[i])
 		if err != nil {
 			return storageErr(fmt.Errorf("pool %s code %s history: %w", ev.Pool, views[i].code, err))
 		}
-		if err := t.allocate(views[i].code, ev, seqs, ev.Pool, 0); err != nil {
+		if err := t.allocate(views[i].code, ev, seqs, ev.Pool, views[i].loc.QSeq, 0); err != nil {
 			return err
 		}
 	}
@@ -331,10 +337,15 @@ func (t *wtx) refillPool(pool string, a poolAhead, n int) (poolAhead, error) {
 	return poolAhead{q, end, true}, nil
 }
 
-func (t *wtx) allocate(code tracecode.Code, ev *Event, seqs []uint64, pool string, flags uint8) error {
-	l := loc{Batch: ev.Batch, Level: ev.Level, Pool: pool}
-	if err := t.set(locKey(code), l.encode()); err != nil {
-		return err
+// allocate gives code to ev's batch+level. A code from a pool keeps its
+// location (its pool entry, qseq): the allocation range written with the
+// event says where entries went (see allocatedTo).
+func (t *wtx) allocate(code tracecode.Code, ev *Event, seqs []uint64, pool string, qseq uint64, flags uint8) error {
+	l := loc{Batch: ev.Batch, Level: ev.Level, Pool: pool, QSeq: qseq}
+	if pool == "" {
+		if err := t.set(locKey(code), l.encode()); err != nil {
+			return err
+		}
 	}
 	cv := codeView{code: code, loc: l, rec: rec{State: StateAllocated, Flags: flags, Seqs: seqs}}
 	return t.putRec(&cv, ev.Seq)
@@ -383,7 +394,7 @@ func (t *wtx) applyAllocGen(ev *Event, r *request, live bool) error {
 	}
 	ev.Codes = keep
 	for _, c := range keep {
-		if err := t.allocate(c, ev, nil, "", flagGenerated); err != nil {
+		if err := t.allocate(c, ev, nil, "", 0, flagGenerated); err != nil {
 			return err
 		}
 	}

@@ -19,6 +19,10 @@ package aggregation
 //	                                   from the head; entries are never changed or deleted
 //	Q/<pool>                           the pool's queue: head (8), the next entry to allocate, and
 //	                                   tail (8), the next to append; entries head..tail-1 are available
+//	A/<pool> 0 <end:8>                 one allocation from the pool: level (1) + start (8) + batch;
+//	                                   it took entries start..end-1. A code
+//	                                   allocated from a pool keeps its pool location in x/ (one key
+//	                                   less per code); lookup finds its batch here (allocatedTo)
 //	P/<pool>                           pool account (JSON tracecode.PoolStat)
 //	b/<batch>                          batch record (JSON batchRec)
 //	k/<batch> 0 <level:1>              per batch+level counters (JSON levelCounters)
@@ -35,7 +39,7 @@ import (
 	"github.com/tracline/tracline/tracecode"
 )
 
-const schemaVersion = "5"
+const schemaVersion = "6"
 
 var (
 	keySchema = []byte("m/schema")
@@ -49,13 +53,14 @@ const (
 	pfxPoolCode = "q/"
 	pfxPool     = "P/"
 	pfxQueue    = "Q/"
+	pfxAlloc    = "A/"
 	pfxBatch    = "b/"
 	pfxCounter  = "k/"
 	pfxLink     = "h/"
 )
 
 // projectionPrefixes are the tables Verify rebuilds from the journal.
-var projectionPrefixes = []string{pfxLoc, pfxCode, pfxPoolCode, pfxQueue, pfxPool, pfxBatch, pfxCounter, pfxLink}
+var projectionPrefixes = []string{pfxLoc, pfxCode, pfxPoolCode, pfxQueue, pfxAlloc, pfxPool, pfxBatch, pfxCounter, pfxLink}
 
 func journalKey(seq uint64) []byte {
 	k := make([]byte, 2+8)
@@ -89,6 +94,15 @@ func poolEntryKey(pool string, n uint64) []byte {
 }
 
 func queueKey(pool string) []byte { return append([]byte(pfxQueue), pool...) }
+
+func allocPrefix(pool string) []byte {
+	k := append([]byte(pfxAlloc), pool...)
+	return append(k, 0)
+}
+
+func allocKey(pool string, end uint64) []byte {
+	return binary.BigEndian.AppendUint64(allocPrefix(pool), end)
+}
 
 func poolKey(pool string) []byte   { return append([]byte(pfxPool), pool...) }
 func batchKey(batch string) []byte { return append([]byte(pfxBatch), batch...) }

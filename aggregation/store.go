@@ -64,10 +64,11 @@ type Store struct {
 	head     [32]byte
 	closed   bool
 	stats    Stats
-	hot      *hotCache            // written by the committer only; see hotMax
-	ahead    map[string]poolAhead // committer-only; see poolAhead
-	touched  touchLog             // committer-only; see touchLog
-	fatal    error                // set when a commit failed in a way that leaves the caches unsure
+	hot      *hotCache              // written by the committer only; see hotMax
+	ahead    map[string]poolAhead   // committer-only; see poolAhead
+	allocs   map[string]*allocIndex // committer-only; see allocIndex
+	touched  touchLog               // committer-only; see touchLog
+	fatal    error                  // set when a commit failed in a way that leaves the caches unsure
 
 	// Committer-only pipeline state (see run).
 	cur     *badger.Txn // the next group's transaction
@@ -151,7 +152,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{
 		db: db, log: opts.Logger, opts: opts,
 		reqs: make(chan *request, 1024), stop: make(chan struct{}), exited: make(chan struct{}),
-		hot: newHotCache(), ahead: map[string]poolAhead{}, counters: map[blKey]*levelCounters{}, batches: map[string]*batchRec{}, pools: map[string]*tracecode.PoolStat{},
+		hot: newHotCache(), ahead: map[string]poolAhead{}, allocs: map[string]*allocIndex{}, counters: map[blKey]*levelCounters{}, batches: map[string]*batchRec{}, pools: map[string]*tracecode.PoolStat{},
 	}
 	if err := s.load(); err != nil {
 		db.Close()
@@ -525,6 +526,18 @@ func (s *Store) process(group []*request) {
 	if !wrote {
 		answer(group, nil) // refusals and no-ops: the transaction stays unused
 		return
+	}
+	// The group's pool allocations join the committer's index before it is
+	// sent, so that the next groups find them while it is in flight.
+	for pool := range t.allocs {
+		if _, err := s.allocIndex(pool); err != nil {
+			s.drop()
+			answer(group, fmt.Errorf("ledger commit: %w", err))
+			return
+		}
+	}
+	for pool, rs := range t.allocs {
+		s.allocs[pool].add(rs...)
 	}
 	fl := &flight{group: group, t: t, seq: seq, head: head, committed: time.Now(), done: make(chan struct{})}
 	next := s.db.NewTransaction(true) // before the commit: it sees all but fl

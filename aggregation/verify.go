@@ -286,6 +286,10 @@ func describeKey(k []byte) string {
 		}
 	case pfxQueue:
 		return fmt.Sprintf("pool %s (queue)", body)
+	case pfxAlloc:
+		if len(parts) == 2 && len(parts[1]) == 8 {
+			return fmt.Sprintf("pool %s allocation ending at entry %d", parts[0], binary.BigEndian.Uint64(parts[1]))
+		}
 	case pfxPool:
 		return fmt.Sprintf("pool %s (account)", body)
 	case pfxBatch:

@@ -1,6 +1,7 @@
 package aggregation
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,11 @@ type wtx struct {
 	log     []written
 	idx     map[string]int
 	overlay *wtx
+	// allocs lists the pool allocations this group made, in order
+	// (committer only; see allocIndex); lastAlloc is the last one read
+	// per pool (outside the committer).
+	allocs    map[string][]allocRange
+	lastAlloc map[string]allocRange
 }
 
 func newWtx(s *Store, txn *badger.Txn) *wtx {
@@ -152,8 +158,21 @@ func (t *wtx) lookup(c tracecode.Code) (codeView, error) {
 	}
 	cv := codeView{code: c, loc: l}
 	if l.inPool() {
-		cv.rec.State = StateInPool
-		return cv, nil
+		head, _, err := t.queue(l.Pool)
+		if err != nil {
+			return codeView{}, err
+		}
+		if l.QSeq >= head {
+			cv.rec.State = StateInPool
+			return cv, nil
+		}
+		// Allocated: the code's location still names its pool entry.
+		a, err := t.allocatedTo(l.Pool, l.QSeq)
+		if err != nil {
+			return codeView{}, fmt.Errorf("code %s: %w", c, err)
+		}
+		cv.loc.Batch, cv.loc.Level = a.batch, a.level
+		l = cv.loc
 	}
 	rv, ok, err := t.get(codeKey(l.Batch, l.Level, c))
 	if err != nil {
@@ -254,6 +273,158 @@ func (t *wtx) setPoolAhead(pool string, a poolAhead) {
 	if t.hot {
 		t.s.ahead[pool] = a
 	}
+}
+
+// allocRange is one allocation from a pool: entries start..end-1 went to
+// batch+level.
+type allocRange struct {
+	start, end uint64
+	batch      string
+	level      tracecode.Level
+}
+
+func (a allocRange) value() []byte {
+	v := binary.BigEndian.AppendUint64([]byte{byte(a.level)}, a.start)
+	return append(v, a.batch...)
+}
+
+func decodeAllocRange(end uint64, v []byte) (allocRange, error) {
+	if len(v) < 10 {
+		return allocRange{}, errCorrupt
+	}
+	a := allocRange{binary.BigEndian.Uint64(v[1:9]), end, string(v[9:]), tracecode.Level(v[0])}
+	if a.start >= a.end {
+		return allocRange{}, errCorrupt
+	}
+	return a, nil
+}
+
+// allocIndex is the committer's copy of a pool's allocations (A/ keys),
+// including those of groups on their way to the disk: a transaction's
+// iterator sees neither the group in flight nor, cheaply, its own writes
+// (Badger sorts them each time one is made).
+type allocIndex struct{ ranges []allocRange } // ascending end
+
+func (x *allocIndex) add(rs ...allocRange) { x.ranges = append(x.ranges, rs...) }
+
+// find returns the allocation that took entry n.
+func (x *allocIndex) find(n uint64) (allocRange, bool) {
+	i, _ := slices.BinarySearchFunc(x.ranges, n+1, func(a allocRange, k uint64) int { return cmp.Compare(a.end, k) })
+	if i == len(x.ranges) {
+		return allocRange{}, false
+	}
+	return x.ranges[i], true
+}
+
+// allocIndex returns pool's index, read on first use from Badger; each
+// group sent to Badger since adds its own when sent (Store.process).
+func (s *Store) allocIndex(pool string) (x *allocIndex, err error) {
+	if x, ok := s.allocs[pool]; ok {
+		return x, nil
+	}
+	defer func() {
+		// Badger's iterators panic on a closed database (a store whose
+		// database failed under it): an error here, like any storage error.
+		if p := recover(); p != nil {
+			perr, ok := p.(error)
+			if !ok || !errors.Is(perr, badger.ErrDBClosed) {
+				panic(p)
+			}
+			x, err = nil, storageErr(perr)
+		}
+	}()
+	x = &allocIndex{}
+	err = s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = allocPrefix(pool)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(k) != len(o.Prefix)+8 {
+				return fmt.Errorf("pool %s: corrupt allocation key %q", pool, k)
+			}
+			a, err := decodeAllocRange(binary.BigEndian.Uint64(k[len(o.Prefix):]), v)
+			if err != nil {
+				return fmt.Errorf("pool %s: corrupt allocation %q", pool, k)
+			}
+			x.ranges = append(x.ranges, a)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	s.allocs[pool] = x
+	return x, nil
+}
+
+// addAlloc records an allocation from pool.
+func (t *wtx) addAlloc(pool string, a allocRange) error {
+	if err := t.set(allocKey(pool, a.end), a.value()); err != nil {
+		return err
+	}
+	if t.hot {
+		if t.allocs == nil {
+			t.allocs = map[string][]allocRange{}
+		}
+		t.allocs[pool] = append(t.allocs[pool], a)
+	}
+	return nil
+}
+
+// allocatedTo finds the allocation that took pool entry n.
+func (t *wtx) allocatedTo(pool string, n uint64) (allocRange, error) {
+	missing := storageErr(fmt.Errorf("pool %s: entry %d is before the head, but no allocation took it", pool, n))
+	if t.hot {
+		x, err := t.s.allocIndex(pool)
+		if err != nil {
+			return allocRange{}, err
+		}
+		if a, ok := x.find(n); ok && a.start <= n { // earlier groups', in flight included
+			return a, nil
+		}
+		for _, a := range t.allocs[pool] { // this group's, ascending
+			if a.end > n {
+				return a, nil
+			}
+		}
+		return allocRange{}, missing
+	}
+	// Outside the committer: the snapshot's A/ keys, the last range found
+	// first (a tree or a list reads many codes of one allocation).
+	if a, ok := t.lastAlloc[pool]; ok && a.start <= n && n < a.end {
+		return a, nil
+	}
+	o := badger.DefaultIteratorOptions
+	o.PrefetchValues = false
+	o.Prefix = allocPrefix(pool)
+	it := t.txn.NewIterator(o)
+	defer it.Close()
+	it.Seek(allocKey(pool, n+1))
+	if !it.Valid() {
+		return allocRange{}, missing
+	}
+	v, err := it.Item().ValueCopy(nil)
+	if err != nil {
+		return allocRange{}, storageErr(err)
+	}
+	a, err := decodeAllocRange(binary.BigEndian.Uint64(it.Item().Key()[len(o.Prefix):]), v)
+	if err != nil {
+		return allocRange{}, storageErr(fmt.Errorf("pool %s: corrupt allocation %q", pool, it.Item().Key()))
+	}
+	if n < a.start {
+		return allocRange{}, missing
+	}
+	if t.lastAlloc == nil {
+		t.lastAlloc = map[string]allocRange{}
+	}
+	t.lastAlloc[pool] = a
+	return a, nil
 }
 
 // pooled is a pool entry: its number, code and stored history.
