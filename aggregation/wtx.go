@@ -39,6 +39,7 @@ type wtx struct {
 	// per pool (outside the committer).
 	allocs    map[string][]allocRange
 	lastAlloc map[string]allocRange
+	heads     map[string]uint64 // queue heads read (outside the committer: a snapshot's do not move)
 }
 
 func newWtx(s *Store, txn *badger.Txn) *wtx {
@@ -158,7 +159,7 @@ func (t *wtx) lookup(c tracecode.Code) (codeView, error) {
 	}
 	cv := codeView{code: c, loc: l}
 	if l.inPool() {
-		head, _, err := t.queue(l.Pool)
+		head, err := t.poolHead(l.Pool)
 		if err != nil {
 			return codeView{}, err
 		}
@@ -361,6 +362,21 @@ func (s *Store) allocIndex(pool string) (x *allocIndex, err error) {
 	}
 	s.allocs[pool] = x
 	return x, nil
+}
+
+// poolHead is pool's queue head.
+func (t *wtx) poolHead(pool string) (uint64, error) {
+	if h, ok := t.heads[pool]; ok {
+		return h, nil
+	}
+	head, _, err := t.queue(pool)
+	if err == nil && !t.hot {
+		if t.heads == nil {
+			t.heads = map[string]uint64{}
+		}
+		t.heads[pool] = head
+	}
+	return head, err
 }
 
 // addAlloc records an allocation from pool.
