@@ -18,6 +18,11 @@
 // line is about to use (allocated, sent, printed) in memory, and reads
 // pools ahead, so the common operations read nothing from Badger.
 //
+// What a unit costs the writer is kept small: a pool is a queue that
+// allocation takes from without deleting, an allocation writes one range
+// key rather than each code's location, and codes of digits only are packed
+// in keys; see schema.go.
+//
 // Who may import it: the line (package line), the hand-off (package handoff),
 // the HMI for queries, and cmd/linectl for wiring, verify, backup and
 // benchmarks. No Badger type crosses this package's boundary.
