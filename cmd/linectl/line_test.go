@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +32,32 @@ func quietCLI() *cli {
 	return &cli{stdin: nil, stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
+// lineCLI is quietCLI whose log (controller and simulator, info and up) is
+// kept in memory and, if the test fails, printed: alarms, rework, labels
+// and purges are what a failure of the whole line is read from.
+func lineCLI(t *testing.T) *cli {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		t.Logf("the line's log:\n%s", buf.String())
+	})
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	})
+	return &cli{stdin: nil, stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(w, nil))}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
 // testOpts: a 1200/min line whose reject gate is 200 ms after the trigger.
 // The tests run under the race detector beside other packages' tests on a
 // small machine; the longer belt keeps them about the logic, not about
@@ -47,7 +75,7 @@ func testOpts(units int, faults []sim.Fault) *demoOpts {
 func runningLine(t *testing.T, ctx context.Context, o *demoOpts) *demoLine {
 	t.Helper()
 	o.data = t.TempDir()
-	d, err := startDemo(ctx, o, quietCLI())
+	d, err := startDemo(ctx, o, lineCLI(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +141,7 @@ func (r *demoReport) Verdicts() int { return r.Latency.Verdicts }
 // batch finishes and everything reconciles.
 func TestControllerRestartMidBatch(t *testing.T) {
 	ctx := ctxFor(t, 120*time.Second)
-	c := quietCLI()
+	c := lineCLI(t)
 	d := runningLine(t, ctx, testOpts(220, defaultFaults()))
 	var err error
 	if err := waitLine(ctx, d.runner(), func(s line.Snapshot) bool { return s.Counters.Passed >= 40 }); err != nil {
