@@ -314,7 +314,8 @@ func (t *wtx) refillPool(pool string, a poolAhead, n int) (poolAhead, error) {
 	o.PrefetchSize = min(n, 256)
 	it := t.txn.NewIterator(o)
 	defer it.Close()
-	q := append(a.queue[:len(a.queue):len(a.queue)], make([]pooled, 0, end-next)...)
+	q := make([]pooled, len(a.queue), len(a.queue)+int(end-next))
+	copy(q, a.queue)
 	it.Seek(poolEntryKey(pool, next))
 	for i := next; i < end; i++ {
 		var e pooled
@@ -463,6 +464,12 @@ func (t *wtx) applyReturn(ev *Event, r *request, live bool) error {
 		views[i] = cv
 	}
 	ctr := t.ctr(ev.Batch, ev.Level)
+	type back struct {
+		codes []tracecode.Code
+		hist  [][]byte
+	}
+	pools := map[string]*back{} // codes going back, per pool, in order
+	var order []string
 	for i := range views {
 		cv := &views[i]
 		cv.rec.State = StateReturned
@@ -474,14 +481,25 @@ func (t *wtx) applyReturn(ev *Event, r *request, live bool) error {
 		if cv.loc.Pool == "" {
 			continue // generated codes are retired, never reissued
 		}
-		h := encodeSeqs(cv.rec.Seqs)
-		if err := t.appendPool(cv.loc.Pool, []tracecode.Code{cv.code}, func(int) []byte { return h }); err != nil {
+		b := pools[cv.loc.Pool]
+		if b == nil {
+			b = &back{}
+			pools[cv.loc.Pool] = b
+			order = append(order, cv.loc.Pool)
+		}
+		b.codes = append(b.codes, cv.code)
+		b.hist = append(b.hist, encodeSeqs(cv.rec.Seqs))
+	}
+	for _, pool := range order {
+		b := pools[pool]
+		if err := t.appendPool(pool, b.codes, func(i int) []byte { return b.hist[i] }); err != nil {
 			return err
 		}
-		p := t.pool(cv.loc.Pool)
-		p.Available++
-		p.Allocated--
-		p.Returned++
+		p := t.pool(pool)
+		n := int64(len(b.codes))
+		p.Available += n
+		p.Allocated -= n
+		p.Returned += n
 	}
 	return nil
 }

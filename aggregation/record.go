@@ -12,9 +12,9 @@ import (
 // to a batch+level.
 // Once allocated, a code never leaves its batch+level (a return puts it back
 // in its pool only as available stock for the same pool; see applyReturn).
-// An allocated code's loc also names the pool it came from ("" if
-// generated): the loc is written once per allocation, the record at every
-// transition, so the pool is kept here.
+// A code allocated from a pool keeps its stored location (the pool entry);
+// lookup fills in Batch and Level from the pool's allocation ranges (see
+// allocatedTo). Only generated codes store a batch location, with Pool "".
 type loc struct {
 	Pool  string
 	QSeq  uint64 // in a pool: its entry there (see poolEntryKey)

@@ -11,8 +11,8 @@ package aggregation
 //	                                   transaction), seqs consecutive and ending at last, each
 //	                                   uvarint(len body) + its chain SHA-256 (32) + canonical
 //	                                   binary body (journal.go, event_codec.go)
-//	x/<code>                           where a code lives (loc): a pool and its entry there, or a
-//	                                   batch+level and the pool it came from
+//	x/<code>                           where a code lives (loc): its pool entry (also once allocated:
+//	                                   see A/), or, for a generated code, its batch+level
 //	c/<batch> 0 <level:1> <code>       code record (rec, binary) of a code allocated to a batch
 //	q/<pool> 0 <n:8>                   the pool's n-th entry: a code and its history seqs. A pool
 //	                                   is a queue: imports and returns append, allocation takes

@@ -300,6 +300,24 @@ func decodeAllocRange(end uint64, v []byte) (allocRange, error) {
 	return a, nil
 }
 
+// allocAt decodes the A/ key and value of item, an allocation from pool.
+func allocAt(pool string, item *badger.Item) (allocRange, error) {
+	k := item.Key()
+	pfx := allocPrefix(pool)
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return allocRange{}, err
+	}
+	if len(k) != len(pfx)+8 {
+		return allocRange{}, fmt.Errorf("pool %s: corrupt allocation key %q", pool, k)
+	}
+	a, err := decodeAllocRange(binary.BigEndian.Uint64(k[len(pfx):]), v)
+	if err != nil {
+		return allocRange{}, fmt.Errorf("pool %s: corrupt allocation %q", pool, k)
+	}
+	return a, nil
+}
+
 // allocIndex is the committer's copy of a pool's allocations (A/ keys),
 // including those of groups on their way to the disk: a transaction's
 // iterator sees neither the group in flight nor, cheaply, its own writes
@@ -341,17 +359,9 @@ func (s *Store) allocIndex(pool string) (x *allocIndex, err error) {
 		it := txn.NewIterator(o)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			v, err := it.Item().ValueCopy(nil)
+			a, err := allocAt(pool, it.Item())
 			if err != nil {
 				return err
-			}
-			if len(k) != len(o.Prefix)+8 {
-				return fmt.Errorf("pool %s: corrupt allocation key %q", pool, k)
-			}
-			a, err := decodeAllocRange(binary.BigEndian.Uint64(k[len(o.Prefix):]), v)
-			if err != nil {
-				return fmt.Errorf("pool %s: corrupt allocation %q", pool, k)
 			}
 			x.ranges = append(x.ranges, a)
 		}
@@ -425,13 +435,9 @@ func (t *wtx) allocatedTo(pool string, n uint64) (allocRange, error) {
 	if !it.Valid() {
 		return allocRange{}, missing
 	}
-	v, err := it.Item().ValueCopy(nil)
+	a, err := allocAt(pool, it.Item())
 	if err != nil {
 		return allocRange{}, storageErr(err)
-	}
-	a, err := decodeAllocRange(binary.BigEndian.Uint64(it.Item().Key()[len(o.Prefix):]), v)
-	if err != nil {
-		return allocRange{}, storageErr(fmt.Errorf("pool %s: corrupt allocation %q", pool, it.Item().Key()))
 	}
 	if n < a.start {
 		return allocRange{}, missing
