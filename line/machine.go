@@ -770,14 +770,19 @@ func (m *Machine) finishChallenge(at time.Time, out []Action) []Action {
 // Deadlines are in trigger order, so only the front of the queue is looked at.
 func (m *Machine) expire(now time.Time, out []Action) []Action {
 	for len(m.order) > 0 {
-		u := m.units[m.order[0]]
+		it := m.order[0]
+		u := m.units[it]
 		if u != nil && !u.decided {
 			if now.Before(u.deadline) {
 				break
 			}
+			// Deciding may change the queue under us: a failed challenge
+			// holds the line, which rejects and drops every unit in flight.
 			out = m.decide(u, u.result, u.deadline, true, out)
 		}
-		m.order = m.order[1:]
+		if len(m.order) > 0 && m.order[0] == it {
+			m.order = m.order[1:]
+		}
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -97,7 +98,17 @@ type Runner struct {
 	verdSem chan struct{}
 	subs    subscribers
 	stateQ  chan Snapshot // latest state for the PLC's interlock and lights
+
+	failOnce sync.Once
+	failed   chan struct{} // closed when a goroutine of the runner panicked
+	failErr  error
 }
+
+// ErrPanic: the runner stopped because one of its goroutines panicked. The
+// line was stopped safely (stop request, red tower light, alarm) before Run
+// returned it; the process must exit non-zero so that a supervisor restarts
+// it (the restart voids what was uncertain and asks for a purge).
+var ErrPanic = errors.New("line runner: internal error (panic)")
 
 // request is an internal event: an operator command waiting for its answer.
 type request struct {
@@ -125,7 +136,8 @@ func NewRunner(ctx context.Context, cfg RunnerConfig, store *aggregation.Store, 
 		return nil, fmt.Errorf("line runner: batch %q: %w", cfg.Batch, err)
 	}
 	r := &Runner{cfg: cfg, store: store, dev: dev, log: log, events: make(chan Event, 65536),
-		sendQ: make(chan Action, 1024), packQ: make(chan Action, 256), stateQ: make(chan Snapshot, 1), stats: newStats(), verdSem: make(chan struct{}, 64)}
+		sendQ: make(chan Action, 1024), packQ: make(chan Action, 256), stateQ: make(chan Snapshot, 1), stats: newStats(), verdSem: make(chan struct{}, 64),
+		failed: make(chan struct{})}
 	voided, adopted, err := r.recover(ctx, sum)
 	if err != nil {
 		return nil, err
@@ -263,20 +275,100 @@ func (r *Runner) Stats() StatsReport { return r.stats.report() }
 
 // Run drives the line until ctx ends. Device adapters must be posting
 // events to Post; Run returns after its workers have finished.
+//
+// A panic in the runner — in its loop or in any goroutine it started —
+// never leaves a process that looks alive and decides nothing: Run stops
+// every worker, tells the PLC to stop the line (stop request, red tower
+// light, alarm) and returns an error wrapping ErrPanic.
 func (r *Runner) Run(ctx context.Context) error {
-	r.wg.Add(3)
-	go r.printerFeeder(ctx)
-	go r.packer(ctx)
-	go r.signaller(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.goSafe("printer feeder", func() { r.printerFeeder(ctx) })
+	r.goSafe("packer", func() { r.packer(ctx) })
+	r.goSafe("signaller", func() { r.signaller(ctx) })
 	r.showState(r.m.Snapshot())
+	err := r.loop(ctx)
+	cancel()
+	if err == nil {
+		select {
+		case <-r.failed:
+			err = r.failErr
+		default:
+		}
+	}
+	if err == nil {
+		r.wg.Wait()
+		return nil
+	}
+	// Bounded: a worker stuck in a device call must not keep the line from
+	// being stopped (every device call has its own timeout anyway).
+	waited := make(chan struct{})
+	go func() { r.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(2 * r.cfg.IOTimeout):
+		r.log.Error("line runner: workers still busy after a panic; stopping the line regardless")
+	}
+	r.safeStop()
+	return err
+}
+
+// goSafe runs f in a goroutine of the runner, turning a panic into a safe
+// stop of the line.
+func (r *Runner) goSafe(where string, f func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer r.recoverPanic(where)
+		f()
+	}()
+}
+
+// recoverPanic, deferred, records a panic as the runner's failure.
+func (r *Runner) recoverPanic(where string) {
+	if p := recover(); p != nil {
+		r.fail(where, p)
+	}
+}
+
+func (r *Runner) fail(where string, p any) {
+	err := fmt.Errorf("%w in %s: %v", ErrPanic, where, p)
+	r.log.Error("panic in the line runner: stopping the line", "where", where, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	r.failOnce.Do(func() {
+		r.failErr = err
+		close(r.failed)
+	})
+}
+
+// safeStop tells the PLC to stop the line, show red and sound the alarm.
+func (r *Runner) safeStop() {
+	if r.dev.Signals == nil {
+		return
+	}
+	c, cancel := context.WithTimeout(context.Background(), r.cfg.IOTimeout)
+	defer cancel()
+	if err := r.dev.Signals.ShowState(c, Aborted, 1); err != nil {
+		r.log.Error("safe stop: could not tell the PLC to stop the line", "err", err)
+	}
+}
+
+// loop is the runner's event loop: one goroutine owns the machine.
+func (r *Runner) loop(ctx context.Context) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.fail("event loop", p)
+			err = r.failErr
+		}
+	}()
 	t := time.NewTicker(r.cfg.Tick)
 	defer t.Stop()
-	defer r.wg.Wait()
 	for {
 		var ev Event
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-r.failed:
+			return r.failErr
 		case now := <-t.C:
 			ev = Tick{Stamp{T: now}}
 		case ev = <-r.events:
@@ -332,10 +424,8 @@ func (r *Runner) journalPrinted(ctx context.Context, code tracecode.Code) {
 	if _, loaded := r.printed.LoadOrStore(code, done); loaded {
 		return // a reprint: the code's print is journaled already
 	}
-	r.wg.Add(1)
 	r.jwg.Add(1)
-	go func() {
-		defer r.wg.Done()
+	r.goSafe("journal printed", func() {
 		defer r.jwg.Done()
 		defer close(done)
 		c, cancel := r.ioCtx(ctx)
@@ -343,7 +433,7 @@ func (r *Runner) journalPrinted(ctx context.Context, code tracecode.Code) {
 		if err := r.store.MarkPrinted(c, code, aggregation.Actor{Kind: aggregation.ActorDevice, ID: "printer"}); err != nil && !errors.Is(err, aggregation.ErrRefused) {
 			r.log.Error("journal printed", "code", code, "err", err)
 		}
-	}()
+	})
 }
 
 func (r *Runner) waitPrinted(ctx context.Context, code tracecode.Code) {
@@ -368,14 +458,12 @@ func (r *Runner) do(ctx context.Context, a Action) {
 		}
 	case Verdict:
 		r.verdSem <- struct{}{}
-		r.wg.Add(1)
 		r.jwg.Add(1)
-		go func() {
-			defer r.wg.Done()
+		r.goSafe("verdict", func() {
 			defer r.jwg.Done()
 			defer func() { <-r.verdSem }()
 			r.verdict(ctx, a)
-		}()
+		})
 	case Allocate:
 		r.async(ctx, func(c context.Context) {
 			codes, err := r.dev.Codes.Allocate(c, a.Level, a.N)
@@ -451,13 +539,11 @@ func (r *Runner) do(ctx context.Context, a Action) {
 }
 
 func (r *Runner) async(ctx context.Context, f func(context.Context)) {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
+	r.goSafe("ledger", func() {
 		c, cancel := r.ioCtx(ctx)
 		defer cancel()
 		f(c)
-	}()
+	})
 }
 
 // verdict journals a decision durably, then writes it to the PLC. If the
@@ -536,7 +622,6 @@ func detailSuffix(d string) string {
 // printerFeeder hands codes to the printer in order, each batch journaled
 // as sent before it goes (write-ahead), and runs flushes in the same order.
 func (r *Runner) printerFeeder(ctx context.Context) {
-	defer r.wg.Done()
 	dev := aggregation.Actor{Kind: aggregation.ActorDevice, ID: "printer"}
 	for {
 		var a Action
@@ -584,7 +669,6 @@ func (r *Runner) showState(s Snapshot) {
 // signaller writes the line's state to the PLC, latest first; the PLC's
 // stop request halts the infeed whenever the line is not in Execute.
 func (r *Runner) signaller(ctx context.Context) {
-	defer r.wg.Done()
 	for {
 		select {
 		case <-ctx.Done():
@@ -611,7 +695,6 @@ func (r *Runner) signaller(ctx context.Context) {
 // packer packs groups one at a time, in the order they were read, so that
 // labels come out of the label printer in the order the groups wait for them.
 func (r *Runner) packer(ctx context.Context) {
-	defer r.wg.Done()
 	for {
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,235 @@
+package line
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/tracecode"
+)
+
+// The runner's tests run it on a real ledger (Badger on disk) with
+// hand-written devices that record what they are told.
+
+type fakePLC struct {
+	mu       sync.Mutex
+	verdicts []string
+	panicOn  bool
+	fail     error
+	wrote    chan uint32
+}
+
+func (p *fakePLC) WriteVerdict(ctx context.Context, item uint32, pass bool, reason uint16) error {
+	p.mu.Lock()
+	panicOn, fail := p.panicOn, p.fail
+	p.mu.Unlock()
+	if panicOn {
+		panic("fake PLC driver bug")
+	}
+	if fail != nil {
+		return fail
+	}
+	p.mu.Lock()
+	p.verdicts = append(p.verdicts, fmt.Sprintf("%d %t %d", item, pass, reason))
+	p.mu.Unlock()
+	select {
+	case p.wrote <- item:
+	default:
+	}
+	return nil
+}
+
+type fakePrinter struct{ sent chan tracecode.Code }
+
+func (p *fakePrinter) Enqueue(ctx context.Context, codes []tracecode.Code) ([]tracecode.Code, error) {
+	for _, c := range codes {
+		p.sent <- c
+	}
+	return nil, nil
+}
+
+func (p *fakePrinter) Flush(ctx context.Context) ([]tracecode.Code, error) { return nil, nil }
+
+type shown struct {
+	st     State
+	faults int
+}
+
+type fakeSignals struct {
+	mu    sync.Mutex
+	calls []shown
+}
+
+func (s *fakeSignals) ShowState(ctx context.Context, st State, faults int) error {
+	s.mu.Lock()
+	s.calls = append(s.calls, shown{st, faults})
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *fakeSignals) last() (shown, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.calls) == 0 {
+		return shown{}, false
+	}
+	return s.calls[len(s.calls)-1], true
+}
+
+// genSource allocates generated GS1 codes to the batch.
+type genSource struct {
+	store *aggregation.Store
+	batch string
+	mu    sync.Mutex
+	n     int
+}
+
+func (g *genSource) Allocate(ctx context.Context, l tracecode.Level, n int) ([]tracecode.Code, error) {
+	g.mu.Lock()
+	codes := make([]tracecode.Code, n)
+	for i := range codes {
+		g.n++
+		if l == 1 {
+			codes[i] = tracecode.Code(fmt.Sprintf("(01)06901234567892(21)U%06d", g.n))
+		} else {
+			codes[i] = tracecode.Code(fmt.Sprintf("(01)16901234567899(21)P%06d", g.n))
+		}
+	}
+	g.mu.Unlock()
+	if _, err := g.store.AllocateGenerated(ctx, g.batch, l, codes, system); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+type rig struct {
+	t       *testing.T
+	store   *aggregation.Store
+	plc     *fakePLC
+	printer *fakePrinter
+	signals *fakeSignals
+	runner  *Runner
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func testMachineConfig() Config {
+	return Config{MinGrade: 'C', Deadline: 2 * time.Second, PrinterBuffer: 2, AllocChunk: 4,
+		Ratios: map[tracecode.Level]int{2: 2}}
+}
+
+// newRig opens a ledger in dir (a new batch B if it has none) and starts a runner on it.
+func newRig(t *testing.T, dir string, plcDev *fakePLC) *rig {
+	t.Helper()
+	ctx := context.Background()
+	store, err := aggregation.Open(dir, aggregation.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Summary(ctx, "B"); err != nil {
+		spec := aggregation.BatchSpec{ID: "B", Product: "P", Line: "L", Levels: []aggregation.LevelSpec{
+			{Level: 1, Scheme: tracecode.SchemeGS1SGTIN}, {Level: 2, Ratio: 2, Scheme: tracecode.SchemeGS1SGTIN}}}
+		if err := store.CreateBatch(ctx, spec, system); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if plcDev == nil {
+		plcDev = &fakePLC{}
+	}
+	plcDev.wrote = make(chan uint32, 1024)
+	rg := &rig{t: t, store: store, plc: plcDev, printer: &fakePrinter{sent: make(chan tracecode.Code, 1024)},
+		signals: &fakeSignals{}, done: make(chan error, 1)}
+	dev := Devices{PLC: rg.plc, Printer: rg.printer, Signals: rg.signals, Codes: &genSource{store: store, batch: "B"}}
+	log := slog.New(slog.DiscardHandler)
+	rg.runner, err = NewRunner(ctx, RunnerConfig{Batch: "B", Line: "L", Machine: testMachineConfig(), IOTimeout: time.Second}, store, dev, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	rg.cancel = cancel
+	go func() { rg.done <- rg.runner.Run(rctx) }()
+	t.Cleanup(func() { rg.stop() })
+	return rg
+}
+
+func (rg *rig) stop() error {
+	if rg.cancel == nil {
+		return nil
+	}
+	rg.cancel()
+	rg.cancel = nil
+	err := <-rg.done
+	rg.store.Close()
+	return err
+}
+
+func (rg *rig) command(cmd Command) {
+	rg.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rg.runner.Command(ctx, cmd, "op1"); err != nil {
+		rg.t.Fatalf("command %s: %v", cmd, err)
+	}
+}
+
+func (rg *rig) nextSent() tracecode.Code {
+	rg.t.Helper()
+	select {
+	case c := <-rg.printer.sent:
+		return c
+	case <-time.After(10 * time.Second):
+		rg.t.Fatal("no code sent to the printer")
+		return ""
+	}
+}
+
+// waitState waits until the runner's snapshot shows state st.
+func (rg *rig) waitState(st State) {
+	rg.t.Helper()
+	ch, unsub := rg.runner.Subscribe()
+	defer unsub()
+	deadline := time.After(10 * time.Second)
+	for rg.runner.Snapshot().State != st.String() {
+		select {
+		case <-ch:
+		case <-deadline:
+			rg.t.Fatalf("state %s, want %s", rg.runner.Snapshot().State, st)
+		}
+	}
+}
+
+// unit runs one unit through trigger, print and camera and returns its code.
+func (rg *rig) unit(item uint32, code tracecode.Code) {
+	now := Stamp{T: time.Now()}
+	rg.runner.Post(Trigger{Stamp: now, Item: item})
+	rg.runner.Post(Printed{Stamp: now, Code: code})
+	rg.runner.Post(CameraResult{Stamp: now, Item: item, Reads: []Read{{Code: code}}, Grade: 'A', Pass: true})
+}
+
+func TestRunnerPanicStopsTheLineSafely(t *testing.T) {
+	rg := newRig(t, t.TempDir(), &fakePLC{panicOn: true})
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	code := rg.nextSent()
+	rg.waitState(Execute)
+	rg.unit(1, code)
+	select {
+	case err := <-rg.done:
+		rg.cancel = nil
+		rg.store.Close()
+		if !errors.Is(err, ErrPanic) {
+			t.Fatalf("Run returned %v, want ErrPanic", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the runner kept running after a panic in a verdict writer")
+	}
+	last, ok := rg.signals.last()
+	if !ok || last.st != Aborted || last.faults == 0 {
+		t.Fatalf("last state shown to the PLC: %+v (ok %t), want the safe stop (Aborted with a fault)", last, ok)
+	}
+}
