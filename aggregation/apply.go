@@ -72,6 +72,10 @@ func (t *wtx) apply(ev *Event, r *request) error {
 			return fmt.Errorf("reprint of %s names batch %q, the code is of %q", ev.Parent, ev.Batch, pv.loc.Batch)
 		}
 		return t.putRec(&pv, ev.Seq) // in the parent's history; its state is unchanged
+	case EvGate:
+		return t.applyGate(ev)
+	case EvLabel:
+		return t.applyLabel(ev)
 	case EvChallenge:
 		if _, err := t.batchIn(ev.Batch, BatchOpen); err != nil {
 			return err

@@ -339,3 +339,96 @@ func (s *Signature) validate() error {
 func (t *wtx) summary(b *batchRec) BatchSummary {
 	return buildSummary(b, func(l tracecode.Level) levelCounters { return t.ctrRead(b.Spec.ID, l) })
 }
+
+// applyGate journals a unit's gate outcome. A loose commissioned code whose
+// unit the gate rejected is decommissioned in the same event: the ledger
+// follows what physically happened. Other combinations change no state and
+// are kept as evidence (Verify names a commissioned code the gate rejected).
+func (t *wtx) applyGate(ev *Event) error {
+	g := GateOutcome(ev.Reason)
+	if !g.valid() {
+		return fmt.Errorf("gate outcome %q is not passed, rejected, reject-failed or bin-full", ev.Reason)
+	}
+	if ev.Unit == nil || ev.Unit.ItemID == 0 {
+		return errors.New("gate outcome without the unit's item id")
+	}
+	if len(ev.Codes) > 1 {
+		return fmt.Errorf("gate outcome for item %d names %d codes (at most one)", ev.Unit.ItemID, len(ev.Codes))
+	}
+	if _, err := t.batchIn(ev.Batch, BatchOpen, BatchComplete); err != nil {
+		return err
+	}
+	c := t.ctr(ev.Batch, 1)
+	switch {
+	case g == GatePassed:
+		c.GatePassed++
+	case g == GateRejected:
+		c.GateRejected++
+	default:
+		c.GateEscaped++
+	}
+	if len(ev.Codes) == 0 {
+		return nil
+	}
+	code := ev.Codes[0]
+	cv, err := t.lookup(code)
+	if err != nil {
+		return err
+	}
+	if cv.loc.Batch != ev.Batch || cv.loc.Level != 1 {
+		return refused("code %s is not a level 1 code of batch %s", code, ev.Batch)
+	}
+	st := cv.rec.State
+	switch g {
+	case GatePassed:
+		cv.rec.Flags |= flagGatePassed
+		cv.rec.Flags &^= flagGateRejected
+	case GateRejected:
+		cv.rec.Flags |= flagGateRejected
+		cv.rec.Flags &^= flagGatePassed
+		if st == StateCommissioned {
+			cv.rec.State = StateDecommissioned
+			lc := t.ctr(cv.loc.Batch, 1)
+			lc.move(st, StateDecommissioned)
+			lc.Decommissioned++
+		}
+	}
+	return t.putRec(&cv, ev.Seq)
+}
+
+// applyLabel journals a parent's label fate.
+func (t *wtx) applyLabel(ev *Event) error {
+	f := LabelFate(ev.Reason)
+	var flag uint8
+	switch f {
+	case LabelPrinted:
+		flag = flagLabelPrinted
+	case LabelVerified:
+		flag = flagLabelVerified
+	default:
+		return fmt.Errorf("label fate %q is not printed or verified", ev.Reason)
+	}
+	pv, _, err := t.parentOf(ev.Parent)
+	if err != nil {
+		return err
+	}
+	if pv.rec.Children == 0 {
+		return refused("parent %s holds no children: no label of it is on a group", ev.Parent)
+	}
+	if ev.Batch != pv.loc.Batch {
+		return fmt.Errorf("label of %s names batch %q, the code is of %q", ev.Parent, ev.Batch, pv.loc.Batch)
+	}
+	if _, err := t.batchIn(ev.Batch, BatchOpen, BatchComplete); err != nil {
+		return err
+	}
+	if pv.rec.Flags&flag == 0 {
+		c := t.ctr(pv.loc.Batch, pv.loc.Level)
+		if f == LabelPrinted {
+			c.LabelsPrinted++
+		} else {
+			c.LabelsVerified++
+		}
+	}
+	pv.rec.Flags |= flag
+	return t.putRec(&pv, ev.Seq)
+}

@@ -325,3 +325,28 @@ func (s *Store) Activate(ctx context.Context, batch string, by Actor) error {
 func (s *Store) HandedOff(ctx context.Context, batch, documentID, answer string, by Actor) error {
 	return s.do(ctx, Event{Kind: EvHandedOff, Batch: batch, Document: documentID, Answer: answer}, by)
 }
+
+// RecordGate journals what the PLC's reject-confirm sensor saw for unit
+// item of batch, durably: code is the code the line put on the unit ("" if
+// none). A loose commissioned code whose unit was rejected is
+// decommissioned in the same event (reason: rejected at gate); a passed
+// unit's code is confirmed (no longer provisional). Outcomes that contradict
+// the ledger (a packed code rejected, a rejected code passed) are recorded,
+// change no state, and are for the line to alarm on and for Verify to name.
+func (s *Store) RecordGate(ctx context.Context, batch string, item uint64, code tracecode.Code, outcome GateOutcome, by Actor) error {
+	ev := Event{Kind: EvGate, Batch: batch, Unit: &UnitInfo{ItemID: item}, Reason: string(outcome)}
+	if code != "" {
+		ev.Codes = []tracecode.Code{code}
+	}
+	return s.do(ctx, ev, by)
+}
+
+// RecordLabel journals a parent's label fate (printed, verified on its
+// group), durably. The parent must hold children.
+func (s *Store) RecordLabel(ctx context.Context, parent tracecode.Code, fate LabelFate, by Actor) error {
+	info, err := s.Lookup(ctx, parent)
+	if err != nil {
+		return fmt.Errorf("label of %s: %w", parent, err)
+	}
+	return s.do(ctx, Event{Kind: EvLabel, Batch: info.Batch, Parent: parent, Reason: string(fate)}, by)
+}

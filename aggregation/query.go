@@ -295,3 +295,92 @@ func (s *Store) Pools(ctx context.Context) ([]tracecode.PoolStat, error) {
 // IsNotFound and IsRefused are conveniences for callers that only branch.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 func IsRefused(err error) bool  { return errors.Is(err, ErrRefused) }
+
+// Unconfirmed is a code whose physical fate the ledger has not confirmed:
+// a loose level-1 code commissioned without a journaled gate outcome (Item
+// is its unit, from the commission event), or a parent holding children
+// whose label was not printed or, with LabelCheck, not verified.
+type Unconfirmed struct {
+	Code          tracecode.Code  `json:"code"`
+	Level         tracecode.Level `json:"level"`
+	Item          uint64          `json:"item,omitempty"`
+	LabelPrinted  bool            `json:"label_printed,omitempty"`
+	LabelVerified bool            `json:"label_verified,omitempty"`
+}
+
+// Unconfirmed lists batch's unconfirmed codes (see type Unconfirmed): at
+// level 1 only if the batch was created with GateConfirm, at levels ≥ 2
+// every parent holding children whose label is not printed, or not verified
+// where the level has LabelCheck. A line calls it at restart.
+func (s *Store) Unconfirmed(ctx context.Context, batch string, fn func(Unconfirmed) error) error {
+	spec, err := s.Spec(ctx, batch)
+	if err != nil {
+		return err
+	}
+	var found []Unconfirmed
+	err = s.view(func(t *wtx) error {
+		for _, ls := range spec.Levels {
+			if ls.Level == 1 && !spec.GateConfirm {
+				continue
+			}
+			pfx := codePrefix(batch, ls.Level)
+			o := badger.DefaultIteratorOptions
+			o.Prefix = pfx
+			it := t.txn.NewIterator(o)
+			for it.Rewind(); it.Valid(); it.Next() {
+				if err := ctx.Err(); err != nil {
+					it.Close()
+					return err
+				}
+				v, err := it.Item().ValueCopy(nil)
+				if err != nil {
+					it.Close()
+					return storageErr(err)
+				}
+				r, err := decodeRec(v)
+				if err != nil {
+					it.Close()
+					return storageErr(err)
+				}
+				c, err := keyCode(it.Item().Key()[len(pfx):])
+				if err != nil {
+					it.Close()
+					return storageErr(err)
+				}
+				switch {
+				case ls.Level == 1:
+					if r.State == StateCommissioned && r.Flags&flagGatePassed == 0 {
+						found = append(found, Unconfirmed{Code: c, Level: 1})
+					}
+				case r.Children > 0:
+					printed, verified := r.Flags&flagLabelPrinted != 0, r.Flags&flagLabelVerified != 0
+					if !printed || ls.LabelCheck && !verified {
+						found = append(found, Unconfirmed{Code: c, Level: ls.Level, LabelPrinted: printed, LabelVerified: verified})
+					}
+				}
+			}
+			it.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range found {
+		if found[i].Level == 1 {
+			info, err := s.Code(ctx, found[i].Code)
+			if err != nil {
+				return err
+			}
+			for _, ev := range info.History {
+				if ev.Kind == EvCommission && ev.Unit != nil {
+					found[i].Item = ev.Unit.ItemID
+				}
+			}
+		}
+		if err := fn(found[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

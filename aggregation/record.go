@@ -54,6 +54,10 @@ const (
 	flagGenerated = 1 << iota
 	flagPartial
 	flagMixed
+	flagGatePassed    // level 1: the gate confirmed the unit passed (EvGate passed)
+	flagGateRejected  // level 1: the gate said the unit was rejected
+	flagLabelPrinted  // parent: its label was printed (EvLabel printed)
+	flagLabelVerified // parent: its label was read on its group (EvLabel verified)
 )
 
 // rec is the projection of one code allocated to a batch (the pool it came
@@ -209,6 +213,14 @@ type levelCounters struct {
 	PartialParents int64 `json:"partial_parents"`
 	MixedParents   int64 `json:"mixed_parents"`
 	RejectedUnits  int64 `json:"rejected_units,omitempty"` // reject_unit events (level 1 only)
+	// Gate outcomes journaled (level 1): passed, rejected, escaped (a unit
+	// to be rejected that went on: reject failed, bin full).
+	GatePassed   int64 `json:"gate_passed,omitempty"`
+	GateRejected int64 `json:"gate_rejected,omitempty"`
+	GateEscaped  int64 `json:"gate_escaped,omitempty"`
+	// Labels of this level's parents printed and verified on their group.
+	LabelsPrinted  int64 `json:"labels_printed,omitempty"`
+	LabelsVerified int64 `json:"labels_verified,omitempty"`
 	// States[s] is how many codes of this batch+level are now in state s.
 	States [NumCodeStates]int64 `json:"states"`
 }

@@ -39,7 +39,7 @@ import (
 	"github.com/tracline/tracline/tracecode"
 )
 
-const schemaVersion = "6"
+const schemaVersion = "7"
 
 var (
 	keySchema = []byte("m/schema")

@@ -177,8 +177,18 @@ func (s *Store) load() error {
 			return err
 		default:
 			v, _ := it.ValueCopy(nil)
-			if string(v) != schemaVersion {
-				return fmt.Errorf("schema version %q, this build reads %q: migrate or use a matching linectl", v, schemaVersion)
+			switch string(v) {
+			case schemaVersion:
+			case "6":
+				// Schema 7 only added event kinds (gate, label), record flags
+				// and counters, all absent from a schema 6 ledger: it is
+				// upgraded by writing the new version. Schema 6 builds then
+				// refuse it, naming both versions.
+				if err := txn.Set(keySchema, []byte(schemaVersion)); err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("schema version %q, this build reads %q (and upgrades \"6\"): migrate or use a matching linectl", v, schemaVersion)
 			}
 		}
 		if it, err := txn.Get(keyHead); err == nil {

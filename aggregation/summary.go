@@ -31,6 +31,14 @@ type LevelSummary struct {
 	// RejectedUnits counts units rejected without a code of theirs changing
 	// state (no-read, a duplicate or foreign code): not part of conservation.
 	RejectedUnits int64 `json:"rejected_units"`
+	// What the reject-confirm sensor reported (level 1) and what happened
+	// to parents' labels (levels ≥ 2); see EvGate and EvLabel.
+	GatePassed     int64 `json:"gate_passed"`
+	GateRejected   int64 `json:"gate_rejected"`
+	GateEscaped    int64 `json:"gate_escaped"`
+	LabelsPrinted  int64 `json:"labels_printed"`
+	LabelsVerified int64 `json:"labels_verified"`
+	LabelCheck     bool  `json:"label_check,omitempty"`
 	// States counts codes now in each state, by CodeState name.
 	States map[string]int64 `json:"states"`
 	raw    levelCounters
@@ -59,7 +67,9 @@ func buildSummary(b *batchRec, ctr func(tracecode.Level) levelCounters) BatchSum
 			Voided: c.Voided, Sampled: c.Sampled, Decommissioned: c.Decommissioned, Packed: c.Packed,
 			Loose: c.States[StateCommissioned], Outstanding: c.States[StateAllocated],
 			InFlight: c.States[StateSent] + c.States[StatePrinted], FullParents: c.FullParents,
-			PartialParents: c.PartialParents, MixedParents: c.MixedParents, RejectedUnits: c.RejectedUnits, States: map[string]int64{}, raw: c}
+			PartialParents: c.PartialParents, MixedParents: c.MixedParents, RejectedUnits: c.RejectedUnits, States: map[string]int64{}, raw: c,
+			GatePassed: c.GatePassed, GateRejected: c.GateRejected, GateEscaped: c.GateEscaped,
+			LabelsPrinted: c.LabelsPrinted, LabelsVerified: c.LabelsVerified, LabelCheck: ls.LabelCheck}
 		for st := StateAllocated; int(st) < NumCodeStates; st++ {
 			if c.States[st] != 0 {
 				l.States[st.String()] = c.States[st]

@@ -156,6 +156,10 @@ type LevelSpec struct {
 	Level  tracecode.Level  `json:"level"`
 	Ratio  int              `json:"ratio"` // children per parent of this level; 0 for level 1
 	Scheme tracecode.Scheme `json:"scheme"`
+	// LabelCheck: a label scanner verifies every parent's label on its
+	// group at this level; a complete batch then has every packed parent's
+	// label verified (Verify checks it).
+	LabelCheck bool `json:"label_check,omitempty"`
 }
 
 // WorkOrder is the work order's data carried by a batch (opaque to the ledger).
@@ -177,6 +181,10 @@ type BatchSpec struct {
 	Line    string      `json:"line"`
 	Levels  []LevelSpec `json:"levels"` // level 1 first, contiguous
 	Order   WorkOrder   `json:"order"`
+	// GateConfirm: the line's PLC confirms every unit's gate outcome; a
+	// commissioned unit code is provisional until its outcome is journaled
+	// (EvGate), and a restart resolves unconfirmed ones (Store.Unconfirmed).
+	GateConfirm bool `json:"gate_confirm,omitempty"`
 }
 
 // Validate checks a spec; messages name the faulty field.
@@ -337,6 +345,44 @@ const (
 	EvRelease      EventKind = "release"
 	EvActivate     EventKind = "activate"
 	EvHandedOff    EventKind = "handed_off"
+	// EvGate: the PLC's reject-confirm sensor says what physically happened
+	// to one unit at the reject gate (Unit.ItemID, the unit's code if it
+	// has one, Reason = the GateOutcome's name). A "rejected" outcome on a
+	// loose commissioned code decommissions it in the same event.
+	EvGate EventKind = "gate"
+	// EvLabel: the fate of a parent's label (Parent, Reason = the
+	// LabelFate's name): printed by the label printer, verified on its group
+	// by the label scanner. Nothing changes state.
+	EvLabel EventKind = "label"
+)
+
+// GateOutcome is what the reject-confirm sensor saw for one unit.
+type GateOutcome string
+
+const (
+	GatePassed       GateOutcome = "passed"        // went on as good
+	GateRejected     GateOutcome = "rejected"      // confirmed in the reject bin
+	GateRejectFailed GateOutcome = "reject-failed" // should have been rejected and went on
+	GateBinFull      GateOutcome = "bin-full"      // reject failed: the reject bin is full
+)
+
+func (g GateOutcome) valid() bool {
+	switch g {
+	case GatePassed, GateRejected, GateRejectFailed, GateBinFull:
+		return true
+	}
+	return false
+}
+
+// Escaped reports whether the unit went on though it was to be rejected.
+func (g GateOutcome) Escaped() bool { return g == GateRejectFailed || g == GateBinFull }
+
+// LabelFate is what happened to a parent's label.
+type LabelFate string
+
+const (
+	LabelPrinted  LabelFate = "printed"  // the label printer took and printed it
+	LabelVerified LabelFate = "verified" // the label scanner read it on the group packed under it
 )
 
 func (k EventKind) String() string { return string(k) }

@@ -408,6 +408,12 @@ func checkInvariants(ctx context.Context, txn *badger.Txn, rep *VerifyReport) er
 		if r.State == StateAggregated && r.Parent == "" || r.State != StateAggregated && r.Parent != "" {
 			rep.add("code %s: state %s with parent %q", code, r.State, r.Parent)
 		}
+		if r.Flags&flagGateRejected != 0 && (r.State == StateCommissioned || r.State == StateAggregated) {
+			rep.add("code %s: %s, but the reject gate confirmed its unit rejected", code, r.State)
+		}
+		if ls, _ := b.Spec.level(level); r.Children > 0 && ls.LabelCheck && b.State != BatchOpen && r.Flags&flagLabelVerified == 0 {
+			rep.add("code %s: parent of %d in %s batch %s, its label was never verified on its group", code, r.Children, b.State, batch)
+		}
 		if r.Children == 0 {
 			if r.Flags&(flagPartial|flagMixed) != 0 {
 				rep.add("code %s: empty but flagged partial or mixed", code)
