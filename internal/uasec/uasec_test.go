@@ -149,7 +149,7 @@ func TestThumbprint(t *testing.T) {
 			t.Errorf("normThumbprint(%q) = %q, %v", in, n, ok)
 		}
 	}
-	for _, in := range []string{"", "AB", got + ":00", "G"+got[1:]} {
+	for _, in := range []string{"", "AB", got + ":00", "G" + got[1:]} {
 		if _, ok := normThumbprint(in); ok {
 			t.Errorf("normThumbprint(%q) accepted", in)
 		}
