@@ -20,6 +20,12 @@ const (
 	SigStopRequest = "stop_request" // out: ask the PLC to stop the line
 	SigAlarm       = "alarm"        // out: alarm bit
 	SigTowerLight  = "tower_light"  // out: 0 off, 1 green, 2 amber, 3 red
+	// SigGateOutcome (in, optional): the PLC's ring of the last reject-gate
+	// outcomes, type gate-ring.
+	SigGateOutcome = "gate_outcome"
+	// SigControllerAlive (out, optional): the controller's heartbeat to the
+	// PLC, a counter (u16) or a toggle (bool).
+	SigControllerAlive = "controller_alive"
 )
 
 // Protocols.
@@ -46,7 +52,19 @@ const (
 	TypeI32     = "i32"     // two registers (word_order); OPC UA Int32
 	TypeString  = "string"  // length bytes, two per register, first byte high; OPC UA String
 	TypeVerdict = "verdict" // 4 registers: item u32 (word_order), result u16, reason u16; OPC UA UInt32[3] {item, result, reason}
+	// TypeGateRing: the PLC's ring of the last length gate outcomes.
+	// Modbus: count u32 (word_order), then length entries of 3 registers:
+	// item u32 (word_order), outcome u16 — 2+3×length registers read in one
+	// request. OPC UA: UInt32[1+2×length] {count, item_0, outcome_0, …}.
+	// Outcome number s (1-based, s ≤ count) is in entry (s-1) % length.
+	TypeGateRing = "gate-ring"
 )
+
+// MaxGateRing is the largest gate-ring length: one Modbus read of
+// 2+3×40 = 122 registers (the protocol allows 125) takes the whole ring.
+const MaxGateRing = 40
+
+var allTypes = []string{TypeBool, TypeBit, TypeU16, TypeI16, TypeU32, TypeI32, TypeString, TypeVerdict, TypeGateRing}
 
 // Word orders for 32-bit values in two registers.
 const (
@@ -117,7 +135,7 @@ type Signal struct {
 	Address   int    `yaml:"address,omitempty" json:"address,omitempty"` // protocol address, 0-based (40001 → holding 0)
 	Bit       int    `yaml:"bit,omitempty" json:"bit,omitempty"`
 	WordOrder string `yaml:"word_order,omitempty" json:"word_order,omitempty"`
-	Length    int    `yaml:"length,omitempty" json:"length,omitempty"` // string: bytes
+	Length    int    `yaml:"length,omitempty" json:"length,omitempty"` // string: bytes; gate-ring: entries (1..40)
 	// OPC UA.
 	Node string `yaml:"node,omitempty" json:"node,omitempty"` // e.g. ns=2;s=PLC.ItemCounter
 }
@@ -137,6 +155,9 @@ var rules = map[string]signalRule{
 	SigStopRequest: {"out", false, []string{TypeBool, TypeU16}},
 	SigAlarm:       {"out", false, []string{TypeBool, TypeU16}},
 	SigTowerLight:  {"out", false, []string{TypeU16, TypeI16}},
+	// Optional, newer signals: a profile without them keeps working.
+	SigGateOutcome:     {"in", false, []string{TypeGateRing}},
+	SigControllerAlive: {"out", false, []string{TypeU16, TypeBool}},
 }
 
 // KnownSignals lists the signal names in a stable order.
@@ -296,10 +317,18 @@ func (s Signal) validate(name, proto string) error {
 		return fmt.Errorf("%s: type missing (one of %s)", p, strings.Join(r.types, ", "))
 	}
 	if !slices.Contains(r.types, s.Type) {
-		if !slices.Contains([]string{TypeBool, TypeBit, TypeU16, TypeI16, TypeU32, TypeI32, TypeString, TypeVerdict}, s.Type) {
-			return fmt.Errorf("%s: type %q is unknown (bool, bit, u16, i16, u32, i32, string, verdict)", p, s.Type)
+		if !slices.Contains(allTypes, s.Type) {
+			return fmt.Errorf("%s: type %q is unknown (%s)", p, s.Type, strings.Join(allTypes, ", "))
 		}
 		return fmt.Errorf("%s: type %s cannot carry %s (use %s)", p, s.Type, name, strings.Join(r.types, " or "))
+	}
+	if s.Type == TypeGateRing {
+		switch {
+		case s.Length == 0:
+			return fmt.Errorf("%s: length missing: the number of entries in the PLC's gate ring (1..%d)", p, MaxGateRing)
+		case s.Length < 1 || s.Length > MaxGateRing:
+			return fmt.Errorf("%s: length %d is outside 1..%d (entries in the gate ring; the whole ring, 2+3×length registers, must fit one Modbus read)", p, s.Length, MaxGateRing)
+		}
 	}
 	switch proto {
 	case ProtoModbus:
@@ -330,6 +359,9 @@ func (s Signal) validateModbus(p, dir string) error {
 	}
 	switch s.Table {
 	case TableCoil, TableDiscreteInput:
+		if s.Type == TypeGateRing {
+			return fmt.Errorf("%s: table %s holds single bits; a gate-ring needs %d registers (table input or holding)", p, s.Table, s.Registers())
+		}
 		if s.Type != TypeBool {
 			return fmt.Errorf("%s: table %s holds single bits; type must be bool, not %s", p, s.Table, s.Type)
 		}
@@ -375,6 +407,8 @@ func (s Signal) Registers() int {
 		return 4
 	case TypeString:
 		return (s.Length + 1) / 2
+	case TypeGateRing:
+		return 2 + 3*s.Length
 	}
 	return 1
 }

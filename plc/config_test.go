@@ -110,6 +110,99 @@ func TestValidate(t *testing.T) {
 			c.OPCUA.Certificate, c.OPCUA.PrivateKey = "cert.pem", "key.pem"
 		}, ""},
 		{"negative catch-up", modbusCfg, func(c *plc.Config) { c.CatchUp = -1 }, "plc.catch_up"},
+
+		// gate_outcome: the PLC's ring of gate outcomes.
+		{"gate ring in input registers", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: 16, Type: plc.TypeGateRing, Length: 32}
+		}, ""},
+		{"gate ring in holding registers, low word first, 40 entries", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableHolding, Address: 100, Type: plc.TypeGateRing, Length: 40, WordOrder: plc.WordLowFirst, Direction: "in"}
+		}, ""},
+		{"gate ring of one", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: 16, Type: plc.TypeGateRing, Length: 1}
+		}, ""},
+		{"gate outcome as u32", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: 16, Type: plc.TypeU32}
+		}, "plc.signals.gate_outcome: type u32 cannot carry gate_outcome (use gate-ring)"},
+		{"gate ring for the item trigger", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigItemTrigger] = plc.Signal{Table: plc.TableInput, Address: 0, Type: plc.TypeGateRing, Length: 4}
+		}, "plc.signals.item_trigger: type gate-ring cannot carry item_trigger (use u16 or u32)"},
+		{"gate ring without length", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: 16, Type: plc.TypeGateRing}
+		}, "plc.signals.gate_outcome: length missing: the number of entries in the PLC's gate ring (1..40)"},
+		{"gate ring of 41", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: 16, Type: plc.TypeGateRing, Length: 41}
+		}, "plc.signals.gate_outcome: length 41 is outside 1..40"},
+		{"gate ring of -3", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: 16, Type: plc.TypeGateRing, Length: -3}
+		}, "plc.signals.gate_outcome: length -3 is outside 1..40"},
+		{"gate ring in coils", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableCoil, Address: 16, Type: plc.TypeGateRing, Length: 8}
+		}, "plc.signals.gate_outcome: table coil holds single bits; a gate-ring needs 26 registers (table input or holding)"},
+		{"gate ring in discrete inputs", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableDiscreteInput, Address: 16, Type: plc.TypeGateRing, Length: 8}
+		}, "plc.signals.gate_outcome: table discrete-input holds single bits"},
+		{"gate ring as an output", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableHolding, Address: 16, Type: plc.TypeGateRing, Length: 8, Direction: "out"}
+		}, "plc.signals.gate_outcome: direction is out, but gate_outcome is always an in signal"},
+		{"gate ring over the item trigger", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: 1, Type: plc.TypeGateRing, Length: 2}
+		}, "plc.signals.gate_outcome: input 1 overlaps plc.signals.item_trigger"},
+		{"register right after the ring is free", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: 10, Type: plc.TypeGateRing, Length: 2} // 10..17
+			c.Signals[plc.SigHeartbeat] = plc.Signal{Table: plc.TableInput, Address: 18, Type: plc.TypeU16}
+		}, ""},
+		{"last register of the ring is taken", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: 10, Type: plc.TypeGateRing, Length: 2} // 10..17
+			c.Signals[plc.SigHeartbeat] = plc.Signal{Table: plc.TableInput, Address: 17, Type: plc.TypeU16}
+		}, "plc.signals.gate_outcome: input 10 overlaps plc.signals.heartbeat"},
+		{"gate ring past the end", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: 65500, Type: plc.TypeGateRing, Length: 40}
+		}, "plc.signals.gate_outcome: 122 registers from address 65500 run past 65535"},
+		{"gate ring with a bit", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: 16, Type: plc.TypeGateRing, Length: 2, Bit: 3}
+		}, "plc.signals.gate_outcome: bit is only for type bit"},
+		{"opcua gate ring", opcuaCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Node: "ns=1;s=PLC.GateOutcomes", Type: plc.TypeGateRing, Length: 32}
+		}, ""},
+		{"opcua gate ring without length", opcuaCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Node: "ns=1;s=PLC.GateOutcomes", Type: plc.TypeGateRing}
+		}, "plc.signals.gate_outcome: length missing"},
+		{"opcua gate ring of 41", opcuaCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Node: "ns=1;s=PLC.GateOutcomes", Type: plc.TypeGateRing, Length: 41}
+		}, "plc.signals.gate_outcome: length 41 is outside 1..40"},
+
+		// controller_alive: the controller's heartbeat to the PLC.
+		{"controller alive counter", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigControllerAlive] = plc.Signal{Table: plc.TableHolding, Address: 11, Type: plc.TypeU16, Direction: "out"}
+		}, ""},
+		{"controller alive toggle", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigControllerAlive] = plc.Signal{Table: plc.TableCoil, Address: 5, Type: plc.TypeBool}
+		}, ""},
+		{"controller alive as i16", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigControllerAlive] = plc.Signal{Table: plc.TableHolding, Address: 11, Type: plc.TypeI16}
+		}, "plc.signals.controller_alive: type i16 cannot carry controller_alive (use u16 or bool)"},
+		{"controller alive as a bool register", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigControllerAlive] = plc.Signal{Table: plc.TableHolding, Address: 11, Type: plc.TypeBool}
+		}, "plc.signals.controller_alive: address 11 is a register (holding), not a coil"},
+		{"controller alive in an input register", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigControllerAlive] = plc.Signal{Table: plc.TableInput, Address: 11, Type: plc.TypeU16}
+		}, "plc.signals.controller_alive: table input is read-only"},
+		{"controller alive as an input", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigControllerAlive] = plc.Signal{Table: plc.TableHolding, Address: 11, Type: plc.TypeU16, Direction: "in"}
+		}, "plc.signals.controller_alive: direction is in, but controller_alive is always an out signal"},
+		{"controller alive on the verdict", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigControllerAlive] = plc.Signal{Table: plc.TableHolding, Address: 3, Type: plc.TypeU16}
+		}, "plc.signals.controller_alive: holding 3 overlaps plc.signals.verdict"},
+		{"controller alive on the stop request coil", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigControllerAlive] = plc.Signal{Table: plc.TableCoil, Address: 0, Type: plc.TypeBool}
+		}, "plc.signals.controller_alive: coil 0 overlaps plc.signals.stop_request"},
+		{"opcua controller alive", opcuaCfg, func(c *plc.Config) {
+			c.Signals[plc.SigControllerAlive] = plc.Signal{Node: "ns=1;s=PLC.ControllerAlive", Type: plc.TypeU16}
+		}, ""},
+		{"unknown type lists gate-ring", modbusCfg, func(c *plc.Config) {
+			c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: 16, Type: "ring"}
+		}, `type "ring" is unknown (bool, bit, u16, i16, u32, i32, string, verdict, gate-ring)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,6 +240,20 @@ signals:
 	if c.Modbus.PollPeriod != 5*time.Millisecond || c.HeartbeatTimeout != time.Second || c.Signals[plc.SigVerdict].Address != 100 {
 		t.Fatalf("decoded %+v", c)
 	}
+	withNew := good + `
+  gate_outcome:     {table: input, address: 16, type: gate-ring, length: 32}
+  controller_alive: {table: holding, address: 111, type: u16}
+`
+	c, err = plc.DecodeConfig([]byte(withNew))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := c.Signals[plc.SigGateOutcome]; g.Length != 32 || g.Registers() != 98 || plc.Direction(plc.SigGateOutcome) != "in" {
+		t.Fatalf("gate_outcome decoded %+v", g)
+	}
+	if plc.Direction(plc.SigControllerAlive) != "out" {
+		t.Fatal("controller_alive is not an output")
+	}
 	for _, tc := range []struct{ in, want string }{
 		{"", "empty config"},
 		{"protocol: modbus\nmodbus: {adress: x}\n", "field adress not found"},
@@ -165,6 +272,8 @@ func FuzzDecodeConfig(f *testing.F) {
 	f.Add([]byte("protocol: opcua\nopcua: {endpoint: 'opc.tcp://h:4840'}\nsignals:\n  verdict: {node: 'ns=1;s=V', type: verdict}\n"))
 	f.Add([]byte("signals: {running: {table: coil, address: -1, type: bit, bit: 99}}"))
 	f.Add([]byte("protocol: modbus\nsignals: {verdict: {table: holding, address: 65535, type: string, length: 300}}"))
+	f.Add([]byte("protocol: modbus\nmodbus: {address: '1.2.3.4:502'}\nsignals:\n  gate_outcome: {table: input, address: 65400, type: gate-ring, length: 40}\n  controller_alive: {table: coil, address: 3, type: bool}\n"))
+	f.Add([]byte("protocol: opcua\nsignals: {gate_outcome: {node: 'ns=1;s=G', type: gate-ring, length: -1}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := plc.DecodeConfig(data)
 		if err != nil {
@@ -180,4 +289,49 @@ func FuzzDecodeConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCheckOutputValue(t *testing.T) {
+	tests := []struct {
+		o    plc.Output
+		v    int
+		want string // "" = valid
+	}{
+		{plc.OutStopRequest, 1, ""},
+		{plc.OutStopRequest, 2, "stop_request takes 0 or 1, not 2"},
+		{plc.OutTowerLight, 3, ""},
+		{plc.OutTowerLight, 4, "tower_light takes 0..3"},
+		{plc.OutControllerAlive, 0, ""},
+		{plc.OutControllerAlive, 65535, ""},
+		{plc.OutControllerAlive, 65536, "controller_alive takes 0..65535 (a counter), not 65536"},
+		{plc.OutControllerAlive, -1, "controller_alive takes 0..65535"},
+		{plc.Output(99), 0, "unknown output 99"},
+	}
+	for _, tt := range tests {
+		err := plc.CheckOutputValue(tt.o, tt.v)
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("CheckOutputValue(%s, %d) = %v, want %q", tt.o, tt.v, err, tt.want)
+		}
+	}
+}
+
+func TestGateStrings(t *testing.T) {
+	for o, want := range map[plc.GateOutcome]string{plc.GatePassed: "passed", plc.GateRejected: "rejected",
+		plc.GateRejectFailed: "reject-failed", plc.GateBinFull: "bin-full", 0: "GateOutcome(0)", 5: "GateOutcome(5)"} {
+		if o.String() != want {
+			t.Errorf("%d: %q, want %q", int(o), o, want)
+		}
+	}
+	for e, want := range map[string]plc.Event{
+		"gate #7 item 1007 rejected": {Kind: plc.EventGate, Seq: 7, Item: 1007, Outcome: plc.GateRejected},
+		"gate-gap #1..#6":            {Kind: plc.EventGateGap, From: 1, To: 6},
+		"gate-reset to count 0":      {Kind: plc.EventGateReset},
+	} {
+		if want.String() != e {
+			t.Errorf("%q, want %q", want, e)
+		}
+	}
+	if plc.OutControllerAlive.String() != plc.SigControllerAlive || plc.EventGateError.String() != "gate-error" {
+		t.Error("names")
+	}
 }

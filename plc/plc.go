@@ -1,6 +1,6 @@
-// Package plc connects the line to its PLC: the item trigger, line-running and
-// heartbeat inputs, and the verdict, stop-request, alarm and tower-light
-// outputs, reached over Modbus TCP (plc/modbus) or OPC UA (plc/opcua) through
+// Package plc connects the line to its PLC: the item trigger, line-running,
+// heartbeat and gate-outcome inputs, and the verdict, stop-request, alarm,
+// tower-light and controller-alive outputs, reached over Modbus TCP (plc/modbus) or OPC UA (plc/opcua) through
 // a signal map written in config, not code.
 //
 // The line (package line) and cmd/ may import it. Implementations live in the
@@ -30,10 +30,17 @@ type PLC interface {
 	Events() <-chan Event
 	// WriteVerdict writes item id, result and reason in one protocol write
 	// (one Modbus FC16, one OPC UA Write of one node). It fails fast with
-	// ErrNotConnected while the link is down.
+	// ErrNotConnected while the link is reported down for any reason —
+	// transport lost or heartbeat stale (the PLC program is not running, a
+	// verdict would mean nothing) — from the EventLinkDown to the next
+	// EventLinkUp.
 	WriteVerdict(ctx context.Context, v Verdict) error
-	// Set writes one output signal (stop request, alarm, tower light). Bool
-	// outputs take 0 or 1; the tower light takes a Tower value.
+	// Set writes one output signal (stop request, alarm, tower light,
+	// controller alive). Unlike WriteVerdict it is attempted whenever the
+	// transport is connected, also while the heartbeat is stale (so that a
+	// PLC program that comes back sees the stop request at once); it fails
+	// fast with ErrNotConnected only while the transport is down. Values:
+	// see CheckOutputValue.
 	Set(ctx context.Context, o Output, value int) error
 	// Close stops the driver and closes its Events channel. Safe to call
 	// more than once and after a failed Connect.
@@ -42,7 +49,8 @@ type PLC interface {
 
 // Sentinel errors callers branch on.
 var (
-	// ErrNotConnected: the link is down (reconnecting); the write was not sent.
+	// ErrNotConnected: the link is down (reconnecting, or for WriteVerdict
+	// also a stale heartbeat); the write was not sent.
 	ErrNotConnected = errors.New("plc: not connected")
 	// ErrNoSignal: the output asked for is not mapped in config.
 	ErrNoSignal = errors.New("plc: signal not mapped")
@@ -73,6 +81,33 @@ const (
 	EventLinkDown
 	// EventLinkUp: the link is back (first connect or reconnect).
 	EventLinkUp
+	// EventGate: the PLC confirmed what physically happened at the reject
+	// gate to unit Item: Outcome. Seq is the outcome's number in the PLC's
+	// gate ring (1-based, +1 per unit at the gate). Gate events arrive in
+	// increasing Seq. After the driver starts, the first snapshot of the
+	// ring reports every outcome still in it (up to the ring's length),
+	// also those from before the controller's restart — on purpose: the
+	// line resolves its provisional commissions from them. The same Seq is
+	// never reported twice by one driver, except after an EventGateReset.
+	EventGate
+	// EventGateGap: outcomes From..To (inclusive, outcome numbers, not
+	// items) were lost: they left the PLC's ring before the driver read it
+	// (a reconnect after more than the ring's length of units, or the first
+	// snapshot after the driver started). Their items are unknown; the line
+	// must treat every unit still waiting for an outcome it does not get as
+	// unconfirmed.
+	EventGateGap
+	// EventGateReset: the PLC's outcome count went backwards (PLC restart,
+	// ring cleared). Seq is the count the PLC reports now. Outcomes the PLC
+	// had counted beyond the last one reported are lost. The events that
+	// follow number outcomes from the PLC's new count (a snapshot's
+	// outcomes follow at once, as after a start).
+	EventGateReset
+	// EventGateError: the PLC reported nonsense in its gate ring: an outcome
+	// value outside 1..4 (then Seq and Item are the entry's), or a snapshot
+	// of the wrong shape (Seq 0). Err names the value and the slot. It is
+	// never a valid outcome: the line must treat the unit as unconfirmed.
+	EventGateError
 )
 
 func (k EventKind) String() string {
@@ -89,6 +124,14 @@ func (k EventKind) String() string {
 		return "link-down"
 	case EventLinkUp:
 		return "link-up"
+	case EventGate:
+		return "gate"
+	case EventGateGap:
+		return "gate-gap"
+	case EventGateReset:
+		return "gate-reset"
+	case EventGateError:
+		return "gate-error"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -96,13 +139,15 @@ func (k EventKind) String() string {
 // Event is one input from the PLC.
 type Event struct {
 	Kind    EventKind
-	At      time.Time // when the driver saw it
-	Item    uint32    // EventItem, EventCounterReset
-	Late    bool      // EventItem recovered from a counter jump
-	From    uint32    // EventGap: first missing item
-	To      uint32    // EventGap: last missing item
-	Running bool      // EventRunning
-	Err     error     // EventLinkDown
+	At      time.Time   // when the driver saw it
+	Item    uint32      // EventItem, EventCounterReset; EventGate, EventGateError: the unit
+	Late    bool        // EventItem recovered from a counter jump
+	From    uint32      // EventGap: first missing item; EventGateGap: first lost outcome number
+	To      uint32      // EventGap: last missing item; EventGateGap: last lost outcome number
+	Running bool        // EventRunning
+	Err     error       // EventLinkDown, EventGateError
+	Seq     uint64      // EventGate, EventGateError: the outcome's number; EventGateReset: the PLC's new count
+	Outcome GateOutcome // EventGate (always one of the four GateOutcome values)
 }
 
 func (e Event) String() string {
@@ -122,8 +167,47 @@ func (e Event) String() string {
 		return fmt.Sprintf("link-down: %v", e.Err)
 	case EventLinkUp:
 		return "link-up"
+	case EventGate:
+		return fmt.Sprintf("gate #%d item %d %s", e.Seq, e.Item, e.Outcome)
+	case EventGateGap:
+		return fmt.Sprintf("gate-gap #%d..#%d", e.From, e.To)
+	case EventGateReset:
+		return fmt.Sprintf("gate-reset to count %d", e.Seq)
+	case EventGateError:
+		return fmt.Sprintf("gate-error: %v", e.Err)
 	}
 	return e.Kind.String()
+}
+
+// GateOutcome is what the PLC's reject-confirm sensor saw happen to one unit
+// at the reject gate.
+type GateOutcome int
+
+const (
+	// GatePassed: the unit went on as good.
+	GatePassed GateOutcome = 1
+	// GateRejected: the unit is confirmed in the reject bin.
+	GateRejected GateOutcome = 2
+	// GateRejectFailed: the unit should have been rejected (reject verdict
+	// or no verdict) and went on.
+	GateRejectFailed GateOutcome = 3
+	// GateBinFull: the unit should have been rejected and went on because
+	// the reject bin is full.
+	GateBinFull GateOutcome = 4
+)
+
+func (o GateOutcome) String() string {
+	switch o {
+	case GatePassed:
+		return "passed"
+	case GateRejected:
+		return "rejected"
+	case GateRejectFailed:
+		return "reject-failed"
+	case GateBinFull:
+		return "bin-full"
+	}
+	return fmt.Sprintf("GateOutcome(%d)", int(o))
 }
 
 // Result is the verdict's outcome as the PLC sees it.
@@ -180,6 +264,11 @@ const (
 	OutAlarm
 	// OutTowerLight sets the tower light to a Tower value.
 	OutTowerLight
+	// OutControllerAlive is the controller's heartbeat to the PLC: the
+	// controller writes a changing counter (0..65535) every ~250 ms and the
+	// PLC's watchdog stops the infeed when it stops changing. A u16 signal
+	// gets the value; a bool signal gets value%2 (a toggle).
+	OutControllerAlive
 )
 
 func (o Output) String() string {
@@ -190,6 +279,8 @@ func (o Output) String() string {
 		return SigAlarm
 	case OutTowerLight:
 		return SigTowerLight
+	case OutControllerAlive:
+		return SigControllerAlive
 	}
 	return fmt.Sprintf("Output(%d)", int(o))
 }
@@ -231,6 +322,19 @@ func CheckOutputValue(o Output, value int) error {
 			return fmt.Errorf("plc: %s takes 0..3 (off, green, amber, red), not %d", o, value)
 		}
 		return nil
+	case OutControllerAlive:
+		if value < 0 || value > 65535 {
+			return fmt.Errorf("plc: %s takes 0..65535 (a counter), not %d", o, value)
+		}
+		return nil
 	}
 	return fmt.Errorf("plc: unknown output %d", int(o))
+}
+
+// IntervalReporter is an optional ability of a driver (find it by type
+// assertion): the period at which the driver learns of input changes — the
+// Modbus poll period, or the OPC UA publishing interval the server granted
+// (which may differ from the one asked for in config).
+type IntervalReporter interface {
+	PublishingInterval() time.Duration
 }

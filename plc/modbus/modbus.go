@@ -1,8 +1,9 @@
 // Package modbus is the PLC driver over Modbus TCP (simonvetter/modbus
-// client): it polls the input signals at the configured period, writes the
-// verdict as one FC16 (write multiple registers) and reconnects with backoff
-// — the library itself does not: after the peer goes away it answers EOF /
-// broken pipe until the client is closed and opened again.
+// client): it polls the input signals at the configured period (the gate
+// ring, when mapped, in one read of all its registers: an atomic snapshot),
+// writes the verdict as one FC16 (write multiple registers) and reconnects
+// with backoff — the library itself does not: after the peer goes away it
+// answers EOF / broken pipe until the client is closed and opened again.
 //
 // cmd/ wires it; the line sees only plc.PLC.
 package modbus
@@ -31,6 +32,7 @@ type Driver struct {
 
 	io  chan struct{} // one-slot semaphore: SetUnitId + request on cur, taken with ctx
 	cur link.Current[mb.ModbusClient]
+	ls  link.LinkState // as reported by events; WriteVerdict checks it
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -38,7 +40,10 @@ type Driver struct {
 	started   bool
 }
 
-var _ plc.PLC = (*Driver)(nil)
+var (
+	_ plc.PLC              = (*Driver)(nil)
+	_ plc.IntervalReporter = (*Driver)(nil)
+)
 
 // New validates cfg (protocol modbus) and builds a driver; it does not touch
 // the network.
@@ -77,7 +82,7 @@ func (d *Driver) Connect(ctx context.Context) error {
 		c.Close()
 		return fmt.Errorf("plc/modbus %s: first poll: %w", d.cfg.Modbus.Address, err)
 	}
-	d.out.Emit(ctx, append(st.link.Up(time.Now()), evs...)...)
+	d.out.Emit(ctx, append(d.ls.Up(time.Now()), evs...)...)
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel, d.started = cancel, true
 	go d.run(runCtx, st)
@@ -88,7 +93,7 @@ func (d *Driver) Connect(ctx context.Context) error {
 type pollState struct {
 	tracker     *link.Tracker
 	hb          *link.Heartbeat
-	link        link.LinkState
+	gate        link.GateTracker
 	running     bool
 	haveRunning bool
 }
@@ -105,6 +110,9 @@ func (d *Driver) newPollState() *pollState {
 
 // Events implements plc.PLC.
 func (d *Driver) Events() <-chan plc.Event { return d.out.C }
+
+// PublishingInterval implements plc.IntervalReporter: the poll period.
+func (d *Driver) PublishingInterval() time.Duration { return d.cfg.Modbus.PollPeriod }
 
 // Close implements plc.PLC.
 func (d *Driver) Close() error {
@@ -153,9 +161,14 @@ func (d *Driver) open(ctx context.Context) (*mb.ModbusClient, error) {
 }
 
 // WriteVerdict implements plc.PLC: item (u32), result, reason in one FC16.
+// While the link is reported down — also with the transport connected and
+// the heartbeat stale — it fails at once with plc.ErrNotConnected.
 func (d *Driver) WriteVerdict(ctx context.Context, v plc.Verdict) error {
 	if err := v.Validate(); err != nil {
 		return err
+	}
+	if !d.ls.IsUp() {
+		return fmt.Errorf("plc/modbus: verdict item %d: %w", v.Item, plc.ErrNotConnected)
 	}
 	s := d.cfg.Signals[plc.SigVerdict]
 	regs := make([]uint16, 4)
@@ -168,7 +181,10 @@ func (d *Driver) WriteVerdict(ctx context.Context, v plc.Verdict) error {
 	return nil
 }
 
-// Set implements plc.PLC.
+// Set implements plc.PLC. It is attempted whenever the transport is
+// connected, whatever the heartbeat says. A bool (coil) signal gets
+// value%2: 0/1 for the stop request and alarm, the toggle for
+// controller_alive.
 func (d *Driver) Set(ctx context.Context, o plc.Output, value int) error {
 	if err := plc.CheckOutputValue(o, value); err != nil {
 		return err
@@ -179,7 +195,7 @@ func (d *Driver) Set(ctx context.Context, o plc.Output, value int) error {
 	}
 	err := d.do(ctx, s, func(c *mb.ModbusClient) error {
 		if s.Table == plc.TableCoil {
-			return c.WriteCoil(uint16(s.Address), value != 0)
+			return c.WriteCoil(uint16(s.Address), value%2 != 0)
 		}
 		return c.WriteRegister(uint16(s.Address), uint16(int16(value)))
 	})
@@ -236,11 +252,7 @@ func (d *Driver) read(ctx context.Context, s plc.Signal) (uint32, error) {
 			}
 			return nil
 		}
-		rt := mb.HOLDING_REGISTER
-		if s.Table == plc.TableInput {
-			rt = mb.INPUT_REGISTER
-		}
-		regs, err := c.ReadRegisters(addr, uint16(s.Registers()), rt)
+		regs, err := readRegisters(c, s)
 		if err != nil {
 			return err
 		}
@@ -248,6 +260,29 @@ func (d *Driver) read(ctx context.Context, s plc.Signal) (uint32, error) {
 		return err
 	})
 	return v, err
+}
+
+// readRegisters reads all of a register signal's registers in one request.
+func readRegisters(c *mb.ModbusClient, s plc.Signal) ([]uint16, error) {
+	rt := mb.HOLDING_REGISTER
+	if s.Table == plc.TableInput {
+		rt = mb.INPUT_REGISTER
+	}
+	return c.ReadRegisters(uint16(s.Address), uint16(s.Registers()), rt)
+}
+
+// readGate reads the gate ring in one request (an atomic snapshot).
+func (d *Driver) readGate(ctx context.Context, s plc.Signal) (link.GateSnapshot, error) {
+	var g link.GateSnapshot
+	err := d.do(ctx, s, func(c *mb.ModbusClient) error {
+		regs, err := readRegisters(c, s)
+		if err != nil {
+			return err
+		}
+		g, err = link.GateFromRegisters(regs, s.Length, s.WordOrder == plc.WordLowFirst)
+		return err
+	})
+	return g, err
 }
 
 // run polls until ctx ends, reconnecting as needed.
@@ -287,12 +322,12 @@ func (d *Driver) run(ctx context.Context, st *pollState) {
 				c.Close()
 			}
 			back.Reset()
-			evs = append(evs, st.link.Down(err, now)...)
+			evs = append(evs, d.ls.Down(err, now)...)
 		case err != nil: // stale heartbeat: connected but the PLC program is not alive
-			evs = append(evs, st.link.Down(err, now)...)
+			evs = append(evs, d.ls.Down(err, now)...)
 		default:
 			back.Reset()
-			evs = append(st.link.Up(now), evs...)
+			evs = append(d.ls.Up(now), evs...)
 		}
 		if !d.out.Emit(ctx, evs...) {
 			return
@@ -317,6 +352,15 @@ func (d *Driver) poll(ctx context.Context, st *pollState) ([]plc.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read item_trigger: %w", err)
 	}
+	var gate link.GateSnapshot
+	gs, haveGate := d.cfg.Signals[plc.SigGateOutcome]
+	if haveGate {
+		// Read after the item counter: an outcome's unit is always already
+		// reported as an item.
+		if gate, err = d.readGate(ctx, gs); err != nil {
+			return nil, fmt.Errorf("read gate_outcome: %w", err)
+		}
+	}
 	now = time.Now()
 	var evs []plc.Event
 	if r := rv != 0; !*haveRunning || r != *running {
@@ -324,6 +368,11 @@ func (d *Driver) poll(ctx context.Context, st *pollState) ([]plc.Event, error) {
 		evs = append(evs, plc.Event{Kind: plc.EventRunning, At: now, Running: r})
 	}
 	evs = append(evs, tr.Observe(iv, now)...)
+	if haveGate {
+		gevs := st.gate.Observe(gate, now)
+		link.LogGate(d.log, gevs)
+		evs = append(evs, gevs...)
+	}
 	return evs, hb.Stale(now)
 }
 

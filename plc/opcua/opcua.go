@@ -11,6 +11,12 @@
 // gopcua's own auto-reconnect is switched off: the driver owns the
 // lifecycle, so every loss is one LinkDown event and every recovery one
 // LinkUp. cmd/ wires it; the line sees only plc.PLC.
+//
+// Every OPC UA request is preceded by a check of its ctx: gopcua v0.8.0
+// consumes a sequence number for a request made with an already-expired
+// context without sending it, and strict servers drop the connection at the
+// gap. The publishing interval the server grants (it may revise the one
+// asked for) is what the driver's heartbeat watchdog allows for.
 package opcua
 
 import (
@@ -38,6 +44,7 @@ const (
 	hItem uint32 = iota + 1
 	hRunning
 	hHeartbeat
+	hGate
 )
 
 // Driver is a plc.PLC over OPC UA.
@@ -49,8 +56,10 @@ type Driver struct {
 	key   *rsa.PrivateKey
 	cert  []byte
 
-	mu  sync.Mutex
-	cur link.Current[opcua.Client]
+	mu      sync.Mutex
+	cur     link.Current[opcua.Client]
+	ls      link.LinkState // as reported by events; WriteVerdict checks it
+	granted time.Duration  // publishing interval of the current subscription (under mu)
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -64,7 +73,10 @@ type Driver struct {
 	killSub chan struct{}
 }
 
-var _ plc.PLC = (*Driver)(nil)
+var (
+	_ plc.PLC              = (*Driver)(nil)
+	_ plc.IntervalReporter = (*Driver)(nil)
+)
 
 // New validates cfg (protocol opcua), parses node ids and loads the
 // certificate and key; it does not touch the network.
@@ -134,22 +146,37 @@ func (d *Driver) newState() *state {
 	return &state{tracker: link.NewTracker(d.cfg.CatchUp, bits), hb: link.NewHeartbeat(d.cfg.HeartbeatTimeout)}
 }
 
-// start subscribes, reads the item counter once (the baseline, or after a
-// reconnect the catch-up, independent of when the first notification
-// lands) and emits link-up.
+// start reads the item counter and the gate ring once (the baseline, or
+// after a reconnect the catch-up, independent of when the first
+// notification lands), subscribes, and emits link-up and what the reads
+// imply. The reads come before the monitored items are created, so that
+// every notification carries a value at least as new as the read: a
+// notification older than the read would look like a counter going
+// backwards (a false counter or ring reset).
 func (d *Driver) start(ctx context.Context, c *opcua.Client, st *state) (*session, error) {
-	s, err := d.subscribe(ctx, c)
-	if err != nil {
-		return nil, err
-	}
 	iv, err := d.readU32(ctx, c, plc.SigItemTrigger)
 	if err != nil {
 		return nil, fmt.Errorf("read item_trigger: %w", err)
 	}
+	var ring any
+	_, haveGate := d.nodes[plc.SigGateOutcome]
+	if haveGate {
+		if ring, err = d.readValue(ctx, c, plc.SigGateOutcome); err != nil {
+			return nil, fmt.Errorf("read gate_outcome: %w", err)
+		}
+	}
+	s, err := d.subscribe(ctx, c)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	st.hb.Reset(now)
 	st.lastNotify = now
-	if !d.out.Emit(ctx, append(st.link.Up(now), st.tracker.Observe(iv, now)...)...) {
+	evs := append(d.ls.Up(now), st.tracker.Observe(iv, now)...)
+	if haveGate {
+		evs = append(evs, d.gateEvents(st, ring, now)...)
+	}
+	if !d.out.Emit(ctx, evs...) {
 		return nil, ctx.Err()
 	}
 	return s, nil
@@ -157,6 +184,16 @@ func (d *Driver) start(ctx context.Context, c *opcua.Client, st *state) (*sessio
 
 // Events implements plc.PLC.
 func (d *Driver) Events() <-chan plc.Event { return d.out.C }
+
+// PublishingInterval implements plc.IntervalReporter: the publishing
+// interval the server granted for the current (or last) subscription, which
+// may differ from plc.opcua.publishing_interval; 0 before the first
+// subscription (Connect sets it before it returns).
+func (d *Driver) PublishingInterval() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.granted
+}
 
 // Close implements plc.PLC.
 func (d *Driver) Close() error {
@@ -216,10 +253,15 @@ func (d *Driver) dial(ctx context.Context) (*opcua.Client, error) {
 	return c, nil
 }
 
-// WriteVerdict implements plc.PLC: one Write of UInt32[3] {item, result, reason}.
+// WriteVerdict implements plc.PLC: one Write of UInt32[3] {item, result,
+// reason}. While the link is reported down — also with the session up and
+// the heartbeat stale — it fails at once with plc.ErrNotConnected.
 func (d *Driver) WriteVerdict(ctx context.Context, v plc.Verdict) error {
 	if err := v.Validate(); err != nil {
 		return err
+	}
+	if !d.ls.IsUp() {
+		return fmt.Errorf("plc/opcua: verdict item %d: %w", v.Item, plc.ErrNotConnected)
 	}
 	val := []uint32{v.Item, uint32(v.Result), uint32(v.Reason)}
 	if err := d.write(ctx, plc.SigVerdict, val); err != nil {
@@ -228,7 +270,9 @@ func (d *Driver) WriteVerdict(ctx context.Context, v plc.Verdict) error {
 	return nil
 }
 
-// Set implements plc.PLC.
+// Set implements plc.PLC. It is attempted whenever a session is open,
+// whatever the heartbeat says. A Boolean signal gets value%2: 0/1 for the
+// stop request and alarm, the toggle for controller_alive.
 func (d *Driver) Set(ctx context.Context, o plc.Output, value int) error {
 	if err := plc.CheckOutputValue(o, value); err != nil {
 		return err
@@ -240,7 +284,7 @@ func (d *Driver) Set(ctx context.Context, o plc.Output, value int) error {
 	var val any
 	switch s.Type {
 	case plc.TypeBool:
-		val = value != 0
+		val = value%2 != 0
 	case plc.TypeU16:
 		val = uint16(value)
 	case plc.TypeI16:
@@ -261,6 +305,9 @@ func (d *Driver) write(ctx context.Context, sig string, val any) error {
 	}
 	variant, err := ua.NewVariant(val)
 	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil { // gopcua would burn a sequence number
 		return err
 	}
 	res, err := c.Write(ctx, &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{{
@@ -290,9 +337,10 @@ func (d *Driver) Resubscribed() int64 {
 
 // session is one connected client with its subscription.
 type session struct {
-	c      *opcua.Client
-	sub    *opcua.Subscription
-	notifs chan *opcua.PublishNotificationData
+	c       *opcua.Client
+	sub     *opcua.Subscription
+	notifs  chan *opcua.PublishNotificationData
+	granted time.Duration // the subscription's publishing interval
 }
 
 // run owns the connection: subscribe, watch, reconnect.
@@ -330,7 +378,7 @@ func (d *Driver) run(ctx context.Context, sess *session, st *state) {
 			return
 		}
 		d.log.Warn("link lost", "err", err)
-		if !d.out.Emit(ctx, st.link.Down(err, time.Now())...) {
+		if !d.out.Emit(ctx, d.ls.Down(err, time.Now())...) {
 			return
 		}
 	}
@@ -340,48 +388,80 @@ func (d *Driver) run(ctx context.Context, sess *session, st *state) {
 type state struct {
 	tracker     *link.Tracker
 	hb          *link.Heartbeat
-	link        link.LinkState
+	gate        link.GateTracker
 	running     bool
 	haveRunning bool
 	lastNotify  time.Time
 }
 
-// subscribe creates the subscription, reads the inputs once (so that items
-// that passed while down are recovered from the counter) and returns.
+// subscribe creates the subscription and its monitored items, and adopts
+// the publishing interval the server granted: the heartbeat watchdog
+// allows two of them on top of heartbeat_timeout (a change reaches the
+// driver only at the next publish).
 func (d *Driver) subscribe(ctx context.Context, c *opcua.Client) (*session, error) {
 	s := &session{c: c, notifs: make(chan *opcua.PublishNotificationData, 256)}
-	sub, err := c.Subscribe(ctx, &opcua.SubscriptionParameters{Interval: d.cfg.OPCUA.PublishingInterval}, s.notifs)
+	if err := ctx.Err(); err != nil { // gopcua would burn a sequence number
+		return nil, err
+	}
+	asked := d.cfg.OPCUA.PublishingInterval
+	sub, err := c.Subscribe(ctx, &opcua.SubscriptionParameters{Interval: asked}, s.notifs)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
 	s.sub = sub
-	items := []*ua.MonitoredItemCreateRequest{
-		opcua.NewMonitoredItemCreateRequestWithDefaults(d.nodes[plc.SigItemTrigger], ua.AttributeIDValue, hItem),
-		opcua.NewMonitoredItemCreateRequestWithDefaults(d.nodes[plc.SigRunning], ua.AttributeIDValue, hRunning),
-		opcua.NewMonitoredItemCreateRequestWithDefaults(d.nodes[plc.SigHeartbeat], ua.AttributeIDValue, hHeartbeat),
+	granted := sub.RevisedPublishingInterval
+	if granted <= 0 {
+		granted = asked // a server that does not say: assume it granted what was asked
 	}
-	for _, it := range items {
-		it.RequestedParameters.QueueSize = 100 // keep every counter change within a publishing interval
+	if granted != asked.Truncate(time.Millisecond) { // gopcua asks in whole milliseconds
+		d.log.Warn("the server revised the publishing interval", "asked", asked, "granted", granted)
+	}
+	d.mu.Lock()
+	d.granted = granted
+	d.mu.Unlock()
+	s.granted = granted
+	sigs := []string{plc.SigItemTrigger, plc.SigRunning, plc.SigHeartbeat}
+	handles := []uint32{hItem, hRunning, hHeartbeat}
+	if _, ok := d.nodes[plc.SigGateOutcome]; ok {
+		sigs, handles = append(sigs, plc.SigGateOutcome), append(handles, hGate)
+	}
+	items := make([]*ua.MonitoredItemCreateRequest, len(sigs))
+	for i, sig := range sigs {
+		items[i] = opcua.NewMonitoredItemCreateRequestWithDefaults(d.nodes[sig], ua.AttributeIDValue, handles[i])
+		items[i].RequestedParameters.QueueSize = 100 // keep every counter change within a publishing interval
+		if handles[i] == hGate {
+			items[i].RequestedParameters.QueueSize = 1 // each value is the whole ring: the newest holds all
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	res, err := sub.Monitor(ctx, ua.TimestampsToReturnBoth, items...)
 	if err != nil {
 		return nil, fmt.Errorf("monitor inputs: %w", err)
 	}
+	if len(res.Results) != len(items) {
+		return nil, fmt.Errorf("monitor inputs: %d results for %d items", len(res.Results), len(items))
+	}
 	for i, r := range res.Results {
 		if r.StatusCode != ua.StatusOK {
-			return nil, fmt.Errorf("monitor %s: %w", d.cfg.Signals[[]string{plc.SigItemTrigger, plc.SigRunning, plc.SigHeartbeat}[i]].Node, r.StatusCode)
+			return nil, fmt.Errorf("monitor %s: %w", d.cfg.Signals[sigs[i]].Node, r.StatusCode)
 		}
 	}
 	return s, nil
 }
 
+// silence is how long the heartbeat may go unnotified before the watchdog
+// acts: heartbeat_timeout plus two granted publishing intervals.
+func (d *Driver) silence(granted time.Duration) time.Duration {
+	return d.cfg.HeartbeatTimeout + 2*granted
+}
+
 // serve runs one connection until it fails.
 func (d *Driver) serve(ctx context.Context, s *session, st *state) error {
 	c := s.c
-	check := d.cfg.HeartbeatTimeout / 4
-	if check < 5*time.Millisecond {
-		check = 5 * time.Millisecond
-	}
+	st.hb.SetTimeout(d.silence(s.granted))
+	check := max(d.silence(s.granted)/4, 5*time.Millisecond)
 	tick := time.NewTicker(check)
 	defer tick.Stop()
 	for {
@@ -389,9 +469,7 @@ func (d *Driver) serve(ctx context.Context, s *session, st *state) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-d.killSub:
-			cctx, cancel := context.WithTimeout(ctx, d.cfg.OPCUA.Timeout)
-			s.sub.Cancel(cctx)
-			cancel()
+			d.cancelSub(ctx, s.sub)
 		case n := <-s.notifs:
 			if n == nil {
 				continue
@@ -422,26 +500,58 @@ func (d *Driver) serve(ctx context.Context, s *session, st *state) error {
 					d.mu.Lock()
 					d.resubscribed++
 					d.mu.Unlock()
-					if !d.out.Emit(ctx, st.link.Down(fmt.Errorf("subscription silent for %s while the PLC answers; re-created", now.Sub(st.lastNotify).Round(time.Millisecond)), now)...) {
+					if !d.out.Emit(ctx, d.ls.Down(fmt.Errorf("subscription silent for %s while the PLC answers; re-created", now.Sub(st.lastNotify).Round(time.Millisecond)), now)...) {
 						return ctx.Err()
 					}
-					cctx, cancel := context.WithTimeout(ctx, d.cfg.OPCUA.Timeout)
-					s.sub.Cancel(cctx)
-					cancel()
+					d.cancelSub(ctx, s.sub)
 					ns, err := d.start(ctx, c, st)
 					if err != nil {
 						return err
 					}
 					*s = *ns
+					st.hb.SetTimeout(d.silence(s.granted))
+					if nc := max(d.silence(s.granted)/4, 5*time.Millisecond); nc != check {
+						check = nc
+						tick.Reset(check)
+					}
 					continue
 				}
 				// Connected, PLC answers, heartbeat really stopped.
-				if !d.out.Emit(ctx, st.link.Down(err, now)...) {
+				if !d.out.Emit(ctx, d.ls.Down(err, now)...) {
 					return ctx.Err()
 				}
 			}
 		}
 	}
+}
+
+// cancelSub deletes a subscription on the server (best effort).
+func (d *Driver) cancelSub(ctx context.Context, sub *opcua.Subscription) {
+	cctx, cancel := context.WithTimeout(ctx, d.cfg.OPCUA.Timeout)
+	defer cancel()
+	if cctx.Err() != nil { // gopcua would burn a sequence number
+		return
+	}
+	if err := sub.Cancel(cctx); err != nil {
+		d.log.Debug("delete subscription", "err", err)
+	}
+}
+
+// gateEvents turns one value of the gate ring node into events.
+func (d *Driver) gateEvents(st *state, v any, now time.Time) []plc.Event {
+	s := d.cfg.Signals[plc.SigGateOutcome]
+	var evs []plc.Event
+	a, ok := v.([]uint32)
+	if !ok {
+		evs = []plc.Event{{Kind: plc.EventGateError, At: now,
+			Err: fmt.Errorf("gate_outcome %s: value is %T, not UInt32[%d] {count, item, outcome, …}", s.Node, v, 1+2*s.Length)}}
+	} else if g, err := link.GateFromArray(a, s.Length); err != nil {
+		evs = []plc.Event{{Kind: plc.EventGateError, At: now, Err: fmt.Errorf("gate_outcome %s: %w", s.Node, err)}}
+	} else {
+		evs = st.gate.Observe(g, now)
+	}
+	link.LogGate(d.log, evs)
+	return evs
 }
 
 // handle turns one monitored-item notification into events.
@@ -453,6 +563,9 @@ func (d *Driver) handle(st *state, it *ua.MonitoredItemNotification) []plc.Event
 		return nil // bad quality: no value to act on
 	}
 	now := time.Now()
+	if it.ClientHandle == hGate {
+		return d.gateEvents(st, it.Value.Value.Value(), now)
+	}
 	v, ok := toU32(it.Value.Value.Value())
 	if !ok {
 		d.log.Warn("input of unexpected type", "handle", it.ClientHandle, "type", fmt.Sprintf("%T", it.Value.Value.Value()))
@@ -470,32 +583,44 @@ func (d *Driver) handle(st *state, it *ua.MonitoredItemNotification) []plc.Event
 		return []plc.Event{{Kind: plc.EventRunning, At: now, Running: r}}
 	case hHeartbeat:
 		st.hb.Observe(v, now)
-		if st.link.IsUp() {
+		if d.ls.IsUp() {
 			return nil
 		}
-		return st.link.Up(now) // heartbeat back after a stale period
+		return d.ls.Up(now) // heartbeat back after a stale period
 	}
 	return nil
 }
 
 func (d *Driver) readU32(ctx context.Context, c *opcua.Client, sig string) (uint32, error) {
-	rctx, cancel := context.WithTimeout(ctx, d.cfg.OPCUA.Timeout)
-	defer cancel()
-	res, err := c.Read(rctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: d.nodes[sig], AttributeID: ua.AttributeIDValue}}})
+	raw, err := d.readValue(ctx, c, sig)
 	if err != nil {
 		return 0, err
 	}
-	if len(res.Results) != 1 || res.Results[0].Value == nil {
-		return 0, fmt.Errorf("read %s: no value", d.cfg.Signals[sig].Node)
-	}
-	if res.Results[0].Status != ua.StatusOK {
-		return 0, fmt.Errorf("read %s: %w", d.cfg.Signals[sig].Node, res.Results[0].Status)
-	}
-	v, ok := toU32(res.Results[0].Value.Value())
+	v, ok := toU32(raw)
 	if !ok {
-		return 0, fmt.Errorf("read %s: unexpected type %T", d.cfg.Signals[sig].Node, res.Results[0].Value.Value())
+		return 0, fmt.Errorf("read %s: unexpected type %T", d.cfg.Signals[sig].Node, raw)
 	}
 	return v, nil
+}
+
+// readValue reads one signal's value (one Read service call).
+func (d *Driver) readValue(ctx context.Context, c *opcua.Client, sig string) (any, error) {
+	rctx, cancel := context.WithTimeout(ctx, d.cfg.OPCUA.Timeout)
+	defer cancel()
+	if err := rctx.Err(); err != nil { // gopcua would burn a sequence number
+		return nil, err
+	}
+	res, err := c.Read(rctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: d.nodes[sig], AttributeID: ua.AttributeIDValue}}})
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Results) != 1 || res.Results[0].Value == nil {
+		return nil, fmt.Errorf("read %s: no value", d.cfg.Signals[sig].Node)
+	}
+	if res.Results[0].Status != ua.StatusOK {
+		return nil, fmt.Errorf("read %s: %w", d.cfg.Signals[sig].Node, res.Results[0].Status)
+	}
+	return res.Results[0].Value.Value(), nil
 }
 
 func toU32(v any) (uint32, bool) {

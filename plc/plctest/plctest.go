@@ -1,11 +1,15 @@
 // Package plctest is a hand-written fake plc.PLC for the line's tests: the
-// test pushes input events with Emit and inspects the verdicts and outputs
-// the line wrote; failures are injected with FailWrites. It speaks no
+// test pushes input events with Emit (or the helpers Items, Gate, GateRing,
+// GateGap, GateReset, LinkDown, LinkUp) and inspects the verdicts and
+// outputs the line wrote; failures are injected with FailWrites. Like the
+// drivers, it refuses verdicts with plc.ErrNotConnected from an emitted
+// EventLinkDown to the next EventLinkUp, while Set goes on. It speaks no
 // protocol. Only tests import it.
 package plctest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -35,6 +39,7 @@ type PLC struct {
 	calls     []Call
 	failWrite error
 	closed    bool
+	down      bool          // an EventLinkDown was emitted, no EventLinkUp since
 	written   chan struct{} // signalled (non-blocking) after each write
 }
 
@@ -46,14 +51,68 @@ func New(n int) *PLC {
 }
 
 // Emit queues input events as the driver would deliver them (blocks when
-// the buffer is full). Events without a time get time.Now().
+// the buffer is full). Events without a time get time.Now(). An
+// EventLinkDown makes WriteVerdict fail with plc.ErrNotConnected until an
+// EventLinkUp is emitted (the fake starts up).
 func (p *PLC) Emit(evs ...plc.Event) {
 	for _, e := range evs {
 		if e.At.IsZero() {
 			e.At = time.Now()
 		}
+		if e.Kind == plc.EventLinkDown || e.Kind == plc.EventLinkUp {
+			p.mu.Lock()
+			p.down = e.Kind == plc.EventLinkDown
+			p.mu.Unlock()
+		}
 		p.events <- e
 	}
+}
+
+// LinkDown emits EventLinkDown with err (a default reason if nil).
+func (p *PLC) LinkDown(err error) {
+	if err == nil {
+		err = errors.New("plctest: link down")
+	}
+	p.Emit(plc.Event{Kind: plc.EventLinkDown, Err: err})
+}
+
+// LinkUp emits EventLinkUp.
+func (p *PLC) LinkUp() { p.Emit(plc.Event{Kind: plc.EventLinkUp}) }
+
+// Gate emits one EventGate: outcome number seq was o for item.
+func (p *PLC) Gate(seq uint64, item uint32, o plc.GateOutcome) {
+	p.Emit(plc.Event{Kind: plc.EventGate, Seq: seq, Item: item, Outcome: o})
+}
+
+// Outcome is one entry of a simulated gate ring for GateRing.
+type Outcome struct {
+	Item    uint32
+	Outcome plc.GateOutcome
+}
+
+// GateRing emits EventGate for consecutive outcome numbers first,
+// first+1, … — what a driver reports from one ring snapshot.
+func (p *PLC) GateRing(first uint64, outs ...Outcome) {
+	for i, o := range outs {
+		p.Gate(first+uint64(i), o.Item, o.Outcome)
+	}
+}
+
+// GateGap emits EventGateGap: outcome numbers from..to were lost.
+func (p *PLC) GateGap(from, to uint32) {
+	p.Emit(plc.Event{Kind: plc.EventGateGap, From: from, To: to})
+}
+
+// GateReset emits EventGateReset: the PLC's outcome count is now count.
+func (p *PLC) GateReset(count uint64) {
+	p.Emit(plc.Event{Kind: plc.EventGateReset, Seq: count})
+}
+
+// GateError emits EventGateError for outcome number seq of item with the
+// nonsense value raw, worded as the drivers word it.
+func (p *PLC) GateError(seq uint64, item uint32, raw int) {
+	p.Emit(plc.Event{Kind: plc.EventGateError, Seq: seq, Item: item,
+		Err: fmt.Errorf("gate outcome #%d (item %d): value %d is not 1 (passed), 2 (rejected), 3 (reject failed) or 4 (bin full)", seq, item, raw)})
 }
 
 // Items emits EventItem for each id.
@@ -105,10 +164,17 @@ func (p *PLC) WaitWrites(ctx context.Context, n int) ([]Call, error) {
 // Events implements plc.PLC.
 func (p *PLC) Events() <-chan plc.Event { return p.events }
 
-// WriteVerdict implements plc.PLC.
+// WriteVerdict implements plc.PLC. It fails with plc.ErrNotConnected while
+// the last emitted link event was EventLinkDown.
 func (p *PLC) WriteVerdict(ctx context.Context, v plc.Verdict) error {
 	if err := v.Validate(); err != nil {
 		return err
+	}
+	p.mu.Lock()
+	down := p.down
+	p.mu.Unlock()
+	if down {
+		return fmt.Errorf("plctest: verdict item %d: %w", v.Item, plc.ErrNotConnected)
 	}
 	return p.record(ctx, Call{Verdict: &v})
 }

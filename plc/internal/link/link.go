@@ -1,5 +1,6 @@
 // Package link holds what the PLC drivers share: turning item-counter
-// readings into ordered item / gap / reset events, the heartbeat watchdog,
+// readings into ordered item / gap / reset events and gate-ring snapshots
+// into gate events, the heartbeat watchdog, the reported link state,
 // reconnect backoff and the event outbox. Only plc/... imports it.
 package link
 
@@ -7,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tracline/tracline/plc"
@@ -73,6 +75,10 @@ type Heartbeat struct {
 
 // NewHeartbeat makes a watchdog that trips after timeout without a change.
 func NewHeartbeat(timeout time.Duration) *Heartbeat { return &Heartbeat{timeout: timeout} }
+
+// SetTimeout changes the limit (the OPC UA driver widens it by the
+// publishing interval the server granted).
+func (h *Heartbeat) SetTimeout(d time.Duration) { h.timeout = d }
 
 // Reset forgets the last value; the timeout restarts at now.
 func (h *Heartbeat) Reset(now time.Time) { h.have, h.lastChange = false, now }
@@ -154,32 +160,36 @@ func (o *Outbox) Emit(ctx context.Context, evs ...plc.Event) bool {
 }
 
 // LinkState remembers whether the link was reported up, so that down/up
-// events come once per transition.
+// events come once per transition. Down and Up are called by the driver's
+// one poller goroutine; IsUp may be called from any goroutine (a write
+// checks it) and sees the state as soon as the transition's event was made.
 type LinkState struct {
-	up    bool
-	known bool
+	st atomic.Int32 // 0 never reported, 1 up, 2 down
 }
+
+const (
+	linkUp   = 1
+	linkDown = 2
+)
 
 // Down returns the link-down event if the link was not already down.
 func (s *LinkState) Down(err error, at time.Time) []plc.Event {
-	if s.known && !s.up {
+	if s.st.Swap(linkDown) == linkDown {
 		return nil
 	}
-	s.known, s.up = true, false
 	return []plc.Event{{Kind: plc.EventLinkDown, At: at, Err: err}}
 }
 
 // Up returns the link-up event if the link was not already up.
 func (s *LinkState) Up(at time.Time) []plc.Event {
-	if s.known && s.up {
+	if s.st.Swap(linkUp) == linkUp {
 		return nil
 	}
-	s.known, s.up = true, true
 	return []plc.Event{{Kind: plc.EventLinkUp, At: at}}
 }
 
-// IsUp reports the last reported state.
-func (s *LinkState) IsUp() bool { return s.known && s.up }
+// IsUp reports the last reported state (false before the first report).
+func (s *LinkState) IsUp() bool { return s.st.Load() == linkUp }
 
 // Changed reports whether v differs from the last observed value (and
 // records it).
