@@ -1,9 +1,12 @@
 // Command linesim plays a packaging line over real protocols on loopback:
-// the PLC (Modbus TCP and OPC UA), a coding printer, a vision camera, an
-// aggregation camera per level and a ZPL label printer, wired to a simulated
-// conveyor with injectable faults. It prints the endpoints at start and
-// writes the ground truth (every unit, its code, its fate, its parents) as
-// JSON on exit; GET /groundtruth serves it while running.
+// the PLC (Modbus TCP and OPC UA, with the reject gate's outcome ring and
+// the controller watchdog), a coding printer, a vision camera, an
+// aggregation camera and a label scanner per level and a ZPL label printer,
+// wired to a simulated conveyor with injectable faults. It prints the
+// endpoints at start and writes the ground truth (every unit, its code, its
+// fate, its gate outcome, its parents; every group and what its label
+// scanner read) as JSON on exit; GET /groundtruth serves it while running,
+// POST /purge and POST /bin/empty are the operator's hands.
 //
 //	linesim [--config FILE] [--seed N] [--rate U/min] [--units N]
 //	        [--fault KIND:key=val,…]... [--groundtruth FILE|-] [--stay]
@@ -128,9 +131,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, l := range []struct{ name, addr string }{
 		{"plc modbus", ep.Modbus + " (unit id 1)"}, {"plc opc ua", ep.PLCOPCUA}, {"printer", ep.Printer},
 		{"camera", ep.Camera}, {"agg cameras", strings.Join(ep.AggCameras, " ")}, {"label printer", ep.LabelPrinter},
-		{"ground truth", ep.HTTP},
+		{"label scanners", strings.Join(ep.LabelScanners, " ")}, {"ground truth", ep.HTTP},
 	} {
-		fmt.Fprintf(stderr, "  %-14s %s\n", l.name, l.addr)
+		fmt.Fprintf(stderr, "  %-15s %s\n", l.name, l.addr)
 	}
 
 	select {
@@ -148,8 +151,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	sum := gt.Summary
-	fmt.Fprintf(stderr, "linesim: %d units: %d good, %d rejected (%d without verdict), %d missing, %d on the line\n",
-		sum.Triggered, sum.Good, sum.Rejected, sum.NoVerdict, sum.Missing, sum.OnLine)
+	fmt.Fprintf(stderr, "linesim: %d units: %d good, %d rejected (%d without verdict), %d escaped, %d missing, %d on the line\n",
+		sum.Triggered, sum.Good, sum.Rejected, sum.NoVerdict, sum.Escaped, sum.Missing, sum.OnLine)
 	if err := gt.Check(); err != nil {
 		fmt.Fprintf(stderr, "linesim: ground truth inconsistent (simulator bug):\n%v\n", err)
 		return 1

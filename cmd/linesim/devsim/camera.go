@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -51,23 +52,26 @@ type CameraConfig struct {
 }
 
 // Validate reports what is wrong with the config.
-func (c CameraConfig) Validate() error {
+func (c CameraConfig) Validate() error { return c.validate("devsim.camera") }
+
+// validate names the settings under prefix (devsim.camera, devsim.agg_camera, …).
+func (c CameraConfig) validate(prefix string) error {
 	var errs []error
 	if c.Ring < 0 || c.Ring > 100000 {
-		errs = append(errs, fmt.Errorf("devsim.camera.ring: %d is outside 0..100000", c.Ring))
+		errs = append(errs, fmt.Errorf("%s.ring: %d is outside 0..100000", prefix, c.Ring))
 	}
 	switch c.LowGrade {
 	case "", "A", "B", "C", "D", "E", "F":
 	default:
-		errs = append(errs, fmt.Errorf("devsim.camera.low_grade: %q is not a grade A..F", c.LowGrade))
+		errs = append(errs, fmt.Errorf("%s.low_grade: %q is not a grade A..F", prefix, c.LowGrade))
 	}
 	if err := checkListen(c.Listen); err != nil {
-		errs = append(errs, fmt.Errorf("devsim.camera.listen: %w", err))
+		errs = append(errs, fmt.Errorf("%s.listen: %w", prefix, err))
 	}
 	switch c.Trigger {
 	case "", "self", "method":
 	default:
-		errs = append(errs, fmt.Errorf("devsim.camera.trigger: %q is not self or method", c.Trigger))
+		errs = append(errs, fmt.Errorf("%s.trigger: %q is not self or method", prefix, c.Trigger))
 	}
 	return errors.Join(errs...)
 }
@@ -299,4 +303,46 @@ func (a *AggCamera) Read(group uint32, codes []string) {
 		grade = "A"
 	}
 	a.publish(group, read, grade, len(read) > 0)
+}
+
+// LabelScannerObject is the OPC UA object of the label scanner of level:
+// "LabelScanner" for level 2, "LabelScanner3", "LabelScanner4", … above
+// (nodes "ns=1;s=LabelScanner.LastResult", …; the same nodes as a camera).
+func LabelScannerObject(level int) string {
+	if level == 2 {
+		return "LabelScanner"
+	}
+	return "LabelScanner" + strconv.Itoa(level)
+}
+
+// LabelScanner is the simulated label scanner after the labeller: it
+// reads the applied label and the children through the top of a labelled
+// group and publishes one ResultRecord per group, like an aggregation
+// camera: item = group id, codes = [label, children…] (the label first),
+// pass = a label was read, grade "".
+type LabelScanner struct{ *resultDevice }
+
+// NewLabelScanner builds the label scanner of groups of level (2 = box…);
+// Start serves it. cfg.Trigger must be "" or "self" (the scanner reads
+// every group that passes).
+func NewLabelScanner(cfg CameraConfig, level int, log *slog.Logger) (*LabelScanner, error) {
+	if level < 2 || level > 9 {
+		return nil, fmt.Errorf("devsim label scanner: level %d is outside 2..9", level)
+	}
+	if cfg.Trigger == "method" {
+		return nil, errors.New("devsim.label_scanner.trigger: a label scanner reads every group that passes; method is not supported")
+	}
+	d, err := newResultDevice(cfg, log, LabelScannerObject(level), fmt.Sprintf("linesim label scanner L%d", level),
+		fmt.Sprintf("urn:tracline:linesim:labelscanner:%d", level), level)
+	if err != nil {
+		return nil, fmt.Errorf("devsim label scanner L%d: %w", level, err)
+	}
+	return &LabelScanner{d}, nil
+}
+
+// Scan publishes one result for group: sim.ScanCodes(label, children)
+// (label "" = no label read: codes are the children only), pass when a
+// label was read.
+func (l *LabelScanner) Scan(group uint32, label string, children []string) {
+	l.publish(group, sim.ScanCodes(label, children), "", label != "")
 }

@@ -8,14 +8,15 @@
 //	func (p *Printer) PrintOnto(f sim.PrintFault) (onUnit string)
 //	func (c *Camera) Inspect(item uint32, onUnit string, f sim.CameraFault)
 //	func (a *AggCamera) Read(group uint32, codes []string)
+//	func (l *LabelScanner) Scan(group uint32, label string, children []string)
 //	func (l *LabelPrinter) NextLabel() (sim.Label, bool)
 //
 // NewDevices builds them all as a sim.Devices (use it with
 // sim.WithDevices); each device can also be built on its own with
-// NewPrinter, NewCamera, NewAggCamera and NewLabelPrinter, then Start(ctx),
-// Addr() and Close().
+// NewPrinter, NewCamera, NewAggCamera, NewLabelScanner and NewLabelPrinter,
+// then Start(ctx), Addr() and Close().
 //
-// Printer and cameras are OPC UA servers (cmd/linesim/uasim). Every print
+// Printer, cameras and label scanners are OPC UA servers (cmd/linesim/uasim). Every print
 // record and camera result is published atomically as one JSON value in a
 // last-record node, together with a counter and a ring of the last N records,
 // so a client that misses notifications (the gopcua server sends one value per
@@ -41,11 +42,20 @@ type Config struct {
 	Camera       CameraConfig       `yaml:"camera"`
 	AggCamera    CameraConfig       `yaml:"agg_camera"` // one per level; Listen must be "" or host:0 when levels > 1
 	LabelPrinter LabelPrinterConfig `yaml:"label_printer"`
+	// LabelScanner: one per level, like the aggregation cameras (Listen
+	// applies to level 2; higher levels get any free port). Trigger must
+	// be "" or "self"; LowGrade is not used.
+	LabelScanner CameraConfig `yaml:"label_scanner"`
 }
 
 // Validate reports what is wrong with the config.
 func (c Config) Validate() error {
-	return errors.Join(c.Printer.Validate(), c.Camera.Validate(), c.AggCamera.Validate(), c.LabelPrinter.Validate())
+	var scanner error
+	if c.LabelScanner.Trigger == "method" {
+		scanner = errors.New("devsim.label_scanner.trigger: a label scanner reads every group that passes; method is not supported")
+	}
+	return errors.Join(c.Printer.Validate(), c.Camera.Validate(), c.AggCamera.validate("devsim.agg_camera"), c.LabelPrinter.Validate(),
+		c.LabelScanner.validate("devsim.label_scanner"), scanner)
 }
 
 // Device names used as keys of sim.Devices.Targets.
@@ -54,22 +64,29 @@ const (
 	NameCamera       = "camera"
 	NameAggCamera    = "agg_camera" // level 2; higher levels: "agg_camera_3", …
 	NameLabelPrinter = "label_printer"
+	NameLabelScanner = "label_scanner" // level 2; higher levels: "label_scanner_3", …
 )
 
 // AggCameraName is the Targets key of the aggregation camera for level.
-func AggCameraName(level int) string {
+func AggCameraName(level int) string { return levelName(NameAggCamera, level) }
+
+// LabelScannerName is the Targets key of the label scanner for level.
+func LabelScannerName(level int) string { return levelName(NameLabelScanner, level) }
+
+func levelName(name string, level int) string {
 	if level == 2 {
-		return NameAggCamera
+		return name
 	}
-	return NameAggCamera + "_" + strconv.Itoa(level)
+	return name + "_" + strconv.Itoa(level)
 }
 
 // Set is every simulated device, started.
 type Set struct {
 	Printer      *Printer
 	Camera       *Camera
-	AggCameras   []*AggCamera // AggCameras[i] reads groups of level i+2
-	LabelPrinter *LabelPrinter
+	AggCameras    []*AggCamera    // AggCameras[i] reads groups of level i+2
+	LabelScanners []*LabelScanner // LabelScanners[i] scans labelled groups of level i+2
+	LabelPrinter  *LabelPrinter
 }
 
 // Close stops every device.
@@ -84,6 +101,9 @@ func (s *Set) Close() error {
 	for _, a := range s.AggCameras {
 		errs = append(errs, a.Close())
 	}
+	for _, l := range s.LabelScanners {
+		errs = append(errs, l.Close())
+	}
 	if s.LabelPrinter != nil {
 		errs = append(errs, s.LabelPrinter.Close())
 	}
@@ -91,8 +111,9 @@ func (s *Set) Close() error {
 }
 
 // Start builds and starts every device: the printer, the camera, one
-// aggregation camera per level above the unit (levels = len(ratios)) and
-// the label printer. On error everything started is closed.
+// aggregation camera and one label scanner per level above the unit
+// (levels = len(ratios)) and the label printer. On error everything
+// started is closed.
 func Start(ctx context.Context, cfg Config, levels int, log *slog.Logger) (*Set, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -131,6 +152,18 @@ func Start(ctx context.Context, cfg Config, levels int, log *slog.Logger) (*Set,
 		if err := a.Start(ctx); err != nil {
 			return fail(err)
 		}
+		lc := cfg.LabelScanner
+		if i > 0 {
+			lc.Listen = ""
+		}
+		l, err := NewLabelScanner(lc, i+2, log)
+		if err != nil {
+			return fail(err)
+		}
+		s.LabelScanners = append(s.LabelScanners, l)
+		if err := l.Start(ctx); err != nil {
+			return fail(err)
+		}
 	}
 	if s.LabelPrinter, err = NewLabelPrinter(cfg.LabelPrinter, log); err != nil {
 		return fail(err)
@@ -157,6 +190,10 @@ func (s *Set) Devices() *sim.Devices {
 	for i, a := range s.AggCameras {
 		d.AggCameras = append(d.AggCameras, a)
 		d.Targets[AggCameraName(i+2)] = a.Addr()
+	}
+	for i, l := range s.LabelScanners {
+		d.LabelScanners = append(d.LabelScanners, l)
+		d.Targets[LabelScannerName(i+2)] = l.Addr()
 	}
 	return d
 }

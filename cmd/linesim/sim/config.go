@@ -40,7 +40,17 @@ type Config struct {
 	// comes before a controller has connected and cleared it (the line
 	// interlock of a real line).
 	StartStopped bool `yaml:"start_stopped" json:"start_stopped"`
+	// ControllerWatchdog: once the controller has written its alive value
+	// (holding register 11 / PLC.ControllerAlive) at least once, the PLC
+	// stops the infeed when the value has not changed for this long, as
+	// under a stop request, and shows controller_lost. nil = the default
+	// 1s; 0 = off (in YAML write 0s: a bare 0 is not a duration).
+	ControllerWatchdog *time.Duration `yaml:"controller_watchdog,omitempty" json:"controller_watchdog,omitempty"`
 }
+
+// DefaultControllerWatchdog is the controller watchdog when the config
+// does not say.
+const DefaultControllerWatchdog = time.Second
 
 // Positions are the conveyor stations, as delays after the trigger.
 type Positions struct {
@@ -48,6 +58,9 @@ type Positions struct {
 	Camera  time.Duration `yaml:"camera" json:"camera"`   // default 40ms
 	Gate    time.Duration `yaml:"gate" json:"gate"`       // default 100ms
 	Labeler time.Duration `yaml:"labeler" json:"labeler"` // after a group is read; default 50ms
+	// LabelScanner: after the label is applied, the group passes the label
+	// scanner, which reads the label and the children; default 30ms.
+	LabelScanner time.Duration `yaml:"label_scanner" json:"label_scanner"`
 }
 
 // Listen holds the addresses the devices are served on.
@@ -58,14 +71,19 @@ type Listen struct {
 	Camera    string `yaml:"camera" json:"camera"`
 	AggCamera string `yaml:"agg_camera" json:"agg_camera"`
 	Label     string `yaml:"label_printer" json:"label_printer"`
+	// LabelScanner is the level-2 label scanner; higher levels get any
+	// free port (Endpoints().LabelScanners).
+	LabelScanner string `yaml:"label_scanner" json:"label_scanner"`
 	HTTP      string `yaml:"http" json:"http"` // ground truth; "off" disables
 }
 
 // FaultKind names an injectable fault.
 type FaultKind string
 
-// Fault kinds. Unit faults act on one unit; link faults act on a device's
-// connection for a duration.
+// Fault kinds. Unit faults act on one unit (at most one per unit); gate
+// faults act on what the reject gate does with a unit and combine with a
+// unit fault; label faults act on one labelled group (rate per group, at =
+// group id); link faults act on a device's connection for a duration.
 const (
 	FaultNoRead       FaultKind = "no-read"     // camera reads nothing on the unit
 	FaultLowGrade     FaultKind = "low-grade"   // camera grades the code below C
@@ -82,14 +100,31 @@ const (
 	FaultPLCStall     FaultKind = "plc-stall" // link open, no byte through (half-dead)
 	FaultCameraStall  FaultKind = "camera-stall"
 	FaultPrinterStall FaultKind = "printer-stall"
+
+	// Gate faults. A rate or at fault is drawn on a unit and applies to the
+	// first unit at or after it that it can act on (see conveyor.gate).
+	FaultLatePass     FaultKind = "late-pass"     // a unit with a pass is rejected anyway (outcome 2)
+	FaultRejectFailed FaultKind = "reject-failed" // a unit to be rejected goes on (outcome 3, escaped)
+	FaultBinFull      FaultKind = "bin-full"      // from this unit on the reject bin is full (outcome 4) until emptied
+
+	// Label faults, per labelled group.
+	FaultLabelNoRead   FaultKind = "label-noread"   // the label scanner reads the children but not the label
+	FaultLabelMisapply FaultKind = "label-misapply" // the group's label falls off; it takes the next one, and every later group is one off until a purge
+
+	// Label scanner link faults (every level's scanner).
+	FaultScannerDown  FaultKind = "scanner-disconnect"
+	FaultScannerStall FaultKind = "scanner-stall"
+	FaultScannerSlow  FaultKind = "scanner-slow"
 )
 
 var unitFaults = []FaultKind{FaultNoRead, FaultLowGrade, FaultCameraLost, FaultSkipPrint, FaultDuplicate, FaultMissing}
-var linkFaults = []FaultKind{FaultPLCDown, FaultPrinterDown, FaultCameraDown, FaultPLCSlow, FaultPrinterSlow, FaultCameraSlow, FaultPLCStall, FaultCameraStall, FaultPrinterStall}
+var gateFaults = []FaultKind{FaultLatePass, FaultRejectFailed, FaultBinFull}
+var labelFaults = []FaultKind{FaultLabelNoRead, FaultLabelMisapply}
+var linkFaults = []FaultKind{FaultPLCDown, FaultPrinterDown, FaultCameraDown, FaultScannerDown, FaultPLCSlow, FaultPrinterSlow,
+	FaultCameraSlow, FaultScannerSlow, FaultPLCStall, FaultCameraStall, FaultPrinterStall, FaultScannerStall}
 
-// IsUnitFault says whether k acts on one unit.
-func (k FaultKind) IsUnitFault() bool {
-	for _, u := range unitFaults {
+func (k FaultKind) in(list []FaultKind) bool {
+	for _, u := range list {
 		if u == k {
 			return true
 		}
@@ -97,21 +132,36 @@ func (k FaultKind) IsUnitFault() bool {
 	return false
 }
 
+// IsUnitFault says whether k acts on one unit's printing or inspection
+// (at most one per unit).
+func (k FaultKind) IsUnitFault() bool { return k.in(unitFaults) }
+
+// IsGateFault says whether k acts on what the reject gate does.
+func (k FaultKind) IsGateFault() bool { return k.in(gateFaults) }
+
+// IsLabelFault says whether k acts on a labelled group.
+func (k FaultKind) IsLabelFault() bool { return k.in(labelFaults) }
+
+// IsLinkFault says whether k acts on a device's connection.
+func (k FaultKind) IsLinkFault() bool { return k.in(linkFaults) }
+
 func (k FaultKind) known() bool {
-	if k.IsUnitFault() {
-		return true
+	return k.IsUnitFault() || k.IsGateFault() || k.IsLabelFault() || k.IsLinkFault()
+}
+
+// FaultKinds lists every fault kind: unit, gate, label, link.
+func FaultKinds() []FaultKind {
+	var all []FaultKind
+	for _, l := range [][]FaultKind{unitFaults, gateFaults, labelFaults, linkFaults} {
+		all = append(all, l...)
 	}
-	for _, l := range linkFaults {
-		if l == k {
-			return true
-		}
-	}
-	return false
+	return all
 }
 
 // Fault is one injected fault: at a rate (per unit) or at a moment (the
-// unit with item id At). Link faults last For and, for slow-*, add Delay to
-// every chunk of the device's traffic.
+// unit with item id At). Label faults count groups instead: Rate per
+// labelled group, At and After are group ids. Link faults last For and,
+// for *-slow, add Delay to every chunk of the device's traffic.
 type Fault struct {
 	Kind  FaultKind     `yaml:"kind" json:"kind"`
 	Rate  float64       `yaml:"rate,omitempty" json:"rate,omitempty"`   // 0..1 per unit
@@ -167,7 +217,7 @@ func ParseFault(s string) (Fault, error) {
 
 func (f Fault) validate(p string) error {
 	if !f.Kind.known() {
-		all := append(append([]FaultKind{}, unitFaults...), linkFaults...)
+		all := FaultKinds()
 		names := make([]string, len(all))
 		for i, k := range all {
 			names[i] = string(k)
@@ -202,6 +252,13 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Positions.Labeler == 0 {
 		c.Positions.Labeler = 50 * time.Millisecond
+	}
+	if c.Positions.LabelScanner == 0 {
+		c.Positions.LabelScanner = 30 * time.Millisecond
+	}
+	if c.ControllerWatchdog == nil {
+		d := DefaultControllerWatchdog
+		c.ControllerWatchdog = &d
 	}
 	if c.LabelTimeout == 0 {
 		c.LabelTimeout = 2 * time.Second
@@ -241,6 +298,12 @@ func (c Config) Validate() error {
 	if p.Labeler <= 0 {
 		bad("linesim.positions.labeler: %s must be positive", p.Labeler)
 	}
+	if p.LabelScanner <= 0 {
+		bad("linesim.positions.label_scanner: %s must be positive (time from the label applied to the label scanner)", p.LabelScanner)
+	}
+	if w := *c.ControllerWatchdog; w < 0 || w > time.Hour || (w > 0 && w < time.Millisecond) {
+		bad("linesim.controller_watchdog: %s is outside 1ms..1h (0s = off)", w)
+	}
 	for i, r := range c.Ratios {
 		if r < 1 || r > 10000 {
 			bad("linesim.ratios[%d]: %d is outside 1..10000", i, r)
@@ -254,7 +317,7 @@ func (c Config) Validate() error {
 	}
 	for name, a := range map[string]string{"modbus": c.Listen.Modbus, "plc_opcua": c.Listen.PLCOPCUA,
 		"printer": c.Listen.Printer, "camera": c.Listen.Camera, "agg_camera": c.Listen.AggCamera,
-		"label_printer": c.Listen.Label, "http": c.Listen.HTTP} {
+		"label_printer": c.Listen.Label, "label_scanner": c.Listen.LabelScanner, "http": c.Listen.HTTP} {
 		if a == "" || ((name == "http" || name == "plc_opcua") && a == "off") {
 			continue
 		}

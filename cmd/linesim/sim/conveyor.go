@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -40,12 +41,14 @@ type linkFaulter interface {
 }
 
 // conveyor moves units past trigger → printer → camera → gate and packs the
-// good ones. All belt logic runs on one goroutine (run); truth is guarded
-// by mu for readers.
+// good ones; groups pass the aggregation camera, the labeller and the label
+// scanner. All belt logic runs on one goroutine (run); truth is guarded by
+// mu for readers.
 type conveyor struct {
 	cfg    Config
 	log    *slog.Logger
-	rng    *rand.Rand
+	rng    *rand.Rand // unit, gate and link faults, drawn per unit at the trigger
+	lrng   *rand.Rand // label faults, drawn per group at the labeller
 	plc    *plcModel
 	dev    *Devices
 	faults linkFaulter
@@ -58,8 +61,22 @@ type conveyor struct {
 	infeed   bool
 	wake     chan struct{}
 	feed     chan int
-	purgeC   chan chan struct{}
+	purgeC   chan chan PurgeReport
+	binC     chan chan BinReport
 	purges   int // purges so far; a group read before one leaves unlabelled
+
+	// The reject gate.
+	gateDraws   map[uint32][]FaultKind // gate faults drawn on a unit, until it reaches the gate
+	pendLate    int                    // late-pass faults waiting for a unit with a pass
+	pendRejFail int                    // reject-failed faults waiting for a unit to be rejected
+	binFull     bool
+	bin         []uint32 // items in the reject bin since it was last emptied
+
+	// The labeller: groups wait in the order they arrive; the first takes
+	// the next printed label.
+	labQ    []*labelWait
+	labTick bool // a retry of the labeller is scheduled
+	shift   int  // labels lost (label-misapply) and not yet made up: later groups carry another group's label
 
 	mu     sync.Mutex
 	units  []UnitTruth
@@ -76,10 +93,13 @@ func newConveyor(cfg Config, log *slog.Logger, plc *plcModel, dev *Devices, lf l
 		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		interval: time.Duration(float64(time.Minute) / cfg.Rate),
 		open:     make([]*GroupTruth, len(cfg.Ratios)),
-		wake:     make(chan struct{}, 1),
-		feed:     make(chan int, 16),
-		purgeC:   make(chan chan struct{}),
-		done:     done,
+		lrng:      rand.New(rand.NewPCG(cfg.Seed^0x6c6162656c, cfg.Seed^0x5bd1e9955bd1e995)),
+		wake:      make(chan struct{}, 1),
+		feed:      make(chan int, 16),
+		purgeC:    make(chan chan PurgeReport),
+		binC:      make(chan chan BinReport),
+		gateDraws: map[uint32][]FaultKind{},
+		done:      done,
 	}
 }
 
@@ -119,8 +139,9 @@ func (c *conveyor) run(ctx context.Context, manual bool) {
 				c.spawn(time.Now())
 			}
 		case done := <-c.purgeC:
-			c.purge()
-			close(done)
+			done <- c.purge(time.Now())
+		case done := <-c.binC:
+			done <- c.emptyBin()
 		case <-timer.C:
 		}
 	}
@@ -133,9 +154,10 @@ func (c *conveyor) spawnNext(now time.Time) {
 		c.plc.setRunning(false)
 		return
 	}
-	if c.plc.stopRequested() {
-		// The controller asked for a stop: the infeed halts, units on the
-		// belt run out; the infeed resumes when the request is cleared.
+	if c.plc.infeedHeld() {
+		// The controller asked for a stop, or its watchdog tripped: the
+		// infeed halts, units on the belt run out; the infeed resumes when
+		// the request is cleared and the watchdog released.
 		if c.plc.State().Running {
 			c.plc.setRunning(false)
 		}
@@ -153,7 +175,10 @@ func (c *conveyor) spawnNext(now time.Time) {
 func (c *conveyor) spawn(now time.Time) {
 	c.spawned++
 	item := c.spawned
-	fault := c.pickFault(item, now)
+	fault, gf := c.pickFault(item, now)
+	if len(gf) > 0 {
+		c.gateDraws[item] = gf
+	}
 	c.mu.Lock()
 	c.units = append(c.units, UnitTruth{Item: item, Fault: fault, Verdict: "none", Fate: FateOnLine})
 	c.mu.Unlock()
@@ -165,12 +190,18 @@ func (c *conveyor) spawn(now time.Time) {
 	c.at(now.Add(p.Gate), func(t time.Time) { c.pending--; c.gate(item, t) })
 }
 
-// pickFault draws the unit fault (at most one per unit, first listed wins)
-// and starts link faults that are due at this item. Every rate fault draws
-// from the RNG for every unit, so a run is reproducible from its seed.
-func (c *conveyor) pickFault(item uint32, now time.Time) FaultKind {
+// pickFault draws the unit fault (at most one per unit, first listed
+// wins) and the gate faults (a separate draw: they combine with a unit
+// fault), and starts link faults that are due at this item. Every rate
+// fault draws from the RNG for every unit, so a run is reproducible from
+// its seed. Label faults are drawn per group, from their own RNG.
+func (c *conveyor) pickFault(item uint32, now time.Time) (FaultKind, []FaultKind) {
 	var got FaultKind
+	var gate []FaultKind
 	for _, f := range c.cfg.Faults {
+		if f.Kind.IsLabelFault() {
+			continue
+		}
 		hit := f.At == item
 		if f.Rate > 0 {
 			hit = c.rng.Float64() < f.Rate && item > f.After
@@ -184,6 +215,10 @@ func (c *conveyor) pickFault(item uint32, now time.Time) FaultKind {
 			}
 			continue
 		}
+		if f.Kind.IsGateFault() {
+			gate = append(gate, f.Kind)
+			continue
+		}
 		if c.faults != nil {
 			k, d := f.Kind, f.Delay
 			c.log.Info("link fault", "kind", k, "item", item, "for", f.For)
@@ -191,7 +226,7 @@ func (c *conveyor) pickFault(item uint32, now time.Time) FaultKind {
 			c.at(now.Add(f.For), func(time.Time) { c.faults.linkFault(k, false, 0) })
 		}
 	}
-	return got
+	return got, gate
 }
 
 func (c *conveyor) unit(item uint32) *UnitTruth { return &c.units[item-1] }
@@ -235,26 +270,95 @@ func (c *conveyor) inspect(item uint32, f FaultKind) {
 	c.dev.Camera.Inspect(item, code, cf)
 }
 
+// gate: unit item reaches the reject gate. The PLC's shift register gives
+// its verdict; the gate pushes it into the reject bin unless it has a pass;
+// the confirmation sensor tells the PLC what happened (the gate ring).
+//
+// Gate faults drawn on a unit wait for a unit they can act on, at or after
+// the drawn one: late-pass for the next unit with a pass (rejected anyway),
+// reject-failed for the next unit to be rejected — reject or no verdict —
+// (goes on). bin-full fills the bin from the drawn unit on: every unit to
+// be rejected goes on until the bin is emptied (a pending reject-failed
+// waits meanwhile). Units that go on wrongly are escaped: not packed (the
+// line is expected to stop; the operator pulls them out).
 func (c *conveyor) gate(item uint32, now time.Time) {
 	c.mu.Lock()
 	present := c.unit(item).Fate != FateMissing
 	c.mu.Unlock()
-	v, ok := c.plc.atGate(item, present)
+	v, ok := c.plc.atGate(item)
+	var drawnBinFull bool
+	for _, k := range c.gateDraws[item] {
+		switch k {
+		case FaultLatePass:
+			c.pendLate++
+		case FaultRejectFailed:
+			c.pendRejFail++
+		case FaultBinFull:
+			drawnBinFull = true
+			if !c.binFull {
+				c.log.Warn("reject bin full", "item", item)
+			}
+			c.binFull = true
+			c.plc.setBinFull(true)
+		}
+	}
+	delete(c.gateDraws, item)
+	var gf FaultKind
+	if drawnBinFull {
+		gf = FaultBinFull
+	}
 	if !present {
+		if gf != "" {
+			c.mu.Lock()
+			c.unit(item).GateFault = gf
+			c.mu.Unlock()
+		}
 		return
+	}
+	pass := ok && v.Result == 1
+	var o GateOutcome
+	switch {
+	case pass && c.pendLate > 0:
+		c.pendLate--
+		o, gf = GateRejected, FaultLatePass
+	case pass:
+		o = GatePassed
+	case c.binFull:
+		o = GateBinFull
+	case c.pendRejFail > 0:
+		c.pendRejFail--
+		o, gf = GateRejectFailed, FaultRejectFailed
+	default:
+		o = GateRejected
+	}
+	if o == GateRejected {
+		c.bin = append(c.bin, item)
 	}
 	c.mu.Lock()
 	u := c.unit(item)
 	switch {
 	case !ok:
-		u.Verdict, u.Fate = "none", FateRejected
+		u.Verdict = "none"
 	case v.Result == 1:
-		u.Verdict, u.Fate = "pass", FateGood
+		u.Verdict = "pass"
 	default:
-		u.Verdict, u.Reason, u.Fate = "reject", v.Reason, FateRejected
+		u.Verdict, u.Reason = "reject", v.Reason
+	}
+	u.Gate, u.GateFault = o, gf
+	switch o {
+	case GatePassed:
+		u.Fate = FateGood
+	case GateRejected:
+		u.Fate = FateRejected
+	default:
+		u.Fate = FateEscaped
 	}
 	good, code := u.Fate == FateGood, u.Code
 	c.mu.Unlock()
+	c.plc.gateOutcome(item, o, ok)
+	if o.Escaped() {
+		c.log.Warn("unit escaped the reject gate", "item", item, "outcome", o)
+	}
 	if good && len(c.cfg.Ratios) > 0 {
 		c.addChild(0, code, item, now)
 	}
@@ -292,8 +396,18 @@ func (c *conveyor) addChild(li int, code string, id uint32, now time.Time) {
 	}
 }
 
-// readGroup: the aggregation camera reads the closed group, then the
-// labeller waits for a printed label.
+// labelWait is a group at the labeller.
+type labelWait struct {
+	li       int
+	g        *GroupTruth
+	deadline time.Time
+	misapply bool // label-misapply drawn: its first label falls off
+	noread   bool // label-noread drawn: the scanner misses its label
+	lost     bool // its first label fell off already
+}
+
+// readGroup: the aggregation camera reads the closed group, which then
+// moves on to the labeller.
 func (c *conveyor) readGroup(li int, g *GroupTruth, now time.Time) {
 	c.mu.Lock()
 	g.State = groupRead
@@ -302,60 +416,215 @@ func (c *conveyor) readGroup(li int, g *GroupTruth, now time.Time) {
 	if li < len(c.dev.AggCameras) && c.dev.AggCameras[li] != nil {
 		c.dev.AggCameras[li].Read(g.ID, codes)
 	}
-	deadline := now.Add(c.cfg.Positions.Labeler + c.cfg.LabelTimeout)
+	w := &labelWait{li: li, g: g, deadline: now.Add(c.cfg.Positions.Labeler + c.cfg.LabelTimeout)}
 	c.pending++
 	gen := c.purges
-	var try func(time.Time)
-	try = func(t time.Time) {
+	c.at(now.Add(c.cfg.Positions.Labeler), func(t time.Time) {
 		if c.purges != gen {
 			// The operator purged the line: the group was taken off for
-			// rework before a label reached it.
+			// rework before it reached the labeller.
 			c.pending--
-			c.mu.Lock()
-			g.State = groupDone
-			c.mu.Unlock()
-			c.log.Warn("group purged unlabelled", "group", g.ID, "level", g.Level)
+			c.leaveUnlabelled(g, "group purged unlabelled")
 			return
 		}
-		if lb, ok := c.nextLabel(); ok {
-			c.pending--
-			c.mu.Lock()
-			g.Label, g.Text, g.State = lb.Code, lb.Text, groupDone
-			c.mu.Unlock()
-			// A label without a code (REWORK) diverts the group off the
-			// line to manual rework; it goes no further up.
-			if li+1 < len(c.cfg.Ratios) && lb.Code != "" {
-				c.addChild(li+1, lb.Code, g.ID, t)
-			}
-			return
+		c.drawLabelFaults(w)
+		c.labQ = append(c.labQ, w)
+		c.serveLabeller(t)
+	})
+}
+
+// drawLabelFaults draws the label faults for a group reaching the labeller
+// (every rate fault draws for every group, in the order groups arrive).
+func (c *conveyor) drawLabelFaults(w *labelWait) {
+	for _, f := range c.cfg.Faults {
+		if !f.Kind.IsLabelFault() {
+			continue
 		}
-		if !t.Before(deadline) {
-			c.pending--
-			c.mu.Lock()
-			g.State = groupDone // leaves the line unlabelled
-			c.mu.Unlock()
-			c.log.Warn("group left unlabelled", "group", g.ID, "level", g.Level)
-			return
+		hit := f.At == w.g.ID
+		if f.Rate > 0 {
+			hit = c.lrng.Float64() < f.Rate && w.g.ID > f.After
 		}
-		c.at(t.Add(10*time.Millisecond), try)
+		if !hit {
+			continue
+		}
+		switch f.Kind {
+		case FaultLabelMisapply:
+			w.misapply = true
+		case FaultLabelNoRead:
+			w.noread = true
+		}
 	}
-	c.at(now.Add(c.cfg.Positions.Labeler), try)
+}
+
+// serveLabeller applies printed labels to the groups waiting, first come
+// first served; a group whose deadline passed leaves unlabelled.
+func (c *conveyor) serveLabeller(t time.Time) {
+	for len(c.labQ) > 0 {
+		w := c.labQ[0]
+		if lb, ok := c.nextLabel(); ok {
+			if w.misapply && !w.lost {
+				// The label falls off and is thrown away: this group takes
+				// the next one printed, and every later group is one off.
+				w.lost = true
+				c.shift++
+				c.mu.Lock()
+				w.g.LabelLost = labelName(lb)
+				w.g.LabelFaults = append(w.g.LabelFaults, FaultLabelMisapply)
+				c.mu.Unlock()
+				c.log.Warn("label fell off at the labeller", "group", w.g.ID, "label", labelName(lb))
+				continue
+			}
+			c.labQ = c.labQ[1:]
+			c.pending--
+			c.applyLabel(w, lb, t)
+			continue
+		}
+		if t.Before(w.deadline) {
+			break
+		}
+		c.labQ = c.labQ[1:]
+		c.pending--
+		if c.shift > 0 {
+			// The label it would have taken goes on the next group: one
+			// lost label made up.
+			c.shift--
+		}
+		c.leaveUnlabelled(w.g, "group left unlabelled")
+	}
+	if len(c.labQ) > 0 && !c.labTick {
+		c.labTick = true
+		c.at(t.Add(10*time.Millisecond), func(t time.Time) {
+			c.labTick = false
+			c.serveLabeller(t)
+		})
+	}
+}
+
+func labelName(lb Label) string {
+	if lb.Code != "" {
+		return lb.Code
+	}
+	return "(no code) " + lb.Text
+}
+
+func (c *conveyor) leaveUnlabelled(g *GroupTruth, msg string) {
+	c.mu.Lock()
+	g.State = groupDone
+	c.mu.Unlock()
+	c.log.Warn(msg, "group", g.ID, "level", g.Level)
+}
+
+// applyLabel sticks lb on the group, sends it on to the next level and, a
+// little further on, past the label scanner.
+func (c *conveyor) applyLabel(w *labelWait, lb Label, t time.Time) {
+	g, li := w.g, w.li
+	c.mu.Lock()
+	g.Label, g.Text, g.State = lb.Code, lb.Text, groupDone
+	g.Misapplied = c.shift > 0
+	children := append([]string(nil), g.Children...)
+	c.mu.Unlock()
+	// A label without a code (REWORK) diverts the group off the line to
+	// manual rework; it goes no further up.
+	if li+1 < len(c.cfg.Ratios) && lb.Code != "" {
+		c.addChild(li+1, lb.Code, g.ID, t)
+	}
+	c.pending++
+	c.at(t.Add(c.cfg.Positions.LabelScanner), func(time.Time) {
+		c.pending--
+		c.scan(w, lb.Code, children)
+	})
+}
+
+// scan: the labelled group passes the label scanner, which reads the label
+// and the children and publishes one result.
+func (c *conveyor) scan(w *labelWait, label string, children []string) {
+	if w.li >= len(c.dev.LabelScanners) || c.dev.LabelScanners[w.li] == nil {
+		return
+	}
+	g := w.g
+	c.mu.Lock()
+	if w.noread && label != "" {
+		label = ""
+		g.LabelFaults = append(g.LabelFaults, FaultLabelNoRead)
+	}
+	g.Scanned = ScanCodes(label, children)
+	g.LabelRead = label != ""
+	c.mu.Unlock()
+	c.dev.LabelScanners[w.li].Scan(g.ID, label, children)
+}
+
+// ScanCodes is what a label scanner publishes for a group: the label read
+// first ("" = none read: left out), then the children's codes read through
+// the top (empty ones left out).
+func ScanCodes(label string, children []string) []string {
+	codes := make([]string, 0, 1+len(children))
+	if label != "" {
+		codes = append(codes, label)
+	}
+	for _, ch := range children {
+		if ch != "" {
+			codes = append(codes, ch)
+		}
+	}
+	return codes
+}
+
+// PurgeReport is what the operator's purge took off the line.
+type PurgeReport struct {
+	// Groups taken off the labeller for rework (ids); groups between the
+	// aggregation camera and the labeller follow when they get there.
+	Groups []uint32 `json:"groups_reworked"`
+	// Labels printed but not applied, thrown away (codes; "(no code) text"
+	// for a label without one).
+	Labels []string `json:"labels_discarded"`
+	// Bin is the reject bin, emptied too.
+	Bin BinReport `json:"bin"`
+}
+
+// BinReport is what emptying the reject bin took out.
+type BinReport struct {
+	Units   int      `json:"units"`
+	Items   []uint32 `json:"items"`    // item ids, in the order they were rejected
+	WasFull bool     `json:"was_full"` // the bin was full (fault bin-full)
 }
 
 // purge is the operator clearing the line after the controller restarted:
-// groups waiting at the labeller are taken off for rework, and labels
-// printed but not yet applied are thrown away, so that the next label goes
-// on the next group the controller packs. Runs on the conveyor goroutine.
-func (c *conveyor) purge() {
+// groups waiting at the labeller are taken off for rework, labels printed
+// but not yet applied are thrown away, so that the next label goes on the
+// next group the controller packs, and the reject bin is emptied. Runs on
+// the conveyor goroutine.
+func (c *conveyor) purge(now time.Time) PurgeReport {
 	c.purges++
-	n := 0
+	rep := PurgeReport{Groups: []uint32{}, Labels: []string{}}
+	for _, w := range c.labQ {
+		c.pending--
+		rep.Groups = append(rep.Groups, w.g.ID)
+		c.leaveUnlabelled(w.g, "group purged unlabelled")
+	}
+	c.labQ = nil
 	for {
-		if _, ok := c.nextLabel(); !ok {
+		lb, ok := c.nextLabel()
+		if !ok {
 			break
 		}
-		n++
+		rep.Labels = append(rep.Labels, labelName(lb))
 	}
-	c.log.Info("line purged", "labels_discarded", n)
+	c.shift = 0
+	rep.Bin = c.emptyBin()
+	c.log.Info("line purged", "groups_reworked", len(rep.Groups), "labels_discarded", len(rep.Labels), "bin", rep.Bin.Units)
+	return rep
+}
+
+// emptyBin is the operator emptying the reject bin (conveyor goroutine).
+func (c *conveyor) emptyBin() BinReport {
+	rep := BinReport{Units: len(c.bin), Items: append([]uint32{}, c.bin...), WasFull: c.binFull}
+	c.bin = nil
+	if c.binFull {
+		c.log.Info("reject bin emptied", "units", rep.Units)
+	}
+	c.binFull = false
+	c.plc.setBinFull(false)
+	return rep
 }
 
 func (c *conveyor) nextLabel() (Label, bool) {
@@ -400,6 +669,8 @@ func (c *conveyor) truth() GroundTruth {
 		cp := *gr
 		cp.Children = append([]string(nil), gr.Children...)
 		cp.Items = append([]uint32(nil), gr.Items...)
+		cp.Scanned = slices.Clone(gr.Scanned) // nil = not scanned, [] = scanned, nothing read
+		cp.LabelFaults = slices.Clone(gr.LabelFaults)
 		g.Groups = append(g.Groups, cp)
 		byID[gr.ID] = gr
 	}

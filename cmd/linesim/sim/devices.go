@@ -77,20 +77,32 @@ type AggCamera interface {
 	Read(group uint32, codes []string)
 }
 
+// LabelScanner reads a labelled group after the labeller: the label and
+// the children's codes through the top, and publishes one result.
+type LabelScanner interface {
+	// Scan publishes ScanCodes(label, children) for group, passing when a
+	// label was read (label "" = none read: a label without a code, or a
+	// label-noread fault).
+	Scan(group uint32, label string, children []string)
+}
+
 // LabelPrinter hands over printed labels, oldest first.
 type LabelPrinter interface {
 	NextLabel() (Label, bool)
 }
 
 // Devices is the set the conveyor drives. AggCameras[i] reads groups of
-// level i+2. Endpoints names each device's address for clients.
+// level i+2, LabelScanners[i] scans their labels. Endpoints names each
+// device's address for clients.
 type Devices struct {
-	Printer    Printer
-	Camera     Camera
-	AggCameras []AggCamera
-	Labels     LabelPrinter
+	Printer       Printer
+	Camera        Camera
+	AggCameras    []AggCamera
+	LabelScanners []LabelScanner // nil or short: those levels have no label scanner
+	Labels        LabelPrinter
 	// Targets are the real listening addresses ("host:port") by device
-	// name (printer, camera, agg_camera, label_printer); the simulator puts
+	// name (printer, camera, agg_camera[_N], label_printer,
+	// label_scanner[_N]); the simulator puts
 	// a netsim proxy in front of each and reports the proxy's address.
 	Targets map[string]string
 	// Close stops the devices.
@@ -99,16 +111,29 @@ type Devices struct {
 
 // StandIns returns in-process stand-in devices with no network side: the
 // printer makes its own codes (SIM00000001, …) as if the controller always
-// kept its buffer full, the cameras only count, and the label printer
-// prints one label per group read. For tests of the conveyor and ground
-// truth without a controller.
+// kept its buffer full, the cameras and label scanners only count, and the
+// label printer prints one label per group read (SIML2-000001 for group 1
+// of level 2). For tests of the conveyor and ground truth without a
+// controller.
 func StandIns(levels int) *Devices {
 	lp := &standinLabels{}
 	d := &Devices{Printer: &standinPrinter{}, Camera: &standinCamera{}, Labels: lp, Targets: map[string]string{}, Close: func() error { return nil }}
 	for i := 0; i < levels; i++ {
 		d.AggCameras = append(d.AggCameras, &standinAgg{level: i + 2, labels: lp})
+		d.LabelScanners = append(d.LabelScanners, &standinScanner{})
 	}
 	return d
+}
+
+type standinScanner struct {
+	mu    sync.Mutex
+	scans int
+}
+
+func (s *standinScanner) Scan(uint32, string, []string) {
+	s.mu.Lock()
+	s.scans++
+	s.mu.Unlock()
 }
 
 type standinPrinter struct {

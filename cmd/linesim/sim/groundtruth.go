@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -14,6 +15,10 @@ const (
 	FateGood     Fate = "good"     // passed the reject gate
 	FateRejected Fate = "rejected" // removed by the reject gate
 	FateMissing  Fate = "missing"  // fell off before the printer (fault "missing")
+	// FateEscaped: should have been rejected but went on past the gate
+	// (gate outcome reject-failed or bin-full). It is not packed: the line
+	// is expected to stop and the operator pulls it out.
+	FateEscaped Fate = "escaped"
 )
 
 // UnitTruth is what physically happened to one unit.
@@ -24,7 +29,14 @@ type UnitTruth struct {
 	Verdict string    `json:"verdict"`         // what the PLC held at the gate: pass, reject, none
 	Reason  uint16    `json:"reason,omitempty"`
 	Fate    Fate      `json:"fate"`
-	Group   uint32    `json:"group,omitempty"`   // level-2 group it was packed in
+	// Gate is the outcome the gate's sensor reported to the PLC, by name
+	// (passed, rejected, reject-failed, bin-full); omitted until the unit
+	// reached the gate, and for a missing unit.
+	Gate GateOutcome `json:"gate,omitempty"`
+	// GateFault is the gate fault that acted on this unit (late-pass,
+	// reject-failed), or bin-full on the unit where the bin became full.
+	GateFault FaultKind `json:"gate_fault,omitempty"`
+	Group     uint32    `json:"group,omitempty"`   // level-2 group it was packed in
 	Parents []string  `json:"parents,omitempty"` // labels applied above it, level 2 first
 }
 
@@ -39,6 +51,19 @@ type GroupTruth struct {
 	Text     string   `json:"label_text,omitempty"`
 	Parent   uint32   `json:"parent,omitempty"` // group id one level up
 	State    string   `json:"state"`            // filling, read (waiting for a label), done
+	// Scanned is what the label scanner published for the group: the
+	// label read first, then the children (null = not scanned: no label
+	// applied, or no scanner). LabelRead says the scanner read the label
+	// applied (false on a label without a code or a label-noread).
+	Scanned   []string `json:"scanned"`
+	LabelRead bool     `json:"label_read"`
+	// LabelLost is the label that fell off this group (label-misapply);
+	// Misapplied says the label it carries was printed for another group
+	// (it went on after a lost label, before a purge realigned the line).
+	LabelLost  string `json:"label_lost,omitempty"`
+	Misapplied bool   `json:"misapplied,omitempty"`
+	// LabelFaults are the label faults that acted on the group.
+	LabelFaults []FaultKind `json:"label_faults,omitempty"`
 }
 
 const (
@@ -52,12 +77,19 @@ type Summary struct {
 	Triggered int            `json:"triggered"`
 	Good      int            `json:"good"`
 	Rejected  int            `json:"rejected"`
+	Escaped   int            `json:"escaped"` // went on although they should have been rejected
 	Missing   int            `json:"missing"`
 	OnLine    int            `json:"on_line"`
-	NoVerdict int            `json:"no_verdict"` // reached the gate without a verdict
-	Faults    map[string]int `json:"faults"`
+	NoVerdict int            `json:"no_verdict"` // rejected without a verdict
+	Gate      map[string]int `json:"gate"`       // gate outcomes by name
+	Faults    map[string]int `json:"faults"`     // unit, gate and label faults that acted
 	Groups    map[int]int    `json:"groups"`     // by level
 	Unlabeled int            `json:"unlabelled"` // groups that left without a label
+	Scans     int            `json:"scans"`      // label scanner results
+	// LabelsLost counts labels that fell off (label-misapply); Misapplied
+	// counts groups carrying a label printed for another group.
+	LabelsLost int `json:"labels_lost"`
+	Misapplied int `json:"misapplied"`
 }
 
 // GroundTruth is the simulator's account of every unit and group.
@@ -74,7 +106,7 @@ type GroundTruth struct {
 
 // summarise fills Summary from Units and Groups.
 func (g *GroundTruth) summarise() {
-	s := Summary{Faults: map[string]int{}, Groups: map[int]int{}}
+	s := Summary{Gate: map[string]int{}, Faults: map[string]int{}, Groups: map[int]int{}}
 	for _, u := range g.Units {
 		s.Triggered++
 		switch u.Fate {
@@ -82,6 +114,8 @@ func (g *GroundTruth) summarise() {
 			s.Good++
 		case FateRejected:
 			s.Rejected++
+		case FateEscaped:
+			s.Escaped++
 		case FateMissing:
 			s.Missing++
 		case FateOnLine:
@@ -93,29 +127,51 @@ func (g *GroundTruth) summarise() {
 		if u.Fault != "" {
 			s.Faults[string(u.Fault)]++
 		}
+		if u.GateFault != "" {
+			s.Faults[string(u.GateFault)]++
+		}
+		if u.Gate != GateNone {
+			s.Gate[u.Gate.String()]++
+		}
 	}
 	for _, gr := range g.Groups {
 		s.Groups[gr.Level]++
 		if gr.State == groupDone && gr.Label == "" {
 			s.Unlabeled++
 		}
+		if gr.Scanned != nil {
+			s.Scans++
+		}
+		if gr.LabelLost != "" {
+			s.LabelsLost++
+		}
+		if gr.Misapplied {
+			s.Misapplied++
+		}
+		for _, f := range gr.LabelFaults {
+			s.Faults[string(f)]++
+		}
 	}
 	g.Summary = s
 }
 
 // Check verifies that the ground truth is self-consistent: ids are
-// consecutive, fates agree with verdicts and faults, codes are unique
-// except deliberate duplicates, groups hold good units only, each child has
-// at most one parent, full groups hold exactly their ratio, and the PLC's
-// counters agree with the units. It returns every problem found.
+// consecutive, fates agree with verdicts, gate outcomes and faults, codes
+// are unique except deliberate duplicates, groups hold good units only,
+// each child has at most one parent, full groups hold exactly their ratio,
+// scans agree with labels, and the PLC's counters agree with the units. It
+// returns every problem found.
 func (g GroundTruth) Check() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	seen := map[string]uint32{}
-	var good, rejected int
+	var good, rejected, escaped, atGate int
 	for i, u := range g.Units {
 		if u.Item != uint32(i+1) {
 			bad("unit %d: item id %d, want %d", i, u.Item, i+1)
+		}
+		if u.Gate != GateNone {
+			atGate++
 		}
 		switch u.Fate {
 		case FateGood:
@@ -123,21 +179,44 @@ func (g GroundTruth) Check() error {
 			if u.Verdict != "pass" {
 				bad("item %d: good without a pass verdict (%s)", u.Item, u.Verdict)
 			}
+			if u.Gate != GatePassed {
+				bad("item %d: good but the gate reported %s", u.Item, u.Gate)
+			}
 		case FateRejected:
 			rejected++
-			if u.Verdict == "pass" {
-				bad("item %d: rejected with a pass verdict", u.Item)
+			if u.Verdict == "pass" && u.GateFault != FaultLatePass {
+				bad("item %d: rejected with a pass verdict and no late-pass fault", u.Item)
 			}
 			if u.Group != 0 {
 				bad("item %d: rejected but packed in group %d", u.Item, u.Group)
+			}
+			if u.Gate != GateRejected {
+				bad("item %d: rejected but the gate reported %s", u.Item, u.Gate)
+			}
+		case FateEscaped:
+			escaped++
+			if u.Verdict == "pass" {
+				bad("item %d: escaped with a pass verdict", u.Item)
+			}
+			if u.Group != 0 {
+				bad("item %d: escaped but packed in group %d", u.Item, u.Group)
+			}
+			if !u.Gate.Escaped() || (u.Gate == GateRejectFailed && u.GateFault != FaultRejectFailed) {
+				bad("item %d: escaped with gate outcome %s and gate fault %q", u.Item, u.Gate, u.GateFault)
 			}
 		case FateMissing:
 			if u.Fault != FaultMissing || u.Code != "" {
 				bad("item %d: missing without the missing fault, or with a code", u.Item)
 			}
+			if u.Gate != GateNone {
+				bad("item %d: missing but the gate reported %s", u.Item, u.Gate)
+			}
 		case FateOnLine:
 			if g.Finished {
 				bad("item %d: still on the line after the run finished", u.Item)
+			}
+			if u.Gate != GateNone {
+				bad("item %d: on the line but the gate reported %s", u.Item, u.Gate)
 			}
 		default:
 			bad("item %d: unknown fate %q", u.Item, u.Fate)
@@ -153,8 +232,12 @@ func (g GroundTruth) Check() error {
 		}
 	}
 	if g.Finished {
-		if good != int(g.PLC.Good) || rejected != int(g.PLC.Rejected) {
-			bad("PLC counted %d good / %d rejected, units say %d / %d", g.PLC.Good, g.PLC.Rejected, good, rejected)
+		if good != int(g.PLC.Good) || rejected != int(g.PLC.Rejected) || escaped != int(g.PLC.Escaped) {
+			bad("PLC counted %d good / %d rejected / %d escaped, units say %d / %d / %d",
+				g.PLC.Good, g.PLC.Rejected, g.PLC.Escaped, good, rejected, escaped)
+		}
+		if atGate != int(g.PLC.GateCount) {
+			bad("PLC recorded %d gate outcomes, %d units reached the gate", g.PLC.GateCount, atGate)
 		}
 	}
 	byID := map[uint32]GroupTruth{}
@@ -206,10 +289,24 @@ func (g GroundTruth) Check() error {
 				}
 			}
 		}
+		if gr.Scanned != nil {
+			switch {
+			case gr.State != groupDone:
+				bad("group %d: scanned while %s", gr.ID, gr.State)
+			case gr.LabelRead && (gr.Label == "" || len(gr.Scanned) == 0 || gr.Scanned[0] != gr.Label):
+				bad("group %d: scanner read label %v, label applied %q", gr.ID, gr.Scanned, gr.Label)
+			case !gr.LabelRead && gr.Label != "" && !slices.Contains(gr.LabelFaults, FaultLabelNoRead):
+				bad("group %d: scanner missed label %q without a label-noread fault", gr.ID, gr.Label)
+			}
+		}
+		if gr.LabelLost != "" && !slices.Contains(gr.LabelFaults, FaultLabelMisapply) {
+			bad("group %d: label %s lost without a label-misapply fault", gr.ID, gr.LabelLost)
+		}
 	}
 	s := g
 	s.summarise()
-	if s.Summary.Good != g.Summary.Good || s.Summary.Rejected != g.Summary.Rejected || s.Summary.Missing != g.Summary.Missing {
+	if s.Summary.Good != g.Summary.Good || s.Summary.Rejected != g.Summary.Rejected || s.Summary.Missing != g.Summary.Missing ||
+		s.Summary.Escaped != g.Summary.Escaped {
 		bad("summary disagrees with the units")
 	}
 	return errors.Join(errs...)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	mb "github.com/simonvetter/modbus"
 
@@ -30,11 +31,19 @@ const (
 	IRNoVerdict    = 8  // u32: units that reached the gate without a verdict (rejected)
 	IRLateVerdicts = 10 // u32: verdicts written after their unit passed the gate
 	IRLastVerdict  = 12 // u32 item, u16 result, u16 reason (registers 12..15)
-	IRCount        = 16
+	// The gate ring: IRGateCount u32 (high word first) = gate outcomes ever
+	// recorded, then GateRingSize entries of 3 registers from IRGateRing:
+	// item u32 (high word first), outcome u16 (GateOutcome). Outcome number
+	// s (1-based) is in slot (s-1) % GateRingSize, at IRGateRing+3*slot.
+	// One read of IRGateCount..IRCount-1 is one consistent snapshot.
+	IRGateCount = 16
+	IRGateRing  = 18
+	IRCount     = IRGateRing + 3*GateRingSize // 114
 	// Holding registers.
-	HRVerdict    = 0  // 4 registers, one FC16: item u32 (high word first), result u16 (1 pass, 2 reject), reason u16
-	HRTowerLight = 10 // 0 off, 1 green, 2 amber, 3 red
-	HRCount      = 11
+	HRVerdict         = 0  // 4 registers, one FC16: item u32 (high word first), result u16 (1 pass, 2 reject), reason u16
+	HRTowerLight      = 10 // 0 off, 1 green, 2 amber, 3 red
+	HRControllerAlive = 11 // u16 the controller changes at least every controller_watchdog
+	HRCount           = 12
 	// ModbusUnitID is the unit id the PLC answers to (others get an exception).
 	ModbusUnitID = 1
 )
@@ -53,6 +62,12 @@ const (
 	NodeRejectCount = "PLC.RejectCount" // UInt32
 	NodeNoVerdict   = "PLC.NoVerdictCount"
 	NodeLate        = "PLC.LateVerdictCount"
+	NodeEscaped     = "PLC.EscapedCount" // UInt32: units that went on although they should have been rejected
+	// NodeGateOutcomes is the gate ring, UInt32[1+2*GateRingSize] =
+	// {count, item_0, outcome_0, …, item_31, outcome_31}, same slot rule as
+	// the Modbus ring, updated after each outcome.
+	NodeGateOutcomes    = "PLC.GateOutcomes"
+	NodeControllerAlive = "PLC.ControllerAlive" // UInt16, writable: the controller's watchdog value
 )
 
 // PLCVerdict is what the simulated PLC holds for one item.
@@ -76,6 +91,23 @@ type PLCState struct {
 	LateVerdicts uint32     `json:"late_verdicts"`
 	Rewritten    uint32     `json:"rewritten_verdicts"`
 	LastVerdict  PLCVerdict `json:"last_verdict"`
+	// Escaped counts units that went on although they should have been
+	// rejected (gate outcomes reject-failed and bin-full). Good + Rejected +
+	// Escaped = units that reached the gate.
+	Escaped uint32 `json:"escaped"`
+	// GateCount counts gate outcomes ever recorded (the ring's count);
+	// LastGate is the newest.
+	GateCount uint32     `json:"gate_count"`
+	LastGate  GateRecord `json:"last_gate"`
+	// BinFull: the reject bin is full (fault bin-full) until emptied.
+	BinFull bool `json:"bin_full"`
+	// ControllerAlive is the controller's last watchdog value;
+	// WatchdogArmed says it has been written at least once;
+	// ControllerLost says it has not changed for controller_watchdog, so
+	// the infeed is stopped.
+	ControllerAlive uint16 `json:"controller_alive"`
+	WatchdogArmed   bool   `json:"watchdog_armed"`
+	ControllerLost  bool   `json:"controller_lost"`
 }
 
 // plcModel is the PLC: trigger counter, shift register of verdicts, outputs.
@@ -88,13 +120,30 @@ type plcModel struct {
 	verdicts map[uint32]PLCVerdict // pending, by item
 	gateHigh uint32                // highest item that reached the gate
 	waiters  map[uint32][]chan PLCVerdict
+	ring     gateRing
+
+	watchdog time.Duration // 0 = off
+	wdTimer  *time.Timer
+	wdGen    uint64
+	closed   bool
 
 	ua    *uasim.Server
 	nodes map[string]*uasim.Variable
 }
 
-func newPLCModel(log *slog.Logger) *plcModel {
-	return &plcModel{log: log, verdicts: map[uint32]PLCVerdict{}, waiters: map[uint32][]chan PLCVerdict{}, nodes: map[string]*uasim.Variable{}}
+func newPLCModel(log *slog.Logger, watchdog time.Duration) *plcModel {
+	return &plcModel{log: log, verdicts: map[uint32]PLCVerdict{}, waiters: map[uint32][]chan PLCVerdict{},
+		nodes: map[string]*uasim.Variable{}, watchdog: watchdog}
+}
+
+// close stops the watchdog timer.
+func (m *plcModel) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	if m.wdTimer != nil {
+		m.wdTimer.Stop()
+	}
 }
 
 // State returns a snapshot.
@@ -127,39 +176,99 @@ func (m *plcModel) setRunning(r bool) {
 	m.publish(NodeRunning, r)
 }
 
-func (m *plcModel) stopRequested() bool {
+// infeedHeld says whether the infeed must stand still: a stop request, or
+// the controller watchdog has tripped.
+func (m *plcModel) infeedHeld() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.st.StopRequest
+	return m.st.StopRequest || m.st.ControllerLost
 }
 
-// atGate: the unit item reaches the reject gate (present says whether a unit
-// is physically there). It returns the verdict held for it (ok false = none:
-// the gate rejects) and counts the outcome.
-func (m *plcModel) atGate(item uint32, present bool) (PLCVerdict, bool) {
+// setAlive takes the controller's watchdog value from either protocol. The
+// first write arms the watchdog; every change restarts it and releases a
+// tripped one.
+func (m *plcModel) setAlive(v uint16) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := !m.st.WatchdogArmed || v != m.st.ControllerAlive
+	m.st.ControllerAlive = v
+	if m.watchdog == 0 || !changed || m.closed {
+		return
+	}
+	if m.st.ControllerLost {
+		m.log.Info("controller watchdog released", "alive", v)
+	}
+	m.st.WatchdogArmed, m.st.ControllerLost = true, false
+	m.wdGen++
+	gen := m.wdGen
+	if m.wdTimer != nil {
+		m.wdTimer.Stop()
+	}
+	m.wdTimer = time.AfterFunc(m.watchdog, func() { m.watchdogExpired(gen) })
+}
+
+func (m *plcModel) watchdogExpired(gen uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if gen != m.wdGen || m.closed {
+		return // the value changed meanwhile
+	}
+	m.st.ControllerLost = true
+	m.log.Warn("controller watchdog: alive value unchanged, infeed stopped", "for", m.watchdog, "alive", m.st.ControllerAlive)
+}
+
+// atGate: the unit item reaches the reject gate. It returns the verdict
+// held for it (ok false = none) and forgets it; the conveyor decides the
+// outcome and records it with gateOutcome if a unit is physically there.
+func (m *plcModel) atGate(item uint32) (PLCVerdict, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	v, ok := m.verdicts[item]
 	delete(m.verdicts, item)
 	if item > m.gateHigh {
 		m.gateHigh = item
 	}
-	if present {
-		switch {
-		case !ok:
-			m.st.NoVerdict++
-			m.st.Rejected++
-		case v.Result == 1:
-			m.st.Good++
-		default:
-			m.st.Rejected++
-		}
+	return v, ok
+}
+
+// gateOutcome is the gate's confirmation sensor: what physically happened to
+// item (hadVerdict: the PLC held a verdict for it). It counts the outcome and
+// adds it to the gate ring.
+func (m *plcModel) gateOutcome(item uint32, o GateOutcome, hadVerdict bool) {
+	m.mu.Lock()
+	if !hadVerdict {
+		m.st.NoVerdict++
 	}
-	good, rej, nov := m.st.Good, m.st.Rejected, m.st.NoVerdict
+	switch o {
+	case GatePassed:
+		m.st.Good++
+	case GateRejected:
+		m.st.Rejected++
+	case GateRejectFailed, GateBinFull:
+		m.st.Escaped++
+	}
+	m.ring.add(GateRecord{Item: item, Outcome: o})
+	m.st.GateCount, m.st.LastGate = m.ring.count, m.ring.last()
+	good, rej, nov, esc, arr := m.st.Good, m.st.Rejected, m.st.NoVerdict, m.st.Escaped, m.ring.array()
 	m.mu.Unlock()
 	m.publish(NodeGoodCount, good)
 	m.publish(NodeRejectCount, rej)
 	m.publish(NodeNoVerdict, nov)
-	return v, ok
+	m.publish(NodeEscaped, esc)
+	m.publish(NodeGateOutcomes, arr)
+}
+
+// gateRing returns a copy of the gate ring.
+func (m *plcModel) gateRing() gateRing {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ring
+}
+
+func (m *plcModel) setBinFull(full bool) {
+	m.mu.Lock()
+	m.st.BinFull = full
+	m.mu.Unlock()
 }
 
 // writeVerdict takes one verdict record from either protocol.
@@ -241,18 +350,23 @@ func (m *plcModel) HandleCoils(req *mb.CoilsRequest) ([]bool, error) {
 		return nil, errIllegalAddr
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	vals := []*bool{&m.st.StopRequest, &m.st.Alarm}
 	if req.IsWrite {
 		for i, b := range req.Args {
 			*vals[int(req.Addr)+i] = b
 		}
+		stop, alarm := m.st.StopRequest, m.st.Alarm
+		m.mu.Unlock()
+		// The OPC UA side shows what Modbus wrote: one PLC.
+		m.publish(NodeStopRequest, stop)
+		m.publish(NodeAlarm, alarm)
 		return nil, nil
 	}
 	out := make([]bool, req.Quantity)
 	for i := range out {
 		out[i] = *vals[int(req.Addr)+i]
 	}
+	m.mu.Unlock()
 	return out, nil
 }
 
@@ -276,8 +390,9 @@ func (m *plcModel) HandleInputRegisters(req *mb.InputRegistersRequest) ([]uint16
 	if int(req.Addr)+int(req.Quantity) > IRCount {
 		return nil, errIllegalAddr
 	}
-	m.mu.Lock()
+	m.mu.Lock() // one lock: a read of the gate ring is one consistent snapshot
 	s := m.st
+	ring := m.ring.registers()
 	m.mu.Unlock()
 	run := uint16(0)
 	if s.Running {
@@ -292,6 +407,7 @@ func (m *plcModel) HandleInputRegisters(req *mb.InputRegistersRequest) ([]uint16
 	regs = append(regs, u32(s.LateVerdicts)...)
 	regs = append(regs, u32(s.LastVerdict.Item)...)
 	regs = append(regs, s.LastVerdict.Result, s.LastVerdict.Reason)
+	regs = append(regs, ring...)
 	return regs[req.Addr : req.Addr+req.Quantity], nil
 }
 
@@ -312,25 +428,37 @@ func (m *plcModel) HandleHoldingRegisters(req *mb.HoldingRegistersRequest) ([]ui
 				return nil, mb.ErrIllegalDataValue
 			}
 			return nil, nil
-		case int(req.Addr) < HRVerdict+4:
-			// The verdict is only taken whole, in one FC16 of 4 registers.
+		case int(req.Addr) < HRVerdict+4 || req.Addr < HRTowerLight:
+			// The verdict is only taken whole, in one FC16 of 4 registers;
+			// 4..9 are not mapped.
 			return nil, errIllegalAddr
-		case req.Addr == HRTowerLight && req.Quantity == 1:
-			if req.Args[0] > 3 {
+		}
+		// Tower light and controller alive, one register each or both in
+		// one FC16; checked before anything changes.
+		for i, a := range req.Args {
+			if int(req.Addr)+i == HRTowerLight && a > 3 {
 				return nil, mb.ErrIllegalDataValue
 			}
-			m.mu.Lock()
-			m.st.TowerLight = req.Args[0]
-			m.mu.Unlock()
-			m.publish(NodeTowerLight, req.Args[0])
-			return nil, nil
 		}
-		return nil, errIllegalAddr
+		for i, a := range req.Args {
+			switch int(req.Addr) + i {
+			case HRTowerLight:
+				m.mu.Lock()
+				m.st.TowerLight = a
+				m.mu.Unlock()
+				m.publish(NodeTowerLight, a)
+			case HRControllerAlive:
+				m.setAlive(a)
+				m.publish(NodeControllerAlive, a)
+			}
+		}
+		return nil, nil
 	}
 	m.mu.Lock()
 	regs := make([]uint16, HRCount)
 	copy(regs, append(u32(m.st.LastVerdict.Item), m.st.LastVerdict.Result, m.st.LastVerdict.Reason))
 	regs[HRTowerLight] = m.st.TowerLight
+	regs[HRControllerAlive] = m.st.ControllerAlive
 	m.mu.Unlock()
 	return regs[req.Addr:end], nil
 }
@@ -372,6 +500,9 @@ func (m *plcModel) addOPCUA(srv *uasim.Server) error {
 		{NodeRejectCount, uint32(0), nil},
 		{NodeNoVerdict, uint32(0), nil},
 		{NodeLate, uint32(0), nil},
+		{NodeEscaped, uint32(0), nil},
+		{NodeGateOutcomes, (&gateRing{}).array(), nil},
+		{NodeControllerAlive, uint16(0), m.uaAlive},
 	}
 	for _, d := range defs {
 		v, err := srv.AddVariable(obj, d.name, d.init, d.w)
@@ -409,6 +540,15 @@ func (m *plcModel) uaTower(v any) error {
 	m.mu.Lock()
 	m.st.TowerLight = t
 	m.mu.Unlock()
+	return nil
+}
+
+func (m *plcModel) uaAlive(v any) error {
+	a, ok := v.(uint16)
+	if !ok {
+		return &uasim.StatusError{Code: 0x80740000, Msg: fmt.Sprintf("%s takes a UInt16, not %T", NodeControllerAlive, v)}
+	}
+	m.setAlive(a)
 	return nil
 }
 

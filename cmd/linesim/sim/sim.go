@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,15 +31,22 @@ const (
 	DevCamera    = "camera"
 	DevAggCamera = "agg_camera"
 	DevLabel     = "label_printer"
+	DevScanner   = "label_scanner"
 )
 
 // AggCameraDevice is the device name of the aggregation camera of level
 // (2 = agg_camera, 3 = agg_camera_3, …), as in Devices.Targets.
-func AggCameraDevice(level int) string {
+func AggCameraDevice(level int) string { return levelDevice(DevAggCamera, level) }
+
+// LabelScannerDevice is the device name of the label scanner of level
+// (2 = label_scanner, 3 = label_scanner_3, …), as in Devices.Targets.
+func LabelScannerDevice(level int) string { return levelDevice(DevScanner, level) }
+
+func levelDevice(name string, level int) string {
 	if level == 2 {
-		return DevAggCamera
+		return name
 	}
-	return DevAggCamera + "_" + strconv.Itoa(level)
+	return name + "_" + strconv.Itoa(level)
 }
 
 // DeviceFactory builds the printer, cameras and label printer once the
@@ -92,7 +100,11 @@ type Endpoints struct {
 	// (= AggCamera), [1] level 3, …
 	AggCameras   []string `json:"agg_cameras"`
 	LabelPrinter string   `json:"label_printer"` // host:port (raw ZPL)
-	HTTP         string   `json:"http"`          // http://host:port/groundtruth ("" if off)
+	// LabelScanner is the level-2 label scanner, opc.tcp://host:port;
+	// LabelScanners lists every level's: [0] is level 2, [1] level 3, …
+	LabelScanner  string   `json:"label_scanner"`
+	LabelScanners []string `json:"label_scanners"`
+	HTTP          string   `json:"http"` // http://host:port/groundtruth ("" if off)
 }
 
 // New validates cfg and builds the simulator; nothing listens until Start.
@@ -110,7 +122,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Sim, error) {
 	if s.factory == nil {
 		s.factory = func(context.Context, int) (*Devices, error) { return StandIns(len(s.cfg.Ratios)), nil }
 	}
-	s.plc = newPLCModel(log.With("dev", "plc"))
+	s.plc = newPLCModel(log.With("dev", "plc"), *s.cfg.ControllerWatchdog)
 	s.plc.st.StopRequest = cfg.StartStopped
 	return s, nil
 }
@@ -175,7 +187,8 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 		targets[k] = v
 	}
 	listen := map[string]string{DevModbus: s.cfg.Listen.Modbus, DevPLCOPCUA: s.cfg.Listen.PLCOPCUA, DevPrinter: s.cfg.Listen.Printer,
-		DevCamera: s.cfg.Listen.Camera, DevAggCamera: s.cfg.Listen.AggCamera, DevLabel: s.cfg.Listen.Label}
+		DevCamera: s.cfg.Listen.Camera, DevAggCamera: s.cfg.Listen.AggCamera, DevLabel: s.cfg.Listen.Label,
+		DevScanner: s.cfg.Listen.LabelScanner}
 	addrs := map[string]string{}
 	for name, target := range targets {
 		p, err := netsim.New(target, s.log.With("proxy", name))
@@ -191,7 +204,8 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 		addrs[name] = p.Addr()
 	}
 	ep := Endpoints{Modbus: addrs[DevModbus], LabelPrinter: addrs[DevLabel]}
-	for name, dst := range map[string]*string{DevPLCOPCUA: &ep.PLCOPCUA, DevPrinter: &ep.Printer, DevCamera: &ep.Camera, DevAggCamera: &ep.AggCamera} {
+	for name, dst := range map[string]*string{DevPLCOPCUA: &ep.PLCOPCUA, DevPrinter: &ep.Printer, DevCamera: &ep.Camera,
+		DevAggCamera: &ep.AggCamera, DevScanner: &ep.LabelScanner} {
 		if a := addrs[name]; a != "" {
 			*dst = "opc.tcp://" + a
 		}
@@ -199,6 +213,9 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 	for lvl := 2; lvl < 2+len(s.cfg.Ratios); lvl++ {
 		if a := addrs[AggCameraDevice(lvl)]; a != "" {
 			ep.AggCameras = append(ep.AggCameras, "opc.tcp://"+a)
+		}
+		if a := addrs[LabelScannerDevice(lvl)]; a != "" {
+			ep.LabelScanners = append(ep.LabelScanners, "opc.tcp://"+a)
 		}
 	}
 	// Ground truth over HTTP.
@@ -301,24 +318,57 @@ func (s *Sim) Feed(ctx context.Context, n int) error {
 
 // Purge is the operator clearing the line after a controller restart
 // (before confirming it with the clear command): groups waiting at the
-// labeller leave unlabelled for rework and printed labels not yet applied
-// are thrown away. Units already past the gate go on as they were.
+// labeller leave unlabelled for rework, printed labels not yet applied are
+// thrown away (which also ends a label-misapply's one-off labels) and the
+// reject bin is emptied. Units already past the gate go on as they were.
 func (s *Sim) Purge(ctx context.Context) error {
+	_, err := s.PurgeLine(ctx)
+	return err
+}
+
+// PurgeLine is Purge, saying what was taken off the line (POST /purge).
+func (s *Sim) PurgeLine(ctx context.Context) (PurgeReport, error) {
 	if s.conv == nil {
-		return errors.New("linesim: Purge before Start")
+		return PurgeReport{}, errors.New("linesim: Purge before Start")
 	}
-	done := make(chan struct{})
+	return ask(ctx, s.conv.purgeC)
+}
+
+// EmptyBin is the operator emptying the reject bin (POST /bin/empty): a
+// full bin (fault bin-full) takes rejects again.
+func (s *Sim) EmptyBin(ctx context.Context) (BinReport, error) {
+	if s.conv == nil {
+		return BinReport{}, errors.New("linesim: EmptyBin before Start")
+	}
+	return ask(ctx, s.conv.binC)
+}
+
+// ask runs a request on the conveyor goroutine and waits for its answer.
+func ask[T any](ctx context.Context, c chan chan T) (T, error) {
+	var zero T
+	done := make(chan T, 1)
 	select {
-	case s.conv.purgeC <- done:
+	case c <- done:
 	case <-ctx.Done():
-		return ctx.Err()
+		return zero, ctx.Err()
 	}
 	select {
-	case <-done:
-		return nil
+	case r := <-done:
+		return r, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return zero, ctx.Err()
 	}
+}
+
+// GateOutcomes returns the PLC's gate ring: the number of outcomes ever
+// recorded and the last (up to GateRingSize), oldest first.
+func (s *Sim) GateOutcomes() (count uint32, last []GateRecord) {
+	r := s.plc.gateRing()
+	n := min(r.count, GateRingSize)
+	for i := r.count - n; i < r.count; i++ {
+		last = append(last, r.slots[i%GateRingSize])
+	}
+	return r.count, last
 }
 
 // FreezeHeartbeat stops (true) or restarts the PLC's heartbeat while its
@@ -379,17 +429,21 @@ func (s *Sim) linkFault(k FaultKind, on bool, delay time.Duration) {
 		for lvl := 2; lvl < 2+len(s.cfg.Ratios); lvl++ {
 			devs = append(devs, AggCameraDevice(lvl))
 		}
+	case FaultScannerDown, FaultScannerSlow, FaultScannerStall:
+		for lvl := 2; lvl < 2+len(s.cfg.Ratios); lvl++ {
+			devs = append(devs, LabelScannerDevice(lvl))
+		}
 	}
 	for _, d := range devs {
 		var err error
 		switch {
-		case !on && (k == FaultPLCSlow || k == FaultPrinterSlow || k == FaultCameraSlow):
+		case !on && (k == FaultPLCSlow || k == FaultPrinterSlow || k == FaultCameraSlow || k == FaultScannerSlow):
 			err = s.SetDelay(d, 0)
 		case !on:
 			err = s.Restore(d)
-		case k == FaultPLCDown || k == FaultPrinterDown || k == FaultCameraDown:
+		case k == FaultPLCDown || k == FaultPrinterDown || k == FaultCameraDown || k == FaultScannerDown:
 			err = s.Cut(d)
-		case k == FaultPLCStall || k == FaultPrinterStall || k == FaultCameraStall:
+		case k == FaultPLCStall || k == FaultPrinterStall || k == FaultCameraStall || k == FaultScannerStall:
 			err = s.Stall(d)
 		default:
 			err = s.SetDelay(d, delay)
@@ -407,7 +461,68 @@ func (s *Sim) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /plc", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.PLC()) })
 	mux.HandleFunc("GET /endpoints", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Endpoints()) })
+	mux.HandleFunc("/purge", operatorAction(func(ctx context.Context) (any, error) { return s.PurgeLine(ctx) }))
+	mux.HandleFunc("/bin/empty", operatorAction(func(ctx context.Context) (any, error) { return s.EmptyBin(ctx) }))
 	return mux
+}
+
+// operatorAction serves an operator's action on the line: POST with an
+// empty body or an empty JSON object; the answer is what was done, as JSON.
+func operatorAction(do func(context.Context) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s %s: only POST", r.Method, r.URL.Path))
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxActionBody+1))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("%s: reading the body: %w", r.URL.Path, err))
+			return
+		}
+		if err := parseActionBody(body); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("%s: %w", r.URL.Path, err))
+			return
+		}
+		res, err := do(r.Context())
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		writeJSON(w, res)
+	}
+}
+
+const maxActionBody = 4096
+
+// parseActionBody accepts the body of an operator action: nothing, or an
+// empty JSON object (the actions take no parameters).
+func parseActionBody(b []byte) error {
+	if len(b) > maxActionBody {
+		return fmt.Errorf("body longer than %d bytes", maxActionBody)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var v struct{}
+	if err := dec.Decode(&v); err != nil {
+		return fmt.Errorf("body must be empty or {}: %w", err)
+	}
+	if dec.More() {
+		return errors.New("body must be empty or {}: more after the object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("body must be empty or {}: more after the object")
+	}
+	return nil
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -447,6 +562,7 @@ func (s *Sim) Close() error {
 	if s.dev != nil && s.dev.Close != nil {
 		errs = append(errs, s.dev.Close())
 	}
+	s.plc.close()
 	s.wg.Wait()
 	return errors.Join(errs...)
 }
