@@ -94,11 +94,12 @@ const (
 	CmdComplete
 	CmdAbort
 	CmdClear
+	CmdAck // acknowledge a reject-gate or labeller fault (units retrieved, labeller purged)
 	commandCount
 )
 
 var commandNames = [...]string{"reset", "start", "stop", "hold", "unhold", "suspend", "unsuspend",
-	"complete", "abort", "clear"}
+	"complete", "abort", "clear", "acknowledge"}
 
 func (c Command) String() string {
 	if c < commandCount {

@@ -178,6 +178,7 @@ func (m *Machine) onPacked(e Packed, out []Action) []Action {
 		m.codes[c].state = csPacked
 	}
 	pinfo.state = csCommissioned
+	m.rememberParent(pinfo.level, e.Parent, children)
 	m.counters.Packed[pinfo.level.String()]++
 	if partial {
 		m.counters.Partial[pinfo.level.String()]++
@@ -200,6 +201,7 @@ func (m *Machine) onUnpacked(e Unpacked, out []Action) []Action {
 		return append(out, Alarm{Device: "line", Text: fmt.Sprintf("unpack notice for parent %s not packed here", e.Parent)})
 	}
 	pinfo.state = csVoided
+	m.forgetParent(pinfo.level, e.Parent)
 	reads := make([]Read, 0, len(e.Children))
 	for _, c := range e.Children {
 		if info := m.codes[c]; info != nil && info.state == csPacked {

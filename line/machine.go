@@ -29,6 +29,17 @@ type Config struct {
 	// unknown). Once that many units have come and all are decided, a short
 	// group at an aggregation station is the batch's last, partial one.
 	Planned uint64
+	// GateConfirm: the PLC confirms every unit's outcome at the reject gate
+	// (GateOutcome events); a pass is provisional until then. GateTimeout is
+	// how long after a unit reached the gate its outcome may take (default
+	// 2s) before the unit's code is taken back.
+	GateConfirm bool
+	GateTimeout time.Duration
+	// LabelCheck: levels whose parents' labels a label scanner reads on
+	// their groups (LabelScan events). LabelMismatchHold consecutive groups
+	// carrying a label not theirs hold the line (default 2).
+	LabelCheck        map[tracecode.Level]bool
+	LabelMismatchHold int
 	// Challenge is the batch-start challenge test: one expected outcome per
 	// test unit, in order. Empty: no challenge (not allowed for production
 	// work orders; the runner enforces that).
@@ -79,6 +90,14 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("ratios: level %d is aggregated but level %d is not (levels never skip)", l, l-1))
 		}
 	}
+	if c.GateTimeout < 0 {
+		errs = append(errs, errors.New("gate_timeout: must not be negative"))
+	}
+	for l := range c.LabelCheck {
+		if c.Ratios[l] == 0 {
+			errs = append(errs, fmt.Errorf("label check on level %d, which this line does not aggregate", l))
+		}
+	}
 	for i, s := range c.Challenge {
 		if s.Expect >= reasonCount {
 			errs = append(errs, fmt.Errorf("challenge[%d]: unknown expected outcome %d", i, s.Expect))
@@ -122,9 +141,10 @@ func (s codeState) String() string {
 }
 
 type codeInfo struct {
-	level    tracecode.Level
-	state    codeState
-	recorded bool // the printer has reported printing it (a second report is a reprint)
+	level           tracecode.Level
+	state           codeState
+	recorded        bool // the printer has reported printing it (a second report is a reprint)
+	voidedAtRestart bool // sent or printed by the run before a restart, voided then
 }
 
 // unit is one item between trigger and verdict.
@@ -155,6 +175,14 @@ type Counters struct {
 	Packed       map[string]uint64 `json:"packed_parents"`  // by level
 	Partial      map[string]uint64 `json:"partial_parents"` // by level
 	Reworked     uint64            `json:"reworked_groups"`
+	// What the physical line confirmed: passes the gate rejected all the
+	// same, units to be rejected that went on (reject failed, bin full),
+	// parents' labels verified on their groups and groups whose label was
+	// not theirs (or unreadable).
+	GateRejectedPasses uint64 `json:"gate_rejected_passes"`
+	Escaped            uint64 `json:"escaped"`
+	LabelsVerified     uint64 `json:"labels_verified"`
+	LabelMismatches    uint64 `json:"label_mismatches"`
 }
 
 // Machine is the line's decision logic. It is not safe for concurrent use:
@@ -190,6 +218,17 @@ type Machine struct {
 	printerReady bool // the printer holds codes (delivered since the last flush)
 
 	counters Counters
+
+	now             time.Time // the last event's time
+	completingSince time.Time
+
+	atGate          map[uint32]*gateWait
+	gateOrder       []uint32 // items in atGate, ascending
+	parentOf        map[tracecode.Code]tracecode.Code
+	packedKids      map[tracecode.Code][]tracecode.Code
+	labelQueue      map[tracecode.Level][]tracecode.Code // parents packed, label not yet verified, in pack order
+	labelMismatches int                                  // consecutive
+	resumeItem      uint32                               // the ledger's last item before a restart (0: none)
 }
 
 type printRec struct {
@@ -208,6 +247,9 @@ var ErrInvalidCommand = errors.New("command not allowed in this state")
 func NewMachine(cfg Config, purgeRequired bool) (*Machine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.GateTimeout == 0 {
+		cfg.GateTimeout = 2 * time.Second
 	}
 	return &Machine{
 		cfg:           cfg,
@@ -286,7 +328,16 @@ func (m *Machine) Adopt(code tracecode.Code, level tracecode.Level, packed bool)
 // Step feeds one event to the machine and returns what must be done, in order.
 func (m *Machine) Step(ev Event) []Action {
 	var out []Action
+	if t := ev.At(); t.After(m.now) {
+		m.now = t
+	}
 	switch e := ev.(type) {
+	case GateOutcome:
+		out = m.onGate(e, out)
+	case GateLost:
+		out = append(out, Alarm{Device: faultGate, Text: fmt.Sprintf("%d gate outcomes lost (PLC ring overflowed); those units are resolved as unknown", e.N)})
+	case LabelScan:
+		out = m.onLabelScan(e, out)
 	case Trigger:
 		out = m.onTrigger(e, out)
 	case Printed:
@@ -314,6 +365,9 @@ func (m *Machine) Step(ev Event) []Action {
 	case Unpacked:
 		out = m.onUnpacked(e, out)
 	case Overridden:
+		if w := m.atGate[e.Item]; w != nil {
+			w.pass = false // the PLC was told reject
+		}
 		if info := m.codes[e.Code]; info != nil && info.state == csCommissioned {
 			info.state = csRejected
 			if e.Decommissioned {
@@ -358,6 +412,7 @@ func (m *Machine) Step(ev Event) []Action {
 		out = append(out, Alarm{Device: "line", Text: fmt.Sprintf("unknown event %T ignored", ev)})
 	}
 	out = m.expire(ev.At(), out)
+	out = m.expireGate(ev.At(), out)
 	out = m.settle(out)
 	out = m.topUp(out)
 	return out
@@ -388,6 +443,11 @@ func (m *Machine) newUnit(item uint32, at time.Time, gap bool) {
 	}
 	m.units[item] = u
 	m.order = append(m.order, item)
+	if m.resumeItem > 0 && !m.haveItem && item > m.resumeItem+1 {
+		// The first unit after a restart: those between the ledger's last
+		// and this one were on the line when the controller stopped.
+		m.counters.Triggered += uint64(item - m.resumeItem - 1)
+	}
 	m.lastItem, m.haveItem = item, true
 	m.counters.Triggered++
 	if len(m.waitItem) > 0 {
@@ -407,6 +467,10 @@ func (m *Machine) onPrinted(e Printed, out []Action) []Action {
 	case info == nil:
 		rec.dup = true
 		out = append(out, Alarm{Device: "printer", Text: fmt.Sprintf("printer reports code %s that this line never sent", e.Code)})
+	case info.voidedAtRestart && !info.recorded:
+		rec.dup = true
+		info.recorded = true
+		out = append(out, Alarm{Device: "printer", Text: fmt.Sprintf("printer printed %s, sent before the restart and voided then (uncertain): the unit carrying it is rejected; the purge flushes the rest", e.Code)})
 	case info.recorded:
 		rec.dup = true // printed again: a reprint of a code already on a unit
 		m.reprinted[e.Code] = true
@@ -745,6 +809,7 @@ func (m *Machine) decide(u *unit, r *CameraResult, at time.Time, late bool, out 
 	if late {
 		m.counters.Late++
 	}
+	m.expectGate(v)
 	out = append(out, v)
 	if u.challenge > 0 && len(m.challengeRes) == len(m.cfg.Challenge) {
 		out = m.finishChallenge(at, out)

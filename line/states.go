@@ -19,6 +19,7 @@ var allowed = map[Command][]State{
 	CmdComplete:  {Execute, Held, Suspended},
 	CmdAbort:     {Stopped, Resetting, Idle, Starting, Execute, Holding, Held, Unholding, Suspending, Suspended, Unsuspending, Completing, Complete, Clearing, Stopping},
 	CmdClear:     {Aborted, Stopped},
+	CmdAck:       {Stopped, Idle, Held, Suspended, Aborted, Complete, Execute, Holding},
 }
 
 var commandTarget = map[Command]State{
@@ -40,6 +41,8 @@ func (m *Machine) CommandAllowed(cmd Command) error {
 		return fmt.Errorf("%w: the line must be purged and cleared first (restart with a batch open)", ErrInvalidCommand)
 	case cmd == CmdClear && m.state == Stopped && !m.purgeRequired:
 		return fmt.Errorf("%w: clear in Stopped only confirms a purge, and none is required", ErrInvalidCommand)
+	case cmd == CmdAck && m.faults[faultGate] == "" && m.faults[faultLabeller] == "":
+		return fmt.Errorf("%w: nothing to acknowledge (no reject-gate or labeller fault)", ErrInvalidCommand)
 	case cmd == CmdUnhold && len(m.faults) > 0:
 		return fmt.Errorf("%w: unhold with device faults active: %v", ErrInvalidCommand, m.faultList())
 	}
@@ -57,6 +60,19 @@ func (m *Machine) faultList() []string {
 func (m *Machine) onCommand(e Operator, out []Action) []Action {
 	if err := m.CommandAllowed(e.Cmd); err != nil {
 		return append(out, Alarm{Device: "operator", Text: err.Error()})
+	}
+	if e.Cmd == CmdAck {
+		// The operator retrieved the escaped units / purged the labeller.
+		for _, d := range []string{faultGate, faultLabeller} {
+			if _, ok := m.faults[d]; ok {
+				delete(m.faults, d)
+				out = append(out, Alarm{Device: d, Clear: true})
+			}
+		}
+		if m.faults[faultLabeller] == "" {
+			m.labelMismatches = 0
+		}
+		return out
 	}
 	if e.Cmd == CmdUnhold && m.challengeDone && !m.challengeOK {
 		// Repeat the challenge test from the start.
@@ -85,6 +101,7 @@ func (m *Machine) transition(to State, why string, out []Action) []Action {
 		out = m.rejectInFlight(why, out)
 		out = m.flush(out)
 	case Completing:
+		m.completingSince = m.now
 		out = m.flush(out)
 	case Clearing:
 		// The operator confirms the line is purged. Whatever a previous run
@@ -93,6 +110,7 @@ func (m *Machine) transition(to State, why string, out []Action) []Action {
 		m.purgeRequired = false
 		m.flushPending = true
 		out = append(out, FlushPrinter{})
+		out = m.resolveRestart(out)
 	}
 	return out
 }
@@ -160,8 +178,9 @@ func (m *Machine) settle(out []Action) []Action {
 				next, why = Stopped, "purge confirmed, printer flushed"
 			}
 		case Completing:
-			if !m.flushPending && len(m.packing) == 0 && m.undecided() == 0 {
+			if !m.flushPending && len(m.packing) == 0 && m.undecided() == 0 && m.labelsSettled() {
 				out = m.voidUnpaired("printed at batch end without a unit", out)
+				out = m.unverifiedAtEnd(out)
 				out = append(out, Finish{})
 				m.ready = map[tracecode.Level][]tracecode.Code{}
 				next, why = Complete, "batch complete"

@@ -123,6 +123,14 @@ func parseConfig(s string) (Config, bool, error) {
 			cfg.MinGrade = v[0]
 		case "purge":
 			purge = true
+		case "gate":
+			cfg.GateConfirm = true
+		case "labelcheck":
+			lv, _ := strconv.Atoi(v)
+			if cfg.LabelCheck == nil {
+				cfg.LabelCheck = map[tracecode.Level]bool{}
+			}
+			cfg.LabelCheck[tracecode.Level(lv)] = true
 		case "challenge":
 			for _, name := range strings.Split(v, ",") {
 				r, err := ParseReason(name)
@@ -216,6 +224,21 @@ func parseEvent(base time.Time, s string) (Event, error) {
 		return ev, nil
 	case "tick":
 		return Tick{Stamp: st}, nil
+	case "gate": // gate ITEM passed|rejected|reject-failed|bin-full
+		for g := GatePassed; g <= GateBinFull; g++ {
+			if len(args) > 1 && g.String() == args[1] {
+				return GateOutcome{Stamp: st, Item: num(0), Outcome: g}, nil
+			}
+		}
+		return nil, fmt.Errorf("event %q: unknown gate outcome", s)
+	case "label-scan": // label-scan LEVEL [fail] CODES…
+		ev := LabelScan{Stamp: st, Level: tracecode.Level(num(0)), Pass: true}
+		rest := args[1:]
+		if len(rest) > 0 && rest[0] == "fail" {
+			ev.Pass, rest = false, rest[1:]
+		}
+		ev.Reads = reads(rest)
+		return ev, nil
 	case "allocated":
 		rest, e := errArg()
 		return Allocated{Stamp: st, Level: tracecode.Level(num(0)), Codes: codes(rest[1:]), Err: e}, nil
