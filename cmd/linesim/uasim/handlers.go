@@ -19,6 +19,11 @@ func (s *Server) installHandlers() {
 	reg := func(typeID uint16, name string, h server.Handler) {
 		s.srv.RegisterHandler(typeID, s.recoverer(name, h))
 	}
+	reg(id.GetEndpointsRequest_Encoding_DefaultBinary, "GetEndpoints", s.handleGetEndpoints)
+	reg(id.FindServersRequest_Encoding_DefaultBinary, "FindServers", s.handleFindServers)
+	reg(id.ReadRequest_Encoding_DefaultBinary, "Read", s.handleRead)
+	reg(id.BrowseRequest_Encoding_DefaultBinary, "Browse", s.handleBrowse)
+	reg(id.BrowseNextRequest_Encoding_DefaultBinary, "BrowseNext", s.handleBrowseNext)
 	reg(id.WriteRequest_Encoding_DefaultBinary, "Write", s.handleWrite)
 	reg(id.CallRequest_Encoding_DefaultBinary, "Call", s.handleCall)
 	reg(id.CreateSubscriptionRequest_Encoding_DefaultBinary, "CreateSubscription", s.handleCreateSubscription)
@@ -93,17 +98,18 @@ func (s *Server) writeOne(w *ua.WriteValue) ua.StatusCode {
 		}
 		return ua.StatusBadNotWritable
 	}
-	v, ok := s.Variable(w.NodeID.String())
-	if !ok {
+	n := s.nodes[w.NodeID.String()]
+	if n == nil {
 		return ua.StatusBadNodeIDUnknown
 	}
-	if w.AttributeID != ua.AttributeIDValue {
+	v := n.v
+	if v == nil || w.AttributeID != ua.AttributeIDValue || v.onWrite == nil {
 		return ua.StatusBadNotWritable
 	}
-	if v.onWrite == nil {
-		return ua.StatusBadNotWritable
+	if w.IndexRange != "" {
+		return ua.StatusBadWriteNotSupported // whole values only
 	}
-	if w.Value == nil || w.Value.Value == nil {
+	if w.Value == nil || w.Value.Value == nil || !v.typ.accepts(w.Value.Value) {
 		return ua.StatusBadTypeMismatch
 	}
 	val := w.Value.Value.Value()

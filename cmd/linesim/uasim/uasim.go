@@ -42,7 +42,6 @@ import (
 
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/server"
-	"github.com/gopcua/opcua/server/attrs"
 	"github.com/gopcua/opcua/ua"
 )
 
@@ -121,8 +120,9 @@ type Server struct {
 	ns  *server.NodeNameSpace
 
 	mu      sync.Mutex
-	vars    map[string]*Variable // by node id string
-	objects map[string]*server.Node
+	vars    map[string]*Variable  // by node id string
+	nodes   map[string]*node      // every node of the namespace, by node id string (see addrspace.go)
+	top     []*node               // the nodes directly under the server's Objects folder
 	methods map[string]MethodFunc // by method node id string
 	started bool
 	closed  bool
@@ -138,6 +138,7 @@ type Variable struct {
 	nodeID  *ua.NodeID
 	idStr   string
 	onWrite WriteFunc
+	typ     varType // declared by the initial value; Set and writes keep to it
 
 	mu  sync.Mutex
 	val *ua.DataValue
@@ -167,7 +168,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		cfg:     cfg,
 		log:     log,
 		vars:    map[string]*Variable{},
-		objects: map[string]*server.Node{},
+		nodes:   map[string]*node{},
 		methods: map[string]MethodFunc{},
 	}
 	return s, nil
@@ -191,51 +192,34 @@ func (s *Server) build(port int) {
 		server.ServerName(s.cfg.Name),
 		server.SetLogger(logAdapter{s.log}),
 	)
+	// uasim's nodes live in this namespace; clients find them under the
+	// server's Objects folder (uasim's Browse puts them there, see addrspace.go).
 	s.ns = server.NewNodeNameSpace(s.srv, s.cfg.NamespaceURI)
-	// Objects/<ns objects> so that generic clients can browse to our nodes.
-	root := s.srv.Node(ua.NewNumericNodeID(0, id.ObjectsFolder))
-	if root != nil {
-		root.AddRef(s.ns.Objects(), server.RefTypeIDOrganizes, true)
-	}
 }
 
-// AddObject adds an object (folder) node named name under parent ("" = the
-// namespace's Objects node). Objects and variables must be added before Start.
+// AddObject adds an object node named name (node id "ns=1;s=<name>") under
+// parent ("" = the server's Objects folder; else an object's node id or
+// name). Clients browse it as a BaseObjectType instance organized by its
+// parent, with the BrowseName name less its parent's name and a dot
+// ("Dev.Head" under "Dev" is "Head"). Objects, variables and methods must be
+// added before Start.
 func (s *Server) AddObject(parent, name string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started {
-		return "", ErrStarted
-	}
-	if err := s.ensureBuilt(); err != nil {
-		return "", err
-	}
-	p, err := s.parentLocked(parent)
+	n, err := s.addNodeLocked(parent, name, ua.NodeClassObject, "object")
 	if err != nil {
 		return "", err
 	}
-	nid := ua.NewStringNodeID(s.NamespaceIndex(), name)
-	if s.ns.Node(nid) != nil {
-		return "", fmt.Errorf("object %q: %w", name, ErrExists)
-	}
-	// server.NewFolderNode panics in v0.8.0 (a NodeClass inside a Variant),
-	// so build the object node by hand.
-	n := server.NewNode(nid, map[ua.AttributeID]*ua.DataValue{
-		ua.AttributeIDNodeClass:     server.DataValueFromValue(uint32(ua.NodeClassObject)),
-		ua.AttributeIDBrowseName:    server.DataValueFromValue(attrs.BrowseName(name)),
-		ua.AttributeIDDisplayName:   server.DataValueFromValue(attrs.DisplayName(name, name)),
-		ua.AttributeIDEventNotifier: server.DataValueFromValue(int16(0)),
-		ua.AttributeIDDataType:      server.DataValueFromValue(ua.NewNumericExpandedNodeID(0, id.FolderType)),
-	}, nil, nil)
-	s.ns.AddNode(n)
-	p.AddRef(n, server.RefTypeIDOrganizes, true)
-	s.objects[nid.String()] = n
-	return nid.String(), nil
+	s.ns.AddNode(s.gopcuaNode(n, nil))
+	return n.id.String(), nil
 }
 
 // AddVariable adds a variable node named name (its node id is "ns=1;s=<name>")
-// under parent ("" = the namespace's Objects node) with an initial value.
-// With onWrite nil the variable is read-only for clients.
+// under parent ("" = the server's Objects folder) with an initial value. The
+// initial value's type is the variable's DataType, ValueRank and
+// ArrayDimensions for clients (uint32 → UInt32, []uint32 → UInt32[] with
+// ArrayDimensions {0}, ...); Set and client writes must keep to it. With
+// onWrite nil the variable is read-only for clients.
 func (s *Server) AddVariable(parent, name string, initial any, onWrite WriteFunc) (*Variable, error) {
 	dv, err := dataValue(initial)
 	if err != nil {
@@ -243,66 +227,69 @@ func (s *Server) AddVariable(parent, name string, initial any, onWrite WriteFunc
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started {
-		return nil, ErrStarted
-	}
-	if err := s.ensureBuilt(); err != nil {
-		return nil, err
-	}
-	p, err := s.parentLocked(parent)
+	n, err := s.addNodeLocked(parent, name, ua.NodeClassVariable, "variable")
 	if err != nil {
 		return nil, err
 	}
-	nid := ua.NewStringNodeID(s.NamespaceIndex(), name)
-	if s.ns.Node(nid) != nil {
-		return nil, fmt.Errorf("variable %q: %w", name, ErrExists)
-	}
-	v := &Variable{s: s, nodeID: nid, idStr: nid.String(), onWrite: onWrite, val: dv}
-	n := server.NewVariableNode(nid, name, func() *ua.DataValue { return v.dataValue() })
-	access := byte(ua.AccessLevelTypeCurrentRead)
-	if onWrite != nil {
-		access |= byte(ua.AccessLevelTypeCurrentWrite)
-	}
-	n.SetAttribute(ua.AttributeIDAccessLevel, server.DataValueFromValue(access))
-	n.SetAttribute(ua.AttributeIDUserAccessLevel, server.DataValueFromValue(access))
-	s.ns.AddNode(n)
-	p.AddRef(n, server.RefTypeIDHasComponent, true)
+	v := &Variable{s: s, nodeID: n.id, idStr: n.id.String(), onWrite: onWrite, val: dv, typ: typeOf(dv.Value)}
+	n.v = v
+	s.ns.AddNode(s.gopcuaNode(n, func() *ua.DataValue { return v.dataValue() }))
 	s.vars[v.idStr] = v
 	return v, nil
 }
 
 // AddMethod registers a method named name (node id "ns=1;s=<name>") on the
-// object parent ("" = the namespace's Objects node). Must be called before Start.
+// object parent ("" = the server's Objects folder). Must be called before Start.
 func (s *Server) AddMethod(parent, name string, h MethodFunc) (string, error) {
 	if h == nil {
 		return "", fmt.Errorf("method %q: nil handler", name)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started {
-		return "", ErrStarted
-	}
-	if err := s.ensureBuilt(); err != nil {
-		return "", err
-	}
-	p, err := s.parentLocked(parent)
+	n, err := s.addNodeLocked(parent, name, ua.NodeClassMethod, "method")
 	if err != nil {
 		return "", err
 	}
-	nid := ua.NewStringNodeID(s.NamespaceIndex(), name)
-	if s.ns.Node(nid) != nil {
-		return "", fmt.Errorf("method %q: %w", name, ErrExists)
+	s.ns.AddNode(s.gopcuaNode(n, nil))
+	s.methods[n.id.String()] = h
+	return n.id.String(), nil
+}
+
+// addNodeLocked adds a node to uasim's model (see addrspace.go).
+func (s *Server) addNodeLocked(parent, name string, class ua.NodeClass, what string) (*node, error) {
+	if s.started {
+		return nil, ErrStarted
 	}
-	n := server.NewNode(nid, map[ua.AttributeID]*ua.DataValue{
-		ua.AttributeIDNodeClass:   server.DataValueFromValue(uint32(ua.NodeClassMethod)),
-		ua.AttributeIDBrowseName:  server.DataValueFromValue(attrs.BrowseName(name)),
-		ua.AttributeIDDisplayName: server.DataValueFromValue(attrs.DisplayName(name, name)),
-		ua.AttributeIDExecutable:  server.DataValueFromValue(true),
-	}, nil, nil)
-	s.ns.AddNode(n)
-	p.AddRef(n, server.RefTypeIDHasComponent, true)
-	s.methods[nid.String()] = h
-	return nid.String(), nil
+	if name == "" {
+		return nil, fmt.Errorf("%s: empty name", what)
+	}
+	if err := s.ensureBuilt(); err != nil {
+		return nil, err
+	}
+	p, err := s.parentLocked(parent)
+	if err != nil {
+		return nil, err
+	}
+	nid := ua.NewStringNodeID(s.NamespaceIndex(), name)
+	if _, dup := s.nodes[nid.String()]; dup {
+		return nil, fmt.Errorf("%s %q: %w", what, name, ErrExists)
+	}
+	siblings := s.top
+	if p != nil {
+		siblings = p.children
+	}
+	n := &node{id: nid, name: name, class: class, parent: p, ref: id.HasComponent,
+		browse: browseNameFor(p, siblings, name)}
+	if class == ua.NodeClassObject {
+		n.ref = id.Organizes
+	}
+	if p != nil {
+		p.children = append(p.children, n)
+	} else {
+		s.top = append(s.top, n)
+	}
+	s.nodes[nid.String()] = n
+	return n, nil
 }
 
 // ensureBuilt creates the gopcua server on first use. The endpoint URL is
@@ -324,15 +311,16 @@ func (s *Server) ensureBuilt() error {
 	return nil
 }
 
-func (s *Server) parentLocked(parent string) (*server.Node, error) {
+// parentLocked finds an object by node id or name; "" is the Objects folder (nil).
+func (s *Server) parentLocked(parent string) (*node, error) {
 	if parent == "" {
-		return s.ns.Objects(), nil
+		return nil, nil
 	}
-	p, ok := s.objects[parent]
+	p, ok := s.nodes[parent]
 	if !ok {
-		p, ok = s.objects[ua.NewStringNodeID(s.NamespaceIndex(), parent).String()]
+		p, ok = s.nodes[ua.NewStringNodeID(s.NamespaceIndex(), parent).String()]
 	}
-	if !ok {
+	if !ok || p.class != ua.NodeClassObject {
 		return nil, fmt.Errorf("parent object %q: %w", parent, ErrNotFound)
 	}
 	return p, nil
@@ -436,19 +424,35 @@ func (v *Variable) Get() any {
 	return v.val.Value.Value()
 }
 
-// Set changes the value and notifies subscribers. The value must be a type
-// OPC UA can carry (bool, integers, float64, string, time.Time, []byte,
-// slices of those).
+// Set changes the value and notifies subscribers. The value must be of the
+// variable's type, the type of its initial value (a plain int is converted
+// to the variable's integer type when it fits); anything else is refused and
+// the value stays.
 func (v *Variable) Set(val any) error {
+	val, err := v.typ.coerceInt(val)
+	if err != nil {
+		return fmt.Errorf("variable %s: %w", v.idStr, err)
+	}
 	dv, err := dataValue(val)
 	if err != nil {
 		return fmt.Errorf("variable %s: %w", v.idStr, err)
+	}
+	if !v.typ.accepts(dv.Value) {
+		return fmt.Errorf("variable %s: value %T is a %s, the variable is a %s", v.idStr, val, typeOf(dv.Value), v.typ)
 	}
 	v.mu.Lock()
 	v.val = dv
 	v.mu.Unlock()
 	v.s.notify(v.nodeID)
 	return nil
+}
+
+// accessLevel is the AccessLevel (and UserAccessLevel) clients read.
+func (v *Variable) accessLevel() byte {
+	if v.onWrite != nil {
+		return byte(ua.AccessLevelTypeCurrentRead | ua.AccessLevelTypeCurrentWrite)
+	}
+	return byte(ua.AccessLevelTypeCurrentRead)
 }
 
 func (v *Variable) dataValue() *ua.DataValue {
