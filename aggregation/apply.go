@@ -55,7 +55,11 @@ func (t *wtx) apply(ev *Event, r *request) error {
 		if len(ev.Read) > 512 {
 			return fmt.Errorf("read data of %d bytes (max 512)", len(ev.Read))
 		}
-		t.ctr(ev.Batch, 1).RejectedUnits++
+		c := t.ctr(ev.Batch, 1)
+		c.RejectedUnits++
+		if ev.Unit != nil {
+			c.LastItem = max(c.LastItem, ev.Unit.ItemID)
+		}
 		return nil
 	case EvReprint:
 		if ev.Reason == "" {
@@ -618,6 +622,9 @@ func (t *wtx) applyUnit(ev *Event) error {
 		c.Printed++
 	case StateCommissioned:
 		c.Commissioned++
+		if ev.Unit != nil {
+			c.LastItem = max(c.LastItem, ev.Unit.ItemID)
+		}
 	case StateRejected:
 		c.Rejected++
 	case StateVoided:

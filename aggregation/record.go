@@ -218,6 +218,9 @@ type levelCounters struct {
 	GatePassed   int64 `json:"gate_passed,omitempty"`
 	GateRejected int64 `json:"gate_rejected,omitempty"`
 	GateEscaped  int64 `json:"gate_escaped,omitempty"`
+	// LastItem is the highest PLC item id journaled for the batch's units
+	// (level 1): a line restarting mid-batch counts from it.
+	LastItem uint64 `json:"last_item,omitempty"`
 	// Labels of this level's parents printed and verified on their group.
 	LabelsPrinted  int64 `json:"labels_printed,omitempty"`
 	LabelsVerified int64 `json:"labels_verified,omitempty"`

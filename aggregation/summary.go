@@ -33,12 +33,13 @@ type LevelSummary struct {
 	RejectedUnits int64 `json:"rejected_units"`
 	// What the reject-confirm sensor reported (level 1) and what happened
 	// to parents' labels (levels ≥ 2); see EvGate and EvLabel.
-	GatePassed     int64 `json:"gate_passed"`
-	GateRejected   int64 `json:"gate_rejected"`
-	GateEscaped    int64 `json:"gate_escaped"`
-	LabelsPrinted  int64 `json:"labels_printed"`
-	LabelsVerified int64 `json:"labels_verified"`
-	LabelCheck     bool  `json:"label_check,omitempty"`
+	GatePassed     int64  `json:"gate_passed"`
+	GateRejected   int64  `json:"gate_rejected"`
+	GateEscaped    int64  `json:"gate_escaped"`
+	LabelsPrinted  int64  `json:"labels_printed"`
+	LabelsVerified int64  `json:"labels_verified"`
+	LabelCheck     bool   `json:"label_check,omitempty"`
+	LastItem       uint64 `json:"last_item,omitempty"`
 	// States counts codes now in each state, by CodeState name.
 	States map[string]int64 `json:"states"`
 	raw    levelCounters
@@ -69,7 +70,8 @@ func buildSummary(b *batchRec, ctr func(tracecode.Level) levelCounters) BatchSum
 			InFlight: c.States[StateSent] + c.States[StatePrinted], FullParents: c.FullParents,
 			PartialParents: c.PartialParents, MixedParents: c.MixedParents, RejectedUnits: c.RejectedUnits, States: map[string]int64{}, raw: c,
 			GatePassed: c.GatePassed, GateRejected: c.GateRejected, GateEscaped: c.GateEscaped,
-			LabelsPrinted: c.LabelsPrinted, LabelsVerified: c.LabelsVerified, LabelCheck: ls.LabelCheck}
+			LabelsPrinted: c.LabelsPrinted, LabelsVerified: c.LabelsVerified, LabelCheck: ls.LabelCheck,
+			LastItem: c.LastItem}
 		for st := StateAllocated; int(st) < NumCodeStates; st++ {
 			if c.States[st] != 0 {
 				l.States[st.String()] = c.States[st]

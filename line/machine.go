@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -284,6 +285,9 @@ type Snapshot struct {
 	Challenge     []ChallengeResult `json:"challenge"`
 	ChallengeOK   bool              `json:"challenge_ok"`
 	Counters      Counters          `json:"counters"`
+	// Ledger is the batch's reconciliation per level as the ledger has it
+	// (filled by the runner): it survives restarts and is what QA reviews.
+	Ledger []aggregation.LevelSummary `json:"ledger,omitempty"`
 }
 
 // Snapshot returns a copy of the machine's visible state.

@@ -56,6 +56,13 @@ type StateSignaller interface {
 	ShowState(ctx context.Context, st State, faults int) error
 }
 
+// AliveSignaller is an optional ability of a StateSignaller: it writes the
+// controller's heartbeat to the PLC, whose watchdog stops the infeed when
+// the value stops changing (the controller died or hangs).
+type AliveSignaller interface {
+	Alive(ctx context.Context, n uint16) error
+}
+
 // Devices is what the runner drives.
 type Devices struct {
 	PLC     VerdictWriter
@@ -74,6 +81,9 @@ type RunnerConfig struct {
 	Tick time.Duration
 	// IOTimeout bounds every device and ledger call (default 2 s).
 	IOTimeout time.Duration
+	// AlivePeriod is how often the controller's heartbeat is written to the
+	// PLC (default 250 ms), if the signaller can (AliveSignaller).
+	AlivePeriod time.Duration
 }
 
 // Runner does the line's I/O around the Machine: it owns the machine in
@@ -93,6 +103,7 @@ type Runner struct {
 	snap    Snapshot
 	stats   *Stats
 	printed sync.Map // tracecode.Code → chan struct{}: closed when MarkPrinted is journaled
+	decided sync.Map // item uint32 → chan struct{}: closed when the unit's verdict is journaled
 	wg      sync.WaitGroup
 	jwg     sync.WaitGroup // per-unit journal writes (verdicts, prints, voids) under way
 	verdSem chan struct{}
@@ -128,6 +139,9 @@ func NewRunner(ctx context.Context, cfg RunnerConfig, store *aggregation.Store, 
 	if cfg.IOTimeout <= 0 {
 		cfg.IOTimeout = 2 * time.Second
 	}
+	if cfg.AlivePeriod <= 0 {
+		cfg.AlivePeriod = 250 * time.Millisecond
+	}
 	if dev.PLC == nil || dev.Printer == nil || dev.Codes == nil {
 		return nil, errors.New("line runner: PLC, printer and code source are required")
 	}
@@ -138,8 +152,16 @@ func NewRunner(ctx context.Context, cfg RunnerConfig, store *aggregation.Store, 
 	r := &Runner{cfg: cfg, store: store, dev: dev, log: log, events: make(chan Event, 65536),
 		sendQ: make(chan Action, 1024), packQ: make(chan Action, 256), stateQ: make(chan Snapshot, 1), stats: newStats(), verdSem: make(chan struct{}, 64),
 		failed: make(chan struct{})}
-	voided, adopted, err := r.recover(ctx, sum)
+	unlabelled, unconfirmed, err := r.resolveLabels(ctx, sum)
 	if err != nil {
+		return nil, err
+	}
+	voidedCodes, adopted, err := r.recover(ctx, sum)
+	if err != nil {
+		return nil, err
+	}
+	voided := len(voidedCodes) + unlabelled
+	if sum, err = store.Summary(ctx, cfg.Batch); err != nil {
 		return nil, err
 	}
 	mcfg := cfg.Machine
@@ -158,14 +180,29 @@ func NewRunner(ctx context.Context, cfg RunnerConfig, store *aggregation.Store, 
 	if err := r.adopt(ctx, sum); err != nil {
 		return nil, err
 	}
+	for _, v := range voidedCodes {
+		m.AdoptVoided(v.code, v.level)
+	}
+	for _, u := range unconfirmed {
+		m.AdoptUnconfirmed(u.Code, uint32(u.Item))
+	}
+	if len(sum.Levels) > 0 && (adopted > 0 || voided > 0 || sum.Levels[0].RejectedUnits > 0) {
+		m.Resume(countersFrom(sum), uint32(sum.Levels[0].LastItem))
+	}
 	r.snap = m.Snapshot()
+	r.snap.Ledger = sum.Levels
 	return r, nil
 }
 
 var system = aggregation.Actor{Kind: aggregation.ActorSystem, ID: "line"}
 
+type levelCode struct {
+	code  tracecode.Code
+	level tracecode.Level
+}
+
 // recover voids codes left sent or printed by a previous run.
-func (r *Runner) recover(ctx context.Context, sum aggregation.BatchSummary) (voided, adopted int, err error) {
+func (r *Runner) recover(ctx context.Context, sum aggregation.BatchSummary) (voided []levelCode, adopted int, err error) {
 	for _, l := range sum.Levels {
 		adopted += int(l.Commissioned)
 		for _, st := range []aggregation.CodeState{aggregation.StateSent, aggregation.StatePrinted} {
@@ -174,18 +211,18 @@ func (r *Runner) recover(ctx context.Context, sum aggregation.BatchSummary) (voi
 				codes = append(codes, c)
 				return nil
 			}); err != nil {
-				return 0, 0, fmt.Errorf("line runner: listing %s codes: %w", st, err)
+				return nil, 0, fmt.Errorf("line runner: listing %s codes: %w", st, err)
 			}
 			for _, c := range codes {
 				if err := r.store.Void(ctx, c, "restart: sent or printed when the controller stopped; uncertain", system); err != nil {
-					return 0, 0, fmt.Errorf("line runner: voiding %s at restart: %w", c, err)
+					return nil, 0, fmt.Errorf("line runner: voiding %s at restart: %w", c, err)
 				}
-				voided++
+				voided = append(voided, levelCode{c, l.Level})
 			}
 		}
 	}
-	if voided > 0 {
-		r.log.Warn("restart: voided uncertain codes", "batch", sum.Batch, "codes", voided)
+	if len(voided) > 0 {
+		r.log.Warn("restart: voided uncertain codes", "batch", sum.Batch, "codes", len(voided))
 	}
 	return voided, adopted, nil
 }
@@ -286,6 +323,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.goSafe("printer feeder", func() { r.printerFeeder(ctx) })
 	r.goSafe("packer", func() { r.packer(ctx) })
 	r.goSafe("signaller", func() { r.signaller(ctx) })
+	if a, ok := r.dev.Signals.(AliveSignaller); ok {
+		r.goSafe("heartbeat", func() { r.heartbeat(ctx, a) })
+	}
 	r.showState(r.m.Snapshot())
 	err := r.loop(ctx)
 	cancel()
@@ -390,6 +430,9 @@ func (r *Runner) loop(ctx context.Context) (err error) {
 		}
 		if _, tick := ev.(Tick); !tick || len(acts) > 0 || reply != nil {
 			s := r.m.Snapshot()
+			if sum, err := r.store.Summary(ctx, r.cfg.Batch); err == nil {
+				s.Ledger = sum.Levels
+			}
 			r.snapMu.Lock()
 			r.snap = s
 			r.snapMu.Unlock()
@@ -457,12 +500,14 @@ func (r *Runner) do(ctx context.Context, a Action) {
 			r.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "printer", Err: "printer feed queue full"})
 		}
 	case Verdict:
+		done := make(chan struct{})
+		r.decided.Store(a.Item, done)
 		r.verdSem <- struct{}{}
 		r.jwg.Add(1)
 		r.goSafe("verdict", func() {
 			defer r.jwg.Done()
 			defer func() { <-r.verdSem }()
-			r.verdict(ctx, a)
+			r.verdict(ctx, a, done)
 		})
 	case Allocate:
 		r.async(ctx, func(c context.Context) {
@@ -531,6 +576,8 @@ func (r *Runner) do(ctx context.Context, a Action) {
 				r.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "ledger", Err: "journal challenge test: " + err.Error()})
 			}
 		})
+	case ConfirmGate, TakeBack, LabelOK, Divert:
+		r.doConfirm(ctx, a)
 	case Alarm, StateChanged:
 		r.log.Info("line", "action", fmt.Sprint(a))
 	default:
@@ -548,9 +595,21 @@ func (r *Runner) async(ctx context.Context, f func(context.Context)) {
 
 // verdict journals a decision durably, then writes it to the PLC. If the
 // journal refuses or fails, the PLC gets a reject all the same (fail safe).
-func (r *Runner) verdict(ctx context.Context, v Verdict) {
+//
+// The journal and the PLC write each have their own IOTimeout budget: the
+// PLC's starts after the journal, so a slow sync never hands a driver an
+// expired context (which some OPC UA stacks turn into a dropped session).
+// The journal write is done (closing done) before the PLC is written, so
+// that the unit's gate outcome is journaled after it.
+func (r *Runner) verdict(ctx context.Context, v Verdict, done chan struct{}) {
 	c, cancel := r.ioCtx(ctx)
 	defer cancel()
+	journaled := false
+	defer func() {
+		if !journaled {
+			close(done)
+		}
+	}()
 	tStart := time.Now()
 	dev := aggregation.Actor{Kind: aggregation.ActorDevice, ID: "camera"}
 	var err error
@@ -583,6 +642,11 @@ func (r *Runner) verdict(ctx context.Context, v Verdict) {
 		}
 		r.Post(Overridden{Stamp: Stamp{T: time.Now()}, Item: v.Item, Code: v.Code, Decommissioned: true})
 	}
+	journaled = true
+	close(done)
+	cancel()
+	c, cancel = r.ioCtx(ctx)
+	defer cancel()
 	if err != nil {
 		pass, reason = false, uint16(ReasonLedger)
 		r.log.Error("journal verdict; unit rejected", "item", v.Item, "code", v.Code, "err", err)
@@ -595,13 +659,23 @@ func (r *Runner) verdict(ctx context.Context, v Verdict) {
 		r.log.Info("reject", "item", v.Item, "code", v.Code, "reason", Reason(reason).String(), "detail", v.Detail)
 	}
 	werr := r.dev.PLC.WriteVerdict(c, v.Item, pass, reason)
-	done := time.Now()
-	r.stats.add(v, done, werr == nil)
-	r.stats.addStages(tStart.Sub(v.Received), tJournaled.Sub(tStart), done.Sub(tJournaled), v)
+	wrote := time.Now()
+	r.stats.add(v, wrote, werr == nil)
+	r.stats.addStages(tStart.Sub(v.Received), tJournaled.Sub(tStart), wrote.Sub(tJournaled), v)
 
 	if werr != nil {
 		r.log.Error("write verdict to PLC", "item", v.Item, "err", werr)
-		r.Post(DeviceFault{Stamp: Stamp{T: done}, Device: "plc", Err: "verdict write: " + werr.Error()})
+		r.Post(DeviceFault{Stamp: Stamp{T: wrote}, Device: "plc", Err: "verdict write: " + werr.Error()})
+		if pass && !r.cfg.Machine.GateConfirm {
+			// The PLC did not take the pass: the gate rejects the unit. With
+			// no gate confirmation to say otherwise, take the code back now
+			// rather than leave it commissioned on a rejected unit.
+			if derr := r.store.Decommission(c, v.Code, "pass not delivered to the PLC ("+werr.Error()+"); the gate rejects the unit", system); derr != nil {
+				r.log.Error("decommission undelivered pass", "code", v.Code, "err", derr)
+			}
+			r.Post(Overridden{Stamp: Stamp{T: time.Now()}, Item: v.Item, Code: v.Code, Decommissioned: true})
+		}
+		// With gate confirmation the unit's outcome settles it either way.
 	}
 }
 
@@ -749,7 +823,15 @@ func (r *Runner) pack(ctx context.Context, p Pack) {
 	if r.dev.Labels == nil {
 		return
 	}
-	if err := r.dev.Labels.PrintLabel(ctx, p.Level, p.Parent, len(p.Children)); err != nil {
+	err := r.dev.Labels.PrintLabel(ctx, p.Level, p.Parent, len(p.Children))
+	if err == nil {
+		// The label's fate is journaled: a restart between pack and print
+		// finds a packed parent with no label printed and takes it out.
+		if jerr := r.store.RecordLabel(ctx, p.Parent, aggregation.LabelPrinted, dev); jerr != nil {
+			r.log.Error("journal label printed", "parent", p.Parent, "err", jerr)
+		}
+	}
+	if err != nil {
 		why := "label printer: " + err.Error()
 		if uerr := r.store.Unpack(ctx, p.Parent, why, system); uerr != nil {
 			r.log.Error("unpack unlabelled parent", "code", p.Parent, "err", uerr)

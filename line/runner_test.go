@@ -120,7 +120,7 @@ type rig struct {
 
 func testMachineConfig() Config {
 	return Config{MinGrade: 'C', Deadline: 2 * time.Second, PrinterBuffer: 2, AllocChunk: 4,
-		Ratios: map[tracecode.Level]int{2: 2}}
+		Ratios: map[tracecode.Level]int{2: 2}, GateConfirm: true, GateTimeout: time.Hour}
 }
 
 // newRig opens a ledger in dir (a new batch B if it has none) and starts a runner on it.
@@ -132,7 +132,7 @@ func newRig(t *testing.T, dir string, plcDev *fakePLC) *rig {
 		t.Fatal(err)
 	}
 	if _, err := store.Summary(ctx, "B"); err != nil {
-		spec := aggregation.BatchSpec{ID: "B", Product: "P", Line: "L", Levels: []aggregation.LevelSpec{
+		spec := aggregation.BatchSpec{ID: "B", Product: "P", Line: "L", GateConfirm: true, Levels: []aggregation.LevelSpec{
 			{Level: 1, Scheme: tracecode.SchemeGS1SGTIN}, {Level: 2, Ratio: 2, Scheme: tracecode.SchemeGS1SGTIN}}}
 		if err := store.CreateBatch(ctx, spec, system); err != nil {
 			t.Fatal(err)
@@ -231,5 +231,74 @@ func TestRunnerPanicStopsTheLineSafely(t *testing.T) {
 	last, ok := rg.signals.last()
 	if !ok || last.st != Aborted || last.faults == 0 {
 		t.Fatalf("last state shown to the PLC: %+v (ok %t), want the safe stop (Aborted with a fault)", last, ok)
+	}
+}
+
+// waitLedger waits until cond holds of the batch's level-1 summary.
+func (rg *rig) waitLedger(what string, cond func(aggregation.LevelSummary) bool) aggregation.LevelSummary {
+	rg.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sum, err := rg.store.Summary(context.Background(), "B")
+		if err != nil {
+			rg.t.Fatal(err)
+		}
+		if cond(sum.Levels[0]) {
+			return sum.Levels[0]
+		}
+		if time.Now().After(deadline) {
+			rg.t.Fatalf("ledger never showed %s: %+v", what, sum.Levels[0])
+		}
+		select {
+		case <-rg.plc.wrote:
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// A commission is provisional until the gate confirms it. The controller
+// stops after passing units 2 and 3 but before their outcomes; at restart
+// the PLC's ring says unit 2 was rejected (its pass never reached the PLC,
+// say) and knows nothing of unit 3: both codes are taken back, unit 1's
+// stays.
+func TestRestartResolvesProvisionalCommissions(t *testing.T) {
+	dir := t.TempDir()
+	rg := newRig(t, dir, nil)
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	var codes []tracecode.Code
+	for item := uint32(1); item <= 3; item++ {
+		c := rg.nextSent()
+		if item == 1 {
+			rg.waitState(Execute)
+		}
+		codes = append(codes, c)
+		rg.unit(item, c)
+	}
+	rg.waitLedger("3 commissioned", func(l aggregation.LevelSummary) bool { return l.Commissioned == 3 })
+	rg.runner.Post(GateOutcome{Stamp: Stamp{T: time.Now()}, Item: 1, Outcome: GatePassed})
+	rg.waitLedger("unit 1 confirmed", func(l aggregation.LevelSummary) bool { return l.GatePassed == 1 })
+	if err := rg.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	rg = newRig(t, dir, nil)
+	if s := rg.runner.Snapshot(); !s.PurgeRequired || s.Counters.Passed != 3 || s.Counters.Triggered != 3 {
+		t.Fatalf("after restart: purge required %t, counters %+v; want a purge and the batch's 3 passes", s.PurgeRequired, s.Counters)
+	}
+	// The PLC's ring, replayed at connect: unit 1 (already journaled) and 2.
+	rg.runner.Post(GateOutcome{Stamp: Stamp{T: time.Now()}, Item: 1, Outcome: GatePassed})
+	rg.runner.Post(GateOutcome{Stamp: Stamp{T: time.Now()}, Item: 2, Outcome: GateRejected})
+	rg.waitLedger("unit 2 rejected at the gate", func(l aggregation.LevelSummary) bool { return l.GateRejected == 1 })
+	rg.command(CmdClear) // the operator confirms the purge: unit 3 is unknown
+	l := rg.waitLedger("unit 3 taken back", func(l aggregation.LevelSummary) bool { return l.Decommissioned == 2 })
+	if l.GatePassed != 1 || l.Loose != 1 {
+		t.Fatalf("ledger after resolution: %+v", l)
+	}
+	for i, want := range []aggregation.CodeState{aggregation.StateCommissioned, aggregation.StateDecommissioned, aggregation.StateDecommissioned} {
+		info, err := rg.store.Lookup(context.Background(), codes[i])
+		if err != nil || info.State != want {
+			t.Errorf("unit %d code %s: %s (%v), want %s", i+1, codes[i], info.State, err, want)
+		}
 	}
 }

@@ -1,0 +1,198 @@
+package line
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/tracecode"
+)
+
+// resolveLabels settles, at restart, parents whose label's fate the ledger
+// does not know: a parent packed but with no label printed (the controller
+// stopped between the two), or, where a scanner verifies labels, printed but
+// never read on its group. Nobody can vouch for what label, if any, is on
+// those groups, and the purge takes them off the line: each is unpacked
+// (its children are loose again, for rework) and decommissioned. It returns
+// how many parents it took out and the unit codes whose gate outcome was
+// never journaled.
+func (r *Runner) resolveLabels(ctx context.Context, sum aggregation.BatchSummary) (int, []aggregation.Unconfirmed, error) {
+	var units, parents []aggregation.Unconfirmed
+	if err := r.store.Unconfirmed(ctx, sum.Batch, func(u aggregation.Unconfirmed) error {
+		if u.Level == 1 {
+			units = append(units, u)
+		} else {
+			parents = append(parents, u)
+		}
+		return nil
+	}); err != nil {
+		return 0, nil, fmt.Errorf("line runner: unconfirmed codes: %w", err)
+	}
+	// Highest level first: a parent inside another must be loose before it
+	// can be decommissioned.
+	for i := len(parents) - 1; i >= 0; i-- {
+		for j := 0; j < i; j++ {
+			if parents[j].Level < parents[j+1].Level {
+				parents[j], parents[j+1] = parents[j+1], parents[j]
+			}
+		}
+	}
+	n := 0
+	for _, p := range parents {
+		why := "restart: the controller stopped between packing and printing the label; the group goes to rework at the purge"
+		if p.LabelPrinted {
+			why = "restart: the label was never verified on its group; the group goes to rework at the purge"
+		}
+		if err := r.takeOutParent(ctx, p.Code, why); err != nil {
+			return n, nil, err
+		}
+		n++
+	}
+	if n > 0 {
+		r.log.Warn("restart: parents with an unconfirmed label unpacked and decommissioned", "batch", sum.Batch, "parents", n)
+	}
+	return n, units, nil
+}
+
+// takeOutParent unpacks a parent and decommissions it. A parent inside a
+// parent is first taken out of it (that parent is taken out too: its
+// count would be short).
+func (r *Runner) takeOutParent(ctx context.Context, p tracecode.Code, why string) error {
+	info, err := r.store.Lookup(ctx, p)
+	if err != nil {
+		return fmt.Errorf("line runner: %s: %w", p, err)
+	}
+	if info.Parent != "" {
+		if err := r.takeOutParent(ctx, info.Parent, why); err != nil {
+			return err
+		}
+	}
+	if info.Children > 0 {
+		if err := r.store.Unpack(ctx, p, why, system); err != nil && !errors.Is(err, aggregation.ErrRefused) {
+			return fmt.Errorf("line runner: unpacking %s: %w", p, err)
+		}
+	}
+	if err := r.store.Decommission(ctx, p, why, system); err != nil && !errors.Is(err, aggregation.ErrRefused) {
+		return fmt.Errorf("line runner: decommissioning %s: %w", p, err)
+	}
+	return nil
+}
+
+// countersFrom rebuilds the line's counters of a batch from the ledger.
+// Reject reasons of earlier runs are not in the ledger's counters: they
+// are counted under "before-restart".
+func countersFrom(sum aggregation.BatchSummary) Counters {
+	c := Counters{RejectReason: map[string]uint64{}, Packed: map[string]uint64{}, Partial: map[string]uint64{}}
+	for _, l := range sum.Levels {
+		if l.Level == 1 {
+			passed := l.Commissioned - l.Decommissioned
+			rejected := l.Rejected + l.RejectedUnits + l.Decommissioned
+			c.Passed, c.Rejected = uint64(max(passed, 0)), uint64(max(rejected, 0))
+			c.Triggered = c.Passed + c.Rejected
+			c.Sent, c.Printed = uint64(l.Sent), uint64(l.Printed)
+			if rejected > 0 {
+				c.RejectReason["before-restart"] = uint64(rejected)
+			}
+			c.Escaped = uint64(l.GateEscaped)
+		} else {
+			c.Packed[l.Level.String()] = uint64(l.FullParents + l.PartialParents)
+			if l.PartialParents > 0 {
+				c.Partial[l.Level.String()] = uint64(l.PartialParents)
+			}
+			c.LabelsVerified += uint64(l.LabelsVerified)
+		}
+		c.Voided += uint64(l.Voided)
+	}
+	return c
+}
+
+// waitDecided waits until unit item's verdict is journaled (a gate outcome
+// or a take-back is journaled after it, never before).
+func (r *Runner) waitDecided(ctx context.Context, item uint32) {
+	if v, ok := r.decided.Load(item); ok {
+		select {
+		case <-v.(chan struct{}):
+		case <-ctx.Done():
+		}
+		r.decided.Delete(item)
+	}
+}
+
+// doConfirm carries out the actions of the physical line's confirmations.
+func (r *Runner) doConfirm(ctx context.Context, a Action) {
+	switch a := a.(type) {
+	case ConfirmGate:
+		r.jwg.Add(1)
+		r.async(ctx, func(c context.Context) {
+			defer r.jwg.Done()
+			r.waitDecided(c, a.Item)
+			plcDev := aggregation.Actor{Kind: aggregation.ActorDevice, ID: "plc-gate"}
+			if err := r.store.RecordGate(c, r.cfg.Batch, uint64(a.Item), a.Code, aggregation.GateOutcome(a.Outcome.String()), plcDev); err != nil {
+				r.log.Error("journal gate outcome", "item", a.Item, "code", a.Code, "outcome", a.Outcome.String(), "err", err)
+				if !errors.Is(err, aggregation.ErrRefused) {
+					r.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "ledger", Err: "journal gate outcome: " + err.Error()})
+				}
+			}
+		})
+	case TakeBack:
+		r.jwg.Add(1)
+		r.async(ctx, func(c context.Context) {
+			defer r.jwg.Done()
+			r.waitPrinted(c, a.Code)
+			if err := r.store.Decommission(c, a.Code, a.Reason, system); err != nil {
+				r.log.Error("take back code", "code", a.Code, "err", err)
+			}
+		})
+	case LabelOK:
+		r.jwg.Add(1)
+		r.async(ctx, func(c context.Context) {
+			defer r.jwg.Done()
+			scanner := aggregation.Actor{Kind: aggregation.ActorDevice, ID: "label-scanner"}
+			if err := r.store.RecordLabel(c, a.Parent, aggregation.LabelVerified, scanner); err != nil {
+				r.log.Error("journal label verified", "parent", a.Parent, "err", err)
+			}
+		})
+	case Divert:
+		r.log.Warn("group to rework at the label scanner", "level", a.Level.String(), "parents", fmt.Sprint(a.Parents), "why", a.Reason)
+		r.jwg.Add(1)
+		r.async(ctx, func(c context.Context) {
+			defer r.jwg.Done()
+			for _, p := range a.Parents {
+				if err := r.takeOutParent(c, p, "label scanner: "+a.Reason); err != nil {
+					r.log.Error("divert group", "parent", p, "err", err)
+				}
+			}
+		})
+	}
+}
+
+// heartbeat writes the controller's heartbeat to the PLC until ctx ends.
+// The PLC's watchdog stops the infeed when it stops changing: a dead or
+// hung controller stops the line even though its last stop request said
+// run.
+func (r *Runner) heartbeat(ctx context.Context, a AliveSignaller) {
+	t := time.NewTicker(r.cfg.AlivePeriod)
+	defer t.Stop()
+	var n uint16
+	failing := false
+	for {
+		n++
+		c, cancel := context.WithTimeout(ctx, r.cfg.AlivePeriod*4)
+		err := a.Alive(c, n)
+		cancel()
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			r.log.Warn("controller heartbeat to the PLC", "err", err)
+			failing = true
+		case err == nil:
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
