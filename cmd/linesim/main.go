@@ -92,9 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "linesim: %v\n", err)
 			return 2
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+		if fc, err = decodeConfig(b); err != nil {
 			fmt.Fprintf(stderr, "linesim: %s: %v\n", *cfgFile, err)
 			return 2
 		}
@@ -158,6 +156,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// decodeConfig decodes a config file; unknown keys are errors.
+func decodeConfig(b []byte) (fileConfig, error) {
+	var fc fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+		return fileConfig{}, err
+	}
+	return fc, nil
 }
 
 func writeGroundTruth(file string, stdout io.Writer, gt sim.GroundTruth) error {

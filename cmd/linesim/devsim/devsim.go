@@ -82,8 +82,8 @@ func levelName(name string, level int) string {
 
 // Set is every simulated device, started.
 type Set struct {
-	Printer      *Printer
-	Camera       *Camera
+	Printer       *Printer
+	Camera        *Camera
 	AggCameras    []*AggCamera    // AggCameras[i] reads groups of level i+2
 	LabelScanners []*LabelScanner // LabelScanners[i] scans labelled groups of level i+2
 	LabelPrinter  *LabelPrinter

@@ -74,7 +74,7 @@ type Listen struct {
 	// LabelScanner is the level-2 label scanner; higher levels get any
 	// free port (Endpoints().LabelScanners).
 	LabelScanner string `yaml:"label_scanner" json:"label_scanner"`
-	HTTP      string `yaml:"http" json:"http"` // ground truth; "off" disables
+	HTTP         string `yaml:"http" json:"http"` // ground truth; "off" disables
 }
 
 // FaultKind names an injectable fault.

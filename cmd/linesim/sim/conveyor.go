@@ -90,9 +90,9 @@ type conveyor struct {
 func newConveyor(cfg Config, log *slog.Logger, plc *plcModel, dev *Devices, lf linkFaulter, done chan struct{}) *conveyor {
 	return &conveyor{
 		cfg: cfg, log: log, plc: plc, dev: dev, faults: lf,
-		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
-		interval: time.Duration(float64(time.Minute) / cfg.Rate),
-		open:     make([]*GroupTruth, len(cfg.Ratios)),
+		rng:       rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		interval:  time.Duration(float64(time.Minute) / cfg.Rate),
+		open:      make([]*GroupTruth, len(cfg.Ratios)),
 		lrng:      rand.New(rand.NewPCG(cfg.Seed^0x6c6162656c, cfg.Seed^0x5bd1e9955bd1e995)),
 		wake:      make(chan struct{}, 1),
 		feed:      make(chan int, 16),

@@ -37,7 +37,7 @@ type UnitTruth struct {
 	// reject-failed), or bin-full on the unit where the bin became full.
 	GateFault FaultKind `json:"gate_fault,omitempty"`
 	Group     uint32    `json:"group,omitempty"`   // level-2 group it was packed in
-	Parents []string  `json:"parents,omitempty"` // labels applied above it, level 2 first
+	Parents   []string  `json:"parents,omitempty"` // labels applied above it, level 2 first
 }
 
 // GroupTruth is one packed group (box, case, …).

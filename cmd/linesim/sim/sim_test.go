@@ -126,9 +126,10 @@ func TestBatchWithFaults(t *testing.T) {
 
 // The same seed draws the same faults on the same units.
 func TestSeedReproducible(t *testing.T) {
-	run := func() []sim.FaultKind {
+	run := func() []string {
 		cfg := sim.Config{Seed: 7, Rate: 6000, Units: 120, Listen: sim.Listen{HTTP: "off", PLCOPCUA: "off"},
-			Faults: []sim.Fault{{Kind: sim.FaultNoRead, Rate: 0.1}, {Kind: sim.FaultDuplicate, Rate: 0.05}}}
+			Faults: []sim.Fault{{Kind: sim.FaultNoRead, Rate: 0.1}, {Kind: sim.FaultDuplicate, Rate: 0.05},
+				{Kind: sim.FaultRejectFailed, Rate: 0.05}, {Kind: sim.FaultBinFull, At: 100}}}
 		s, err := sim.New(cfg, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -142,9 +143,9 @@ func TestSeedReproducible(t *testing.T) {
 		if err := gt.Check(); err != nil {
 			t.Fatal(err)
 		}
-		var fs []sim.FaultKind
+		var fs []string
 		for _, u := range gt.Units {
-			fs = append(fs, u.Fault)
+			fs = append(fs, string(u.Fault)+"/"+string(u.GateFault)+"/"+u.Gate.String())
 		}
 		return fs
 	}
@@ -168,6 +169,22 @@ func TestConfigValidate(t *testing.T) {
 		{"fault both", func(c *sim.Config) { c.Faults = []sim.Fault{{Kind: sim.FaultNoRead, Rate: 0.1, At: 3}} }, "give exactly one of rate"},
 		{"fault rate", func(c *sim.Config) { c.Faults = []sim.Fault{{Kind: sim.FaultNoRead, Rate: 2}} }, "rate 2 is outside 0..1"},
 		{"listen", func(c *sim.Config) { c.Listen.Modbus = "502" }, `linesim.listen.modbus: "502" is not host:port`},
+		{"listen label scanner", func(c *sim.Config) { c.Listen.LabelScanner = "4844" }, `linesim.listen.label_scanner: "4844" is not host:port`},
+		{"label scanner position", func(c *sim.Config) { c.Positions.LabelScanner = -time.Millisecond }, "linesim.positions.label_scanner: -1ms must be positive"},
+		{"watchdog negative", func(c *sim.Config) { d := -time.Second; c.ControllerWatchdog = &d }, "linesim.controller_watchdog: -1s is outside 1ms..1h (0s = off)"},
+		{"watchdog too short", func(c *sim.Config) { d := time.Microsecond; c.ControllerWatchdog = &d }, "linesim.controller_watchdog: 1µs is outside"},
+		{"watchdog off", func(c *sim.Config) { d := time.Duration(0); c.ControllerWatchdog = &d }, ""},
+		{"gate faults", func(c *sim.Config) {
+			c.Faults = []sim.Fault{{Kind: sim.FaultLatePass, Rate: 0.01}, {Kind: sim.FaultRejectFailed, At: 9}, {Kind: sim.FaultBinFull, At: 100}}
+		}, ""},
+		{"label faults", func(c *sim.Config) {
+			c.Faults = []sim.Fault{{Kind: sim.FaultLabelNoRead, Rate: 0.1, After: 2}, {Kind: sim.FaultLabelMisapply, At: 3}}
+		}, ""},
+		{"scanner link faults", func(c *sim.Config) {
+			c.Faults = []sim.Fault{{Kind: sim.FaultScannerDown, At: 9}, {Kind: sim.FaultScannerStall, At: 19}, {Kind: sim.FaultScannerSlow, Rate: 0.01}}
+		}, ""},
+		{"label fault both", func(c *sim.Config) { c.Faults = []sim.Fault{{Kind: sim.FaultLabelMisapply}} }, "linesim.faults[0] (label-misapply): give exactly one of rate"},
+		{"unknown names new kinds", func(c *sim.Config) { c.Faults = []sim.Fault{{Kind: "bin-empty", At: 1}} }, "late-pass, reject-failed, bin-full, label-noread, label-misapply"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,6 +202,27 @@ func TestParseFault(t *testing.T) {
 	f, err := sim.ParseFault("plc-disconnect:at=100,for=2s")
 	if err != nil || f.Kind != sim.FaultPLCDown || f.At != 100 || f.For != 2*time.Second {
 		t.Fatalf("%+v %v", f, err)
+	}
+	for in, want := range map[string]sim.Fault{
+		"reject-failed:rate=0.01,after=4": {Kind: sim.FaultRejectFailed, Rate: 0.01, After: 4},
+		"bin-full:at=300":                 {Kind: sim.FaultBinFull, At: 300},
+		"label-misapply:at=7":             {Kind: sim.FaultLabelMisapply, At: 7},
+		"scanner-slow:at=5,delay=20ms":    {Kind: sim.FaultScannerSlow, At: 5, Delay: 20 * time.Millisecond},
+	} {
+		if got, err := sim.ParseFault(in); err != nil || got != want {
+			t.Errorf("ParseFault(%q) = %+v %v, want %+v", in, got, err, want)
+		}
+	}
+	for _, k := range sim.FaultKinds() {
+		n := 0
+		for _, is := range []bool{k.IsUnitFault(), k.IsGateFault(), k.IsLabelFault(), k.IsLinkFault()} {
+			if is {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("fault kind %s is in %d classes", k, n)
+		}
 	}
 	for _, bad := range []string{"", "no-read", "no-read:rate", "no-read:rate=x", "no-read:speed=1", "fire:rate=0.1"} {
 		if _, err := sim.ParseFault(bad); err == nil {
@@ -240,5 +278,72 @@ func TestStopRequest(t *testing.T) {
 	next(func(e plc.Event) bool { return e.Kind == plc.EventRunning && e.Running })
 	if e := next(func(e plc.Event) bool { return isItem(e) && e.Item > stopped }); e.Item != stopped+1 {
 		t.Fatalf("after resume item %d, want %d", e.Item, stopped+1)
+	}
+}
+
+// A batch with gate and label faults at a rate, against the toy controller:
+// the ground truth stays self-consistent with escaped units, one-off labels
+// and label no-reads, and the PLC's counters agree with it.
+func TestBatchWithGateAndLabelFaults(t *testing.T) {
+	cfg := sim.Config{
+		Seed:         11,
+		Rate:         6000,
+		Units:        240,
+		Ratios:       []int{4, 2},
+		LabelTimeout: 500 * time.Millisecond,
+		Listen:       sim.Listen{HTTP: "off", PLCOPCUA: "off"},
+		Faults: []sim.Fault{
+			{Kind: sim.FaultNoRead, Rate: 0.03},
+			{Kind: sim.FaultMissing, Rate: 0.02},
+			{Kind: sim.FaultLatePass, Rate: 0.03},
+			{Kind: sim.FaultRejectFailed, Rate: 0.03},
+			{Kind: sim.FaultBinFull, At: 200},
+			{Kind: sim.FaultLabelNoRead, Rate: 0.2},
+			{Kind: sim.FaultLabelMisapply, At: 6},
+			{Kind: sim.FaultScannerDown, At: 50, For: 50 * time.Millisecond},
+		},
+	}
+	s, err := sim.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	go controller(ctx, t, s.Endpoints().Modbus)
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		t.Fatal("batch did not finish")
+	}
+	gt := s.GroundTruth()
+	if err := gt.Check(); err != nil {
+		t.Fatalf("ground truth inconsistent:\n%v", err)
+	}
+	sum := gt.Summary
+	t.Logf("summary %+v", sum)
+	gate := 0
+	for _, n := range sum.Gate {
+		gate += n
+	}
+	if gate != sum.Good+sum.Rejected+sum.Escaped || gate != int(gt.PLC.GateCount) || sum.Escaped != int(gt.PLC.Escaped) {
+		t.Fatalf("gate outcomes %v, units %d/%d/%d, PLC %d outcomes %d escaped", sum.Gate, sum.Good, sum.Rejected, sum.Escaped, gt.PLC.GateCount, gt.PLC.Escaped)
+	}
+	if sum.Gate["bin-full"] == 0 || sum.Gate["reject-failed"] == 0 || sum.Faults[string(sim.FaultLatePass)] == 0 {
+		t.Fatalf("gate faults did not act: %v %v", sum.Gate, sum.Faults)
+	}
+	if sum.LabelsLost != 1 || sum.Misapplied == 0 || sum.Scans == 0 || sum.Faults[string(sim.FaultLabelNoRead)] == 0 {
+		t.Fatalf("label faults: %+v", sum)
+	}
+	for _, u := range gt.Units {
+		if u.Fate == sim.FateEscaped && (u.Group != 0 || len(u.Parents) != 0) {
+			t.Fatalf("escaped unit %d packed: %+v", u.Item, u)
+		}
+		if u.Fate == sim.FateGood && u.Item%2 == 1 {
+			t.Fatalf("odd item %d left as good", u.Item)
+		}
 	}
 }
