@@ -342,11 +342,12 @@ func (s *Server) readOne(rv *ua.ReadValueID, ttr ua.TimestampsToReturn) *ua.Data
 		if dv == nil {
 			return badValue(ua.StatusBadNodeIDUnknown)
 		}
-		// gopcua keeps DataType attributes as ExpandedNodeIds; the
-		// attribute is a NodeId.
+		// gopcua gives a few standard objects (Root, for one) a "DataType"
+		// that is really a type definition, as an ExpandedNodeId: objects
+		// have no DataType attribute.
 		if rv.AttributeID == ua.AttributeIDDataType && dv.Value != nil {
-			if e, ok := dv.Value.Value().(*ua.ExpandedNodeID); ok && e != nil && e.NodeID != nil {
-				return &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(e.NodeID)}
+			if _, ok := dv.Value.Value().(*ua.ExpandedNodeID); ok {
+				return badValue(ua.StatusBadAttributeIDInvalid)
 			}
 		}
 		return dv

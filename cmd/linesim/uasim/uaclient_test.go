@@ -203,7 +203,8 @@ func TestNodeOPCUAClientThroughProxy(t *testing.T) {
 	}
 	res := runCheck(t, map[string]any{
 		"endpoint": d.url,
-		"read":     []string{ids["Dev.Counter"], ids["Dev.Running"], ids["Dev.Verdict"], ids["Dev.State"], ids["Dev.Tower"], ids["Dev.Level"], ids["Dev.Head.Temp"], ids["Dev"], ids["Dev.Add"]},
+		"read": []string{ids["Dev.Counter"], ids["Dev.Running"], ids["Dev.Verdict"], ids["Dev.State"], ids["Dev.Tower"],
+			ids["Dev.Level"], ids["Dev.Head.Temp"], ids["Dev"], ids["Dev.Add"], "i=7"},
 		"browse":   map[string]any{"from": "i=85", "depth": 4},
 		"write": []map[string]any{
 			{"nodeId": ids["Dev.Running"], "dataType": "Boolean", "value": false},
@@ -331,6 +332,10 @@ func TestNodeOPCUAClientThroughProxy(t *testing.T) {
 	}
 	if obj := res.Reads[ids["Dev"]]; obj["NodeClass"].Value != 1.0 || obj["DataType"].Status != "BadAttributeIdInvalid" {
 		t.Errorf("object Dev: NodeClass %v, DataType status %s", obj["NodeClass"].Value, obj["DataType"].Status)
+	}
+	// A client names the DataType by reading the type node's BrowseName.
+	if dt := res.Reads["i=7"]; dt["BrowseName"].Value != "0:UInt32" || dt["NodeClass"].Value != 64.0 {
+		t.Errorf("DataType node i=7: BrowseName %v, NodeClass %v", dt["BrowseName"].Value, dt["NodeClass"].Value)
 	}
 	if m := res.Reads[ids["Dev.Add"]]; m["NodeClass"].Value != 4.0 {
 		t.Errorf("method Dev.Add: NodeClass %v", m["NodeClass"].Value)

@@ -18,14 +18,29 @@
 //   - variable values live behind uasim's own lock (the server's Node.SetAttribute
 //     is not synchronised), so Set from any goroutine is race-free.
 //
+// It also makes the server well-formed for generic clients (UaExpert,
+// node-opcua), which plain gopcua is not:
+//   - GetEndpoints and FindServers answer with every endpoint the server offers,
+//     named by the URL the client asked about — linesim's servers sit behind
+//     netsim proxies on other ports, and gopcua returns only endpoints whose URL
+//     equals the requested one, i.e. none (discovery.go);
+//   - Read and Browse of uasim's namespace come from uasim's own model: a
+//     variable's DataType is the built-in type of its value (UInt32 is i=7, not
+//     gopcua's i=267), ValueRank is -1 or 1, ArrayDimensions {} or {0},
+//     AccessLevel says whether it has a WriteFunc; objects, variables and
+//     methods sit under the server's Objects folder with BrowseNames in
+//     namespace 1 (addrspace.go). A variable keeps the type of its initial
+//     value: Set and client writes of another type are refused.
+//
 // Known limits of the server that uasim does not fix: Close takes up to ~10 s
 // and leaves clients "connected" (uasim's Close does not wait for it; simulate
 // disconnects with cmd/linesim/netsim), only SecurityPolicy None is offered,
-// subscription ids are reused after a subscription is deleted, and a
+// index ranges in Read and Write are refused, TranslateBrowsePathsToNodeIDs is
+// unsupported, methods declare no InputArguments/OutputArguments, and a
 // subscription delivers at most one value per monitored item per publishing
 // interval (publish records atomically in one value, with a counter).
 //
-// Node ids are plain strings in the OPC UA text form: "ns=2;s=Printer.NextCode".
+// Node ids are plain strings in the OPC UA text form: "ns=1;s=Printer.NextCode".
 // Only cmd/linesim and its subpackages import uasim.
 package uasim
 
