@@ -205,7 +205,7 @@ func TestNodeOPCUAClientThroughProxy(t *testing.T) {
 		"endpoint": d.url,
 		"read": []string{ids["Dev.Counter"], ids["Dev.Running"], ids["Dev.Verdict"], ids["Dev.State"], ids["Dev.Tower"],
 			ids["Dev.Level"], ids["Dev.Head.Temp"], ids["Dev"], ids["Dev.Add"], "i=7"},
-		"browse":   map[string]any{"from": "i=85", "depth": 4},
+		"browse": map[string]any{"from": "i=85", "depth": 4},
 		"write": []map[string]any{
 			{"nodeId": ids["Dev.Running"], "dataType": "Boolean", "value": false},
 			{"nodeId": ids["Dev.Tower"], "dataType": "UInt16", "value": 2},
