@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/tracline/tracline/camera"
 	"github.com/tracline/tracline/printer/uarecord"
@@ -193,6 +194,12 @@ func (c *Camera) Connect(ctx context.Context) error {
 	go c.run()
 	return nil
 }
+
+// PublishingInterval is the publishing interval the camera's OPC UA server
+// granted for the result subscription (it may be longer than the profile
+// asked: results then arrive at the server's pace); 0 before Connect. An
+// optional ability: cmd/ checks the line's deadline margin.
+func (c *Camera) PublishingInterval() time.Duration { return c.stream.PublishingInterval() }
 
 // Events delivers results, gaps and link changes in order; closed after Close.
 func (c *Camera) Events() <-chan camera.Event { return c.events }

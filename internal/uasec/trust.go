@@ -83,12 +83,21 @@ func (t TrustConfig) Validate(prefix, policy string) error {
 // and pinned if the pin file knows nothing of endpointURL, and accepted
 // again only if it is the pinned one. Anything else is refused with an error
 // wrapping ErrUntrusted that names the certificate and what to do.
+//
+// serverCertDER may be a chain (the server's certificate followed by its
+// issuers', as OPC UA allows): the first is the server's, the others may
+// link it to a trusted CA.
 func (t TrustConfig) Check(endpointURL string, serverCertDER []byte) error {
-	cert, err := x509.ParseCertificate(serverCertDER)
+	chain, err := x509.ParseCertificates(serverCertDER)
+	if err == nil && len(chain) == 0 {
+		err = errors.New("no certificate")
+	}
 	if err != nil {
 		return fmt.Errorf("opc ua server %s: its certificate cannot be read (%v): %w", endpointURL, err, ErrUntrusted)
 	}
-	ok, err := t.inTrustList(cert)
+	cert := chain[0]
+	serverCertDER = cert.Raw
+	ok, err := t.inTrustList(cert, chain[1:])
 	if err != nil {
 		return fmt.Errorf("opc ua server %s: trust.trusted: %w", endpointURL, err)
 	}
@@ -106,7 +115,7 @@ func (t TrustConfig) Check(endpointURL string, serverCertDER []byte) error {
 
 // inTrustList reports whether cert is a trusted certificate or is signed
 // by a trusted CA certificate. An unreadable trusted entry is an error.
-func (t TrustConfig) inTrustList(cert *x509.Certificate) (bool, error) {
+func (t TrustConfig) inTrustList(cert *x509.Certificate, issuers []*x509.Certificate) (bool, error) {
 	roots := x509.NewCertPool()
 	haveCA := false
 	for _, entry := range t.Trusted {
@@ -132,7 +141,11 @@ func (t TrustConfig) inTrustList(cert *x509.Certificate) (bool, error) {
 	if !haveCA {
 		return false, nil
 	}
-	_, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	inter := x509.NewCertPool()
+	for _, c := range issuers {
+		inter.AddCert(c)
+	}
+	_, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	return err == nil, nil
 }
 

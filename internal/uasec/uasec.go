@@ -147,6 +147,20 @@ func LoadKeyPair(certFile, keyFile string) (certDER []byte, key *rsa.PrivateKey,
 	return certDER, key, nil
 }
 
+// ServerCertificate returns the server's own certificate (DER) from the
+// certificate an endpoint description offers, which OPC UA allows to be
+// the server's certificate followed by its issuers' (a chain).
+func ServerCertificate(endpointCert []byte) ([]byte, error) {
+	if len(endpointCert) == 0 {
+		return nil, errors.New("the server offers no certificate")
+	}
+	certs, err := x509.ParseCertificates(endpointCert)
+	if err != nil || len(certs) == 0 {
+		return nil, fmt.Errorf("the server's certificate cannot be read: %v", err)
+	}
+	return certs[0].Raw, nil
+}
+
 // pemBlocks returns the PEM blocks of b (none if b is not PEM).
 func pemBlocks(b []byte) []*pem.Block {
 	var out []*pem.Block

@@ -189,6 +189,12 @@ func (p *Printer) Connect(ctx context.Context) error {
 	return nil
 }
 
+// PublishingInterval is the publishing interval the printer's OPC UA
+// server granted for the print-record subscription (it may be longer than
+// the profile asked: records then arrive at the server's pace); 0 before
+// Connect. An optional ability: cmd/ checks the line's deadline margin.
+func (p *Printer) PublishingInterval() time.Duration { return p.stream.PublishingInterval() }
+
 // Events delivers printed confirmations, gaps and link changes in order;
 // closed after Close.
 func (p *Printer) Events() <-chan printer.Event { return p.events }

@@ -11,9 +11,15 @@ import (
 
 	"github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/ua"
+
+	"github.com/tracline/tracline/internal/uasec"
 )
 
 // dial connects a fresh client (no auto-reconnect: the loop owns that).
+// With Basic256Sha256 it first checks the certificate the server offers
+// against the trust settings; gopcua then encrypts the OpenSecureChannel
+// request with exactly that certificate's key, so a server without the
+// matching private key cannot complete the handshake.
 func (s *Stream) dial(ctx context.Context) (*opcua.Client, error) {
 	opts := []opcua.Option{
 		opcua.AutoReconnect(false),
@@ -22,11 +28,14 @@ func (s *Stream) dial(ctx context.Context) (*opcua.Client, error) {
 		opcua.SessionTimeout(30 * time.Second),
 	}
 	sec := s.cfg.Security
-	if sec.Policy == "" || sec.Policy == "None" {
+	if !sec.secure() {
 		opts = append(opts, opcua.SecurityMode(ua.MessageSecurityModeNone), opcua.SecurityPolicy(ua.SecurityPolicyURINone), opcua.AuthAnonymous())
 	} else {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		dctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-		eps, err := opcua.GetEndpoints(dctx, s.cfg.Endpoint)
+		eps, err := opcua.GetEndpoints(dctx, s.cfg.Endpoint, opcua.DialTimeout(s.cfg.RequestTimeout), opcua.RequestTimeout(s.cfg.RequestTimeout))
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("get endpoints: %w", err)
@@ -36,16 +45,31 @@ func (s *Stream) dial(ctx context.Context) (*opcua.Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("no endpoint with %s/%s: %w", sec.Policy, sec.Mode, err)
 		}
-		ep.EndpointURL = s.cfg.Endpoint // the server may advertise a name we cannot reach
+		if ep.SecurityPolicyURI != ua.SecurityPolicyURIPrefix+sec.Policy || ep.SecurityMode != mode {
+			return nil, fmt.Errorf("no endpoint with %s/%s (the server offered %s/%s)", sec.Policy, sec.Mode, ep.SecurityPolicyURI, ep.SecurityMode)
+		}
+		cert, err := uasec.ServerCertificate(ep.ServerCertificate)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s endpoint: %w", sec.Policy, sec.Mode, err)
+		}
+		if err := s.cfg.Trust.Check(s.cfg.Endpoint, ep.ServerCertificate); err != nil {
+			return nil, err
+		}
+		use := *ep
+		use.EndpointURL = s.cfg.Endpoint // the server may advertise a name we cannot reach
+		use.ServerCertificate = cert     // the checked certificate, without its issuers
 		opts = append(opts,
-			opcua.CertificateFile(sec.CertFile),
-			opcua.PrivateKeyFile(sec.KeyFile),
-			opcua.SecurityFromEndpoint(ep, ua.UserTokenTypeAnonymous),
+			opcua.Certificate(s.cert),
+			opcua.PrivateKey(s.key),
+			opcua.SecurityFromEndpoint(&use, ua.UserTokenTypeAnonymous),
 			opcua.AuthAnonymous(),
 		)
 	}
 	c, err := opcua.NewClient(s.cfg.Endpoint, opts...)
 	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*s.cfg.RequestTimeout)
@@ -57,9 +81,9 @@ func (s *Stream) dial(ctx context.Context) (*opcua.Client, error) {
 	return c, nil
 }
 
-// loop owns the connection: serve it until it fails, then reconnect with
-// backoff, until ctx ends.
-func (s *Stream) loop(ctx context.Context, c *opcua.Client) {
+// loop owns the connection: watch it until it fails, then reconnect with
+// backoff, until ctx ends. c and sess are the connection Connect opened.
+func (s *Stream) loop(ctx context.Context, c *opcua.Client, sess *session) {
 	defer func() {
 		close(s.events)
 		s.mu.Lock()
@@ -67,17 +91,17 @@ func (s *Stream) loop(ctx context.Context, c *opcua.Client) {
 		s.mu.Unlock()
 	}()
 	backoff := 50 * time.Millisecond
-	first := true
+	var lastWarn string // the last reconnect failure logged as a warning
 	for {
 		if c != nil {
-			err := s.serve(ctx, c, first)
-			first = false
+			err := s.watch(ctx, c, sess)
 			s.mu.Lock()
 			s.client = nil
 			s.mu.Unlock()
 			closeCtx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 			c.Close(closeCtx)
 			cancel()
+			c, sess = nil, nil
 			if ctx.Err() != nil {
 				return
 			}
@@ -86,6 +110,7 @@ func (s *Stream) loop(ctx context.Context, c *opcua.Client) {
 				return
 			}
 			backoff = 50 * time.Millisecond
+			lastWarn = ""
 		}
 		t := time.NewTimer(backoff)
 		select {
@@ -96,21 +121,41 @@ func (s *Stream) loop(ctx context.Context, c *opcua.Client) {
 		}
 		backoff = min(2*backoff, s.cfg.ReconnectMax)
 		var err error
-		c, err = s.dial(ctx)
+		if c, err = s.dial(ctx); err == nil {
+			if sess, err = s.open(ctx, c, false); err != nil {
+				closeCtx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				c.Close(closeCtx)
+				cancel()
+				c = nil
+			}
+		}
 		if err != nil {
-			s.log.Debug("opc ua reconnect failed", "device", s.name, "err", err)
 			c = nil
+			// A refused server certificate does not mend by retrying: say so
+			// (once per reason), the engineer has to act.
+			if errors.Is(err, uasec.ErrUntrusted) && err.Error() != lastWarn {
+				lastWarn = err.Error()
+				s.log.Warn("opc ua reconnect refused", "device", s.name, "err", err)
+			} else {
+				s.log.Debug("opc ua reconnect failed", "device", s.name, "err", err)
+			}
 		}
 	}
 }
 
-// serve subscribes on c and delivers records until the link or the
-// subscription fails (returned) or ctx ends.
-func (s *Stream) serve(ctx context.Context, c *opcua.Client, first bool) error {
-	// Baseline: where the device's counter stands now.
+// session is one connection's subscription.
+type session struct {
+	notes    chan *opcua.PublishNotificationData
+	watchdog time.Duration // probe period, fitted to the granted intervals
+}
+
+// open takes the device's count (a reset if it went back), subscribes to
+// the record node on c, notes the intervals the server granted, says the
+// link is up (unless first) and catches up on what happened meanwhile.
+func (s *Stream) open(ctx context.Context, c *opcua.Client, first bool) (*session, error) {
 	count, err := s.readCount(ctx, c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.mu.Lock()
 	if !s.baseline {
@@ -120,46 +165,89 @@ func (s *Stream) serve(ctx context.Context, c *opcua.Client, first bool) error {
 	last := s.lastSeq
 	s.client = c
 	s.mu.Unlock()
+	ok := false
+	defer func() {
+		if !ok {
+			s.mu.Lock()
+			s.client = nil
+			s.mu.Unlock()
+		}
+	}()
 	if count < last {
 		if !s.emit(ctx, Event{Kind: KindReset, At: time.Now(), From: last, To: count}) {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		s.setLast(count)
 	}
 
 	notes := make(chan *opcua.PublishNotificationData, 256)
-	sctx, cancel := s.reqCtx(ctx)
-	sub, err := c.Subscribe(sctx, &opcua.SubscriptionParameters{
-		Interval:          s.cfg.PublishingInterval,
-		MaxKeepAliveCount: 10,
-		LifetimeCount:     100,
-	}, notes)
-	cancel()
+	asked := s.cfg.PublishingInterval
+	sub, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*opcua.Subscription, error) {
+		return c.Subscribe(rctx, &opcua.SubscriptionParameters{Interval: asked, MaxKeepAliveCount: 10, LifetimeCount: 100}, notes)
+	})
 	if err != nil {
-		return fmt.Errorf("subscribe: %w", err)
+		return nil, fmt.Errorf("subscribe: %w", err)
 	}
 	nid, _ := ua.ParseNodeID(s.cfg.RecordNode)
-	mctx, cancel := s.reqCtx(ctx)
-	res, err := sub.Monitor(mctx, ua.TimestampsToReturnNeither, opcua.NewMonitoredItemCreateRequestWithDefaults(nid, ua.AttributeIDValue, 1))
-	cancel()
+	res, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*ua.CreateMonitoredItemsResponse, error) {
+		return sub.Monitor(rctx, ua.TimestampsToReturnNeither, opcua.NewMonitoredItemCreateRequestWithDefaults(nid, ua.AttributeIDValue, 1))
+	})
 	if err != nil {
-		return fmt.Errorf("monitor %s: %w", s.cfg.RecordNode, err)
+		return nil, fmt.Errorf("monitor %s: %w", s.cfg.RecordNode, err)
 	}
-	if len(res.Results) != 1 || res.Results[0].StatusCode != ua.StatusOK {
-		return fmt.Errorf("monitor %s: refused", s.cfg.RecordNode)
+	if len(res.Results) != 1 || res.Results[0] == nil || res.Results[0].StatusCode != ua.StatusOK {
+		return nil, fmt.Errorf("monitor %s: refused", s.cfg.RecordNode)
 	}
+	sess := &session{notes: notes, watchdog: s.fitIntervals(sub.RevisedPublishingInterval, res.Results[0].RevisedSamplingInterval)}
 	if !first {
 		s.log.Info("opc ua link up", "device", s.name)
 		if !s.emit(ctx, Event{Kind: KindUp, At: time.Now()}) {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	// Catch up on what happened while we were away.
 	if err := s.catchUp(ctx, c, count); err != nil {
-		return err
+		return nil, err
 	}
+	ok = true
+	return sess, nil
+}
 
-	wd := time.NewTicker(s.cfg.Watchdog)
+// fitIntervals records the publishing interval the server granted, warns
+// when it (or the sampling interval) is not what was asked, and returns
+// the watchdog period: the configured one, but never so short that a
+// record could still be on its way by subscription when the probe reads
+// the counter (four times the granted publishing plus sampling interval).
+func (s *Stream) fitIntervals(granted time.Duration, samplingMS float64) time.Duration {
+	asked := s.cfg.PublishingInterval
+	if granted <= 0 {
+		granted = asked // the server revised nothing
+	}
+	sampling := time.Duration(samplingMS * float64(time.Millisecond))
+	s.mu.Lock()
+	prev := s.granted
+	s.granted = granted
+	s.mu.Unlock()
+	if granted != asked && granted != prev {
+		s.log.Warn("opc ua server granted another publishing interval than asked: records arrive at its pace",
+			"device", s.name, "asked", asked, "granted", granted)
+	}
+	if sampling > asked && granted != prev {
+		s.log.Warn("opc ua server samples the record node slower than the publishing interval asked",
+			"device", s.name, "asked", asked, "granted_sampling", sampling)
+	}
+	wd := max(s.cfg.Watchdog, 4*(granted+max(sampling, 0)))
+	if wd != s.cfg.Watchdog && granted != prev {
+		s.log.Info("opc ua watchdog period lengthened to fit the granted intervals", "device", s.name, "watchdog", wd)
+	}
+	return wd
+}
+
+// watch delivers records from the subscription until the link or the
+// subscription fails (returned) or ctx ends.
+func (s *Stream) watch(ctx context.Context, c *opcua.Client, sess *session) error {
+	notes := sess.notes
+	wd := time.NewTicker(sess.watchdog)
 	defer wd.Stop()
 	var (
 		noteSince bool // a notification arrived since the last probe
@@ -365,9 +453,7 @@ func (s *Stream) readMany(ctx context.Context, c *opcua.Client, nodes []string) 
 		}
 		req.NodesToRead = append(req.NodesToRead, &ua.ReadValueID{NodeID: nid, AttributeID: ua.AttributeIDValue})
 	}
-	rctx, cancel := s.reqCtx(ctx)
-	defer cancel()
-	resp, err := c.Read(rctx, req)
+	resp, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*ua.ReadResponse, error) { return c.Read(rctx, req) })
 	if err != nil {
 		return nil, fmt.Errorf("read fields: %w", err)
 	}
@@ -480,9 +566,9 @@ const maxFetch = 256
 func (s *Stream) fetchOne(ctx context.Context, c *opcua.Client, seq uint64) (string, error) {
 	oid, _ := ua.ParseNodeID(s.cfg.FetchObject)
 	mid, _ := ua.ParseNodeID(s.cfg.FetchMethod)
-	rctx, cancel := s.reqCtx(ctx)
-	defer cancel()
-	res, err := c.Call(rctx, &ua.CallMethodRequest{ObjectID: oid, MethodID: mid, InputArguments: []*ua.Variant{ua.MustVariant(uint32(seq))}})
+	res, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*ua.CallMethodResult, error) {
+		return c.Call(rctx, &ua.CallMethodRequest{ObjectID: oid, MethodID: mid, InputArguments: []*ua.Variant{ua.MustVariant(uint32(seq))}})
+	})
 	if err != nil {
 		return "", fmt.Errorf("fetch record %d: %w", seq, err)
 	}

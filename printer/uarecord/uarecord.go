@@ -23,6 +23,7 @@ package uarecord
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,8 @@ import (
 
 	"github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/ua"
+
+	"github.com/tracline/tracline/internal/uasec"
 )
 
 // Security selects the OPC UA secure channel.
@@ -40,11 +43,15 @@ type Security struct {
 	Policy string `yaml:"policy"`
 	// Mode: "None" (default with policy None), "Sign" or "SignAndEncrypt".
 	Mode string `yaml:"mode"`
-	// CertFile and KeyFile: the client's certificate (DER or PEM) and RSA key
-	// (PEM), required for Basic256Sha256.
+	// CertFile and KeyFile: the client's application instance certificate
+	// and its RSA private key, required for Basic256Sha256. PEM or DER, any
+	// file extension; the key PKCS#1 or PKCS#8 (openssl's default), not
+	// encrypted. The certificate must carry the client's application URI.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 }
+
+func (s Security) secure() bool { return s.Policy != "" && s.Policy != "None" }
 
 // Validate reports what is wrong; prefix names the config path.
 func (s Security) Validate(prefix string) error {
@@ -74,6 +81,10 @@ type Config struct {
 	// Endpoint is the server's opc.tcp URL.
 	Endpoint string   `yaml:"endpoint"`
 	Security Security `yaml:"security"`
+	// Trust says which server certificates are accepted under
+	// Basic256Sha256 (trusted certificate files or folders, and/or
+	// pinning on first use); required with that policy.
+	Trust uasec.TrustConfig `yaml:"trust"`
 	// RecordNode holds the last record (node id text, e.g. "ns=1;s=Camera.LastResult").
 	RecordNode string `yaml:"record_node"`
 	// CountNode holds the sequence number of the last record; the watchdog
@@ -101,8 +112,11 @@ type Config struct {
 	// SeqKey is the record key of the counter in field mode (default "seq").
 	SeqKey string `yaml:"seq_key"`
 	// PublishingInterval requested for the subscription (default 10ms).
+	// The server may grant a longer one (node-opcua: 50ms at least): the
+	// stream then warns, and PublishingInterval() reports what was granted.
 	PublishingInterval time.Duration `yaml:"publishing_interval"`
-	// Watchdog is the probe period (default 1s).
+	// Watchdog is the probe period (default 1s; never shorter than four
+	// times the granted publishing plus sampling interval).
 	Watchdog time.Duration `yaml:"watchdog"`
 	// RequestTimeout bounds every request (default 2s).
 	RequestTimeout time.Duration `yaml:"request_timeout"`
@@ -120,6 +134,7 @@ func (c Config) Validate(prefix string) error {
 		errs = append(errs, fmt.Errorf("%s.endpoint: %q does not start with opc.tcp://", prefix, c.Endpoint))
 	}
 	errs = append(errs, c.Security.Validate(prefix+".security"))
+	errs = append(errs, c.Trust.Validate(prefix, c.Security.Policy))
 	errs = append(errs, CheckNode(prefix+".record_node", c.RecordNode, true))
 	errs = append(errs, CheckNode(prefix+".count_node", c.CountNode, false))
 	errs = append(errs, CheckNode(prefix+".ring_node", c.RingNode, false))
@@ -262,7 +277,13 @@ type Stream struct {
 	log    *slog.Logger
 	events chan Event
 
+	// The client's certificate (DER) and key, loaded by New (Basic256Sha256).
+	cert []byte
+	key  *rsa.PrivateKey
+
+	connMu   sync.Mutex // Connect and Close, one at a time
 	mu       sync.Mutex
+	granted  time.Duration // publishing interval the server granted (0 before the first subscription)
 	client   *opcua.Client
 	lastSeq  uint64
 	baseline bool
@@ -284,7 +305,23 @@ func New(cfg Config, name string, decode Decoder, log *slog.Logger) (*Stream, er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Stream{cfg: cfg, name: name, decode: decode, log: log, events: make(chan Event, 1024), seqCond: make(chan struct{})}, nil
+	s := &Stream{cfg: cfg, name: name, decode: decode, log: log, events: make(chan Event, 1024), seqCond: make(chan struct{})}
+	if cfg.Security.secure() {
+		var err error
+		if s.cert, s.key, err = uasec.LoadKeyPair(cfg.Security.CertFile, cfg.Security.KeyFile); err != nil {
+			return nil, fmt.Errorf("%s.security: %w", name, err)
+		}
+	}
+	return s, nil
+}
+
+// PublishingInterval is the publishing interval the server granted for the
+// current (or last) subscription; 0 before the first one. Connect returns
+// only after the first subscription is made.
+func (s *Stream) PublishingInterval() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.granted
 }
 
 // Events delivers records, gaps and link changes in order. It is closed
@@ -292,11 +329,19 @@ func New(cfg Config, name string, decode Decoder, log *slog.Logger) (*Stream, er
 // stream back (nothing is dropped; the device's ring covers the delay).
 func (s *Stream) Events() <-chan Event { return s.events }
 
-// Connect makes the first connection (bounded by ctx) and starts the
-// background loop that keeps the stream alive until Close. Records published
-// before Connect are not delivered: the stream starts at the device's
-// current count.
+// Connect makes the first connection and subscription (bounded by ctx)
+// and starts the background loop that keeps the stream alive until Close.
+// Records published before Connect are not delivered: the stream starts at
+// the device's current count.
 func (s *Stream) Connect(ctx context.Context) error {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	s.mu.Lock()
+	if s.closed || s.done != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("%s: %w", s.name, ErrClosed)
+	}
+	s.mu.Unlock()
 	c, err := s.dial(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: connect %s: %w", s.name, s.cfg.Endpoint, err)
@@ -307,24 +352,31 @@ func (s *Stream) Connect(ctx context.Context) error {
 		return fmt.Errorf("%s: connect %s: %w", s.name, s.cfg.Endpoint, err)
 	}
 	s.mu.Lock()
-	if s.closed || s.done != nil {
-		s.mu.Unlock()
-		c.Close(context.Background())
-		return fmt.Errorf("%s: %w", s.name, ErrClosed)
-	}
 	s.baseline = true
 	s.lastSeq = count
-	s.client = c
+	s.mu.Unlock()
+	sess, err := s.open(ctx, c, true)
+	if err != nil {
+		c.Close(context.Background())
+		s.mu.Lock()
+		s.baseline = false
+		s.mu.Unlock()
+		return fmt.Errorf("%s: connect %s: %w", s.name, s.cfg.Endpoint, err)
+	}
+	s.mu.Lock()
 	lctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.done = make(chan struct{})
 	s.mu.Unlock()
-	go s.loop(lctx, c)
+	go s.loop(lctx, c, sess)
 	return nil
 }
 
-// Close stops the stream and closes Events. Safe before Connect and twice.
+// Close stops the stream and closes Events. Safe before Connect and twice;
+// during Connect it waits for Connect to return.
 func (s *Stream) Close() error {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -380,8 +432,36 @@ func (s *Stream) current() (*opcua.Client, error) {
 	return s.client, nil
 }
 
-func (s *Stream) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.cfg.RequestTimeout)
+// send runs one OPC UA request and never hands gopcua an expired context.
+// gopcua v0.8.0 numbers a message before it looks at the context: a
+// message numbered and then not sent makes strict servers (node-opcua) drop
+// the connection, and the next request fails with EOF. So ctx is checked
+// first, and the request runs under a context that only RequestTimeout
+// ends, long enough never to expire between numbering and sending. If the
+// caller's ctx ends meanwhile, send returns at once and leaves the request
+// to finish (or time out) on its own: its outcome is then unknown.
+func send[T any](ctx context.Context, timeout time.Duration, req func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, fmt.Errorf("not sent: %w", err)
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		v, err := req(rctx)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		return zero, fmt.Errorf("sent, answer not awaited: %w", ctx.Err())
+	}
 }
 
 // Read reads a node's value (decoded Go value).
@@ -398,9 +478,9 @@ func (s *Stream) readWith(ctx context.Context, c *opcua.Client, node string) (an
 	if err != nil {
 		return nil, fmt.Errorf("%s: read %s: %w", s.name, node, err)
 	}
-	rctx, cancel := s.reqCtx(ctx)
-	defer cancel()
-	resp, err := c.Read(rctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: nid, AttributeID: ua.AttributeIDValue}}})
+	resp, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*ua.ReadResponse, error) {
+		return c.Read(rctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: nid, AttributeID: ua.AttributeIDValue}}})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: read %s: %w", s.name, node, err)
 	}
@@ -433,13 +513,13 @@ func (s *Stream) Write(ctx context.Context, node string, v any) error {
 	if err != nil {
 		return fmt.Errorf("%s: write %s: value %T: %w", s.name, node, v, err)
 	}
-	rctx, cancel := s.reqCtx(ctx)
-	defer cancel()
-	resp, err := c.Write(rctx, &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{{
-		NodeID:      nid,
-		AttributeID: ua.AttributeIDValue,
-		Value:       &ua.DataValue{EncodingMask: ua.DataValueValue, Value: vr},
-	}}})
+	resp, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*ua.WriteResponse, error) {
+		return c.Write(rctx, &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{{
+			NodeID:      nid,
+			AttributeID: ua.AttributeIDValue,
+			Value:       &ua.DataValue{EncodingMask: ua.DataValueValue, Value: vr},
+		}}})
+	})
 	if err != nil {
 		return fmt.Errorf("%s: write %s: %w", s.name, node, err)
 	}
@@ -472,9 +552,9 @@ func (s *Stream) Call(ctx context.Context, object, method string, args ...any) (
 			return nil, fmt.Errorf("%s: call %s: argument %d (%T): %w", s.name, method, i, a, err)
 		}
 	}
-	rctx, cancel := s.reqCtx(ctx)
-	defer cancel()
-	res, err := c.Call(rctx, &ua.CallMethodRequest{ObjectID: oid, MethodID: mid, InputArguments: in})
+	res, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*ua.CallMethodResult, error) {
+		return c.Call(rctx, &ua.CallMethodRequest{ObjectID: oid, MethodID: mid, InputArguments: in})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: call %s: %w", s.name, method, err)
 	}

@@ -2,14 +2,6 @@ package uarecord
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,14 +9,16 @@ import (
 	"time"
 
 	"github.com/tracline/tracline/cmd/linesim/uasim"
+	"github.com/tracline/tracline/internal/uasec"
+	"github.com/tracline/tracline/internal/uasec/uasectest"
 )
 
 func decodeSeq(raw string) (uint64, error) { return strconv.ParseUint(raw, 10, 64) }
 
 // TestSecureNeverFallsBackToNone: asked for Basic256Sha256, the client
 // refuses a server that offers only SecurityPolicy None instead of silently
-// connecting without security. (A working Basic256Sha256 handshake could not
-// be tested here: see docs/devices-printer-camera.md §8.)
+// connecting without security. (The working Basic256Sha256 handshakes are
+// tested against node-opcua in security_test.go.)
 func TestSecureNeverFallsBackToNone(t *testing.T) {
 	srv, err := uasim.New(uasim.Config{NamespaceURI: "urn:test"}, nil)
 	if err != nil {
@@ -39,11 +33,12 @@ func TestSecureNeverFallsBackToNone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	cert, key := selfSigned(t)
+	kp := uasectest.New(t, "client")
 	for _, mode := range []string{"Sign", "SignAndEncrypt"} {
 		cfg := Config{
 			Endpoint:   srv.Endpoint(),
-			Security:   Security{Policy: "Basic256Sha256", Mode: mode, CertFile: cert, KeyFile: key},
+			Security:   Security{Policy: "Basic256Sha256", Mode: mode, CertFile: kp.CertFile, KeyFile: kp.KeyFile},
+			Trust:      uasec.TrustConfig{Pinning: uasec.PinningFirstUse, PinFile: filepath.Join(t.TempDir(), "pins")},
 			RecordNode: "ns=1;s=Rec",
 		}
 		st, err := New(cfg, "test", decodeSeq, nil)
@@ -77,39 +72,4 @@ func TestSecurityValidate(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", tc.sec, err, tc.want)
 		}
 	}
-}
-
-// selfSigned writes a client certificate (DER) and key (PEM) with an
-// application URI, made with the standard library.
-func selfSigned(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uri, _ := url.Parse("urn:tracline:test:client")
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "tracline test client"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageDataEncipherment | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		URIs:                  []*url.URL{uri},
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.der"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, der, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	kp := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
-	if err := os.WriteFile(keyFile, kp, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }
