@@ -14,12 +14,9 @@ import (
 // (those that exist), each outcome s for item 100+s with outcome out(s).
 func ring(n int, count uint32, out func(s uint32) uint32) GateSnapshot {
 	g := GateSnapshot{Count: count, Items: make([]uint32, n), Outcomes: make([]uint32, n)}
-	for s := uint32(1); s <= count && s > 0; s++ {
-		if uint64(count)-uint64(s) >= uint64(n) {
-			continue
-		}
-		slot := (s - 1) % uint32(n)
-		g.Items[slot], g.Outcomes[slot] = 100+s, out(s)
+	for s := uint64(count); s >= 1 && uint64(count)-s < uint64(n); s-- {
+		slot := (s - 1) % uint64(n)
+		g.Items[slot], g.Outcomes[slot] = 100+uint32(s), out(uint32(s))
 	}
 	return g
 }
