@@ -172,7 +172,14 @@ func (m *Machine) expectGate(v Verdict) {
 	if !m.cfg.GateConfirm {
 		return
 	}
-	m.addGateWait(v.Item, &gateWait{code: v.Code, pass: v.Pass, deadline: v.Deadline})
+	code := v.Code
+	if v.Journal == JournalUnitOnly {
+		// The code read or printed is not this unit's to settle (a reprint
+		// of another unit's code, a foreign code): its outcome says
+		// nothing about that code.
+		code = ""
+	}
+	m.addGateWait(v.Item, &gateWait{code: code, pass: v.Pass, deadline: v.Deadline})
 }
 
 func (m *Machine) onGate(e GateOutcome, out []Action) []Action {

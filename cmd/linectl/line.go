@@ -24,6 +24,7 @@ import (
 	"github.com/tracline/tracline/cmd/linesim/sim"
 	"github.com/tracline/tracline/hmi"
 	"github.com/tracline/tracline/line"
+	"github.com/tracline/tracline/plc"
 	printeropcua "github.com/tracline/tracline/printer/opcua"
 	"github.com/tracline/tracline/printer/zpl"
 	"github.com/tracline/tracline/tracecode"
@@ -429,15 +430,30 @@ func demoLineFile(p *tracecode.Product, o *demoOpts, ep sim.Endpoints) *lineFile
 			Expiry: time.Now().AddDate(2, 0, 0).Format("2006-01-02"), Planned: o.units, Workshop: "固体制剂车间",
 			Manager: "demo"},
 		Settings: settingsFile{Gate: o.deadline, PrinterBuffer: 8, AllocChunk: 200, Challenge: demoChallenge},
-		Devices: devicesFile{PLC: sim.ModbusProfile(ep.Modbus), Printer: printeropcua.SimProfile(ep.Printer),
+		Devices: devicesFile{PLC: demoPLCProfile(ep.Modbus), Printer: printeropcua.SimProfile(ep.Printer),
 			Camera: cameraopcua.SimProfile(ep.Camera, devsim.CameraObject)}}
 	for _, a := range ep.AggCameras {
 		f.Devices.AggCameras = append(f.Devices.AggCameras, cameraopcua.SimProfile(a, devsim.AggCameraObject))
 	}
 	if ep.LabelPrinter != "" && p.TopLevel() >= 2 {
 		f.Devices.LabelPrinter = &zpl.Config{Address: ep.LabelPrinter, Symbology: labelSymbology(p.Rule(2))}
+		for i, a := range ep.LabelScanners {
+			if a != "" && i < len(ep.AggCameras) {
+				f.Devices.LabelScanners = append(f.Devices.LabelScanners, cameraopcua.SimProfile(a, devsim.LabelScannerObject(i+2)))
+			}
+		}
 	}
 	return f
+}
+
+// demoPLCProfile is the simulated PLC over Modbus with the reject gate's
+// confirmation ring and the controller's heartbeat mapped.
+func demoPLCProfile(addr string) plc.Config {
+	c := sim.ModbusProfile(addr)
+	c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: sim.IRGateCount, Type: plc.TypeGateRing,
+		Length: sim.GateRingSize, WordOrder: plc.WordHighFirst}
+	c.Signals[plc.SigControllerAlive] = plc.Signal{Table: plc.TableHolding, Address: sim.HRControllerAlive, Type: plc.TypeU16}
+	return c
 }
 
 // labelSymbology is the ZPL symbology for a parent level's filed carrier.

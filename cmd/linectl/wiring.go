@@ -67,6 +67,13 @@ type settingsFile struct {
 	AllocChunk    int           `yaml:"alloc_chunk"`    // codes allocated at a time (default 200)
 	Challenge     []string      `yaml:"challenge"`      // expected outcomes of the test units, in order
 	MinGrade      string        `yaml:"min_grade"`      // default: the level-1 rule's
+	// GateTimeout: how long after a unit reached the gate its outcome
+	// (plc.signals.gate_outcome) may take before its code is taken back
+	// (default 2s).
+	GateTimeout time.Duration `yaml:"gate_timeout"`
+	// LabelMismatchHold: groups in a row carrying a label not theirs that
+	// hold the line (default 2).
+	LabelMismatchHold int `yaml:"label_mismatch_hold"`
 }
 
 type devicesFile struct {
@@ -75,6 +82,9 @@ type devicesFile struct {
 	Camera       cameraopcua.Config   `yaml:"camera"`
 	AggCameras   []cameraopcua.Config `yaml:"aggregation_cameras"` // [0] reads level-2 groups, [1] level 3, …
 	LabelPrinter *zpl.Config          `yaml:"label_printer"`
+	// LabelScanners read each labelled group after the labeller (its label
+	// and its children's codes): [0] level 2, [1] level 3, …
+	LabelScanners []cameraopcua.Config `yaml:"label_scanners"`
 }
 
 // loadLineFile reads and validates a controller config file.
@@ -143,6 +153,14 @@ func (f *lineFile) validate() error {
 			errs = append(errs, err)
 		}
 	}
+	for i, c := range f.Devices.LabelScanners {
+		if err := c.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("label_scanners[%d]: %w", i, err))
+		}
+	}
+	if len(f.Devices.LabelScanners) > 0 && f.Devices.LabelPrinter == nil {
+		errs = append(errs, errors.New("label_scanners: a label scanner verifies printed labels, but no label_printer is configured"))
+	}
 	if _, err := f.machineConfig(nil); err != nil {
 		errs = append(errs, err)
 	}
@@ -163,7 +181,14 @@ func (f *lineFile) machineConfig(p *tracecode.Product) (line.Config, error) {
 		return line.Config{}, fmt.Errorf("settings.margin: %s leaves nothing of gate %s", s.Margin, s.Gate)
 	}
 	cfg := line.Config{Deadline: s.Gate - s.Margin, PrinterBuffer: s.PrinterBuffer, AllocChunk: s.AllocChunk,
-		Planned: uint64(f.Batch.Planned), Ratios: map[tracecode.Level]int{}}
+		Planned: uint64(f.Batch.Planned), Ratios: map[tracecode.Level]int{},
+		GateConfirm: f.gateConfirm(), GateTimeout: s.GateTimeout, LabelMismatchHold: s.LabelMismatchHold}
+	if s.GateTimeout < 0 {
+		return cfg, fmt.Errorf("settings.gate_timeout: %s is negative", s.GateTimeout)
+	}
+	if s.LabelMismatchHold < 0 {
+		return cfg, fmt.Errorf("settings.label_mismatch_hold: %d is negative", s.LabelMismatchHold)
+	}
 	if cfg.PrinterBuffer == 0 {
 		cfg.PrinterBuffer = 8
 	}
@@ -192,11 +217,24 @@ func (f *lineFile) machineConfig(p *tracecode.Product) (line.Config, error) {
 		for l := tracecode.Level(2); l <= f.levels(p); l++ {
 			cfg.Ratios[l] = p.Ratio(l)
 		}
+		for i := range f.Devices.LabelScanners {
+			l := tracecode.Level(i + 2)
+			if cfg.LabelCheck == nil {
+				cfg.LabelCheck = map[tracecode.Level]bool{}
+			}
+			cfg.LabelCheck[l] = true
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("settings: %w", err)
 	}
 	return cfg, nil
+}
+
+// gateConfirm reports whether the PLC confirms each unit's gate outcome.
+func (f *lineFile) gateConfirm() bool {
+	_, ok := f.Devices.PLC.Signals[plc.SigGateOutcome]
+	return ok
 }
 
 func (f *lineFile) levels(p *tracecode.Product) tracecode.Level {
@@ -228,8 +266,10 @@ func (f *lineFile) batchSpec(p *tracecode.Product) aggregation.BatchSpec {
 		if l > 1 {
 			ls.Ratio = p.Ratio(l)
 		}
+		ls.LabelCheck = l > 1 && int(l)-2 < len(f.Devices.LabelScanners)
 		spec.Levels = append(spec.Levels, ls)
 	}
+	spec.GateConfirm = f.gateConfirm()
 	return spec
 }
 
@@ -241,12 +281,13 @@ type controller struct {
 	log     *slog.Logger
 	runner  *line.Runner
 
-	plc     interface{ plc.PLC }
-	coder   *printeropcua.Printer
-	cam     *cameraopcua.Camera
-	aggCams []*cameraopcua.Camera
-	labels  *zpl.Printer
-	closers []func() error
+	plc      interface{ plc.PLC }
+	coder    *printeropcua.Printer
+	cam      *cameraopcua.Camera
+	aggCams  []*cameraopcua.Camera
+	scanners []*cameraopcua.Camera
+	labels   *zpl.Printer
+	closers  []func() error
 }
 
 // newController connects to every device and opens (or creates) the batch.
@@ -363,6 +404,17 @@ func (c *controller) connect(ctx context.Context) error {
 		}
 		c.aggCams = append(c.aggCams, cam)
 	}
+	for i, sc := range d.LabelScanners {
+		cam, err := cameraopcua.New(sc, c.log)
+		if err != nil {
+			return err
+		}
+		c.closers = append(c.closers, cam.Close)
+		if err := retryConnect(ctx, c.log, fmt.Sprintf("label scanner L%d", i+2), cam.Connect); err != nil {
+			return err
+		}
+		c.scanners = append(c.scanners, cam)
+	}
 	if d.LabelPrinter != nil {
 		if c.labels, err = zpl.New(*d.LabelPrinter, c.log); err != nil {
 			return err
@@ -388,6 +440,10 @@ func (c *controller) Run(ctx context.Context) error {
 	for i, ac := range c.aggCams {
 		name := fmt.Sprintf("aggregation-camera-L%d", i+2)
 		pump(func() { pumpCamera(ctx, name, ac.Events(), c.runner.Post) })
+	}
+	for i, sc := range c.scanners {
+		level := tracecode.Level(i + 2)
+		pump(func() { pumpLabelScanner(ctx, level, sc.Events(), c.runner.Post) })
 	}
 	err := c.runner.Run(ctx)
 	wg.Wait()
@@ -442,6 +498,41 @@ func pumpPLC(ctx context.Context, evs <-chan plc.Event, post func(line.Event)) {
 		case plc.EventLinkUp:
 			post(line.DeviceOK{Stamp: stamp(e.At), Device: "plc"})
 		case plc.EventRunning:
+		case plc.EventGate:
+			post(line.GateOutcome{Stamp: stamp(e.At), Item: e.Item, Outcome: line.Gate(e.Outcome)})
+		case plc.EventGateGap:
+			post(line.GateLost{Stamp: stamp(e.At), N: uint64(e.To-e.From) + 1})
+		case plc.EventGateReset:
+			// The PLC's ring restarted: units waiting for an outcome get
+			// none and are resolved as unknown (by a later outcome or the
+			// gate timeout).
+		case plc.EventGateError:
+			// Nonsense from the PLC: hold until the operator acknowledges.
+			post(line.DeviceFault{Stamp: stamp(e.At), Device: "gate", Err: "gate outcome: " + errString(e.Err, "nonsense in the gate ring")})
+		}
+	})
+}
+
+// pumpLabelScanner turns a label scanner's results into LabelScan events.
+func pumpLabelScanner(ctx context.Context, level tracecode.Level, evs <-chan camera.Event, post func(line.Event)) {
+	name := fmt.Sprintf("label-scanner-%s", level)
+	pump(ctx, evs, func(e camera.Event) {
+		switch e.Kind {
+		case camera.EventResult:
+			reads := make([]line.Read, 0, len(e.Result.Codes))
+			for _, raw := range e.Result.Codes {
+				reads = append(reads, parseRead(raw))
+			}
+			post(line.LabelScan{Stamp: stamp(e.At), Level: level, Reads: reads, Pass: e.Result.Pass})
+		case camera.EventGap:
+			// Groups passed unscanned: their parents stay unverified and
+			// are taken out at batch end, or by the next group's check.
+		case camera.EventDown:
+			post(line.DeviceFault{Stamp: stamp(e.At), Device: name, Err: errString(e.Err, "link down")})
+		case camera.EventUp:
+			post(line.DeviceOK{Stamp: stamp(e.At), Device: name})
+		case camera.EventReset:
+			post(line.DeviceFault{Stamp: stamp(e.At), Device: name, Err: "result counter went backwards (scanner restarted)"})
 		}
 	})
 }
@@ -543,6 +634,14 @@ func (a plcSignals) ShowState(ctx context.Context, st line.State, faults int) er
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Alive writes the controller's heartbeat (plc.signals.controller_alive).
+func (a plcSignals) Alive(ctx context.Context, n uint16) error {
+	if err := a.p.Set(ctx, plc.OutControllerAlive, int(n)); err != nil && !errors.Is(err, plc.ErrNoSignal) {
+		return err
+	}
+	return nil
 }
 
 // coderAdapter adapts a coding printer to the line's CodePrinter.
