@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tracline/tracline/internal/uasec"
 )
 
 // Signal names: the keys of Config.Signals.
@@ -114,10 +116,14 @@ type OPCUAConfig struct {
 	SecurityPolicy string `yaml:"security_policy" json:"security_policy"`
 	// SecurityMode: None (default with policy None), Sign or SignAndEncrypt.
 	SecurityMode string `yaml:"security_mode" json:"security_mode"`
-	// Certificate and PrivateKey: PEM or DER files of the client's
-	// application instance certificate; required unless policy is None.
+	// Certificate and PrivateKey: the client's application instance
+	// certificate and its RSA key, PEM or DER (any file extension), the key
+	// PKCS#1 or PKCS#8 and not encrypted; required unless policy is None.
 	Certificate string `yaml:"certificate" json:"certificate"`
 	PrivateKey  string `yaml:"private_key" json:"private_key"`
+	// Trust: which server certificates are accepted (trusted files or
+	// folders, and/or pinning on first use); required with Basic256Sha256.
+	Trust uasec.TrustConfig `yaml:"trust" json:"trust"`
 	// PublishingInterval of the input subscription (default 20ms, minimum 1ms).
 	PublishingInterval time.Duration `yaml:"publishing_interval" json:"publishing_interval"`
 	// Timeout for each request (default 2s).
@@ -265,6 +271,9 @@ func (c Config) Validate() error {
 			}
 		default:
 			bad("plc.opcua.security_policy: %q is not None or Basic256Sha256", o.SecurityPolicy)
+		}
+		if err := o.Trust.Validate("plc.opcua", o.SecurityPolicy); err != nil {
+			errs = append(errs, err)
 		}
 		if o.PublishingInterval < time.Millisecond {
 			bad("plc.opcua.publishing_interval: %s is shorter than 1ms", o.PublishingInterval)

@@ -108,7 +108,17 @@ func TestValidate(t *testing.T) {
 		{"secure ok", opcuaCfg, func(c *plc.Config) {
 			c.OPCUA.SecurityPolicy, c.OPCUA.SecurityMode = plc.SecPolicyBasic256Sha256, plc.SecModeSign
 			c.OPCUA.Certificate, c.OPCUA.PrivateKey = "cert.pem", "key.pem"
+			c.OPCUA.Trust.Trusted = []string{"server.crt"}
 		}, ""},
+		{"secure without trust", opcuaCfg, func(c *plc.Config) {
+			c.OPCUA.SecurityPolicy, c.OPCUA.SecurityMode = plc.SecPolicyBasic256Sha256, plc.SecModeSign
+			c.OPCUA.Certificate, c.OPCUA.PrivateKey = "cert.pem", "key.pem"
+		}, "plc.opcua: security_policy Basic256Sha256 needs trust.trusted certificates or trust.pinning: first-use"},
+		{"first-use pinning without a pin file", opcuaCfg, func(c *plc.Config) {
+			c.OPCUA.SecurityPolicy, c.OPCUA.SecurityMode = plc.SecPolicyBasic256Sha256, plc.SecModeSign
+			c.OPCUA.Certificate, c.OPCUA.PrivateKey = "cert.pem", "key.pem"
+			c.OPCUA.Trust.Pinning = "first-use"
+		}, "plc.opcua.trust.pin_file: must be set"},
 		{"negative catch-up", modbusCfg, func(c *plc.Config) { c.CatchUp = -1 }, "plc.catch_up"},
 
 		// gate_outcome: the PLC's ring of gate outcomes.

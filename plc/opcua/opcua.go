@@ -22,19 +22,17 @@ package opcua
 import (
 	"context"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/ua"
 
+	"github.com/tracline/tracline/internal/uasec"
 	"github.com/tracline/tracline/plc"
 	"github.com/tracline/tracline/plc/internal/link"
 )
@@ -228,20 +226,42 @@ func (d *Driver) dial(ctx context.Context) (*opcua.Client, error) {
 	if o.SecurityPolicy == plc.SecPolicyNone {
 		opts = append(opts, opcua.SecurityPolicy(ua.SecurityPolicyURINone), opcua.SecurityMode(ua.MessageSecurityModeNone), opcua.AuthAnonymous())
 	} else {
+		// The server's certificate is checked against plc.opcua.trust
+		// before any secure channel; gopcua then encrypts the
+		// OpenSecureChannel request for exactly that certificate, so a
+		// server without its private key cannot complete the handshake.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		eps, err := opcua.GetEndpoints(ctx, o.Endpoint, opcua.DialTimeout(o.Timeout), opcua.RequestTimeout(o.Timeout))
 		if err != nil {
 			return nil, fmt.Errorf("get endpoints: %w", err)
 		}
 		mode := ua.MessageSecurityModeFromString(o.SecurityMode)
 		ep, err := opcua.SelectEndpoint(eps, o.SecurityPolicy, mode)
+		if err == nil && (ep.SecurityPolicyURI != ua.FormatSecurityPolicyURI(o.SecurityPolicy) || ep.SecurityMode != mode) {
+			err = fmt.Errorf("it offered %s/%s instead", ep.SecurityPolicyURI, ep.SecurityMode)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("the server offers no %s/%s endpoint: %w", o.SecurityPolicy, o.SecurityMode, err)
 		}
+		cert, err := uasec.ServerCertificate(ep.ServerCertificate)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s endpoint: %w", o.SecurityPolicy, o.SecurityMode, err)
+		}
+		if err := o.Trust.Check(o.Endpoint, ep.ServerCertificate); err != nil {
+			return nil, err
+		}
+		use := *ep
+		use.ServerCertificate = cert // the checked certificate, without its issuers
 		opts = append(opts, opcua.PrivateKey(d.key), opcua.Certificate(d.cert),
-			opcua.SecurityFromEndpoint(ep, ua.UserTokenTypeAnonymous), opcua.AuthAnonymous())
+			opcua.SecurityFromEndpoint(&use, ua.UserTokenTypeAnonymous), opcua.AuthAnonymous())
 	}
 	c, err := opcua.NewClient(o.Endpoint, opts...)
 	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*o.Timeout)
@@ -648,41 +668,8 @@ func toU32(v any) (uint32, bool) {
 	return 0, false
 }
 
-func loadCert(file string) ([]byte, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	if blk, _ := pem.Decode(b); blk != nil {
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%s: PEM block is %q, not CERTIFICATE", file, blk.Type)
-		}
-		b = blk.Bytes
-	}
-	if _, err := x509.ParseCertificate(b); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	return b, nil
-}
+// loadCert and loadKey read the client's certificate and key with the one
+// loader of every Tracline OPC UA client (PEM or DER, PKCS#1 or PKCS#8).
+func loadCert(file string) ([]byte, error) { return uasec.LoadCertificate(file) }
 
-func loadKey(file string) (*rsa.PrivateKey, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	if blk, _ := pem.Decode(b); blk != nil {
-		b = blk.Bytes
-	}
-	if k, err := x509.ParsePKCS1PrivateKey(b); err == nil {
-		return k, nil
-	}
-	k, err := x509.ParsePKCS8PrivateKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: not an RSA private key (PKCS#1 or PKCS#8, PEM or DER): %w", file, err)
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%s: key is %T; OPC UA Basic256Sha256 needs RSA", file, k)
-	}
-	return rk, nil
-}
+func loadKey(file string) (*rsa.PrivateKey, error) { return uasec.LoadPrivateKey(file) }
