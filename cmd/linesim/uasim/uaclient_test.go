@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,6 +103,12 @@ const uaclientDir = "testdata/uaclient"
 
 // checkResult is what testdata/uaclient/check.js prints.
 type checkResult struct {
+	Servers []struct {
+		ApplicationURI  string   `json:"applicationUri"`
+		ApplicationName string   `json:"applicationName"`
+		ApplicationType int      `json:"applicationType"`
+		DiscoveryURLs   []string `json:"discoveryUrls"`
+	} `json:"servers"`
 	Endpoints []struct {
 		EndpointURL         string `json:"endpointUrl"`
 		SecurityMode        string `json:"securityMode"`
@@ -251,6 +258,11 @@ func TestNodeOPCUAClientThroughProxy(t *testing.T) {
 	}
 	if !none {
 		t.Errorf("no SecurityPolicy None endpoint: %+v", res.Endpoints)
+	}
+	// FindServers (UaExpert asks it first): this server, discovered on the proxy.
+	if len(res.Servers) != 1 || res.Servers[0].ApplicationURI != "urn:tracline:test:dev" ||
+		res.Servers[0].ApplicationType != int(ua.ApplicationTypeServer) || !slices.Equal(res.Servers[0].DiscoveryURLs, []string{d.url}) {
+		t.Errorf("FindServers = %+v, want this server with discovery URL %s", res.Servers, d.url)
 	}
 	if res.Session == nil || !res.Session.Created {
 		t.Fatalf("no session through the proxy")
@@ -417,6 +429,35 @@ func TestGopcuaStandardFlowThroughProxy(t *testing.T) {
 		t.Fatalf("connect to %s: %v", ep.EndpointURL, err)
 	}
 	defer c.Close(context.Background())
+	// FindServers and GetEndpoints filtered by transport profile, on the same channel.
+	servers, err := c.FindServers(ctx)
+	if err != nil || len(servers.Servers) != 1 || !slices.Equal(servers.Servers[0].DiscoveryURLs, []string{d.url}) ||
+		servers.Servers[0].ApplicationURI != "urn:tracline:test:dev" {
+		t.Errorf("FindServers: %v %+v", err, servers)
+	}
+	for _, tc := range []struct {
+		profiles []string
+		want     int
+	}{
+		{nil, 1},
+		{[]string{"http://opcfoundation.org/UA-Profile/Transport/uatcp-uasc-uabinary"}, 1},
+		{[]string{"http://opcfoundation.org/UA-Profile/Transport/https-uabinary"}, 0},
+	} {
+		var res *ua.GetEndpointsResponse
+		err := c.Send(ctx, &ua.GetEndpointsRequest{EndpointURL: d.url, ProfileURIs: tc.profiles}, func(r ua.Response) error {
+			var ok bool
+			if res, ok = r.(*ua.GetEndpointsResponse); !ok {
+				return fmt.Errorf("got %T", r)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("GetEndpoints for profiles %q: %v", tc.profiles, err)
+		} else if len(res.Endpoints) != tc.want {
+			t.Errorf("GetEndpoints for profiles %q: %d endpoints, want %d", tc.profiles, len(res.Endpoints), tc.want)
+		}
+	}
+
 	nid := ua.MustParseNodeID(d.srv.NodeID("Dev.Counter"))
 	rr, err := c.Read(ctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{
 		{NodeID: nid, AttributeID: ua.AttributeIDValue},

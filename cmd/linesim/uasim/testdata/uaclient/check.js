@@ -10,7 +10,7 @@
 //    "write":  [{"nodeId": "...", "dataType": "UInt32", "value": 5, "array": false}],
 //    "call":   [{"objectId": "...", "methodId": "...", "args": [{"dataType": "Int32", "value": 2}]}]}
 //
-// Output: one line "UACHECK " + {"endpoints": [...], "session": {...}, "reads": {...}, "browse": [...],
+// Output: one line "UACHECK " + {"servers": [...], "endpoints": [...], "session": {...}, "reads": {...}, "browse": [...],
 //          "writes": [...], "calls": [...], "errors": [...]}
 // (node-opcua logs its own warnings on stdout too; the Go test takes the line
 // that starts with "UACHECK ".)
@@ -23,7 +23,7 @@ const {
     VariantArrayType, BrowseDirection, NodeClass, resolveNodeId, StatusCodes,
 } = require("node-opcua-client");
 
-const out = { endpoints: [], session: null, reads: {}, browse: [], writes: [], calls: [], namespaces: null, errors: [] };
+const out = { servers: [], endpoints: [], session: null, reads: {}, browse: [], writes: [], calls: [], namespaces: null, errors: [] };
 
 function fail(step, err) {
     out.errors.push(`${step}: ${err && err.message ? err.message : String(err)}`);
@@ -145,6 +145,18 @@ async function main() {
         }));
     } catch (err) {
         fail("getEndpoints", err);
+    }
+
+    try {
+        const servers = await client.findServers({ endpointUrl: spec.endpoint });
+        out.servers = servers.map((a) => ({
+            applicationUri: a.applicationUri,
+            applicationName: a.applicationName ? a.applicationName.text : "",
+            applicationType: a.applicationType,
+            discoveryUrls: a.discoveryUrls || [],
+        }));
+    } catch (err) {
+        fail("findServers", err);
     }
 
     let session;
