@@ -109,7 +109,7 @@ func (p *PLC) GateReset(count uint64) {
 }
 
 // GateError emits EventGateError for outcome number seq of item with the
-// nonsense value raw, worded as the drivers word it.
+// nonsense value raw (worded much as the drivers word it).
 func (p *PLC) GateError(seq uint64, item uint32, raw int) {
 	p.Emit(plc.Event{Kind: plc.EventGateError, Seq: seq, Item: item,
 		Err: fmt.Errorf("gate outcome #%d (item %d): value %d is not 1 (passed), 2 (rejected), 3 (reject failed) or 4 (bin full)", seq, item, raw)})

@@ -37,3 +37,39 @@ func TestFake(t *testing.T) {
 		t.Fatalf("after close: %v", err)
 	}
 }
+
+func TestFakeGateAndLink(t *testing.T) {
+	p := plctest.New(16)
+	defer p.Close()
+	ctx := t.Context()
+	p.GateGap(1, 3)
+	p.GateRing(4, plctest.Outcome{Item: 14, Outcome: plc.GatePassed}, plctest.Outcome{Item: 15, Outcome: plc.GateBinFull})
+	p.GateReset(0)
+	p.GateError(1, 21, 9)
+	want := []string{"gate-gap #1..#3", "gate #4 item 14 passed", "gate #5 item 15 bin-full", "gate-reset to count 0"}
+	for _, w := range want {
+		if e := <-p.Events(); e.String() != w || e.At.IsZero() {
+			t.Fatalf("got %v, want %s", e, w)
+		}
+	}
+	if e := <-p.Events(); e.Kind != plc.EventGateError || e.Seq != 1 || e.Item != 21 || e.Err == nil {
+		t.Fatalf("got %+v", e)
+	}
+
+	p.LinkDown(nil)
+	<-p.Events()
+	if err := p.WriteVerdict(ctx, plc.Verdict{Item: 1, Result: plc.ResultPass}); !errors.Is(err, plc.ErrNotConnected) {
+		t.Fatalf("verdict while down: %v", err)
+	}
+	if err := p.Set(ctx, plc.OutControllerAlive, 7); err != nil {
+		t.Fatalf("set while down: %v", err)
+	}
+	p.LinkUp()
+	<-p.Events()
+	if err := p.WriteVerdict(ctx, plc.Verdict{Item: 1, Result: plc.ResultPass}); err != nil {
+		t.Fatalf("verdict after up: %v", err)
+	}
+	if cs := p.Calls(); len(cs) != 2 || cs[0].String() != "set controller_alive=7" || cs[1].Verdict == nil {
+		t.Fatalf("calls %v", cs)
+	}
+}
