@@ -580,6 +580,13 @@ func compareTruth(ctx context.Context, store *aggregation.Store, batch string, g
 				add("unit %d: ancestors of %s: %v", u.Item, p.Code, err)
 				continue
 			}
+			if len(anc) < len(u.Parents) && divertedLabels(ctx, store, u.Parents[len(anc):]) {
+				// The label scanner found the label on this unit's group (or
+				// one above) not the group's own: the group was diverted to
+				// rework, its parents taken out; the unit is commissioned,
+				// loose from that level up, and the labels on it are void.
+				u.Parents = u.Parents[:len(anc)]
+			}
 			if len(anc) != len(u.Parents) {
 				add("unit %d: ledger has %d parents %v, the line put it under %d labels %v", u.Item, len(anc), anc, len(u.Parents), u.Parents)
 				continue
@@ -621,6 +628,22 @@ func compareTruth(ctx context.Context, store *aggregation.Store, batch string, g
 		add("ledger has %d commissioned unit codes, %d units left the line as good", n, good)
 	}
 	return problems
+}
+
+// divertedLabels reports whether every label is a code the ledger took out
+// (decommissioned): a group diverted to rework at the label scanner.
+func divertedLabels(ctx context.Context, store *aggregation.Store, labels []string) bool {
+	for _, raw := range labels {
+		p, err := tracecode.Parse(raw)
+		if err != nil {
+			return false
+		}
+		info, err := store.Lookup(ctx, p.Code)
+		if err != nil || info.State != aggregation.StateDecommissioned {
+			return false
+		}
+	}
+	return true
 }
 
 // benchLine finds the highest rate with zero deadline misses (bench line).
