@@ -63,7 +63,6 @@ type conveyor struct {
 	feed     chan int
 	purgeC   chan chan PurgeReport
 	binC     chan chan BinReport
-	purges   int // purges so far; a group read before one leaves unlabelled
 
 	// The reject gate.
 	gateDraws   map[uint32][]FaultKind // gate faults drawn on a unit, until it reaches the gate
@@ -73,7 +72,9 @@ type conveyor struct {
 	bin         []uint32 // items in the reject bin since it was last emptied
 
 	// The labeller: groups wait in the order they arrive; the first takes
-	// the next printed label.
+	// the next printed label. transit holds the groups between the
+	// aggregation camera and the labeller.
+	transit []*labelWait
 	labQ    []*labelWait
 	labTick bool // a retry of the labeller is scheduled
 	shift   int  // labels lost (label-misapply) and not yet made up: later groups carry another group's label
@@ -139,7 +140,7 @@ func (c *conveyor) run(ctx context.Context, manual bool) {
 				c.spawn(time.Now())
 			}
 		case done := <-c.purgeC:
-			done <- c.purge(time.Now())
+			done <- c.purge()
 		case done := <-c.binC:
 			done <- c.emptyBin()
 		case <-timer.C:
@@ -404,6 +405,7 @@ type labelWait struct {
 	misapply bool // label-misapply drawn: its first label falls off
 	noread   bool // label-noread drawn: the scanner misses its label
 	lost     bool // its first label fell off already
+	purged   bool // taken off the line by a purge before it reached the labeller
 }
 
 // readGroup: the aggregation camera reads the closed group, which then
@@ -418,15 +420,12 @@ func (c *conveyor) readGroup(li int, g *GroupTruth, now time.Time) {
 	}
 	w := &labelWait{li: li, g: g, deadline: now.Add(c.cfg.Positions.Labeler + c.cfg.LabelTimeout)}
 	c.pending++
-	gen := c.purges
+	c.transit = append(c.transit, w)
 	c.at(now.Add(c.cfg.Positions.Labeler), func(t time.Time) {
-		if c.purges != gen {
-			// The operator purged the line: the group was taken off for
-			// rework before it reached the labeller.
-			c.pending--
-			c.leaveUnlabelled(g, "group purged unlabelled")
-			return
+		if w.purged {
+			return // the operator's purge took it off on its way (purge)
 		}
+		c.transit = slices.DeleteFunc(c.transit, func(x *labelWait) bool { return x == w })
 		c.drawLabelFaults(w)
 		c.labQ = append(c.labQ, w)
 		c.serveLabeller(t)
@@ -571,8 +570,9 @@ func ScanCodes(label string, children []string) []string {
 
 // PurgeReport is what the operator's purge took off the line.
 type PurgeReport struct {
-	// Groups taken off the labeller for rework (ids); groups between the
-	// aggregation camera and the labeller follow when they get there.
+	// Groups taken off for rework (ids, oldest first): those waiting at
+	// the labeller and those between the aggregation camera and the
+	// labeller — read by the camera, never labelled.
 	Groups []uint32 `json:"groups_reworked"`
 	// Labels printed but not applied, thrown away (codes; "(no code) text"
 	// for a label without one).
@@ -589,12 +589,12 @@ type BinReport struct {
 }
 
 // purge is the operator clearing the line after the controller restarted:
-// groups waiting at the labeller are taken off for rework, labels printed
+// groups read by an aggregation camera but not yet labelled (at the
+// labeller or on their way to it) are taken off for rework, labels printed
 // but not yet applied are thrown away, so that the next label goes on the
 // next group the controller packs, and the reject bin is emptied. Runs on
 // the conveyor goroutine.
-func (c *conveyor) purge(now time.Time) PurgeReport {
-	c.purges++
+func (c *conveyor) purge() PurgeReport {
 	rep := PurgeReport{Groups: []uint32{}, Labels: []string{}}
 	for _, w := range c.labQ {
 		c.pending--
@@ -602,6 +602,13 @@ func (c *conveyor) purge(now time.Time) PurgeReport {
 		c.leaveUnlabelled(w.g, "group purged unlabelled")
 	}
 	c.labQ = nil
+	for _, w := range c.transit {
+		w.purged = true
+		c.pending--
+		rep.Groups = append(rep.Groups, w.g.ID)
+		c.leaveUnlabelled(w.g, "group purged on its way to the labeller")
+	}
+	c.transit = nil
 	for {
 		lb, ok := c.nextLabel()
 		if !ok {

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	mb "github.com/simonvetter/modbus"
 
@@ -283,5 +284,36 @@ func TestOperatorActionsOverHTTP(t *testing.T) {
 		if status != tc.status || !strings.Contains(string(b), tc.want) {
 			t.Errorf("%s %s %q: %d %s, want %d with %s", tc.method, tc.path, tc.body, status, b, tc.status, tc.want)
 		}
+	}
+}
+
+// A group read by the aggregation camera but still on its way to the
+// labeller is taken off by the purge, and the purge says so.
+func TestPurgeTakesGroupsOnTheirWay(t *testing.T) {
+	s := startManual(t, sim.Config{Seed: 1, Rate: 6000, Ratios: []int{2}, Positions: sim.Positions{Labeler: time.Hour},
+		Listen: sim.Listen{HTTP: "off", PLCOPCUA: "off"}})
+	m := modbusClient(t, s.Endpoints().Modbus)
+	writeVerdicts(t, m, map[uint32]uint16{1: pass, 2: pass, 3: reject})
+	if err := s.Feed(t.Context(), 3); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "group 1 read", func() bool {
+		gt := s.GroundTruth()
+		return len(gt.Groups) == 1 && gt.Groups[0].State == "read" && gt.PLC.GateCount == 3
+	})
+	rep, err := s.PurgeLine(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stand-in label printer printed group 1's label when it was read.
+	if !reflect.DeepEqual(rep.Groups, []uint32{1}) || !reflect.DeepEqual(rep.Bin.Items, []uint32{3}) || !reflect.DeepEqual(rep.Labels, []string{"SIML2-000001"}) {
+		t.Fatalf("purge %+v, want group 1, its label and unit 3 from the bin", rep)
+	}
+	gt := s.GroundTruth()
+	if g := gt.Groups[0]; g.State != "done" || g.Label != "" || gt.Summary.Unlabeled != 1 {
+		t.Fatalf("purged group %+v", g)
+	}
+	if err := gt.Check(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -317,8 +317,9 @@ func (s *Sim) Feed(ctx context.Context, n int) error {
 }
 
 // Purge is the operator clearing the line after a controller restart
-// (before confirming it with the clear command): groups waiting at the
-// labeller leave unlabelled for rework, printed labels not yet applied are
+// (before confirming it with the clear command): groups read by an
+// aggregation camera but not labelled yet (at the labeller or on their way
+// to it) leave unlabelled for rework, printed labels not yet applied are
 // thrown away (which also ends a label-misapply's one-off labels) and the
 // reject bin is emptied. Units already past the gate go on as they were.
 func (s *Sim) Purge(ctx context.Context) error {
