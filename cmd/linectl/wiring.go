@@ -484,6 +484,7 @@ func pump[E any](ctx context.Context, evs <-chan E, handle func(E)) {
 }
 
 func pumpPLC(ctx context.Context, evs <-chan plc.Event, post func(line.Event)) {
+	gateRead := false // the driver's first read of the gate ring is done
 	pump(ctx, evs, func(e plc.Event) {
 		switch e.Kind {
 		case plc.EventItem:
@@ -499,9 +500,14 @@ func pumpPLC(ctx context.Context, evs <-chan plc.Event, post func(line.Event)) {
 			post(line.DeviceOK{Stamp: stamp(e.At), Device: "plc"})
 		case plc.EventRunning:
 		case plc.EventGate:
+			gateRead = true
 			post(line.GateOutcome{Stamp: stamp(e.At), Item: e.Item, Outcome: line.Gate(e.Outcome)})
 		case plc.EventGateGap:
-			post(line.GateLost{Stamp: stamp(e.At), N: uint64(e.To-e.From) + 1})
+			// The first read of the ring starts with every outcome the PLC
+			// counted before it (older than the ring): not lost, just old.
+			if gateRead {
+				post(line.GateLost{Stamp: stamp(e.At), N: uint64(e.To-e.From) + 1})
+			}
 		case plc.EventGateReset:
 			// The PLC's ring restarted: units waiting for an outcome get
 			// none and are resolved as unknown (by a later outcome or the
