@@ -863,7 +863,9 @@ type StatsReport struct {
 	WriteErrors    int     `json:"write_errors"`
 	// The verdict path's stages, p50/p99 in ms: camera result received →
 	// decided and handed to a writer (queue), → journaled durably
-	// (journal), → written to the PLC (plc).
+	// (journal), → written to the PLC (plc); and the controller's own share
+	// of each verdict (controller: all but the journal's wait for the disk
+	// and the ledger — queue + plc).
 	Stages map[string][2]float64 `json:"stages_p50_p99"`
 }
 
@@ -871,7 +873,7 @@ type StatsReport struct {
 type Stats struct {
 	mu        sync.Mutex
 	lat       []time.Duration
-	stages    [3][]time.Duration
+	stages    [4][]time.Duration
 	misses    int
 	writeErrs int
 }
@@ -899,7 +901,7 @@ func (s *Stats) addStages(queue, journal, plc time.Duration, v Verdict) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, d := range []time.Duration{queue, journal, plc} {
+	for i, d := range []time.Duration{queue, journal, plc, queue + plc} {
 		s.stages[i] = append(s.stages[i], d)
 	}
 }
@@ -918,7 +920,8 @@ func (s *Stats) report() StatsReport {
 	s.mu.Lock()
 	lat := append([]time.Duration(nil), s.lat...)
 	rep := StatsReport{Verdicts: len(lat), DeadlineMisses: s.misses, WriteErrors: s.writeErrs,
-		Stages: map[string][2]float64{"queue": pcts(s.stages[0]), "journal": pcts(s.stages[1]), "plc": pcts(s.stages[2])}}
+		Stages: map[string][2]float64{"queue": pcts(s.stages[0]), "journal": pcts(s.stages[1]), "plc": pcts(s.stages[2]),
+		"controller": pcts(s.stages[3])}}
 	s.mu.Unlock()
 	if len(lat) == 0 {
 		return rep

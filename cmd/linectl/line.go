@@ -666,8 +666,14 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 		OK     bool             `json:"ok"`
 		Misses int              `json:"deadline_misses"`
 		Lat    line.StatsReport `json:"verdict_latency_ms"`
-		CPU    float64          `json:"cpu_percent"`
-		Err    string           `json:"error,omitempty"`
+		// The journal stage's p99 over the disk's raw fdatasync p99 measured
+		// just before this run (goal ≤ 1.5), and the controller's own share
+		// of a verdict at p99 (goal ≤ 2 ms).
+		JournalOverSync float64               `json:"journal_p99_over_fdatasync_p99"`
+		ControllerP99   float64               `json:"controller_share_p99_ms"`
+		Sync            aggregation.SyncStats `json:"disk_fdatasync_ms"`
+		CPU             float64               `json:"cpu_percent"`
+		Err             string                `json:"error,omitempty"`
 	}
 	var out struct {
 		Units   int     `json:"units"`
@@ -684,13 +690,22 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 		}
 		oo := *o
 		oo.rate, oo.data = rate, ""
-		rep, err := runDemo(ctx, &oo, &quiet)
 		ru := run{Rate: rate}
+		sync, err := aggregation.ProbeSync(os.TempDir(), 300) // the disk the demo's ledger is on
+		if err != nil {
+			return err
+		}
+		ru.Sync = sync
+		rep, err := runDemo(ctx, &oo, &quiet)
 		if err != nil {
 			ru.Err = err.Error()
 		} else {
 			ru.OK = rep.InvariantsOK && rep.GroundTruthOK && rep.DeadlineMisses == 0
 			ru.Misses, ru.Lat, ru.CPU = rep.DeadlineMisses, rep.Latency, rep.CPUPercent
+			if sync.P99ms > 0 {
+				ru.JournalOverSync = rep.Latency.Stages["journal"][1] / sync.P99ms
+			}
+			ru.ControllerP99 = rep.Latency.Stages["controller"][1]
 			os.RemoveAll(rep.DataDir)
 		}
 		out.Runs = append(out.Runs, ru)
