@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"gopkg.in/yaml.v3"
@@ -62,7 +63,21 @@ func (f *faultFlags) Set(s string) error {
 	return nil
 }
 
+// lockedWriter serialises writes: the simulator logs from its goroutines
+// to the same stderr that run prints to.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
+	stderr = &lockedWriter{w: stderr}
 	fs := flag.NewFlagSet("linesim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
