@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -282,9 +283,40 @@ func TestRestartResolvesProvisionalCommissions(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Codes handed to the printer ahead of the units were never printed:
+	// voided at restart.
+	var ahead []tracecode.Code
+	for len(rg.printer.sent) > 0 {
+		ahead = append(ahead, <-rg.printer.sent)
+	}
+	if len(ahead) == 0 {
+		t.Fatal("no code was in the printer at the stop")
+	}
+
 	rg = newRig(t, dir, nil)
 	if s := rg.runner.Snapshot(); !s.PurgeRequired || s.Counters.Passed != 3 || s.Counters.Triggered != 3 {
 		t.Fatalf("after restart: purge required %t, counters %+v; want a purge and the batch's 3 passes", s.PurgeRequired, s.Counters)
+	}
+	// The printer still prints one of them before the purge (item 7): the
+	// alarm says what it is, not "never sent".
+	updates, unsub := rg.runner.Subscribe()
+	rg.runner.Post(Printed{Stamp: Stamp{T: time.Now()}, Code: ahead[0]})
+	alarm := ""
+	for alarm == "" {
+		select {
+		case u := <-updates:
+			for _, a := range u.Actions {
+				if al, ok := a.(Alarm); ok && al.Device == "printer" {
+					alarm = al.Text
+				}
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no printer alarm for a code voided at restart")
+		}
+	}
+	unsub()
+	if !strings.Contains(alarm, "voided then") || strings.Contains(alarm, "never sent") {
+		t.Fatalf("alarm for a code voided at restart: %q", alarm)
 	}
 	// The PLC's ring, replayed at connect: unit 1 (already journaled) and 2.
 	rg.runner.Post(GateOutcome{Stamp: Stamp{T: time.Now()}, Item: 1, Outcome: GatePassed})

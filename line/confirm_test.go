@@ -1,0 +1,52 @@
+package line
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tracline/tracline/tracecode"
+)
+
+// After a restart the batch's counts continue from the ledger (item 5) and
+// the end-of-run test sees the units of earlier runs (item 6): the last
+// short group is packed as partial, not sent to rework.
+func TestResumeKeepsEndOfRun(t *testing.T) {
+	cfg := Config{Deadline: 100 * time.Millisecond, PrinterBuffer: 2, AllocChunk: 4, Planned: 5,
+		Ratios: map[tracecode.Level]int{2: 2}}
+	m, err := NewMachine(cfg, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Units 1–3 were decided by the run before; unit 4 was on the line when
+	// it stopped (never journaled); C1 is unit 3's code, loose.
+	m.Resume(Counters{Triggered: 3, Passed: 3, RejectReason: map[string]uint64{}, Packed: map[string]uint64{"L2": 1},
+		Partial: map[string]uint64{}}, 3)
+	m.Adopt("C1", 1, false)
+	base := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	at := func(ms int) Stamp { return Stamp{T: base.Add(time.Duration(ms) * time.Millisecond)} }
+	var acts []Action
+	for _, ev := range []Event{
+		Operator{Stamp: at(0), Cmd: CmdReset, User: "op"}, Operator{Stamp: at(1), Cmd: CmdStart, User: "op"},
+		Allocated{Stamp: at(2), Level: 1, Codes: []tracecode.Code{"C2", "C3", "C4", "C5"}},
+		Allocated{Stamp: at(2), Level: 2, Codes: []tracecode.Code{"B1", "B2"}},
+		Delivered{Stamp: at(3), N: 2},
+		Trigger{Stamp: at(10), Item: 5}, Printed{Stamp: at(11), Code: "C2"},
+		CameraResult{Stamp: at(40), Item: 5, Reads: []Read{{Code: "C2"}}, Pass: true},
+	} {
+		acts = append(acts, m.Step(ev)...)
+	}
+	if got := m.Snapshot().Counters.Triggered; got != 5 {
+		t.Fatalf("triggered %d after the first unit of the new run, want 5 (3 decided, 1 lost at the stop, 1 now)", got)
+	}
+	// Unit 5 was the planned quantity's last: a group of one is the batch's
+	// last, partial one.
+	acts = m.Step(AggRead{Stamp: at(60), Level: 2, Reads: []Read{{Code: "C1"}}})
+	var got []string
+	for _, a := range acts {
+		got = append(got, a.(interface{ String() string }).String())
+	}
+	if len(acts) == 0 || !strings.Contains(got[0], "pack L2 B1 <- [C1] partial=true") {
+		t.Fatalf("last short group after a restart: %v, want it packed as partial", got)
+	}
+}
