@@ -83,12 +83,15 @@ func (m *Machine) voidInPrinter(codes []tracecode.Code, reason string, out []Act
 // onAggRead checks a group read by an aggregation camera and packs it, or
 // sends it to rework with nothing packed.
 func (m *Machine) onAggRead(e AggRead, out []Action) []Action {
-	if m.purgeRequired {
+	if m.purgeRequired || m.state == Clearing || m.state == Stopped || m.state == Resetting || m.state == Idle ||
+		m.state == Aborting || m.state == Aborted {
 		// Everything on the line when the controller restarted goes to
 		// rework at the purge the operator must confirm (clear), and a group
-		// read now is part of it. Nothing is packed and no label printed,
-		// not even a rework label: it would go on the next group the
-		// labeller sees, and every label after it would be one group off.
+		// read now is part of it — also a read that reaches the controller
+		// just after the clear, and any group read while the line is not
+		// running. Nothing is packed and no label printed, not even a rework
+		// label: it would go on the next group the labeller sees, and every
+		// label after it would be one group off.
 		m.counters.Reworked++
 		return append(out, Alarm{Device: fmt.Sprintf("aggregation-%s", e.Level),
 			Text: "group read before the purge was confirmed: it goes to rework with the rest of the line"})

@@ -104,14 +104,14 @@ func (r *Runner) Rework(ctx context.Context, w ReworkOp) error {
 		err = r.store.Replace(ctx, w.Code, w.Old, w.New, w.Reason, by)
 		ev.Loose, ev.Packed = []tracecode.Code{w.Old}, []tracecode.Code{w.New}
 	case ReworkReprint:
-		if r.dev.Labels == nil {
-			return fmt.Errorf("reprint %s: this line has no label printer: %w", w.Code, aggregation.ErrRefused)
+		if r.dev.ReworkLabels == nil {
+			return fmt.Errorf("reprint %s: no rework label printer is configured (devices.rework_label_printer); the in-line labeller's printer would put the label on the next group: %w", w.Code, aggregation.ErrRefused)
 		}
 		if info.Level < 2 || info.Children == 0 {
 			return fmt.Errorf("reprint %s: not a packed parent (level %d, %d children): %w", w.Code, info.Level, info.Children, aggregation.ErrRefused)
 		}
 		if err = r.store.RecordReprint(ctx, w.Code, w.Reason, by); err == nil {
-			err = r.dev.Labels.PrintLabel(ctx, info.Level, w.Code, info.Children)
+			err = r.dev.ReworkLabels.PrintLabel(ctx, info.Level, w.Code, info.Children)
 		}
 	}
 	if err != nil {

@@ -68,6 +68,10 @@ type Devices struct {
 	PLC     VerdictWriter
 	Printer CodePrinter
 	Labels  LabelPrinter   // nil: parents are not labelled (manual)
+	// ReworkLabels is the rework station's label printer, for reprints.
+	// Never the in-line labeller's: a label printed there goes on the next
+	// group the labeller sees. nil: reprints are refused.
+	ReworkLabels LabelPrinter
 	Signals StateSignaller // nil: the PLC is not told the line's state
 	Codes   CodeSource
 }

@@ -220,6 +220,7 @@ type demoLine struct {
 	dir    string
 	store  *aggregation.Store
 	sim    *sim.Sim
+	rework *devsim.LabelPrinter // the rework station's label printer
 	file   *lineFile
 	ctrl   *controller
 	runErr chan error
@@ -264,6 +265,18 @@ func startDemo(ctx context.Context, o *demoOpts, c *cli) (_ *demoLine, err error
 		return nil, err
 	}
 	d.file = demoLineFile(product, o, d.sim.Endpoints())
+	if d.file.Devices.LabelPrinter != nil {
+		// The rework station's own label printer: reprints go there.
+		if d.rework, err = devsim.NewLabelPrinter(devsim.LabelPrinterConfig{}, c.log.With("part", "rework-printer")); err != nil {
+			return nil, err
+		}
+		if err := d.rework.Start(ctx); err != nil {
+			return nil, err
+		}
+		rp := *d.file.Devices.LabelPrinter
+		rp.Name, rp.Address = "rework_label_printer", d.rework.Addr()
+		d.file.Devices.ReworkLabelPrinter = &rp
+	}
 	return d, d.connect(ctx, c)
 }
 
@@ -303,6 +316,9 @@ func (d *demoLine) Close() {
 	}
 	if d.sim != nil {
 		d.sim.Close()
+	}
+	if d.rework != nil {
+		d.rework.Close()
 	}
 	if d.store != nil {
 		d.store.Close()

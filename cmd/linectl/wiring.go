@@ -82,6 +82,9 @@ type devicesFile struct {
 	Camera       cameraopcua.Config   `yaml:"camera"`
 	AggCameras   []cameraopcua.Config `yaml:"aggregation_cameras"` // [0] reads level-2 groups, [1] level 3, …
 	LabelPrinter *zpl.Config          `yaml:"label_printer"`
+	// ReworkLabelPrinter is the rework station's label printer: reprints of
+	// a parent's label go there, never to the in-line labeller's printer.
+	ReworkLabelPrinter *zpl.Config `yaml:"rework_label_printer"`
 	// LabelScanners read each labelled group after the labeller (its label
 	// and its children's codes): [0] level 2, [1] level 3, …
 	LabelScanners []cameraopcua.Config `yaml:"label_scanners"`
@@ -151,6 +154,11 @@ func (f *lineFile) validate() error {
 	if f.Devices.LabelPrinter != nil {
 		if err := f.Devices.LabelPrinter.Validate(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if f.Devices.ReworkLabelPrinter != nil {
+		if err := f.Devices.ReworkLabelPrinter.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("rework_label_printer: %w", err))
 		}
 	}
 	for i, c := range f.Devices.LabelScanners {
@@ -287,6 +295,7 @@ type controller struct {
 	aggCams  []*cameraopcua.Camera
 	scanners []*cameraopcua.Camera
 	labels   *zpl.Printer
+	rework   *zpl.Printer
 	closers  []func() error
 }
 
@@ -319,6 +328,9 @@ func newController(ctx context.Context, f *lineFile, store *aggregation.Store, l
 	dev := line.Devices{PLC: plcVerdicts{c.plc}, Printer: coderAdapter{c.coder}, Signals: plcSignals{p: c.plc}, Codes: codes}
 	if c.labels != nil {
 		dev.Labels = &labelAdapter{p: c.labels, product: c.product, batch: f.Batch}
+	}
+	if c.rework != nil {
+		dev.ReworkLabels = &labelAdapter{p: c.rework, product: c.product, batch: f.Batch}
 	}
 	c.runner, err = line.NewRunner(ctx, line.RunnerConfig{Batch: f.Batch.ID, Line: f.Line, Machine: mcfg}, store, dev, log)
 	if err != nil {
@@ -403,6 +415,15 @@ func (c *controller) connect(ctx context.Context) error {
 			return err
 		}
 		c.aggCams = append(c.aggCams, cam)
+	}
+	if d.ReworkLabelPrinter != nil {
+		if c.rework, err = zpl.New(*d.ReworkLabelPrinter, c.log); err != nil {
+			return err
+		}
+		c.closers = append(c.closers, c.rework.Close)
+		if err := retryConnect(ctx, c.log, "rework label printer", c.rework.Connect); err != nil {
+			return err
+		}
 	}
 	for i, sc := range d.LabelScanners {
 		cam, err := cameraopcua.New(sc, c.log)
