@@ -93,8 +93,11 @@ func (m *Machine) onAggRead(e AggRead, out []Action) []Action {
 		// label: it would go on the next group the labeller sees, and every
 		// label after it would be one group off.
 		m.counters.Reworked++
-		return append(out, Alarm{Device: fmt.Sprintf("aggregation-%s", e.Level),
-			Text: "group read before the purge was confirmed: it goes to rework with the rest of the line"})
+		why := "group read before the purge was confirmed: it goes to rework with the rest of the line, unlabelled"
+		if !m.purgeRequired {
+			why = fmt.Sprintf("group read while the line is %s: it goes to rework, unlabelled (the purge took it off, or take it off now)", m.state)
+		}
+		return append(out, Alarm{Device: fmt.Sprintf("aggregation-%s", e.Level), Text: why})
 	}
 	rework := func(why string) []Action {
 		m.counters.Reworked++

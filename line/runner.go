@@ -67,13 +67,13 @@ type AliveSignaller interface {
 type Devices struct {
 	PLC     VerdictWriter
 	Printer CodePrinter
-	Labels  LabelPrinter   // nil: parents are not labelled (manual)
+	Labels  LabelPrinter // nil: parents are not labelled (manual)
 	// ReworkLabels is the rework station's label printer, for reprints.
 	// Never the in-line labeller's: a label printed there goes on the next
 	// group the labeller sees. nil: reprints are refused.
 	ReworkLabels LabelPrinter
-	Signals StateSignaller // nil: the PLC is not told the line's state
-	Codes   CodeSource
+	Signals      StateSignaller // nil: the PLC is not told the line's state
+	Codes        CodeSource
 }
 
 // RunnerConfig is the runner's plain config.
@@ -925,7 +925,7 @@ func (s *Stats) report() StatsReport {
 	lat := append([]time.Duration(nil), s.lat...)
 	rep := StatsReport{Verdicts: len(lat), DeadlineMisses: s.misses, WriteErrors: s.writeErrs,
 		Stages: map[string][2]float64{"queue": pcts(s.stages[0]), "journal": pcts(s.stages[1]), "plc": pcts(s.stages[2]),
-		"controller": pcts(s.stages[3])}}
+			"controller": pcts(s.stages[3])}}
 	s.mu.Unlock()
 	if len(lat) == 0 {
 		return rep
