@@ -124,9 +124,10 @@ type gateWait struct {
 
 // AdoptUnconfirmed tells the machine, after a restart, of a commissioned
 // unit code whose gate outcome was never journaled (the controller stopped
-// between the verdict and the outcome). The PLC's ring of outcomes resolves
-// it; if it does not by the time the operator confirms the purge, it is
-// taken back. Not an event: the runner calls it before the first Step.
+// between the verdict and the outcome). The PLC's ring of outcomes, read
+// when the PLC connects, resolves it; if the ring no longer holds it, the
+// first outcome of a later unit (or the batch's end) takes it back. Not an
+// event: the runner calls it before the first Step.
 func (m *Machine) AdoptUnconfirmed(code tracecode.Code, item uint32) {
 	if !m.cfg.GateConfirm || item == 0 {
 		return
@@ -151,7 +152,7 @@ func (m *Machine) Resume(c Counters, lastItem uint32) {
 	c.Packed = copyMap(c.Packed)
 	c.Partial = copyMap(c.Partial)
 	m.counters = c
-	m.resumeItem = lastItem
+	m.resumeItem, m.resumeTriggered = lastItem, c.Triggered
 }
 
 func (m *Machine) addGateWait(item uint32, w *gateWait) {
@@ -261,23 +262,27 @@ func (m *Machine) expireGate(now time.Time, out []Action) []Action {
 	if !m.cfg.GateConfirm || m.faults["plc"] != "" {
 		return out
 	}
-	for len(m.gateOrder) > 0 {
-		w := m.atGate[m.gateOrder[0]]
-		if w.restart || w.deadline.IsZero() || now.Before(w.deadline.Add(m.cfg.GateTimeout)) {
-			return out
+	for i := 0; i < len(m.gateOrder); {
+		it := m.gateOrder[i]
+		w := m.atGate[it]
+		if w.restart || w.deadline.IsZero() {
+			i++ // resolved by the PLC's ring or a later outcome, not by time
+			continue
 		}
-		out = m.gateUnknown(m.gateOrder[0], fmt.Sprintf("none %s after the gate", m.cfg.GateTimeout), out)
+		if now.Before(w.deadline.Add(m.cfg.GateTimeout)) {
+			return out // deadlines follow the items' order
+		}
+		out = m.gateUnknown(it, fmt.Sprintf("none %s after the gate", m.cfg.GateTimeout), out)
 	}
 	return out
 }
 
-// resolveRestart takes back every code from before the restart that the
-// PLC's ring did not resolve: called when the operator confirms the purge.
-func (m *Machine) resolveRestart(out []Action) []Action {
+// resolveAtEnd takes back, at batch end, every pass whose outcome never
+// came (before a restart and not in the PLC's ring, or its PLC counter
+// restarted).
+func (m *Machine) resolveAtEnd(out []Action) []Action {
 	for _, it := range append([]uint32(nil), m.gateOrder...) {
-		if w := m.atGate[it]; w != nil && w.restart {
-			out = m.gateUnknown(it, "not in the PLC's record of outcomes after the restart", out)
-		}
+		out = m.gateUnknown(it, "none by the batch's end", out)
 	}
 	return out
 }

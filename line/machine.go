@@ -230,6 +230,7 @@ type Machine struct {
 	labelQueue      map[tracecode.Level][]tracecode.Code // parents packed, label not yet verified, in pack order
 	labelMismatches int                                  // consecutive
 	resumeItem      uint32                               // the ledger's last item before a restart (0: none)
+	resumeTriggered uint64                               // the batch's units counted by the ledger at the restart
 }
 
 type printRec struct {
@@ -447,13 +448,18 @@ func (m *Machine) newUnit(item uint32, at time.Time, gap bool) {
 	}
 	m.units[item] = u
 	m.order = append(m.order, item)
-	if m.resumeItem > 0 && !m.haveItem && item > m.resumeItem+1 {
-		// The first unit after a restart: those between the ledger's last
-		// and this one were on the line when the controller stopped.
-		m.counters.Triggered += uint64(item - m.resumeItem - 1)
-	}
 	m.lastItem, m.haveItem = item, true
-	m.counters.Triggered++
+	switch {
+	case m.resumeItem == 0:
+		m.counters.Triggered++
+	case item > m.resumeItem:
+		// After a restart the batch's count runs on the PLC's item ids:
+		// the units between the ledger's last and this one were on the
+		// line while the controller was down. Units at or before the
+		// ledger's last (a camera's record replayed at connect) are
+		// counted already.
+		m.counters.Triggered = max(m.counters.Triggered, m.resumeTriggered+uint64(item-m.resumeItem))
+	}
 	if len(m.waitItem) > 0 {
 		rec := m.waitItem[0]
 		m.waitItem = m.waitItem[1:]

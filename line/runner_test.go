@@ -260,8 +260,9 @@ func (rg *rig) waitLedger(what string, cond func(aggregation.LevelSummary) bool)
 // A commission is provisional until the gate confirms it. The controller
 // stops after passing units 2 and 3 but before their outcomes; at restart
 // the PLC's ring says unit 2 was rejected (its pass never reached the PLC,
-// say) and knows nothing of unit 3: both codes are taken back, unit 1's
-// stays.
+// say) and no longer holds unit 3's: both codes are taken back, unit 1's
+// stays. The purge does not decide anything: the ring's replay may reach
+// the line after the operator's clear.
 func TestRestartResolvesProvisionalCommissions(t *testing.T) {
 	dir := t.TempDir()
 	rg := newRig(t, dir, nil)
@@ -322,7 +323,10 @@ func TestRestartResolvesProvisionalCommissions(t *testing.T) {
 	rg.runner.Post(GateOutcome{Stamp: Stamp{T: time.Now()}, Item: 1, Outcome: GatePassed})
 	rg.runner.Post(GateOutcome{Stamp: Stamp{T: time.Now()}, Item: 2, Outcome: GateRejected})
 	rg.waitLedger("unit 2 rejected at the gate", func(l aggregation.LevelSummary) bool { return l.GateRejected == 1 })
-	rg.command(CmdClear) // the operator confirms the purge: unit 3 is unknown
+	rg.command(CmdClear) // the operator confirms the purge
+	// The ring no longer holds unit 3: the first outcome of a later unit
+	// (the new run's first) says unit 3's will never come.
+	rg.runner.Post(GateOutcome{Stamp: Stamp{T: time.Now()}, Item: 40, Outcome: GateRejected})
 	l := rg.waitLedger("unit 3 taken back", func(l aggregation.LevelSummary) bool { return l.Decommissioned == 2 })
 	if l.GatePassed != 1 || l.Loose != 1 {
 		t.Fatalf("ledger after resolution: %+v", l)

@@ -110,7 +110,6 @@ func (m *Machine) transition(to State, why string, out []Action) []Action {
 		m.purgeRequired = false
 		m.flushPending = true
 		out = append(out, FlushPrinter{})
-		out = m.resolveRestart(out)
 	}
 	return out
 }
@@ -181,6 +180,7 @@ func (m *Machine) settle(out []Action) []Action {
 			if !m.flushPending && len(m.packing) == 0 && m.undecided() == 0 && m.labelsSettled() {
 				out = m.voidUnpaired("printed at batch end without a unit", out)
 				out = m.unverifiedAtEnd(out)
+				out = m.resolveAtEnd(out)
 				out = append(out, Finish{})
 				m.ready = map[tracecode.Level][]tracecode.Code{}
 				next, why = Complete, "batch complete"
