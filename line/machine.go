@@ -522,9 +522,14 @@ func (m *Machine) onPrintGap(e PrintGap, out []Action) []Action {
 func (m *Machine) pairPrint(rec printRec, at time.Time, out []Action) []Action {
 	info := m.codes[rec.code]
 	if len(m.waitPrint) == 0 {
-		if !m.sending() && !rec.dup {
-			// Printed while no unit can be expected: void it rather than let
-			// it pair with the next unit after a restart of production.
+		if !m.sending() {
+			// Printed while no unit can be expected: never let it pair with
+			// the next unit when production starts again (a record replayed
+			// by the printer at a restart, a print during a stop). A fresh
+			// code is voided; a repeat or a code voided already is dropped.
+			if rec.dup {
+				return out
+			}
 			if info != nil {
 				info.state = csVoided
 			}
