@@ -58,7 +58,7 @@ func (t *wtx) apply(ev *Event, r *request) error {
 		c := t.ctr(ev.Batch, 1)
 		c.RejectedUnits++
 		if ev.Unit != nil {
-			c.LastItem = max(c.LastItem, ev.Unit.ItemID)
+			c.seeItem(ev.Unit.ItemID)
 		}
 		return nil
 	case EvReprint:
@@ -623,7 +623,7 @@ func (t *wtx) applyUnit(ev *Event) error {
 	case StateCommissioned:
 		c.Commissioned++
 		if ev.Unit != nil {
-			c.LastItem = max(c.LastItem, ev.Unit.ItemID)
+			c.seeItem(ev.Unit.ItemID)
 		}
 	case StateRejected:
 		c.Rejected++

@@ -359,7 +359,7 @@ func (t *wtx) applyGate(ev *Event) error {
 		return err
 	}
 	c := t.ctr(ev.Batch, 1)
-	c.LastItem = max(c.LastItem, ev.Unit.ItemID)
+	c.seeItem(ev.Unit.ItemID)
 	switch {
 	case g == GatePassed:
 		c.GatePassed++

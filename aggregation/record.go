@@ -220,7 +220,8 @@ type levelCounters struct {
 	GateEscaped  int64 `json:"gate_escaped,omitempty"`
 	// LastItem is the highest PLC item id journaled for the batch's units
 	// (level 1): a line restarting mid-batch counts from it.
-	LastItem uint64 `json:"last_item,omitempty"`
+	LastItem  uint64 `json:"last_item,omitempty"`
+	FirstItem uint64 `json:"first_item,omitempty"` // the lowest
 	// Labels of this level's parents printed and verified on their group.
 	LabelsPrinted  int64 `json:"labels_printed,omitempty"`
 	LabelsVerified int64 `json:"labels_verified,omitempty"`
@@ -234,4 +235,15 @@ func (c *levelCounters) move(from, to CodeState) {
 		c.States[from]--
 	}
 	c.States[to]++
+}
+
+// seeItem records a unit's PLC item id in the batch's span of items.
+func (c *levelCounters) seeItem(item uint64) {
+	if item == 0 {
+		return
+	}
+	c.LastItem = max(c.LastItem, item)
+	if c.FirstItem == 0 || item < c.FirstItem {
+		c.FirstItem = item
+	}
 }

@@ -40,6 +40,7 @@ type LevelSummary struct {
 	LabelsVerified int64  `json:"labels_verified"`
 	LabelCheck     bool   `json:"label_check,omitempty"`
 	LastItem       uint64 `json:"last_item,omitempty"`
+	FirstItem      uint64 `json:"first_item,omitempty"`
 	// States counts codes now in each state, by CodeState name.
 	States map[string]int64 `json:"states"`
 	raw    levelCounters
@@ -71,7 +72,7 @@ func buildSummary(b *batchRec, ctr func(tracecode.Level) levelCounters) BatchSum
 			PartialParents: c.PartialParents, MixedParents: c.MixedParents, RejectedUnits: c.RejectedUnits, States: map[string]int64{}, raw: c,
 			GatePassed: c.GatePassed, GateRejected: c.GateRejected, GateEscaped: c.GateEscaped,
 			LabelsPrinted: c.LabelsPrinted, LabelsVerified: c.LabelsVerified, LabelCheck: ls.LabelCheck,
-			LastItem: c.LastItem}
+			LastItem: c.LastItem, FirstItem: c.FirstItem}
 		for st := StateAllocated; int(st) < NumCodeStates; st++ {
 			if c.States[st] != 0 {
 				l.States[st.String()] = c.States[st]

@@ -155,6 +155,25 @@ func (m *Machine) Resume(c Counters, lastItem uint32) {
 	m.resumeItem, m.resumeTriggered = lastItem, c.Triggered
 }
 
+// ResumeCounters are the counters a batch resumes with, from the ledger:
+// the units decided are its verdicts; the units triggered span the PLC's
+// item ids from the batch's first to its last journaled unit (units the
+// controller never decided — it was down — were rejected at the gate).
+func ResumeCounters(c Counters, firstItem, lastItem uint32) Counters {
+	if firstItem > 0 && lastItem >= firstItem {
+		if span := uint64(lastItem-firstItem) + 1; span > c.Triggered {
+			down := span - c.Triggered
+			c.Triggered = span
+			c.Rejected += down
+			if c.RejectReason == nil {
+				c.RejectReason = map[string]uint64{}
+			}
+			c.RejectReason["controller-down"] += down
+		}
+	}
+	return c
+}
+
 func (m *Machine) addGateWait(item uint32, w *gateWait) {
 	if m.atGate == nil {
 		m.atGate = map[uint32]*gateWait{}

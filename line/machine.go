@@ -157,6 +157,7 @@ type unit struct {
 	dup       bool // the print record repeated an earlier code
 	lost      bool // its print record was lost: it is rejected whatever the camera says
 	gap       bool // the PLC's counter skipped it: we know it exists, not when
+	noPrint   bool // came while the printer was not fed: no print record will come
 	producing bool // the line was producing when it came
 	challenge int  // 1-based challenge step, 0 = production unit
 	result    *CameraResult
@@ -455,10 +456,24 @@ func (m *Machine) newUnit(item uint32, at time.Time, gap bool) {
 	case item > m.resumeItem:
 		// After a restart the batch's count runs on the PLC's item ids:
 		// the units between the ledger's last and this one were on the
-		// line while the controller was down. Units at or before the
-		// ledger's last (a camera's record replayed at connect) are
-		// counted already.
-		m.counters.Triggered = max(m.counters.Triggered, m.resumeTriggered+uint64(item-m.resumeItem))
+		// line while the controller was down (the gate rejected them: no
+		// verdict). Units at or before the ledger's last (a camera's record
+		// replayed at connect) are counted already.
+		if want := m.resumeTriggered + uint64(item-m.resumeItem); want > m.counters.Triggered {
+			if down := want - m.counters.Triggered - 1; down > 0 {
+				m.counters.Rejected += down
+				m.counters.RejectReason["controller-down"] += down
+			}
+			m.counters.Triggered = want
+		}
+	}
+	if !m.sending() {
+		// The printer is not being fed (held, stopped, flushed): no print
+		// is coming for this unit. It must not wait for one, or it would
+		// take the first record printed after the line resumes — the next
+		// unit's code — and every later unit would be one code off.
+		u.noPrint = true
+		return
 	}
 	if len(m.waitItem) > 0 {
 		rec := m.waitItem[0]
@@ -812,7 +827,7 @@ func (m *Machine) decide(u *unit, r *CameraResult, at time.Time, late bool, out 
 	}
 	u.decided = true
 	u.result = nil
-	if u.hasPrint {
+	if u.hasPrint || u.noPrint {
 		delete(m.units, u.item) // done; without a print record it waits to pair with one
 	}
 	if v.Pass {

@@ -191,7 +191,8 @@ func NewRunner(ctx context.Context, cfg RunnerConfig, store *aggregation.Store, 
 		m.AdoptUnconfirmed(u.Code, uint32(u.Item))
 	}
 	if len(sum.Levels) > 0 && (adopted > 0 || voided > 0 || sum.Levels[0].RejectedUnits > 0) {
-		m.Resume(countersFrom(sum), uint32(sum.Levels[0].LastItem))
+		l1 := sum.Levels[0]
+		m.Resume(ResumeCounters(countersFrom(sum), uint32(l1.FirstItem), uint32(l1.LastItem)), uint32(l1.LastItem))
 	}
 	r.snap = m.Snapshot()
 	r.snap.Ledger = sum.Levels
