@@ -405,16 +405,8 @@ func (c *controller) connect(ctx context.Context) error {
 	if err := retryConnect(ctx, c.log, "camera", c.cam.Connect); err != nil {
 		return err
 	}
-	for i, ac := range d.AggCameras {
-		cam, err := cameraopcua.New(ac, c.log)
-		if err != nil {
-			return err
-		}
-		c.closers = append(c.closers, cam.Close)
-		if err := retryConnect(ctx, c.log, fmt.Sprintf("aggregation camera L%d", i+2), cam.Connect); err != nil {
-			return err
-		}
-		c.aggCams = append(c.aggCams, cam)
+	if c.aggCams, err = c.connectCameras(ctx, d.AggCameras, "aggregation camera"); err != nil {
+		return err
 	}
 	if d.ReworkLabelPrinter != nil {
 		if c.rework, err = zpl.New(*d.ReworkLabelPrinter, c.log); err != nil {
@@ -425,16 +417,8 @@ func (c *controller) connect(ctx context.Context) error {
 			return err
 		}
 	}
-	for i, sc := range d.LabelScanners {
-		cam, err := cameraopcua.New(sc, c.log)
-		if err != nil {
-			return err
-		}
-		c.closers = append(c.closers, cam.Close)
-		if err := retryConnect(ctx, c.log, fmt.Sprintf("label scanner L%d", i+2), cam.Connect); err != nil {
-			return err
-		}
-		c.scanners = append(c.scanners, cam)
+	if c.scanners, err = c.connectCameras(ctx, d.LabelScanners, "label scanner"); err != nil {
+		return err
 	}
 	if d.LabelPrinter != nil {
 		if c.labels, err = zpl.New(*d.LabelPrinter, c.log); err != nil {
@@ -446,6 +430,23 @@ func (c *controller) connect(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// connectCameras connects one camera per level, [0] being level 2's.
+func (c *controller) connectCameras(ctx context.Context, cfgs []cameraopcua.Config, what string) ([]*cameraopcua.Camera, error) {
+	var cams []*cameraopcua.Camera
+	for i, cfg := range cfgs {
+		cam, err := cameraopcua.New(cfg, c.log)
+		if err != nil {
+			return nil, err
+		}
+		c.closers = append(c.closers, cam.Close)
+		if err := retryConnect(ctx, c.log, fmt.Sprintf("%s L%d", what, i+2), cam.Connect); err != nil {
+			return nil, err
+		}
+		cams = append(cams, cam)
+	}
+	return cams, nil
 }
 
 // Run pumps device events into the runner and runs it until ctx ends.
