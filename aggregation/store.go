@@ -137,7 +137,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithBlockCacheSize(int64(opts.CacheMB) << 20).
 		WithIndexCacheSize(int64(opts.CacheMB/2) << 20).
 		WithValueLogFileSize(16 << 20).
-		WithValueThreshold(1 << 10).
+		// Every value inline in the LSM tree (Badger's maximum, 1 MiB): a
+		// group's journal block and records then go to the memtable's WAL
+		// only, and the group costs one real sync, not two (with values in
+		// the value log Badger syncs it too; measured on this VM: a 4 KiB
+		// synced commit 0.86 ms at p50 with a 1 KiB threshold, 0.56–0.60 ms
+		// with this one; raw fdatasync 0.29 ms).
+		WithValueThreshold(1 << 20).
 		WithNumCompactors(2).
 		WithCompression(options.None). // CPU is scarcer than disk on an edge box
 		WithLogger(badgerLogger{opts.Logger}).
