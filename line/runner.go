@@ -872,6 +872,8 @@ type StatsReport struct {
 	// of each verdict (controller: all but the journal's wait for the disk
 	// and the ledger — queue + plc).
 	Stages map[string][2]float64 `json:"stages_p50_p99"`
+	// StagesMax is each stage's slowest, in ms: where a deadline miss went.
+	StagesMax map[string]float64 `json:"stages_max"`
 }
 
 // Stats records verdict latency: camera result received → verdict written.
@@ -926,7 +928,12 @@ func (s *Stats) report() StatsReport {
 	lat := append([]time.Duration(nil), s.lat...)
 	rep := StatsReport{Verdicts: len(lat), DeadlineMisses: s.misses, WriteErrors: s.writeErrs,
 		Stages: map[string][2]float64{"queue": pcts(s.stages[0]), "journal": pcts(s.stages[1]), "plc": pcts(s.stages[2]),
-			"controller": pcts(s.stages[3])}}
+			"controller": pcts(s.stages[3])}, StagesMax: map[string]float64{}}
+	for i, name := range []string{"queue", "journal", "plc", "controller"} {
+		for _, d := range s.stages[i] {
+			rep.StagesMax[name] = max(rep.StagesMax[name], float64(d.Microseconds())/1000)
+		}
+	}
 	s.mu.Unlock()
 	if len(lat) == 0 {
 		return rep
