@@ -321,6 +321,7 @@ func newController(ctx context.Context, f *lineFile, store *aggregation.Store, l
 	if err := c.connect(ctx); err != nil {
 		return nil, err
 	}
+	c.checkMargin()
 	codes, err := newCodeSource(c.product, store, f.Batch.ID)
 	if err != nil {
 		return nil, err
@@ -430,6 +431,25 @@ func (c *controller) connect(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// checkMargin warns when the deadline margin does not cover how late the
+// PLC's trigger can reach the controller: the poll period, or the
+// publishing interval the OPC UA server granted (which may be longer than
+// the one asked for).
+func (c *controller) checkMargin() {
+	ir, ok := c.plc.(plc.IntervalReporter)
+	if !ok {
+		return
+	}
+	margin := c.cfg.Settings.Margin
+	if margin == 0 {
+		margin = 20 * time.Millisecond
+	}
+	if iv := ir.PublishingInterval(); iv >= margin {
+		c.log.Warn("settings.margin does not cover the PLC's trigger delay: a unit may reach the gate before its verdict (then it is rejected); raise settings.margin",
+			"margin", margin, "plc_interval", iv)
+	}
 }
 
 // connectCameras connects one camera per level, [0] being level 2's.
