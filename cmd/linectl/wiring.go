@@ -234,7 +234,17 @@ func (f *lineFile) machineConfig(p *tracecode.Product) (line.Config, error) {
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("settings: %w", err)
+		// The machine names its fields as settings does (min_grade,
+		// printer_buffer, alloc_chunk, …): say where they are in the file.
+		var errs []error
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				errs = append(errs, fmt.Errorf("settings.%w", e))
+			}
+		} else {
+			errs = append(errs, fmt.Errorf("settings.%w", err))
+		}
+		return cfg, errors.Join(errs...)
 	}
 	return cfg, nil
 }

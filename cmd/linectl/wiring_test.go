@@ -114,16 +114,11 @@ func TestLineFileErrors(t *testing.T) {
 		{name: "gate not a duration", edit: edit("gate: 100ms", "gate: soon"), want: "soon"},
 		{name: "unknown challenge outcome", edit: edit("challenge: [pass]", "challenge: [pass, smudge]"), want: "settings.challenge[1]"},
 		{name: "min_grade two letters", edit: edit("min_grade: C", "min_grade: CC"), want: "settings.min_grade"},
-		{name: "min_grade out of range", edit: edit("min_grade: C", "min_grade: G"), want: "settings.min_grade",
-			knownBug: "machineConfig passes one letter through to line.Config.Validate, which says line.min_grade"},
-		{name: "alloc_chunk below printer_buffer", edit: edit("alloc_chunk: 200", "alloc_chunk: 4"), want: "settings.alloc_chunk",
-			knownBug: "the check is line.Config.Validate's and says line.alloc_chunk"},
-		{name: "negative printer_buffer", edit: edit("printer_buffer: 8", "printer_buffer: -1"), want: "settings.printer_buffer",
-			knownBug: "the check is line.Config.Validate's and says line.printer_buffer"},
-		{name: "negative levels", edit: edit("levels: 2", "levels: -1"), want: "batch.levels",
-			knownBug: "validate does not look at batch.levels; a negative value silently means all levels"},
-		{name: "expiry not a date", edit: edit(`expiry: "2028-11-22"`, `expiry: "22/11/2028"`), want: "batch.expiry",
-			knownBug: "validate does not check production_date/expiry (YYYY-MM-DD); they go into AI (17) and labels as given"},
+		{name: "min_grade out of range", edit: edit("min_grade: C", "min_grade: G"), want: "settings.min_grade"},
+		{name: "alloc_chunk below printer_buffer", edit: edit("alloc_chunk: 200", "alloc_chunk: 4"), want: "settings.alloc_chunk"},
+		{name: "negative printer_buffer", edit: edit("printer_buffer: 8", "printer_buffer: -1"), want: "settings.printer_buffer"},
+		{name: "negative levels", edit: edit("levels: 2", "levels: -1"), want: "batch.levels"},
+		{name: "expiry not a date", edit: edit(`expiry: "2028-11-22"`, `expiry: "22/11/2028"`), want: "batch.expiry"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
