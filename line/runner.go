@@ -154,7 +154,7 @@ func NewRunner(ctx context.Context, cfg RunnerConfig, store *aggregation.Store, 
 		return nil, fmt.Errorf("line runner: batch %q: %w", cfg.Batch, err)
 	}
 	r := &Runner{cfg: cfg, store: store, dev: dev, log: log, events: make(chan Event, 65536),
-		sendQ: make(chan Action, 1024), packQ: make(chan Action, 256), stateQ: make(chan Snapshot, 1), stats: newStats(), verdSem: make(chan struct{}, 64),
+		sendQ: make(chan Action, 1024), packQ: make(chan Action, 256), stateQ: make(chan Snapshot, 1), stats: newStats(cfg.Machine.Deadline), verdSem: make(chan struct{}, 64),
 		failed: make(chan struct{})}
 	unlabelled, unconfirmed, err := r.resolveLabels(ctx, sum)
 	if err != nil {
@@ -872,20 +872,26 @@ type StatsReport struct {
 	// of each verdict (controller: all but the journal's wait for the disk
 	// and the ledger — queue + plc).
 	Stages map[string][2]float64 `json:"stages_p50_p99"`
-	// StagesMax is each stage's slowest, in ms: where a deadline miss went.
+	// StagesMax is each stage's slowest, in ms. Stage camera is the
+	// devices' share before the controller: trigger seen → camera result
+	// received.
 	StagesMax map[string]float64 `json:"stages_max"`
+	// Missed: where each deadline miss's time went (the first 50).
+	Missed []Miss `json:"missed,omitempty"`
 }
 
 // Stats records verdict latency: camera result received → verdict written.
 type Stats struct {
 	mu        sync.Mutex
 	lat       []time.Duration
-	stages    [4][]time.Duration
+	stages    [5][]time.Duration
+	deadline  time.Duration // trigger → the unit's deadline (the machine's)
+	missed    []Miss
 	misses    int
 	writeErrs int
 }
 
-func newStats() *Stats { return &Stats{} }
+func newStats(deadline time.Duration) *Stats { return &Stats{deadline: deadline} }
 
 func (s *Stats) add(v Verdict, done time.Time, ok bool) {
 	s.mu.Lock()
@@ -899,8 +905,24 @@ func (s *Stats) add(v Verdict, done time.Time, ok bool) {
 	s.lat = append(s.lat, done.Sub(v.Received))
 	if !v.Deadline.IsZero() && done.After(v.Deadline) {
 		s.misses++
+		if len(s.missed) < 50 {
+			trig := v.Deadline.Add(-s.deadline)
+			s.missed = append(s.missed, Miss{Item: v.Item, CameraMs: ms(v.Received.Sub(trig)), ControllerMs: ms(done.Sub(v.Received))})
+		}
 	}
 }
+
+// Miss is one verdict that reached the PLC after its unit's deadline, and
+// where the time went: trigger → camera result received (the devices'
+// share), camera result → verdict written (the controller's, disk
+// included).
+type Miss struct {
+	Item         uint32  `json:"item"`
+	CameraMs     float64 `json:"trigger_to_camera_ms"`
+	ControllerMs float64 `json:"camera_to_written_ms"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (s *Stats) addStages(queue, journal, plc time.Duration, v Verdict) {
 	if v.Late || v.Received.IsZero() {
@@ -908,7 +930,8 @@ func (s *Stats) addStages(queue, journal, plc time.Duration, v Verdict) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, d := range []time.Duration{queue, journal, plc, queue + plc} {
+	camera := v.Received.Sub(v.Deadline.Add(-s.deadline))
+	for i, d := range []time.Duration{queue, journal, plc, queue + plc, camera} {
 		s.stages[i] = append(s.stages[i], d)
 	}
 }
@@ -928,8 +951,9 @@ func (s *Stats) report() StatsReport {
 	lat := append([]time.Duration(nil), s.lat...)
 	rep := StatsReport{Verdicts: len(lat), DeadlineMisses: s.misses, WriteErrors: s.writeErrs,
 		Stages: map[string][2]float64{"queue": pcts(s.stages[0]), "journal": pcts(s.stages[1]), "plc": pcts(s.stages[2]),
-			"controller": pcts(s.stages[3])}, StagesMax: map[string]float64{}}
-	for i, name := range []string{"queue", "journal", "plc", "controller"} {
+			"controller": pcts(s.stages[3]), "camera": pcts(s.stages[4])}, StagesMax: map[string]float64{},
+		Missed: append([]Miss(nil), s.missed...)}
+	for i, name := range []string{"queue", "journal", "plc", "controller", "camera"} {
 		for _, d := range s.stages[i] {
 			rep.StagesMax[name] = max(rep.StagesMax[name], float64(d.Microseconds())/1000)
 		}
