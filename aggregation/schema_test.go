@@ -1,0 +1,45 @@
+package aggregation
+
+import (
+	"strings"
+	"testing"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// A schema 6 ledger is upgraded on open (schema 7 only added event kinds,
+// flags and counters); an older one is refused, naming both versions.
+func TestSchemaUpgradeAndRefusal(t *testing.T) {
+	for _, tc := range []struct {
+		stored, want string
+		ok           bool
+	}{{"6", schemaVersion, true}, {"5", "5", false}} {
+		dir := t.TempDir()
+		s, err := Open(dir, Options{})
+		must(t, err)
+		must(t, s.db.Update(func(txn *badger.Txn) error { return txn.Set(keySchema, []byte(tc.stored)) }))
+		must(t, s.Close())
+		s, err = Open(dir, Options{})
+		if !tc.ok {
+			if err == nil || !strings.Contains(err.Error(), `"5"`) || !strings.Contains(err.Error(), schemaVersion) {
+				t.Fatalf("schema %s: open gave %v, want a refusal naming both versions", tc.stored, err)
+			}
+			continue
+		}
+		must(t, err)
+		var got string
+		must(t, s.db.View(func(txn *badger.Txn) error {
+			it, err := txn.Get(keySchema)
+			if err != nil {
+				return err
+			}
+			v, err := it.ValueCopy(nil)
+			got = string(v)
+			return err
+		}))
+		must(t, s.Close())
+		if got != tc.want {
+			t.Fatalf("schema %s after open: %q, want %q", tc.stored, got, tc.want)
+		}
+	}
+}
