@@ -50,3 +50,18 @@ func TestResumeKeepsEndOfRun(t *testing.T) {
 		t.Fatalf("last short group after a restart: %v, want it packed as partial", got)
 	}
 }
+
+// The runner keeps a verdict's done channel for a gate outcome that may
+// never come (the unit fell off): it keeps the last doneSetCap only.
+func TestDoneSetIsBounded(t *testing.T) {
+	var d doneSet
+	for i := uint32(1); i <= doneSetCap+10; i++ {
+		d.add(i, make(chan struct{}))
+	}
+	if len(d.m) != doneSetCap || len(d.order) != doneSetCap {
+		t.Fatalf("kept %d channels (%d in order), want %d", len(d.m), len(d.order), doneSetCap)
+	}
+	if d.take(1) != nil || d.take(doneSetCap+10) == nil || d.take(doneSetCap+10) != nil {
+		t.Fatal("take: the oldest must be gone, the newest there once")
+	}
+}

@@ -107,7 +107,8 @@ type Runner struct {
 	snap    Snapshot
 	stats   *Stats
 	printed sync.Map // tracecode.Code → chan struct{}: closed when MarkPrinted is journaled
-	decided sync.Map // item uint32 → chan struct{}: closed when the unit's verdict is journaled
+	decided doneSet  // item → closed when the unit's verdict is journaled (gate confirmation only)
+	ledger  ledgerView
 	wg      sync.WaitGroup
 	jwg     sync.WaitGroup // per-unit journal writes (verdicts, prints, voids) under way
 	verdSem chan struct{}
@@ -435,9 +436,7 @@ func (r *Runner) loop(ctx context.Context) (err error) {
 		}
 		if _, tick := ev.(Tick); !tick || len(acts) > 0 || reply != nil {
 			s := r.m.Snapshot()
-			if sum, err := r.store.Summary(ctx, r.cfg.Batch); err == nil {
-				s.Ledger = sum.Levels
-			}
+			s.Ledger = r.ledger.get(ctx, r.store, r.cfg.Batch, time.Now())
 			r.snapMu.Lock()
 			r.snap = s
 			r.snapMu.Unlock()
@@ -506,7 +505,9 @@ func (r *Runner) do(ctx context.Context, a Action) {
 		}
 	case Verdict:
 		done := make(chan struct{})
-		r.decided.Store(a.Item, done)
+		if r.cfg.Machine.GateConfirm {
+			r.decided.add(a.Item, done)
+		}
 		r.verdSem <- struct{}{}
 		r.jwg.Add(1)
 		r.goSafe("verdict", func() {

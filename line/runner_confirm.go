@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/tracline/tracline/aggregation"
@@ -32,13 +34,7 @@ func (r *Runner) resolveLabels(ctx context.Context, sum aggregation.BatchSummary
 	}
 	// Highest level first: a parent inside another must be loose before it
 	// can be decommissioned.
-	for i := len(parents) - 1; i >= 0; i-- {
-		for j := 0; j < i; j++ {
-			if parents[j].Level < parents[j+1].Level {
-				parents[j], parents[j+1] = parents[j+1], parents[j]
-			}
-		}
-	}
+	sort.SliceStable(parents, func(i, j int) bool { return parents[i].Level > parents[j].Level })
 	n := 0
 	for _, p := range parents {
 		why := "restart: the controller stopped between packing and printing the label; the group goes to rework at the purge"
@@ -111,13 +107,65 @@ func countersFrom(sum aggregation.BatchSummary) Counters {
 // waitDecided waits until unit item's verdict is journaled (a gate outcome
 // or a take-back is journaled after it, never before).
 func (r *Runner) waitDecided(ctx context.Context, item uint32) {
-	if v, ok := r.decided.Load(item); ok {
+	if done := r.decided.take(item); done != nil {
 		select {
-		case <-v.(chan struct{}):
+		case <-done:
 		case <-ctx.Done():
 		}
-		r.decided.Delete(item)
 	}
+}
+
+// doneSet keeps, per unit, a channel closed when its verdict is journaled,
+// for the last doneSetCap units: a unit whose gate outcome never comes
+// (it fell off the line) must not be kept for ever, and a gate outcome
+// arrives long before doneSetCap later units are decided.
+type doneSet struct {
+	mu    sync.Mutex
+	m     map[uint32]chan struct{}
+	order []uint32
+}
+
+const doneSetCap = 4096
+
+func (d *doneSet) add(item uint32, done chan struct{}) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		d.m = map[uint32]chan struct{}{}
+	}
+	d.m[item] = done
+	d.order = append(d.order, item)
+	if len(d.order) > doneSetCap {
+		delete(d.m, d.order[0])
+		d.order = d.order[1:]
+	}
+}
+
+func (d *doneSet) take(item uint32) chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	done := d.m[item]
+	delete(d.m, item)
+	return done
+}
+
+// ledgerView is the batch's per-level reconciliation for the snapshot,
+// read from the ledger at most every ledgerRefresh: not on every event of
+// the line's loop.
+type ledgerView struct {
+	at     time.Time
+	levels []aggregation.LevelSummary
+}
+
+const ledgerRefresh = 100 * time.Millisecond
+
+func (v *ledgerView) get(ctx context.Context, store *aggregation.Store, batch string, now time.Time) []aggregation.LevelSummary {
+	if v.levels == nil || now.Sub(v.at) >= ledgerRefresh {
+		if sum, err := store.Summary(ctx, batch); err == nil {
+			v.levels, v.at = sum.Levels, now
+		}
+	}
+	return v.levels
 }
 
 // doConfirm carries out the actions of the physical line's confirmations.
