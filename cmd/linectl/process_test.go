@@ -38,6 +38,7 @@ import (
 
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/cmd/linesim/sim"
+	"github.com/tracline/tracline/internal/demo"
 	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/tracecode"
 )
@@ -576,7 +577,7 @@ func (l *procLine) finish(ctx context.Context) (line.Snapshot, sim.GroundTruth, 
 // batch balances, and its level-1 counters say what left the line as good.
 func (l *procLine) checkLedger(ctx context.Context, store *aggregation.Store, gt sim.GroundTruth) aggregation.BatchSummary {
 	l.t.Helper()
-	if problems := compareTruth(ctx, store, l.batch, gt); len(problems) > 0 {
+	if problems := demo.CompareTruth(ctx, store, l.batch, gt); len(problems) > 0 {
 		l.t.Errorf("ledger against the simulator's ground truth:\n%s", strings.Join(problems, "\n"))
 	}
 	sum, err := store.Summary(ctx, l.batch)

@@ -309,18 +309,16 @@ type controller struct {
 	closers  []func() error
 }
 
-// newController connects to every device and opens (or creates) the batch.
-// On error, whatever was opened is closed.
-func newController(ctx context.Context, f *lineFile, store *aggregation.Store, log *slog.Logger) (_ *controller, err error) {
-	c := &controller{cfg: f, store: store, log: log}
+// newController connects to every device and opens (or creates) the batch
+// of product (f.Product, loaded by the caller). On error, whatever was
+// opened is closed.
+func newController(ctx context.Context, f *lineFile, product *tracecode.Product, store *aggregation.Store, log *slog.Logger) (_ *controller, err error) {
+	c := &controller{cfg: f, product: product, store: store, log: log}
 	defer func() {
 		if err != nil {
 			c.Close()
 		}
 	}()
-	if c.product, err = tracecode.LoadProduct(f.productPath()); err != nil {
-		return nil, err
-	}
 	mcfg, err := f.machineConfig(c.product)
 	if err != nil {
 		return nil, err
@@ -349,6 +347,9 @@ func newController(ctx context.Context, f *lineFile, store *aggregation.Store, l
 	}
 	return c, nil
 }
+
+// Runner is the controller's line runner.
+func (c *controller) Runner() *line.Runner { return c.runner }
 
 func (c *controller) ensureBatch(ctx context.Context) error {
 	if _, err := c.store.Summary(ctx, c.cfg.Batch.ID); err == nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/sim"
+	"github.com/tracline/tracline/internal/demo"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -221,7 +222,8 @@ func TestRunAgainstLinesim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lf := demoLineFile(product, &demoOpts{product: productAbs, units: units, deadline: 100 * time.Millisecond}, s.Endpoints())
+	lf := demoLineFile(&demo.Setup{Product: product, ProductFile: productAbs, Devices: s.Endpoints(), Gate: 100 * time.Millisecond,
+		Batch: demo.WorkOrder{Planned: units}})
 	lf.Line, lf.Batch.ID, lf.Batch.Levels = "TEST-L1", "T2611231", 2
 	lf.Settings.Challenge = []string{"pass"}
 	if n := len(lf.Devices.AggCameras); n != 1 {
@@ -311,7 +313,7 @@ func TestRunAgainstLinesim(t *testing.T) {
 	if commissioned != gt.Summary.Good {
 		t.Errorf("ledger has %d commissioned unit codes, the simulator %d good units (%+v)", commissioned, gt.Summary.Good, gt.Summary)
 	}
-	if problems := compareTruth(ctx, store, lf.Batch.ID, gt); len(problems) > 0 {
+	if problems := demo.CompareTruth(ctx, store, lf.Batch.ID, gt); len(problems) > 0 {
 		t.Errorf("ledger against the simulator's ground truth:\n%s", strings.Join(problems, "\n"))
 	}
 }
