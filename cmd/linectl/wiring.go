@@ -307,13 +307,14 @@ type controller struct {
 	labels   *zpl.Printer
 	rework   *zpl.Printer
 	closers  []func() error
+	watch    *devWatch // links, signal values, counters (overview, engineer)
 }
 
 // newController connects to every device and opens (or creates) the batch
 // of product (f.Product, loaded by the caller). On error, whatever was
 // opened is closed.
 func newController(ctx context.Context, f *lineFile, product *tracecode.Product, store *aggregation.Store, log *slog.Logger) (_ *controller, err error) {
-	c := &controller{cfg: f, product: product, store: store, log: log}
+	c := &controller{cfg: f, product: product, store: store, log: log, watch: newDevWatch()}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -402,7 +403,8 @@ func (c *controller) connect(ctx context.Context) error {
 	if err := retryConnect(ctx, c.log, "plc", p.Connect); err != nil {
 		return err
 	}
-	c.plc = p
+	c.plc = watchedPLC{p, c.watch}
+	c.watch.declare("plc")
 	if c.coder, err = printeropcua.New(d.Printer, c.log); err != nil {
 		return err
 	}
@@ -410,6 +412,7 @@ func (c *controller) connect(ctx context.Context) error {
 	if err := retryConnect(ctx, c.log, "printer", c.coder.Connect); err != nil {
 		return err
 	}
+	c.watch.declare("printer")
 	if c.cam, err = cameraopcua.New(d.Camera, c.log); err != nil {
 		return err
 	}
@@ -417,7 +420,8 @@ func (c *controller) connect(ctx context.Context) error {
 	if err := retryConnect(ctx, c.log, "camera", c.cam.Connect); err != nil {
 		return err
 	}
-	if c.aggCams, err = c.connectCameras(ctx, d.AggCameras, "aggregation camera"); err != nil {
+	c.watch.declare("camera")
+	if c.aggCams, err = c.connectCameras(ctx, d.AggCameras, aggCameraName); err != nil {
 		return err
 	}
 	if d.ReworkLabelPrinter != nil {
@@ -429,7 +433,7 @@ func (c *controller) connect(ctx context.Context) error {
 			return err
 		}
 	}
-	if c.scanners, err = c.connectCameras(ctx, d.LabelScanners, "label scanner"); err != nil {
+	if c.scanners, err = c.connectCameras(ctx, d.LabelScanners, labelScannerName); err != nil {
 		return err
 	}
 	if d.LabelPrinter != nil {
@@ -463,8 +467,9 @@ func (c *controller) checkMargin() {
 	}
 }
 
-// connectCameras connects one camera per level, [0] being level 2's.
-func (c *controller) connectCameras(ctx context.Context, cfgs []cameraopcua.Config, what string) ([]*cameraopcua.Camera, error) {
+// connectCameras connects one camera per level, [0] being level 2's;
+// name gives a level's camera its device name.
+func (c *controller) connectCameras(ctx context.Context, cfgs []cameraopcua.Config, name func(tracecode.Level) string) ([]*cameraopcua.Camera, error) {
 	var cams []*cameraopcua.Camera
 	for i, cfg := range cfgs {
 		cam, err := cameraopcua.New(cfg, c.log)
@@ -472,13 +477,19 @@ func (c *controller) connectCameras(ctx context.Context, cfgs []cameraopcua.Conf
 			return nil, err
 		}
 		c.closers = append(c.closers, cam.Close)
-		if err := retryConnect(ctx, c.log, fmt.Sprintf("%s L%d", what, i+2), cam.Connect); err != nil {
+		n := name(tracecode.Level(i + 2))
+		if err := retryConnect(ctx, c.log, n, cam.Connect); err != nil {
 			return nil, err
 		}
+		c.watch.declare(n)
 		cams = append(cams, cam)
 	}
 	return cams, nil
 }
+
+// Device names (line.DeviceFault.Device, the overview's device list).
+func aggCameraName(l tracecode.Level) string    { return fmt.Sprintf("aggregation-camera-L%d", l) }
+func labelScannerName(l tracecode.Level) string { return fmt.Sprintf("label-scanner-%s", l) }
 
 // Run pumps device events into the runner and runs it until ctx ends.
 func (c *controller) Run(ctx context.Context) error {
@@ -487,16 +498,16 @@ func (c *controller) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
-	pump(func() { pumpPLC(ctx, c.plc.Events(), c.runner.Post) })
-	pump(func() { pumpPrinter(ctx, c.coder.Events(), c.runner.Post) })
-	pump(func() { pumpCamera(ctx, "camera", c.cam.Events(), c.runner.Post) })
+	pump(func() { pumpPLC(ctx, c.plc.Events(), c.watch, c.runner.Post) })
+	pump(func() { pumpPrinter(ctx, c.coder.Events(), c.watch, c.runner.Post) })
+	pump(func() { pumpCamera(ctx, "camera", c.cam.Events(), c.watch, c.runner.Post) })
 	for i, ac := range c.aggCams {
-		name := fmt.Sprintf("aggregation-camera-L%d", i+2)
-		pump(func() { pumpCamera(ctx, name, ac.Events(), c.runner.Post) })
+		name := aggCameraName(tracecode.Level(i + 2))
+		pump(func() { pumpCamera(ctx, name, ac.Events(), c.watch, c.runner.Post) })
 	}
 	for i, sc := range c.scanners {
 		level := tracecode.Level(i + 2)
-		pump(func() { pumpLabelScanner(ctx, level, sc.Events(), c.runner.Post) })
+		pump(func() { pumpLabelScanner(ctx, level, sc.Events(), c.watch, c.runner.Post) })
 	}
 	err := c.runner.Run(ctx)
 	wg.Wait()
@@ -536,9 +547,10 @@ func pump[E any](ctx context.Context, evs <-chan E, handle func(E)) {
 	}
 }
 
-func pumpPLC(ctx context.Context, evs <-chan plc.Event, post func(line.Event)) {
+func pumpPLC(ctx context.Context, evs <-chan plc.Event, w *devWatch, post func(line.Event)) {
 	gateRead := false // the driver's first read of the gate ring is done
 	pump(ctx, evs, func(e plc.Event) {
+		w.watchPLCEvent(e)
 		switch e.Kind {
 		case plc.EventItem:
 			post(line.Trigger{Stamp: stamp(e.At), Item: e.Item})
@@ -573,9 +585,10 @@ func pumpPLC(ctx context.Context, evs <-chan plc.Event, post func(line.Event)) {
 }
 
 // pumpLabelScanner turns a label scanner's results into LabelScan events.
-func pumpLabelScanner(ctx context.Context, level tracecode.Level, evs <-chan camera.Event, post func(line.Event)) {
-	name := fmt.Sprintf("label-scanner-%s", level)
+func pumpLabelScanner(ctx context.Context, level tracecode.Level, evs <-chan camera.Event, w *devWatch, post func(line.Event)) {
+	name := labelScannerName(level)
 	pump(ctx, evs, func(e camera.Event) {
+		w.watchCamera(name, e)
 		switch e.Kind {
 		case camera.EventResult:
 			reads := make([]line.Read, 0, len(e.Result.Codes))
@@ -596,8 +609,9 @@ func pumpLabelScanner(ctx context.Context, level tracecode.Level, evs <-chan cam
 	})
 }
 
-func pumpPrinter(ctx context.Context, evs <-chan printer.Event, post func(line.Event)) {
+func pumpPrinter(ctx context.Context, evs <-chan printer.Event, w *devWatch, post func(line.Event)) {
 	pump(ctx, evs, func(e printer.Event) {
+		w.watchPrinter(e)
 		switch e.Kind {
 		case printer.EventPrinted:
 			post(line.Printed{Stamp: stamp(e.At), Code: e.Code})
@@ -613,8 +627,9 @@ func pumpPrinter(ctx context.Context, evs <-chan printer.Event, post func(line.E
 	})
 }
 
-func pumpCamera(ctx context.Context, name string, evs <-chan camera.Event, post func(line.Event)) {
+func pumpCamera(ctx context.Context, name string, evs <-chan camera.Event, w *devWatch, post func(line.Event)) {
 	pump(ctx, evs, func(e camera.Event) {
+		w.watchCamera(name, e)
 		switch e.Kind {
 		case camera.EventResult:
 			r := e.Result

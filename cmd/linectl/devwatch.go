@@ -1,0 +1,397 @@
+package main
+
+// What the wiring sees of each device, for the overview (each device's
+// link and the age of its last message) and the engineer's screen (every
+// mapped PLC signal with its value and age, printer buffer, camera
+// counters), and the engineer's test actions. The drivers report events;
+// the pumps and the PLC's output writes record them here. A PLC input's
+// value is the last one the driver reported (the item counter, running,
+// the gate ring), an output's the last one the controller wrote: the
+// drivers have no "read any signal now" call, and none is added for this.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tracline/tracline/camera"
+	"github.com/tracline/tracline/plc"
+	"github.com/tracline/tracline/printer"
+	"github.com/tracline/tracline/tracecode"
+)
+
+// linkState is one device's link as the wiring saw it.
+type linkState struct {
+	Up          bool
+	LastMessage time.Time
+	Err         string
+}
+
+// sigValue is a PLC signal's last value seen or written.
+type sigValue struct {
+	value string
+	at    time.Time
+}
+
+// devWatch records device links, PLC signal values and counters. Safe for
+// concurrent use; the zero value is not ready (newDevWatch).
+type devWatch struct {
+	now      func() time.Time
+	mu       sync.Mutex
+	links    map[string]*linkState
+	signals  map[string]sigValue
+	counters map[string]map[string]uint64
+}
+
+func newDevWatch() *devWatch {
+	return &devWatch{now: time.Now, links: map[string]*linkState{}, signals: map[string]sigValue{},
+		counters: map[string]map[string]uint64{}}
+}
+
+func (w *devWatch) link(dev string) *linkState {
+	l := w.links[dev]
+	if l == nil {
+		l = &linkState{Up: true}
+		w.links[dev] = l
+	}
+	return l
+}
+
+// declare names a device before it sends anything (link up: it connected).
+func (w *devWatch) declare(dev string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.link(dev)
+}
+
+// seen records a message from dev at t.
+func (w *devWatch) seen(dev string, t time.Time) {
+	if t.IsZero() {
+		t = w.now()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l := w.link(dev)
+	if t.After(l.LastMessage) {
+		l.LastMessage = t
+	}
+}
+
+// down and up record dev's link changes.
+func (w *devWatch) down(dev string, err string, t time.Time) {
+	w.seen(dev, t)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l := w.link(dev)
+	l.Up, l.Err = false, err
+}
+
+func (w *devWatch) up(dev string, t time.Time) {
+	w.seen(dev, t)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l := w.link(dev)
+	l.Up, l.Err = true, ""
+}
+
+// count adds one to dev's counter.
+func (w *devWatch) count(dev, counter string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.counters[dev]
+	if c == nil {
+		c = map[string]uint64{}
+		w.counters[dev] = c
+	}
+	c[counter]++
+}
+
+// signal records a PLC signal's value.
+func (w *devWatch) signal(name, value string, t time.Time) {
+	if t.IsZero() {
+		t = w.now()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.signals[name] = sigValue{value: value, at: t}
+}
+
+// Links returns every device's link state, by name.
+func (w *devWatch) Links() map[string]linkState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]linkState, len(w.links))
+	for n, l := range w.links {
+		out[n] = *l
+	}
+	return out
+}
+
+// Counters returns dev's counters as "name=value" pairs, sorted by name.
+func (w *devWatch) Counters(dev string) map[string]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range w.counters[dev] {
+		out[k] = strconv.FormatUint(v, 10)
+	}
+	return out
+}
+
+// signalView is one mapped PLC signal on the engineer's screen.
+type signalView struct {
+	Name    string
+	Address string
+	Value   string
+	AgeMs   int64 // -1: never seen or written
+}
+
+// Signals lists every signal mapped in cfg with its last value and age.
+func (w *devWatch) Signals(cfg plc.Config) []signalView {
+	names := make([]string, 0, len(cfg.Signals))
+	for n := range cfg.Signals {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	now := w.now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]signalView, 0, len(names))
+	for _, n := range names {
+		v := signalView{Name: n, Address: signalAddress(cfg.Signals[n]), AgeMs: -1}
+		if sv, ok := w.signals[n]; ok {
+			v.Value, v.AgeMs = sv.value, now.Sub(sv.at).Milliseconds()
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// signalAddress is where a signal is mapped: an OPC UA node or a Modbus
+// table and address.
+func signalAddress(s plc.Signal) string {
+	if s.Node != "" {
+		return s.Node
+	}
+	a := fmt.Sprintf("%s %d", s.Table, s.Address)
+	if s.Type == plc.TypeBool && (s.Table == plc.TableHolding || s.Table == plc.TableInput) {
+		a += fmt.Sprintf(".%d", s.Bit)
+	}
+	return a
+}
+
+// watchPLCEvent records what a PLC event says about the PLC's signals and link.
+func (w *devWatch) watchPLCEvent(e plc.Event) {
+	switch e.Kind {
+	case plc.EventItem, plc.EventCounterReset:
+		w.signal(plc.SigItemTrigger, strconv.FormatUint(uint64(e.Item), 10), e.At)
+	case plc.EventRunning:
+		w.signal(plc.SigRunning, strconv.FormatBool(e.Running), e.At)
+	case plc.EventGate:
+		w.signal(plc.SigGateOutcome, fmt.Sprintf("#%d item %d %s", e.Seq, e.Item, e.Outcome), e.At)
+	case plc.EventLinkDown:
+		w.down("plc", errString(e.Err, "link down"), e.At)
+		return
+	case plc.EventLinkUp:
+		// The heartbeat is fresh again (or the transport is back).
+		w.signal(plc.SigHeartbeat, "alive", e.At)
+		w.up("plc", e.At)
+		return
+	}
+	w.seen("plc", e.At)
+}
+
+// watchedPLC records the controller's writes to the PLC as signal values.
+type watchedPLC struct {
+	plc.PLC
+	w *devWatch
+}
+
+func (p watchedPLC) WriteVerdict(ctx context.Context, v plc.Verdict) error {
+	err := p.PLC.WriteVerdict(ctx, v)
+	if err == nil {
+		p.w.signal(plc.SigVerdict, fmt.Sprintf("item %d %s reason %d", v.Item, v.Result, v.Reason), time.Time{})
+	}
+	return err
+}
+
+func (p watchedPLC) Set(ctx context.Context, o plc.Output, value int) error {
+	err := p.PLC.Set(ctx, o, value)
+	if err == nil {
+		s := strconv.Itoa(value)
+		if o == plc.OutTowerLight {
+			s = plc.Tower(value).String()
+		}
+		p.w.signal(o.String(), s, time.Time{})
+	}
+	return err
+}
+
+// outputByName is the PLC output an engineer's test action names.
+func outputByName(name string) (plc.Output, error) {
+	for _, o := range []plc.Output{plc.OutStopRequest, plc.OutAlarm, plc.OutTowerLight, plc.OutControllerAlive} {
+		if o.String() == name {
+			return o, nil
+		}
+	}
+	return 0, fmt.Errorf("output %q: not a writable signal (stop_request, alarm, tower_light, controller_alive)", name)
+}
+
+// engineering is the engineer's access to the controller's devices: the
+// live view and the test actions (the line refuses those while a batch runs).
+type engineering struct {
+	w       *devWatch
+	plcCfg  plc.Config
+	plc     plc.PLC
+	coder   interface {
+		Send(ctx context.Context, codes []tracecode.Code) error
+		Status(ctx context.Context) (printer.Status, error)
+	}
+	cameras map[string]interface {
+		StartSingleJob(ctx context.Context, item uint32) error
+	}
+}
+
+// engMonitor is the engineer's live view of the devices.
+type engMonitor struct {
+	Signals []signalView
+	Printer map[string]string
+	Cameras map[string]string
+}
+
+// monitor reads the live view: signals and counters as recorded, the
+// printer's status read now.
+func (e *engineering) monitor(ctx context.Context) (engMonitor, error) {
+	m := engMonitor{Signals: e.w.Signals(e.plcCfg), Printer: e.w.Counters("printer"), Cameras: map[string]string{}}
+	if e.coder != nil {
+		st, err := e.coder.Status(ctx)
+		if err != nil {
+			m.Printer["status_error"] = err.Error()
+		} else {
+			m.Printer["state"] = st.State
+			m.Printer["buffer"] = fmt.Sprintf("%d/%d", st.BufferLevel, st.BufferDepth)
+			m.Printer["underruns"] = strconv.Itoa(st.Underruns)
+			m.Printer["ink_low"] = strconv.FormatBool(st.InkLow)
+			m.Printer["head_fault"] = strconv.FormatBool(st.HeadFault)
+		}
+	}
+	names := make([]string, 0, len(e.cameras))
+	for n := range e.cameras {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for k, v := range e.w.Counters(n) {
+			m.Cameras[n+"."+k] = v
+		}
+	}
+	return m, nil
+}
+
+// testCodePrefix starts every test print: never a production code (no
+// parser takes it for one).
+const testCodePrefix = "TEST "
+
+// test carries out one test action: "output" writes value to a PLC output,
+// "print" prints a test text on the coding printer, "camera" triggers one
+// inspection of the named camera ("" the unit camera).
+func (e *engineering) test(ctx context.Context, kind, output string, value int, text, device string) (string, error) {
+	switch kind {
+	case "output":
+		o, err := outputByName(output)
+		if err != nil {
+			return "", err
+		}
+		if err := plc.CheckOutputValue(o, value); err != nil {
+			return "", err
+		}
+		if err := e.plc.Set(ctx, o, value); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s set to %d", o, value), nil
+	case "print":
+		if e.coder == nil {
+			return "", errors.New("print: no coding printer configured")
+		}
+		if text == "" {
+			text = time.Now().Format("2006-01-02 15:04:05")
+		}
+		if len(text) > 64 {
+			return "", fmt.Errorf("print: test text is %d bytes, at most 64", len(text))
+		}
+		code := tracecode.Code(testCodePrefix + text)
+		if err := e.coder.Send(ctx, []tracecode.Code{code}); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("sent %q to the printer", code), nil
+	case "camera":
+		if device == "" {
+			device = "camera"
+		}
+		cam, ok := e.cameras[device]
+		if !ok {
+			return "", fmt.Errorf("camera %q: not a configured camera", device)
+		}
+		before := e.w.Counters(device)["results"]
+		if err := cam.StartSingleJob(ctx, 0); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("camera %s triggered (results so far: %s); its result shows in the monitor", device, orZero(before)), nil
+	}
+	return "", fmt.Errorf("test action: kind %q is not output, print or camera", kind)
+}
+
+func orZero(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
+}
+
+// watchCamera records a camera's (or label scanner's) event.
+func (w *devWatch) watchCamera(name string, e camera.Event) {
+	switch e.Kind {
+	case camera.EventResult:
+		w.count(name, "results")
+		if len(e.Result.Codes) == 0 {
+			w.count(name, "no_reads")
+		}
+		if !e.Result.Pass {
+			w.count(name, "failed")
+		}
+	case camera.EventGap:
+		w.count(name, "gaps")
+	case camera.EventReset:
+		w.count(name, "resets")
+	case camera.EventDown:
+		w.down(name, errString(e.Err, "link down"), e.At)
+		return
+	case camera.EventUp:
+		w.up(name, e.At)
+		return
+	}
+	w.seen(name, e.At)
+}
+
+// watchPrinter records the coding printer's event.
+func (w *devWatch) watchPrinter(e printer.Event) {
+	switch e.Kind {
+	case printer.EventPrinted:
+		w.count("printer", "printed")
+	case printer.EventGap:
+		w.count("printer", "gaps")
+	case printer.EventReset:
+		w.count("printer", "resets")
+	case printer.EventDown:
+		w.down("printer", errString(e.Err, "link down"), e.At)
+		return
+	case printer.EventUp:
+		w.up("printer", e.At)
+		return
+	}
+	w.seen("printer", e.At)
+}
