@@ -244,10 +244,10 @@ func outputByName(name string) (plc.Output, error) {
 // engineering is the engineer's access to the controller's devices: the
 // live view and the test actions (the line refuses those while a batch runs).
 type engineering struct {
-	w       *devWatch
-	plcCfg  plc.Config
-	plc     plc.PLC
-	coder   interface {
+	w      *devWatch
+	plcCfg plc.Config
+	plc    plc.PLC
+	coder  interface {
 		Send(ctx context.Context, codes []tracecode.Code) error
 		Status(ctx context.Context) (printer.Status, error)
 	}
