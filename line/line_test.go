@@ -1,0 +1,522 @@
+package line
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/tracecode"
+)
+
+// The Line's tests run it on a real ledger (Badger in a temp dir) with the
+// runner tests' hand-written devices.
+
+// loadProduct loads an example product; ratio2 > 0 sets its level-2 ratio
+// (small groups for the tests).
+func loadProduct(t *testing.T, file string, ratio2 int) *tracecode.Product {
+	t.Helper()
+	data, err := os.ReadFile("../examples/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	if ratio2 > 0 {
+		s = strings.Replace(s, "ratio: 10", fmt.Sprintf("ratio: %d", ratio2), 1)
+	}
+	p, err := tracecode.ParseProduct(file, []byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sharedSource generates GS1 codes for every batch from one counter (a
+// second batch must not regenerate the first's codes).
+type sharedSource struct {
+	mu sync.Mutex
+	n  int
+}
+
+type batchSource struct {
+	s     *sharedSource
+	store *aggregation.Store
+	batch string
+}
+
+func (b *batchSource) Allocate(ctx context.Context, l tracecode.Level, n int) ([]tracecode.Code, error) {
+	g := &genSource{store: b.store, batch: b.batch}
+	b.s.mu.Lock()
+	g.n = b.s.n
+	b.s.n += n
+	b.s.mu.Unlock()
+	return g.Allocate(ctx, l, n)
+}
+
+type fakeLabels struct {
+	mu      sync.Mutex
+	printed []string
+}
+
+func (f *fakeLabels) PrintLabel(ctx context.Context, l tracecode.Level, parent tracecode.Code, children int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.printed = append(f.printed, fmt.Sprintf("%s %s %d", l, parent, children))
+	return nil
+}
+
+func (f *fakeLabels) PrintRework(ctx context.Context, l tracecode.Level, reason string) error {
+	return nil
+}
+
+type lineRig struct {
+	t       *testing.T
+	dir     string
+	store   *aggregation.Store
+	plc     *fakePLC
+	printer *fakePrinter
+	signals *fakeSignals
+	rework  *fakeLabels
+	eng     *fakeEngineering
+	src     *sharedSource
+	line    *Line
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func lineMachineConfig() Config {
+	return Config{Deadline: 2 * time.Second, PrinterBuffer: 2, AllocChunk: 4}
+}
+
+// newLineRig opens the ledger in dir and runs a Line on it.
+func newLineRig(t *testing.T, dir string) *lineRig {
+	t.Helper()
+	store, err := aggregation.Open(dir, aggregation.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rg := &lineRig{t: t, dir: dir, store: store, plc: &fakePLC{wrote: make(chan uint32, 1024)},
+		printer: &fakePrinter{sent: make(chan tracecode.Code, 1024)}, signals: &fakeSignals{},
+		rework: &fakeLabels{}, eng: &fakeEngineering{}, src: &sharedSource{}, done: make(chan error, 1)}
+	cfg := LineConfig{Line: "L1", Machine: lineMachineConfig(),
+		Products: map[string]*tracecode.Product{"amox-gs1": loadProduct(t, "amoxicillin-gs1.yaml", 2),
+			"amox-nmpa": loadProduct(t, "amoxicillin-nmpa20.yaml", 0)},
+		Devices: Devices{PLC: rg.plc, Printer: rg.printer, Signals: rg.signals, ReworkLabels: rg.rework},
+		BatchDevices: func(ctx context.Context, spec aggregation.BatchSpec) (Devices, error) {
+			return Devices{Codes: &batchSource{s: rg.src, store: store, batch: spec.ID}}, nil
+		},
+		Engineering: rg.eng, IOTimeout: time.Second}
+	rg.line, err = NewLine(context.Background(), cfg, store, slog.New(slog.DiscardHandler))
+	if err != nil {
+		store.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rg.cancel = cancel
+	go func() { rg.done <- rg.line.Run(ctx) }()
+	t.Cleanup(func() { rg.stop() })
+	return rg
+}
+
+func (rg *lineRig) stop() error {
+	if rg.cancel == nil {
+		return nil
+	}
+	rg.cancel()
+	rg.cancel = nil
+	err := <-rg.done
+	rg.store.Close()
+	return err
+}
+
+func workOrder(batch string) WorkOrder {
+	return WorkOrder{Product: "amox-gs1", Batch: batch, ProductionDate: "2026-11-01", Expiry: "2028-10-31", Planned: 4, Levels: 1}
+}
+
+func (rg *lineRig) command(cmd Command) {
+	rg.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rg.line.Command(ctx, cmd, "op1"); err != nil {
+		rg.t.Fatalf("command %s: %v", cmd, err)
+	}
+}
+
+// waitFor waits until cond holds of the line's overview.
+func (rg *lineRig) waitFor(what string, cond func(Overview) bool) Overview {
+	rg.t.Helper()
+	ch, unsub := rg.line.Subscribe()
+	defer unsub()
+	deadline := time.After(10 * time.Second)
+	for {
+		o := rg.line.Snapshot()
+		if cond(o) {
+			return o
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			rg.t.Fatalf("never saw %s; overview: state %s, batch %+v, counts %+v", what, o.State, o.Batch, o.Counts)
+		}
+	}
+}
+
+func (rg *lineRig) nextSent() tracecode.Code {
+	rg.t.Helper()
+	select {
+	case c := <-rg.printer.sent:
+		return c
+	case <-time.After(10 * time.Second):
+		rg.t.Fatal("no code sent to the printer")
+		return ""
+	}
+}
+
+// goodUnit runs one good unit through the line and returns its code.
+func (rg *lineRig) goodUnit(item uint32) tracecode.Code {
+	code := rg.nextSent()
+	now := Stamp{T: time.Now()}
+	rg.line.Post(Trigger{Stamp: now, Item: item})
+	rg.line.Post(Printed{Stamp: now, Code: code})
+	rg.line.Post(CameraResult{Stamp: now, Item: item, Reads: []Read{{Code: code}}, Grade: 'A', Pass: true})
+	return code
+}
+
+// runBatch starts a batch from wo, produces n good units from item first,
+// completes it and waits until the line is ready for the next.
+func (rg *lineRig) runBatch(wo WorkOrder, first uint32, n int) []tracecode.Code {
+	rg.t.Helper()
+	if _, err := rg.line.StartBatch(context.Background(), wo, "op1"); err != nil {
+		rg.t.Fatalf("start batch %s: %v", wo.Batch, err)
+	}
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
+	var codes []tracecode.Code
+	for i := 0; i < n; i++ {
+		codes = append(codes, rg.goodUnit(first+uint32(i)))
+	}
+	rg.waitFor(fmt.Sprintf("%d good units", n), func(o Overview) bool { return o.Counts.Good == uint64(n) })
+	rg.command(CmdComplete)
+	rg.waitFor("ready for the next batch", func(o Overview) bool { return o.Ready && o.Batch != nil && o.Batch.Complete })
+	for len(rg.printer.sent) > 0 { // codes left in the printer at the end (voided)
+		<-rg.printer.sent
+	}
+	return codes
+}
+
+func TestLineRunsBatchAfterBatch(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	if o := rg.line.Snapshot(); !o.Ready || o.Batch != nil {
+		t.Fatalf("a new line: ready %t, batch %+v", o.Ready, o.Batch)
+	}
+	// A subscription taken before the first batch sees both.
+	updates, unsub := rg.line.Subscribe()
+	defer unsub()
+	seen := map[string]bool{}
+	var seenMu sync.Mutex
+	go func() {
+		for o := range updates {
+			if o.Batch != nil {
+				seenMu.Lock()
+				seen[o.Batch.ID] = true
+				seenMu.Unlock()
+			}
+		}
+	}()
+
+	// A unit with no batch: the PLC is told reject (not-producing).
+	rg.line.Post(Trigger{Stamp: Stamp{T: time.Now()}, Item: 1})
+	select {
+	case <-rg.plc.wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no verdict for a unit triggered with no batch")
+	}
+	rg.plc.mu.Lock()
+	got := rg.plc.verdicts[0]
+	rg.plc.mu.Unlock()
+	if want := fmt.Sprintf("1 false %d", ReasonNotProducing); got != want {
+		t.Fatalf("verdict with no batch: %q, want %q", got, want)
+	}
+	if o := rg.line.Snapshot(); o.NoBatchTriggers != 1 {
+		t.Fatalf("no-batch triggers: %d, want 1", o.NoBatchTriggers)
+	}
+
+	rg.runBatch(workOrder("B1"), 10, 3)
+	sum, err := rg.store.Summary(context.Background(), "B1")
+	if err != nil || sum.State != aggregation.BatchComplete || sum.Levels[0].Commissioned != 3 {
+		t.Fatalf("B1 in the ledger: %+v, %v", sum, err)
+	}
+	if sum.Order.Extra["started_by"] != "op1" || sum.Order.Extra["product_key"] != "amox-gs1" || sum.Order.PlannedQty != 4 {
+		t.Fatalf("B1's work order: %+v", sum.Order)
+	}
+	// The same batch number again is refused; the check names the field.
+	_, err = rg.line.StartBatch(context.Background(), workOrder("B1"), "op1")
+	var woErr *WorkOrderError
+	if !errors.As(err, &woErr) || !errors.Is(err, ErrBadWorkOrder) || woErr.Problems[0].Field != "batch" || woErr.Problems[0].Code != "used" {
+		t.Fatalf("B1 again: %v", err)
+	}
+	rg.runBatch(workOrder("B2"), 20, 2)
+	sum, err = rg.store.Summary(context.Background(), "B2")
+	if err != nil || sum.State != aggregation.BatchComplete || sum.Levels[0].Commissioned != 2 {
+		t.Fatalf("B2 in the ledger: %+v, %v", sum, err)
+	}
+	// One subscription saw both batches.
+	rg.waitFor("the subscriber saw B1 and B2", func(Overview) bool {
+		seenMu.Lock()
+		defer seenMu.Unlock()
+		return seen["B1"] && seen["B2"]
+	})
+}
+
+func TestStartBatchRefusedWhileABatchIsOpen(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	if _, err := rg.line.StartBatch(context.Background(), workOrder("B1"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	head := ledgerBatches(t, rg.store)
+	_, err := rg.line.StartBatch(context.Background(), workOrder("B2"), "op1")
+	if !errors.Is(err, ErrBatchOpen) {
+		t.Fatalf("a second batch while B1 is open: %v, want ErrBatchOpen", err)
+	}
+	if got := ledgerBatches(t, rg.store); got != head {
+		t.Fatalf("batches after a refused start: %s, want %s", got, head)
+	}
+	// Commands go to B1's runner; a command not allowed is refused in words.
+	err = rg.line.Command(context.Background(), CmdStart, "op1")
+	if !errors.Is(err, ErrInvalidCommand) || !strings.Contains(err.Error(), "start in Stopped") {
+		t.Fatalf("start in Stopped: %v", err)
+	}
+}
+
+func ledgerBatches(t *testing.T, s *aggregation.Store) string {
+	ids, err := s.Batches(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(ids, ",")
+}
+
+func TestCheckWorkOrder(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	rg.runBatch(workOrder("USED"), 1, 1)
+	ok := workOrder("NEW")
+	nmpa := WorkOrder{Product: "amox-nmpa", Batch: "N1", ProductionDate: "2026-11-01", Expiry: "2028-10-31", Planned: 100, Levels: 2}
+	for _, tc := range []struct {
+		name string
+		wo   func(*WorkOrder)
+		base WorkOrder
+		want []string // field/code
+	}{
+		{"fine", func(*WorkOrder) {}, ok, nil},
+		{"no product", func(w *WorkOrder) { w.Product = "" }, ok, []string{"product/required"}},
+		{"unknown product", func(w *WorkOrder) { w.Product = "aspirin" }, ok, []string{"product/unknown"}},
+		{"no batch", func(w *WorkOrder) { w.Batch = " " }, ok, []string{"batch/required"}},
+		{"batch control char", func(w *WorkOrder) { w.Batch = "B\x01" }, ok, []string{"batch/format"}},
+		{"batch used", func(w *WorkOrder) { w.Batch = "USED" }, ok, []string{"batch/used"}},
+		{"bad dates", func(w *WorkOrder) { w.ProductionDate, w.Expiry = "1.11.2026", "" }, ok, []string{"production_date/format", "expiry/required"}},
+		{"expiry before production", func(w *WorkOrder) { w.Expiry = "2026-11-01" }, ok, []string{"expiry/expiry_before_production"}},
+		{"planned", func(w *WorkOrder) { w.Planned = 0 }, ok, []string{"planned/range"}},
+		{"levels", func(w *WorkOrder) { w.Levels = 9 }, ok, []string{"levels/range"}},
+		{"everything", func(w *WorkOrder) { *w = WorkOrder{Levels: -1} }, ok,
+			[]string{"product/required", "batch/required", "production_date/required", "expiry/required", "planned/range"}},
+		// The nmpa20 pools are empty: the batch needs 100 units' and 10
+		// bundles' codes.
+		{"pools empty", func(*WorkOrder) {}, nmpa, []string{"planned/codes_short", "planned/codes_short"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wo := tc.base
+			tc.wo(&wo)
+			var got []string
+			for _, p := range rg.line.CheckWorkOrder(context.Background(), wo) {
+				if p.Message == "" {
+					t.Errorf("problem %s/%s without a message", p.Field, p.Code)
+				}
+				got = append(got, p.Field+"/"+p.Code)
+			}
+			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Fatalf("problems %v, want %v", got, tc.want)
+			}
+		})
+	}
+	ps := rg.line.CheckWorkOrder(context.Background(), nmpa)
+	if ps[0].Pool != "8021762-L1" || ps[0].Missing != 100 || ps[1].Pool != "8021763-L2" || ps[1].Missing != 10 {
+		t.Fatalf("codes short: %+v", ps)
+	}
+}
+
+// A controller restart with a batch open: the new Line resumes it, the
+// overview asks for the purge and guides it.
+func TestLineResumesTheOpenBatch(t *testing.T) {
+	dir := t.TempDir()
+	rg := newLineRig(t, dir)
+	if _, err := rg.line.StartBatch(context.Background(), workOrder("B1"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
+	rg.goodUnit(1)
+	rg.waitFor("1 good", func(o Overview) bool { return o.Counts.Good == 1 })
+	if err := rg.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	rg = newLineRig(t, dir)
+	o := rg.line.Snapshot()
+	if o.Batch == nil || o.Batch.ID != "B1" || !o.Batch.Resumed || o.Ready {
+		t.Fatalf("after the restart: batch %+v, ready %t", o.Batch, o.Ready)
+	}
+	if o.Purge == nil || !o.Purge.Required || len(o.Purge.Steps) == 0 || o.Purge.Voided == 0 {
+		t.Fatalf("after the restart: purge guide %+v", o.Purge)
+	}
+	if o.Counts.Good != 1 {
+		t.Fatalf("after the restart: counts %+v", o.Counts)
+	}
+	if err := rg.line.Command(context.Background(), CmdReset, "op1"); !errors.Is(err, ErrInvalidCommand) {
+		t.Fatalf("reset before the purge: %v", err)
+	}
+	rg.command(CmdClear)
+	rg.waitFor("purge done", func(o Overview) bool { return o.Purge == nil && o.State == "Stopped" })
+}
+
+// The overview lists the last units, the rate, the devices and the alarms;
+// an alarm is acknowledged by a user, and cleared when its device answers.
+func TestOverviewUnitsDevicesAlarms(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	if _, err := rg.line.StartBatch(context.Background(), workOrder("B1"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
+	c1 := rg.goodUnit(1)
+	// Unit 2: a no-read.
+	now := Stamp{T: time.Now()}
+	c2 := rg.nextSent()
+	rg.line.Post(Trigger{Stamp: now, Item: 2})
+	rg.line.Post(Printed{Stamp: now, Code: c2})
+	rg.line.Post(CameraResult{Stamp: now, Item: 2, Grade: 'A', Pass: true})
+	o := rg.waitFor("2 units", func(o Overview) bool { return len(o.Units) == 2 })
+	if u := o.Units[0]; u.Item != 2 || u.Pass || u.Reason != "no-read" || u.Code != c2 {
+		t.Fatalf("last unit: %+v", u)
+	}
+	if u := o.Units[1]; u.Item != 1 || !u.Pass || u.Code != c1 {
+		t.Fatalf("first unit: %+v", u)
+	}
+	if o.RatePerMin <= 0 || o.Counts.Good != 1 || o.Counts.Rejected != 1 || o.Counts.ByReason["no-read"] != 1 {
+		t.Fatalf("rate %v, counts %+v", o.RatePerMin, o.Counts)
+	}
+	dev := map[string]DeviceView{}
+	for _, d := range o.Devices {
+		dev[d.Name] = d
+	}
+	if d := dev["camera"]; d.Link != "up" || d.AgeMs < 0 {
+		t.Fatalf("camera: %+v", d)
+	}
+
+	rg.line.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "camera", Err: "link down"})
+	o = rg.waitFor("the camera alarm", func(o Overview) bool { return len(o.Alarms) > 0 && o.State == "Held" })
+	var al AlarmView
+	for _, a := range o.Alarms {
+		if a.Device == "camera" {
+			al = a
+		}
+	}
+	if !al.Active || al.Text != "link down" || al.Batch != "B1" || al.AckAt != nil {
+		t.Fatalf("camera alarm: %+v", al)
+	}
+	for _, d := range o.Devices {
+		if d.Name == "camera" && (d.Link != "down" || d.Error != "link down") {
+			t.Fatalf("camera with a fault: %+v", d)
+		}
+	}
+	if err := rg.line.AcknowledgeAlarm(context.Background(), al.ID, "op2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rg.line.AcknowledgeAlarm(context.Background(), al.ID, "op3"); !errors.Is(err, ErrAcknowledged) || !strings.Contains(err.Error(), "op2") {
+		t.Fatalf("second acknowledge: %v", err)
+	}
+	if err := rg.line.AcknowledgeAlarm(context.Background(), 999, "op2"); !errors.Is(err, ErrNoAlarm) {
+		t.Fatalf("acknowledge an unknown alarm: %v", err)
+	}
+	rg.line.Post(DeviceOK{Stamp: Stamp{T: time.Now()}, Device: "camera"})
+	o = rg.waitFor("the camera alarm cleared", func(o Overview) bool {
+		for _, a := range o.Alarms {
+			if a.ID == al.ID {
+				return !a.Active
+			}
+		}
+		return false
+	})
+	for _, a := range o.Alarms {
+		if a.ID == al.ID && (a.AckBy != "op2" || a.AckAt == nil || a.ClearedAt == nil) {
+			t.Fatalf("alarm acknowledged and cleared: %+v", a)
+		}
+	}
+}
+
+// A slow subscriber (never reading) does not keep a fast one from getting
+// every change, nor the line from deciding.
+func TestSlowSubscriberNeverSlowsTheLine(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	_, unsubSlow := rg.line.Subscribe() // never read
+	defer unsubSlow()
+	if _, err := rg.line.StartBatch(context.Background(), workOrder("B1"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
+	for i := uint32(1); i <= 3; i++ {
+		rg.goodUnit(i)
+	}
+	rg.waitFor("3 good", func(o Overview) bool { return o.Counts.Good == 3 })
+}
+
+type fakeEngineering struct {
+	mu    sync.Mutex
+	tests []TestAction
+}
+
+func (f *fakeEngineering) Monitor(ctx context.Context) (Monitor, error) {
+	return Monitor{Signals: []SignalValue{{Name: "trigger", Address: "30001", Value: "7", AgeMs: 3}}}, nil
+}
+
+func (f *fakeEngineering) Test(ctx context.Context, a TestAction) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tests = append(f.tests, a)
+	return "done", nil
+}
+
+func TestEngineeringRefusedWhileABatchRuns(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	m, err := rg.line.Monitor(context.Background())
+	if err != nil || len(m.Signals) != 1 {
+		t.Fatalf("monitor: %+v, %v", m, err)
+	}
+	if _, err := rg.line.TestAction(context.Background(), TestAction{Kind: "dance"}, "eng"); err == nil {
+		t.Fatal("an unknown test action was accepted")
+	}
+	if out, err := rg.line.TestAction(context.Background(), TestAction{Kind: TestOutput, Output: "tower_light", Value: 1}, "eng"); err != nil || out != "done" {
+		t.Fatalf("test output with no batch: %q, %v", out, err)
+	}
+	if _, err := rg.line.StartBatch(context.Background(), workOrder("B1"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rg.line.TestAction(context.Background(), TestAction{Kind: TestPrint, Text: "TEST"}, "eng"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("test print with a batch open: %v", err)
+	}
+	rg.eng.mu.Lock()
+	defer rg.eng.mu.Unlock()
+	if len(rg.eng.tests) != 1 {
+		t.Fatalf("test actions carried out: %+v", rg.eng.tests)
+	}
+}
