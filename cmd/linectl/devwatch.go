@@ -19,17 +19,11 @@ import (
 	"time"
 
 	"github.com/tracline/tracline/camera"
+	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/plc"
 	"github.com/tracline/tracline/printer"
 	"github.com/tracline/tracline/tracecode"
 )
-
-// linkState is one device's link as the wiring saw it.
-type linkState struct {
-	Up          bool
-	LastMessage time.Time
-	Err         string
-}
 
 // sigValue is a PLC signal's last value seen or written.
 type sigValue struct {
@@ -42,20 +36,20 @@ type sigValue struct {
 type devWatch struct {
 	now      func() time.Time
 	mu       sync.Mutex
-	links    map[string]*linkState
+	links    map[string]*line.LinkState
 	signals  map[string]sigValue
 	counters map[string]map[string]uint64
 }
 
 func newDevWatch() *devWatch {
-	return &devWatch{now: time.Now, links: map[string]*linkState{}, signals: map[string]sigValue{},
+	return &devWatch{now: time.Now, links: map[string]*line.LinkState{}, signals: map[string]sigValue{},
 		counters: map[string]map[string]uint64{}}
 }
 
-func (w *devWatch) link(dev string) *linkState {
+func (w *devWatch) link(dev string) *line.LinkState {
 	l := w.links[dev]
 	if l == nil {
-		l = &linkState{Up: true}
+		l = &line.LinkState{Up: true}
 		w.links[dev] = l
 	}
 	return l
@@ -121,10 +115,10 @@ func (w *devWatch) signal(name, value string, t time.Time) {
 }
 
 // Links returns every device's link state, by name.
-func (w *devWatch) Links() map[string]linkState {
+func (w *devWatch) Links() map[string]line.LinkState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make(map[string]linkState, len(w.links))
+	out := make(map[string]line.LinkState, len(w.links))
 	for n, l := range w.links {
 		out[n] = *l
 	}
@@ -142,16 +136,8 @@ func (w *devWatch) Counters(dev string) map[string]string {
 	return out
 }
 
-// signalView is one mapped PLC signal on the engineer's screen.
-type signalView struct {
-	Name    string
-	Address string
-	Value   string
-	AgeMs   int64 // -1: never seen or written
-}
-
 // Signals lists every signal mapped in cfg with its last value and age.
-func (w *devWatch) Signals(cfg plc.Config) []signalView {
+func (w *devWatch) Signals(cfg plc.Config) []line.SignalValue {
 	names := make([]string, 0, len(cfg.Signals))
 	for n := range cfg.Signals {
 		names = append(names, n)
@@ -160,9 +146,9 @@ func (w *devWatch) Signals(cfg plc.Config) []signalView {
 	now := w.now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make([]signalView, 0, len(names))
+	out := make([]line.SignalValue, 0, len(names))
 	for _, n := range names {
-		v := signalView{Name: n, Address: signalAddress(cfg.Signals[n]), AgeMs: -1}
+		v := line.SignalValue{Name: n, Address: signalAddress(cfg.Signals[n]), AgeMs: -1}
 		if sv, ok := w.signals[n]; ok {
 			v.Value, v.AgeMs = sv.value, now.Sub(sv.at).Milliseconds()
 		}
@@ -231,6 +217,10 @@ func (p watchedPLC) Set(ctx context.Context, o plc.Output, value int) error {
 	return err
 }
 
+// errBadTest: a test action the engineer got wrong (an output that is not
+// one, a value out of range, an unknown camera, a text too long).
+var errBadTest = errors.New("bad test action")
+
 // outputByName is the PLC output an engineer's test action names.
 func outputByName(name string) (plc.Output, error) {
 	for _, o := range []plc.Output{plc.OutStopRequest, plc.OutAlarm, plc.OutTowerLight, plc.OutControllerAlive} {
@@ -238,7 +228,7 @@ func outputByName(name string) (plc.Output, error) {
 			return o, nil
 		}
 	}
-	return 0, fmt.Errorf("output %q: not a writable signal (stop_request, alarm, tower_light, controller_alive)", name)
+	return 0, fmt.Errorf("output %q: not a writable signal (stop_request, alarm, tower_light, controller_alive): %w", name, errBadTest)
 }
 
 // engineering is the engineer's access to the controller's devices: the
@@ -256,17 +246,10 @@ type engineering struct {
 	}
 }
 
-// engMonitor is the engineer's live view of the devices.
-type engMonitor struct {
-	Signals []signalView
-	Printer map[string]string
-	Cameras map[string]string
-}
-
 // monitor reads the live view: signals and counters as recorded, the
 // printer's status read now.
-func (e *engineering) monitor(ctx context.Context) (engMonitor, error) {
-	m := engMonitor{Signals: e.w.Signals(e.plcCfg), Printer: e.w.Counters("printer"), Cameras: map[string]string{}}
+func (e *engineering) monitor(ctx context.Context) (line.Monitor, error) {
+	m := line.Monitor{Signals: e.w.Signals(e.plcCfg), Printer: e.w.Counters("printer"), Cameras: map[string]string{}}
 	if e.coder != nil {
 		st, err := e.coder.Status(ctx)
 		if err != nil {
@@ -307,7 +290,7 @@ func (e *engineering) test(ctx context.Context, kind, output string, value int, 
 			return "", err
 		}
 		if err := plc.CheckOutputValue(o, value); err != nil {
-			return "", err
+			return "", fmt.Errorf("%w: %w", err, errBadTest)
 		}
 		if err := e.plc.Set(ctx, o, value); err != nil {
 			return "", err
@@ -321,7 +304,7 @@ func (e *engineering) test(ctx context.Context, kind, output string, value int, 
 			text = time.Now().Format("2006-01-02 15:04:05")
 		}
 		if len(text) > 64 {
-			return "", fmt.Errorf("print: test text is %d bytes, at most 64", len(text))
+			return "", fmt.Errorf("print: test text is %d bytes, at most 64: %w", len(text), errBadTest)
 		}
 		code := tracecode.Code(testCodePrefix + text)
 		if err := e.coder.Send(ctx, []tracecode.Code{code}); err != nil {
@@ -334,7 +317,7 @@ func (e *engineering) test(ctx context.Context, kind, output string, value int, 
 		}
 		cam, ok := e.cameras[device]
 		if !ok {
-			return "", fmt.Errorf("camera %q: not a configured camera", device)
+			return "", fmt.Errorf("camera %q: not a configured camera: %w", device, errBadTest)
 		}
 		before := e.w.Counters(device)["results"]
 		if err := cam.StartSingleJob(ctx, 0); err != nil {
@@ -342,7 +325,7 @@ func (e *engineering) test(ctx context.Context, kind, output string, value int, 
 		}
 		return fmt.Sprintf("camera %s triggered (results so far: %s); its result shows in the monitor", device, orZero(before)), nil
 	}
-	return "", fmt.Errorf("test action: kind %q is not output, print or camera", kind)
+	return "", fmt.Errorf("test action: kind %q is not output, print or camera: %w", kind, errBadTest)
 }
 
 func orZero(s string) string {
@@ -394,4 +377,50 @@ func (w *devWatch) watchPrinter(e printer.Event) {
 		return
 	}
 	w.seen("printer", e.At)
+}
+
+// watchLink reports one device's link to the line's overview.
+type watchLink struct {
+	w    *devWatch
+	name string
+}
+
+func (l watchLink) Link() line.LinkState { return l.w.Links()[l.name] }
+
+// links are the overview's devices: every device the controller connected.
+func (c *controller) links() map[string]line.LinkReporter {
+	out := map[string]line.LinkReporter{}
+	for n := range c.watch.Links() {
+		out[n] = watchLink{c.watch, n}
+	}
+	return out
+}
+
+// engineering is the engineer's access to this controller's devices.
+func (c *controller) engineering() *engineering {
+	e := &engineering{w: c.watch, plcCfg: c.cfg.Devices.PLC, plc: c.plc, cameras: map[string]interface {
+		StartSingleJob(context.Context, uint32) error
+	}{}}
+	if c.coder != nil {
+		e.coder = c.coder
+	}
+	if c.cam != nil {
+		e.cameras["camera"] = c.cam
+	}
+	for i, ac := range c.aggCams {
+		e.cameras[aggCameraName(tracecode.Level(i+2))] = ac
+	}
+	for i, sc := range c.scanners {
+		e.cameras[labelScannerName(tracecode.Level(i+2))] = sc
+	}
+	return e
+}
+
+// lineEngineering is the line's Engineering over the wiring's.
+type lineEngineering struct{ e *engineering }
+
+func (l lineEngineering) Monitor(ctx context.Context) (line.Monitor, error) { return l.e.monitor(ctx) }
+
+func (l lineEngineering) Test(ctx context.Context, a line.TestAction) (string, error) {
+	return l.e.test(ctx, a.Kind, a.Output, a.Value, a.Text, a.Device)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tracline/tracline/camera"
 	"github.com/tracline/tracline/cmd/linesim/sim"
+	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/plc"
 	"github.com/tracline/tracline/plc/plctest"
 	"github.com/tracline/tracline/printer"
@@ -38,14 +39,14 @@ func TestDevWatchSignalsAndLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	now = t0.Add(time.Second)
-	got := map[string]signalView{}
+	got := map[string]line.SignalValue{}
 	for _, s := range w.Signals(cfg) {
 		got[s.Name] = s
 	}
 	if len(got) != len(cfg.Signals) {
 		t.Errorf("%d signals listed, %d mapped", len(got), len(cfg.Signals))
 	}
-	for name, want := range map[string]signalView{
+	for name, want := range map[string]line.SignalValue{
 		plc.SigItemTrigger: {Value: "41", AgeMs: 1000},
 		plc.SigRunning:     {Value: "true", AgeMs: 2000},
 		plc.SigVerdict:     {Value: "item 41 pass reason 0", AgeMs: 750},

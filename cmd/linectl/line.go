@@ -20,7 +20,6 @@ import (
 	cameraopcua "github.com/tracline/tracline/camera/opcua"
 	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/sim"
-	"github.com/tracline/tracline/hmi"
 	"github.com/tracline/tracline/internal/demo"
 	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/plc"
@@ -45,7 +44,7 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	product, err := tracecode.LoadProduct(f.productPath())
+	products, err := f.loadProducts()
 	if err != nil {
 		return err
 	}
@@ -54,12 +53,12 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer store.Close()
-	ctrl, err := newController(ctx, f, product, store, c.log)
+	ctrl, err := newController(ctx, f, products, store, c.log)
 	if err != nil {
 		return err
 	}
 	defer ctrl.Close()
-	stopAPI, err := serveAPI(ctx, *listen, ctrl.runner, false, c)
+	stopAPI, err := serveAPI(ctx, *listen, ctrl.Line(), false, c)
 	if err != nil {
 		return err
 	}
@@ -68,7 +67,7 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 }
 
 // serveAPI serves the line API on addr until the returned func is called.
-func serveAPI(ctx context.Context, addr string, r *line.Runner, demo bool, c *cli) (func(), error) {
+func serveAPI(ctx context.Context, addr string, r *line.Line, demo bool, c *cli) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("line API: %w", err)
@@ -77,7 +76,7 @@ func serveAPI(ctx context.Context, addr string, r *line.Runner, demo bool, c *cl
 }
 
 // serveAPIOn serves the line API on ln until the returned func is called.
-func serveAPIOn(ln net.Listener, r *line.Runner, demo bool, c *cli) func() {
+func serveAPIOn(ln net.Listener, r *line.Line, demo bool, c *cli) func() {
 	srv := &http.Server{Handler: newHMI(r, demo, c.log), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -92,16 +91,10 @@ func serveAPIOn(ln net.Listener, r *line.Runner, demo bool, c *cli) func() {
 	}
 }
 
-// newHMI is the one place the HMI is built: its handler for the line
-// runner r (demo: the DEMO banner and the demo accounts).
-func newHMI(r *line.Runner, demo bool, log *slog.Logger) http.Handler {
-	return hmi.New(r, demo, log)
-}
-
 // wireDemo is the demo's wiring: the controller config for the simulated
 // line's devices (demoLineFile), connected as `linectl run` connects one.
 func wireDemo(ctx context.Context, s *demo.Setup, store *aggregation.Store, log *slog.Logger) (demo.Controller, error) {
-	return newController(ctx, demoLineFile(s), s.Product, store, log)
+	return newController(ctx, demoLineFile(s), map[string]*tracecode.Product{s.ProductKey: s.Product}, store, log)
 }
 
 type faultList []sim.Fault
@@ -197,11 +190,13 @@ func demoInteractive(ctx context.Context, c *cli, o demo.Options, listen string)
 		return err
 	}
 	defer d.Close()
-	if err := d.Commands(ctx, line.CmdReset, line.CmdStart); err != nil {
-		return err
-	}
-	defer serveAPIOn(ln, d.Runner(), true, c)()
-	fmt.Fprintf(c.stderr, "DEMO — simulated line running; HMI on http://%s/ (Ctrl-C to stop); data in %s\n", ln.Addr(), d.Dir())
+	defer serveAPIOn(ln, d.Line(), true, c)()
+	wo := d.Setup().Batch
+	fmt.Fprintf(c.stderr, `DEMO — simulated line up, no batch running; HMI on http://%s/ (Ctrl-C to stop); data in %s
+Start a batch from the HMI, or:
+  curl -XPOST %s/api/line/batches -d '{"product":%q,"batch":%q,"production_date":%q,"expiry":%q,"planned":%d,"user":"operator"}'
+  curl -XPOST %s/api/line/commands -d '{"command":"reset","user":"operator"}'   (then "start")
+`, ln.Addr(), d.Dir(), "http://"+ln.Addr().String(), wo.Product, wo.Batch, wo.ProductionDate, wo.Expiry, wo.Planned, "http://"+ln.Addr().String())
 	<-ctx.Done()
 	return nil
 }
@@ -209,10 +204,8 @@ func demoInteractive(ctx context.Context, c *cli, o demo.Options, listen string)
 // demoLineFile is the controller config for the simulated line of s — the
 // same as examples/line-linesim.yaml, with the simulator's ports.
 func demoLineFile(s *demo.Setup) *lineFile {
-	p, ep, b := s.Product, s.Devices, s.Batch
+	p, ep := s.Product, s.Devices
 	f := &lineFile{Line: s.Line, Product: s.ProductFile,
-		Batch: batchFile{ID: b.ID, ProductionDate: b.ProductionDate, Expiry: b.Expiry, Planned: b.Planned,
-			Workshop: b.Workshop, Manager: b.Manager},
 		Settings: settingsFile{Gate: s.Gate, PrinterBuffer: 8, AllocChunk: 200, Challenge: s.Challenge},
 		Devices: devicesFile{PLC: demoPLCProfile(ep.Modbus), Printer: printeropcua.SimProfile(ep.Printer),
 			Camera: cameraopcua.SimProfile(ep.Camera, devsim.CameraObject)}}

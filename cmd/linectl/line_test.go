@@ -83,6 +83,9 @@ func runningLine(t *testing.T, ctx context.Context, o demo.Options) *demo.Line {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
+	if err := d.StartBatch(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Commands(ctx, line.CmdReset, line.CmdStart); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +146,7 @@ func TestDemoHeadlessReconciles(t *testing.T) {
 func TestControllerRestartMidBatch(t *testing.T) {
 	ctx := ctxFor(t, 120*time.Second)
 	d := runningLine(t, ctx, testOpts(220, demo.DefaultFaults()))
-	if err := demo.WaitLine(ctx, d.Runner(), func(s line.Snapshot) bool { return s.Counters.Passed >= 40 }); err != nil {
+	if err := demo.WaitLine(ctx, d.Line(), func(s line.Snapshot) bool { return s.Counters.Passed >= 40 }); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.StopController(); err != nil {
@@ -156,13 +159,13 @@ func TestControllerRestartMidBatch(t *testing.T) {
 	if err := d.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	snap := d.Runner().Snapshot()
+	snap := d.Snapshot()
 	if snap.State != "Stopped" || !snap.PurgeRequired {
 		t.Fatalf("after restart: state %s purge_required %t, want Stopped and a purge", snap.State, snap.PurgeRequired)
 	}
 	for _, st := range []aggregation.CodeState{aggregation.StateSent, aggregation.StatePrinted} {
 		n := 0
-		if err := d.Store().Codes(ctx, d.Setup().Batch.ID, 1, st, func(tracecode.Code) error { n++; return nil }); err != nil {
+		if err := d.Store().Codes(ctx, d.Setup().Batch.Batch, 1, st, func(tracecode.Code) error { n++; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		if n != 0 {
@@ -180,7 +183,7 @@ func TestControllerRestartMidBatch(t *testing.T) {
 	if err := d.Commands(ctx, line.CmdClear); err != nil {
 		t.Fatal(err)
 	}
-	if err := demo.WaitLine(ctx, d.Runner(), func(s line.Snapshot) bool { return s.State == "Stopped" && !s.PurgeRequired }); err != nil {
+	if err := demo.WaitLine(ctx, d.Line(), func(s line.Snapshot) bool { return s.State == "Stopped" && !s.PurgeRequired }); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Commands(ctx, line.CmdReset, line.CmdStart); err != nil {
@@ -214,7 +217,7 @@ func TestCameraDisconnectHoldsLine(t *testing.T) {
 	ctx := ctxFor(t, 120*time.Second)
 	faults := append(demo.DefaultFaults(), sim.Fault{Kind: sim.FaultCameraDown, At: 60, For: 1500 * time.Millisecond})
 	d := runningLine(t, ctx, testOpts(160, faults))
-	r := d.Runner()
+	r := d.Line()
 	if err := demo.WaitLine(ctx, r, func(s line.Snapshot) bool { return s.State == "Held" && s.Faults["camera"] != "" }); err != nil {
 		t.Fatalf("line did not hold on the camera's disconnect: %v", err)
 	}
@@ -246,11 +249,11 @@ func TestReworkThroughAPI(t *testing.T) {
 	ctx := ctxFor(t, 120*time.Second)
 	c := quietCLI()
 	d := runningLine(t, ctx, testOpts(120, demo.DefaultFaults()[:3])) // the challenge test's faults only
-	r := d.Runner()
+	r := d.Line()
 	if err := demo.WaitLine(ctx, r, func(s line.Snapshot) bool { return s.Counters.Packed["L2"] >= 3 }); err != nil {
 		t.Fatal(err)
 	}
-	batch := d.Setup().Batch.ID
+	batch := d.Setup().Batch.Batch
 	var bundles []tracecode.Code
 	if err := d.Store().Codes(ctx, batch, 2, aggregation.StateCommissioned, func(c tracecode.Code) error {
 		bundles = append(bundles, c)

@@ -301,7 +301,10 @@ func startProcLine(ctx context.Context, t *testing.T, o processOpts) *procLine {
 		t.Fatal(err)
 	}
 	l.batch = "P" + strings.ToUpper(o.name)
-	lf.Product, lf.Line, lf.Batch.ID, lf.Batch.Planned = product, "PROC-L1", l.batch, o.units
+	// An old-style config with a batch section: the batch is started at
+	// the first start and resumed at every restart (config.go).
+	lf.Product, lf.Products, lf.Line = product, nil, "PROC-L1"
+	lf.Batch = &batchFile{ID: l.batch, ProductionDate: "2026-11-23", Expiry: "2028-11-22", Planned: o.units, Levels: 2}
 	lf.Settings.Gate, lf.Settings.Challenge = procGate, []string{"pass"}
 	lf.Devices.PLC.Modbus.Address = listen.Modbus
 	lf.Devices.Printer.Stream.Endpoint = "opc.tcp://" + listen.Printer

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -105,6 +106,7 @@ func Challenge() []string { return []string{"pass", "no-read", "low-grade", "dup
 type Setup struct {
 	Line        string             // the line's name in the ledger
 	Product     *tracecode.Product // loaded master data
+	ProductKey  string             // its key in the master data (work orders name it)
 	ProductFile string             // Options.Product ("" for the embedded example)
 	// Devices are the simulator's endpoints; ReworkLabelPrinter is the
 	// rework station's label printer (host:port, "" if the product has no
@@ -113,24 +115,15 @@ type Setup struct {
 	ReworkLabelPrinter string
 	Gate               time.Duration
 	Challenge          []string
-	// Batch is the batch the controller runs.
-	Batch WorkOrder
-}
-
-// WorkOrder is a batch's 生产指令.
-type WorkOrder struct {
-	ID             string
-	ProductionDate string // YYYY-MM-DD
-	Expiry         string // YYYY-MM-DD
-	Planned        int    // level-1 units
-	Workshop       string
-	Manager        string
+	// Batch is the work order of the batch a headless run starts
+	// (StartBatch); the interactive demo leaves starting one to the operator.
+	Batch line.WorkOrder
 }
 
 // Controller is a line controller the wiring built: Run pumps device
-// events into its runner until ctx ends; Close closes its drivers.
+// events into its line until ctx ends; Close closes its drivers.
 type Controller interface {
-	Runner() *line.Runner
+	Line() *line.Line
 	Run(ctx context.Context) error
 	Close() error
 }
@@ -151,6 +144,15 @@ type Line struct {
 	ctrl   Controller
 	runErr chan error
 	cancel context.CancelFunc
+}
+
+// ProductKey is the master-data key of the product file (the file's name
+// without .yaml; the embedded example's for "").
+func ProductKey(file string) string {
+	if file == "" {
+		file = examples.GS1Product
+	}
+	return strings.TrimSuffix(filepath.Base(file), ".yaml")
 }
 
 // LoadProduct loads the product named by Options.Product and the file
@@ -215,10 +217,12 @@ func Start(ctx context.Context, o Options, wire Wire) (_ *Line, err error) {
 		return nil, err
 	}
 	now := time.Now()
-	d.setup = &Setup{Line: "demo-line-1", Product: product, ProductFile: o.Product, Devices: d.sim.Endpoints(),
+	key := ProductKey(o.Product)
+	d.setup = &Setup{Line: "demo-line-1", Product: product, ProductKey: key, ProductFile: o.Product, Devices: d.sim.Endpoints(),
 		Gate: o.Gate, Challenge: Challenge(),
-		Batch: WorkOrder{ID: "DEMO-" + now.UTC().Format("20060102-150405"), ProductionDate: now.Format("2006-01-02"),
-			Expiry: now.AddDate(2, 0, 0).Format("2006-01-02"), Planned: o.Units, Workshop: "固体制剂车间", Manager: "demo"}}
+		Batch: line.WorkOrder{Product: key, Batch: "DEMO-" + now.UTC().Format("20060102-150405"), ProductionDate: now.Format("2006-01-02"),
+			Expiry: now.AddDate(2, 0, 0).Format("2006-01-02"), Planned: int64(max(o.Units, 1)), Workshop: "固体制剂车间", Manager: "demo",
+			Source: "demo"}}
 	if d.setup.Devices.LabelPrinter != "" && product.TopLevel() >= 2 {
 		// The rework station's own label printer: reprints go there.
 		if d.rework, err = devsim.NewLabelPrinter(devsim.LabelPrinterConfig{}, o.Log.With("part", "rework-printer")); err != nil {
@@ -278,12 +282,41 @@ func (d *Line) ReopenLedger() error {
 	return err
 }
 
-// Runner is the running controller's line runner (nil when stopped).
-func (d *Line) Runner() *line.Runner {
+// Line is the running controller's line (nil when stopped).
+func (d *Line) Line() *line.Line {
 	if d.ctrl == nil {
 		return nil
 	}
-	return d.ctrl.Runner()
+	return d.ctrl.Line()
+}
+
+// Snapshot is the current (or last) batch's runner snapshot; zero with no
+// batch or no controller.
+func (d *Line) Snapshot() line.Snapshot {
+	l := d.Line()
+	if l == nil {
+		return line.Snapshot{}
+	}
+	return Snapshot(l)
+}
+
+// Snapshot is l's current (or last) batch's runner snapshot (zero with none).
+func Snapshot(l *line.Line) line.Snapshot {
+	if ov := l.Snapshot(); ov.Runner != nil {
+		return *ov.Runner
+	}
+	return line.Snapshot{}
+}
+
+// StartBatch starts the setup's work order on the line (Stopped: reset and
+// start it), as user "demo".
+func (d *Line) StartBatch(ctx context.Context) error {
+	l := d.Line()
+	if l == nil {
+		return errors.New("demo: no controller running")
+	}
+	_, err := l.StartBatch(ctx, d.setup.Batch, "demo")
+	return err
 }
 
 // Store is the line's ledger.
@@ -316,7 +349,7 @@ func (d *Line) Close() {
 
 // Commands gives commands to the line in turn, as user "demo".
 func (d *Line) Commands(ctx context.Context, cmds ...line.Command) error {
-	r := d.Runner()
+	r := d.Line()
 	if r == nil {
 		return errors.New("demo: no controller running")
 	}
@@ -332,7 +365,7 @@ func (d *Line) Commands(ctx context.Context, cmds ...line.Command) error {
 // settle, and completes the batch. Headless, nobody clears a hold: a held
 // or stopped line is an error that says why.
 func (d *Line) Finish(ctx context.Context) error {
-	r := d.Runner()
+	r := d.Line()
 	if r == nil {
 		return errors.New("demo: no controller running")
 	}
@@ -348,7 +381,7 @@ func (d *Line) Finish(ctx context.Context) error {
 			d.runErr <- err
 			return fmt.Errorf("controller stopped: %v", err)
 		case <-held.C:
-			if sn := r.Snapshot(); sn.State == "Held" || sn.State == "Aborted" || sn.State == "Stopped" {
+			if sn := Snapshot(r); sn.State == "Held" || sn.State == "Aborted" || sn.State == "Stopped" {
 				return fmt.Errorf("line %s: %s (faults %v, challenge %v)", sn.State, sn.Why, sn.Faults, sn.Challenge)
 			}
 		}
@@ -365,7 +398,7 @@ func (d *Line) Finish(ctx context.Context) error {
 // Report stops the controller (its background journal writes finish) and
 // builds the batch report; wall and cpu are the run's times.
 func (d *Line) Report(ctx context.Context, wall, cpu time.Duration) (*Report, error) {
-	r := d.Runner()
+	r := d.Line()
 	if r == nil {
 		return nil, errors.New("demo: no controller running")
 	}
@@ -388,6 +421,9 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 	}
 	defer d.Close()
 	started, cpu0 := time.Now(), CPUTime()
+	if err := d.StartBatch(ctx); err != nil {
+		return nil, err
+	}
 	if err := d.Commands(ctx, line.CmdReset, line.CmdStart); err != nil {
 		return nil, err
 	}
@@ -399,18 +435,18 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 
 // WaitLine waits until cond holds for the line's snapshot (up to a
 // minute, or until ctx ends).
-func WaitLine(ctx context.Context, r *line.Runner, cond func(line.Snapshot) bool) error {
+func WaitLine(ctx context.Context, r *line.Line, cond func(line.Snapshot) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if cond(r.Snapshot()) {
+		if cond(Snapshot(r)) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			sn := r.Snapshot()
+			sn := Snapshot(r)
 			return fmt.Errorf("line did not settle: state %s (%s), faults %v, challenge %v", sn.State, sn.Why, sn.Faults, sn.Challenge)
 		case <-t.C:
 		}

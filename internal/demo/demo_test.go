@@ -157,7 +157,7 @@ func TestStartErrors(t *testing.T) {
 	if setup == nil || setup.Devices.Modbus == "" || setup.Devices.Camera == "" || setup.ReworkLabelPrinter == "" {
 		t.Fatalf("setup: %+v", setup)
 	}
-	if setup.Gate != 150e6 || len(setup.Challenge) != 4 || setup.Batch.Planned != 10 || !strings.HasPrefix(setup.Batch.ID, "DEMO-") {
+	if setup.Gate != 150e6 || len(setup.Challenge) != 4 || setup.Batch.Planned != 10 || !strings.HasPrefix(setup.Batch.Batch, "DEMO-") {
 		t.Errorf("setup: gate %s challenge %v batch %+v", setup.Gate, setup.Challenge, setup.Batch)
 	}
 	if _, err := Run(ctx, Options{}, wire); err == nil || !strings.Contains(err.Error(), "units") {

@@ -50,13 +50,13 @@ func productName(file string) string {
 	return file
 }
 
-func buildReport(ctx context.Context, store *aggregation.Store, r *line.Runner, gt sim.GroundTruth, s *Setup, o Options, wall, cpu time.Duration, dir string) (*Report, error) {
-	batch := s.Batch.ID
+func buildReport(ctx context.Context, store *aggregation.Store, r *line.Line, gt sim.GroundTruth, s *Setup, o Options, wall, cpu time.Duration, dir string) (*Report, error) {
+	batch := s.Batch.Batch
 	sum, err := store.Summary(ctx, batch)
 	if err != nil {
 		return nil, err
 	}
-	snap := r.Snapshot()
+	snap := Snapshot(r)
 	rep := &Report{Batch: batch, Product: productName(o.Product), Units: o.Units, Rate: o.Rate, Seed: o.Seed,
 		Latency: r.Stats(), Counts: map[string]int64{}, Levels: sum.Levels, Rejects: snap.Counters.RejectReason,
 		Challenge: snap.Challenge, ChallengeOK: snap.ChallengeOK, Sim: gt.Summary, State: snap.State,

@@ -1,0 +1,272 @@
+package main
+
+// The line API on the multi-batch line, until the HMI takes the line:
+// package hmi's New still takes one batch's *line.Runner, and its next
+// version (accounts, screens, /api/v1) is being built beside this. newHMI
+// is the one place to rewire when it lands; until then this small handler
+// keeps the JSON API of `linectl run` and `linectl demo` (GET /api/line,
+// POST /api/line/commands, /api/line/rework) and adds what batch after
+// batch needs: POST /api/line/batches (a work order) and the engineer's
+// GET /api/line/engineering and POST /api/line/engineering/test. It has
+// no accounts: it listens on loopback (README "Known limits").
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/line"
+	"github.com/tracline/tracline/tracecode"
+)
+
+// newHMI is the one place the line's web server is built.
+func newHMI(l *line.Line, demo bool, log *slog.Logger) http.Handler {
+	return newLineAPI(l, demo, log)
+}
+
+type lineAPI struct {
+	l    *line.Line
+	demo bool
+	log  *slog.Logger
+}
+
+// maxAPIBody bounds a request body.
+const maxAPIBody = 64 << 10
+
+func newLineAPI(l *line.Line, demo bool, log *slog.Logger) http.Handler {
+	a := &lineAPI{l: l, demo: demo, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/line", a.state)
+	mux.HandleFunc("POST /api/line/commands", a.command)
+	mux.HandleFunc("POST /api/line/rework", a.rework)
+	mux.HandleFunc("POST /api/line/batches", a.startBatch)
+	mux.HandleFunc("GET /api/line/engineering", a.monitor)
+	mux.HandleFunc("POST /api/line/engineering/test", a.test)
+	return mux
+}
+
+// lineState is GET /api/line: the current batch's runner snapshot under
+// "line" (as before batches came from work orders; zero with no batch),
+// and the line's overview.
+type lineState struct {
+	Demo     bool             `json:"demo"`
+	Line     line.Snapshot    `json:"line"`
+	Verdicts line.StatsReport `json:"verdict_latency_ms"`
+	Overview line.Overview    `json:"overview"`
+}
+
+func runnerSnapshot(ov line.Overview) line.Snapshot {
+	if ov.Runner == nil {
+		return line.Snapshot{}
+	}
+	return *ov.Runner
+}
+
+func (a *lineAPI) state(w http.ResponseWriter, r *http.Request) {
+	ov := a.l.Snapshot()
+	a.json(w, http.StatusOK, lineState{Demo: a.demo, Line: runnerSnapshot(ov), Verdicts: a.l.Stats(), Overview: ov})
+}
+
+// apiError is an error the client caused; its text is safe to show.
+type apiError struct {
+	status int
+	msg    string
+	detail any
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(msg string) error { return &apiError{status: http.StatusBadRequest, msg: msg} }
+
+func (a *lineAPI) decode(w http.ResponseWriter, r *http.Request, v any, want string) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("body: want JSON " + want + ": " + err.Error())
+	}
+	if dec.More() {
+		return badRequest("body: one JSON object only")
+	}
+	return nil
+}
+
+func userOf(u string) (string, error) {
+	if strings.TrimSpace(u) == "" {
+		return "", badRequest("user: must say who gives the command")
+	}
+	return u, nil
+}
+
+func (a *lineAPI) command(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Command string `json:"command"`
+		User    string `json:"user"`
+	}
+	if err := a.decode(w, r, &req, `{"command": "start", "user": "…"}`); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	cmd, err := line.ParseCommand(strings.TrimSpace(req.Command))
+	if err != nil {
+		a.fail(w, r, badRequest("command: "+err.Error()))
+		return
+	}
+	user, err := userOf(req.User)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.l.Command(r.Context(), cmd, user); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.json(w, http.StatusOK, runnerSnapshot(a.l.Snapshot()))
+}
+
+func (a *lineAPI) rework(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Kind   string `json:"kind"`
+		Code   string `json:"code"`
+		Old    string `json:"old"`
+		New    string `json:"new"`
+		Reason string `json:"reason"`
+		User   string `json:"user"`
+	}
+	if err := a.decode(w, r, &req, `{"kind", "code", "reason", "user"}`); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	op := line.ReworkOp{Kind: line.ReworkKind(strings.TrimSpace(req.Kind)), Reason: req.Reason}
+	// Codes as scanned: any form the scan parser knows.
+	for _, f := range []struct {
+		name string
+		raw  string
+		dst  *tracecode.Code
+	}{{"code", req.Code, &op.Code}, {"old", req.Old, &op.Old}, {"new", req.New, &op.New}} {
+		if strings.TrimSpace(f.raw) == "" {
+			continue
+		}
+		p, err := tracecode.Parse(f.raw)
+		if err != nil {
+			a.fail(w, r, badRequest(f.name+": "+err.Error()))
+			return
+		}
+		*f.dst = p.Code
+	}
+	user, err := userOf(req.User)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.l.Rework(r.Context(), op, user); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.json(w, http.StatusOK, map[string]string{"done": string(op.Kind), "code": string(op.Code)})
+}
+
+// startBatch is POST /api/line/batches: a work order (line.WorkOrder's
+// JSON) and the user who starts it. The batch is then Stopped: reset and
+// start it.
+func (a *lineAPI) startBatch(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		line.WorkOrder
+		User string `json:"user"`
+	}
+	if err := a.decode(w, r, &req, `{"product", "batch", "production_date", "expiry", "planned", "user"}`); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	user, err := userOf(req.User)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if req.Source == "" {
+		req.Source = "api"
+	}
+	spec, err := a.l.StartBatch(r.Context(), req.WorkOrder, user)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.json(w, http.StatusOK, spec)
+}
+
+func (a *lineAPI) monitor(w http.ResponseWriter, r *http.Request) {
+	m, err := a.l.Monitor(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.json(w, http.StatusOK, m)
+}
+
+func (a *lineAPI) test(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		line.TestAction
+		User string `json:"user"`
+	}
+	if err := a.decode(w, r, &req, `{"kind": "output|print|camera", "user"}`); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	user, err := userOf(req.User)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := req.TestAction.Validate(); err != nil {
+		a.fail(w, r, badRequest(err.Error()))
+		return
+	}
+	out, err := a.l.TestAction(r.Context(), req.TestAction, user)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.json(w, http.StatusOK, map[string]string{"result": out})
+}
+
+// fail is the one place errors become HTTP responses.
+func (a *lineAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := &apiError{status: http.StatusInternalServerError, msg: "internal error"}
+	var ae *apiError
+	var woe *line.WorkOrderError
+	switch {
+	case errors.As(err, &ae):
+		e = ae
+	case errors.As(err, &woe):
+		e = &apiError{status: http.StatusBadRequest, msg: err.Error(), detail: woe.Problems}
+	case errors.Is(err, line.ErrInvalidCommand), errors.Is(err, aggregation.ErrRefused), errors.Is(err, line.ErrNoBatch),
+		errors.Is(err, line.ErrBatchOpen), errors.Is(err, line.ErrBusy):
+		e = &apiError{status: http.StatusConflict, msg: err.Error()}
+	case errors.Is(err, line.ErrBadRework):
+		e = &apiError{status: http.StatusBadRequest, msg: err.Error()}
+	case errors.Is(err, aggregation.ErrNotFound):
+		e = &apiError{status: http.StatusNotFound, msg: err.Error()}
+	case errors.Is(err, line.ErrNoEngineering):
+		e = &apiError{status: http.StatusNotImplemented, msg: err.Error()}
+	case errors.Is(err, errBadTest):
+		e = &apiError{status: http.StatusBadRequest, msg: err.Error()}
+	default:
+		a.log.Error("line API", "path", r.URL.Path, "err", err)
+	}
+	body := map[string]any{"error": e.msg}
+	if e.detail != nil {
+		body["problems"] = e.detail
+	}
+	a.json(w, e.status, body)
+}
+
+func (a *lineAPI) json(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		a.log.Debug("line API: writing the answer", "err", err)
+	}
+}
