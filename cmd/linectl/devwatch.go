@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tracline/tracline/camera"
@@ -234,10 +235,14 @@ func outputByName(name string) (plc.Output, error) {
 // engineering is the engineer's access to the controller's devices: the
 // live view and the test actions (the line refuses those while a batch runs).
 type engineering struct {
-	w      *devWatch
-	plcCfg plc.Config
-	plc    plc.PLC
-	coder  interface {
+	// testPrinted: a test print was handed to the coding printer; it stays
+	// in the printer's buffer until a unit passes the head, so the next
+	// batch empties the buffer before it starts (controller.batchDevices).
+	testPrinted atomic.Bool
+	w           *devWatch
+	plcCfg      plc.Config
+	plc         plc.PLC
+	coder       interface {
 		Send(ctx context.Context, codes []tracecode.Code) error
 		Status(ctx context.Context) (printer.Status, error)
 	}
@@ -307,10 +312,11 @@ func (e *engineering) test(ctx context.Context, kind, output string, value int, 
 			return "", fmt.Errorf("print: test text is %d bytes, at most 64: %w", len(text), errBadTest)
 		}
 		code := tracecode.Code(testCodePrefix + text)
+		e.testPrinted.Store(true)
 		if err := e.coder.Send(ctx, []tracecode.Code{code}); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("sent %q to the printer", code), nil
+		return fmt.Sprintf("sent %q to the printer: it prints on the next item under the head; the next batch empties the printer's buffer before it starts", code), nil
 	case "camera":
 		if device == "" {
 			device = "camera"
@@ -396,8 +402,12 @@ func (c *controller) links() map[string]line.LinkReporter {
 	return out
 }
 
-// engineering is the engineer's access to this controller's devices.
+// engineering is the engineer's access to this controller's devices
+// (made once: c.eng).
 func (c *controller) engineering() *engineering {
+	if c.eng != nil {
+		return c.eng
+	}
 	e := &engineering{w: c.watch, plcCfg: c.cfg.Devices.PLC, plc: c.plc, cameras: map[string]interface {
 		StartSingleJob(context.Context, uint32) error
 	}{}}
@@ -413,6 +423,7 @@ func (c *controller) engineering() *engineering {
 	for i, sc := range c.scanners {
 		e.cameras[labelScannerName(tracecode.Level(i+2))] = sc
 	}
+	c.eng = e
 	return e
 }
 

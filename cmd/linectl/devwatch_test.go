@@ -160,6 +160,9 @@ func TestEngineeringTestActions(t *testing.T) {
 			}
 		})
 	}
+	if !e.testPrinted.Load() {
+		t.Error("a test print is not remembered: the next batch would not empty the printer's buffer")
+	}
 	if len(coder.sent) != 1 || cam.jobs != 1 {
 		t.Errorf("printer got %v, camera %d jobs", coder.sent, cam.jobs)
 	}

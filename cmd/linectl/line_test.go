@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -350,5 +351,44 @@ func TestReworkThroughAPI(t *testing.T) {
 	vr, err := d.Store().Verify(ctx)
 	if err != nil || !vr.OK() {
 		t.Fatalf("verify after rework: %v %v", err, vr.Problems)
+	}
+}
+
+// `linectl demo --headless` from a directory with no examples in it: the
+// product, rules and code files are embedded. The report file has the
+// contract's keys; the exit status agrees with it.
+func TestDemoCommandFromAnyDirectory(t *testing.T) {
+	t.Chdir(t.TempDir())
+	c, _, stderr := testCLI()
+	err := cmdDemo(ctxFor(t, 90*time.Second), c, []string{"--headless", "--units", "30", "--rate", "1200", "--gate", "200ms", "--report", "report.json"})
+	var ee exitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("linectl demo: %v\n%s", err, stderr)
+	}
+	data, rerr := os.ReadFile("report.json")
+	if rerr != nil {
+		t.Fatalf("report: %v (demo: %v)", rerr, err)
+	}
+	var rep map[string]any
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"batch", "invariants_ok", "ground_truth_ok", "deadline_misses", "verdict_latency_ms", "counts"} {
+		if _, ok := rep[k]; !ok {
+			t.Errorf("report has no %q", k)
+		}
+	}
+	if rep["invariants_ok"] != true || rep["ground_truth_ok"] != true {
+		t.Errorf("report: invariants %v %v, ground truth %v %v", rep["invariants_ok"], rep["invariant_problems"], rep["ground_truth_ok"], rep["ground_truth_problems"])
+	}
+	// Exit 1 only for what the report says failed (here: a deadline miss
+	// on a loaded machine).
+	if misses, _ := rep["deadline_misses"].(float64); (err != nil) != (misses > 0) {
+		t.Errorf("exit error %v with %v deadline misses", err, misses)
+	}
+	for _, bad := range [][]string{{"--headless"}, {"--report", "r.json"}, {"--units", "-1", "--headless"}, {"extra"}} {
+		if err := cmdDemo(ctxFor(t, 10*time.Second), c, bad); err == nil {
+			t.Errorf("linectl demo %v: no error", bad)
+		}
 	}
 }

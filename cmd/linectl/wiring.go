@@ -42,7 +42,8 @@ type controller struct {
 	labels   *zpl.Printer
 	rework   *zpl.Printer
 	closers  []func() error
-	watch    *devWatch // links, signal values, counters (overview, engineer)
+	watch    *devWatch    // links, signal values, counters (overview, engineer)
+	eng      *engineering // the engineer's access (test actions)
 }
 
 // configUser is who starts an old-style config file's batch.
@@ -95,6 +96,15 @@ func (c *controller) batchDevices(ctx context.Context, spec aggregation.BatchSpe
 	codes, err := newCodeSource(p, c.store, spec.ID)
 	if err != nil {
 		return line.Devices{}, err
+	}
+	if c.eng != nil && c.eng.testPrinted.Load() {
+		// An engineer's test print may still be in the printer's buffer:
+		// never on a unit of this batch.
+		if _, err := c.coder.Flush(ctx); err != nil {
+			return line.Devices{}, fmt.Errorf("printer: emptying its buffer of test prints: %w", err)
+		}
+		c.eng.testPrinted.Store(false)
+		c.log.Info("printer buffer emptied of test prints before the batch", "batch", spec.ID)
 	}
 	d := line.Devices{Codes: codes}
 	if c.labels != nil {

@@ -221,7 +221,7 @@ func Start(ctx context.Context, o Options, wire Wire) (_ *Line, err error) {
 	d.setup = &Setup{Line: "demo-line-1", Product: product, ProductKey: key, ProductFile: o.Product, Devices: d.sim.Endpoints(),
 		Gate: o.Gate, Challenge: Challenge(),
 		Batch: line.WorkOrder{Product: key, Batch: "DEMO-" + now.UTC().Format("20060102-150405"), ProductionDate: now.Format("2006-01-02"),
-			Expiry: now.AddDate(2, 0, 0).Format("2006-01-02"), Planned: int64(max(o.Units, 1)), Workshop: "固体制剂车间", Manager: "demo",
+			Expiry: now.AddDate(2, 0, 0).Format("2006-01-02"), Planned: plannedOf(o.Units), Workshop: "固体制剂车间", Manager: "demo",
 			Source: "demo"}}
 	if d.setup.Devices.LabelPrinter != "" && product.TopLevel() >= 2 {
 		// The rework station's own label printer: reprints go there.
@@ -234,6 +234,15 @@ func Start(ctx context.Context, o Options, wire Wire) (_ *Line, err error) {
 		d.setup.ReworkLabelPrinter = d.rework.Addr()
 	}
 	return d, d.Connect(ctx)
+}
+
+// plannedOf is the work order's planned quantity for a run of units (0:
+// until stopped — the interactive demo's work order plans 1,000).
+func plannedOf(units int) int64 {
+	if units <= 0 {
+		return 1000
+	}
+	return int64(units)
 }
 
 func (d *Line) ledgerDir() string { return filepath.Join(d.dir, "ledger") }
