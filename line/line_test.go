@@ -520,3 +520,210 @@ func TestEngineeringRefusedWhileABatchRuns(t *testing.T) {
 		t.Fatalf("test actions carried out: %+v", rg.eng.tests)
 	}
 }
+
+func TestStation(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	ctx := context.Background()
+	old := rg.runBatch(workOrder("B0"), 1, 1)
+	wo := workOrder("B1")
+	wo.Levels = 2 // bundles of 2
+	if _, err := rg.line.StartBatch(ctx, wo, "op1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rg.line.StationAdd(ctx, string(old[0]), "op1"); !isScan(err, ScanNoParent) {
+		t.Fatalf("a child before a parent: %v", err)
+	}
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
+	var units []tracecode.Code
+	for i := uint32(10); i < 14; i++ {
+		units = append(units, rg.goodUnit(i))
+	}
+	// Unit 14 is rejected (no-read): its code is not commissioned.
+	bad := rg.nextSent()
+	now := Stamp{T: time.Now()}
+	rg.line.Post(Trigger{Stamp: now, Item: 14})
+	rg.line.Post(Printed{Stamp: now, Code: bad})
+	rg.line.Post(CameraResult{Stamp: now, Item: 14, Grade: 'A', Pass: true})
+	rg.waitFor("4 good, 1 rejected", func(o Overview) bool { return o.Counts.Good == 4 && o.Counts.Rejected == 1 })
+	waitLedgerState(t, rg.store, bad, aggregation.StateRejected)
+
+	v, err := rg.line.StationBeginNew(ctx, 2, "op2")
+	if err != nil || v.Parent == "" || v.Ratio != 2 || v.Level != 2 {
+		t.Fatalf("a new parent: %+v, %v", v, err)
+	}
+	parent := v.Parent
+	if _, err := rg.line.StationBeginNew(ctx, 2, "op2"); !isScan(err, ScanParentOpen) {
+		t.Fatalf("a second parent while one is open: %v", err)
+	}
+	for _, tc := range []struct{ scan, reason string }{
+		{"not a code", ScanUnreadable},
+		{"(01)06901234567892(21)ZZZ999", ScanNotOurs},
+		{string(old[0]), ScanForeign},
+		{string(parent), ScanDuplicate},
+		{string(bad), ScanNotCommissioned},
+	} {
+		if _, err := rg.line.StationAdd(ctx, tc.scan, "op2"); !isScan(err, tc.reason) {
+			t.Errorf("scan %q: %v, want %s", tc.scan, err, tc.reason)
+		}
+	}
+	if v, err = rg.line.StationAdd(ctx, string(units[0]), "op2"); err != nil || len(v.Children) != 1 {
+		t.Fatalf("first child: %+v, %v", v, err)
+	}
+	if _, err := rg.line.StationAdd(ctx, string(units[0]), "op2"); !isScan(err, ScanDuplicate) {
+		t.Fatalf("the same child twice: %v", err)
+	}
+	v, err = rg.line.StationAdd(ctx, string(units[1]), "op2")
+	if err != nil || v.Parent != "" || v.Packed == nil || v.Packed.Parent != parent || v.Packed.Partial || !v.Packed.Labelled {
+		t.Fatalf("the ratio reached: %+v, %v", v, err)
+	}
+	info, err := rg.store.Lookup(ctx, parent)
+	if err != nil || info.State != aggregation.StateCommissioned || info.Children != 2 {
+		t.Fatalf("packed parent: %+v, %v", info, err)
+	}
+	for _, ev := range info.History {
+		if ev.Kind == aggregation.EvPack && ev.Actor != (aggregation.Actor{Kind: aggregation.ActorUser, ID: "op2"}) {
+			t.Fatalf("pack journaled by %+v, want the user", ev.Actor)
+		}
+	}
+	if len(rg.rework.printed) != 1 {
+		t.Fatalf("labels printed: %v", rg.rework.printed)
+	}
+
+	// A pre-printed parent label, scanned; a packed child is refused; a
+	// short parent is closed with a reason.
+	pre := tracecode.Code("(01)16901234567899(21)PRE001")
+	if _, err := rg.store.AllocateGenerated(ctx, "B1", 2, []tracecode.Code{pre}, system); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rg.line.StationBegin(ctx, string(units[2]), "op2"); !isScan(err, ScanWrongLevel) {
+		t.Fatalf("a unit as a parent: %v", err)
+	}
+	if _, err := rg.line.StationBegin(ctx, string(parent), "op2"); !isScan(err, ScanParentUsed) {
+		t.Fatalf("a used parent: %v", err)
+	}
+	if _, err := rg.line.StationBegin(ctx, string(pre), "op2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rg.line.StationAdd(ctx, string(units[0]), "op2"); !isScan(err, ScanPacked) {
+		t.Fatalf("a packed child: %v", err)
+	}
+	if _, err := rg.line.StationAdd(ctx, string(units[2]), "op2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rg.line.StationClose(ctx, " ", "op2"); !errors.Is(err, aggregation.ErrRefused) {
+		t.Fatalf("closing short without a reason: %v", err)
+	}
+	v, err = rg.line.StationClose(ctx, "last bundle", "op2")
+	if err != nil || v.Packed == nil || !v.Packed.Partial || v.Packed.Children != 1 {
+		t.Fatalf("closing short: %+v, %v", v, err)
+	}
+	sum, err := rg.store.Summary(ctx, "B1")
+	if err != nil || sum.Levels[1].FullParents != 1 || sum.Levels[1].PartialParents != 1 || sum.Levels[1].LabelsVerified != 1 {
+		t.Fatalf("level 2 in the ledger: %+v, %v", sum.Levels[1], err)
+	}
+	o := rg.waitFor("the overview's level 2", func(o Overview) bool {
+		return len(o.Levels) == 1 && o.Levels[0].Full == 1 && o.Levels[0].Partial == 1
+	})
+	if o.Levels[0].InProgress != 1 || o.Levels[0].Name != "中包" {
+		t.Fatalf("level 2 on the overview: %+v", o.Levels[0])
+	}
+	// A reprint goes to the rework label printer, journaled as the user.
+	if err := rg.line.StationReprint(ctx, parent, "label torn", "op2"); err != nil {
+		t.Fatal(err)
+	}
+	if len(rg.rework.printed) != 2 {
+		t.Fatalf("labels printed: %v", rg.rework.printed)
+	}
+}
+
+func isScan(err error, reason string) bool {
+	var se *ScanError
+	return errors.As(err, &se) && se.Reason == reason && se.Message != "" && errors.Is(err, ErrScanRefused)
+}
+
+func waitLedgerState(t *testing.T, s *aggregation.Store, c tracecode.Code, want aggregation.CodeState) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := s.Code(context.Background(), c)
+		if err == nil && info.State == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("code %s: %s (%v), want %s", c, info.State, err, want)
+		}
+		time.Sleep(2 * time.Millisecond) // polling the ledger: it has no change feed
+	}
+}
+
+func TestImportCodeFile(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	ctx := context.Background()
+	data, err := os.ReadFile("../examples/codes/8021762-L1.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := strings.Count(strings.TrimSpace(string(data)), "\n") + 1
+	pools := func() string {
+		pv, err := rg.line.Pools(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(pv)
+	}
+	before := pools()
+	for _, tc := range []struct {
+		name, pool string
+		data       []byte
+		want       string
+	}{
+		{"unknown pool", "nope-L1", data, "not an nmpa20 level's pool"},
+		{"gs1 level", "06901234567892-L1", data, "not an nmpa20 level's pool"},
+		{"empty", "8021762-L1", nil, "is empty"},
+		{"wrong product", "8021763-L2", data, "line 1"},
+		{"a bad line", "8021762-L1", []byte(string(data[:22]) + "8021762123\r\n" + string(data[22:])), "line 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := rg.line.ImportCodeFile(ctx, tc.pool, "f.txt", tc.data, "op1")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to say %q", err, tc.want)
+			}
+			if got := pools(); got != before {
+				t.Fatalf("pools changed by a refused import:\n%s\n%s", before, got)
+			}
+		})
+	}
+	res, err := rg.line.ImportCodeFile(ctx, "8021762-L1", "8021762-L1.txt", data, "op1")
+	if err != nil || res.Codes != n || res.SHA256 == "" {
+		t.Fatalf("import: %+v, %v", res, err)
+	}
+	_, err = rg.line.ImportCodeFile(ctx, "8021762-L1", "again.txt", data, "op1")
+	var cfe *tracecode.CodeFileError
+	if !errors.As(err, &cfe) || cfe.Total != n || !errors.Is(err, tracecode.ErrBadCodeFile) {
+		t.Fatalf("the same file again: %v", err)
+	}
+	pv, err := rg.line.Pools(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range pv {
+		if p.Pool == "8021762-L1" {
+			found = true
+			if p.Available != int64(n) || p.Product != "amox-nmpa" || p.Level != 1 {
+				t.Fatalf("pool after the import: %+v", p)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("pools: %+v", pv)
+	}
+	// The work order now lacks only level 2's codes.
+	wo := WorkOrder{Product: "amox-nmpa", Batch: "N1", ProductionDate: "2026-11-01", Expiry: "2028-10-31", Planned: 10, Levels: 2}
+	ps := rg.line.CheckWorkOrder(ctx, wo)
+	if len(ps) != 1 || ps[0].Pool != "8021763-L2" || ps[0].Missing != 1 {
+		t.Fatalf("problems: %+v", ps)
+	}
+}
