@@ -727,3 +727,102 @@ func TestImportCodeFile(t *testing.T) {
 		t.Fatalf("problems: %+v", ps)
 	}
 }
+
+// records lists the journal's records: "type batch actor value".
+func records(t *testing.T, s *aggregation.Store) []string {
+	t.Helper()
+	var out []string
+	if err := s.Events(context.Background(), 0, func(ev aggregation.Event) error {
+		if ev.Kind == aggregation.EvRecord {
+			out = append(out, fmt.Sprintf("%s %s %s %s", ev.Reason, ev.Batch, ev.Actor.ID, ev.Answer))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func hasRecord(recs []string, parts ...string) bool {
+	for _, r := range recs {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(r, p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Every command (accepted or refused, with the refusal) and every alarm
+// raised, cleared and acknowledged is journaled, with the user.
+func TestJournalCommandsAndAlarms(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	ctx := context.Background()
+	if err := rg.line.Command(ctx, CmdReset, "op1"); !errors.Is(err, ErrNoBatch) {
+		t.Fatalf("reset with no batch: %v", err)
+	}
+	if _, err := rg.line.StartBatch(ctx, WorkOrder{Product: "amox-gs1"}, "op1"); err == nil {
+		t.Fatal("an incomplete work order started a batch")
+	}
+	if _, err := rg.line.StartBatch(ctx, workOrder("B1"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	rg.command(CmdReset)
+	if err := rg.line.Command(ctx, CmdUnhold, "op2"); err == nil {
+		t.Fatal("unhold in Idle accepted")
+	}
+	rg.line.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "printer", Err: "link down"})
+	o := rg.waitFor("the printer alarm", func(o Overview) bool { return len(o.Alarms) == 1 })
+	if err := rg.line.AcknowledgeAlarm(ctx, o.Alarms[0].ID, "op3"); err != nil {
+		t.Fatal(err)
+	}
+	rg.line.Post(DeviceOK{Stamp: Stamp{T: time.Now()}, Device: "printer"})
+	rg.waitFor("the printer alarm cleared", func(o Overview) bool { return len(o.Alarms) == 1 && !o.Alarms[0].Active })
+	if err := rg.line.Rework(ctx, ReworkOp{Kind: ReworkSample, Code: "(01)06901234567892(21)NOPE", Reason: "qa"}, "qa1"); err == nil {
+		t.Fatal("a rework of an unknown code was accepted")
+	}
+	wantAll := [][]string{
+		{"command  op1", `"command":"reset"`, `"accepted":false`, "no batch"},
+		{"command  op1", `"command":"start-batch"`, `"accepted":false`, "batch: the batch number is required"},
+		{"command B1 op1", `"command":"start-batch"`, `"accepted":true`, `"batch":"B1"`},
+		{"command B1 op1", `"command":"reset"`, `"accepted":true`},
+		{"command B1 op2", `"command":"unhold"`, `"accepted":false`, "unhold in Idle"},
+		{"alarm B1 line", `"device":"printer"`, `"text":"link down"`},
+		{"alarm.ack B1 op3", `"device":"printer"`},
+		{"alarm B1 line", `"device":"printer"`, `"cleared":true`},
+		{"command B1 qa1", `"command":"rework"`, `"accepted":false`},
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs := records(t, rg.store)
+		var missing []string
+		for _, w := range wantAll {
+			if !hasRecord(recs, w...) {
+				missing = append(missing, strings.Join(w, " … "))
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records missing:\n%s\nrecords:\n%s", strings.Join(missing, "\n"), strings.Join(recs, "\n"))
+		}
+		time.Sleep(5 * time.Millisecond) // alarms are journaled off the line's loop; the ledger has no change feed
+	}
+	// The batch's audit trail holds its records.
+	n := 0
+	if err := rg.store.Trail(ctx, "B1", func(ev aggregation.Event) error {
+		if ev.Kind == aggregation.EvRecord {
+			n++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n < 6 {
+		t.Fatalf("B1's trail holds %d records, want ≥ 6", n)
+	}
+}
