@@ -20,7 +20,7 @@ import (
 
 // loadProduct loads an example product; ratio2 > 0 sets its level-2 ratio
 // (small groups for the tests).
-func loadProduct(t *testing.T, file string, ratio2 int) *tracecode.Product {
+func loadProduct(t testing.TB, file string, ratio2 int) *tracecode.Product {
 	t.Helper()
 	data, err := os.ReadFile("../examples/" + file)
 	if err != nil {
@@ -76,7 +76,7 @@ func (f *fakeLabels) PrintRework(ctx context.Context, l tracecode.Level, reason 
 }
 
 type lineRig struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	store   *aggregation.Store
 	plc     *fakePLC
@@ -95,7 +95,7 @@ func lineMachineConfig() Config {
 }
 
 // newLineRig opens the ledger in dir and runs a Line on it.
-func newLineRig(t *testing.T, dir string) *lineRig {
+func newLineRig(t testing.TB, dir string) *lineRig {
 	t.Helper()
 	store, err := aggregation.Open(dir, aggregation.Options{})
 	if err != nil {
@@ -825,4 +825,83 @@ func TestJournalCommandsAndAlarms(t *testing.T) {
 	if n < 6 {
 		t.Fatalf("B1's trail holds %d records, want ≥ 6", n)
 	}
+}
+
+// With no batch, a device fault is an alarm and shows the device down; a
+// batch started then has the fault too. A message alarm (not a fault) is
+// never active: it waits for an acknowledgement.
+func TestFaultsWithNoBatch(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	ctx := context.Background()
+	rg.line.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "camera", Err: "link down"})
+	o := rg.waitFor("the camera alarm", func(o Overview) bool { return len(o.Alarms) == 1 })
+	if a := o.Alarms[0]; !a.Active || a.Device != "camera" || a.Batch != "" {
+		t.Fatalf("alarm with no batch: %+v", a)
+	}
+	for _, d := range o.Devices {
+		if d.Name == "camera" && d.Link != "down" {
+			t.Fatalf("camera: %+v", d)
+		}
+	}
+	if _, err := rg.line.StartBatch(ctx, workOrder("B1"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	rg.waitFor("B1 knows the camera is down", func(o Overview) bool {
+		return o.Runner != nil && o.Runner.Faults["camera"] == "link down"
+	})
+	rg.line.Post(Printed{Stamp: Stamp{T: time.Now()}, Code: "(01)06901234567892(21)STRAY"})
+	o = rg.waitFor("the printer's message", func(o Overview) bool {
+		for _, a := range o.Alarms {
+			if a.Device == "printer" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, a := range o.Alarms {
+		if a.Device == "printer" && (a.Active || !strings.Contains(a.Text, "never sent")) {
+			t.Fatalf("a message alarm: %+v", a)
+		}
+	}
+}
+
+// BenchmarkLiveUpdate: a unit's camera result posted → an overview showing
+// it reaches a live subscriber (ns/op is that latency; the HMI's goal is
+// ≤ 250 ms at the browser).
+func BenchmarkLiveUpdate(b *testing.B) {
+	rg := newLineRig(b, b.TempDir())
+	wo := workOrder("B1")
+	wo.Planned = 1_000_000
+	if _, err := rg.line.StartBatch(context.Background(), wo, "op1"); err != nil {
+		b.Fatal(err)
+	}
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
+	ch, unsub := rg.line.Subscribe()
+	defer unsub()
+	var worst time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		code := rg.nextSent()
+		now := Stamp{T: time.Now()}
+		rg.line.Post(Trigger{Stamp: now, Item: uint32(i + 1)})
+		rg.line.Post(Printed{Stamp: now, Code: code})
+		for o := range ch {
+			if o.Runner != nil && o.Runner.Counters.Printed == uint64(i+1) {
+				break
+			}
+		}
+		b.StartTimer()
+		start := time.Now()
+		rg.line.Post(CameraResult{Stamp: now, Item: uint32(i + 1), Reads: []Read{{Code: code}}, Grade: 'A', Pass: true})
+		for o := range ch {
+			if o.Counts.Good == uint64(i+1) {
+				break
+			}
+		}
+		worst = max(worst, time.Since(start))
+		b.StopTimer()
+	}
+	b.ReportMetric(float64(worst.Microseconds())/1000, "worst-ms")
 }

@@ -212,7 +212,11 @@ func (l *Line) overview(ctx context.Context, now time.Time) Overview {
 		s := snap
 		o.Runner = &s
 	}
-	o.Devices = l.deviceViews(now, snap.Faults)
+	faults := snap.Faults
+	if run == nil || run.complete.Load() {
+		faults = l.idleFaults()
+	}
+	o.Devices = l.deviceViews(now, faults)
 	return o
 }
 
@@ -255,6 +259,18 @@ func purgeGuide(s Snapshot, sum aggregation.BatchSummary) *PurgeGuide {
 		g.Voided += l.Voided
 	}
 	return g
+}
+
+// idleFaults are the device faults while no batch runs: those the last
+// batch ended with, then as devices report.
+func (l *Line) idleFaults() map[string]string {
+	l.faultMu.Lock()
+	defer l.faultMu.Unlock()
+	f := make(map[string]string, len(l.faults))
+	for d, e := range l.faults {
+		f[d] = e
+	}
+	return f
 }
 
 // deviceViews: each device's link, from its LinkReporter if the wiring
@@ -386,9 +402,15 @@ func (l *Line) broadcast(ctx context.Context) {
 	)
 	defer func() { unsub() }()
 	for {
-		if cur := l.cur.Load(); cur != run {
+		// The runner is subscribed to only while someone listens: without
+		// live views the line's loop publishes to no one.
+		want := l.cur.Load()
+		if l.subs.count() == 0 {
+			want = nil
+		}
+		if want != run {
 			unsub()
-			run, upd, unsub = cur, nil, func() {}
+			run, upd, unsub = want, nil, func() {}
 			if run != nil {
 				upd, unsub = run.r.Subscribe()
 			}
