@@ -57,11 +57,11 @@ func (l *Line) journalCommand(ctx context.Context, batch, cmd string, args any, 
 
 // AlarmView is one alarm as the overview shows it.
 type AlarmView struct {
-	ID        uint64     `json:"id"`
-	Device    string     `json:"device"`
-	Text      string     `json:"text"`
-	Batch     string     `json:"batch,omitempty"`
-	Raised    time.Time  `json:"raised"`
+	ID     uint64    `json:"id"`
+	Device string    `json:"device"`
+	Text   string    `json:"text"`
+	Batch  string    `json:"batch,omitempty"`
+	Raised time.Time `json:"raised"`
 	// Active: a condition that holds (a device fault) and has not cleared;
 	// an alarm that is a message only is never active, it is acknowledged.
 	Active    bool       `json:"active"`
