@@ -2,6 +2,7 @@ package line
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -326,8 +327,8 @@ func TestCheckWorkOrder(t *testing.T) {
 		{"levels", func(w *WorkOrder) { w.Levels = 9 }, ok, []string{"levels/range"}},
 		{"everything", func(w *WorkOrder) { *w = WorkOrder{Levels: -1} }, ok,
 			[]string{"product/required", "batch/required", "production_date/required", "expiry/required", "planned/range"}},
-		// The nmpa20 pools are empty: the batch needs 100 units' and 10
-		// bundles' codes.
+		// The nmpa20 pools are empty: the batch needs 100 units' codes
+		// and the printer buffer's 2, and 11 bundles' codes.
 		{"pools empty", func(*WorkOrder) {}, nmpa, []string{"planned/codes_short", "planned/codes_short"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -346,7 +347,7 @@ func TestCheckWorkOrder(t *testing.T) {
 		})
 	}
 	ps := rg.line.CheckWorkOrder(context.Background(), nmpa)
-	if ps[0].Pool != "8021762-L1" || ps[0].Missing != 100 || ps[1].Pool != "8021763-L2" || ps[1].Missing != 10 {
+	if ps[0].Pool != "8021762-L1" || ps[0].Missing != 102 || ps[1].Pool != "8021763-L2" || ps[1].Missing != 11 {
 		t.Fatalf("codes short: %+v", ps)
 	}
 }
@@ -723,7 +724,7 @@ func TestImportCodeFile(t *testing.T) {
 	// The work order now lacks only level 2's codes.
 	wo := WorkOrder{Product: "amox-nmpa", Batch: "N1", ProductionDate: "2026-11-01", Expiry: "2028-10-31", Planned: 10, Levels: 2}
 	ps := rg.line.CheckWorkOrder(ctx, wo)
-	if len(ps) != 1 || ps[0].Pool != "8021763-L2" || ps[0].Missing != 1 {
+	if len(ps) != 1 || ps[0].Pool != "8021763-L2" || ps[0].Missing != 2 {
 		t.Fatalf("problems: %+v", ps)
 	}
 }
@@ -904,4 +905,21 @@ func BenchmarkLiveUpdate(b *testing.B) {
 		b.StopTimer()
 	}
 	b.ReportMetric(float64(worst.Microseconds())/1000, "worst-ms")
+}
+
+// The overview is the HMI's JSON contract: lists are never null.
+func TestOverviewJSON(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	b, err := json.Marshal(rg.line.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"ready_for_batch":true`, `"levels":[]`, `"last_units":[]`, `"alarms":[]`, `"codes_left":[]`, `"steps":[]`, `"rejected_by_reason":{}`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("overview JSON lacks %s: %s", want, b)
+		}
+	}
+	if strings.Contains(string(b), "null") || strings.Contains(string(b), `"batch"`) {
+		t.Errorf("overview JSON with no batch: %s", b)
+	}
 }
