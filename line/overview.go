@@ -112,9 +112,9 @@ type PurgeGuide struct {
 // ChallengeView is the challenge test: its steps and what each test unit got.
 type ChallengeView struct {
 	Steps   []ChallengeStepView `json:"steps"`
-	Results []ChallengeResult `json:"results"`
-	Done    bool              `json:"done"`
-	Passed  bool              `json:"passed"`
+	Results []ChallengeResult   `json:"results"`
+	Done    bool                `json:"done"`
+	Passed  bool                `json:"passed"`
 }
 
 // ChallengeStepView is one step of the challenge test: a test unit and
