@@ -637,6 +637,54 @@ func TestStation(t *testing.T) {
 	if len(rg.rework.printed) != 2 {
 		t.Fatalf("labels printed: %v", rg.rework.printed)
 	}
+
+	// QA's questions, through the Line.
+	cv, err := rg.line.LookupCode(ctx, " "+string(units[0])+" ")
+	if err != nil || cv.Top != parent || len(cv.Ancestors) != 1 || len(cv.SameTop) != 2 || len(cv.Children) != 0 || len(cv.Code.History) == 0 {
+		t.Fatalf("lookup of a packed unit: %+v, %v", cv, err)
+	}
+	if cv, err = rg.line.LookupCode(ctx, string(parent)); err != nil || len(cv.Children) != 2 || cv.Top != parent {
+		t.Fatalf("lookup of a parent: %+v, %v", cv, err)
+	}
+	if _, err := rg.line.LookupCode(ctx, "(01)06901234567892(21)NOPE"); !errors.Is(err, aggregation.ErrNotFound) {
+		t.Fatalf("lookup of an unknown code: %v", err)
+	}
+	rec, err := rg.line.BatchRecord(ctx, "B1")
+	if err != nil || rec.Spec.ID != "B1" || len(rec.Trail) == 0 {
+		t.Fatalf("batch record: %+v, %v", rec, err)
+	}
+	packs := 0
+	for _, ev := range rec.Trail {
+		if ev.Kind == aggregation.EvPack && ev.Actor.ID == "op2" {
+			packs++
+		}
+	}
+	if packs != 2 {
+		t.Fatalf("packs by op2 in B1's trail: %d, want 2", packs)
+	}
+	for _, tc := range []struct {
+		f    BatchFilter
+		want string
+	}{
+		{BatchFilter{}, "B0 B1"},
+		{BatchFilter{Product: "amox-gs1"}, "B0 B1"},
+		{BatchFilter{Product: "amox-nmpa"}, ""},
+		{BatchFilter{State: "complete"}, "B0"},
+		{BatchFilter{From: "2026-11-01", To: "2026-11-01"}, "B0 B1"},
+		{BatchFilter{From: "2026-11-02"}, ""},
+	} {
+		bs, err := rg.line.Batches(ctx, tc.f)
+		var ids []string
+		for _, b := range bs {
+			ids = append(ids, b.Batch)
+		}
+		if err != nil || strings.Join(ids, " ") != tc.want {
+			t.Errorf("batches %+v: %v, %v; want %s", tc.f, ids, err, tc.want)
+		}
+	}
+	if _, err := rg.line.Batches(ctx, BatchFilter{From: "yesterday", State: "lost"}); err == nil || !strings.Contains(err.Error(), "from:") || !strings.Contains(err.Error(), "state:") {
+		t.Fatalf("a bad filter: %v", err)
+	}
 }
 
 func isScan(err error, reason string) bool {
