@@ -268,6 +268,10 @@ func TestLineRunsBatchAfterBatch(t *testing.T) {
 	if err != nil || sum.State != aggregation.BatchComplete || sum.Levels[0].Commissioned != 2 {
 		t.Fatalf("B2 in the ledger: %+v, %v", sum, err)
 	}
+	recs := records(t, rg.store)
+	if !hasRecord(recs, "command B1 line", "batch-complete") || !hasRecord(recs, "command B2 line", "batch-complete") {
+		t.Fatalf("batch completions not journaled:\n%s", strings.Join(recs, "\n"))
+	}
 	// One subscription saw both batches.
 	rg.waitFor("the subscriber saw B1 and B2", func(Overview) bool {
 		seenMu.Lock()
@@ -969,5 +973,13 @@ func TestOverviewJSON(t *testing.T) {
 	}
 	if strings.Contains(string(b), "null") || strings.Contains(string(b), `"batch"`) {
 		t.Errorf("overview JSON with no batch: %s", b)
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	h := histogram([]time.Duration{ms(0.3), ms(1), ms(1.5), ms(7), ms(900)}, []float64{1, 2, 10})
+	if fmt.Sprint(h.Counts) != "[2 3 4]" || h.Count != 5 || h.SumMs != 909.8 {
+		t.Fatalf("histogram: %+v", h)
 	}
 }
