@@ -57,12 +57,14 @@ func (l *Line) journalCommand(ctx context.Context, batch, cmd string, args any, 
 
 // AlarmView is one alarm as the overview shows it.
 type AlarmView struct {
-	ID        uint64     `json:"id"`
-	Device    string     `json:"device"`
-	Text      string     `json:"text"`
-	Batch     string     `json:"batch,omitempty"`
-	Raised    time.Time  `json:"raised"`
-	Active    bool       `json:"active"` // the condition holds (not cleared)
+	ID     uint64    `json:"id"`
+	Device string    `json:"device"`
+	Text   string    `json:"text"`
+	Batch  string    `json:"batch,omitempty"`
+	Raised time.Time `json:"raised"`
+	// Active: a condition that holds (a device fault) and has not cleared;
+	// an alarm that is a message only is never active, it is acknowledged.
+	Active    bool       `json:"active"`
 	ClearedAt *time.Time `json:"cleared_at,omitempty"`
 	AckBy     string     `json:"ack_by,omitempty"`
 	AckAt     *time.Time `json:"ack_at,omitempty"`
@@ -85,16 +87,16 @@ type alarmBook struct {
 
 // raise adds an alarm, unless the same is active already; it returns the
 // alarm's id and whether it is new.
-func (b *alarmBook) raise(device, text, batch string, at time.Time) (uint64, bool) {
+func (b *alarmBook) raise(device, text, batch string, at time.Time, active bool) (uint64, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for i := range b.list {
-		if a := &b.list[i]; a.Active && a.Device == device && a.Text == text && a.AckAt == nil {
+		if a := &b.list[i]; a.Device == device && a.Text == text && a.AckAt == nil && (a.Active || !active) {
 			return a.ID, false
 		}
 	}
 	b.next++
-	b.list = append(b.list, AlarmView{ID: b.next, Device: device, Text: text, Batch: batch, Raised: at, Active: true})
+	b.list = append(b.list, AlarmView{ID: b.next, Device: device, Text: text, Batch: batch, Raised: at, Active: active})
 	if len(b.list) > alarmKeep {
 		b.list = append(b.list[:0:0], b.list[len(b.list)-alarmKeep:]...)
 	}
@@ -156,9 +158,11 @@ func (b *alarmBook) view() []AlarmView {
 	return out
 }
 
-// raiseAlarm records an alarm raised (journaled if new).
-func (l *Line) raiseAlarm(ctx context.Context, device, text, batch string) {
-	id, isNew := l.alarms.raise(device, text, batch, time.Now())
+// raiseAlarm records an alarm raised (journaled if new). active: a
+// condition that holds until it clears (a device fault); otherwise a
+// message to acknowledge.
+func (l *Line) raiseAlarm(ctx context.Context, device, text, batch string, active bool) {
+	id, isNew := l.alarms.raise(device, text, batch, time.Now(), active)
 	if isNew {
 		l.journal(ctx, "alarm", batch, map[string]any{"id": id, "device": device, "text": text}, "")
 		l.subs.notify()
@@ -180,7 +184,11 @@ func (l *Line) collectAlarms(run *batchRun, stop <-chan struct{}) {
 		if a.Clear {
 			l.clearAlarm(ctx, a.Device, run.spec.ID)
 		} else {
-			l.raiseAlarm(ctx, a.Device, a.Text, run.spec.ID)
+			// A fault (the line holds it until the device answers) is
+			// active; any other alarm is a message to acknowledge. The
+			// runner's snapshot is as new as the step that raised it.
+			_, fault := run.r.Snapshot().Faults[a.Device]
+			l.raiseAlarm(ctx, a.Device, a.Text, run.spec.ID, fault)
 		}
 	}
 	for {

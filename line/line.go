@@ -111,6 +111,8 @@ type Line struct {
 	seen            [numSeen]atomic.Int64 // unix ns of the last event of plc, printer, camera, …
 
 	alarms  alarmBook
+	faultMu sync.Mutex
+	faults  map[string]string // device faults while no batch runs
 	subs    lineSubs
 	station station
 	started time.Time
@@ -149,6 +151,16 @@ func NewLine(ctx context.Context, cfg LineConfig, store *aggregation.Store, log 
 	l := &Line{cfg: cfg, store: store, log: log, runq: make(chan *batchRun, 4), noBatch: make(chan uint32, 4096),
 		started: time.Now()}
 	l.rec = storeRecorder(store)
+	if l.cfg.Links == nil {
+		// The long-lived devices' own link reports, where they have one.
+		l.cfg.Links = map[string]LinkReporter{}
+		for name, d := range map[string]any{"plc": cfg.Devices.PLC, "printer": cfg.Devices.Printer,
+			"label-printer": cfg.Devices.Labels, "rework-label-printer": cfg.Devices.ReworkLabels} {
+			if lr, ok := d.(LinkReporter); ok && d != nil {
+				l.cfg.Links[name] = lr
+			}
+		}
+	}
 	l.subs.kick = make(chan struct{}, 1)
 	open, err := l.openBatches(ctx)
 	if err != nil {
@@ -312,6 +324,14 @@ func (s stateOnly) ShowState(ctx context.Context, st State, faults int) error {
 
 // install makes run the line's current batch and hands it to Run.
 func (l *Line) install(run *batchRun) {
+	l.clearAlarm(context.Background(), "line", "")
+	// Devices that faulted while no batch ran are faulted for this one too.
+	l.faultMu.Lock()
+	for d, e := range l.faults {
+		run.r.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: d, Err: e})
+	}
+	l.faults = nil
+	l.faultMu.Unlock()
 	l.mu.Lock()
 	if prev := l.cur.Load(); prev != nil {
 		l.last = prev
@@ -326,6 +346,13 @@ func (l *Line) install(run *batchRun) {
 // the line is ready for the next batch. Device events are no longer routed
 // to it; its last snapshot stays on the overview until the next batch.
 func (l *Line) finished(run *batchRun) {
+	faults := run.r.Snapshot().Faults
+	l.faultMu.Lock()
+	l.faults = map[string]string{}
+	for d, e := range faults {
+		l.faults[d] = e
+	}
+	l.faultMu.Unlock()
 	run.complete.Store(true)
 	l.journal(context.Background(), "command", run.spec.ID, map[string]any{"event": "batch-complete", "batch": run.spec.ID}, "")
 	l.mu.Lock()
@@ -435,12 +462,47 @@ func (l *Line) Post(ev Event) {
 		return
 	}
 	l.droppedEvents.Add(1)
+	switch e := ev.(type) {
+	case DeviceFault, DeviceOK:
+		// Rare: with no batch, the Line raises and clears the alarm itself.
+		go l.idleFault(e)
+	}
 	if t, ok := ev.(Trigger); ok {
 		l.noBatchTriggers.Add(1)
 		select {
 		case l.noBatch <- t.Item:
 		default: // the PLC rejects a unit without a verdict at the gate anyway
 		}
+	}
+}
+
+// noBatchAlarm is raised when units come with no batch running; it clears
+// when a batch starts.
+const noBatchAlarm = "units are coming with no batch running: each is rejected (no_batch_triggers counts them)"
+
+// idleFault raises or clears a device's alarm while no batch runs.
+func (l *Line) idleFault(ev Event) {
+	ctx := context.Background()
+	switch e := ev.(type) {
+	case DeviceFault:
+		l.setIdleFault(e.Device, e.Err)
+		l.raiseAlarm(ctx, e.Device, e.Err, "", true)
+	case DeviceOK:
+		l.setIdleFault(e.Device, "")
+		l.clearAlarm(ctx, e.Device, "")
+	}
+}
+
+func (l *Line) setIdleFault(device, err string) {
+	l.faultMu.Lock()
+	defer l.faultMu.Unlock()
+	if l.faults == nil {
+		l.faults = map[string]string{}
+	}
+	if err == "" {
+		delete(l.faults, device)
+	} else {
+		l.faults[device] = err
 	}
 }
 
@@ -451,6 +513,7 @@ func (l *Line) rejectNoBatch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case item := <-l.noBatch:
+			l.raiseAlarm(ctx, "line", noBatchAlarm, "", true)
 			c, cancel := context.WithTimeout(ctx, l.cfg.IOTimeout)
 			if err := l.cfg.Devices.PLC.WriteVerdict(c, item, false, uint16(ReasonNotProducing)); err != nil && ctx.Err() == nil {
 				l.log.Warn("reject verdict for a unit with no batch", "item", item, "err", err)

@@ -111,10 +111,17 @@ type PurgeGuide struct {
 
 // ChallengeView is the challenge test: its steps and what each test unit got.
 type ChallengeView struct {
-	Steps   []ChallengeStep   `json:"steps"`
-	Results []ChallengeResult `json:"results"`
-	Done    bool              `json:"done"`
-	Passed  bool              `json:"passed"`
+	Steps   []ChallengeStepView `json:"steps"`
+	Results []ChallengeResult   `json:"results"`
+	Done    bool                `json:"done"`
+	Passed  bool                `json:"passed"`
+}
+
+// ChallengeStepView is one step of the challenge test: a test unit and
+// the outcome it must get (a reason's name, "pass" for none).
+type ChallengeStepView struct {
+	Name   string `json:"name"`
+	Expect string `json:"expect"`
 }
 
 // LinkReporter is an optional ability of a device driver (adapted by the
@@ -204,7 +211,11 @@ func (l *Line) overview(ctx context.Context, now time.Time) Overview {
 			o.Levels = append(o.Levels, lv)
 		}
 		o.Codes = l.codesLeft(ctx, run, sum, c)
-		o.Challenge = ChallengeView{Steps: run.r.cfg.Machine.Challenge, Results: snap.Challenge,
+		steps := make([]ChallengeStepView, 0, len(run.r.cfg.Machine.Challenge))
+		for _, st := range run.r.cfg.Machine.Challenge {
+			steps = append(steps, ChallengeStepView{Name: st.Name, Expect: st.Expect.String()})
+		}
+		o.Challenge = ChallengeView{Steps: steps, Results: snap.Challenge,
 			Passed: snap.ChallengeOK, Done: snap.ChallengeOK || len(snap.Challenge) == len(run.r.cfg.Machine.Challenge)}
 		if snap.PurgeRequired {
 			o.Purge = purgeGuide(snap, sum)
@@ -212,7 +223,33 @@ func (l *Line) overview(ctx context.Context, now time.Time) Overview {
 		s := snap
 		o.Runner = &s
 	}
-	o.Devices = l.deviceViews(now, snap.Faults)
+	faults := snap.Faults
+	if run == nil || run.complete.Load() {
+		faults = l.idleFaults()
+	}
+	o.Devices = l.deviceViews(now, faults)
+	// The JSON contract has lists, never null.
+	if o.Levels == nil {
+		o.Levels = []LevelView{}
+	}
+	if o.Codes == nil {
+		o.Codes = []CodesLeft{}
+	}
+	if o.Units == nil {
+		o.Units = []UnitView{}
+	}
+	if o.Devices == nil {
+		o.Devices = []DeviceView{}
+	}
+	if o.Alarms == nil {
+		o.Alarms = []AlarmView{}
+	}
+	if o.Challenge.Steps == nil {
+		o.Challenge.Steps = []ChallengeStepView{}
+	}
+	if o.Challenge.Results == nil {
+		o.Challenge.Results = []ChallengeResult{}
+	}
 	return o
 }
 
@@ -255,6 +292,18 @@ func purgeGuide(s Snapshot, sum aggregation.BatchSummary) *PurgeGuide {
 		g.Voided += l.Voided
 	}
 	return g
+}
+
+// idleFaults are the device faults while no batch runs: those the last
+// batch ended with, then as devices report.
+func (l *Line) idleFaults() map[string]string {
+	l.faultMu.Lock()
+	defer l.faultMu.Unlock()
+	f := make(map[string]string, len(l.faults))
+	for d, e := range l.faults {
+		f[d] = e
+	}
+	return f
 }
 
 // deviceViews: each device's link, from its LinkReporter if the wiring
@@ -386,9 +435,15 @@ func (l *Line) broadcast(ctx context.Context) {
 	)
 	defer func() { unsub() }()
 	for {
-		if cur := l.cur.Load(); cur != run {
+		// The runner is subscribed to only while someone listens: without
+		// live views the line's loop publishes to no one.
+		want := l.cur.Load()
+		if l.subs.count() == 0 {
+			want = nil
+		}
+		if want != run {
 			unsub()
-			run, upd, unsub = cur, nil, func() {}
+			run, upd, unsub = want, nil, func() {}
 			if run != nil {
 				upd, unsub = run.r.Subscribe()
 			}

@@ -143,11 +143,12 @@ func levelsOf(wo WorkOrder, p *tracecode.Product) tracecode.Level {
 }
 
 // codesNeeded is how many codes of each level a batch of planned units
-// takes: the units and the challenge test's, and a parent per ratio's
-// worth of the level below (the last one partial).
-func codesNeeded(planned int64, challenge int, spec aggregation.BatchSpec) map[tracecode.Level]int64 {
+// takes: the units, the challenge test's and the printer's buffer (left in
+// the printer at the end, voided), and a parent per ratio's worth of the
+// level below (the last one partial).
+func codesNeeded(planned int64, extra int, spec aggregation.BatchSpec) map[tracecode.Level]int64 {
 	need := map[tracecode.Level]int64{}
-	n := planned + int64(challenge)
+	n := planned + int64(extra)
 	for _, ls := range spec.Levels {
 		if ls.Level > 1 {
 			n = (n + int64(ls.Ratio) - 1) / int64(ls.Ratio)
@@ -169,7 +170,7 @@ func poolOf(p *tracecode.Product, l tracecode.Level) string {
 // checkCodes says which pools hold too few codes for the work order.
 func (l *Line) checkCodes(ctx context.Context, wo WorkOrder, p *tracecode.Product) []Problem {
 	spec := l.spec(wo, p, "")
-	need := codesNeeded(wo.Planned, len(l.cfg.Machine.Challenge), spec)
+	need := codesNeeded(wo.Planned, len(l.cfg.Machine.Challenge)+l.cfg.Machine.PrinterBuffer, spec)
 	avail, err := l.poolAvailable(ctx)
 	if err != nil {
 		return []Problem{{Field: "planned", Code: "unknown", Message: "the ledger's pools did not answer: " + err.Error()}}
