@@ -27,7 +27,7 @@ type apiRig struct {
 	plc   *plctest.PLC
 }
 
-func newAPIRig(t *testing.T) *apiRig {
+func newAPIRig(t testing.TB) *apiRig {
 	t.Helper()
 	store, err := aggregation.Open(t.TempDir(), aggregation.Options{})
 	if err != nil {
@@ -70,7 +70,7 @@ func newAPIRig(t *testing.T) *apiRig {
 	return rg
 }
 
-func (rg *apiRig) do(t *testing.T, method, path, body string) (int, string) {
+func (rg *apiRig) do(t testing.TB, method, path, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, rg.srv.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -184,4 +184,23 @@ func TestLineAPIBatch(t *testing.T) {
 	if !found {
 		t.Errorf("devices %+v: want plc up", st.Overview.Devices)
 	}
+}
+
+// FuzzLineAPI: no request body makes the line API panic or answer 5xx.
+func FuzzLineAPI(f *testing.F) {
+	rg := newAPIRig(f)
+	paths := []string{"/api/line/commands", "/api/line/rework", "/api/line/batches", "/api/line/engineering/test"}
+	f.Add(uint8(0), `{"command":"reset","user":"op1"}`)
+	f.Add(uint8(1), `{"kind":"sample","code":"(01)06901234567892(21)ABC","reason":"x","user":"qa"}`)
+	f.Add(uint8(2), `{"product":"amoxicillin-gs1","batch":"B1","production_date":"2026-11-23","expiry":"2028-11-22","planned":100,"user":"op1"}`)
+	f.Add(uint8(2), `{"product":"amoxicillin-gs1","batch":"\u0000","production_date":"2026-02-30","expiry":"x","planned":-1,"levels":99,"user":"op1"}`)
+	f.Add(uint8(3), `{"kind":"output","output":"tower_light","value":3,"user":"eng"}`)
+	f.Add(uint8(3), `{"kind":"camera","device":"nope","user":"eng"}`)
+	f.Add(uint8(0), `null`)
+	f.Fuzz(func(t *testing.T, route uint8, body string) {
+		status, answer := rg.do(t, "POST", paths[int(route)%len(paths)], body)
+		if status >= 500 {
+			t.Fatalf("HTTP %d %s for %q", status, answer, body)
+		}
+	})
 }
