@@ -105,8 +105,11 @@ type PurgeGuide struct {
 	Required bool     `json:"required"`
 	Steps    []string `json:"steps"`
 	// Voided: codes voided at the restart (handed to the printer, never
-	// verified): a unit carrying one is rejected.
-	Voided int64 `json:"voided_at_restart"`
+	// verified): a unit carrying one is rejected. TakenOut: parents
+	// unpacked at the restart (label never printed or verified): their
+	// groups go to rework.
+	Voided   int `json:"voided_at_restart"`
+	TakenOut int `json:"parents_taken_out"`
 }
 
 // ChallengeView is the challenge test: its steps and what each test unit got.
@@ -178,7 +181,9 @@ func (l *Line) overview(ctx context.Context, now time.Time) Overview {
 	o := Overview{Line: l.cfg.Line, At: now, Seq: l.subs.seq(), NoBatch: l.droppedEvents.Load(),
 		NoBatchTriggers: l.noBatchTriggers.Load(), Alarms: l.alarms.view(), Counts: Counts{ByReason: map[string]uint64{}}}
 	run := l.cur.Load()
-	o.Ready = l.current() == nil
+	l.mu.Lock()
+	o.Ready = l.current() == nil && !l.starting
+	l.mu.Unlock()
 	var snap Snapshot
 	if run != nil {
 		snap = run.r.Snapshot()
@@ -218,7 +223,7 @@ func (l *Line) overview(ctx context.Context, now time.Time) Overview {
 		o.Challenge = ChallengeView{Steps: steps, Results: snap.Challenge,
 			Passed: snap.ChallengeOK, Done: snap.ChallengeOK || len(snap.Challenge) == len(run.r.cfg.Machine.Challenge)}
 		if snap.PurgeRequired {
-			o.Purge = purgeGuide(snap, sum)
+			o.Purge = purgeGuide(run.r.restartVoided, run.r.restartTakenOut)
 		}
 		s := snap
 		o.Runner = &s
@@ -281,16 +286,13 @@ func (l *Line) codesLeft(ctx context.Context, run *batchRun, sum aggregation.Bat
 	return out
 }
 
-func purgeGuide(s Snapshot, sum aggregation.BatchSummary) *PurgeGuide {
+func purgeGuide(voided, takenOut int) *PurgeGuide {
 	g := &PurgeGuide{Required: true, Steps: []string{
 		"remove every unit between the printer and the reject gate (their codes were voided at the restart)",
 		"remove the groups at each aggregation station that are not yet labelled, and throw away labels printed but not applied",
 		"take the groups the restart sent to rework to the rework station",
 		"confirm the purge: give clear (the printer's buffer is flushed), then reset",
-	}}
-	for _, l := range sum.Levels {
-		g.Voided += l.Voided
-	}
+	}, Voided: voided, TakenOut: takenOut}
 	return g
 }
 
