@@ -115,12 +115,12 @@ type Runner struct {
 	subs    subscribers
 	stateQ  chan Snapshot // latest state for the PLC's interlock and lights
 
-	recent   recentUnits // under snapMu
+	recent recentUnits // under snapMu
 	// What the restart recovery did (for the purge guide): codes voided,
 	// parents taken out for rework.
 	restartVoided, restartTakenOut int
-	alarms   chan Alarm  // nil: alarms are not forwarded (a Line sets it)
-	finished func()      // called once the batch is complete in the ledger (a Line sets it)
+	alarms                         chan Alarm // nil: alarms are not forwarded (a Line sets it)
+	finished                       func()     // called once the batch is complete in the ledger (a Line sets it)
 
 	failOnce sync.Once
 	failed   chan struct{} // closed when a goroutine of the runner panicked
