@@ -983,3 +983,34 @@ func TestHistogram(t *testing.T) {
 		t.Fatalf("histogram: %+v", h)
 	}
 }
+
+// A panic in a batch's runner ends the Line's Run with ErrPanic (the
+// process exits non-zero for a supervisor to restart it), the line
+// stopped safely.
+func TestLineRunnerPanic(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	if _, err := rg.line.StartBatch(context.Background(), workOrder("B1"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
+	rg.plc.mu.Lock()
+	rg.plc.panicOn = true
+	rg.plc.mu.Unlock()
+	rg.goodUnit(1)
+	select {
+	case err := <-rg.done:
+		rg.cancel = nil
+		rg.store.Close()
+		if !errors.Is(err, ErrPanic) {
+			t.Fatalf("Run returned %v, want ErrPanic", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the line kept running after a panic in a verdict writer")
+	}
+	last, ok := rg.signals.last()
+	if !ok || last.st != Aborted || last.faults == 0 {
+		t.Fatalf("last state shown to the PLC: %+v (ok %t), want the safe stop", last, ok)
+	}
+}
