@@ -451,6 +451,9 @@ func TestOverviewUnitsDevicesAlarms(t *testing.T) {
 	if err := rg.line.AcknowledgeAlarm(context.Background(), 999, "op2"); !errors.Is(err, ErrNoAlarm) {
 		t.Fatalf("acknowledge an unknown alarm: %v", err)
 	}
+	if h := rg.line.Health(context.Background()); h.Ready || len(h.Problems) != 1 || !strings.Contains(h.Problems[0], "camera: down") {
+		t.Fatalf("health with the camera down: %+v", h)
+	}
 	rg.line.Post(DeviceOK{Stamp: Stamp{T: time.Now()}, Device: "camera"})
 	o = rg.waitFor("the camera alarm cleared", func(o Overview) bool {
 		for _, a := range o.Alarms {
@@ -1012,5 +1015,63 @@ func TestLineRunnerPanic(t *testing.T) {
 	last, ok := rg.signals.last()
 	if !ok || last.st != Aborted || last.faults == 0 {
 		t.Fatalf("last state shown to the PLC: %+v (ok %t), want the safe stop", last, ok)
+	}
+}
+
+func TestPreviewRework(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	ctx := context.Background()
+	wo := workOrder("B1")
+	wo.Levels = 2
+	if _, err := rg.line.StartBatch(ctx, wo, "op1"); err != nil {
+		t.Fatal(err)
+	}
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
+	var u []tracecode.Code
+	for i := uint32(1); i <= 3; i++ {
+		u = append(u, rg.goodUnit(i))
+	}
+	for _, c := range u {
+		waitLedgerState(t, rg.store, c, aggregation.StateCommissioned)
+	}
+	v, err := rg.line.StationBeginNew(ctx, 2, "op1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range u[:2] {
+		if _, err := rg.line.StationAdd(ctx, string(c), "op1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parent := v.Parent
+	head := rg.store.Head()
+	for _, tc := range []struct {
+		op      ReworkOp
+		changes string
+		refusal string
+	}{
+		{ReworkOp{Kind: ReworkDecommission, Code: u[2], Reason: "damaged"}, fmt.Sprintf("[{%s commissioned decommissioned }]", u[2]), ""},
+		{ReworkOp{Kind: ReworkSample, Code: u[0], Reason: "qa"}, "[]", "aggregated, not a loose"},
+		{ReworkOp{Kind: ReworkUnpack, Code: parent, Reason: "recount"}, fmt.Sprintf("[{%s aggregated commissioned %s} {%s aggregated commissioned %s}]", u[0], parent, u[1], parent), ""},
+		{ReworkOp{Kind: ReworkReplace, Code: parent, Old: u[0], New: u[2], Reason: "damaged"}, fmt.Sprintf("[{%s aggregated commissioned %s} {%s commissioned aggregated %s}]", u[0], parent, u[2], parent), ""},
+		{ReworkOp{Kind: ReworkReplace, Code: parent, Old: u[2], New: u[0], Reason: "x"}, "[]", "is not in"},
+		{ReworkOp{Kind: ReworkDecommission, Code: "(01)06901234567892(21)NOPE", Reason: "x"}, "[]", "not a code of this line"},
+		{ReworkOp{Kind: ReworkReprint, Code: parent, Reason: "torn"}, "[]", ""},
+	} {
+		p, err := rg.line.PreviewRework(ctx, tc.op)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc.op, err)
+		}
+		if got := fmt.Sprint(p.Changes); got != tc.changes || !strings.Contains(p.Refusal, tc.refusal) || (tc.refusal == "") != (p.Refusal == "") {
+			t.Errorf("%s %s: changes %s refusal %q; want %s, %q", tc.op.Kind, tc.op.Code, got, p.Refusal, tc.changes, tc.refusal)
+		}
+	}
+	if _, err := rg.line.PreviewRework(ctx, ReworkOp{Kind: "burn", Code: u[0], Reason: "x"}); !errors.Is(err, ErrBadRework) {
+		t.Fatalf("an unknown rework: %v", err)
+	}
+	if rg.store.Head() != head {
+		t.Fatal("a preview changed the ledger")
 	}
 }
