@@ -225,11 +225,25 @@ func (l *Line) productOf(spec aggregation.BatchSpec) (string, *tracecode.Product
 	sort.Strings(keys)
 	for _, k := range keys {
 		p := l.cfg.Products[k]
-		if spec.Product == p.GenericName || spec.Product == p.PoolName(1) {
+		if (spec.Product == p.GenericName || spec.Product == p.PoolName(1)) && fits(spec, p) {
 			return k, p
 		}
 	}
 	return "", nil
+}
+
+// fits reports whether a batch's levels are the product's: same schemes,
+// same ratios (two products may share a name: one nmpa20, one GS1).
+func fits(spec aggregation.BatchSpec, p *tracecode.Product) bool {
+	if len(spec.Levels) == 0 || len(spec.Levels) > int(p.TopLevel()) {
+		return false
+	}
+	for _, ls := range spec.Levels {
+		if p.Rule(ls.Level).Scheme != ls.Scheme || (ls.Level > 1 && p.Ratio(ls.Level) != ls.Ratio) {
+			return false
+		}
+	}
+	return true
 }
 
 // machineConfig is the machine's config for a batch: the line's settings,

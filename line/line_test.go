@@ -1075,3 +1075,41 @@ func TestPreviewRework(t *testing.T) {
 		t.Fatal("a preview changed the ledger")
 	}
 }
+
+// The pool source hands out a pool's last codes rather than refusing a chunk.
+func TestPoolSourceLastCodes(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	ctx := context.Background()
+	data, err := os.ReadFile("../examples/codes/8021764-L3.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rg.line.ImportCodeFile(ctx, "8021764-L3", "l3.txt", data, "op1"); err != nil {
+		t.Fatal(err)
+	}
+	spec := aggregation.BatchSpec{ID: "N1", Product: "阿莫西林胶囊", Line: "L1", Levels: []aggregation.LevelSpec{
+		{Level: 1, Scheme: tracecode.SchemeNMPA20}, {Level: 2, Ratio: 10, Scheme: tracecode.SchemeNMPA20}, {Level: 3, Ratio: 20, Scheme: tracecode.SchemeNMPA20}}}
+	if err := rg.store.CreateBatch(ctx, spec, system); err != nil {
+		t.Fatal(err)
+	}
+	key, p, err := rg.line.cfg.ProductOf(spec)
+	if err != nil || key != "amox-nmpa" {
+		t.Fatalf("product of N1: %q, %v", key, err)
+	}
+	src, err := NewPoolSource(p, rg.store, "N1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codes, err := src.Allocate(ctx, 3, 20); err != nil || len(codes) != 20 {
+		t.Fatalf("20 of 30: %d, %v", len(codes), err)
+	}
+	if codes, err := src.Allocate(ctx, 3, 20); err != nil || len(codes) != 10 {
+		t.Fatalf("the last 10: %d, %v", len(codes), err)
+	}
+	if _, err := src.Allocate(ctx, 3, 20); !errors.Is(err, tracecode.ErrPoolEmpty) {
+		t.Fatalf("an empty pool: %v", err)
+	}
+	if _, _, err := rg.line.cfg.ProductOf(aggregation.BatchSpec{ID: "X", Product: "aspirin"}); err == nil {
+		t.Fatal("an unknown product was found")
+	}
+}
