@@ -1113,3 +1113,42 @@ func TestPoolSourceLastCodes(t *testing.T) {
 		t.Fatal("an unknown product was found")
 	}
 }
+
+// The runner view follows the line from batch to batch.
+func TestRunnerView(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	v := rg.line.RunnerView()
+	if s := v.Snapshot(); s.State != "Stopped" || s.Counters.RejectReason == nil {
+		t.Fatalf("no batch: %+v", s)
+	}
+	updates, unsub := v.Subscribe()
+	defer unsub()
+	rg.runBatch(workOrder("B1"), 1, 1)
+	if _, err := rg.line.StartBatch(context.Background(), workOrder("B2"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Command(context.Background(), CmdReset, "op1"); err != nil {
+		t.Fatal(err)
+	}
+	// Updates of B1's run and of B2's: B2 is new, Idle after the reset.
+	sawVerdict := false
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case u := <-updates:
+			for _, a := range u.Actions {
+				if _, ok := a.(Verdict); ok {
+					sawVerdict = true
+				}
+			}
+			if sawVerdict && u.Snapshot.State == "Idle" && u.Snapshot.Counters.Triggered == 0 {
+				if err := v.AckAlarm(context.Background(), "x", "op1"); !errors.Is(err, ErrNoAlarm) {
+					t.Fatalf("ack of alarm x: %v", err)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatalf("updates never showed B1's verdict and B2 Idle (verdict seen: %t)", sawVerdict)
+		}
+	}
+}
