@@ -1152,3 +1152,29 @@ func TestRunnerView(t *testing.T) {
 		}
 	}
 }
+
+// A ledger of the controller before work orders may hold several open
+// batches of the line: the latest created is resumed, an alarm names the
+// others.
+func TestLineResumesTheLatestOfSeveralOpen(t *testing.T) {
+	dir := t.TempDir()
+	store, err := aggregation.Open(dir, aggregation.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"Z-OLD", "A-NEW"} {
+		spec := aggregation.BatchSpec{ID: id, Product: "阿莫西林胶囊", Line: "L1", Levels: []aggregation.LevelSpec{{Level: 1, Scheme: tracecode.SchemeGS1SGTIN}}}
+		if err := store.CreateBatch(context.Background(), spec, system); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.Close()
+	rg := newLineRig(t, dir)
+	o := rg.line.Snapshot()
+	if o.Batch == nil || o.Batch.ID != "A-NEW" || o.Batch.ProductKey != "amox-gs1" || !o.Batch.Resumed {
+		t.Fatalf("resumed: %+v", o.Batch)
+	}
+	if len(o.Alarms) != 1 || !strings.Contains(o.Alarms[0].Text, "Z-OLD") || o.Alarms[0].Active {
+		t.Fatalf("alarms: %+v", o.Alarms)
+	}
+}
