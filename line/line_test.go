@@ -1178,3 +1178,116 @@ func TestLineResumesTheLatestOfSeveralOpen(t *testing.T) {
 		t.Fatalf("alarms: %+v", o.Alarms)
 	}
 }
+
+// aliveSignals records the controller's heartbeat.
+type aliveSignals struct {
+	fakeSignals
+	mu    sync.Mutex
+	beats []uint16
+	beat  chan struct{}
+}
+
+func (a *aliveSignals) Alive(ctx context.Context, n uint16) error {
+	a.mu.Lock()
+	a.beats = append(a.beats, n)
+	a.mu.Unlock()
+	select {
+	case a.beat <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// The Line writes the controller's heartbeat for the process's life, with
+// no batch and across batches — one writer: the runners do not write a
+// second one.
+func TestHeartbeatAcrossBatches(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	rg.stop()
+	store, err := aggregation.Open(rg.dir, aggregation.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := &aliveSignals{beat: make(chan struct{}, 1)}
+	cfg := rg.line.cfg
+	cfg.Devices.Signals = sig
+	cfg.AlivePeriod = time.Millisecond
+	cfg.Links = nil
+	cfg.BatchDevices = func(ctx context.Context, spec aggregation.BatchSpec) (Devices, error) {
+		return Devices{Codes: &batchSource{s: rg.src, store: store, batch: spec.ID}}, nil
+	}
+	rg.store = store
+	rg.line, err = NewLine(context.Background(), cfg, store, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rg.cancel = cancel
+	go func() { rg.done <- rg.line.Run(ctx) }()
+	beats := func(n int) {
+		for i := 0; i < n; i++ {
+			select {
+			case <-sig.beat:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no heartbeat")
+			}
+		}
+	}
+	beats(3)
+	rg.runBatch(workOrder("B1"), 1, 2)
+	if h := rg.line.Histograms(nil)["total"]; h.Count != 2 || h.Counts[len(h.Counts)-1] > 2 {
+		t.Fatalf("B1's verdict latency histogram: %+v", h)
+	}
+	if _, err := rg.line.StartBatch(context.Background(), workOrder("B2"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	rg.command(CmdReset)
+	beats(3)
+	sig.mu.Lock()
+	defer sig.mu.Unlock()
+	for i := 1; i < len(sig.beats); i++ {
+		if sig.beats[i] != sig.beats[i-1]+1 {
+			t.Fatalf("heartbeat values %v: not one writer counting up", sig.beats)
+		}
+	}
+	if _, ok := sig.last(); !ok {
+		t.Fatal("the line's state was never shown to the PLC")
+	}
+}
+
+func TestSmallAPIs(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	ctx := context.Background()
+	ps := rg.line.Products()
+	if len(ps) != 2 || ps[0].Key != "amox-gs1" || ps[1].Levels[0].Pool != "8021762-L1" || ps[0].Levels[0].Pool != "" || ps[1].Levels[1].Ratio != 10 {
+		t.Fatalf("products: %+v", ps)
+	}
+	if err := rg.line.Record(ctx, "login", "", map[string]string{"from": "127.0.0.1"}, "qa1"); err != nil {
+		t.Fatal(err)
+	}
+	if !hasRecord(records(t, rg.store), "login  qa1", "127.0.0.1") {
+		t.Fatal("the HMI's record is not in the journal")
+	}
+	if err := rg.line.Record(ctx, "Bad Type!", "", nil, "qa1"); err == nil {
+		t.Fatal("a record of a bad type was journaled")
+	}
+	rep, err := rg.line.VerifyLedger(ctx)
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+	if rg.line.LedgerStats().Groups == 0 {
+		t.Fatal("ledger stats: no commits counted")
+	}
+	if _, err := rg.line.StartBatch(ctx, workOrder("B1"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rg.line.StationBeginNew(ctx, 2, "op1"); !isScan(err, ScanWrongLevel) {
+		t.Fatalf("a level-2 parent in a batch of units only: %v", err)
+	}
+	if v := rg.line.StationCancel(ctx, "op1"); v.Parent != "" || v.Batch != "B1" {
+		t.Fatalf("station after cancel: %+v", v)
+	}
+	if v := rg.line.Station(); v.Parent != "" || len(v.Children) != 0 {
+		t.Fatalf("station: %+v", v)
+	}
+}
