@@ -349,7 +349,24 @@ func (l *Line) deviceViews(now time.Time, faults map[string]string) []DeviceView
 		if f, ok := faults[n]; ok {
 			d.Link, d.Error = "down", f
 		}
+		seen[n] = true
 		out = append(out, d)
+	}
+	// Other devices with a fault (aggregation-camera-L2, label-scanner-L2,
+	// the ledger…); the line's own conditions are alarms, not links.
+	var rest []string
+	for n := range faults {
+		switch n {
+		case faultGate, faultLabeller, "challenge", "codes", "operator", "line":
+			continue
+		}
+		if !seen[n] {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	for _, n := range rest {
+		out = append(out, DeviceView{Name: n, Link: "down", Error: faults[n], AgeMs: -1})
 	}
 	return out
 }

@@ -63,6 +63,24 @@ func TestOverviewUnitsDevicesAlarms(t *testing.T) {
 			t.Fatalf("camera with a fault: %+v", d)
 		}
 	}
+	rg.line.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "label-scanner-L2", Err: "link down"})
+	o = rg.waitFor("the label scanner down", func(o Overview) bool {
+		for _, d := range o.Devices {
+			if d.Name == "label-scanner-L2" {
+				return d.Link == "down"
+			}
+		}
+		return false
+	})
+	rg.line.Post(DeviceOK{Stamp: Stamp{T: time.Now()}, Device: "label-scanner-L2"})
+	rg.waitFor("the label scanner's fault gone", func(o Overview) bool {
+		for _, d := range o.Devices {
+			if d.Name == "label-scanner-L2" {
+				return false
+			}
+		}
+		return true
+	})
 	if err := rg.line.AcknowledgeAlarm(context.Background(), al.ID, "op2"); err != nil {
 		t.Fatal(err)
 	}
