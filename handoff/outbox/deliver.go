@@ -246,7 +246,7 @@ func (o *Outbox) answer(ctx context.Context, id string, i int, ep Endpoint, op s
 	switch {
 	case xerr != nil && permanent(xerr):
 		a.Outcome, a.Error = "refused", xerr.Error()
-		fail("refused: " + xerr.Error())
+		fail(xerr.Error())
 	case xerr != nil && op == "send":
 		a.Outcome, a.Error = "error", xerr.Error()
 		if dl.Sends >= ep.MaxSends {

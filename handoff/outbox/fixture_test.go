@@ -152,14 +152,14 @@ type fixture struct {
 
 func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, dataDir: t.TempDir(), clk: &fakeClock{t: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)},
+	f := &fixture{t: t, dataDir: t.TempDir(), clk: &fakeClock{t: time.Date(2020, 1, 1, 8, 0, 0, 0, time.UTC)},
 		changes: make(chan Document, 1000)}
 	var err error
 	f.led, err = aggregation.Open(filepath.Join(f.dataDir, "ledger"), aggregation.Options{NoSync: true})
 	must(t, err)
 	t.Cleanup(func() { f.led.Close() })
 	f.codes = activeBatch(t, f.led, "B1", 100)
-	rc := receiver.Config{Clock: f.clk, Token: "secret"}
+	rc := receiver.Config{Clock: f.clk, Token: "secret", RefuseReason: "not today"}
 	f.capture, err = receiver.NewCapture(rc, nil)
 	must(t, err)
 	must(t, f.capture.Start())

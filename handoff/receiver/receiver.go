@@ -74,6 +74,9 @@ type Config struct {
 	Clock Clock
 	// MaxBody caps a submission's size (1 GiB if zero).
 	MaxBody int64
+	// OnSubmission, if set, is called with the behaviour each submission
+	// gets, as it arrives (tests wait on it).
+	OnSubmission func(Behaviour)
 }
 
 // Validate checks a receiver's configuration.
@@ -295,14 +298,17 @@ func (s *server) Expect(batch string, codes []string) {
 
 func (s *server) next() Behaviour {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.sum.Received++
+	b := s.def
 	if len(s.script) > 0 {
-		b := s.script[0]
+		b = s.script[0]
 		s.script = s.script[1:]
-		return b
 	}
-	return s.def
+	s.mu.Unlock()
+	if s.cfg.OnSubmission != nil {
+		s.cfg.OnSubmission(b)
+	}
+	return b
 }
 
 // Summary returns what the receiver has seen.
@@ -341,6 +347,7 @@ func (s *server) problem(w http.ResponseWriter, status int, title, detail string
 // hang waits until the client gives up or the server closes.
 func (s *server) hang(r *http.Request) {
 	s.count(func(m *Summary) { m.Failed++ })
+	io.Copy(io.Discard, io.LimitReader(r.Body, s.cfg.MaxBody)) // then a client that leaves is noticed
 	select {
 	case <-r.Context().Done():
 	case <-s.quit:
