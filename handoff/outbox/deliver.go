@@ -25,14 +25,12 @@ func (o *Outbox) Run(ctx context.Context) error {
 			return nil
 		}
 		wait := time.Minute
-		if err != nil {
-			o.log.Error("outbox step", "err", err)
-			wait = 5 * time.Second
-		}
 		if !next.IsZero() {
-			if d := next.Sub(o.clock.Now()); d < wait {
-				wait = max(d, 0)
-			}
+			wait = min(wait, max(next.Sub(o.clock.Now()), 0))
+		}
+		if err != nil { // the ledger or a file: not too often
+			o.log.Error("outbox step", "err", err)
+			wait = max(wait, 5*time.Second)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -51,6 +49,8 @@ func (o *Outbox) Run(ctx context.Context) error {
 // work in turn. It returns when the next thing is due (zero if nothing is
 // waiting) and the first error it met (the others are retried too).
 func (o *Outbox) Step(ctx context.Context) (time.Time, error) {
+	o.stepMu.Lock()
+	defer o.stepMu.Unlock()
 	docs, err := o.List(ctx, "")
 	if err != nil {
 		return time.Time{}, err

@@ -85,6 +85,11 @@ func (a EPCISAdapter) Poll(ctx context.Context, ep Endpoint, job string) (Answer
 	if err != nil {
 		return Answer{Status: r.Status}, err
 	}
+	return parseCaptureJob(r)
+}
+
+// parseCaptureJob reads a capture job answer (outside input).
+func parseCaptureJob(r reply) (Answer, error) {
 	var cj captureJob
 	if err := json.Unmarshal(r.Body, &cj); err != nil {
 		return Answer{Status: r.Status}, badAnswer(r.Status, "the capture job is not JSON", r.Body, err)

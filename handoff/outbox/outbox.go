@@ -79,8 +79,9 @@ type Outbox struct {
 	jitter   func() float64
 	onChange func(Document)
 
-	mu   sync.Mutex // serializes read-modify-write of documents
-	kick chan struct{}
+	mu     sync.Mutex // serializes read-modify-write of documents
+	stepMu sync.Mutex // one Step at a time
+	kick   chan struct{}
 }
 
 // New checks cfg and makes the outbox directory; it sends nothing.
@@ -158,6 +159,11 @@ func (o *Outbox) Add(ctx context.Context, sub Submission, content io.Reader, by 
 		}
 		if d.State != Failed {
 			return Document{}, fmt.Errorf("outbox: document %s is %s; only a failed document is replaced: %w", d.ID, d.State, ErrRefused)
+		}
+		for _, dl := range d.Deliveries {
+			if dl.State != Failed && dl.State != Delivered {
+				return Document{}, fmt.Errorf("outbox: document %s is still %s to %s; replace it once that ends: %w", d.ID, dl.State, dl.Endpoint, ErrRefused)
+			}
 		}
 		old = &d
 	}
