@@ -253,3 +253,20 @@ func (f *fixture) handedOff(id string) bool {
 	_, ok := sum.Documents[id]
 	return ok
 }
+
+// epcisXML is a small EPCIS XML document of the batch (commissioning only).
+func epcisXML(batch string, b batchCodes) string {
+	var sb strings.Builder
+	sb.WriteString(`<?xml version="1.0" encoding="UTF-8"?>
+<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2" xmlns:cbvmda="urn:epcglobal:cbv:mda" schemaVersion="2.0" creationDate="2026-12-01T08:00:00Z">
+<EPCISBody><EventList>`)
+	for _, level := range [][]tracecode.Code{b.units, b.boxes} {
+		sb.WriteString("<ObjectEvent><eventTime>2026-12-01T08:00:00Z</eventTime><eventTimeZoneOffset>+08:00</eventTimeZoneOffset><epcList>")
+		for _, c := range level {
+			fmt.Fprintf(&sb, "<epc>https://id.nmpa.example/%s</epc>", c)
+		}
+		fmt.Fprintf(&sb, "</epcList><action>ADD</action><bizStep>commissioning</bizStep><ilmd><cbvmda:lotNumber>%s</cbvmda:lotNumber></ilmd></ObjectEvent>", batch)
+	}
+	sb.WriteString("</EventList></EPCISBody></epcis:EPCISDocument>\n")
+	return sb.String()
+}

@@ -162,7 +162,7 @@ func (r *Report) finish(expected map[string][]string, seen func(string) bool) {
 // Summary is what a receiver has seen since it started.
 type Summary struct {
 	Kind       string   `json:"kind"`       // "epcis-capture" or "platform-upload"
-	Received   int      `json:"received"`   // submissions (requests), whatever became of them
+	Received   int      `json:"received"`   // submissions past the token check, whatever became of them
 	Accepted   int      `json:"accepted"`   // distinct documents processed successfully
 	Rejected   int      `json:"rejected"`   // distinct documents whose content failed the checks
 	Duplicates int      `json:"duplicates"` // submissions of a key already known (counted once)
