@@ -201,6 +201,9 @@ func (o *Outbox) Add(ctx context.Context, sub Submission, content io.Reader, by 
 	idSum := sha256.Sum256([]byte(sub.Batch + "\x00" + sub.Format + "\x00" + digest))
 	id := sub.Format + "-" + hex.EncodeToString(idSum[:12])
 
+	if id == sub.Replaces {
+		return Document{}, fmt.Errorf("outbox: the new version of document %s has the same content; resend it instead: %w", id, ErrRefused)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if d, err := o.get(ctx, id); err == nil {

@@ -187,6 +187,10 @@ func TestReplaceAndRecall(t *testing.T) {
 	if f.handedOff(bad.ID) {
 		t.Fatal("a failed document was handed off")
 	}
+	if _, err := f.ob.Add(ctx, Submission{Batch: "B1", Format: FormatRelation, Replaces: bad.ID},
+		strings.NewReader(relationXML("B1", f.codes, 1)), qa); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "same content") {
+		t.Fatalf("a replacement with the same content: %v", err)
+	}
 	good, err := f.ob.Add(ctx, Submission{Batch: "B1", Format: FormatRelation, Replaces: bad.ID},
 		strings.NewReader(relationXML("B1", f.codes, -1)), qa)
 	must(t, err)
