@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/handoff/receiver"
 )
 
@@ -84,6 +85,17 @@ func TestBehaviours(t *testing.T) {
 		{"answer lost, sent twice", []receiver.Behaviour{receiver.LoseAnswer}, "", Delivered, func(t *testing.T, f *fixture, d Document, as []Attempt, sum receiver.Summary) {
 			if sum.Received != 2 || sum.Accepted != 1 || sum.Duplicates != 1 {
 				t.Errorf("receiver: %s", sum.Text)
+			}
+			// the ledger was told once
+			n := 0
+			must(t, f.led.Trail(ctx, "B1", func(ev aggregation.Event) error {
+				if ev.Kind == aggregation.EvHandedOff && ev.Document == d.ID {
+					n++
+				}
+				return nil
+			}))
+			if n != 1 {
+				t.Errorf("%d hand-off events", n)
 			}
 		}},
 		{"an hour to process", []receiver.Behaviour{receiver.Slow}, "", Delivered, func(t *testing.T, f *fixture, d Document, as []Attempt, sum receiver.Summary) {
