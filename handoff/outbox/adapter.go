@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Adapter speaks one kind of receiver's protocol. The outbox journals,
@@ -52,6 +54,8 @@ type Error struct {
 	Status    int    // HTTP status, 0 if there was no answer
 	Permanent bool   // refused: sending the same again will not help
 	Msg       string // what went wrong, plainly
+	// RetryAfter is the receiver's Retry-After (429, 503), 0 if none.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -59,6 +63,28 @@ func (e *Error) Error() string { return e.Msg }
 func permanent(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Permanent
+}
+
+func retryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// parseRetryAfter reads a Retry-After header: seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 func statusOf(err error) int {
@@ -111,7 +137,7 @@ func exchange(ctx context.Context, client *http.Client, ep Endpoint, req *http.R
 	if !perm {
 		what = "failed"
 	}
-	return r, &Error{Status: resp.StatusCode, Permanent: perm,
+	return r, &Error{Status: resp.StatusCode, Permanent: perm, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		Msg: fmt.Sprintf("%s %s %s: HTTP %d: %s", req.Method, req.URL, what, resp.StatusCode, oneLine(body, 300))}
 }
 

@@ -253,7 +253,8 @@ func (o *Outbox) answer(ctx context.Context, id string, i int, ep Endpoint, op s
 			a.Outcome = "gave-up"
 			fail(fmt.Sprintf("gave up after %d sends; the last: %s", dl.Sends, xerr))
 		} else {
-			dl.State, dl.Error, dl.NextAt = Pending, xerr.Error(), now.Add(o.delay(ep.BackoffMin, ep.BackoffMax, dl.Sends))
+			wait := max(o.delay(ep.BackoffMin, ep.BackoffMax, dl.Sends), min(retryAfter(xerr), ep.BackoffMax))
+			dl.State, dl.Error, dl.NextAt = Pending, xerr.Error(), now.Add(wait)
 		}
 	case xerr != nil: // a status question went wrong
 		dl.PollErrors++
@@ -262,7 +263,8 @@ func (o *Outbox) answer(ctx context.Context, id string, i int, ep Endpoint, op s
 			a.Outcome = "gave-up"
 			fail(fmt.Sprintf("gave up after %d status questions in a row went wrong; the last: %s", dl.PollErrors, xerr))
 		} else {
-			dl.Error, dl.NextAt = xerr.Error(), now.Add(o.delay(ep.BackoffMin, ep.BackoffMax, dl.PollErrors))
+			wait := max(o.delay(ep.BackoffMin, ep.BackoffMax, dl.PollErrors), min(retryAfter(xerr), ep.BackoffMax))
+			dl.Error, dl.NextAt = xerr.Error(), now.Add(wait)
 		}
 	default:
 		a.Outcome, a.Job = string(ans.Outcome), ans.Job

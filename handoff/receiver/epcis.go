@@ -57,6 +57,7 @@ func (s *server) admit(w http.ResponseWriter, r *http.Request, fail func(status 
 		return b, false
 	case Unavailable:
 		s.count(func(m *Summary) { m.Failed++ })
+		w.Header().Set("Retry-After", "1")
 		fail(http.StatusServiceUnavailable, "unavailable", "the receiver is unavailable (test behaviour 5xx)")
 		return b, false
 	case Refuse:

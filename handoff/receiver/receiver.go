@@ -281,6 +281,14 @@ func (s *server) Behave(b ...Behaviour) {
 	s.script = append(s.script, b...)
 }
 
+// Forget drops every job, as a receiver restarted without its state would:
+// status questions about them are answered 404.
+func (s *server) Forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.jobs, s.byID = map[string]*job{}, map[string]*job{}
+}
+
 // SetDefault changes the default behaviour.
 func (s *server) SetDefault(b Behaviour) {
 	s.mu.Lock()
