@@ -137,7 +137,7 @@ func epcisJSON(batch string, b batchCodes) string {
 
 // fixture: a ledger with an active batch, both receivers, an outbox.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	dataDir  string
 	led      *aggregation.Store
 	clk      *fakeClock
@@ -150,7 +150,7 @@ type fixture struct {
 	changes  chan Document
 }
 
-func newFixture(t *testing.T, mod func(*Config)) *fixture {
+func newFixture(t testing.TB, mod func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, dataDir: t.TempDir(), clk: &fakeClock{t: time.Date(2020, 1, 1, 8, 0, 0, 0, time.UTC)},
 		changes: make(chan Document, 1000)}
