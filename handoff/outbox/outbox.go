@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -358,12 +359,12 @@ func (o *Outbox) List(ctx context.Context, batch string) ([]Document, error) {
 }
 
 func sortDocs(ds []Document) {
-	for i := 1; i < len(ds); i++ { // few documents: insertion sort by creation, then id
-		for j := i; j > 0 && (ds[j].Created.Before(ds[j-1].Created) ||
-			ds[j].Created.Equal(ds[j-1].Created) && ds[j].ID < ds[j-1].ID); j-- {
-			ds[j], ds[j-1] = ds[j-1], ds[j]
+	slices.SortFunc(ds, func(a, b Document) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
 		}
-	}
+		return strings.Compare(a.ID, b.ID)
+	})
 }
 
 // Attempts returns every attempt, answer and user action journaled for a
