@@ -97,6 +97,12 @@ func lineMachineConfig() Config {
 // newLineRig opens the ledger in dir and runs a Line on it.
 func newLineRig(t testing.TB, dir string) *lineRig {
 	t.Helper()
+	return newLineRigWith(t, dir, nil)
+}
+
+// newLineRigWith is newLineRig with the config changed by change.
+func newLineRigWith(t testing.TB, dir string, change func(*LineConfig)) *lineRig {
+	t.Helper()
 	store, err := aggregation.Open(dir, aggregation.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +118,9 @@ func newLineRig(t testing.TB, dir string) *lineRig {
 			return Devices{Codes: &batchSource{s: rg.src, store: store, batch: spec.ID}}, nil
 		},
 		Engineering: rg.eng, IOTimeout: time.Second}
+	if change != nil {
+		change(&cfg)
+	}
 	rg.line, err = NewLine(context.Background(), cfg, store, slog.New(slog.DiscardHandler))
 	if err != nil {
 		store.Close()

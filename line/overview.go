@@ -222,6 +222,12 @@ func (l *Line) overview(ctx context.Context, now time.Time) Overview {
 		}
 		o.Challenge = ChallengeView{Steps: steps, Results: snap.Challenge,
 			Passed: snap.ChallengeOK, Done: snap.ChallengeOK || len(snap.Challenge) == len(run.r.cfg.Machine.Challenge)}
+		if len(snap.Challenge) == 0 && sum.Challenge != nil {
+			// Passed before a restart (not repeated): the ledger's results.
+			for _, st := range sum.Challenge.Steps {
+				o.Challenge.Results = append(o.Challenge.Results, ChallengeResult{Step: st.Step, Item: uint32(st.Item), Expect: st.Expect, Got: st.Got, OK: st.OK})
+			}
+		}
 		if snap.PurgeRequired {
 			o.Purge = purgeGuide(run.r.restartVoided, run.r.restartTakenOut)
 		}

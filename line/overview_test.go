@@ -368,3 +368,53 @@ func TestRunnerView(t *testing.T) {
 		}
 	}
 }
+
+// The challenge test on the overview: its steps, what each test unit got;
+// after a restart, the results the ledger keeps.
+func TestOverviewChallenge(t *testing.T) {
+	dir := t.TempDir()
+	withChallenge := func(c *LineConfig) {
+		c.Machine.Challenge = []ChallengeStep{{Name: "pass", Expect: ReasonNone}, {Name: "no-read", Expect: ReasonNoRead}}
+	}
+	rg := newLineRigWith(t, dir, withChallenge)
+	if _, err := rg.line.StartBatch(context.Background(), workOrder("B1"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	o := rg.line.Snapshot()
+	if fmt.Sprint(o.Challenge.Steps) != "[{pass pass} {no-read no-read}]" || o.Challenge.Done || len(o.Challenge.Results) != 0 {
+		t.Fatalf("challenge before the start: %+v", o.Challenge)
+	}
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
+	rg.goodUnit(1)
+	c2 := rg.nextSent()
+	now := Stamp{T: time.Now()}
+	rg.line.Post(Trigger{Stamp: now, Item: 2})
+	rg.line.Post(Printed{Stamp: now, Code: c2})
+	rg.line.Post(CameraResult{Stamp: now, Item: 2, Grade: 'A', Pass: true})
+	o = rg.waitFor("the challenge passed", func(o Overview) bool { return o.Challenge.Done })
+	if !o.Challenge.Passed || len(o.Challenge.Results) != 2 || o.Challenge.Results[1].Got != "no-read" {
+		t.Fatalf("challenge: %+v", o.Challenge)
+	}
+	// Journaled, then the controller restarts: not repeated, the results shown.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sum, err := rg.store.Summary(context.Background(), "B1")
+		if err == nil && sum.Challenge != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("challenge never journaled")
+		}
+		time.Sleep(5 * time.Millisecond) // the ledger has no change feed
+	}
+	if err := rg.stop(); err != nil {
+		t.Fatal(err)
+	}
+	rg = newLineRigWith(t, dir, withChallenge)
+	o = rg.line.Snapshot()
+	if !o.Challenge.Done || !o.Challenge.Passed || len(o.Challenge.Results) != 2 {
+		t.Fatalf("challenge after a restart: %+v", o.Challenge)
+	}
+}
