@@ -152,7 +152,8 @@ const (
 
 var seenNames = [numSeen]string{"plc", "printer", "camera", "aggregation-camera", "label-scanner"}
 
-// sawEvent notes when a device last sent something: an atomic store.
+// sawEvent notes when a device last sent something: an atomic store of
+// the event's own time (no clock read on the way to the runner).
 func (l *Line) sawEvent(ev Event) {
 	var i int
 	switch ev.(type) {
@@ -169,7 +170,7 @@ func (l *Line) sawEvent(ev Event) {
 	default:
 		return
 	}
-	l.seen[i].Store(time.Now().UnixNano())
+	l.seen[i].Store(ev.At().UnixNano())
 }
 
 // Snapshot returns the overview as of now.

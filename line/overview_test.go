@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"fmt"
 	"strings"
 	"testing"
@@ -416,5 +417,56 @@ func TestOverviewChallenge(t *testing.T) {
 	o = rg.line.Snapshot()
 	if !o.Challenge.Done || !o.Challenge.Passed || len(o.Challenge.Results) != 2 {
 		t.Fatalf("challenge after a restart: %+v", o.Challenge)
+	}
+}
+
+// BenchmarkRecentNote: what the loop adds per decided unit (the last-units
+// ring and the rate's bucket), under the snapshot lock it takes anyway.
+func BenchmarkRecentNote(b *testing.B) {
+	var r recentUnits
+	acts := []Action{Verdict{Item: 1, Code: "(01)06901234567892(21)U000001", Pass: true, Received: time.Now()}, StateChanged{}}
+	now := time.Now()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		r.note(acts, now)
+	}
+}
+
+// BenchmarkPostRouting: what the Line adds to posting a device event to
+// the current batch's runner (no loop running: the runner's queue only
+// fills; at most 60,000 events), against posting to the runner directly.
+func BenchmarkPostRouting(b *testing.B) {
+	for _, via := range []string{"line", "runner"} {
+		b.Run(via, func(b *testing.B) {
+			rg := newLineRig(b, b.TempDir())
+			rg.stop()
+			store, err := aggregation.Open(rg.dir, aggregation.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			cfg := rg.line.cfg
+			cfg.BatchDevices = func(ctx context.Context, spec aggregation.BatchSpec) (Devices, error) {
+				return Devices{Codes: &batchSource{s: rg.src, store: store, batch: spec.ID}}, nil
+			}
+			l, err := NewLine(context.Background(), cfg, store, slog.New(slog.DiscardHandler))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := l.StartBatch(context.Background(), workOrder(fmt.Sprint("B-", via)), "op1"); err != nil {
+				b.Fatal(err)
+			}
+			post := l.Post
+			if via == "runner" {
+				post = l.current().r.Post
+			}
+			var ev Event = Trigger{Stamp: Stamp{T: time.Now()}, Item: 1}
+			n := min(b.N, 60000)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < n; i++ {
+				post(ev)
+			}
+		})
 	}
 }
