@@ -2,8 +2,6 @@ package line
 
 import (
 	"context"
-	"fmt"
-	"strconv"
 	"sync"
 )
 
@@ -37,15 +35,6 @@ func (v RunnerView) Command(ctx context.Context, cmd Command, user string) error
 // Rework is Line.Rework by op.User.
 func (v RunnerView) Rework(ctx context.Context, op ReworkOp) error {
 	return v.l.Rework(ctx, op, op.User)
-}
-
-// AckAlarm is Line.AcknowledgeAlarm with the alarm's id as text.
-func (v RunnerView) AckAlarm(ctx context.Context, id, user string) error {
-	n, err := strconv.ParseUint(id, 10, 64)
-	if err != nil {
-		return fmt.Errorf("alarm %q: %w", id, ErrNoAlarm)
-	}
-	return v.l.AcknowledgeAlarm(ctx, n, user)
 }
 
 // Subscribe gives the current batch's runner updates, following the line
