@@ -99,9 +99,8 @@ type Line struct {
 	log   *slog.Logger
 	rec   recordFunc
 
-	mu       sync.Mutex // guards last, starting, station
+	mu       sync.Mutex // guards starting and batchRun.cancel
 	cur      atomic.Pointer[batchRun]
-	last     *batchRun // the batch run before cur, or cur's predecessor once complete
 	starting bool
 	runq     chan *batchRun
 
@@ -115,7 +114,6 @@ type Line struct {
 	faults  map[string]string // device faults while no batch runs
 	subs    lineSubs
 	station station
-	started time.Time
 }
 
 // batchRun is one batch on the line and its runner.
@@ -148,8 +146,7 @@ func NewLine(ctx context.Context, cfg LineConfig, store *aggregation.Store, log 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &Line{cfg: cfg, store: store, log: log, runq: make(chan *batchRun, 4), noBatch: make(chan uint32, 4096),
-		started: time.Now()}
+	l := &Line{cfg: cfg, store: store, log: log, runq: make(chan *batchRun, 4), noBatch: make(chan uint32, 4096)}
 	l.rec = storeRecorder(store)
 	if l.cfg.Links == nil {
 		// The long-lived devices' own link reports, where they have one.
@@ -166,11 +163,18 @@ func NewLine(ctx context.Context, cfg LineConfig, store *aggregation.Store, log 
 	if err != nil {
 		return nil, err
 	}
-	if len(open) > 1 {
-		return nil, fmt.Errorf("line %s: the ledger has %d batches of this line open (%v); a line runs one at a time", cfg.Line, len(open), open)
-	}
-	if len(open) == 1 {
-		spec, err := store.Spec(ctx, open[0])
+	if len(open) > 0 {
+		// Several open (a ledger of the controller before work orders,
+		// whose config named a new batch before the last was complete):
+		// the latest created is resumed, the others stay open, named in an
+		// alarm.
+		latest := open[len(open)-1]
+		if len(open) > 1 {
+			others := open[:len(open)-1]
+			log.Warn("several batches of this line are open; resuming the latest created", "batch", latest, "others", others)
+			l.alarms.raise("line", fmt.Sprintf("batches %v of this line were left open; %s is resumed, they stay open", others, latest), "", time.Now(), false)
+		}
+		spec, err := store.Spec(ctx, latest)
 		if err != nil {
 			return nil, err
 		}
@@ -190,23 +194,44 @@ func NewLine(ctx context.Context, cfg LineConfig, store *aggregation.Store, log 
 	return l, nil
 }
 
-// openBatches lists the batches of this line the ledger has open.
+// openBatches lists the batches of this line the ledger has open, in the
+// order they were created.
 func (l *Line) openBatches(ctx context.Context) ([]string, error) {
 	ids, err := l.store.Batches(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var open []string
+	type created struct {
+		id  string
+		seq uint64
+	}
+	var open []created
 	for _, id := range ids {
 		sum, err := l.store.Summary(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		if sum.Line == l.cfg.Line && sum.State == aggregation.BatchOpen {
-			open = append(open, id)
+		if sum.Line != l.cfg.Line || sum.State != aggregation.BatchOpen {
+			continue
 		}
+		c := created{id: id}
+		if err := l.store.Trail(ctx, id, func(ev aggregation.Event) error {
+			if ev.Kind == aggregation.EvBatchCreate {
+				c.seq = ev.Seq
+				return errStopWalk
+			}
+			return nil
+		}); err != nil && !errors.Is(err, errStopWalk) {
+			return nil, err
+		}
+		open = append(open, c)
 	}
-	return open, nil
+	sort.SliceStable(open, func(i, j int) bool { return open[i].seq < open[j].seq })
+	out := make([]string, len(open))
+	for i, c := range open {
+		out[i] = c.id
+	}
+	return out, nil
 }
 
 // productOf finds a batch's product in the master data: by the key
@@ -225,11 +250,25 @@ func (l *Line) productOf(spec aggregation.BatchSpec) (string, *tracecode.Product
 	sort.Strings(keys)
 	for _, k := range keys {
 		p := l.cfg.Products[k]
-		if spec.Product == p.GenericName || spec.Product == p.PoolName(1) {
+		if (spec.Product == p.GenericName || spec.Product == p.PoolName(1)) && fits(spec, p) {
 			return k, p
 		}
 	}
 	return "", nil
+}
+
+// fits reports whether a batch's levels are the product's: same schemes,
+// same ratios (two products may share a name: one nmpa20, one GS1).
+func fits(spec aggregation.BatchSpec, p *tracecode.Product) bool {
+	if len(spec.Levels) == 0 || len(spec.Levels) > int(p.TopLevel()) {
+		return false
+	}
+	for _, ls := range spec.Levels {
+		if p.Rule(ls.Level).Scheme != ls.Scheme || (ls.Level > 1 && p.Ratio(ls.Level) != ls.Ratio) {
+			return false
+		}
+	}
+	return true
 }
 
 // machineConfig is the machine's config for a batch: the line's settings,
@@ -332,12 +371,7 @@ func (l *Line) install(run *batchRun) {
 	}
 	l.faults = nil
 	l.faultMu.Unlock()
-	l.mu.Lock()
-	if prev := l.cur.Load(); prev != nil {
-		l.last = prev
-	}
 	l.cur.Store(run)
-	l.mu.Unlock()
 	l.runq <- run
 	l.subs.notify()
 }

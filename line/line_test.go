@@ -2,7 +2,6 @@ package line
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -98,6 +97,12 @@ func lineMachineConfig() Config {
 // newLineRig opens the ledger in dir and runs a Line on it.
 func newLineRig(t testing.TB, dir string) *lineRig {
 	t.Helper()
+	return newLineRigWith(t, dir, nil)
+}
+
+// newLineRigWith is newLineRig with the config changed by change.
+func newLineRigWith(t testing.TB, dir string, change func(*LineConfig)) *lineRig {
+	t.Helper()
 	store, err := aggregation.Open(dir, aggregation.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +118,9 @@ func newLineRig(t testing.TB, dir string) *lineRig {
 			return Devices{Codes: &batchSource{s: rg.src, store: store, batch: spec.ID}}, nil
 		},
 		Engineering: rg.eng, IOTimeout: time.Second}
+	if change != nil {
+		change(&cfg)
+	}
 	rg.line, err = NewLine(context.Background(), cfg, store, slog.New(slog.DiscardHandler))
 	if err != nil {
 		store.Close()
@@ -308,54 +316,6 @@ func ledgerBatches(t *testing.T, s *aggregation.Store) string {
 	return strings.Join(ids, ",")
 }
 
-func TestCheckWorkOrder(t *testing.T) {
-	rg := newLineRig(t, t.TempDir())
-	rg.runBatch(workOrder("USED"), 1, 1)
-	ok := workOrder("NEW")
-	nmpa := WorkOrder{Product: "amox-nmpa", Batch: "N1", ProductionDate: "2026-11-01", Expiry: "2028-10-31", Planned: 100, Levels: 2}
-	for _, tc := range []struct {
-		name string
-		wo   func(*WorkOrder)
-		base WorkOrder
-		want []string // field/code
-	}{
-		{"fine", func(*WorkOrder) {}, ok, nil},
-		{"no product", func(w *WorkOrder) { w.Product = "" }, ok, []string{"product/required"}},
-		{"unknown product", func(w *WorkOrder) { w.Product = "aspirin" }, ok, []string{"product/unknown"}},
-		{"no batch", func(w *WorkOrder) { w.Batch = " " }, ok, []string{"batch/required"}},
-		{"batch control char", func(w *WorkOrder) { w.Batch = "B\x01" }, ok, []string{"batch/format"}},
-		{"batch used", func(w *WorkOrder) { w.Batch = "USED" }, ok, []string{"batch/used"}},
-		{"bad dates", func(w *WorkOrder) { w.ProductionDate, w.Expiry = "1.11.2026", "" }, ok, []string{"production_date/format", "expiry/required"}},
-		{"expiry before production", func(w *WorkOrder) { w.Expiry = "2026-11-01" }, ok, []string{"expiry/expiry_before_production"}},
-		{"planned", func(w *WorkOrder) { w.Planned = 0 }, ok, []string{"planned/range"}},
-		{"levels", func(w *WorkOrder) { w.Levels = 9 }, ok, []string{"levels/range"}},
-		{"everything", func(w *WorkOrder) { *w = WorkOrder{Levels: -1} }, ok,
-			[]string{"product/required", "batch/required", "production_date/required", "expiry/required", "planned/range"}},
-		// The nmpa20 pools are empty: the batch needs 100 units' codes
-		// and the printer buffer's 2, and 11 bundles' codes.
-		{"pools empty", func(*WorkOrder) {}, nmpa, []string{"planned/codes_short", "planned/codes_short"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			wo := tc.base
-			tc.wo(&wo)
-			var got []string
-			for _, p := range rg.line.CheckWorkOrder(context.Background(), wo) {
-				if p.Message == "" {
-					t.Errorf("problem %s/%s without a message", p.Field, p.Code)
-				}
-				got = append(got, p.Field+"/"+p.Code)
-			}
-			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
-				t.Fatalf("problems %v, want %v", got, tc.want)
-			}
-		})
-	}
-	ps := rg.line.CheckWorkOrder(context.Background(), nmpa)
-	if ps[0].Pool != "8021762-L1" || ps[0].Missing != 102 || ps[1].Pool != "8021763-L2" || ps[1].Missing != 11 {
-		t.Fatalf("codes short: %+v", ps)
-	}
-}
-
 // A controller restart with a batch open: the new Line resumes it, the
 // overview asks for the purge and guides it.
 func TestLineResumesTheOpenBatch(t *testing.T) {
@@ -389,100 +349,6 @@ func TestLineResumesTheOpenBatch(t *testing.T) {
 	}
 	rg.command(CmdClear)
 	rg.waitFor("purge done", func(o Overview) bool { return o.Purge == nil && o.State == "Stopped" })
-}
-
-// The overview lists the last units, the rate, the devices and the alarms;
-// an alarm is acknowledged by a user, and cleared when its device answers.
-func TestOverviewUnitsDevicesAlarms(t *testing.T) {
-	rg := newLineRig(t, t.TempDir())
-	if _, err := rg.line.StartBatch(context.Background(), workOrder("B1"), "op1"); err != nil {
-		t.Fatal(err)
-	}
-	rg.command(CmdReset)
-	rg.command(CmdStart)
-	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
-	c1 := rg.goodUnit(1)
-	// Unit 2: a no-read.
-	now := Stamp{T: time.Now()}
-	c2 := rg.nextSent()
-	rg.line.Post(Trigger{Stamp: now, Item: 2})
-	rg.line.Post(Printed{Stamp: now, Code: c2})
-	rg.line.Post(CameraResult{Stamp: now, Item: 2, Grade: 'A', Pass: true})
-	o := rg.waitFor("2 units", func(o Overview) bool { return len(o.Units) == 2 })
-	if u := o.Units[0]; u.Item != 2 || u.Pass || u.Reason != "no-read" || u.Code != c2 {
-		t.Fatalf("last unit: %+v", u)
-	}
-	if u := o.Units[1]; u.Item != 1 || !u.Pass || u.Code != c1 {
-		t.Fatalf("first unit: %+v", u)
-	}
-	if o.RatePerMin <= 0 || o.Counts.Good != 1 || o.Counts.Rejected != 1 || o.Counts.ByReason["no-read"] != 1 {
-		t.Fatalf("rate %v, counts %+v", o.RatePerMin, o.Counts)
-	}
-	dev := map[string]DeviceView{}
-	for _, d := range o.Devices {
-		dev[d.Name] = d
-	}
-	if d := dev["camera"]; d.Link != "up" || d.AgeMs < 0 {
-		t.Fatalf("camera: %+v", d)
-	}
-
-	rg.line.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "camera", Err: "link down"})
-	o = rg.waitFor("the camera alarm", func(o Overview) bool { return len(o.Alarms) > 0 && o.State == "Held" })
-	var al AlarmView
-	for _, a := range o.Alarms {
-		if a.Device == "camera" {
-			al = a
-		}
-	}
-	if !al.Active || al.Text != "link down" || al.Batch != "B1" || al.AckAt != nil {
-		t.Fatalf("camera alarm: %+v", al)
-	}
-	for _, d := range o.Devices {
-		if d.Name == "camera" && (d.Link != "down" || d.Error != "link down") {
-			t.Fatalf("camera with a fault: %+v", d)
-		}
-	}
-	if err := rg.line.AcknowledgeAlarm(context.Background(), al.ID, "op2"); err != nil {
-		t.Fatal(err)
-	}
-	if err := rg.line.AcknowledgeAlarm(context.Background(), al.ID, "op3"); !errors.Is(err, ErrAcknowledged) || !strings.Contains(err.Error(), "op2") {
-		t.Fatalf("second acknowledge: %v", err)
-	}
-	if err := rg.line.AcknowledgeAlarm(context.Background(), 999, "op2"); !errors.Is(err, ErrNoAlarm) {
-		t.Fatalf("acknowledge an unknown alarm: %v", err)
-	}
-	rg.line.Post(DeviceOK{Stamp: Stamp{T: time.Now()}, Device: "camera"})
-	o = rg.waitFor("the camera alarm cleared", func(o Overview) bool {
-		for _, a := range o.Alarms {
-			if a.ID == al.ID {
-				return !a.Active
-			}
-		}
-		return false
-	})
-	for _, a := range o.Alarms {
-		if a.ID == al.ID && (a.AckBy != "op2" || a.AckAt == nil || a.ClearedAt == nil) {
-			t.Fatalf("alarm acknowledged and cleared: %+v", a)
-		}
-	}
-}
-
-// A slow subscriber (never reading) does not keep a fast one from getting
-// every change, nor the line from deciding.
-func TestSlowSubscriberNeverSlowsTheLine(t *testing.T) {
-	rg := newLineRig(t, t.TempDir())
-	_, unsubSlow := rg.line.Subscribe() // never read
-	defer unsubSlow()
-	if _, err := rg.line.StartBatch(context.Background(), workOrder("B1"), "op1"); err != nil {
-		t.Fatal(err)
-	}
-	rg.command(CmdReset)
-	rg.command(CmdStart)
-	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
-	for i := uint32(1); i <= 3; i++ {
-		rg.goodUnit(i)
-	}
-	rg.waitFor("3 good", func(o Overview) bool { return o.Counts.Good == 3 })
 }
 
 type fakeEngineering struct {
@@ -526,460 +392,172 @@ func TestEngineeringRefusedWhileABatchRuns(t *testing.T) {
 	}
 }
 
-func TestStation(t *testing.T) {
+// A panic in a batch's runner ends the Line's Run with ErrPanic (the
+// process exits non-zero for a supervisor to restart it), the line
+// stopped safely.
+func TestLineRunnerPanic(t *testing.T) {
 	rg := newLineRig(t, t.TempDir())
-	ctx := context.Background()
-	old := rg.runBatch(workOrder("B0"), 1, 1)
-	wo := workOrder("B1")
-	wo.Levels = 2 // bundles of 2
-	if _, err := rg.line.StartBatch(ctx, wo, "op1"); err != nil {
+	if _, err := rg.line.StartBatch(context.Background(), workOrder("B1"), "op1"); err != nil {
 		t.Fatal(err)
-	}
-	if _, err := rg.line.StationAdd(ctx, string(old[0]), "op1"); !isScan(err, ScanNoParent) {
-		t.Fatalf("a child before a parent: %v", err)
 	}
 	rg.command(CmdReset)
 	rg.command(CmdStart)
 	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
-	var units []tracecode.Code
-	for i := uint32(10); i < 14; i++ {
-		units = append(units, rg.goodUnit(i))
-	}
-	// Unit 14 is rejected (no-read): its code is not commissioned.
-	bad := rg.nextSent()
-	now := Stamp{T: time.Now()}
-	rg.line.Post(Trigger{Stamp: now, Item: 14})
-	rg.line.Post(Printed{Stamp: now, Code: bad})
-	rg.line.Post(CameraResult{Stamp: now, Item: 14, Grade: 'A', Pass: true})
-	rg.waitFor("4 good, 1 rejected", func(o Overview) bool { return o.Counts.Good == 4 && o.Counts.Rejected == 1 })
-	waitLedgerState(t, rg.store, bad, aggregation.StateRejected)
-
-	v, err := rg.line.StationBeginNew(ctx, 2, "op2")
-	if err != nil || v.Parent == "" || v.Ratio != 2 || v.Level != 2 {
-		t.Fatalf("a new parent: %+v, %v", v, err)
-	}
-	parent := v.Parent
-	if _, err := rg.line.StationBeginNew(ctx, 2, "op2"); !isScan(err, ScanParentOpen) {
-		t.Fatalf("a second parent while one is open: %v", err)
-	}
-	for _, tc := range []struct{ scan, reason string }{
-		{"not a code", ScanUnreadable},
-		{"(01)06901234567892(21)ZZZ999", ScanNotOurs},
-		{string(old[0]), ScanForeign},
-		{string(parent), ScanDuplicate},
-		{string(bad), ScanNotCommissioned},
-	} {
-		if _, err := rg.line.StationAdd(ctx, tc.scan, "op2"); !isScan(err, tc.reason) {
-			t.Errorf("scan %q: %v, want %s", tc.scan, err, tc.reason)
+	rg.plc.mu.Lock()
+	rg.plc.panicOn = true
+	rg.plc.mu.Unlock()
+	rg.goodUnit(1)
+	select {
+	case err := <-rg.done:
+		rg.cancel = nil
+		rg.store.Close()
+		if !errors.Is(err, ErrPanic) {
+			t.Fatalf("Run returned %v, want ErrPanic", err)
 		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the line kept running after a panic in a verdict writer")
 	}
-	if v, err = rg.line.StationAdd(ctx, string(units[0]), "op2"); err != nil || len(v.Children) != 1 {
-		t.Fatalf("first child: %+v, %v", v, err)
-	}
-	if _, err := rg.line.StationAdd(ctx, string(units[0]), "op2"); !isScan(err, ScanDuplicate) {
-		t.Fatalf("the same child twice: %v", err)
-	}
-	v, err = rg.line.StationAdd(ctx, string(units[1]), "op2")
-	if err != nil || v.Parent != "" || v.Packed == nil || v.Packed.Parent != parent || v.Packed.Partial || !v.Packed.Labelled {
-		t.Fatalf("the ratio reached: %+v, %v", v, err)
-	}
-	info, err := rg.store.Lookup(ctx, parent)
-	if err != nil || info.State != aggregation.StateCommissioned || info.Children != 2 {
-		t.Fatalf("packed parent: %+v, %v", info, err)
-	}
-	for _, ev := range info.History {
-		if ev.Kind == aggregation.EvPack && ev.Actor != (aggregation.Actor{Kind: aggregation.ActorUser, ID: "op2"}) {
-			t.Fatalf("pack journaled by %+v, want the user", ev.Actor)
-		}
-	}
-	if len(rg.rework.printed) != 1 {
-		t.Fatalf("labels printed: %v", rg.rework.printed)
-	}
-
-	// A pre-printed parent label, scanned; a packed child is refused; a
-	// short parent is closed with a reason.
-	pre := tracecode.Code("(01)16901234567899(21)PRE001")
-	if _, err := rg.store.AllocateGenerated(ctx, "B1", 2, []tracecode.Code{pre}, system); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rg.line.StationBegin(ctx, string(units[2]), "op2"); !isScan(err, ScanWrongLevel) {
-		t.Fatalf("a unit as a parent: %v", err)
-	}
-	if _, err := rg.line.StationBegin(ctx, string(parent), "op2"); !isScan(err, ScanParentUsed) {
-		t.Fatalf("a used parent: %v", err)
-	}
-	if _, err := rg.line.StationBegin(ctx, string(pre), "op2"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rg.line.StationAdd(ctx, string(units[0]), "op2"); !isScan(err, ScanPacked) {
-		t.Fatalf("a packed child: %v", err)
-	}
-	if _, err := rg.line.StationAdd(ctx, string(units[2]), "op2"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rg.line.StationClose(ctx, " ", "op2"); !errors.Is(err, aggregation.ErrRefused) {
-		t.Fatalf("closing short without a reason: %v", err)
-	}
-	v, err = rg.line.StationClose(ctx, "last bundle", "op2")
-	if err != nil || v.Packed == nil || !v.Packed.Partial || v.Packed.Children != 1 {
-		t.Fatalf("closing short: %+v, %v", v, err)
-	}
-	sum, err := rg.store.Summary(ctx, "B1")
-	if err != nil || sum.Levels[1].FullParents != 1 || sum.Levels[1].PartialParents != 1 || sum.Levels[1].LabelsVerified != 1 {
-		t.Fatalf("level 2 in the ledger: %+v, %v", sum.Levels[1], err)
-	}
-	o := rg.waitFor("the overview's level 2", func(o Overview) bool {
-		return len(o.Levels) == 1 && o.Levels[0].Full == 1 && o.Levels[0].Partial == 1
-	})
-	if o.Levels[0].InProgress != 1 || o.Levels[0].Name != "中包" {
-		t.Fatalf("level 2 on the overview: %+v", o.Levels[0])
-	}
-	// A reprint goes to the rework label printer, journaled as the user.
-	if err := rg.line.StationReprint(ctx, parent, "label torn", "op2"); err != nil {
-		t.Fatal(err)
-	}
-	if len(rg.rework.printed) != 2 {
-		t.Fatalf("labels printed: %v", rg.rework.printed)
-	}
-
-	// QA's questions, through the Line.
-	cv, err := rg.line.LookupCode(ctx, " "+string(units[0])+" ")
-	if err != nil || cv.Top != parent || len(cv.Ancestors) != 1 || len(cv.SameTop) != 2 || len(cv.Children) != 0 || len(cv.Code.History) == 0 {
-		t.Fatalf("lookup of a packed unit: %+v, %v", cv, err)
-	}
-	if cv, err = rg.line.LookupCode(ctx, string(parent)); err != nil || len(cv.Children) != 2 || cv.Top != parent {
-		t.Fatalf("lookup of a parent: %+v, %v", cv, err)
-	}
-	if _, err := rg.line.LookupCode(ctx, "(01)06901234567892(21)NOPE"); !errors.Is(err, aggregation.ErrNotFound) {
-		t.Fatalf("lookup of an unknown code: %v", err)
-	}
-	rec, err := rg.line.BatchRecord(ctx, "B1")
-	if err != nil || rec.Spec.ID != "B1" || len(rec.Trail) == 0 {
-		t.Fatalf("batch record: %+v, %v", rec, err)
-	}
-	packs := 0
-	for _, ev := range rec.Trail {
-		if ev.Kind == aggregation.EvPack && ev.Actor.ID == "op2" {
-			packs++
-		}
-	}
-	if packs != 2 {
-		t.Fatalf("packs by op2 in B1's trail: %d, want 2", packs)
-	}
-	for _, tc := range []struct {
-		f    BatchFilter
-		want string
-	}{
-		{BatchFilter{}, "B0 B1"},
-		{BatchFilter{Product: "amox-gs1"}, "B0 B1"},
-		{BatchFilter{Product: "amox-nmpa"}, ""},
-		{BatchFilter{State: "complete"}, "B0"},
-		{BatchFilter{From: "2026-11-01", To: "2026-11-01"}, "B0 B1"},
-		{BatchFilter{From: "2026-11-02"}, ""},
-	} {
-		bs, err := rg.line.Batches(ctx, tc.f)
-		var ids []string
-		for _, b := range bs {
-			ids = append(ids, b.Batch)
-		}
-		if err != nil || strings.Join(ids, " ") != tc.want {
-			t.Errorf("batches %+v: %v, %v; want %s", tc.f, ids, err, tc.want)
-		}
-	}
-	if _, err := rg.line.Batches(ctx, BatchFilter{From: "yesterday", State: "lost"}); err == nil || !strings.Contains(err.Error(), "from:") || !strings.Contains(err.Error(), "state:") {
-		t.Fatalf("a bad filter: %v", err)
+	last, ok := rg.signals.last()
+	if !ok || last.st != Aborted || last.faults == 0 {
+		t.Fatalf("last state shown to the PLC: %+v (ok %t), want the safe stop", last, ok)
 	}
 }
 
-func isScan(err error, reason string) bool {
-	var se *ScanError
-	return errors.As(err, &se) && se.Reason == reason && se.Message != "" && errors.Is(err, ErrScanRefused)
-}
-
-func waitLedgerState(t *testing.T, s *aggregation.Store, c tracecode.Code, want aggregation.CodeState) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := s.Code(context.Background(), c)
-		if err == nil && info.State == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("code %s: %s (%v), want %s", c, info.State, err, want)
-		}
-		time.Sleep(2 * time.Millisecond) // polling the ledger: it has no change feed
-	}
-}
-
-func TestImportCodeFile(t *testing.T) {
-	rg := newLineRig(t, t.TempDir())
-	ctx := context.Background()
-	data, err := os.ReadFile("../examples/codes/8021762-L1.txt")
+// A ledger of the controller before work orders may hold several open
+// batches of the line: the latest created is resumed, an alarm names the
+// others.
+func TestLineResumesTheLatestOfSeveralOpen(t *testing.T) {
+	dir := t.TempDir()
+	store, err := aggregation.Open(dir, aggregation.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := strings.Count(strings.TrimSpace(string(data)), "\n") + 1
-	pools := func() string {
-		pv, err := rg.line.Pools(ctx)
-		if err != nil {
+	for _, id := range []string{"Z-OLD", "A-NEW"} {
+		spec := aggregation.BatchSpec{ID: id, Product: "阿莫西林胶囊", Line: "L1", Levels: []aggregation.LevelSpec{{Level: 1, Scheme: tracecode.SchemeGS1SGTIN}}}
+		if err := store.CreateBatch(context.Background(), spec, system); err != nil {
 			t.Fatal(err)
 		}
-		return fmt.Sprint(pv)
 	}
-	before := pools()
-	for _, tc := range []struct {
-		name, pool string
-		data       []byte
-		want       string
-	}{
-		{"unknown pool", "nope-L1", data, "not an nmpa20 level's pool"},
-		{"gs1 level", "06901234567892-L1", data, "not an nmpa20 level's pool"},
-		{"empty", "8021762-L1", nil, "is empty"},
-		{"wrong product", "8021763-L2", data, "line 1"},
-		{"a bad line", "8021762-L1", []byte(string(data[:22]) + "8021762123\r\n" + string(data[22:])), "line 2"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := rg.line.ImportCodeFile(ctx, tc.pool, "f.txt", tc.data, "op1")
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want it to say %q", err, tc.want)
-			}
-			if got := pools(); got != before {
-				t.Fatalf("pools changed by a refused import:\n%s\n%s", before, got)
-			}
-		})
+	store.Close()
+	rg := newLineRig(t, dir)
+	o := rg.line.Snapshot()
+	if o.Batch == nil || o.Batch.ID != "A-NEW" || o.Batch.ProductKey != "amox-gs1" || !o.Batch.Resumed {
+		t.Fatalf("resumed: %+v", o.Batch)
 	}
-	res, err := rg.line.ImportCodeFile(ctx, "8021762-L1", "8021762-L1.txt", data, "op1")
-	if err != nil || res.Codes != n || res.SHA256 == "" {
-		t.Fatalf("import: %+v, %v", res, err)
+	if len(o.Alarms) != 1 || !strings.Contains(o.Alarms[0].Text, "Z-OLD") || o.Alarms[0].Active {
+		t.Fatalf("alarms: %+v", o.Alarms)
 	}
-	_, err = rg.line.ImportCodeFile(ctx, "8021762-L1", "again.txt", data, "op1")
-	var cfe *tracecode.CodeFileError
-	if !errors.As(err, &cfe) || cfe.Total != n || !errors.Is(err, tracecode.ErrBadCodeFile) {
-		t.Fatalf("the same file again: %v", err)
+}
+
+// aliveSignals records the controller's heartbeat.
+type aliveSignals struct {
+	fakeSignals
+	mu    sync.Mutex
+	beats []uint16
+	beat  chan struct{}
+}
+
+func (a *aliveSignals) Alive(ctx context.Context, n uint16) error {
+	a.mu.Lock()
+	a.beats = append(a.beats, n)
+	a.mu.Unlock()
+	select {
+	case a.beat <- struct{}{}:
+	default:
 	}
-	pv, err := rg.line.Pools(ctx)
+	return nil
+}
+
+// The Line writes the controller's heartbeat for the process's life, with
+// no batch and across batches — one writer: the runners do not write a
+// second one.
+func TestHeartbeatAcrossBatches(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	rg.stop()
+	store, err := aggregation.Open(rg.dir, aggregation.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
-	for _, p := range pv {
-		if p.Pool == "8021762-L1" {
-			found = true
-			if p.Available != int64(n) || p.Product != "amox-nmpa" || p.Level != 1 {
-				t.Fatalf("pool after the import: %+v", p)
+	sig := &aliveSignals{beat: make(chan struct{}, 1)}
+	cfg := rg.line.cfg
+	cfg.Devices.Signals = sig
+	cfg.AlivePeriod = time.Millisecond
+	cfg.Links = nil
+	cfg.BatchDevices = func(ctx context.Context, spec aggregation.BatchSpec) (Devices, error) {
+		return Devices{Codes: &batchSource{s: rg.src, store: store, batch: spec.ID}}, nil
+	}
+	rg.store = store
+	rg.line, err = NewLine(context.Background(), cfg, store, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rg.cancel = cancel
+	go func() { rg.done <- rg.line.Run(ctx) }()
+	beats := func(n int) {
+		for i := 0; i < n; i++ {
+			select {
+			case <-sig.beat:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no heartbeat")
 			}
 		}
 	}
-	if !found {
-		t.Fatalf("pools: %+v", pv)
+	beats(3)
+	rg.runBatch(workOrder("B1"), 1, 2)
+	if h := rg.line.Histograms(nil)["total"]; h.Count != 2 || h.Counts[len(h.Counts)-1] > 2 {
+		t.Fatalf("B1's verdict latency histogram: %+v", h)
 	}
-	// The work order now lacks only level 2's codes.
-	wo := WorkOrder{Product: "amox-nmpa", Batch: "N1", ProductionDate: "2026-11-01", Expiry: "2028-10-31", Planned: 10, Levels: 2}
-	ps := rg.line.CheckWorkOrder(ctx, wo)
-	if len(ps) != 1 || ps[0].Pool != "8021763-L2" || ps[0].Missing != 2 {
-		t.Fatalf("problems: %+v", ps)
-	}
-}
-
-// records lists the journal's records: "type batch actor value".
-func records(t *testing.T, s *aggregation.Store) []string {
-	t.Helper()
-	var out []string
-	if err := s.Events(context.Background(), 0, func(ev aggregation.Event) error {
-		if ev.Kind == aggregation.EvRecord {
-			out = append(out, fmt.Sprintf("%s %s %s %s", ev.Reason, ev.Batch, ev.Actor.ID, ev.Answer))
-		}
-		return nil
-	}); err != nil {
+	if _, err := rg.line.StartBatch(context.Background(), workOrder("B2"), "op1"); err != nil {
 		t.Fatal(err)
 	}
-	return out
-}
-
-func hasRecord(recs []string, parts ...string) bool {
-	for _, r := range recs {
-		ok := true
-		for _, p := range parts {
-			ok = ok && strings.Contains(r, p)
-		}
-		if ok {
-			return true
+	rg.command(CmdReset)
+	beats(3)
+	sig.mu.Lock()
+	defer sig.mu.Unlock()
+	for i := 1; i < len(sig.beats); i++ {
+		if sig.beats[i] != sig.beats[i-1]+1 {
+			t.Fatalf("heartbeat values %v: not one writer counting up", sig.beats)
 		}
 	}
-	return false
+	if _, ok := sig.last(); !ok {
+		t.Fatal("the line's state was never shown to the PLC")
+	}
 }
 
-// Every command (accepted or refused, with the refusal) and every alarm
-// raised, cleared and acknowledged is journaled, with the user.
-func TestJournalCommandsAndAlarms(t *testing.T) {
+func TestSmallAPIs(t *testing.T) {
 	rg := newLineRig(t, t.TempDir())
 	ctx := context.Background()
-	if err := rg.line.Command(ctx, CmdReset, "op1"); !errors.Is(err, ErrNoBatch) {
-		t.Fatalf("reset with no batch: %v", err)
+	ps := rg.line.Products()
+	if len(ps) != 2 || ps[0].Key != "amox-gs1" || ps[1].Levels[0].Pool != "8021762-L1" || ps[0].Levels[0].Pool != "" || ps[1].Levels[1].Ratio != 10 {
+		t.Fatalf("products: %+v", ps)
 	}
-	if _, err := rg.line.StartBatch(ctx, WorkOrder{Product: "amox-gs1"}, "op1"); err == nil {
-		t.Fatal("an incomplete work order started a batch")
+	if err := rg.line.Record(ctx, "login", "", map[string]string{"from": "127.0.0.1"}, "qa1"); err != nil {
+		t.Fatal(err)
+	}
+	if !hasRecord(records(t, rg.store), "login  qa1", "127.0.0.1") {
+		t.Fatal("the HMI's record is not in the journal")
+	}
+	if err := rg.line.Record(ctx, "Bad Type!", "", nil, "qa1"); err == nil {
+		t.Fatal("a record of a bad type was journaled")
+	}
+	rep, err := rg.line.VerifyLedger(ctx)
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+	if rg.line.LedgerStats().Groups == 0 {
+		t.Fatal("ledger stats: no commits counted")
 	}
 	if _, err := rg.line.StartBatch(ctx, workOrder("B1"), "op1"); err != nil {
 		t.Fatal(err)
 	}
-	rg.command(CmdReset)
-	if err := rg.line.Command(ctx, CmdUnhold, "op2"); err == nil {
-		t.Fatal("unhold in Idle accepted")
+	if _, err := rg.line.StationBeginNew(ctx, 2, "op1"); !isScan(err, ScanWrongLevel) {
+		t.Fatalf("a level-2 parent in a batch of units only: %v", err)
 	}
-	rg.line.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "printer", Err: "link down"})
-	o := rg.waitFor("the printer alarm", func(o Overview) bool { return len(o.Alarms) == 1 })
-	if err := rg.line.AcknowledgeAlarm(ctx, o.Alarms[0].ID, "op3"); err != nil {
-		t.Fatal(err)
+	if v := rg.line.StationCancel(ctx, "op1"); v.Parent != "" || v.Batch != "B1" {
+		t.Fatalf("station after cancel: %+v", v)
 	}
-	rg.line.Post(DeviceOK{Stamp: Stamp{T: time.Now()}, Device: "printer"})
-	rg.waitFor("the printer alarm cleared", func(o Overview) bool { return len(o.Alarms) == 1 && !o.Alarms[0].Active })
-	if err := rg.line.Rework(ctx, ReworkOp{Kind: ReworkSample, Code: "(01)06901234567892(21)NOPE", Reason: "qa"}, "qa1"); err == nil {
-		t.Fatal("a rework of an unknown code was accepted")
-	}
-	wantAll := [][]string{
-		{"command  op1", `"command":"reset"`, `"accepted":false`, "no batch"},
-		{"command  op1", `"command":"start-batch"`, `"accepted":false`, "batch: the batch number is required"},
-		{"command B1 op1", `"command":"start-batch"`, `"accepted":true`, `"batch":"B1"`},
-		{"command B1 op1", `"command":"reset"`, `"accepted":true`},
-		{"command B1 op2", `"command":"unhold"`, `"accepted":false`, "unhold in Idle"},
-		{"alarm B1 line", `"device":"printer"`, `"text":"link down"`},
-		{"alarm.ack B1 op3", `"device":"printer"`},
-		{"alarm B1 line", `"device":"printer"`, `"cleared":true`},
-		{"command B1 qa1", `"command":"rework"`, `"accepted":false`},
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		recs := records(t, rg.store)
-		var missing []string
-		for _, w := range wantAll {
-			if !hasRecord(recs, w...) {
-				missing = append(missing, strings.Join(w, " … "))
-			}
-		}
-		if len(missing) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("records missing:\n%s\nrecords:\n%s", strings.Join(missing, "\n"), strings.Join(recs, "\n"))
-		}
-		time.Sleep(5 * time.Millisecond) // alarms are journaled off the line's loop; the ledger has no change feed
-	}
-	// The batch's audit trail holds its records.
-	n := 0
-	if err := rg.store.Trail(ctx, "B1", func(ev aggregation.Event) error {
-		if ev.Kind == aggregation.EvRecord {
-			n++
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if n < 6 {
-		t.Fatalf("B1's trail holds %d records, want ≥ 6", n)
-	}
-}
-
-// With no batch, a device fault is an alarm and shows the device down; a
-// batch started then has the fault too. A message alarm (not a fault) is
-// never active: it waits for an acknowledgement.
-func TestFaultsWithNoBatch(t *testing.T) {
-	rg := newLineRig(t, t.TempDir())
-	ctx := context.Background()
-	rg.line.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "camera", Err: "link down"})
-	o := rg.waitFor("the camera alarm", func(o Overview) bool { return len(o.Alarms) == 1 })
-	if a := o.Alarms[0]; !a.Active || a.Device != "camera" || a.Batch != "" {
-		t.Fatalf("alarm with no batch: %+v", a)
-	}
-	for _, d := range o.Devices {
-		if d.Name == "camera" && d.Link != "down" {
-			t.Fatalf("camera: %+v", d)
-		}
-	}
-	if _, err := rg.line.StartBatch(ctx, workOrder("B1"), "op1"); err != nil {
-		t.Fatal(err)
-	}
-	rg.waitFor("B1 knows the camera is down", func(o Overview) bool {
-		return o.Runner != nil && o.Runner.Faults["camera"] == "link down"
-	})
-	rg.line.Post(Printed{Stamp: Stamp{T: time.Now()}, Code: "(01)06901234567892(21)STRAY"})
-	o = rg.waitFor("the printer's message", func(o Overview) bool {
-		for _, a := range o.Alarms {
-			if a.Device == "printer" {
-				return true
-			}
-		}
-		return false
-	})
-	for _, a := range o.Alarms {
-		if a.Device == "printer" && (a.Active || !strings.Contains(a.Text, "never sent")) {
-			t.Fatalf("a message alarm: %+v", a)
-		}
-	}
-}
-
-// BenchmarkLiveUpdate: a unit's camera result posted → an overview showing
-// it reaches a live subscriber (ns/op is that latency; the HMI's goal is
-// ≤ 250 ms at the browser).
-func BenchmarkLiveUpdate(b *testing.B) {
-	rg := newLineRig(b, b.TempDir())
-	wo := workOrder("B1")
-	wo.Planned = 1_000_000
-	if _, err := rg.line.StartBatch(context.Background(), wo, "op1"); err != nil {
-		b.Fatal(err)
-	}
-	rg.command(CmdReset)
-	rg.command(CmdStart)
-	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
-	ch, unsub := rg.line.Subscribe()
-	defer unsub()
-	var worst time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		code := rg.nextSent()
-		now := Stamp{T: time.Now()}
-		rg.line.Post(Trigger{Stamp: now, Item: uint32(i + 1)})
-		rg.line.Post(Printed{Stamp: now, Code: code})
-		for o := range ch {
-			if o.Runner != nil && o.Runner.Counters.Printed == uint64(i+1) {
-				break
-			}
-		}
-		b.StartTimer()
-		start := time.Now()
-		rg.line.Post(CameraResult{Stamp: now, Item: uint32(i + 1), Reads: []Read{{Code: code}}, Grade: 'A', Pass: true})
-		for o := range ch {
-			if o.Counts.Good == uint64(i+1) {
-				break
-			}
-		}
-		worst = max(worst, time.Since(start))
-		b.StopTimer()
-	}
-	b.ReportMetric(float64(worst.Microseconds())/1000, "worst-ms")
-}
-
-// The overview is the HMI's JSON contract: lists are never null.
-func TestOverviewJSON(t *testing.T) {
-	rg := newLineRig(t, t.TempDir())
-	b, err := json.Marshal(rg.line.Snapshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{`"ready_for_batch":true`, `"levels":[]`, `"last_units":[]`, `"alarms":[]`, `"codes_left":[]`, `"steps":[]`, `"rejected_by_reason":{}`} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("overview JSON lacks %s: %s", want, b)
-		}
-	}
-	if strings.Contains(string(b), "null") || strings.Contains(string(b), `"batch"`) {
-		t.Errorf("overview JSON with no batch: %s", b)
-	}
-}
-
-func TestHistogram(t *testing.T) {
-	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
-	h := histogram([]time.Duration{ms(0.3), ms(1), ms(1.5), ms(7), ms(900)}, []float64{1, 2, 10})
-	if fmt.Sprint(h.Counts) != "[2 3 4]" || h.Count != 5 || h.SumMs != 909.8 {
-		t.Fatalf("histogram: %+v", h)
+	if v := rg.line.Station(); v.Parent != "" || len(v.Children) != 0 {
+		t.Fatalf("station: %+v", v)
 	}
 }

@@ -105,8 +105,11 @@ type PurgeGuide struct {
 	Required bool     `json:"required"`
 	Steps    []string `json:"steps"`
 	// Voided: codes voided at the restart (handed to the printer, never
-	// verified): a unit carrying one is rejected.
-	Voided int64 `json:"voided_at_restart"`
+	// verified): a unit carrying one is rejected. TakenOut: parents
+	// unpacked at the restart (label never printed or verified): their
+	// groups go to rework.
+	Voided   int `json:"voided_at_restart"`
+	TakenOut int `json:"parents_taken_out"`
 }
 
 // ChallengeView is the challenge test: its steps and what each test unit got.
@@ -149,7 +152,8 @@ const (
 
 var seenNames = [numSeen]string{"plc", "printer", "camera", "aggregation-camera", "label-scanner"}
 
-// sawEvent notes when a device last sent something: an atomic store.
+// sawEvent notes when a device last sent something: an atomic store of
+// the event's own time (no clock read on the way to the runner).
 func (l *Line) sawEvent(ev Event) {
 	var i int
 	switch ev.(type) {
@@ -166,7 +170,7 @@ func (l *Line) sawEvent(ev Event) {
 	default:
 		return
 	}
-	l.seen[i].Store(time.Now().UnixNano())
+	l.seen[i].Store(ev.At().UnixNano())
 }
 
 // Snapshot returns the overview as of now.
@@ -178,7 +182,9 @@ func (l *Line) overview(ctx context.Context, now time.Time) Overview {
 	o := Overview{Line: l.cfg.Line, At: now, Seq: l.subs.seq(), NoBatch: l.droppedEvents.Load(),
 		NoBatchTriggers: l.noBatchTriggers.Load(), Alarms: l.alarms.view(), Counts: Counts{ByReason: map[string]uint64{}}}
 	run := l.cur.Load()
-	o.Ready = l.current() == nil
+	l.mu.Lock()
+	o.Ready = l.current() == nil && !l.starting
+	l.mu.Unlock()
 	var snap Snapshot
 	if run != nil {
 		snap = run.r.Snapshot()
@@ -217,8 +223,14 @@ func (l *Line) overview(ctx context.Context, now time.Time) Overview {
 		}
 		o.Challenge = ChallengeView{Steps: steps, Results: snap.Challenge,
 			Passed: snap.ChallengeOK, Done: snap.ChallengeOK || len(snap.Challenge) == len(run.r.cfg.Machine.Challenge)}
+		if len(snap.Challenge) == 0 && sum.Challenge != nil {
+			// Passed before a restart (not repeated): the ledger's results.
+			for _, st := range sum.Challenge.Steps {
+				o.Challenge.Results = append(o.Challenge.Results, ChallengeResult{Step: st.Step, Item: uint32(st.Item), Expect: st.Expect, Got: st.Got, OK: st.OK})
+			}
+		}
 		if snap.PurgeRequired {
-			o.Purge = purgeGuide(snap, sum)
+			o.Purge = purgeGuide(run.r.restartVoided, run.r.restartTakenOut)
 		}
 		s := snap
 		o.Runner = &s
@@ -281,16 +293,13 @@ func (l *Line) codesLeft(ctx context.Context, run *batchRun, sum aggregation.Bat
 	return out
 }
 
-func purgeGuide(s Snapshot, sum aggregation.BatchSummary) *PurgeGuide {
+func purgeGuide(voided, takenOut int) *PurgeGuide {
 	g := &PurgeGuide{Required: true, Steps: []string{
 		"remove every unit between the printer and the reject gate (their codes were voided at the restart)",
 		"remove the groups at each aggregation station that are not yet labelled, and throw away labels printed but not applied",
 		"take the groups the restart sent to rework to the rework station",
 		"confirm the purge: give clear (the printer's buffer is flushed), then reset",
-	}}
-	for _, l := range sum.Levels {
-		g.Voided += l.Voided
-	}
+	}, Voided: voided, TakenOut: takenOut}
 	return g
 }
 
@@ -347,7 +356,24 @@ func (l *Line) deviceViews(now time.Time, faults map[string]string) []DeviceView
 		if f, ok := faults[n]; ok {
 			d.Link, d.Error = "down", f
 		}
+		seen[n] = true
 		out = append(out, d)
+	}
+	// Other devices with a fault (aggregation-camera-L2, label-scanner-L2,
+	// the ledger…); the line's own conditions are alarms, not links.
+	var rest []string
+	for n := range faults {
+		switch n {
+		case faultGate, faultLabeller, "challenge", "codes", "operator", "line":
+			continue
+		}
+		if !seen[n] {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	for _, n := range rest {
+		out = append(out, DeviceView{Name: n, Link: "down", Error: faults[n], AgeMs: -1})
 	}
 	return out
 }

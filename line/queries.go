@@ -197,3 +197,31 @@ func (l *Line) Record(ctx context.Context, typ, batch string, v any, user string
 	}
 	return l.rec(ctx, typ, batch, string(b), by)
 }
+
+// Health is the controller's readiness: every device linked, the ledger
+// answering.
+type Health struct {
+	Ready    bool     `json:"ready"`
+	Problems []string `json:"problems"`
+}
+
+// Health reports readiness (for /readyz). The ledger is asked a read: it is
+// not written to (that would journal every probe); a write that fails
+// faults the line and shows there.
+func (l *Line) Health(ctx context.Context) Health {
+	h := Health{Problems: []string{}}
+	if _, err := l.store.Batches(ctx); err != nil {
+		h.Problems = append(h.Problems, "ledger: "+err.Error())
+	}
+	for _, d := range l.Snapshot().Devices {
+		if d.Link == "down" {
+			h.Problems = append(h.Problems, fmt.Sprintf("%s: down: %s", d.Name, d.Error))
+		}
+	}
+	h.Ready = len(h.Problems) == 0
+	return h
+}
+
+// LedgerStats reports the ledger's commit counters (for /metrics: commit
+// latency is CommitTime / Groups).
+func (l *Line) LedgerStats() aggregation.Stats { return l.store.Stats() }

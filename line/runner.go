@@ -115,9 +115,12 @@ type Runner struct {
 	subs    subscribers
 	stateQ  chan Snapshot // latest state for the PLC's interlock and lights
 
-	recent   recentUnits // under snapMu
-	alarms   chan Alarm  // nil: alarms are not forwarded (a Line sets it)
-	finished func()      // called once the batch is complete in the ledger (a Line sets it)
+	recent recentUnits // under snapMu
+	// What the restart recovery did (for the purge guide): codes voided,
+	// parents taken out for rework.
+	restartVoided, restartTakenOut int
+	alarms                         chan Alarm // nil: alarms are not forwarded (a Line sets it)
+	finished                       func()     // called once the batch is complete in the ledger (a Line sets it)
 
 	failOnce sync.Once
 	failed   chan struct{} // closed when a goroutine of the runner panicked
@@ -170,6 +173,7 @@ func NewRunner(ctx context.Context, cfg RunnerConfig, store *aggregation.Store, 
 		return nil, err
 	}
 	voided := len(voidedCodes) + unlabelled
+	r.restartVoided, r.restartTakenOut = len(voidedCodes), unlabelled
 	if sum, err = store.Summary(ctx, cfg.Batch); err != nil {
 		return nil, err
 	}
