@@ -40,6 +40,7 @@ func newLineAPI(l *line.Line, demo bool, log *slog.Logger) http.Handler {
 	a := &lineAPI{l: l, demo: demo, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/line", a.state)
+	mux.HandleFunc("GET /api/line/overview", a.overview)
 	mux.HandleFunc("POST /api/line/commands", a.command)
 	mux.HandleFunc("POST /api/line/rework", a.rework)
 	mux.HandleFunc("POST /api/line/batches", a.startBatch)
@@ -48,26 +49,24 @@ func newLineAPI(l *line.Line, demo bool, log *slog.Logger) http.Handler {
 	return mux
 }
 
-// lineState is GET /api/line: the current batch's runner snapshot under
-// "line" (as before batches came from work orders; zero with no batch),
-// and the line's overview.
+// lineState is GET /api/line: the current (or last) batch's runner
+// snapshot under "line" (as before batches came from work orders; with no
+// batch yet, Stopped and why), and its verdict latency. It is read from
+// memory: poll it freely. The line's overview is GET /api/line/overview.
 type lineState struct {
 	Demo     bool             `json:"demo"`
 	Line     line.Snapshot    `json:"line"`
 	Verdicts line.StatsReport `json:"verdict_latency_ms"`
-	Overview line.Overview    `json:"overview"`
-}
-
-func runnerSnapshot(ov line.Overview) line.Snapshot {
-	if ov.Runner == nil {
-		return line.Snapshot{}
-	}
-	return *ov.Runner
 }
 
 func (a *lineAPI) state(w http.ResponseWriter, r *http.Request) {
-	ov := a.l.Snapshot()
-	a.json(w, http.StatusOK, lineState{Demo: a.demo, Line: runnerSnapshot(ov), Verdicts: a.l.Stats(), Overview: ov})
+	a.json(w, http.StatusOK, lineState{Demo: a.demo, Line: a.l.RunnerView().Snapshot(), Verdicts: a.l.Stats()})
+}
+
+// overview is GET /api/line/overview: line.Overview (it reads the
+// ledger's summary and pools).
+func (a *lineAPI) overview(w http.ResponseWriter, r *http.Request) {
+	a.json(w, http.StatusOK, a.l.Snapshot())
 }
 
 // apiError is an error the client caused; its text is safe to show.
@@ -124,7 +123,7 @@ func (a *lineAPI) command(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.json(w, http.StatusOK, runnerSnapshot(a.l.Snapshot()))
+	a.json(w, http.StatusOK, a.l.RunnerView().Snapshot())
 }
 
 func (a *lineAPI) rework(w http.ResponseWriter, r *http.Request) {

@@ -47,7 +47,7 @@ func newAPIRig(t testing.TB) *apiRig {
 		Products: products,
 		Devices:  line.Devices{PLC: plcVerdicts{rg.plc}, Printer: coderAdapter{coder}, Signals: plcSignals{p: rg.plc}},
 		BatchDevices: func(ctx context.Context, spec aggregation.BatchSpec) (line.Devices, error) {
-			cs, err := newCodeSource(p, store, spec.ID)
+			cs, err := line.NewPoolSource(p, store, spec.ID)
 			return line.Devices{Codes: cs}, err
 		},
 		Links: map[string]line.LinkReporter{"plc": watchLink{w, "plc"}}, Engineering: lineEngineering{eng}}
@@ -98,7 +98,8 @@ func TestLineAPIRefusals(t *testing.T) {
 		status                   int
 		says                     string
 	}{
-		{"state", "GET", "/api/line", "", 200, `"ready_for_batch":true`},
+		{"state", "GET", "/api/line", "", 200, `"state":"Stopped"`},
+		{"overview", "GET", "/api/line/overview", "", 200, `"ready_for_batch":true`},
 		{"command, no batch", "POST", "/api/line/commands", `{"command":"reset","user":"op1"}`, 409, "no batch"},
 		{"command not JSON", "POST", "/api/line/commands", `command=reset`, 400, "body"},
 		{"command unknown key", "POST", "/api/line/commands", `{"command":"reset","user":"op1","operator":"x"}`, 400, "operator"},
@@ -172,17 +173,22 @@ func TestLineAPIBatch(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); err != nil || status != 200 {
 		t.Fatalf("state: HTTP %d %v", status, err)
 	}
-	if st.Overview.Batch == nil || st.Overview.Batch.ID != "B2" || st.Overview.Ready || st.Line.State != "Idle" {
-		t.Errorf("state after reset: line %s, overview batch %+v ready %t", st.Line.State, st.Overview.Batch, st.Overview.Ready)
+	var ov line.Overview
+	status, body = rg.do(t, "GET", "/api/line/overview", "")
+	if err := json.Unmarshal([]byte(body), &ov); err != nil || status != 200 {
+		t.Fatalf("overview: HTTP %d %v", status, err)
+	}
+	if ov.Batch == nil || ov.Batch.ID != "B2" || ov.Ready || st.Line.State != "Idle" {
+		t.Errorf("state after reset: line %s, overview batch %+v ready %t", st.Line.State, ov.Batch, ov.Ready)
 	}
 	found := false
-	for _, d := range st.Overview.Devices {
+	for _, d := range ov.Devices {
 		if d.Name == "plc" && d.Link == "up" {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("devices %+v: want plc up", st.Overview.Devices)
+		t.Errorf("devices %+v: want plc up", ov.Devices)
 	}
 }
 

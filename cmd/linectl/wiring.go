@@ -33,6 +33,7 @@ type controller struct {
 	store    *aggregation.Store
 	log      *slog.Logger
 	line     *line.Line
+	lineCfg  line.LineConfig
 
 	plc      interface{ plc.PLC }
 	coder    *printeropcua.Printer
@@ -72,6 +73,7 @@ func newController(ctx context.Context, f *lineFile, products map[string]*tracec
 	lc := line.LineConfig{Line: f.Line, Machine: mcfg, Products: products,
 		Devices:      line.Devices{PLC: plcVerdicts{c.plc}, Printer: coderAdapter{c.coder}, Signals: plcSignals{p: c.plc}},
 		BatchDevices: c.batchDevices, Links: c.links(), Engineering: lineEngineering{c.engineering()}}
+	c.lineCfg = lc
 	if c.line, err = line.NewLine(ctx, lc, store, log); err != nil {
 		return nil, err
 	}
@@ -89,11 +91,11 @@ func (c *controller) Line() *line.Line { return c.line }
 // batchDevices gives a batch its devices: its code source, and label
 // printers that put its product, number and expiry on the labels.
 func (c *controller) batchDevices(ctx context.Context, spec aggregation.BatchSpec) (line.Devices, error) {
-	p := c.productOf(spec)
-	if p == nil {
-		return line.Devices{}, fmt.Errorf("batch %s: product %q is not in the loaded master data", spec.ID, spec.Product)
+	_, p, err := c.lineCfg.ProductOf(spec)
+	if err != nil {
+		return line.Devices{}, err
 	}
-	codes, err := newCodeSource(p, c.store, spec.ID)
+	codes, err := line.NewPoolSource(p, c.store, spec.ID)
 	if err != nil {
 		return line.Devices{}, err
 	}
@@ -114,28 +116,6 @@ func (c *controller) batchDevices(ctx context.Context, spec aggregation.BatchSpe
 		d.ReworkLabels = &labelAdapter{p: c.rework, product: p, batch: spec.ID, expiry: spec.Order.Expiry}
 	}
 	return d, nil
-}
-
-// productOf finds a batch's product: by the key its work order names,
-// else (batches created before work orders) by its name or level-1 pool.
-func (c *controller) productOf(spec aggregation.BatchSpec) *tracecode.Product {
-	if p := c.products[spec.Order.Extra["product_key"]]; p != nil {
-		return p
-	}
-	for _, k := range sortedProductKeys(c.products) {
-		if p := c.products[k]; spec.Product == p.GenericName || spec.Product == p.PoolName(1) {
-			return p
-		}
-	}
-	return nil
-}
-
-func sortedProductKeys(m map[string]*tracecode.Product) []string {
-	keys := make(map[string]string, len(m))
-	for k := range m {
-		keys[k] = k
-	}
-	return sortedKeys(keys)
 }
 
 // configBatch starts an old-style config file's batch section if the
@@ -573,67 +553,4 @@ func (a *labelAdapter) PrintRework(ctx context.Context, l tracecode.Level, reaso
 		reason = string(r[:60]) + "…"
 	}
 	return a.p.PrintLabel(ctx, printer.Label{Title: title, Product: reason, Batch: a.batch, Level: l})
-}
-
-// codeSource allocates codes to the batch: from the level's pool for
-// nmpa20, generated and registered for GS1 (regenerating any the ledger
-// already knows — uniqueness across batches, lines and restarts).
-type codeSource struct {
-	product *tracecode.Product
-	store   *aggregation.Store
-	batch   string
-	mu      sync.Mutex
-	gens    map[tracecode.Level]*tracecode.Generator
-}
-
-func newCodeSource(p *tracecode.Product, store *aggregation.Store, batch string) (*codeSource, error) {
-	cs := &codeSource{product: p, store: store, batch: batch, gens: map[tracecode.Level]*tracecode.Generator{}}
-	for _, ls := range p.Levels {
-		if !p.Coded(ls.Level) || p.Rule(ls.Level).Scheme == tracecode.SchemeNMPA20 {
-			continue
-		}
-		g, err := tracecode.NewGenerator(p, ls.Level)
-		if err != nil {
-			return nil, err
-		}
-		cs.gens[ls.Level] = g
-	}
-	return cs, nil
-}
-
-var lineActor = aggregation.Actor{Kind: aggregation.ActorSystem, ID: "line"}
-
-func (s *codeSource) Allocate(ctx context.Context, l tracecode.Level, n int) ([]tracecode.Code, error) {
-	s.mu.Lock()
-	g := s.gens[l]
-	s.mu.Unlock()
-	if g == nil {
-		return s.store.AllocateFromPool(ctx, s.batch, l, s.product.PoolName(l), n, lineActor)
-	}
-	var out []tracecode.Code
-	for tries := 0; len(out) < n; tries++ {
-		if tries == 10 {
-			return nil, fmt.Errorf("level %s: generated codes keep colliding with known ones (serial space exhausted?)", l)
-		}
-		s.mu.Lock()
-		codes, err := g.Generate(n - len(out))
-		s.mu.Unlock()
-		if err != nil {
-			return nil, err
-		}
-		collided, err := s.store.AllocateGenerated(ctx, s.batch, l, codes, lineActor)
-		if err != nil {
-			return nil, err
-		}
-		bad := make(map[tracecode.Code]bool, len(collided))
-		for _, c := range collided {
-			bad[c] = true
-		}
-		for _, c := range codes {
-			if !bad[c] {
-				out = append(out, c)
-			}
-		}
-	}
-	return out, nil
 }

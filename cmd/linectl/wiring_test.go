@@ -298,7 +298,7 @@ func TestRunAgainstLinesim(t *testing.T) {
 
 	// The API is up once the controller has connected to every device;
 	// the line has no batch, and refuses commands until it has one.
-	waitState(ctx, t, api, runErr, func(st apiState) bool { return st.Overview.Ready && st.Line.State == "" })
+	waitState(ctx, t, api, runErr, func(st apiState) bool { return st.Overview.Ready && st.Overview.Batch == nil })
 	if code, body := postCommand(ctx, t, api, "reset"); code != http.StatusConflict || !strings.Contains(body, "no batch") {
 		t.Errorf("reset with no batch: HTTP %d %s, want 409 naming the missing batch", code, body)
 	}
@@ -443,7 +443,7 @@ type apiState struct {
 			Name string `json:"name"`
 			Link string `json:"link"`
 		} `json:"devices"`
-	} `json:"overview"`
+	} // GET /api/line/overview
 }
 
 // freeAddr picks a loopback address nobody listens on (a port the kernel
@@ -493,6 +493,9 @@ func waitState(ctx context.Context, t *testing.T, api string, runErr chan error,
 			var st apiState
 			err = json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
+			if err == nil {
+				err = getJSON(ctx, api+"/overview", &st.Overview)
+			}
 			if err == nil && resp.StatusCode == http.StatusOK {
 				if cond(st) {
 					return st

@@ -300,7 +300,7 @@ func (d *Line) Line() *line.Line {
 }
 
 // Snapshot is the current (or last) batch's runner snapshot; zero with no
-// batch or no controller.
+// controller.
 func (d *Line) Snapshot() line.Snapshot {
 	l := d.Line()
 	if l == nil {
@@ -309,13 +309,9 @@ func (d *Line) Snapshot() line.Snapshot {
 	return Snapshot(l)
 }
 
-// Snapshot is l's current (or last) batch's runner snapshot (zero with none).
-func Snapshot(l *line.Line) line.Snapshot {
-	if ov := l.Snapshot(); ov.Runner != nil {
-		return *ov.Runner
-	}
-	return line.Snapshot{}
-}
+// Snapshot is l's current (or last) batch's runner snapshot (Stopped,
+// "no batch", with none yet).
+func Snapshot(l *line.Line) line.Snapshot { return l.RunnerView().Snapshot() }
 
 // StartBatch starts the setup's work order on the line (Stopped: reset and
 // start it), as user "demo".
