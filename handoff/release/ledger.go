@@ -39,6 +39,3 @@ const (
 	// VerifyKey holds the last verify run (Store.Meta).
 	VerifyKey = "verify/last"
 )
-
-// evRecord is the event kind of a journaled aggregation.Record.
-const evRecord aggregation.EventKind = "record"

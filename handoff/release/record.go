@@ -31,7 +31,8 @@ type Record struct {
 	// Required is how many valid "released" signatures the release needs.
 	Required int       `json:"required_signatures"`
 	BuiltAt  time.Time `json:"built_at"`
-	// LastSeq is the batch's last journal event (its codes', its records').
+	// LastSeq is the batch's last journal event (its codes', its records')
+	// that is part of the record as signed: a verify must cover it.
 	LastSeq uint64 `json:"last_seq"`
 }
 
@@ -211,7 +212,7 @@ func unsigned(ev aggregation.Event) bool {
 	switch ev.Kind {
 	case aggregation.EvRelease, aggregation.EvActivate, aggregation.EvHandedOff:
 		return true
-	case evRecord:
+	case aggregation.EvRecord:
 		switch ev.Reason {
 		case TypeSignature, TypeSigVoid, TypeVerify:
 			return true
@@ -225,7 +226,7 @@ const maxDetailCodes = 5
 
 func describe(ev aggregation.Event) string {
 	var parts []string
-	if ev.Kind == evRecord {
+	if ev.Kind == aggregation.EvRecord {
 		if ev.Document != "" {
 			parts = append(parts, ev.Document)
 		}
@@ -340,14 +341,14 @@ func build(ctx context.Context, l Reader, batch string, required int, now time.T
 	r.Challenges = sc.chall
 	var sigs []sigEvent
 	for _, ev := range trail {
-		if ev.Kind == evRecord && ev.Reason == TypeSignature {
+		if ev.Kind == aggregation.EvRecord && ev.Reason == TypeSignature {
 			var s SignatureRecord
 			if err := json.Unmarshal([]byte(ev.Answer), &s); err != nil {
 				return nil, fmt.Errorf("batch record %s: signature record %d: %w", batch, ev.Seq, err)
 			}
 			sigs = append(sigs, sigEvent{seq: ev.Seq, rec: s})
 		}
-		if ev.Kind == evRecord && ev.Reason == TypeSigVoid {
+		if ev.Kind == aggregation.EvRecord && ev.Reason == TypeSigVoid {
 			var v sigVoid
 			if err := json.Unmarshal([]byte(ev.Answer), &v); err == nil {
 				for i := range sigs {
@@ -362,7 +363,7 @@ func build(ctx context.Context, l Reader, batch string, required int, now time.T
 		}
 		r.Trail = append(r.Trail, Entry{Seq: ev.Seq, At: ts(ev.At), Actor: actorString(ev.Actor),
 			What: what(ev), Detail: describe(ev), Prev: ev.Prev})
-		if ev.Actor.Kind == aggregation.ActorUser && ev.Kind != evRecord && ev.Kind != aggregation.EvBatchCreate {
+		if ev.Actor.Kind == aggregation.ActorUser && ev.Kind != aggregation.EvRecord && ev.Kind != aggregation.EvBatchCreate {
 			r.Manual = append(r.Manual, Action{Seq: ev.Seq, At: ts(ev.At), User: ev.Actor.ID,
 				What: string(ev.Kind), Detail: describe(ev), Why: ev.Reason})
 		}
@@ -378,14 +379,16 @@ func build(ctx context.Context, l Reader, batch string, required int, now time.T
 }
 
 func what(ev aggregation.Event) string {
-	if ev.Kind == evRecord {
+	if ev.Kind == aggregation.EvRecord {
 		return ev.Reason
 	}
 	return string(ev.Kind)
 }
 
 func (sc *scan) see(ev aggregation.Event) {
-	sc.last = ev.Seq
+	if !unsigned(ev) {
+		sc.last = ev.Seq // signatures and verify runs are not what a verify must cover
+	}
 	switch ev.Kind {
 	case aggregation.EvBatchCreate:
 		if sc.created == nil {
@@ -475,7 +478,7 @@ func alarms(trail []aggregation.Event) []Alarm {
 	var out []Alarm
 	byKey := map[string]int{}
 	for _, ev := range trail {
-		if ev.Kind != evRecord || (ev.Reason != TypeAlarm && ev.Reason != TypeAlarmAck) {
+		if ev.Kind != aggregation.EvRecord || (ev.Reason != TypeAlarm && ev.Reason != TypeAlarmAck) {
 			continue
 		}
 		var v alarmValue

@@ -195,15 +195,15 @@ type SignRequest struct {
 // the SHA-256 of the batch record as signed; Binding is the SHA-256 over
 // those fields (bindingInput), so that any edit of the journaled JSON shows.
 type SignatureRecord struct {
-	Batch      string  `json:"batch"`
-	User       string  `json:"user"`
-	FullName   string  `json:"full_name"`
+	Batch      string   `json:"batch"`
+	User       string   `json:"user"`
+	FullName   string   `json:"full_name"`
 	Roles      []string `json:"roles"`
-	Meaning    Meaning `json:"meaning"`
-	Comment    string  `json:"comment"`
-	At         string  `json:"at"` // RFC 3339 UTC
-	RecordHash string  `json:"record_hash"`
-	Binding    string  `json:"binding"`
+	Meaning    Meaning  `json:"meaning"`
+	Comment    string   `json:"comment"`
+	At         string   `json:"at"` // RFC 3339 UTC
+	RecordHash string   `json:"record_hash"`
+	Binding    string   `json:"binding"`
 }
 
 func (s SignatureRecord) bindingInput() string {
