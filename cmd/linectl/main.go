@@ -46,6 +46,7 @@ func commands() map[string]command {
 		"bench":   {"benchmarks printing JSON: ledger, devices, line, soak", cmdBench},
 		"demo":    {"the whole line on built-in simulators, HMI on http://127.0.0.1:8080", cmdDemo},
 		"run":     {"the controller against the devices its config names", cmdRun},
+		"release": {"show a batch record and its release rules, or sign its release (password on stdin)", cmdRelease},
 	}
 }
 
