@@ -91,7 +91,9 @@ func batch(t testing.TB, s *aggregation.Store, id string, units, ratio int) [][]
 		must(t, s.AddToPool(ctx, pool, cs, "test"))
 		got, err := s.AllocateFromPool(ctx, id, tracecode.Level(li+1), pool, n, dev)
 		must(t, err)
-		must(t, s.MarkSent(ctx, got, dev))
+		for i := 0; i < len(got); i += 4096 {
+			must(t, s.MarkSent(ctx, got[i:min(i+4096, len(got))], dev))
+		}
 		if li == 0 {
 			// One unit rejected by the camera, one taken off by hand.
 			must(t, s.Reject(ctx, got[n-2], "grade below C", dev))
