@@ -277,7 +277,7 @@ func (p *pdfDoc) render(rec *Record) {
 	c := okColor(rec.Chain.Verified)
 	p.para(markPDF(rec.Chain.Verified)+" 哈希链 Hash chain: "+rec.Chain.Text, c[0], c[1], c[2])
 	f.Ln(1)
-	w := []float64{12, 36, 26, 82, 30}
+	w := []float64{12, 36, 26, 78, 34}
 	p.row(w, []string{"#", "时间 Time", "执行者 Actor", "事件 Event", "前序哈希 Prev"}, true, nil)
 	for _, e := range rec.Trail {
 		what := e.What

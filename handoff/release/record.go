@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tracline/tracline/aggregation"
@@ -290,11 +291,62 @@ type scan struct {
 	reasons   map[[2]string]int64
 	chall     []Challenge
 	last      uint64
+	next      uint64 // the journal event the next pass starts at
+}
+
+func (sc *scan) clone() *scan {
+	c := *sc
+	c.reasons = make(map[[2]string]int64, len(sc.reasons))
+	for k, v := range sc.reasons {
+		c.reasons[k] = v
+	}
+	c.chall = append([]Challenge(nil), sc.chall...)
+	return &c
+}
+
+// scanCache keeps, per batch, what the journal pass found so far, so that
+// building the record again (to sign it, to render it) reads only the
+// journal's new tail. The journal is append-only: what was read stays true.
+type scanCache struct {
+	mu sync.Mutex
+	m  map[string]*scan
+}
+
+const maxCachedScans = 64
+
+func (c *scanCache) get(batch string) *scan {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sc := c.m[batch]; sc != nil {
+		return sc.clone()
+	}
+	return nil
+}
+
+func (c *scanCache) put(batch string, sc *scan) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*scan{}
+	}
+	if _, ok := c.m[batch]; !ok && len(c.m) >= maxCachedScans {
+		for k := range c.m { // evict any one
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[batch] = sc.clone()
 }
 
 // Build reads the batch record of batch from the ledger. Rules, chain
 // status and signatures are filled in; Required is set from required.
-func build(ctx context.Context, l Reader, batch string, required int, now time.Time) (*Record, error) {
+func build(ctx context.Context, l Reader, batch string, required int, now time.Time, cache *scanCache) (*Record, error) {
 	sum, err := l.Summary(ctx, batch)
 	if err != nil {
 		return nil, fmt.Errorf("batch record %s: %w", batch, err)
@@ -315,8 +367,12 @@ func build(ctx context.Context, l Reader, batch string, required int, now time.T
 	if len(trail) == 0 || trail[0].Kind != aggregation.EvBatchCreate {
 		return nil, fmt.Errorf("batch record %s: the audit trail does not start with the batch's creation", batch)
 	}
-	sc := scan{reasons: map[[2]string]int64{}}
-	if err := l.Events(ctx, trail[0].Seq, func(ev aggregation.Event) error {
+	sc := cache.get(batch)
+	if sc == nil || sc.created == nil || sc.created.Seq != trail[0].Seq {
+		sc = &scan{reasons: map[[2]string]int64{}, next: trail[0].Seq}
+	}
+	if err := l.Events(ctx, sc.next, func(ev aggregation.Event) error {
+		sc.next = ev.Seq + 1
 		if ev.Batch != batch {
 			return nil
 		}
@@ -325,8 +381,9 @@ func build(ctx context.Context, l Reader, batch string, required int, now time.T
 	}); err != nil {
 		return nil, fmt.Errorf("batch record %s: journal: %w", batch, err)
 	}
+	cache.put(batch, sc)
 	r.LastSeq = sc.last
-	r.Header = header(spec, sc)
+	r.Header = header(spec, *sc)
 	r.Levels = levels(sum)
 	for k, n := range sc.reasons {
 		r.Rejects = append(r.Rejects, ReasonCount{Kind: k[0], Reason: k[1], N: n})

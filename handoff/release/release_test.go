@@ -305,6 +305,19 @@ func TestBlockedRulesNameWhatBlocks(t *testing.T) {
 	if r := rule(rec, RuleAlarms); r.Status != RuleOK {
 		t.Errorf("alarms after ack: %+v", r)
 	}
+	// A code event after the record was built once (the journal pass is
+	// cached per batch and read on from where it stopped) is counted.
+	must(t, s.Void(ctx, got[25], "line purge", sys))
+	rec, err = d.Record(ctx, "B2")
+	must(t, err)
+	if fmt.Sprint(rec.Rejects) != fmt.Sprint([]ReasonCount{{"void", "line purge", 1}}) {
+		t.Errorf("rejects after a void: %v", rec.Rejects)
+	}
+	fresh, err := desk(t, s, Config{}).Record(ctx, "B2")
+	must(t, err)
+	if fresh.Hash != rec.Hash {
+		t.Errorf("a fresh desk builds another record: %s vs %s", fresh.Hash, rec.Hash)
+	}
 }
 
 func TestSignRefusals(t *testing.T) {

@@ -119,6 +119,7 @@ type Desk struct {
 	auth  Authenticator
 	clock Clock
 	log   *slog.Logger
+	scans scanCache // the journal pass per batch, read on from where it stopped
 }
 
 // New checks cfg and returns a Desk. clock may be nil (the system clock).
@@ -149,7 +150,7 @@ func New(cfg Config, l Ledger, auth Authenticator, clock Clock, log *slog.Logger
 
 // Record builds the batch record with its rules and signatures' status.
 func (d *Desk) Record(ctx context.Context, batch string) (*Record, error) {
-	return build(ctx, d.l, batch, d.cfg.required(), d.clock.Now())
+	return build(ctx, d.l, batch, d.cfg.required(), d.clock.Now(), &d.scans)
 }
 
 // Verify runs a full verify of the ledger (hash chain, replay, invariants)
