@@ -42,8 +42,9 @@ func runRelease(ctx context.Context, c *cli, args []string, accounts func(data s
 	meaning := fs.String("meaning", "", "released or rejected (with --user)")
 	comment := fs.String("comment", "", "the signature's comment (with --user)")
 	hash := fs.String("hash", "", "the record hash the signer reviewed: refuse if the record changed since")
-	sigs := fs.String("signatures", string(release.Single), "single or four-eyes (a second QA user must sign)")
-	activation := fs.String("activation", string(release.ActivateSeparately), "separate (linectl release --activate later) or on-release")
+	sigs := fs.String("signatures", "", "four-eyes: ask for a second QA user's signature even if the ledger's policy is single (the policy itself is --set-policy's)")
+	activation := fs.String("activation", "", "separate (linectl release --activate later) or on-release (default: the ledger's policy)")
+	setPolicy := fs.String("set-policy", "", "set the ledger's release policy: single or four-eyes (with --user, an admin, and the password; --activation sets its activation)")
 	activate := fs.Bool("activate", false, "activate the released batch (a separate step; needs --user and the password)")
 	verify := fs.String("verify", "auto", "auto (verify the ledger when no journaled verify covers the batch), always, never")
 	htmlOut := fs.String("html", "", "write the batch record as HTML to this file")
@@ -52,6 +53,9 @@ func runRelease(ctx context.Context, c *cli, args []string, accounts func(data s
 	asJSON := fs.Bool("json", false, "print the record (and the signature's outcome) as JSON")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
+	}
+	if *setPolicy != "" {
+		return setReleasePolicy(ctx, c, *data, *user, *setPolicy, *activation, accounts)
 	}
 	switch {
 	case *data == "":
@@ -75,8 +79,8 @@ func runRelease(ctx context.Context, c *cli, args []string, accounts func(data s
 			return errors.New("--comment is required: say why")
 		}
 	}
-	cfg := release.Config{Signatures: release.Signatures(*sigs), Activation: release.Activation(*activation)}
-	if err := cfg.Validate(); err != nil {
+	asked := release.Config{Signatures: release.Signatures(*sigs), Activation: release.Activation(*activation)}
+	if err := asked.Validate(); err != nil {
 		return err
 	}
 	var fontBytes []byte
@@ -105,6 +109,14 @@ func runRelease(ctx context.Context, c *cli, args []string, accounts func(data s
 		return err
 	}
 	defer s.Close()
+	cfg, err := release.LoadConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	cfg = cfg.Stricter(asked)
+	if asked.Activation != "" {
+		cfg.Activation = asked.Activation
+	}
 	d, err := release.New(cfg, s, auth, nil, c.log)
 	if err != nil {
 		return err
@@ -181,6 +193,39 @@ func runRelease(ctx context.Context, c *cli, args []string, accounts func(data s
 	case *activate && !*asJSON:
 		fmt.Fprintf(c.stdout, "batch %s activated\n", *batch)
 	}
+	return nil
+}
+
+// setReleasePolicy: linectl release --data DIR --user ADMIN --set-policy
+// single|four-eyes [--activation separate|on-release] (password on stdin).
+func setReleasePolicy(ctx context.Context, c *cli, data, user, sigs, activation string, accounts func(string) (release.Authenticator, error)) error {
+	if data == "" || user == "" {
+		return errors.New("--set-policy needs --data DIR and --user (an admin; the password on stdin)")
+	}
+	cfg := release.Config{Signatures: release.Signatures(sigs), Activation: release.Activation(activation)}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	password, err := readPassword(c.stdin)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(data); err != nil {
+		return fmt.Errorf("no ledger at %s: %w", data, err)
+	}
+	auth, err := accounts(data)
+	if err != nil {
+		return err
+	}
+	s, err := aggregation.Open(data, aggregation.Options{Logger: c.log})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := release.SetConfig(ctx, s, auth, user, password, cfg); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "release policy: %s signature(s), activation %s\n", cfg.Signatures, map[bool]string{true: "separate", false: string(cfg.Activation)}[cfg.Activation == ""])
 	return nil
 }
 

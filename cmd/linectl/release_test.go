@@ -19,8 +19,13 @@ import (
 type testAccounts struct{}
 
 func (testAccounts) Authenticate(_ context.Context, user, pw string) (release.Signer, error) {
-	if user == "qa1" && pw == "secret one" {
+	switch {
+	case user == "qa1" && pw == "secret one":
 		return release.Signer{User: "qa1", FullName: "质量 One", Roles: []string{"qa"}}, nil
+	case user == "qa2" && pw == "secret two":
+		return release.Signer{User: "qa2", FullName: "质量 Two", Roles: []string{"qa"}}, nil
+	case user == "adm" && pw == "admin pw":
+		return release.Signer{User: "adm", FullName: "Admin", Roles: []string{"admin"}}, nil
 	}
 	return release.Signer{}, errors.New("bad credentials")
 }
@@ -163,6 +168,8 @@ func TestReleaseCommandUsage(t *testing.T) {
 		{"", []string{"--data", dir, "--batch", "B", "--user", "qa1", "--meaning", "released", "--comment", "c"}, "stdin"},
 		{"", []string{"--data", dir, "--batch", "B", "--verify", "sometimes"}, "--verify"},
 		{"", []string{"--data", dir, "--batch", "B", "--signatures", "three"}, "release.signatures"},
+		{"x\n", []string{"--data", dir, "--user", "adm", "--set-policy", "two"}, "release.signatures"},
+		{"secret one\n", []string{"--data", dir, "--user", "qa1", "--set-policy", "four-eyes"}, "admin role"},
 		{"", []string{"--data", dir, "--batch", "B", "--pdf", "x.pdf", "--font", "/nonexistent.ttc"}, "font"},
 		{"", []string{"--data", filepath.Join(dir, "nope"), "--batch", "B"}, "no ledger"},
 		{"", []string{"--data", dir, "--batch", "Z"}, "not found"},
@@ -177,5 +184,30 @@ func TestReleaseCommandUsage(t *testing.T) {
 	rc, _, stderr := runLinectl(t, "pw\n", "release", "--data", dir, "--batch", "B", "--user", "qa1", "--meaning", "rejected", "--comment", "c", "--verify", "never")
 	if rc != 1 || !strings.Contains(stderr, "password wrong") {
 		t.Fatalf("linectl release without accounts: rc %d, %s", rc, stderr)
+	}
+}
+
+func TestReleaseCommandFourEyesPolicy(t *testing.T) {
+	dir := t.TempDir()
+	completeBatch(t, dir)
+	err, out, _ := runRel(t, "admin pw\n", "--data", dir, "--user", "adm", "--set-policy", "four-eyes")
+	if err != nil || !strings.Contains(out, "four-eyes") {
+		t.Fatalf("set policy: %v %s", err, out)
+	}
+	// The signer cannot ask for less than the ledger's policy.
+	err, out, _ = runRel(t, "secret one\n", "--data", dir, "--batch", "B", "--user", "qa1", "--meaning", "released", "--comment", "first", "--signatures", "single")
+	if err != nil || !strings.Contains(out, "1 of 2 signatures") {
+		t.Fatalf("first of two: %v %s", err, out)
+	}
+	if st, _ := ledgerState(t, dir); st != aggregation.BatchComplete {
+		t.Fatalf("state %s after one of two signatures", st)
+	}
+	err, _, stderr := runRel(t, "secret one\n", "--data", dir, "--batch", "B", "--user", "qa1", "--meaning", "released", "--comment", "again")
+	if !errors.Is(err, exitError{1}) || !strings.Contains(stderr, "another user") {
+		t.Fatalf("same user twice: %v %s", err, stderr)
+	}
+	err, out, _ = runRel(t, "secret two\n", "--data", dir, "--batch", "B", "--user", "qa2", "--meaning", "released", "--comment", "second")
+	if err != nil || !strings.Contains(out, "the batch is released") {
+		t.Fatalf("second: %v %s", err, out)
 	}
 }

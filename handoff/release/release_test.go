@@ -477,3 +477,34 @@ func TestConfigValidate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestPolicyInTheLedger(t *testing.T) {
+	s := open(t)
+	c, err := LoadConfig(ctx, s)
+	must(t, err)
+	if c != (Config{}) {
+		t.Fatalf("default policy %+v", c)
+	}
+	head := s.Head()
+	if err := SetConfig(ctx, s, accounts, "alice", "a-pw", Config{Signatures: FourEyes}); !errors.Is(err, ErrAuth) {
+		t.Fatalf("a qa user sets the policy: %v", err)
+	}
+	if err := SetConfig(ctx, s, accounts, "carol", "c-pw", Config{Signatures: "three"}); err == nil {
+		t.Fatal("a bad policy was accepted")
+	}
+	if s.Head() != head {
+		t.Fatal("a refused policy journaled something")
+	}
+	must(t, SetConfig(ctx, s, accounts, "carol", "c-pw", Config{Signatures: FourEyes}))
+	c, err = LoadConfig(ctx, s)
+	must(t, err)
+	if c.Signatures != FourEyes {
+		t.Fatalf("policy %+v", c)
+	}
+	if got := c.Stricter(Config{Signatures: Single}); got.Signatures != FourEyes {
+		t.Errorf("a caller weakened the policy: %+v", got)
+	}
+	if got := (Config{}).Stricter(Config{Signatures: FourEyes}); got.Signatures != FourEyes {
+		t.Errorf("a caller could not strengthen the policy: %+v", got)
+	}
+}
