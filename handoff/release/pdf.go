@@ -287,6 +287,19 @@ func (p *pdfDoc) render(rec *Record) {
 		p.row(w, []string{strconv.FormatUint(e.Seq, 10), when(e.At), e.Actor, what, shortHash(e.Prev)}, false, nil)
 	}
 
+	if len(rec.After) > 0 {
+		p.h2("放行决定后 After the decision (not part of the record as signed)")
+		w := []float64{12, 36, 26, 112}
+		p.row(w, []string{"#", "时间 Time", "执行者 Actor", "事件 Event"}, true, nil)
+		for _, e := range rec.After {
+			what := e.What
+			if e.Detail != "" {
+				what += ": " + e.Detail
+			}
+			p.row(w, []string{strconv.FormatUint(e.Seq, 10), when(e.At), e.Actor, what}, false, nil)
+		}
+	}
+
 	p.h2("电子签名 Electronic signatures")
 	p.para(fmt.Sprintf("需要 Required: %d · 批记录 Batch record SHA-256: %s", rec.Required, rec.Hash), 0, 0, 0)
 	f.Ln(1)

@@ -32,6 +32,9 @@ type Record struct {
 	// Required is how many valid "released" signatures the release needs.
 	Required int       `json:"required_signatures"`
 	BuiltAt  time.Time `json:"built_at"`
+	// After lists the batch's trail after the decision (hand-off documents
+	// and attempts, notes): shown, not part of the record as signed.
+	After []Entry `json:"after_decision,omitempty"`
 	// LastSeq is the batch's last journal event (its codes', its records')
 	// that is part of the record as signed: a verify must cover it.
 	LastSeq uint64 `json:"last_seq"`
@@ -291,6 +294,7 @@ type scan struct {
 	reasons   map[[2]string]int64
 	chall     []Challenge
 	last      uint64
+	decided   bool   // the release event was seen
 	next      uint64 // the journal event the next pass starts at
 }
 
@@ -397,7 +401,18 @@ func build(ctx context.Context, l Reader, batch string, required int, now time.T
 	})
 	r.Challenges = sc.chall
 	var sigs []sigEvent
-	for _, ev := range trail {
+	decided := len(trail) // the trail up to the decision is what was signed
+	for i, ev := range trail {
+		if ev.Kind == aggregation.EvRelease && decided == len(trail) {
+			decided = i
+		}
+		if i > decided {
+			if !unsigned(ev) {
+				r.After = append(r.After, Entry{Seq: ev.Seq, At: ts(ev.At), Actor: actorString(ev.Actor),
+					What: what(ev), Detail: describe(ev), Prev: ev.Prev})
+			}
+			continue
+		}
 		if ev.Kind == aggregation.EvRecord && ev.Reason == TypeSignature {
 			var s SignatureRecord
 			if err := json.Unmarshal([]byte(ev.Answer), &s); err != nil {
@@ -425,7 +440,7 @@ func build(ctx context.Context, l Reader, batch string, required int, now time.T
 				What: string(ev.Kind), Detail: describe(ev), Why: ev.Reason})
 		}
 	}
-	r.Alarms = alarms(trail)
+	r.Alarms = alarms(trail[:decided])
 	if r.Hash, err = r.Content.Sum(); err != nil {
 		return nil, err
 	}
@@ -443,8 +458,11 @@ func what(ev aggregation.Event) string {
 }
 
 func (sc *scan) see(ev aggregation.Event) {
-	if !unsigned(ev) {
-		sc.last = ev.Seq // signatures and verify runs are not what a verify must cover
+	if ev.Kind == aggregation.EvRelease {
+		sc.decided = true
+	}
+	if !unsigned(ev) && !sc.decided {
+		sc.last = ev.Seq // signatures, verify runs and what follows the decision are not what a verify must cover
 	}
 	switch ev.Kind {
 	case aggregation.EvBatchCreate:

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -202,6 +203,37 @@ func TestReleaseSingleSignature(t *testing.T) {
 	if sum.State != aggregation.BatchActive {
 		t.Errorf("state %s after activation", sum.State)
 	}
+	// What reaches the batch after the decision (the outbox's documents,
+	// an alarm) is shown apart and leaves the signed record as it was.
+	_, err = s.Record(ctx, aggregation.Record{Type: "outbox.document", Batch: "B1", Key: "outbox/doc-1", Value: `{"id":"doc-1"}`}, sys)
+	must(t, err)
+	_, err = s.Record(ctx, aggregation.Record{Type: TypeAlarm, Batch: "B1", Value: `{"text":"late alarm"}`}, sys)
+	must(t, err)
+	// Code changes are refused by the ledger in a released batch.
+	lv := codesOf(t, s, "B1", 1)
+	if err := s.Decommission(ctx, lv[0], "after release", oper); !aggregation.IsRefused(err) {
+		t.Errorf("decommission in an active batch: %v, want refused", err)
+	}
+	later, err := d.Record(ctx, "B1")
+	must(t, err)
+	if later.Hash != rec.Hash || later.Signatures[0].State != SigFinal || len(later.After) != 2 || len(later.Alarms) != 0 || !later.Releasable() {
+		t.Errorf("after the decision: hash %s (signed %s), signature %s, after %+v, alarms %d", later.Hash, rec.Hash, later.Signatures[0].State, later.After, len(later.Alarms))
+	}
+	var html bytes.Buffer
+	must(t, WriteHTML(&html, later))
+	if !strings.Contains(html.String(), "After the decision") || !strings.Contains(html.String(), "late alarm") {
+		t.Error("the html does not show what followed the decision")
+	}
+}
+
+func codesOf(t *testing.T, s *aggregation.Store, batch string, level tracecode.Level) []tracecode.Code {
+	t.Helper()
+	var out []tracecode.Code
+	must(t, s.Codes(ctx, batch, level, aggregation.StateUnknown, func(c tracecode.Code) error {
+		out = append(out, c)
+		return nil
+	}))
+	return out
 }
 
 func TestActivateOnRelease(t *testing.T) {
