@@ -15,6 +15,7 @@ import (
 
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/handoff/epcisschema"
+	"github.com/tracline/tracline/handoff/export/exporttest"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -27,10 +28,12 @@ func opts(p *tracecode.Product) Options {
 // smallBatch: 26 units (+ a sampled, a decommissioned, a rejected and a
 // voided code) in bundles of 3, cases of 2 bundles and pallets (SSCC) of 2
 // cases; the last parent of each level is partial.
-func smallBatch(t *testing.T, product string, state aggregation.BatchState) (*aggregation.Store, *tracecode.Product, *built) {
+func smallBatch(t *testing.T, product string, state aggregation.BatchState) (*aggregation.Store, *tracecode.Product, *exporttest.Built) {
 	p := loadProduct(t, product)
 	s := openLedger(t, t.TempDir())
-	b := build(t, s, p, shape{batch: "B2612", units: 26, ratios: []int{3, 2, 2}, extras: true, state: state})
+	b, err := exporttest.Build(ctx, s, p, exporttest.Shape{Batch: "B2612", Units: 26, Ratios: []int{3, 2, 2}, Extras: true,
+		Released: state == aggregation.BatchReleased, Track: true})
+	must(t, err)
 	return s, p, b
 }
 
@@ -106,7 +109,7 @@ func TestMSFX(t *testing.T) {
 					}
 				}
 				want := FlagNormal
-				if b.partial[tracecode.Code(c.Cur)] {
+				if b.Partial[tracecode.Code(c.Cur)] {
 					want = FlagPartial
 				}
 				if c.Flag != want {
@@ -115,7 +118,7 @@ func TestMSFX(t *testing.T) {
 			}
 			// Every packed or top-level code exactly once, with its parent.
 			n := 0
-			for li, cs := range b.levels {
+			for li, cs := range b.Levels {
 				if st.Codes[li] != int64(len(cs)) {
 					t.Errorf("level %d: stats %d codes, want %d", li+1, st.Codes[li], len(cs))
 				}
@@ -124,8 +127,8 @@ func TestMSFX(t *testing.T) {
 					if !ok {
 						t.Fatalf("L%d code %s missing", li+1, c)
 					}
-					if got := bt.Codes[i]; got.Layer != li+1 || got.Parent != string(b.parent[c]) {
-						t.Fatalf("code %s: layer %d parent %q, want %d %q", c, got.Layer, got.Parent, li+1, b.parent[c])
+					if got := bt.Codes[i]; got.Layer != li+1 || got.Parent != string(b.Parent[c]) {
+						t.Fatalf("code %s: layer %d parent %q, want %d %q", c, got.Layer, got.Parent, li+1, b.Parent[c])
 					}
 					n++
 				}
@@ -133,7 +136,7 @@ func TestMSFX(t *testing.T) {
 			if n != len(bt.Codes) {
 				t.Fatalf("%d codes written, %d expected", len(bt.Codes), n)
 			}
-			for _, c := range []tracecode.Code{b.sampled, b.decomm, b.rejected, b.voided} {
+			for _, c := range []tracecode.Code{b.Sampled, b.Decomm, b.Rejected, b.Voided} {
 				if _, ok := seen[string(c)]; ok {
 					t.Errorf("code %s (not in the relation) written", c)
 				}
@@ -245,7 +248,7 @@ func parseXML(t *testing.T, doc []byte) []pev {
 }
 
 // checkEPCIS checks the events against what was built.
-func checkEPCIS(t *testing.T, x *exporter, b *built, evs []pev, active bool) {
+func checkEPCIS(t *testing.T, x *exporter, b *exporttest.Built, evs []pev, active bool) {
 	t.Helper()
 	uri := func(c tracecode.Code) string {
 		u, err := x.appendURI(nil, c)
@@ -291,7 +294,7 @@ func checkEPCIS(t *testing.T, x *exporter, b *built, evs []pev, active bool) {
 		}
 	}
 	wantKids := map[string][]string{}
-	for li, cs := range b.levels {
+	for li, cs := range b.Levels {
 		for _, c := range cs {
 			u := uri(c)
 			if commissioned[u] != 1 {
@@ -300,7 +303,7 @@ func checkEPCIS(t *testing.T, x *exporter, b *built, evs []pev, active bool) {
 			if want := map[bool]int{true: 1}[active]; activated[u] != want {
 				t.Fatalf("L%d code %s activated %d times, want %d", li+1, u, activated[u], want)
 			}
-			if p, ok := b.parent[c]; ok {
+			if p, ok := b.Parent[c]; ok {
 				wantKids[uri(p)] = append(wantKids[uri(p)], u)
 			}
 		}
@@ -321,10 +324,10 @@ func checkEPCIS(t *testing.T, x *exporter, b *built, evs []pev, active bool) {
 		action, step, disp, reason string
 		commissioned               int
 	}{
-		{b.sampled, "OBSERVE", "sampling", "non_sellable_other", "sampled: QA retain sample 留样", 1},
-		{b.decomm, "DELETE", "decommissioning", "inactive", "decommissioned: damaged carton <torn> & crushed", 1},
-		{b.rejected, "OBSERVE", "destroying", "destroyed", "rejected: grade F", 0},
-		{b.voided, "OBSERVE", "destroying", "destroyed", "voided: line purge", 0},
+		{b.Sampled, "OBSERVE", "sampling", "non_sellable_other", "sampled: QA retain sample 留样", 1},
+		{b.Decomm, "DELETE", "decommissioning", "inactive", "decommissioned: damaged carton <torn> & crushed", 1},
+		{b.Rejected, "OBSERVE", "destroying", "destroyed", "rejected: grade F", 0},
+		{b.Voided, "OBSERVE", "destroying", "destroyed", "voided: line purge", 0},
 	} {
 		u := uri(f.code)
 		e, ok := fates[u]
