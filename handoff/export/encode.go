@@ -1,7 +1,6 @@
 package export
 
 import (
-	"bufio"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -10,31 +9,20 @@ import (
 const gs1Context = "https://ref.gs1.org/standards/epcis/epcis-context.jsonld"
 
 // jsonEnc writes EPCIS 2.0 JSON-LD.
-type jsonEnc struct {
-	w     *bufio.Writer
-	x     *exporter
-	b     []byte
-	first bool
-}
+type jsonEnc struct{ x *exporter }
 
-func (e *jsonEnc) begin() error {
-	b := e.b[:0]
+func (e jsonEnc) header(b []byte) []byte {
 	b = append(b, `{"@context":["`+gs1Context+`",{"tl":"`+ExtensionNS+`"}],"type":"EPCISDocument","schemaVersion":"2.0","creationDate":"`...)
 	b = appendTime(b, e.x.now)
-	b = append(b, `","epcisBody":{"eventList":[`...)
-	e.first = true
-	e.b = b
-	_, err := e.w.Write(b)
-	return err
+	return append(b, `","epcisBody":{"eventList":[`+"\n"...)
 }
 
-func (e *jsonEnc) event(ev *event) error {
-	b := e.b[:0]
-	if !e.first {
-		b = append(b, ',')
-	}
-	e.first = false
-	b = append(b, "\n{"...)
+func (e jsonEnc) sep() string { return ",\n" }
+
+func (e jsonEnc) footer(b []byte) []byte { return append(b, "\n]}}\n"...) }
+
+func (e jsonEnc) appendEvent(b []byte, ev *event) ([]byte, error) {
+	b = append(b, '{')
 	if ev.kind == aggregationEvent {
 		b = append(b, `"type":"AggregationEvent"`...)
 	} else {
@@ -51,7 +39,7 @@ func (e *jsonEnc) event(ev *event) error {
 	if ev.kind == aggregationEvent {
 		b = append(b, `,"parentID":"`...)
 		if b, err = e.x.appendURI(b, ev.parent); err != nil {
-			return err
+			return b, err
 		}
 		b = append(b, `","childEPCs":[`...)
 	} else {
@@ -63,7 +51,7 @@ func (e *jsonEnc) event(ev *event) error {
 		}
 		b = append(b, '"')
 		if b, err = e.x.appendURI(b, c); err != nil {
-			return err
+			return b, err
 		}
 		b = append(b, '"')
 	}
@@ -101,15 +89,7 @@ func (e *jsonEnc) event(ev *event) error {
 		b = append(b, `,"tl:reason":`...)
 		b = appendJSONString(b, ev.reason)
 	}
-	b = append(b, '}')
-	e.b = b
-	_, err = e.w.Write(b)
-	return err
-}
-
-func (e *jsonEnc) end() error {
-	_, err := e.w.WriteString("\n]}}\n")
-	return err
+	return append(b, '}'), nil
 }
 
 // appendJSONString appends s as a JSON string.
@@ -130,25 +110,22 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // xmlEnc writes EPCIS 2.0 XML.
-type xmlEnc struct {
-	w *bufio.Writer
-	x *exporter
-	b []byte
+type xmlEnc struct{ x *exporter }
+
+func (e xmlEnc) sep() string { return "" }
+
+func (e xmlEnc) footer(b []byte) []byte {
+	return append(b, "</EventList>\n</EPCISBody>\n</epcis:EPCISDocument>\n"...)
 }
 
-func (e *xmlEnc) begin() error {
-	b := e.b[:0]
+func (e xmlEnc) header(b []byte) []byte {
 	b = append(b, `<?xml version="1.0" encoding="UTF-8"?>`+"\n"+
 		`<epcis:EPCISDocument xmlns:epcis="urn:epcglobal:epcis:xsd:2" xmlns:cbvmda="urn:epcglobal:cbv:mda" xmlns:tl="`+ExtensionNS+`" schemaVersion="2.0" creationDate="`...)
 	b = appendTime(b, e.x.now)
-	b = append(b, "\">\n<EPCISBody>\n<EventList>\n"...)
-	e.b = b
-	_, err := e.w.Write(b)
-	return err
+	return append(b, "\">\n<EPCISBody>\n<EventList>\n"...)
 }
 
-func (e *xmlEnc) event(ev *event) error {
-	b := e.b[:0]
+func (e xmlEnc) appendEvent(b []byte, ev *event) ([]byte, error) {
 	el := "ObjectEvent"
 	if ev.kind == aggregationEvent {
 		el = "AggregationEvent"
@@ -167,7 +144,7 @@ func (e *xmlEnc) event(ev *event) error {
 	if ev.kind == aggregationEvent {
 		b = append(b, "<parentID>"...)
 		if b, err = e.x.appendURI(b, ev.parent); err != nil {
-			return err
+			return b, err
 		}
 		b = append(b, "</parentID>"...)
 		list = "childEPCs"
@@ -180,7 +157,7 @@ func (e *xmlEnc) event(ev *event) error {
 		// Nothing to escape: serials are percent-encoded and Options.Validate
 		// refuses bases with characters XML or JSON would escape.
 		if b, err = e.x.appendURI(b, c); err != nil {
-			return err
+			return b, err
 		}
 		b = append(b, "</epc>"...)
 	}
@@ -225,13 +202,5 @@ func (e *xmlEnc) event(ev *event) error {
 	}
 	b = append(b, "</"...)
 	b = append(b, el...)
-	b = append(b, ">\n"...)
-	e.b = b
-	_, err = e.w.Write(b)
-	return err
-}
-
-func (e *xmlEnc) end() error {
-	_, err := e.w.WriteString("</EventList>\n</EPCISBody>\n</epcis:EPCISDocument>\n")
-	return err
+	return append(b, ">\n"...), nil
 }

@@ -1,8 +1,11 @@
 package export
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -35,11 +38,13 @@ type event struct {
 	reason      string           // tl:reason
 }
 
-// encoder writes an EPCIS document: begin, each event, end.
+// encoder is one EPCIS binding: it appends the document's header, an
+// event, the separator between events and the footer.
 type encoder interface {
-	begin() error
-	event(ev *event) error
-	end() error
+	header(b []byte) []byte
+	appendEvent(b []byte, ev *event) ([]byte, error)
+	sep() string
+	footer(b []byte) []byte
 }
 
 // eventNS is the UUID namespace of Tracline's event ids: an event's id is a
@@ -51,60 +56,191 @@ func (x *exporter) eventID(what string, n int) string {
 	return "urn:uuid:" + uuid.NewSHA1(eventNS, fmt.Appendf(nil, "%s/%s/%d", x.batch, what, n)).String()
 }
 
-// writeEPCIS walks the batch in the order its codes lived:
-//  1. commissioning (ADD, disposition inactive: not live before activation),
-//     per level, chunked, with ILMD lot and expiry: every code ever
-//     commissioned (now loose, packed, sampled or decommissioned);
-//  2. packing (AggregationEvent ADD) per parent, children before parents;
-//  3. per code: sampling, decommissioning and destroying, with the reason
-//     and time from the code's history;
-//  4. activation (OBSERVE, disposition active) of the codes now commissioned
-//     or packed, per level, chunked — when the batch is active or handed off.
-func (x *exporter) writeEPCIS(ctx context.Context, enc encoder) error {
-	if err := enc.begin(); err != nil {
+// events writes encoded events to w, separated.
+type events struct {
+	w   io.Writer
+	enc encoder
+	n   int64
+	b   []byte
+}
+
+func (e *events) write(ev *event) error {
+	b := e.b[:0]
+	if e.n > 0 {
+		b = append(b, e.enc.sep()...)
+	}
+	b, err := e.enc.appendEvent(b, ev)
+	e.b = b
+	if err != nil {
 		return err
 	}
-	released := x.releasedAt()
-	emit := func(ev *event) error {
-		x.st.Events++
-		return enc.event(ev)
+	e.n++
+	_, err = e.w.Write(b)
+	return err
+}
+
+// spool holds events for later in the document in a temporary file, so
+// that one walk of the ledger serves several parts of the document without
+// holding them in memory.
+type spool struct {
+	events
+	f  *os.File
+	bw *bufio.Writer
+}
+
+func newSpool(enc encoder) (*spool, error) {
+	f, err := os.CreateTemp("", "tracline-export-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool file: %w", err)
 	}
-	// 1. Commissioning.
-	for l := tracecode.Level(1); l <= x.top; l++ {
-		ilmd := x.spec.Levels[l-1].Scheme != tracecode.SchemeGS1SSCC
-		n := 0
-		ch := x.chunker(func(codes []tracecode.Code) error {
-			n++
-			return emit(&event{kind: objectEvent, id: x.eventID(fmt.Sprintf("commission/%s", l), n), at: released,
-				action: "ADD", bizStep: "commissioning", disposition: "inactive", codes: codes, ilmd: ilmd})
-		})
-		for _, st := range []aggregation.CodeState{aggregation.StateCommissioned, aggregation.StateAggregated,
-			aggregation.StateSampled, aggregation.StateDecommissioned} {
-			if err := x.walk(ctx, l, st, func(c tracecode.Code) error {
-				x.st.Codes[l-1]++
-				return ch.add(c)
-			}); err != nil {
-				return err
-			}
-		}
-		if err := ch.flush(); err != nil {
+	sp := &spool{f: f, bw: bufio.NewWriterSize(f, 256<<10)}
+	sp.events = events{w: sp.bw, enc: enc}
+	return sp, nil
+}
+
+// copyTo appends the spooled events to dst.
+func (sp *spool) copyTo(dst *events) error {
+	if sp.n == 0 {
+		return nil
+	}
+	if err := sp.bw.Flush(); err != nil {
+		return fmt.Errorf("spool file: %w", err)
+	}
+	if _, err := sp.f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("spool file: %w", err)
+	}
+	if dst.n > 0 {
+		if _, err := io.WriteString(dst.w, dst.enc.sep()); err != nil {
 			return err
 		}
 	}
-	// 2. Packing: the trees under every loose code, top level first.
-	packs := 0
-	for l := x.top; l >= 2; l-- {
-		if err := x.walk(ctx, l, aggregation.StateCommissioned, func(root tracecode.Code) error {
-			return x.parents(ctx, root, func(parent tracecode.Code, kids []tracecode.Code) error {
-				packs++
-				return emit(&event{kind: aggregationEvent, id: x.eventID("pack", packs), at: released,
-					action: "ADD", bizStep: "packing", disposition: "in_progress", parent: parent, codes: kids})
+	if _, err := io.Copy(dst.w, sp.f); err != nil {
+		return err
+	}
+	dst.n += sp.n
+	return nil
+}
+
+func (sp *spool) close() {
+	if sp != nil {
+		sp.f.Close()
+		os.Remove(sp.f.Name())
+	}
+}
+
+// writeEPCIS writes the EPCIS document in the order the codes lived:
+//  1. commissioning (ADD, disposition inactive: not live before
+//     activation), per level, in chunks of Options.Chunk, with ILMD lot
+//     and expiry: every code ever commissioned (now loose at the top,
+//     packed, sampled or decommissioned);
+//  2. packing (AggregationEvent ADD) per parent, children before parents;
+//  3. per code: sampling, decommissioning and destroying, with the reason
+//     and time from the code's history;
+//  4. activation (OBSERVE, disposition active) of the codes now packed or
+//     loose at the top, per level, chunked — when the batch is active or
+//     handed off.
+//
+// One walk of the packing trees (from every loose code, top level first)
+// yields 1, 2 and 4; 2 and 4 are spooled to temporary files meanwhile.
+func (x *exporter) writeEPCIS(ctx context.Context, w io.Writer, enc encoder) error {
+	out := &events{w: w, enc: enc}
+	if _, err := w.Write(enc.header(nil)); err != nil {
+		return err
+	}
+	packs, err := newSpool(enc)
+	if err != nil {
+		return err
+	}
+	defer packs.close()
+	var acts *spool
+	if x.sum.State == aggregation.BatchActive || x.sum.State == aggregation.BatchHandedOff {
+		if acts, err = newSpool(enc); err != nil {
+			return err
+		}
+		defer acts.close()
+	}
+	released := x.releasedAt()
+	emit := func(dst *events, ev *event) error {
+		x.st.Events++
+		return dst.write(ev)
+	}
+	commission := make([]*chunker, x.top+1)
+	activate := make([]*chunker, x.top+1)
+	for l := tracecode.Level(1); l <= x.top; l++ {
+		ilmd := x.spec.Levels[l-1].Scheme != tracecode.SchemeGS1SSCC
+		n, what := 0, fmt.Sprintf("commission/%s", l)
+		commission[l] = x.chunker(func(codes []tracecode.Code) error {
+			n++
+			return emit(out, &event{kind: objectEvent, id: x.eventID(what, n), at: released,
+				action: "ADD", bizStep: "commissioning", disposition: "inactive", codes: codes, ilmd: ilmd})
+		})
+		if acts != nil {
+			an, awhat := 0, fmt.Sprintf("activate/%s", l)
+			activate[l] = x.chunker(func(codes []tracecode.Code) error {
+				an++
+				return emit(&acts.events, &event{kind: objectEvent, id: x.eventID(awhat, an), at: released,
+					action: "OBSERVE", disposition: "active", codes: codes})
 			})
+		}
+	}
+	// The walk: every loose code (the top level's; below it only if the
+	// ledger has loose codes there) and the tree under it.
+	packN := 0
+	var pk packer
+	pk.emit = func(parent tracecode.Code, kids []tracecode.Code) error {
+		packN++
+		return emit(&packs.events, &event{kind: aggregationEvent, id: x.eventID("pack", packN), at: released,
+			action: "ADD", bizStep: "packing", disposition: "in_progress", parent: parent, codes: kids})
+	}
+	for l := x.top; l >= 1; l-- {
+		if err := x.walk(ctx, l, aggregation.StateCommissioned, func(root tracecode.Code) error {
+			pk.reset(root)
+			err := x.l.Tree(ctx, root, func(n aggregation.Node) error {
+				if n.Level < 1 || n.Level > x.top {
+					return fmt.Errorf("tree of %s: code %s of level %d, the batch has %d", root, n.Code, n.Level, x.top)
+				}
+				x.st.Codes[n.Level-1]++
+				if err := commission[n.Level].add(n.Code); err != nil {
+					return err
+				}
+				if acts != nil {
+					if err := activate[n.Level].add(n.Code); err != nil {
+						return err
+					}
+				}
+				return pk.node(n)
+			})
+			if err != nil {
+				return err
+			}
+			return pk.done()
 		}); err != nil {
 			return err
 		}
 	}
-	// 3. What left the batch, one event per code.
+	// Commissioned codes no longer in the trees: sampled, decommissioned.
+	for l := tracecode.Level(1); l <= x.top; l++ {
+		for _, st := range []aggregation.CodeState{aggregation.StateSampled, aggregation.StateDecommissioned} {
+			if err := x.walk(ctx, l, st, func(c tracecode.Code) error {
+				x.st.Codes[l-1]++
+				return commission[l].add(c)
+			}); err != nil {
+				return err
+			}
+		}
+		if err := commission[l].flush(); err != nil {
+			return err
+		}
+		if acts != nil {
+			if err := activate[l].flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := packs.copyTo(out); err != nil {
+		return err
+	}
+	// What left the batch, one event per code.
 	fates := []struct {
 		st                 aggregation.CodeState
 		action, step, disp string
@@ -124,34 +260,75 @@ func (x *exporter) writeEPCIS(ctx context.Context, enc encoder) error {
 					return err
 				}
 				n++
-				return emit(&event{kind: objectEvent, id: x.eventID(f.st.String(), n), at: at, action: f.action,
+				return emit(out, &event{kind: objectEvent, id: x.eventID(f.st.String(), n), at: at, action: f.action,
 					bizStep: f.step, disposition: f.disp, codes: []tracecode.Code{c}, reason: f.st.String() + ": " + reason})
 			}); err != nil {
 				return err
 			}
 		}
 	}
-	// 4. Activation.
-	if x.sum.State == aggregation.BatchActive || x.sum.State == aggregation.BatchHandedOff {
-		for l := tracecode.Level(1); l <= x.top; l++ {
-			n := 0
-			ch := x.chunker(func(codes []tracecode.Code) error {
-				n++
-				return emit(&event{kind: objectEvent, id: x.eventID(fmt.Sprintf("activate/%s", l), n), at: released,
-					action: "OBSERVE", disposition: "active", codes: codes})
-			})
-			for _, st := range []aggregation.CodeState{aggregation.StateCommissioned, aggregation.StateAggregated} {
-				if err := x.walk(ctx, l, st, ch.add); err != nil {
-					return err
-				}
-			}
-			if err := ch.flush(); err != nil {
+	if acts != nil {
+		if err := acts.copyTo(out); err != nil {
+			return err
+		}
+	}
+	_, err = w.Write(enc.footer(nil))
+	return err
+}
+
+// packer turns a depth-first tree walk (parents before children) into
+// packing events, each parent after every parent below it.
+type packer struct {
+	root tracecode.Code
+	open [int(tracecode.MaxLevel) + 2]tracecode.Code
+	kids [int(tracecode.MaxLevel) + 2][]tracecode.Code
+	emit func(parent tracecode.Code, kids []tracecode.Code) error
+}
+
+func (p *packer) reset(root tracecode.Code) {
+	p.root = root
+	for i := range p.open {
+		p.open[i], p.kids[i] = "", p.kids[i][:0]
+	}
+}
+
+// flush emits the open parents of levels 2..upto, lowest first.
+func (p *packer) flush(upto tracecode.Level) error {
+	for l := 2; l <= int(upto) && l < len(p.open); l++ {
+		if p.open[l] == "" {
+			continue
+		}
+		if len(p.kids[l]) > 0 {
+			if err := p.emit(p.open[l], p.kids[l]); err != nil {
 				return err
 			}
 		}
+		p.open[l], p.kids[l] = "", p.kids[l][:0]
 	}
-	return enc.end()
+	return nil
 }
+
+func (p *packer) node(n aggregation.Node) error {
+	if int(n.Level) >= len(p.open)-1 {
+		return fmt.Errorf("code %s: level %d out of range", n.Code, n.Level)
+	}
+	// A node of level L ends every open parent of level ≤ L.
+	if err := p.flush(n.Level); err != nil {
+		return err
+	}
+	if n.Parent != "" && n.Code != p.root {
+		if p.open[n.Level+1] != n.Parent {
+			return fmt.Errorf("tree of %s: %s under %s, expected under %q", p.root, n.Code, n.Parent, p.open[n.Level+1])
+		}
+		p.kids[n.Level+1] = append(p.kids[n.Level+1], n.Code)
+	}
+	if n.Level >= 2 {
+		p.open[n.Level] = n.Code
+	}
+	return nil
+}
+
+func (p *packer) done() error { return p.flush(tracecode.MaxLevel + 1) }
 
 // walk streams the codes of level l now in state st, skipping the walk
 // when the summary says there are none.
@@ -185,52 +362,6 @@ func (x *exporter) fate(ctx context.Context, c tracecode.Code, kinds []aggregati
 		}
 	}
 	return time.Time{}, "", fmt.Errorf("code %s is %s but its history has no %v event", c, ci.State, kinds)
-}
-
-// parents calls fn for every parent in the tree under root with its
-// children, each parent after all parents below it (bottom-up within the
-// tree, as packing happens).
-func (x *exporter) parents(ctx context.Context, root tracecode.Code, fn func(parent tracecode.Code, kids []tracecode.Code) error) error {
-	type open struct {
-		code tracecode.Code
-		kids []tracecode.Code
-	}
-	var stack [int(tracecode.MaxLevel) + 2]*open
-	flush := func(upto tracecode.Level) error {
-		for l := tracecode.Level(2); l <= upto && int(l) < len(stack); l++ {
-			if o := stack[l]; o != nil {
-				stack[l] = nil
-				if len(o.kids) > 0 {
-					if err := fn(o.code, o.kids); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		return nil
-	}
-	err := x.l.Tree(ctx, root, func(n aggregation.Node) error {
-		if int(n.Level) >= len(stack)-1 || n.Level < 1 {
-			return fmt.Errorf("code %s: level %d out of range", n.Code, n.Level)
-		}
-		if err := flush(n.Level); err != nil {
-			return err
-		}
-		if p := stack[n.Level+1]; n.Parent != "" && p != nil {
-			if p.code != n.Parent {
-				return fmt.Errorf("tree of %s: %s under %s, expected under %s", root, n.Code, n.Parent, p.code)
-			}
-			p.kids = append(p.kids, n.Code)
-		}
-		if n.Level >= 2 {
-			stack[n.Level] = &open{code: n.Code}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return flush(tracecode.MaxLevel + 1)
 }
 
 // chunker collects codes into events of at most Options.Chunk EPCs.

@@ -156,9 +156,9 @@ func Write(ctx context.Context, w io.Writer, l Ledger, batch string, f Format, o
 	case FormatMSFX:
 		err = x.writeMSFX(ctx, bw)
 	case FormatEPCISJSON:
-		err = x.writeEPCIS(ctx, &jsonEnc{w: bw, x: x})
+		err = x.writeEPCIS(ctx, bw, jsonEnc{x: x})
 	case FormatEPCISXML:
-		err = x.writeEPCIS(ctx, &xmlEnc{w: bw, x: x})
+		err = x.writeEPCIS(ctx, bw, xmlEnc{x: x})
 	}
 	if err == nil {
 		err = bw.Flush()
