@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,7 +54,13 @@ type encoder interface {
 var eventNS = uuid.MustParse("1d6a0b3e-5c1f-4b7e-9f3a-7c2e6d8b4a10")
 
 func (x *exporter) eventID(what string, n int) string {
-	return "urn:uuid:" + uuid.NewSHA1(eventNS, fmt.Appendf(nil, "%s/%s/%d", x.batch, what, n)).String()
+	name := make([]byte, 0, 96)
+	name = append(name, x.batch...)
+	name = append(name, '/')
+	name = append(name, what...)
+	name = append(name, '/')
+	name = strconv.AppendInt(name, int64(n), 10)
+	return "urn:uuid:" + uuid.NewSHA1(eventNS, name).String()
 }
 
 // events writes encoded events to w, separated.
