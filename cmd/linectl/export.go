@@ -13,11 +13,12 @@ import (
 	"github.com/tracline/tracline/tracecode"
 )
 
-const exportUsage = `usage: linectl export --data DIR --batch B --format msfx-xml|epcis-json|epcis-xml --product FILE [--upload] [--chunk N] [--nmpa20-base URI] [--digital-link-base URL]
+const exportUsage = `usage: linectl export --data DIR --batch B --format msfx-xml|epcis-json|epcis-xml (--product FILE | --config FILE) [--upload] [--chunk N] [--nmpa20-base URI] [--digital-link-base URL]
 
 Writes a released (or active, or handed-off) batch's hand-off document on stdout.
---product is the product file (master data and filed rules) the batch was made with:
-the ledger records the product's name, not its master data.
+--product is the product file (master data and filed rules) the batch was made with
+(the ledger records the product's name, not its master data); or --config, the line's
+config file (as for linectl run), whose product: names it.
 --upload (msfx-xml only) writes the relation XML as the platform's upload takes it:
 zipped, then base64.`
 
@@ -28,7 +29,8 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 	data := fs.String("data", "", "ledger data directory (required)")
 	batch := fs.String("batch", "", "batch id (required)")
 	format := fs.String("format", "", "msfx-xml, epcis-json or epcis-xml (required)")
-	product := fs.String("product", "", "product file the batch was made with (required)")
+	product := fs.String("product", "", "product file the batch was made with (or --config)")
+	config := fs.String("config", "", "the line's config file: its product: names the product file")
 	upload := fs.Bool("upload", false, "msfx-xml: zip, then base64, as the platform's upload takes it")
 	chunk := fs.Int("chunk", export.DefaultChunk, "EPCIS: EPCs per commissioning/activation event")
 	nmpaBase := fs.String("nmpa20-base", export.DefaultNMPA20Base, "EPCIS: URI prefix of nmpa20 codes")
@@ -37,7 +39,7 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 		return exitError{2}
 	}
 	var missing []string
-	for _, f := range []struct{ name, v string }{{"--data", *data}, {"--batch", *batch}, {"--format", *format}, {"--product", *product}} {
+	for _, f := range []struct{ name, v string }{{"--data", *data}, {"--batch", *batch}, {"--format", *format}, {"--product or --config", *product + *config}} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
@@ -55,6 +57,16 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 	}
 	if *upload && f != export.FormatMSFX {
 		return fmt.Errorf("--upload packages the msfx-xml relation file, not %s", f)
+	}
+	if *product != "" && *config != "" {
+		return errors.New("give --product or --config, not both")
+	}
+	if *config != "" {
+		lf, err := loadLineFile(*config)
+		if err != nil {
+			return err
+		}
+		*product = lf.productPath()
 	}
 	p, err := tracecode.LoadProduct(*product)
 	if err != nil {

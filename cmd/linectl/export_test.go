@@ -37,7 +37,7 @@ func exportLedger(t *testing.T) string {
 	}
 	for _, id := range []string{"R", "O"} {
 		step(s.CreateBatch(ctx, aggregation.BatchSpec{ID: id, Product: p.GenericName, Line: "L",
-			Order: aggregation.WorkOrder{BatchNumber: id, Expiry: "2028-01-31"},
+			Order:  aggregation.WorkOrder{BatchNumber: id, Expiry: "2028-01-31"},
 			Levels: []aggregation.LevelSpec{{Level: 1, Scheme: tracecode.SchemeNMPA20}, {Level: 2, Ratio: 2, Scheme: tracecode.SchemeNMPA20}}}, by))
 	}
 	var lv [2][]tracecode.Code
@@ -103,8 +103,11 @@ func TestExportCommandErrors(t *testing.T) {
 		rc   int
 		says string
 	}{
-		{"no flags", nil, 1, "--data, --batch, --format, --product required"},
-		{"no product", []string{"--data", dir, "--batch", "R", "--format", "msfx-xml"}, 1, "--product required"},
+		{"no flags", nil, 1, "--data, --batch, --format, --product or --config required"},
+		{"no product", []string{"--data", dir, "--batch", "R", "--format", "msfx-xml"}, 1, "--product or --config required"},
+		{"product and config", []string{"--data", dir, "--batch", "R", "--format", "msfx-xml", "--product", nmpaProduct, "--config", "../../examples/line-linesim.yaml"}, 1, "not both"},
+		{"config names another product", []string{"--data", dir, "--batch", "R", "--format", "msfx-xml", "--config", "../../examples/line-linesim.yaml"}, 1, "amoxicillin-gs1.yaml files \"gs1-sgtin\""},
+		{"bad config", []string{"--data", dir, "--batch", "R", "--format", "msfx-xml", "--config", "nope.yaml"}, 1, "nope.yaml"},
 		{"bad flag", []string{"--colour", "red"}, 2, "flag provided but not defined"},
 		{"bad format", []string{"--data", dir, "--batch", "R", "--format", "csv", "--product", nmpaProduct}, 1, `unknown export format "csv"`},
 		{"upload of EPCIS", []string{"--data", dir, "--batch", "R", "--format", "epcis-json", "--product", nmpaProduct, "--upload"}, 1, "--upload packages the msfx-xml"},
