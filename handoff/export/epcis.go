@@ -166,7 +166,7 @@ func (x *exporter) writeEPCIS(ctx context.Context, w io.Writer, enc encoder) err
 		}
 		defer acts.close()
 	}
-	released := x.releasedAt()
+	produced, live := x.producedAt(), x.liveAt()
 	emit := func(dst *events, ev *event) error {
 		x.st.Events++
 		return dst.write(ev)
@@ -178,14 +178,14 @@ func (x *exporter) writeEPCIS(ctx context.Context, w io.Writer, enc encoder) err
 		n, what := 0, fmt.Sprintf("commission/%s", l)
 		commission[l] = x.chunker(func(codes []tracecode.Code) error {
 			n++
-			return emit(out, &event{kind: objectEvent, id: x.eventID(what, n), at: released,
+			return emit(out, &event{kind: objectEvent, id: x.eventID(what, n), at: produced,
 				action: "ADD", bizStep: "commissioning", disposition: "inactive", codes: codes, ilmd: ilmd})
 		})
 		if acts != nil {
 			an, awhat := 0, fmt.Sprintf("activate/%s", l)
 			activate[l] = x.chunker(func(codes []tracecode.Code) error {
 				an++
-				return emit(&acts.events, &event{kind: objectEvent, id: x.eventID(awhat, an), at: released,
+				return emit(&acts.events, &event{kind: objectEvent, id: x.eventID(awhat, an), at: live,
 					action: "OBSERVE", disposition: "active", codes: codes})
 			})
 		}
@@ -196,7 +196,7 @@ func (x *exporter) writeEPCIS(ctx context.Context, w io.Writer, enc encoder) err
 	var pk packer
 	pk.emit = func(parent tracecode.Code, kids []tracecode.Code) error {
 		packN++
-		return emit(&packs.events, &event{kind: aggregationEvent, id: x.eventID("pack", packN), at: released,
+		return emit(&packs.events, &event{kind: aggregationEvent, id: x.eventID("pack", packN), at: produced,
 			action: "ADD", bizStep: "packing", disposition: "in_progress", parent: parent, codes: kids})
 	}
 	for l := x.top; l >= 1; l-- {

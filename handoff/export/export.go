@@ -45,6 +45,7 @@ type Ledger interface {
 	Tree(ctx context.Context, parent tracecode.Code, fn func(aggregation.Node) error) error
 	Lookup(ctx context.Context, code tracecode.Code) (aggregation.CodeInfo, error)
 	Code(ctx context.Context, code tracecode.Code) (aggregation.CodeInfo, error)
+	Trail(ctx context.Context, batch string, fn func(aggregation.Event) error) error
 }
 
 // Sentinel errors callers branch on.
@@ -192,6 +193,9 @@ type exporter struct {
 	top   tracecode.Level
 	now   time.Time
 	st    Stats
+	// From the batch's audit trail: when it was completed and activated
+	// (zero if not).
+	completedAt, activatedAt time.Time
 }
 
 func newExporter(ctx context.Context, l Ledger, batch string, o Options) (*exporter, error) {
@@ -222,6 +226,18 @@ func newExporter(ctx context.Context, l Ledger, batch string, o Options) (*expor
 		top: tracecode.Level(len(spec.Levels)), now: o.Now().In(o.Location)}
 	x.st.Batch = batch
 	x.st.Codes = make([]int64, len(spec.Levels))
+	err = l.Trail(ctx, batch, func(ev aggregation.Event) error {
+		switch ev.Kind {
+		case aggregation.EvComplete:
+			x.completedAt = ev.At
+		case aggregation.EvActivate:
+			x.activatedAt = ev.At
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("batch %s: audit trail: %w", batch, err)
+	}
 	return x, nil
 }
 
@@ -258,3 +274,22 @@ func (x *exporter) count(l tracecode.Level, st aggregation.CodeState) int64 {
 
 // releasedAt is the release signature's time, in the export's zone.
 func (x *exporter) releasedAt() time.Time { return x.sum.Signature.At.In(x.o.Location) }
+
+// producedAt is the time of the commissioning and packing events: when the
+// batch was completed (every code commissioned and packed by then), else
+// the release.
+func (x *exporter) producedAt() time.Time {
+	if x.completedAt.IsZero() {
+		return x.releasedAt()
+	}
+	return x.completedAt.In(x.o.Location)
+}
+
+// liveAt is the time of the activation events: the activation, else the
+// release.
+func (x *exporter) liveAt() time.Time {
+	if x.activatedAt.IsZero() {
+		return x.releasedAt()
+	}
+	return x.activatedAt.In(x.o.Location)
+}

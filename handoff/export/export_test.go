@@ -172,7 +172,7 @@ func TestUpload(t *testing.T) {
 
 // pev is one EPCIS event, from either binding.
 type pev struct {
-	Type, Action, BizStep, Disposition, Parent, Reason, Lot, Expiry string
+	Type, Action, BizStep, Disposition, Parent, Reason, Lot, Expiry, Time string
 	EPCs                                                            []string
 }
 
@@ -183,6 +183,7 @@ func parseJSON(t *testing.T, doc []byte) []pev {
 		EPCISBody struct {
 			EventList []struct {
 				Type        string            `json:"type"`
+				EventTime   string            `json:"eventTime"`
 				Action      string            `json:"action"`
 				BizStep     string            `json:"bizStep"`
 				Disposition string            `json:"disposition"`
@@ -197,7 +198,7 @@ func parseJSON(t *testing.T, doc []byte) []pev {
 	must(t, json.Unmarshal(doc, &d))
 	var out []pev
 	for _, e := range d.EPCISBody.EventList {
-		out = append(out, pev{Type: e.Type, Action: e.Action, BizStep: e.BizStep, Disposition: e.Disposition,
+		out = append(out, pev{Type: e.Type, Time: e.EventTime, Action: e.Action, BizStep: e.BizStep, Disposition: e.Disposition,
 			Parent: e.ParentID, Reason: e.Reason, Lot: e.ILMD["cbvmda:lotNumber"], Expiry: e.ILMD["cbvmda:itemExpirationDate"],
 			EPCs: append(e.EPCList, e.ChildEPCs...)})
 	}
@@ -221,6 +222,7 @@ func parseXML(t *testing.T, doc []byte) []pev {
 		}
 		var e = struct {
 			XMLName     xml.Name
+			EventTime   string   `xml:"eventTime"`
 			Action      string   `xml:"action"`
 			BizStep     string   `xml:"bizStep"`
 			Disposition string   `xml:"disposition"`
@@ -240,7 +242,7 @@ func parseXML(t *testing.T, doc []byte) []pev {
 			}
 			return strings.TrimPrefix(s, p)
 		}
-		out = append(out, pev{Type: e.XMLName.Local, Action: e.Action, BizStep: strip(e.BizStep, "urn:epcglobal:cbv:bizstep:"),
+		out = append(out, pev{Type: e.XMLName.Local, Time: e.EventTime, Action: e.Action, BizStep: strip(e.BizStep, "urn:epcglobal:cbv:bizstep:"),
 			Disposition: strip(e.Disposition, "urn:epcglobal:cbv:disp:"), Parent: e.ParentID, Reason: e.Reason,
 			Lot: e.ILMD.Lot, Expiry: e.ILMD.Expiry, EPCs: append(e.EPCList, e.ChildEPCs...)})
 	}
@@ -255,6 +257,17 @@ func checkEPCIS(t *testing.T, x *exporter, b *exporttest.Built, evs []pev, activ
 		must(t, err)
 		return string(u)
 	}
+	var completed, activatedAt time.Time
+	must(t, x.l.Trail(ctx, x.batch, func(ev aggregation.Event) error {
+		switch ev.Kind {
+		case aggregation.EvComplete:
+			completed = ev.At
+		case aggregation.EvActivate:
+			activatedAt = ev.At
+		}
+		return nil
+	}))
+	stamp := func(at time.Time) string { return at.In(x.o.Location).Format("2006-01-02T15:04:05.000Z07:00") }
 	commissioned := map[string]int{}
 	activated := map[string]int{}
 	children := map[string][]string{}
@@ -262,7 +275,7 @@ func checkEPCIS(t *testing.T, x *exporter, b *exporttest.Built, evs []pev, activ
 	for _, e := range evs {
 		switch {
 		case e.Type == "ObjectEvent" && e.BizStep == "commissioning":
-			if e.Action != "ADD" || e.Disposition != "inactive" || len(e.EPCs) > 7 {
+			if e.Action != "ADD" || e.Disposition != "inactive" || len(e.EPCs) > 7 || e.Time != stamp(completed) {
 				t.Fatalf("commissioning event %+v", e)
 			}
 			sscc := strings.Contains(e.EPCs[0], "/00/")
@@ -273,14 +286,14 @@ func checkEPCIS(t *testing.T, x *exporter, b *exporttest.Built, evs []pev, activ
 				commissioned[c]++
 			}
 		case e.Type == "ObjectEvent" && e.Disposition == "active":
-			if e.Action != "OBSERVE" {
-				t.Fatalf("activation event %+v", e)
+			if e.Action != "OBSERVE" || e.Time != stamp(activatedAt) {
+				t.Fatalf("activation event %+v (activated %s)", e, stamp(activatedAt))
 			}
 			for _, c := range e.EPCs {
 				activated[c]++
 			}
 		case e.Type == "AggregationEvent":
-			if e.Action != "ADD" || e.BizStep != "packing" || e.Parent == "" {
+			if e.Action != "ADD" || e.BizStep != "packing" || e.Parent == "" || e.Time != stamp(completed) {
 				t.Fatalf("aggregation event %+v", e)
 			}
 			if _, dup := children[e.Parent]; dup {
