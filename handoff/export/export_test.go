@@ -3,6 +3,7 @@ package export
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
@@ -455,5 +456,38 @@ func TestRefusals(t *testing.T) {
 				t.Fatalf("wrote %d bytes for a refused export", buf.Len())
 			}
 		})
+	}
+}
+
+type failWriter struct{ after int }
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if w.after -= len(p); w.after < 0 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+// TestWriteErrors: a writer that fails midway and a cancelled context end
+// the export with an error naming the cause, for every format; a handed-off
+// batch is still exported.
+func TestWriteErrors(t *testing.T) {
+	p := loadProduct(t, nmpaProduct)
+	s := openLedger(t, t.TempDir())
+	_, err := exporttest.Build(ctx, s, p, exporttest.Shape{Batch: "E1", Units: 3000, Ratios: []int{10, 20}})
+	must(t, err)
+	must(t, s.HandedOff(ctx, "E1", "doc-1", "accepted", qa))
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, f := range Formats {
+		if _, err := Write(ctx, &failWriter{after: 300 << 10}, s, "E1", f, Options{Product: p}); err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Errorf("%s to a failing writer: %v", f, err)
+		}
+		if _, err := Write(cancelled, io.Discard, s, "E1", f, Options{Product: p}); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with a cancelled context: %v", f, err)
+		}
+		if _, err := Write(ctx, io.Discard, s, "E1", f, Options{Product: p}); err != nil {
+			t.Errorf("%s of a handed-off batch: %v", f, err)
+		}
 	}
 }
