@@ -190,6 +190,17 @@ func (x *exporter) writeEPCIS(ctx context.Context, w io.Writer, enc encoder) err
 			})
 		}
 	}
+	// keep: a code of this batch now packed or loose at the top.
+	keep := func(l tracecode.Level, c tracecode.Code) error {
+		x.st.Codes[l-1]++
+		if err := commission[l].add(c); err != nil {
+			return err
+		}
+		if acts != nil {
+			return activate[l].add(c)
+		}
+		return nil
+	}
 	// The walk: every loose code (the top level's; below it only if the
 	// ledger has loose codes there) and the tree under it.
 	packN := 0
@@ -206,12 +217,10 @@ func (x *exporter) writeEPCIS(ctx context.Context, w io.Writer, enc encoder) err
 				if n.Level < 1 || n.Level > x.top {
 					return fmt.Errorf("tree of %s: code %s of level %d, the batch has %d", root, n.Code, n.Level, x.top)
 				}
-				x.st.Codes[n.Level-1]++
-				if err := commission[n.Level].add(n.Code); err != nil {
+				if own, err := x.own(ctx, n.Code); err != nil {
 					return err
-				}
-				if acts != nil {
-					if err := activate[n.Level].add(n.Code); err != nil {
+				} else if own {
+					if err := keep(n.Level, n.Code); err != nil {
 						return err
 					}
 				}
@@ -224,6 +233,10 @@ func (x *exporter) writeEPCIS(ctx context.Context, w io.Writer, enc encoder) err
 		}); err != nil {
 			return err
 		}
+	}
+	// Codes of this batch packed under another batch's parent (拼箱).
+	if err := x.foreignTrees(ctx, func(l tracecode.Level, c, _ tracecode.Code) error { return keep(l, c) }); err != nil {
+		return err
 	}
 	// Commissioned codes no longer in the trees: sampled, decommissioned.
 	for l := tracecode.Level(1); l <= x.top; l++ {
@@ -336,6 +349,64 @@ func (p *packer) node(n aggregation.Node) error {
 }
 
 func (p *packer) done() error { return p.flush(tracecode.MaxLevel + 1) }
+
+// mixed reports whether the batch has a mixed parent (拼箱) at any level.
+func (x *exporter) mixed() bool {
+	for _, l := range x.sum.Levels {
+		if l.MixedParents > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// own reports whether code belongs to the batch: always, unless the batch
+// has mixed parents, whose children from other batches are walked too.
+func (x *exporter) own(ctx context.Context, c tracecode.Code) (bool, error) {
+	if !x.mixed() {
+		return true, nil
+	}
+	ci, err := x.l.Lookup(ctx, c)
+	if err != nil {
+		return false, err
+	}
+	return ci.Batch == x.batch, nil
+}
+
+// foreignTrees calls fn, with its parent, for every packed code of the batch that the walk
+// from its own loose codes did not reach: codes under a parent of another
+// batch (a mixed case of that batch), top level first. It costs a pass
+// over a level and an Ancestors lookup per packed code, and runs only for
+// levels where the walk came short of the ledger's count.
+func (x *exporter) foreignTrees(ctx context.Context, fn func(l tracecode.Level, c, parent tracecode.Code) error) error {
+	for l := x.top; l >= 1; l-- {
+		want := x.count(l, aggregation.StateAggregated) + x.count(l, aggregation.StateCommissioned)
+		if x.st.Codes[l-1] >= want {
+			continue
+		}
+		err := x.walk(ctx, l, aggregation.StateAggregated, func(c tracecode.Code) error {
+			anc, err := x.l.Ancestors(ctx, c)
+			if err != nil {
+				return err
+			}
+			if len(anc) == 0 {
+				return nil
+			}
+			top, err := x.l.Lookup(ctx, anc[len(anc)-1])
+			if err != nil {
+				return err
+			}
+			if top.Batch == x.batch {
+				return nil // reached by the walk
+			}
+			return fn(l, c, anc[0])
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // walk streams the codes of level l now in state st, skipping the walk
 // when the summary says there are none.

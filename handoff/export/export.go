@@ -46,6 +46,7 @@ type Ledger interface {
 	Lookup(ctx context.Context, code tracecode.Code) (aggregation.CodeInfo, error)
 	Code(ctx context.Context, code tracecode.Code) (aggregation.CodeInfo, error)
 	Trail(ctx context.Context, batch string, fn func(aggregation.Event) error) error
+	Ancestors(ctx context.Context, code tracecode.Code) ([]tracecode.Code, error)
 }
 
 // Sentinel errors callers branch on.

@@ -174,7 +174,7 @@ func TestUpload(t *testing.T) {
 // pev is one EPCIS event, from either binding.
 type pev struct {
 	Type, Action, BizStep, Disposition, Parent, Reason, Lot, Expiry, Time string
-	EPCs                                                            []string
+	EPCs                                                                  []string
 }
 
 func parseJSON(t *testing.T, doc []byte) []pev {

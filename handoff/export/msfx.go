@@ -66,25 +66,38 @@ func (x *exporter) writeMSFX(ctx context.Context, w *bufio.Writer) error {
 						f = FlagPartial
 					}
 				}
-				b = b[:0]
-				b = append(b, "<Code"...)
-				b = attr(b, "curCode", string(n.Code))
-				b = attr(b, "packLayer", strconv.Itoa(int(n.Level)))
-				b = attr(b, "parentCode", string(n.Parent))
-				b = attr(b, "flag", strconv.Itoa(f))
-				b = append(b, "/>\n"...)
-				if n.Level >= 1 && int(n.Level) <= len(x.st.Codes) {
-					x.st.Codes[n.Level-1]++
-				}
-				_, err := w.Write(b)
-				return err
+				return x.writeCode(w, &b, n.Code, n.Parent, n.Level, f)
 			})
 		})
 		if err != nil {
 			return err
 		}
 	}
-	_, err := w.WriteString("</Batch>\n</Relation>\n</Event>\n</Events>\n</Document>\n")
+	// Codes of this batch packed under another batch's parent (拼箱).
+	err := x.foreignTrees(ctx, func(l tracecode.Level, c, parent tracecode.Code) error {
+		return x.writeCode(w, &b, c, parent, l, FlagNormal)
+	})
+	if err != nil {
+		return err
+	}
+	_, err = w.WriteString("</Batch>\n</Relation>\n</Event>\n</Events>\n</Document>\n")
+	return err
+}
+
+// writeCode writes one Code element.
+func (x *exporter) writeCode(w *bufio.Writer, buf *[]byte, code, parent tracecode.Code, l tracecode.Level, flag int) error {
+	b := (*buf)[:0]
+	b = append(b, "<Code"...)
+	b = attr(b, "curCode", string(code))
+	b = attr(b, "packLayer", strconv.Itoa(int(l)))
+	b = attr(b, "parentCode", string(parent))
+	b = attr(b, "flag", strconv.Itoa(flag))
+	b = append(b, "/>\n"...)
+	*buf = b
+	if l >= 1 && int(l) <= len(x.st.Codes) {
+		x.st.Codes[l-1]++
+	}
+	_, err := w.Write(b)
 	return err
 }
 
