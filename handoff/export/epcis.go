@@ -350,20 +350,10 @@ func (p *packer) node(n aggregation.Node) error {
 
 func (p *packer) done() error { return p.flush(tracecode.MaxLevel + 1) }
 
-// mixed reports whether the batch has a mixed parent (拼箱) at any level.
-func (x *exporter) mixed() bool {
-	for _, l := range x.sum.Levels {
-		if l.MixedParents > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // own reports whether code belongs to the batch: always, unless the batch
 // has mixed parents, whose children from other batches are walked too.
 func (x *exporter) own(ctx context.Context, c tracecode.Code) (bool, error) {
-	if !x.mixed() {
+	if !x.hasMixed {
 		return true, nil
 	}
 	ci, err := x.l.Lookup(ctx, c)

@@ -197,6 +197,7 @@ type exporter struct {
 	// From the batch's audit trail: when it was completed and activated
 	// (zero if not).
 	completedAt, activatedAt time.Time
+	hasMixed                 bool // a mixed parent (拼箱) at some level
 }
 
 func newExporter(ctx context.Context, l Ledger, batch string, o Options) (*exporter, error) {
@@ -227,6 +228,9 @@ func newExporter(ctx context.Context, l Ledger, batch string, o Options) (*expor
 		top: tracecode.Level(len(spec.Levels)), now: o.Now().In(o.Location)}
 	x.st.Batch = batch
 	x.st.Codes = make([]int64, len(spec.Levels))
+	for _, ls := range sum.Levels {
+		x.hasMixed = x.hasMixed || ls.MixedParents > 0
+	}
 	err = l.Trail(ctx, batch, func(ev aggregation.Event) error {
 		switch ev.Kind {
 		case aggregation.EvComplete:
