@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -127,6 +128,18 @@ func (e *InvalidError) Error() string {
 
 // Is makes errors.Is(err, ErrInvalid) true.
 func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
+// ValidateJSONReader is ValidateJSON for a document read from r (the
+// signature a receiver's hook takes). The document is decoded whole: a
+// large one (a 1,000,000-unit batch is ~143 MB of JSON) needs several
+// times its size in memory.
+func ValidateJSONReader(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("EPCIS JSON: reading: %w", err)
+	}
+	return ValidateJSON(b)
+}
 
 // ValidateJSON checks doc, an EPCIS 2.0 JSON(-LD) document or event, against
 // the official JSON schema. A document that is not JSON, or not valid, gets

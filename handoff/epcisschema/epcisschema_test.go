@@ -1,6 +1,7 @@
 package epcisschema
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -115,5 +116,14 @@ func TestNoXMLLint(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	if err := ValidateXML(context.Background(), read(t, "ObjectEvent.xml")); !errors.Is(err, ErrNoXMLLint) {
 		t.Fatalf("got %v, want ErrNoXMLLint", err)
+	}
+}
+
+func TestValidateJSONReader(t *testing.T) {
+	if err := ValidateJSONReader(bytes.NewReader(read(t, "ObjectEvent.json"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateJSONReader(strings.NewReader(`{"type":"ObjectEvent"}`)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("got %v, want ErrInvalid", err)
 	}
 }
