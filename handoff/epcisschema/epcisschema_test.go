@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -107,8 +108,18 @@ func TestValidateXML(t *testing.T) {
 }
 
 func TestValidateXMLFile(t *testing.T) {
-	if err := ValidateXMLFile(context.Background(), "testdata/ObjectEvent.xml"); err != nil {
+	ctx := context.Background()
+	if err := ValidateXMLFile(ctx, "testdata/ObjectEvent.xml"); err != nil {
 		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.xml")
+	if err := os.WriteFile(bad, []byte(strings.Replace(string(read(t, "ObjectEvent.xml")), "<action>ADD", "<action>PUT", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var ie *InvalidError
+	if err := ValidateXMLFile(ctx, bad); !errors.As(err, &ie) || len(ie.Problems) != 1 ||
+		ie.Problems[0].Path != "/EPCISDocument/EPCISBody/EventList/ObjectEvent/action" || ie.Problems[0].Line != 11 {
+		t.Fatalf("got %v, want the action element named", err)
 	}
 }
 

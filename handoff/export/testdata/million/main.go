@@ -2,7 +2,8 @@
 // (unit / bundle / case / pallet, the nmpa20 example product's ratios
 // 10:20:40) in every format: wall time and peak resident memory, each
 // format in its own child process. It builds the ledger once into -dir
-// (minutes), then reuses it. Not part of CI:
+// (minutes), then reuses it, and checks the epcis-xml output against the
+// XSDs (xmllint --stream). Not part of CI:
 //
 //	go run ./handoff/export/testdata/million -dir /tmp/million [-units N] [-cpuprofile P]
 package main
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/handoff/epcisschema"
 	"github.com/tracline/tracline/handoff/export"
 	"github.com/tracline/tracline/handoff/export/exporttest"
 	"github.com/tracline/tracline/tracecode"
@@ -94,6 +96,14 @@ func run(dir string, units int, productPath, child, cpuprof string) error {
 		// carries the parent's high-water mark over fork+exec on Linux.
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			r["cpu_s"] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		}
+		if f == export.FormatEPCISXML {
+			t0 := time.Now()
+			r["xsd_valid"] = true
+			if err := epcisschema.ValidateXMLFile(context.Background(), filepath.Join(dir, "export."+string(f))); err != nil {
+				r["xsd_valid"] = err.Error()
+			}
+			r["xsd_check_s"] = time.Since(t0).Seconds()
 		}
 		b, _ := json.Marshal(r)
 		fmt.Println(string(b))
