@@ -59,7 +59,7 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// testOpts: a 1200/min line whose reject gate is 200 ms after the trigger.
+// testOpts: a 1200/min line whose reject gate is 300 ms after the trigger.
 // The tests run under the race detector beside other packages' tests on a
 // small machine; the longer belt keeps them about the logic, not about
 // whether a starved CPU meets a 100 ms gate (that is `linectl bench line`).
@@ -67,12 +67,17 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // rather than 2 s: a clean-clone CI run once saw a label come later than 2 s
 // (pack and label after three synced ledger writes, under -race), and the
 // late label went on the next group. That limit is in the README.
+// The gate was 200 ms until the line journaled every command and alarm
+// (line.Line): in full -race runs of this package on a loaded 2-core
+// machine (load 8–20) a challenge unit right after start then missed its
+// 180 ms deadline twice in three runs (TestReworkThroughAPI); alone it
+// passed.
 //
 // The product is the embedded example (Options.Product ""), as `linectl
 // demo` uses it from any directory.
 func testOpts(units int, faults []sim.Fault) demo.Options {
 	return demo.Options{Units: units, Rate: 1200, Seed: 42,
-		Gate: 200 * time.Millisecond, LabelTimeout: 10 * time.Second, Faults: faults, Log: quietCLI().log}
+		Gate: 300 * time.Millisecond, LabelTimeout: 10 * time.Second, Faults: faults, Log: quietCLI().log}
 }
 
 // runningLine starts a simulated line with a controller, reset and started.
