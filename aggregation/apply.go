@@ -21,6 +21,16 @@ func (t *wtx) apply(ev *Event, r *request) error {
 	if err := ev.Actor.validate(); err != nil {
 		return err
 	}
+	if err := t.applyKind(ev, r); err != nil {
+		return err
+	}
+	if inTrail(ev) {
+		return t.indexTrail(ev)
+	}
+	return nil
+}
+
+func (t *wtx) applyKind(ev *Event, r *request) error {
 	live := !t.s.opts.replay
 	switch ev.Kind {
 	case EvPoolAdd:
@@ -80,6 +90,8 @@ func (t *wtx) apply(ev *Event, r *request) error {
 		return t.applyGate(ev)
 	case EvLabel:
 		return t.applyLabel(ev)
+	case EvRecord:
+		return t.applyRecord(ev)
 	case EvChallenge:
 		if _, err := t.batchIn(ev.Batch, BatchOpen); err != nil {
 			return err

@@ -33,7 +33,7 @@ const eventFormat = 1
 
 var eventKinds = []EventKind{EvPoolAdd, EvBatchCreate, EvAllocPool, EvAllocGen, EvReturn, EvSent, EvPrinted,
 	EvCommission, EvReject, EvRejectUnit, EvChallenge, EvVoid, EvSample, EvDecommission, EvPack, EvUnpack,
-	EvReplace, EvComplete, EvRelease, EvActivate, EvHandedOff, EvReprint, EvGate, EvLabel} // append only: the index is stored
+	EvReplace, EvComplete, EvRelease, EvActivate, EvHandedOff, EvReprint, EvGate, EvLabel, EvRecord} // append only: the index is stored
 
 var actorKinds = []ActorKind{ActorUser, ActorDevice, ActorSystem}
 

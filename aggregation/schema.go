@@ -27,6 +27,8 @@ package aggregation
 //	b/<batch>                          batch record (JSON batchRec)
 //	k/<batch> 0 <level:1>              per batch+level counters (JSON levelCounters)
 //	h/<parent> 0 <child>               current parent → child link; the child's record holds child → parent
+//	r/<key>                            a meta key's current value: seq (8) of the record that set it + value
+//	R/<batch> 0 <seq:8>                the batch's audit trail: event seq is of the batch's trail (audit.go)
 //
 // <code> in a key is packed when it is all digits (see appendCode). The
 // journal is the truth; everything else is a projection rebuilt and
@@ -39,7 +41,7 @@ import (
 	"github.com/tracline/tracline/tracecode"
 )
 
-const schemaVersion = "7"
+const schemaVersion = "8"
 
 var (
 	keySchema = []byte("m/schema")
@@ -57,10 +59,12 @@ const (
 	pfxBatch    = "b/"
 	pfxCounter  = "k/"
 	pfxLink     = "h/"
+	pfxMeta     = "r/"
+	pfxTrail    = "R/"
 )
 
 // projectionPrefixes are the tables Verify rebuilds from the journal.
-var projectionPrefixes = []string{pfxLoc, pfxCode, pfxPoolCode, pfxQueue, pfxAlloc, pfxPool, pfxBatch, pfxCounter, pfxLink}
+var projectionPrefixes = []string{pfxLoc, pfxCode, pfxPoolCode, pfxQueue, pfxAlloc, pfxPool, pfxBatch, pfxCounter, pfxLink, pfxMeta, pfxTrail}
 
 func journalKey(seq uint64) []byte {
 	k := make([]byte, 2+8)

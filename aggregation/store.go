@@ -172,7 +172,8 @@ func Open(dir string, opts Options) (*Store, error) {
 
 // load checks the schema and fills the caches from the projections.
 func (s *Store) load() error {
-	return s.db.Update(func(txn *badger.Txn) error {
+	upgraded := false
+	err := s.db.Update(func(txn *badger.Txn) error {
 		it, err := txn.Get(keySchema)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
@@ -185,16 +186,18 @@ func (s *Store) load() error {
 			v, _ := it.ValueCopy(nil)
 			switch string(v) {
 			case schemaVersion:
-			case "6":
+			case "6", "7":
 				// Schema 7 only added event kinds (gate, label), record flags
-				// and counters, all absent from a schema 6 ledger: it is
-				// upgraded by writing the new version. Schema 6 builds then
-				// refuse it, naming both versions.
+				// and counters, all absent from a schema 6 ledger; schema 8
+				// only the record event and its tables (r/, R/), absent from
+				// both. Either is upgraded by writing the new version, which
+				// older builds then refuse, naming both versions.
 				if err := txn.Set(keySchema, []byte(schemaVersion)); err != nil {
 					return err
 				}
+				upgraded = true
 			default:
-				return fmt.Errorf("schema version %q, this build reads %q (and upgrades \"6\"): migrate or use a matching linectl", v, schemaVersion)
+				return fmt.Errorf("schema version %q, this build reads %q (and upgrades \"6\" and \"7\"): migrate or use a matching linectl", v, schemaVersion)
 			}
 		}
 		if it, err := txn.Get(keyHead); err == nil {
@@ -230,6 +233,10 @@ func (s *Store) load() error {
 			return nil
 		})
 	})
+	if err != nil || !upgraded {
+		return err
+	}
+	return s.db.Update(func(txn *badger.Txn) error { return s.migrateTrail(txn) })
 }
 
 // scanPrefix calls fn for every key under each prefix (pairs of prefix, fn).

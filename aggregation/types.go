@@ -354,6 +354,8 @@ const (
 	// LabelFate's name): printed by the label printer, verified on its group
 	// by the label scanner. Nothing changes state.
 	EvLabel EventKind = "label"
+	// EvRecord is a journaled Record: an audit entry that changes no code.
+	EvRecord EventKind = "record"
 )
 
 // GateOutcome is what the reject-confirm sensor saw for one unit.

@@ -294,6 +294,8 @@ func describeKey(k []byte) string {
 		return fmt.Sprintf("pool %s (account)", body)
 	case pfxBatch:
 		return fmt.Sprintf("batch %s (record)", body)
+	case pfxMeta, pfxTrail:
+		return describeAuditKey(k)
 	case pfxCounter:
 		if len(parts) == 2 && len(parts[1]) == 1 {
 			return fmt.Sprintf("batch %s %s (counters)", parts[0], tracecode.Level(parts[1][0]))
