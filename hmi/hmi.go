@@ -52,7 +52,8 @@ type Config struct {
 	// Accounts are the users. Required.
 	Accounts *accounts.Accounts
 	// Journal records what users do that the line does not journal
-	// itself (inspector page views, alarm acknowledgements). Required.
+	// itself (alarm acknowledgements). Default: the ledger
+	// (accounts.Ledger(Store)).
 	Journal accounts.Journal
 	// Demo shows the DEMO banner on every page.
 	Demo bool
@@ -81,8 +82,6 @@ func (c Config) Validate() error {
 		return errors.New("hmi: no line")
 	case c.Accounts == nil:
 		return errors.New("hmi: no accounts")
-	case c.Journal == nil:
-		return errors.New("hmi: no journal")
 	case (c.CertFile == "") != (c.KeyFile == ""):
 		return errors.New("hmi.tls: cert_file and key_file go together")
 	case c.IdleTimeout < 0:
@@ -120,6 +119,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Journal == nil {
+		cfg.Journal = accounts.Ledger(cfg.Store)
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 15 * time.Minute

@@ -231,7 +231,7 @@ func Open(ctx context.Context, cfg Config, j Journal, log *slog.Logger) (*Accoun
 				continue
 			}
 			u := User{ID: id, Name: "Demo " + id, Roles: []Role{r}}
-			if err := a.put(ctx, u, "demo", "system", "account"); err != nil {
+			if err := a.put(ctx, u, "demo", System, "account"); err != nil {
 				return nil, err
 			}
 		}
@@ -298,7 +298,7 @@ func (a *Accounts) checkNew(u User, password string) error {
 	if !idRE.MatchString(u.ID) {
 		return fmt.Errorf("%w: id %q: want 1–32 of a-z 0-9 . _ -, starting with a letter or digit", ErrInvalid, u.ID)
 	}
-	if _, ok := a.users[u.ID]; ok {
+	if _, ok := a.users[u.ID]; ok || u.ID == System {
 		return fmt.Errorf("%w: %s", ErrExists, u.ID)
 	}
 	if n := strings.TrimSpace(u.Name); n == "" || len(n) > 100 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/internal/accounts"
 	"github.com/tracline/tracline/internal/accounts/accountstest"
 )
@@ -277,5 +278,58 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "accounts.") {
 			t.Errorf("%+v: %v", c, err)
 		}
+	}
+}
+
+// TestLedger runs the accounts on a real ledger: reopened, they are there;
+// the journal holds the logins.
+func TestLedger(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := aggregation.Open(dir, aggregation.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := accounts.Open(ctx, accounts.Config{Params: cheap, Demo: true}, accounts.Ledger(st), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Login(ctx, "qa", "demo", "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Login(ctx, "qa", "wrong", "127.0.0.1"); !errors.Is(err, accounts.ErrBadLogin) {
+		t.Fatal(err)
+	}
+	head := st.Head()
+	if _, err := a.Create(ctx, accounts.User{ID: "op", Roles: []accounts.Role{accounts.RoleOperator}}, accounts.User{ID: "x", Name: "X", Roles: []accounts.Role{accounts.RoleQA}}, "password1"); err == nil || st.Head() != head {
+		t.Fatalf("refused create: %v, head %d → %d", err, head, st.Head())
+	}
+	var types []string
+	if err := st.Events(ctx, 0, func(e aggregation.Event) error {
+		if e.Kind == aggregation.EvRecord {
+			types = append(types, e.Reason+":"+e.Actor.ID)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"account:accounts", "account:accounts", "account:accounts", "account:accounts", "login:qa", "login.failed:qa"}
+	if !slices.Equal(types, want) {
+		t.Fatalf("journal %v, want %v", types, want)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = aggregation.Open(dir, aggregation.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b, err := accounts.Open(ctx, accounts.Config{Params: cheap}, accounts.Ledger(st), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.NeedsSetup() || len(b.List()) != 4 {
+		t.Fatalf("reopened: %v", b.List())
 	}
 }
