@@ -47,7 +47,7 @@ func (s *Server) lineRoutes() []Route {
 				return c.JSON(http.StatusOK, s.lineDoc())
 			}},
 		{Method: http.MethodGet, Path: "/api/v1/line/live", Roles: anyone, Tag: "line", ContentType: "text/event-stream",
-			Summary: "Server-sent events: an 'overview' event (the Overview as JSON) at every change, coalesced to ≤ 20 per second",
+			Summary:  "Server-sent events: an 'overview' event (the Overview as JSON) at every change, coalesced to ≤ 20 per second",
 			Response: "", Handler: s.liveStream},
 		{Method: http.MethodPost, Path: "/api/v1/line/commands", Roles: operators, Tag: "line",
 			Summary: "Give the line a command (reset, start, stop, hold, unhold, suspend, unsuspend, complete, abort, clear, acknowledge); refusals are 409 with the state machine's words",

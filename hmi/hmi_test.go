@@ -166,7 +166,9 @@ func TestBadBodies(t *testing.T) {
 func TestCommands(t *testing.T) {
 	rg := newRig(t, rigOpts{})
 	op := rg.login("operator", "demo")
-	cmd := func(c string) (int, []byte) { return op.do(http.MethodPost, "/api/v1/line/commands", fmt.Sprintf(`{"command":%q}`, c)) }
+	cmd := func(c string) (int, []byte) {
+		return op.do(http.MethodPost, "/api/v1/line/commands", fmt.Sprintf(`{"command":%q}`, c))
+	}
 	code, b := cmd("start")
 	if code != http.StatusConflict || errCode(t, b) != "refused" || !strings.Contains(string(b), "start in Stopped") ||
 		!strings.Contains(string(b), "产线当前状态不允许此操作") {

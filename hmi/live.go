@@ -16,16 +16,16 @@ import (
 // Overview is the operator's line overview: what the live stream sends
 // and GET /api/v1/line answers.
 type Overview struct {
-	Seq        uint64              `json:"seq"` // increases with every update
-	At         time.Time           `json:"at"`
-	Demo       bool                `json:"demo"`
-	Batch      string              `json:"batch"`
-	Line       line.Snapshot       `json:"line"`
-	RatePerMin float64             `json:"rate_per_min"` // units triggered, last 60 s
-	LastUnits  []Unit              `json:"last_units"`   // newest first
-	Alarms     []Alarm             `json:"alarms"`       // newest first
+	Seq        uint64               `json:"seq"` // increases with every update
+	At         time.Time            `json:"at"`
+	Demo       bool                 `json:"demo"`
+	Batch      string               `json:"batch"`
+	Line       line.Snapshot        `json:"line"`
+	RatePerMin float64              `json:"rate_per_min"` // units triggered, last 60 s
+	LastUnits  []Unit               `json:"last_units"`   // newest first
+	Alarms     []Alarm              `json:"alarms"`       // newest first
 	Pools      []tracecode.PoolStat `json:"pools"`
-	Links      []Link              `json:"links"`
+	Links      []Link               `json:"links"`
 }
 
 // Unit is one of the last units decided.

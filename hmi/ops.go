@@ -58,7 +58,7 @@ func (s *Server) opsRoutes() []Route {
 				return c.Blob(http.StatusOK, "application/json", s.openapi)
 			}},
 		{Method: http.MethodGet, Path: "/api/v1/codes/:code/barcode.png", Roles: anyone, Tag: "codes", ContentType: "image/png",
-			Summary: "A code's barcode: GS1 DataMatrix (SGTIN), GS1-128 (SSCC), Code 128 (NMPA 20 digits); the code URL-escaped in any scanned form",
+			Summary:  "A code's barcode: GS1 DataMatrix (SGTIN), GS1-128 (SSCC), Code 128 (NMPA 20 digits); the code URL-escaped in any scanned form",
 			Response: "",
 			Handler: func(c *echo.Context, _ *accounts.User) error {
 				p, err := tracecode.Parse(c.Param("code"))

@@ -23,6 +23,7 @@ import (
 	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/sim"
 	"github.com/tracline/tracline/hmi"
+	"github.com/tracline/tracline/internal/accounts"
 	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/plc"
 	printeropcua "github.com/tracline/tracline/printer/opcua"
@@ -56,7 +57,7 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer ctrl.Close()
-	stopAPI, err := serveAPI(ctx, *listen, ctrl.runner, false, c)
+	stopAPI, err := serveAPI(ctx, *listen, ctrl, false, c)
 	if err != nil {
 		return err
 	}
@@ -64,29 +65,50 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 	return ctrl.Run(ctx)
 }
 
-// serveAPI serves the line API on addr until the returned func is called.
-func serveAPI(ctx context.Context, addr string, r *line.Runner, demo bool, c *cli) (func(), error) {
+// serveAPI serves the HMI on addr until the returned func is called.
+func serveAPI(ctx context.Context, addr string, ctrl *controller, demo bool, c *cli) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("line API: %w", err)
+		return nil, fmt.Errorf("HMI: %w", err)
 	}
-	return serveAPIOn(ln, r, demo, c), nil
+	return serveAPIOn(ln, ctrl, demo, c)
 }
 
-// serveAPIOn serves the line API on ln until the returned func is called.
-func serveAPIOn(ln net.Listener, r *line.Runner, demo bool, c *cli) func() {
-	srv := &http.Server{Handler: hmi.New(r, demo, c.log), ReadHeaderTimeout: 5 * time.Second}
+// serveAPIOn serves the HMI on ln until the returned func is called.
+// [hmi hook] The HMI is built from one hmi.Config; accounts live in the
+// ledger. Without an admin (production's first run) the one-time setup
+// URL is logged.
+func serveAPIOn(ln net.Listener, ctrl *controller, demo bool, c *cli) (func(), error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	acc, err := accounts.Open(ctx, accounts.Config{Demo: demo}, accounts.Ledger(ctrl.store), c.log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if tok := acc.SetupToken(); tok != "" {
+		c.log.Warn("HMI: no admin account yet; create it at the one-time setup URL",
+			"url", "http://"+ln.Addr().String()+"/#/setup/"+tok)
+	}
+	h, err := hmi.New(hmi.Config{Store: ctrl.store, Line: ctrl.runner, Batch: ctrl.cfg.Batch.ID, Accounts: acc, Demo: demo, Log: c.log})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	go h.Run(ctx)
+	srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			c.log.Error("line API", "err", err)
+			c.log.Error("HMI", "err", err)
 		}
 	}()
-	c.log.Info("line API", "url", "http://"+ln.Addr().String()+"/api/line")
+	c.log.Info("HMI", "url", "http://"+ln.Addr().String()+"/")
 	return func() {
+		cancel()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
-	}
+	}, nil
 }
 
 // demoOpts is one demo (or bench) run.
@@ -400,8 +422,12 @@ func runDemo(ctx context.Context, o *demoOpts, c *cli) (*demoReport, error) {
 		return nil, err
 	}
 	if !o.headless {
-		defer serveAPIOn(ln, d.runner(), true, c)()
-		fmt.Fprintf(c.stderr, "DEMO — simulated line running; line API on http://%s/api/line (Ctrl-C to stop)\n", o.listen)
+		stop, err := serveAPIOn(ln, d.ctrl, true, c)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		fmt.Fprintf(c.stderr, "DEMO — simulated line running; open http://%s/ (operator, qa, engineer, admin; password demo) (Ctrl-C to stop)\n", o.listen)
 		<-ctx.Done()
 		return nil, nil
 	}
