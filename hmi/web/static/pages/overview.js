@@ -39,7 +39,7 @@ export const strings = {
     s_Unholding: 'Unholding', s_Suspending: 'Suspending', s_Suspended: 'Suspended', s_Unsuspending: 'Unsuspending', s_Completing: 'Completing', s_Complete: 'Complete',
     s_Aborting: 'Aborting', s_Aborted: 'Aborted', s_Clearing: 'Clearing', s_Stopping: 'Stopping',
     c_reset: 'Reset', c_start: 'Start', c_stop: 'Stop', c_hold: 'Hold', c_unhold: 'Unhold', c_suspend: 'Suspend', c_unsuspend: 'Unsuspend',
-    c_complete: 'Complete batch', c_abort: 'Abort', c_clear: 'Clear', c_acknowledge: 'Acknowledge fault',
+    c_complete: 'Complete batch', c_abort: 'Abort', c_clear: 'Clear', c_acknowledge: 'Ack. fault',
     r_pass: 'pass', 'r_no-read': 'no read', r_unreadable: 'unreadable', 'r_low-grade': 'low grade', 'r_wrong-code': 'wrong code', r_duplicate: 'duplicate',
     'r_not-ours': 'not ours', r_late: 'late', 'r_no-print': 'no print record', 'r_trigger-gap': 'trigger gap', 'r_not-producing': 'not producing', r_ledger: 'ledger refused',
     'r_controller-down': 'controller down',
