@@ -58,7 +58,7 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 func users(t *testing.T, rg *rig) map[accounts.Role]*client {
 	t.Helper()
 	admin := rg.login("admin", "demo")
-	exp := time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)
+	exp := time.Now().Add(10 * time.Minute).UTC().Format(time.RFC3339)
 	if code, body := admin.do(http.MethodPost, "/api/v1/accounts",
 		fmt.Sprintf(`{"user":"insp","name":"NMPA 检查员","roles":["inspector"],"password":"inspect-123","expires":%q}`, exp)); code != http.StatusCreated {
 		t.Fatalf("grant inspector: HTTP %d %s", code, body)

@@ -91,7 +91,7 @@ func (ss *sessions) get(id string) (session, error) {
 	now := ss.now()
 	if now.Sub(s.last) > ss.idle {
 		delete(ss.m, id)
-		return session{}, errIdle
+		return *s, errIdle
 	}
 	s.last = now
 	return *s, nil
