@@ -97,6 +97,7 @@ func (c *clock) add(d time.Duration) {
 type rigOpts struct {
 	production bool // no demo accounts: setup needed
 	proxies    []string
+	sync       bool // the ledger syncs every commit (benchmarks)
 }
 
 type rig struct {
@@ -116,7 +117,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.DiscardHandler)
-	store, err := aggregation.Open(t.TempDir(), aggregation.Options{NoSync: true})
+	store, err := aggregation.Open(t.TempDir(), aggregation.Options{NoSync: !o.sync})
 	if err != nil {
 		t.Fatal(err)
 	}
