@@ -3,6 +3,7 @@ package hmi_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -207,5 +208,34 @@ func TestCommands(t *testing.T) {
 			t.Fatalf("%s: HTTP %d %s", st.cmd, code, b)
 		}
 		rg.waitLine(st.state, func(s line.Snapshot) bool { return s.State == st.state })
+	}
+}
+
+// TestPageWeight: the overview page — its HTML, shell, strings, module and
+// styles — stays under 300 KB (no framework, no fonts).
+func TestPageWeight(t *testing.T) {
+	rg := newRig(t, rigOpts{})
+	total := 0
+	for _, p := range []string{"/", "/static/app.js", "/static/i18n.js", "/static/pages/overview.js", "/static/style.css"} {
+		res, err := http.Get(rg.ts.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || len(b) == 0 {
+			t.Fatalf("%s: HTTP %d", p, res.StatusCode)
+		}
+		total += len(b)
+	}
+	op := rg.login("operator", "demo")
+	_, ov := op.do(http.MethodGet, "/api/v1/line", "")
+	total += len(ov)
+	t.Logf("overview page: %d bytes", total)
+	if total >= 300<<10 {
+		t.Fatalf("overview page weighs %d bytes", total)
+	}
+	if res, _ := http.Get(rg.ts.URL + "/static/nothing.js"); res.StatusCode != 404 {
+		t.Fatalf("missing asset: HTTP %d", res.StatusCode)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/hmi"
+	"github.com/tracline/tracline/line"
 )
 
 // records lists the ledger's journaled records as "type:user".
@@ -282,4 +283,54 @@ func TestLive(t *testing.T) {
 	if rg.srv.Clients() != 1 {
 		t.Fatalf("%d clients", rg.srv.Clients())
 	}
+}
+
+// TestAlarmAck: a device fault raises an alarm on the overview; the
+// operator acknowledges it, journaled with who and when.
+func TestAlarmAck(t *testing.T) {
+	rg := newRig(t, rigOpts{})
+	op := rg.login("operator", "demo")
+	rg.runner.Post(line.DeviceFault{Stamp: line.Stamp{T: time.Now()}, Device: "camera", Err: "link lost"})
+	var al hmi.Alarm
+	deadline := time.Now().Add(10 * time.Second)
+	for al.ID == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("no alarm on the overview")
+		}
+		_, b := op.do(http.MethodGet, "/api/v1/line", "")
+		var doc hmi.LineDoc
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Alarms) > 0 {
+			al = doc.Alarms[0]
+		}
+	}
+	if al.Device != "camera" || al.AckBy != "" {
+		t.Fatalf("alarm %+v", al)
+	}
+	if code, b := op.do(http.MethodPost, "/api/v1/line/alarms/nope/ack", ""); code != 404 {
+		t.Fatalf("unknown alarm: HTTP %d %s", code, b)
+	}
+	code, b := op.do(http.MethodPost, "/api/v1/line/alarms/"+al.ID+"/ack", "")
+	var acked hmi.Alarm
+	if err := json.Unmarshal(b, &acked); code != 200 || err != nil || acked.AckBy != "operator" || acked.AckAt.IsZero() {
+		t.Fatalf("ack: HTTP %d %s", code, b)
+	}
+	if n := count(records(t, rg), "alarm.ack:operator"); n != 1 {
+		t.Fatalf("%d acks journaled", n)
+	}
+	if h := rg.ready(t); h.OK || h.Problems["device/camera"] == "" {
+		t.Fatalf("readyz with the camera down: %+v", h)
+	}
+}
+
+func (rg *rig) ready(t *testing.T) hmi.Health {
+	t.Helper()
+	code, b := rg.anon().do(http.MethodGet, "/readyz", "")
+	var h hmi.Health
+	if err := json.Unmarshal(b, &h); err != nil || (code == 200) != h.OK {
+		t.Fatalf("readyz: HTTP %d %s", code, b)
+	}
+	return h
 }
