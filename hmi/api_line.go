@@ -97,11 +97,6 @@ func (s *Server) lineRoutes() []Route {
 		{Method: http.MethodPost, Path: "/api/v1/line/alarms/:id/ack", Roles: operators, Tag: "line",
 			Summary: "Acknowledge an alarm (journaled with the user)", Response: Alarm{},
 			Handler: func(c *echo.Context, u *accounts.User) error {
-				if a, ok := s.cfg.Line.(AlarmAcker); ok {
-					if err := a.AckAlarm(c.Request().Context(), c.Param("id"), u.ID); err != nil {
-						return err
-					}
-				}
 				al, err := s.live.ack(c.Request().Context(), c.Param("id"), *u)
 				if err != nil {
 					return err
@@ -123,11 +118,20 @@ func (s *Server) liveStream(c *echo.Context, u *accounts.User) error {
 	ch, leave := s.live.join()
 	defer leave()
 	ctx := c.Request().Context()
+	sess, _ := c.Get("session").(session)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case b := <-ch:
+			// The stream ends with the session (idle, logged out) or the
+			// account's access (an inspector's grant ended).
+			if !s.sessions.alive(sess.id) {
+				return nil
+			}
+			if _, err := s.cfg.Accounts.Get(u.ID); err != nil {
+				return nil
+			}
 			if _, err := fmt.Fprintf(w, "event: overview\ndata: %s\n\n", b); err != nil {
 				return nil
 			}

@@ -59,13 +59,6 @@ type Link struct {
 // Linker is an optional ability of a Line: each device's link.
 type Linker interface{ Links() []Link }
 
-// AlarmAcker is an optional ability of a Line that journals alarms and
-// their acknowledgements itself; without it the HMI keeps the alarm list
-// and journals acknowledgements (Record type "alarm.ack").
-type AlarmAcker interface {
-	AckAlarm(ctx context.Context, id, user string) error
-}
-
 const (
 	lastUnits = 20
 	maxAlarms = 50

@@ -334,3 +334,28 @@ func (rg *rig) ready(t *testing.T) hmi.Health {
 	}
 	return h
 }
+
+// TestLiveEndsWithSession: the stream ends when the session idles out.
+func TestLiveEndsWithSession(t *testing.T) {
+	rg := newRig(t, rigOpts{})
+	op := rg.login("operator", "demo")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rg.ts.URL+"/api/v1/line/live", nil)
+	res, err := op.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	if !sc.Scan() {
+		t.Fatal("no first event")
+	}
+	rg.clock.add(16 * time.Minute)
+	for sc.Scan() { // the hub's next broadcast (≤ 1 s) finds the session idle
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the stream outlived its session")
+	}
+}

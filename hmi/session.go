@@ -97,6 +97,15 @@ func (ss *sessions) get(id string) (session, error) {
 	return *s, nil
 }
 
+// alive reports whether a session is still open and not idle, without
+// marking it used (a live stream is not activity).
+func (ss *sessions) alive(id string) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s, ok := ss.m[id]
+	return ok && ss.now().Sub(s.last) <= ss.idle
+}
+
 func (ss *sessions) end(id string) {
 	ss.mu.Lock()
 	delete(ss.m, id)

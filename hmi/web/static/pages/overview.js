@@ -140,6 +140,10 @@ export async function render(root, app) {
   try { draw(await app.api('GET', '/line')); } catch (e) { app.toast(e.message); }
   const es = new EventSource('/api/v1/line/live');
   es.addEventListener('overview', (e) => { live.className = 'live on'; live.textContent = t('ov_live'); draw(JSON.parse(e.data)); });
-  es.onerror = () => { live.className = 'live off'; live.textContent = t('ov_offline'); };
+  es.onerror = () => {
+    live.className = 'live off';
+    live.textContent = t('ov_offline');
+    app.api('GET', '/session').catch(() => {}); // a 401 takes the user to the login page
+  };
   return () => es.close();
 }
