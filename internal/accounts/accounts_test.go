@@ -61,8 +61,8 @@ func TestHash(t *testing.T) {
 
 func TestDefaultParams(t *testing.T) {
 	p := accounts.DefaultParams
-	if p.Time < 3 || p.Memory < 64*1024 || p.Threads < 1 {
-		t.Fatalf("defaults below RFC 9106's second option: %+v", p)
+	if p.Time < 1 || p.Memory < 46*1024 || p.Threads != 1 {
+		t.Fatalf("defaults are not OWASP's m=46 MiB, t=1, p=1: %+v", p)
 	}
 }
 

@@ -20,7 +20,7 @@ export const strings = {
     c_complete: '完成批次', c_abort: '中止', c_clear: '清除', c_acknowledge: '确认故障',
     r_pass: '合格', 'r_no-read': '未读到码', r_unreadable: '码不可识别', 'r_low-grade': '打印等级低', 'r_wrong-code': '码不符', r_duplicate: '重码',
     'r_not-ours': '非本线码', r_late: '超时', 'r_no-print': '无打印记录', 'r_trigger-gap': '触发缺失', 'r_not-producing': '非生产状态', r_ledger: '账本拒绝',
-    'r_controller-down': '控制器停机',
+    'r_controller-down': '控制器停机', 'r_rejected-at-gate': '剔除口已剔除', r_escaped: '应剔未剔',
   },
   en: {
     ov_state: 'Line state', ov_batch: 'Batch', ov_rate: 'Rate', ov_per_min: 'units/min', ov_counts: 'Counts', ov_good: 'Good', ov_rejected: 'Rejected',
@@ -42,7 +42,7 @@ export const strings = {
     c_complete: 'Complete batch', c_abort: 'Abort', c_clear: 'Clear', c_acknowledge: 'Ack. fault',
     r_pass: 'pass', 'r_no-read': 'no read', r_unreadable: 'unreadable', 'r_low-grade': 'low grade', 'r_wrong-code': 'wrong code', r_duplicate: 'duplicate',
     'r_not-ours': 'not ours', r_late: 'late', 'r_no-print': 'no print record', 'r_trigger-gap': 'trigger gap', 'r_not-producing': 'not producing', r_ledger: 'ledger refused',
-    'r_controller-down': 'controller down',
+    'r_controller-down': 'controller down', 'r_rejected-at-gate': 'rejected at the gate', r_escaped: 'escaped the gate',
   },
 };
 
@@ -84,7 +84,7 @@ export async function render(root, app) {
   const purgeBox = el('div', { class: 'purge', hidden: true }, el('strong', {}, t('ov_purge')), ' ', el('button', { class: 'btn danger', type: 'button', onclick: purge }, t('ov_purge_start')));
   const head = el('div', { class: 'meta' });
   const counts = el('div', { class: 'counts' });
-  const reasons = el('table', { class: 'tbl small' });
+  const reasons = el('div', { class: 'chips' });
   const agg = el('table', { class: 'tbl small' });
   const pools = el('table', { class: 'tbl small' });
   const last = el('table', { class: 'tbl small' });
@@ -96,8 +96,10 @@ export async function render(root, app) {
       canCommand ? el('div', {}, el('h3', {}, t('ov_commands')), cmdBox) : null),
     el('section', { class: 'card c-counts' }, el('h2', {}, t('ov_counts')), counts, el('h3', {}, t('ov_by_reason')), reasons, el('h3', {}, t('ov_agg')), agg, el('h3', {}, t('ov_codes_left')), pools),
     el('section', { class: 'card c-last' }, el('h2', {}, t('ov_last')), last),
-    el('section', { class: 'card c-dev' }, el('h2', {}, t('ov_devices')), links, el('h2', {}, t('ov_alarms')), alarms)));
+    el('section', { class: 'card c-dev' }, el('h2', {}, t('ov_alarms')), alarms, el('h2', {}, t('ov_devices')), links)));
 
+  // reason in words; a reason this page does not know is shown as the line names it.
+  const reason = (r) => { const k = 'r_' + r; const s = t(k); return s === k ? r : s; };
   const n = (x) => (x ?? 0).toLocaleString(app.lang === 'en' ? 'en' : 'zh-CN');
   const time = (s) => (s ? new Date(s).toLocaleTimeString(app.lang === 'en' ? 'en-GB' : 'zh-CN') : '');
   const row = (...cells) => el('tr', {}, ...cells.map((c) => el('td', {}, c)));
@@ -120,12 +122,12 @@ export async function render(root, app) {
       ['ov_sampled', l1.sampled, 'sampled', ''], ['ov_triggered', C.triggered, 'triggered', '']].map(([k, v, id, cls]) =>
       el('div', { class: 'count ' + cls }, el('div', { class: 'num', 'data-k': id }, n(v)), el('div', { class: 'lbl' }, t(k)))));
     const rr = Object.entries(C.rejects_by_reason || {}).sort((a, b) => b[1] - a[1]);
-    reasons.replaceChildren(...(rr.length ? rr.map(([r, v]) => row(t('r_' + r), n(v))) : [row(t('ov_none'), '')]));
+    reasons.replaceChildren(...(rr.length ? rr.map(([r, v]) => el('div', { class: 'chip' }, el('span', {}, reason(r)), el('b', {}, n(v)))) : [el('div', { class: 'sub' }, t('ov_none'))]));
     agg.replaceChildren(hrow('ov_level', 'ov_full', 'ov_partial', 'ov_packed', 'ov_loose'),
       ...(L.ledger || []).map((x) => row('L' + x.level, n(x.full_parents), n(x.partial_parents), n(x.packed), n(x.loose))));
     pools.replaceChildren(hrow('ov_pool', 'ov_available'), ...(o.pools || []).map((p) => row(p.pool, n(p.available))));
-    last.replaceChildren(hrow('ov_item', 'ov_code', 'ov_verdict'), ...(o.last_units || []).slice(0, 12).map((u) =>
-      el('tr', { class: u.pass ? '' : 'rej' }, el('td', {}, u.item), el('td', { class: 'code' }, u.code || '—'), el('td', {}, u.pass ? t('ov_pass') : `${t('ov_reject')} · ${t('r_' + u.reason)}`))));
+    last.replaceChildren(hrow('ov_item', 'ov_code', 'ov_verdict'), ...(o.last_units || []).slice(0, 8).map((u) =>
+      el('tr', { class: u.pass ? '' : 'rej' }, el('td', {}, u.item), el('td', { class: 'code' }, u.code || '—'), el('td', {}, u.pass ? t('ov_pass') : `${t('ov_reject')} · ${reason(u.reason)}`))));
     links.replaceChildren(...((o.links || []).length ? o.links.map((k) => el('div', { class: 'link ' + (k.up ? 'up' : 'down') },
       el('b', {}, k.device), ' ', k.up ? t('ov_up') : t('ov_down'), k.age_ms >= 0 ? ` · ${t('ov_age')} ${(k.age_ms / 1000).toFixed(1)} s` : '', k.fault ? ` · ${k.fault}` : ''))
       : [el('div', { class: 'link up' }, t('ov_all_linked'))]));
