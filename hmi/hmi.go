@@ -179,7 +179,17 @@ func (s *Server) Run(ctx context.Context) { s.live.run(ctx) }
 // ListenAndServe serves on addr (HTTPS when a certificate is configured)
 // until ctx ends, then shuts down.
 func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
-	srv := &http.Server{Addr: addr, Handler: s.e, ReadHeaderTimeout: 5 * time.Second,
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("hmi: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln (HTTPS when a certificate is configured) until ctx
+// ends, then shuts down. It runs the live hub too.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s.e, ReadHeaderTimeout: 5 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	if s.tls {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -188,9 +198,9 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	errc := make(chan error, 1)
 	go func() {
 		if s.tls {
-			errc <- srv.ListenAndServeTLS(s.cfg.CertFile, s.cfg.KeyFile)
+			errc <- srv.ServeTLS(ln, s.cfg.CertFile, s.cfg.KeyFile)
 		} else {
-			errc <- srv.ListenAndServe()
+			errc <- srv.Serve(ln)
 		}
 	}()
 	select {
@@ -199,6 +209,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		_ = srv.Shutdown(sctx)
+		return nil
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -94,20 +93,17 @@ func serveAPIOn(ln net.Listener, ctrl *controller, demo bool, c *cli) (func(), e
 		cancel()
 		return nil, err
 	}
-	go h.Run(ctx)
-	srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 5 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+	done := make(chan struct{})
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		defer close(done)
+		if err := h.Serve(ctx, ln); err != nil {
 			c.log.Error("HMI", "err", err)
 		}
 	}()
 	c.log.Info("HMI", "url", "http://"+ln.Addr().String()+"/")
 	return func() {
 		cancel()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
+		<-done
 	}, nil
 }
 
