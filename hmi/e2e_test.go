@@ -144,5 +144,26 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("page shows %d good, line has %d", n, want)
 	}
 	rg.waitLine("30 passed", func(s line.Snapshot) bool { return s.Counters.Passed == 30 })
+
+	// The admin grants an inspector eight hours; the operator sees no
+	// accounts page.
+	if ok, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('#nav a[href="#/accounts"]')`)); ok {
+		t.Fatal("the operator sees the accounts page")
+	}
+	do("log out", chromedp.Click(chromedp.CSS("#logout")))
+	do("log in as admin", chromedp.WaitVisible(chromedp.CSS("#login-btn")), chromedp.SendKeys(chromedp.CSS("#user"), "admin"),
+		chromedp.SendKeys(chromedp.CSS("#password"), "demo"), chromedp.Click(chromedp.CSS("#login-btn")))
+	state("Execute")
+	wait("no command buttons for the admin", `!document.querySelector('[data-cmd]')`)
+	do("accounts page", chromedp.Click(chromedp.CSS(`#nav a[href="#/accounts"]`)))
+	wait("the accounts", `document.querySelector('#view[data-page=accounts] tbody')?.textContent.includes('operator')`)
+	do("grant an inspector", chromedp.SendKeys(chromedp.CSS("#acc-user"), "nmpa1"), chromedp.SendKeys(chromedp.CSS("#acc-name"), "Inspector Li"),
+		chromedp.SendKeys(chromedp.CSS("#acc-pw"), "inspect-2026"), chromedp.SetValue(chromedp.CSS("#acc-role"), "inspector"),
+		chromedp.Click(chromedp.CSS("#acc-create")))
+	wait("the inspector listed", `document.querySelector('#view tbody').textContent.includes('Inspector Li')`)
+	shot("08-accounts-en")
+	if u, err := rg.acc.Get("nmpa1"); err != nil || u.Expires.IsZero() || u.Expires.Sub(time.Now()) > 8*time.Hour+time.Minute {
+		t.Fatalf("inspector %+v %v", u, err)
+	}
 	t.Logf("screenshots in %s", dir)
 }

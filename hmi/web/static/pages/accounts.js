@@ -22,12 +22,12 @@ export async function render(root, app) {
         el('td', {}, u.expires ? new Date(u.expires).toLocaleString() : t('acc_never')), el('td', {}, u.by));
     }));
   }
-  const f = { user: el('input', { required: true }), name: el('input', { required: true }), password: el('input', { type: 'password', required: true }),
-    role: el('select', {}, ...roles.map((r) => el('option', { value: r }, t('role_' + r)))), hours: el('input', { type: 'number', min: 1, max: 2160, value: 8 }) };
+  const f = { user: el('input', { id: 'acc-user', required: true }), name: el('input', { id: 'acc-name', required: true }), password: el('input', { id: 'acc-pw', type: 'password', required: true, autocomplete: 'new-password' }),
+    role: el('select', { id: 'acc-role' }, ...roles.map((r) => el('option', { value: r }, t('role_' + r)))), hours: el('input', { id: 'acc-hours', type: 'number', min: 1, max: 2160, value: 8 }) };
   const form = el('form', { class: 'card' }, el('h2', {}, t('acc_new')),
     el('div', { class: 'grid2' }, el('label', {}, t('acc_user'), f.user), el('label', {}, t('acc_name'), f.name), el('label', {}, t('acc_pw'), f.password),
       el('label', {}, t('acc_roles'), f.role), el('label', {}, t('acc_inspector_hours'), f.hours)),
-    el('button', { class: 'btn primary', type: 'submit' }, t('acc_create')));
+    el('button', { class: 'btn primary', type: 'submit', id: 'acc-create' }, t('acc_create')));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const body = { user: f.user.value.trim(), name: f.name.value, password: f.password.value, roles: [f.role.value] };
