@@ -1,6 +1,7 @@
 package hmi
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -61,7 +62,21 @@ func (s *Server) lineRoutes() []Route {
 				if err != nil {
 					return fail(http.StatusBadRequest, "bad_command", fmt.Sprintf("%q", req.Command))
 				}
-				if err := s.cfg.Line.Command(c.Request().Context(), cmd, u.ID); err != nil {
+				err = s.cfg.Line.Command(c.Request().Context(), cmd, u.ID)
+				if _, bare := s.cfg.Line.(*line.Runner); bare {
+					// A bare runner journals no command (the multi-batch
+					// line does): the HMI records it, refused or not.
+					answer := "accepted"
+					if err != nil {
+						answer = err.Error()
+					}
+					b, _ := json.Marshal(map[string]string{"command": cmd.String(), "answer": answer})
+					if jerr := s.cfg.Journal.Record(c.Request().Context(), accounts.Entry{Type: "command", Batch: s.cfg.Batch,
+						Value: string(b)}, u.ID); jerr != nil {
+						s.log.Error("hmi: journaling a command", "user", u.ID, "command", cmd.String(), "err", jerr)
+					}
+				}
+				if err != nil {
 					return err
 				}
 				return c.JSON(http.StatusOK, s.lineDoc())

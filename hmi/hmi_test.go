@@ -1,6 +1,7 @@
 package hmi_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/hmi"
 	"github.com/tracline/tracline/internal/accounts"
 	"github.com/tracline/tracline/line"
@@ -208,6 +210,24 @@ func TestCommands(t *testing.T) {
 			t.Fatalf("%s: HTTP %d %s", st.cmd, code, b)
 		}
 		rg.waitLine(st.state, func(s line.Snapshot) bool { return s.State == st.state })
+	}
+	// Every command given, refused or not, is in the batch's audit trail
+	// with the operator (not the bad ones: unknown, a user in the body).
+	var trail []string
+	if err := rg.store.Trail(context.Background(), batch, func(e aggregation.Event) error {
+		if e.Kind == aggregation.EvRecord && e.Reason == "command" {
+			var v struct{ Command, Answer string }
+			_ = json.Unmarshal([]byte(e.Answer), &v)
+			trail = append(trail, e.Actor.ID+" "+v.Command+" "+v.Answer)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"operator start command not allowed in this state: start in Stopped", "operator start command not allowed in this state: start in Stopped",
+		"operator reset accepted", "operator start accepted", "operator hold accepted", "operator unhold accepted"}
+	if !slices.Equal(trail, want) {
+		t.Fatalf("audit trail:\n%s\nwant\n%s", strings.Join(trail, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -72,6 +72,7 @@ var (
 // Entry is one journal record the accounts write (see Journal).
 type Entry struct {
 	Type  string // "login", "login.failed", "logout", "account", "password", "setup"
+	Batch string // the batch whose audit trail it belongs to (optional; must exist)
 	Key   string // "account/<id>" when the account's stored value changes
 	Value string // JSON
 }

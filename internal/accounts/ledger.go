@@ -21,7 +21,7 @@ func (l ledger) Record(ctx context.Context, e Entry, user string) error {
 	if user == System {
 		by = aggregation.Actor{Kind: aggregation.ActorSystem, ID: "accounts"}
 	}
-	_, err := l.s.Record(ctx, aggregation.Record{Type: e.Type, Key: e.Key, Value: e.Value}, by)
+	_, err := l.s.Record(ctx, aggregation.Record{Type: e.Type, Batch: e.Batch, Key: e.Key, Value: e.Value}, by)
 	return err
 }
 
