@@ -434,6 +434,13 @@ func (a *Accounts) check(ctx context.Context, id, password, addr, what string) (
 	now := a.cfg.Now()
 	a.mu.Lock()
 	if addr != "" {
+		if len(a.attempts) > 4096 { // forget addresses quiet for a minute
+			for k, ts := range a.attempts {
+				if len(ts) == 0 || now.Sub(ts[len(ts)-1]) >= time.Minute {
+					delete(a.attempts, k)
+				}
+			}
+		}
 		recent := a.attempts[addr][:0]
 		for _, t := range a.attempts[addr] {
 			if now.Sub(t) < time.Minute {
