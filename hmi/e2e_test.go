@@ -167,3 +167,54 @@ func TestBrowser(t *testing.T) {
 	}
 	t.Logf("screenshots in %s", dir)
 }
+
+// TestBrowserPurge: after a restart with units on the line, the overview
+// guides the purge; the clear is sent only once every step is ticked.
+func TestBrowserPurge(t *testing.T) {
+	rg := newRig(t, rigOpts{restarted: true})
+	if !rg.runner.Snapshot().PurgeRequired {
+		t.Fatal("the restarted line asks for no purge")
+	}
+	dir := shots(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	wait := func(what, js string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+	}
+	step("log in", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(rg.ts.URL), chromedp.WaitVisible(chromedp.CSS("#login-btn")),
+		chromedp.SendKeys(chromedp.CSS("#user"), "operator"), chromedp.SendKeys(chromedp.CSS("#password"), "demo"), chromedp.Click(chromedp.CSS("#login-btn")))
+	wait("the purge banner", `document.querySelector('.purge')?.hidden === false`)
+	step("reset is refused", chromedp.Click(chromedp.CSS("[data-cmd=reset]")))
+	wait("the refusal", `document.querySelector('#toast').textContent.includes('清')`)
+	step("start the purge", chromedp.Click(chromedp.CSS(".purge button")))
+	wait("the steps", `document.querySelector('#dialog').open && document.querySelectorAll('#dialog input[type=checkbox]').length === 3`)
+	b, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "09-purge.png"), b, 0o644)
+	}
+	step("confirm without ticking", chromedp.Click(chromedp.CSS("#dialog [data-act=ok]")))
+	wait("the dialog closed", `!document.querySelector('#dialog').open`)
+	if !rg.runner.Snapshot().PurgeRequired {
+		t.Fatal("purge confirmed without its steps")
+	}
+	step("start the purge again", chromedp.Click(chromedp.CSS(".purge button")))
+	wait("the steps", `document.querySelector('#dialog').open`)
+	step("tick every step and confirm", chromedp.Click(chromedp.CSS("#dialog li:nth-child(1) input")), chromedp.Click(chromedp.CSS("#dialog li:nth-child(2) input")),
+		chromedp.Click(chromedp.CSS("#dialog li:nth-child(3) input")), chromedp.Click(chromedp.CSS("#dialog [data-act=ok]")))
+	wait("the purge done", `document.querySelector('.purge')?.hidden === true`)
+	rg.waitLine("no purge required", func(s line.Snapshot) bool { return !s.PurgeRequired })
+}

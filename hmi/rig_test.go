@@ -98,6 +98,10 @@ type rigOpts struct {
 	production bool // no demo accounts: setup needed
 	proxies    []string
 	sync       bool // the ledger syncs every commit (benchmarks)
+	// restarted: a first runner started the batch (codes went to the
+	// printer) and stopped as a crash would; the served runner is the
+	// second one, which asks for the purge.
+	restarted bool
 }
 
 type rig struct {
@@ -127,12 +131,33 @@ func newRig(t testing.TB, o rigOpts) *rig {
 		t.Fatal(err)
 	}
 	pr := &fakePrinter{sent: make(chan tracecode.Code, 1<<16)}
-	r, err := line.NewRunner(ctx, line.RunnerConfig{Batch: batch, Line: "L1",
-		Machine: line.Config{Deadline: 200 * time.Millisecond, PrinterBuffer: 8, AllocChunk: 64}},
-		store, line.Devices{PLC: fakePLC{}, Printer: pr, Codes: &fakeCodes{store: store}}, log)
-	if err != nil {
-		t.Fatal(err)
+	codes := &fakeCodes{store: store}
+	runner := func(ctx context.Context) *line.Runner {
+		r, err := line.NewRunner(ctx, line.RunnerConfig{Batch: batch, Line: "L1",
+			Machine: line.Config{Deadline: 200 * time.Millisecond, PrinterBuffer: 8, AllocChunk: 64}},
+			store, line.Devices{PLC: fakePLC{}, Printer: pr, Codes: codes}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
+	if o.restarted {
+		ctx1, cancel1 := context.WithCancel(ctx)
+		r1 := runner(ctx1)
+		done1 := make(chan error, 1)
+		go func() { done1 <- r1.Run(ctx1) }()
+		for _, c := range []line.Command{line.CmdReset, line.CmdStart} {
+			if err := r1.Command(ctx, c, "operator"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 8 { // the printer's buffer filled: codes sent, undecided
+			<-pr.sent
+		}
+		cancel1()
+		<-done1
+	}
+	r := runner(ctx)
 	clk := &clock{}
 	acc, err := accounts.Open(ctx, accounts.Config{Params: accounts.Params{Time: 1, Memory: 64, Threads: 1},
 		Demo: !o.production, Now: clk.now}, accounts.Ledger(store), log)

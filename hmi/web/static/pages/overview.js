@@ -12,7 +12,7 @@ export const strings = {
     ov_purge: '重启后需要清线', ov_purge_steps: '控制器重启时产线上还有产品。请按步骤清线：', ov_purge_1: '停止输送带，确认产线已停下。',
     ov_purge_2: '取下打印机与剔除装置之间的所有产品，放入剔除箱。', ov_purge_3: '确认剔除装置前已无产品。', ov_purge_go: '清线完成，确认', ov_purge_start: '开始清线',
     ov_live: '实时', ov_offline: '连接中断，正在重连…', ov_in_printer: '打印机缓冲',
-    ov_why_in: '当前状态「{1}」下不能执行「{0}」',
+    ov_why_in: '当前状态「{1}」下不能执行「{0}」', ov_why_purge: '重启后须先清线：请按「开始清线」', ov_why_ack: '没有需要确认的故障', ov_why_faults: '设备故障未排除，不能解除保持', ov_why_noclear: '无需清线',
     s_Stopped: '已停止', s_Resetting: '复位中', s_Idle: '就绪', s_Starting: '启动中', s_Execute: '运行中', s_Holding: '保持中', s_Held: '已保持',
     s_Unholding: '解除保持中', s_Suspending: '暂停中', s_Suspended: '已暂停', s_Unsuspending: '恢复中', s_Completing: '完成中', s_Complete: '已完成',
     s_Aborting: '中止中', s_Aborted: '已中止', s_Clearing: '清除中', s_Stopping: '停止中',
@@ -34,7 +34,7 @@ export const strings = {
     ov_purge: 'Purge the line after the restart', ov_purge_steps: 'Units were on the line when the controller restarted. Purge it step by step:', ov_purge_1: 'Stop the conveyor and make sure the line stands still.',
     ov_purge_2: 'Take every unit between the printer and the reject gate off the line, into the reject bin.', ov_purge_3: 'Check that nothing is left before the reject gate.', ov_purge_go: 'Purged — confirm', ov_purge_start: 'Start the purge',
     ov_live: 'live', ov_offline: 'connection lost, reconnecting…', ov_in_printer: 'in the printer',
-    ov_why_in: '{0} is not allowed while the line is {1}',
+    ov_why_in: '{0} is not allowed while the line is {1}', ov_why_purge: 'the line must be purged first: press "Start the purge"', ov_why_ack: 'no fault to acknowledge', ov_why_faults: 'device faults are still active: cannot unhold', ov_why_noclear: 'no purge is required',
     s_Stopped: 'Stopped', s_Resetting: 'Resetting', s_Idle: 'Idle', s_Starting: 'Starting', s_Execute: 'Execute', s_Holding: 'Holding', s_Held: 'Held',
     s_Unholding: 'Unholding', s_Suspending: 'Suspending', s_Suspended: 'Suspended', s_Unsuspending: 'Unsuspending', s_Completing: 'Completing', s_Complete: 'Complete',
     s_Aborting: 'Aborting', s_Aborted: 'Aborted', s_Clearing: 'Clearing', s_Stopping: 'Stopping',
@@ -60,7 +60,10 @@ export async function render(root, app) {
   // refusal puts the state machine's words ("start in Stopped") in the user's language.
   const refusal = (msg) => {
     const m = /: (\w+) in (\w+)$/.exec(msg);
-    return m ? t('ov_why_in', t('c_' + m[1]), t('s_' + m[2])) : msg;
+    if (m) return t('ov_why_in', t('c_' + m[1]), t('s_' + m[2]));
+    const known = [['must be purged', 'ov_why_purge'], ['nothing to acknowledge', 'ov_why_ack'], ['device faults active', 'ov_why_faults'], ['none is required', 'ov_why_noclear']];
+    const k = known.find(([s]) => msg.includes(s));
+    return k ? t(k[1]) : msg;
   };
   async function command(c, confirmed) {
     if (destructive[c] && !confirmed && !(await app.confirm(t('ov_confirm_title', t('c_' + c)), t(destructive[c]), t('c_' + c)))) return;
@@ -115,7 +118,8 @@ export async function render(root, app) {
     head.replaceChildren(el('span', {}, `${t('ov_batch')}: `, el('b', {}, o.batch || '—')), el('span', {}, `${t('ov_rate')}: `, el('b', { id: 'rate' }, n(Math.round(o.rate_per_min))), ' ', t('ov_per_min')),
       el('span', {}, `${t('ov_in_printer')}: ${n(L.in_printer)}`));
     purgeBox.hidden = !L.purge_required;
-    for (const b of cmdBox.children) b.classList.toggle('primary', (next[L.state] || []).includes(b.dataset.cmd));
+    const primary = L.purge_required ? ['clear'] : next[L.state] || [];
+    for (const b of cmdBox.children) b.classList.toggle('primary', primary.includes(b.dataset.cmd));
     const C = L.counters;
     const l1 = (L.ledger || []).find((x) => x.level === 1) || {};
     counts.replaceChildren(...[['ov_good', C.passed, 'passed', 'good'], ['ov_rejected', C.rejected, 'rejected', 'bad'], ['ov_uncertain', L.in_flight, 'uncertain', ''],
