@@ -263,7 +263,10 @@ func (l *Line) stationAdd(ctx context.Context, scan, user string) (StationView, 
 	s.children = append(s.children, code)
 	if len(s.children) >= s.ratio {
 		if err := l.stationPack(ctx, run, false, "", user); err != nil {
-			s.children = s.children[:len(s.children)-1]
+			if s.parent != "" && len(s.children) > 0 {
+				// Nothing was written: the parent stays open without it.
+				s.children = s.children[:len(s.children)-1]
+			}
 			return s.view(), err
 		}
 	}
