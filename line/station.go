@@ -115,6 +115,9 @@ func (l *Line) StationBegin(ctx context.Context, scan, user string) (StationView
 }
 
 func (l *Line) stationBegin(ctx context.Context, scan, user string) (StationView, error) {
+	if err := needUser("manual station", user); err != nil {
+		return l.Station(), err
+	}
 	s := &l.station
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -163,6 +166,9 @@ func (l *Line) StationBeginNew(ctx context.Context, level tracecode.Level, user 
 }
 
 func (l *Line) stationBeginNew(ctx context.Context, level tracecode.Level, user string) (StationView, error) {
+	if err := needUser("manual station", user); err != nil {
+		return l.Station(), err
+	}
 	s := &l.station
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -218,6 +224,9 @@ func (l *Line) StationAdd(ctx context.Context, scan, user string) (StationView, 
 }
 
 func (l *Line) stationAdd(ctx context.Context, scan, user string) (StationView, error) {
+	if err := needUser("manual station", user); err != nil {
+		return l.Station(), err
+	}
 	s := &l.station
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -285,6 +294,9 @@ func (l *Line) StationClose(ctx context.Context, reason, user string) (StationVi
 }
 
 func (l *Line) stationClose(ctx context.Context, reason, user string) (StationView, error) {
+	if err := needUser("manual station", user); err != nil {
+		return l.Station(), err
+	}
 	s := &l.station
 	s.mu.Lock()
 	defer s.mu.Unlock()
