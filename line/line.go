@@ -464,8 +464,8 @@ func (l *Line) Run(ctx context.Context) error {
 					default:
 					}
 				}
-				if run.complete.Load() {
-					l.showIdle(ctx)
+				if run.complete.Load() && l.current() == nil {
+					l.showIdle(ctx) // unless the next batch started meanwhile
 				}
 			}()
 		}
