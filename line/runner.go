@@ -115,6 +115,13 @@ type Runner struct {
 	subs    subscribers
 	stateQ  chan Snapshot // latest state for the PLC's interlock and lights
 
+	recent recentUnits // under snapMu
+	// What the restart recovery did (for the purge guide): codes voided,
+	// parents taken out for rework.
+	restartVoided, restartTakenOut int
+	alarms                         chan Alarm // nil: alarms are not forwarded (a Line sets it)
+	finished                       func()     // called once the batch is complete in the ledger (a Line sets it)
+
 	failOnce sync.Once
 	failed   chan struct{} // closed when a goroutine of the runner panicked
 	failErr  error
@@ -166,6 +173,7 @@ func NewRunner(ctx context.Context, cfg RunnerConfig, store *aggregation.Store, 
 		return nil, err
 	}
 	voided := len(voidedCodes) + unlabelled
+	r.restartVoided, r.restartTakenOut = len(voidedCodes), unlabelled
 	if sum, err = store.Summary(ctx, cfg.Batch); err != nil {
 		return nil, err
 	}
@@ -436,10 +444,15 @@ func (r *Runner) loop(ctx context.Context) (err error) {
 		}
 		if _, tick := ev.(Tick); !tick || len(acts) > 0 || reply != nil {
 			s := r.m.Snapshot()
-			s.Ledger = r.ledger.get(ctx, r.store, r.cfg.Batch, time.Now())
+			now := time.Now()
+			s.Ledger = r.ledger.get(ctx, r.store, r.cfg.Batch, now)
 			r.snapMu.Lock()
 			r.snap = s
+			r.recent.note(acts, now) // the last units and the rate: a ring write, under the lock taken anyway
 			r.snapMu.Unlock()
+			if r.alarms != nil {
+				r.forwardAlarms(acts)
+			}
 			r.subs.publish(s, acts)
 			for _, a := range acts {
 				if _, ok := a.(StateChanged); ok {
@@ -558,6 +571,9 @@ func (r *Runner) do(ctx context.Context, a Action) {
 				return
 			}
 			r.log.Info("batch complete", "batch", r.cfg.Batch, "returned_to_pool", n)
+			if r.finished != nil {
+				r.finished()
+			}
 		})
 	case Rework:
 		r.log.Info("line", "action", fmt.Sprint(a))

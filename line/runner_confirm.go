@@ -221,26 +221,5 @@ func (r *Runner) doConfirm(ctx context.Context, a Action) {
 // hung controller stops the line even though its last stop request said
 // run.
 func (r *Runner) heartbeat(ctx context.Context, a AliveSignaller) {
-	t := time.NewTicker(r.cfg.AlivePeriod)
-	defer t.Stop()
-	var n uint16
-	failing := false
-	for {
-		n++
-		c, cancel := context.WithTimeout(ctx, r.cfg.AlivePeriod*4)
-		err := a.Alive(c, n)
-		cancel()
-		switch {
-		case err != nil && !failing && ctx.Err() == nil:
-			r.log.Warn("controller heartbeat to the PLC", "err", err)
-			failing = true
-		case err == nil:
-			failing = false
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	heartbeat(ctx, a, r.cfg.AlivePeriod, r.log)
 }

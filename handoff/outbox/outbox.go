@@ -126,10 +126,28 @@ func New(cfg Config, led Ledger, opt Options) (*Outbox, error) {
 type Submission struct {
 	Batch  string
 	Format string // msfx-xml, epcis-json, epcis-xml
+	// BatchNumber is the work order's batch number (批号), which the
+	// platform knows the batch by; the ledger's batch id if empty.
+	BatchNumber string
 	// Replaces, if set, is a failed document this one corrects: the new
 	// version goes to the endpoints the old one did not reach, and the old
 	// one is superseded (it stays visible).
 	Replaces string
+}
+
+// Formats lists the document formats at least one endpoint takes, in the
+// order msfx-xml, epcis-json, epcis-xml.
+func (o *Outbox) Formats() []string {
+	var out []string
+	for _, f := range []string{FormatRelation, FormatEPCISJSON, FormatEPCISXML} {
+		for _, e := range o.eps {
+			if e.takes(f) {
+				out = append(out, f)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Add writes a document durably (file fsynced, then journaled) and queues
@@ -220,7 +238,7 @@ func (o *Outbox) Add(ctx context.Context, sub Submission, content io.Reader, by 
 		return Document{}, err
 	}
 	now := o.clock.Now()
-	d := Document{ID: id, Batch: sub.Batch, Format: sub.Format, Size: size, SHA256: digest, File: file,
+	d := Document{ID: id, Batch: sub.Batch, BatchNumber: sub.BatchNumber, Format: sub.Format, Size: size, SHA256: digest, File: file,
 		Created: now, Replaces: sub.Replaces}
 	for _, ep := range targets {
 		d.Deliveries = append(d.Deliveries, Delivery{Endpoint: ep.Name, Kind: ep.Kind, URL: ep.URL, State: Pending, NextAt: now})

@@ -53,8 +53,12 @@ func (a PlatformAdapter) Send(ctx context.Context, ep Endpoint, doc Document, bo
 func writeUpload(w io.Writer, doc Document, body io.Reader) error {
 	str := func(s string) string { b, _ := json.Marshal(s); return string(b) }
 	name := doc.ID + ".xml"
+	batch := doc.Batch
+	if doc.BatchNumber != "" {
+		batch = doc.BatchNumber
+	}
 	head := fmt.Sprintf(`{"doc_id":%s,"batch":%s,"format":%s,"file_name":%s,"sha256":%s,"file":"`,
-		str(doc.ID), str(doc.Batch), str(doc.Format), str(name), str(doc.SHA256))
+		str(doc.ID), str(batch), str(doc.Format), str(name), str(doc.SHA256))
 	if _, err := io.WriteString(w, head); err != nil {
 		return err
 	}

@@ -37,13 +37,16 @@ const (
 
 // Document is a hand-off document and its deliveries, as journaled.
 type Document struct {
-	ID      string    `json:"id"`
-	Batch   string    `json:"batch"`
-	Format  string    `json:"format"`
-	Size    int64     `json:"size"`
-	SHA256  string    `json:"sha256"` // hex, of the file's content
-	File    string    `json:"file"`   // the file's name in the outbox directory
-	Created time.Time `json:"created"`
+	ID    string `json:"id"`
+	Batch string `json:"batch"`
+	// BatchNumber is the work order's batch number, if it differs from
+	// the ledger's batch id: the platform upload names the batch by it.
+	BatchNumber string    `json:"batch_number,omitempty"`
+	Format      string    `json:"format"`
+	Size        int64     `json:"size"`
+	SHA256      string    `json:"sha256"` // hex, of the file's content
+	File        string    `json:"file"`   // the file's name in the outbox directory
+	Created     time.Time `json:"created"`
 	// Replaces is the document this one is a new version of; ReplacedBy the
 	// one that replaced it.
 	Replaces   string `json:"replaces,omitempty"`
