@@ -259,3 +259,10 @@ func TestPageWeight(t *testing.T) {
 		t.Fatalf("missing asset: HTTP %d", res.StatusCode)
 	}
 }
+
+// Both of the line's shapes serve the HMI: a batch's runner, and the
+// multi-batch line seen as one runner.
+var (
+	_ hmi.Line = (*line.Runner)(nil)
+	_ hmi.Line = line.RunnerView{}
+)
