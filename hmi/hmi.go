@@ -41,13 +41,26 @@ type Line interface {
 	Subscribe() (<-chan line.Update, func())
 }
 
+// LineOverview is the multi-batch line's own overview; *line.Line
+// satisfies it. When Config.Overview is set, the overview's batch, rate,
+// last units, alarms (journaled by the line, acknowledged through it),
+// device links and ages and codes left come from it.
+type LineOverview interface {
+	Snapshot() line.Overview
+	AcknowledgeAlarm(ctx context.Context, id uint64, user string) error
+}
+
 // Config is everything the server is built from.
 type Config struct {
 	// Store is the ledger (pools, readiness, metrics). Required.
 	Store *aggregation.Store
 	// Line is the running line. Required.
 	Line Line
-	// Batch names the batch the line runs (shown; "" if none).
+	// Overview, optional, is the multi-batch line (line.Line, with Line
+	// its RunnerView()).
+	Overview LineOverview
+	// Batch names the batch the line runs (shown; "" if none; with
+	// Overview, the line's current batch).
 	Batch string
 	// Accounts are the users. Required.
 	Accounts *accounts.Accounts

@@ -2,7 +2,9 @@ package hmi
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -144,8 +146,16 @@ func (h *hub) refresh(ctx context.Context, snap line.Snapshot, acts []line.Actio
 	if l, ok := h.s.cfg.Line.(Linker); ok {
 		links = l.Links()
 	}
+	var lo *line.Overview
+	if h.s.cfg.Overview != nil {
+		o := h.s.cfg.Overview.Snapshot()
+		lo = &o
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if lo != nil {
+		defer h.fromLine(*lo)
+	}
 	if readPools {
 		h.poolsAt = now
 		if pools != nil {
@@ -189,6 +199,37 @@ func (h *hub) refresh(ctx context.Context, snap line.Snapshot, acts []line.Actio
 	h.last = nil
 }
 
+// fromLine takes what the multi-batch line keeps itself. h.mu is held.
+func (h *hub) fromLine(o line.Overview) {
+	if o.Batch != nil {
+		h.ov.Batch = o.Batch.ID
+	}
+	h.ov.RatePerMin = o.RatePerMin
+	h.ov.LastUnits = make([]Unit, 0, len(o.Units))
+	for _, u := range o.Units {
+		h.ov.LastUnits = append(h.ov.LastUnits, Unit{Item: u.Item, Code: string(u.Code), Pass: u.Pass, Reason: u.Reason, At: u.At})
+	}
+	h.ov.Alarms = make([]Alarm, 0, len(o.Alarms))
+	for _, a := range o.Alarms {
+		al := Alarm{ID: strconv.FormatUint(a.ID, 10), Device: a.Device, Text: a.Text, Raised: a.Raised, AckBy: a.AckBy}
+		if a.ClearedAt != nil {
+			al.Cleared = *a.ClearedAt
+		}
+		if a.AckAt != nil {
+			al.AckAt = *a.AckAt
+		}
+		h.ov.Alarms = append(h.ov.Alarms, al)
+	}
+	h.ov.Links = make([]Link, 0, len(o.Devices))
+	for _, d := range o.Devices {
+		h.ov.Links = append(h.ov.Links, Link{Device: d.Name, Up: d.Link == "up", AgeMs: float64(d.AgeMs), Fault: d.Error})
+	}
+	h.ov.Pools = make([]tracecode.PoolStat, 0, len(o.Codes))
+	for _, c := range o.Codes {
+		h.ov.Pools = append(h.ov.Pools, tracecode.PoolStat{Pool: fmt.Sprintf("L%d %s", c.Level, c.Pool), Available: c.Available})
+	}
+}
+
 // linksFromFaults: without a Linker, each faulted device is shown down.
 func linksFromFaults(snap line.Snapshot) []Link {
 	links := []Link{}
@@ -222,8 +263,31 @@ func (h *hub) alarm(a line.Alarm, now time.Time) {
 	}
 }
 
-// ack records who acknowledged alarm id.
+// ack records who acknowledged alarm id: through the line when it keeps
+// the alarms, else here (journaled as alarm.ack).
 func (h *hub) ack(ctx context.Context, id string, u accounts.User) (Alarm, error) {
+	if lo := h.s.cfg.Overview; lo != nil {
+		n, err := strconv.ParseUint(id, 10, 64)
+		if err != nil {
+			return Alarm{}, fail(404, "not_found", "alarm "+id)
+		}
+		if err := lo.AcknowledgeAlarm(ctx, n, u.ID); err != nil {
+			if errors.Is(err, line.ErrNoAlarm) {
+				return Alarm{}, fail(404, "not_found", "alarm "+id)
+			}
+			return Alarm{}, err
+		}
+		h.refresh(ctx, h.s.cfg.Line.Snapshot(), nil)
+		h.broadcast()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, a := range h.ov.Alarms {
+			if a.ID == id {
+				return a, nil
+			}
+		}
+		return Alarm{}, fail(404, "not_found", "alarm "+id)
+	}
 	h.mu.Lock()
 	idx := slices.IndexFunc(h.ov.Alarms, func(a Alarm) bool { return a.ID == id })
 	if idx < 0 {
