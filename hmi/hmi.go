@@ -1,143 +1,228 @@
-// Package hmi is the controller's web server (echo v5): for now the line's
-// JSON API — state, live counters and operator commands — on which the
-// operator, QA and engineer screens will sit. It talks to the line only
-// through line.Runner, never to a device. Errors become HTTP responses in
-// exactly one place (errorHandler).
+// Package hmi is the controller's web server (echo v5): the operator's,
+// QA's and engineer's screens (embedded ES modules, no build step) and the
+// JSON API under /api/v1 they use, described by the OpenAPI document at
+// /api/v1/openapi.json; plus /healthz, /readyz and /metrics.
+//
+// Every route is declared once, as a Route: method, path, the roles that
+// may call it, its OpenAPI description and its handler. Sessions are
+// cookies (HttpOnly, SameSite=Strict, Secure under TLS) with an idle
+// timeout; every state-changing request carries the session's CSRF token
+// in the X-CSRF-Token header. Errors become {code, message} responses in
+// exactly one place (errorHandler), in the caller's language.
+//
+// It talks to the line only through the Line interface, never to a device.
 //
 // Who may import it: cmd/linectl.
 package hmi
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
-	"strings"
+	"time"
 
 	"github.com/labstack/echo/v5"
 
 	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/internal/accounts"
 	"github.com/tracline/tracline/line"
-	"github.com/tracline/tracline/tracecode"
 )
 
-// New returns the API handler for a runner.
-func New(r *line.Runner, demo bool, log *slog.Logger) http.Handler {
+// Line is what the HMI needs of a running line; *line.Runner satisfies it.
+type Line interface {
+	Snapshot() line.Snapshot
+	Stats() line.StatsReport
+	Command(ctx context.Context, cmd line.Command, user string) error
+	Rework(ctx context.Context, op line.ReworkOp) error
+	Subscribe() (<-chan line.Update, func())
+}
+
+// LineOverview is the multi-batch line's own overview; *line.Line
+// satisfies it. When Config.Overview is set, the overview's batch, rate,
+// last units, alarms (journaled by the line, acknowledged through it),
+// device links and ages and codes left come from it.
+type LineOverview interface {
+	Snapshot() line.Overview
+	AcknowledgeAlarm(ctx context.Context, id uint64, user string) error
+}
+
+// Config is everything the server is built from.
+type Config struct {
+	// Store is the ledger (pools, readiness, metrics). Required.
+	Store *aggregation.Store
+	// Line is the running line. Required.
+	Line Line
+	// Overview, optional, is the multi-batch line (line.Line, with Line
+	// its RunnerView()).
+	Overview LineOverview
+	// Batch names the batch the line runs (shown; "" if none; with
+	// Overview, the line's current batch).
+	Batch string
+	// Accounts are the users. Required.
+	Accounts *accounts.Accounts
+	// Journal records what users do that the line does not journal
+	// itself (alarm acknowledgements). Default: the ledger
+	// (accounts.Ledger(Store)).
+	Journal accounts.Journal
+	// Demo shows the DEMO banner on every page.
+	Demo bool
+	// CertFile and KeyFile, both set, serve HTTPS (and make cookies Secure).
+	CertFile, KeyFile string
+	// TrustedProxies are the CIDR ranges of reverse proxies whose
+	// X-Forwarded-For is believed; empty: the peer's address is the
+	// client's (the login rate limit counts by it).
+	TrustedProxies []string
+	// IdleTimeout ends a session unused this long (default 15 min).
+	IdleTimeout time.Duration
+	// MaxBody is the largest request body accepted (default 64 KiB).
+	MaxBody int64
+	// Log is the logger (default: discard).
+	Log *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Validate checks the config, naming the hmi.* setting that is wrong.
+func (c Config) Validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("hmi: no ledger store")
+	case c.Line == nil:
+		return errors.New("hmi: no line")
+	case c.Accounts == nil:
+		return errors.New("hmi: no accounts")
+	case (c.CertFile == "") != (c.KeyFile == ""):
+		return errors.New("hmi.tls: cert_file and key_file go together")
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("hmi.idle_timeout: %s is negative", c.IdleTimeout)
+	case c.MaxBody < 0:
+		return fmt.Errorf("hmi.max_body: %d is negative", c.MaxBody)
+	}
+	for _, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil {
+			return fmt.Errorf("hmi.trusted_proxies: %q is not a CIDR range (e.g. 10.0.0.0/8)", p)
+		}
+	}
+	return nil
+}
+
+// Server is the HMI. Its Handler serves everything; ListenAndServe runs it.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	e        *echo.Echo
+	routes   []Route
+	sessions *sessions
+	live     *hub
+	tls      bool
+	openapi  []byte
+}
+
+// New builds the server; it touches no network.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Journal == nil {
+		cfg.Journal = accounts.Ledger(cfg.Store)
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 15 * time.Minute
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = 64 << 10
+	}
+	s := &Server{cfg: cfg, log: cfg.Log, tls: cfg.CertFile != ""}
+	s.sessions = newSessions(cfg.IdleTimeout, cfg.Now)
+	s.live = newHub(s)
 	e := echo.New()
-	e.HTTPErrorHandler = errorHandler(log)
-	a := &api{r: r, demo: demo}
-	e.GET("/api/line", a.state)
-	e.POST("/api/line/commands", a.command)
-	e.POST("/api/line/rework", a.rework)
-	return e
-}
-
-type api struct {
-	r    *line.Runner
-	demo bool
-}
-
-type stateDoc struct {
-	Demo     bool             `json:"demo"`
-	Line     line.Snapshot    `json:"line"`
-	Verdicts line.StatsReport `json:"verdict_latency_ms"`
-}
-
-func (a *api) state(c *echo.Context) error {
-	return c.JSON(http.StatusOK, stateDoc{Demo: a.demo, Line: a.r.Snapshot(), Verdicts: a.r.Stats()})
-}
-
-type commandReq struct {
-	Command string `json:"command"`
-	User    string `json:"user"`
-}
-
-// badRequest is an error the client caused; its text is safe to show.
-type badRequest struct{ msg string }
-
-func (b badRequest) Error() string { return b.msg }
-
-func (a *api) command(c *echo.Context) error {
-	var req commandReq
-	if err := c.Bind(&req); err != nil {
-		return badRequest{"body: want JSON {\"command\": \"start\", \"user\": \"…\"}: " + err.Error()}
+	e.HTTPErrorHandler = s.errorHandler
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
+	e.Use(s.guard)
+	s.e = e
+	// Each group of routes is one file; a new screen adds its own group here.
+	for _, group := range [][]Route{s.sessionRoutes(), s.accountRoutes(), s.lineRoutes(), s.opsRoutes()} {
+		s.routes = append(s.routes, group...)
 	}
-	cmd, err := line.ParseCommand(strings.TrimSpace(req.Command))
+	for _, r := range s.routes {
+		e.Add(r.Method, r.Path, s.wrap(r))
+	}
+	doc, err := s.buildOpenAPI()
 	if err != nil {
-		return badRequest{"command: " + err.Error()}
+		return nil, fmt.Errorf("hmi: openapi: %w", err)
 	}
-	if strings.TrimSpace(req.User) == "" {
-		return badRequest{"user: must say who gives the command"}
+	s.openapi = doc
+	s.staticRoutes()
+	return s, nil
+}
+
+// ipExtractor: the peer's address, or X-Forwarded-For from trusted proxies only.
+func ipExtractor(proxies []string) echo.IPExtractor {
+	if len(proxies) == 0 {
+		return echo.ExtractIPDirect()
 	}
-	if err := a.r.Command(c.Request().Context(), cmd, req.User); err != nil {
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range proxies {
+		_, n, _ := net.ParseCIDR(p) // checked by Validate
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// Handler serves the HMI.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// Routes lists the API's routes (for tests and docs).
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+// Run starts the live hub (it follows the line) until ctx ends. Handler
+// works without it, but live pages then see no updates.
+func (s *Server) Run(ctx context.Context) { s.live.run(ctx) }
+
+// ListenAndServe serves on addr (HTTPS when a certificate is configured)
+// until ctx ends, then shuts down.
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("hmi: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln (HTTPS when a certificate is configured) until ctx
+// ends, then shuts down. It runs the live hub too.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s.e, ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	if s.tls {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	go s.Run(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		if s.tls {
+			errc <- srv.ServeTLS(ln, s.cfg.CertFile, s.cfg.KeyFile)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
 		return err
-	}
-	return c.JSON(http.StatusOK, a.r.Snapshot())
-}
-
-// reworkReq is a manual rework; codes may be given as scanned (any form
-// the scan parser knows: GS1 element string, bracketed, Digital Link, nmpa20).
-type reworkReq struct {
-	Kind   string `json:"kind"`
-	Code   string `json:"code"`
-	Old    string `json:"old"`
-	New    string `json:"new"`
-	Reason string `json:"reason"`
-	User   string `json:"user"`
-}
-
-func (a *api) rework(c *echo.Context) error {
-	var req reworkReq
-	if err := c.Bind(&req); err != nil {
-		return badRequest{"body: want JSON {\"kind\", \"code\", \"reason\", \"user\"}: " + err.Error()}
-	}
-	op := line.ReworkOp{Kind: line.ReworkKind(strings.TrimSpace(req.Kind)), Reason: req.Reason, User: req.User}
-	for _, f := range []struct {
-		name string
-		raw  string
-		dst  *tracecode.Code
-	}{{"code", req.Code, &op.Code}, {"old", req.Old, &op.Old}, {"new", req.New, &op.New}} {
-		if strings.TrimSpace(f.raw) == "" {
-			continue
-		}
-		p, err := tracecode.Parse(f.raw)
-		if err != nil {
-			return badRequest{f.name + ": " + err.Error()}
-		}
-		*f.dst = p.Code
-	}
-	if err := a.r.Rework(c.Request().Context(), op); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]string{"done": string(op.Kind), "code": string(op.Code)})
-}
-
-// errorHandler is the one place errors become HTTP responses.
-func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
-	return func(c *echo.Context, err error) {
-		status, msg := http.StatusInternalServerError, "internal error"
-		var br badRequest
-		var he *echo.HTTPError
-		var sc echo.HTTPStatusCoder
-		switch {
-		case errors.As(err, &br):
-			status, msg = http.StatusBadRequest, br.msg
-		case errors.Is(err, line.ErrInvalidCommand), errors.Is(err, aggregation.ErrRefused):
-			status, msg = http.StatusConflict, err.Error()
-		case errors.Is(err, line.ErrBadRework):
-			status, msg = http.StatusBadRequest, err.Error()
-		case errors.Is(err, aggregation.ErrNotFound):
-			status, msg = http.StatusNotFound, err.Error()
-		case errors.As(err, &he):
-			status, msg = he.Code, fmt.Sprint(he.Message)
-		case errors.As(err, &sc):
-			// echo's own routing errors (unknown path, wrong method).
-			status, msg = sc.StatusCode(), http.StatusText(sc.StatusCode())
-		default:
-			log.Error("api", "path", c.Request().URL.Path, "err", err)
-		}
-		if rerr := c.JSON(status, map[string]string{"error": msg}); rerr != nil {
-			log.Error("api: writing error", "err", rerr)
-		}
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		return nil
 	}
 }

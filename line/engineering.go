@@ -80,7 +80,10 @@ func (l *Line) Monitor(ctx context.Context) (Monitor, error) {
 // runs (a test output or print on a running line would reach units). It is
 // journaled as a command of user.
 func (l *Line) TestAction(ctx context.Context, a TestAction, user string) (string, error) {
-	out, err := l.testAction(ctx, a)
+	out, err := "", needUser("test action", user)
+	if err == nil {
+		out, err = l.testAction(ctx, a)
+	}
 	batch := ""
 	if run := l.current(); run != nil {
 		batch = run.spec.ID

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,6 +69,17 @@ type AlarmView struct {
 	ClearedAt *time.Time `json:"cleared_at,omitempty"`
 	AckBy     string     `json:"ack_by,omitempty"`
 	AckAt     *time.Time `json:"ack_at,omitempty"`
+}
+
+// ErrNoUser: an operation of a person named none. The HMI fills the user
+// from the session; an empty one is a wiring bug, refused before anything.
+var ErrNoUser = errors.New("no user named")
+
+func needUser(what, user string) error {
+	if strings.TrimSpace(user) == "" {
+		return fmt.Errorf("%s: %w", what, ErrNoUser)
+	}
+	return nil
 }
 
 // ErrNoAlarm: no alarm has that id (or it is too old to be kept).
@@ -213,8 +225,8 @@ func (l *Line) collectAlarms(run *batchRun, stop <-chan struct{}) {
 // clears when the device answers; a reject-gate or labeller fault needs
 // the line's acknowledge command (CmdAck) once the units are retrieved.
 func (l *Line) AcknowledgeAlarm(ctx context.Context, id uint64, user string) error {
-	if user == "" {
-		return errors.New("acknowledge alarm: no user")
+	if err := needUser("acknowledge alarm", user); err != nil {
+		return err
 	}
 	a, err := l.alarms.ack(id, user, time.Now())
 	if err != nil {

@@ -464,8 +464,8 @@ func (l *Line) Run(ctx context.Context) error {
 					default:
 					}
 				}
-				if run.complete.Load() {
-					l.showIdle(ctx)
+				if run.complete.Load() && l.current() == nil {
+					l.showIdle(ctx) // unless the next batch started meanwhile
 				}
 			}()
 		}
@@ -562,12 +562,16 @@ func (l *Line) rejectNoBatch(ctx context.Context) {
 // the HMI takes from the session, never from a request body.
 func (l *Line) Command(ctx context.Context, cmd Command, user string) error {
 	run := l.current()
-	var err error
+	err := needUser(cmd.String(), user)
 	batch := ""
-	if run == nil {
-		err = fmt.Errorf("%s: %w", cmd, ErrNoBatch)
-	} else {
+	if run != nil {
 		batch = run.spec.ID
+	}
+	switch {
+	case err != nil:
+	case run == nil:
+		err = fmt.Errorf("%s: %w", cmd, ErrNoBatch)
+	default:
 		err = run.r.Command(ctx, cmd, user)
 	}
 	l.journalCommand(ctx, batch, cmd.String(), nil, user, err)
@@ -581,12 +585,16 @@ func (l *Line) Command(ctx context.Context, cmd Command, user string) error {
 func (l *Line) Rework(ctx context.Context, op ReworkOp, user string) error {
 	op.User = user
 	run := l.current()
-	var err error
+	err := needUser("rework", user)
 	batch := ""
-	if run == nil {
-		err = fmt.Errorf("rework: %w", ErrNoBatch)
-	} else {
+	if run != nil {
 		batch = run.spec.ID
+	}
+	switch {
+	case err != nil:
+	case run == nil:
+		err = fmt.Errorf("rework: %w", ErrNoBatch)
+	default:
 		err = run.r.Rework(ctx, op)
 	}
 	if err != nil {

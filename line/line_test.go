@@ -561,3 +561,46 @@ func TestSmallAPIs(t *testing.T) {
 		t.Fatalf("station: %+v", v)
 	}
 }
+
+// Every operation of a person needs the person: an empty user (a wiring
+// bug) is refused before anything is done.
+func TestNoUserRefused(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := rg.line.StartBatch(ctx, workOrder("B1"), " "); !errors.Is(err, ErrNoUser) {
+		t.Fatalf("start batch: %v", err)
+	}
+	if _, err := rg.line.StartBatch(ctx, workOrder("B1"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	head := rg.store.Head()
+	for name, err := range map[string]error{
+		"command": rg.line.Command(ctx, CmdReset, ""),
+		"rework":  rg.line.Rework(ctx, ReworkOp{Kind: ReworkSample, Code: "x", Reason: "qa"}, ""),
+		"ack":     rg.line.AcknowledgeAlarm(ctx, 1, ""),
+		"station": func() error { _, err := rg.line.StationBeginNew(ctx, 2, ""); return err }(),
+		"import":  func() error { _, err := rg.line.ImportCodeFile(ctx, "8021762-L1", "f", []byte("x"), ""); return err }(),
+		"test":    func() error { _, err := rg.line.TestAction(ctx, TestAction{Kind: TestPrint}, ""); return err }(),
+	} {
+		if !errors.Is(err, ErrNoUser) {
+			t.Errorf("%s with no user: %v", name, err)
+		}
+	}
+	if s := rg.line.Snapshot(); s.State != "Stopped" {
+		t.Fatalf("state after refused commands: %s", s.State)
+	}
+	// Only the refusals were journaled.
+	n := 0
+	if err := rg.store.Events(ctx, head+1, func(ev aggregation.Event) error {
+		if ev.Kind != aggregation.EvRecord {
+			t.Errorf("a refused operation wrote %s", ev.Kind)
+		}
+		n++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != 5 {
+		t.Errorf("%d records of refusals, want 5 (all but the acknowledgement)", n)
+	}
+}

@@ -71,7 +71,10 @@ const maxImportBytes = 64 << 20
 // a *tracecode.CodeFileError listing the bad lines (tracecode.ErrBadCodeFile).
 // The import is journaled as a command of user.
 func (l *Line) ImportCodeFile(ctx context.Context, pool, name string, data []byte, user string) (ImportResult, error) {
-	res, err := l.importCodeFile(ctx, pool, name, data)
+	res, err := ImportResult{}, needUser("import", user)
+	if err == nil {
+		res, err = l.importCodeFile(ctx, pool, name, data)
+	}
 	args := map[string]any{"pool": pool, "file": name, "bytes": len(data)}
 	if err == nil {
 		args["codes"], args["sha256"] = res.Codes, res.SHA256

@@ -115,6 +115,9 @@ func (l *Line) StationBegin(ctx context.Context, scan, user string) (StationView
 }
 
 func (l *Line) stationBegin(ctx context.Context, scan, user string) (StationView, error) {
+	if err := needUser("manual station", user); err != nil {
+		return l.Station(), err
+	}
 	s := &l.station
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -163,6 +166,9 @@ func (l *Line) StationBeginNew(ctx context.Context, level tracecode.Level, user 
 }
 
 func (l *Line) stationBeginNew(ctx context.Context, level tracecode.Level, user string) (StationView, error) {
+	if err := needUser("manual station", user); err != nil {
+		return l.Station(), err
+	}
 	s := &l.station
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -218,6 +224,9 @@ func (l *Line) StationAdd(ctx context.Context, scan, user string) (StationView, 
 }
 
 func (l *Line) stationAdd(ctx context.Context, scan, user string) (StationView, error) {
+	if err := needUser("manual station", user); err != nil {
+		return l.Station(), err
+	}
 	s := &l.station
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -263,7 +272,10 @@ func (l *Line) stationAdd(ctx context.Context, scan, user string) (StationView, 
 	s.children = append(s.children, code)
 	if len(s.children) >= s.ratio {
 		if err := l.stationPack(ctx, run, false, "", user); err != nil {
-			s.children = s.children[:len(s.children)-1]
+			if s.parent != "" && len(s.children) > 0 {
+				// Nothing was written: the parent stays open without it.
+				s.children = s.children[:len(s.children)-1]
+			}
 			return s.view(), err
 		}
 	}
@@ -282,6 +294,9 @@ func (l *Line) StationClose(ctx context.Context, reason, user string) (StationVi
 }
 
 func (l *Line) stationClose(ctx context.Context, reason, user string) (StationView, error) {
+	if err := needUser("manual station", user); err != nil {
+		return l.Station(), err
+	}
 	s := &l.station
 	s.mu.Lock()
 	defer s.mu.Unlock()

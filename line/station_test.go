@@ -254,3 +254,59 @@ func TestPreviewRework(t *testing.T) {
 		t.Fatal("a preview changed the ledger")
 	}
 }
+
+// A pack the ledger refuses (a child packed elsewhere meanwhile) leaves
+// nothing half-done: the parent's code is taken out, the other children
+// stay loose, the station is ready for a new parent.
+func TestStationPackRefused(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	ctx := context.Background()
+	wo := workOrder("B1")
+	wo.Levels = 2
+	if _, err := rg.line.StartBatch(ctx, wo, "op1"); err != nil {
+		t.Fatal(err)
+	}
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	rg.waitFor("Execute", func(o Overview) bool { return o.State == "Execute" })
+	var u []tracecode.Code
+	for i := uint32(1); i <= 3; i++ {
+		u = append(u, rg.goodUnit(i))
+	}
+	for _, c := range u {
+		waitLedgerState(t, rg.store, c, aggregation.StateCommissioned)
+	}
+	v, err := rg.line.StationBeginNew(ctx, 2, "op1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rg.line.StationAdd(ctx, string(u[0]), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile u[0] is packed elsewhere (another station, a script).
+	other := tracecode.Code("(01)16901234567899(21)OTHER1")
+	if _, err := rg.store.AllocateGenerated(ctx, "B1", 2, []tracecode.Code{other}, system); err != nil {
+		t.Fatal(err)
+	}
+	if err := rg.store.MarkSent(ctx, []tracecode.Code{other}, system); err != nil {
+		t.Fatal(err)
+	}
+	if err := rg.store.Commission(ctx, other, aggregation.UnitInfo{}, system); err != nil {
+		t.Fatal(err)
+	}
+	if err := rg.store.Pack(ctx, other, []tracecode.Code{u[0], u[2]}, aggregation.PackOpts{}, system); err != nil {
+		t.Fatal(err)
+	}
+	st, err := rg.line.StationAdd(ctx, string(u[1]), "op1")
+	if err == nil || !errors.Is(err, aggregation.ErrRefused) {
+		t.Fatalf("pack with a child packed elsewhere: %v", err)
+	}
+	if st.Parent != "" || len(st.Children) != 0 {
+		t.Fatalf("station after a refused pack: %+v", st)
+	}
+	waitLedgerState(t, rg.store, v.Parent, aggregation.StateDecommissioned)
+	waitLedgerState(t, rg.store, u[1], aggregation.StateCommissioned)
+	if _, err := rg.line.StationBeginNew(ctx, 2, "op1"); err != nil {
+		t.Fatalf("a new parent after a refused pack: %v", err)
+	}
+}

@@ -242,8 +242,8 @@ func (l *Line) StartBatch(ctx context.Context, wo WorkOrder, user string) (aggre
 }
 
 func (l *Line) startBatch(ctx context.Context, wo WorkOrder, user string) (aggregation.BatchSpec, error) {
-	if strings.TrimSpace(user) == "" {
-		return aggregation.BatchSpec{}, errors.New("start batch: no user")
+	if err := needUser("start batch", user); err != nil {
+		return aggregation.BatchSpec{}, err
 	}
 	l.mu.Lock()
 	if l.starting {

@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -58,7 +57,7 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer ctrl.Close()
-	stopAPI, err := serveAPI(ctx, *listen, ctrl.Line(), false, c)
+	stopAPI, err := serveAPI(ctx, *listen, ctrl.Line(), store, false, c)
 	if err != nil {
 		return err
 	}
@@ -66,29 +65,14 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 	return ctrl.Run(ctx)
 }
 
-// serveAPI serves the line API on addr until the returned func is called.
-func serveAPI(ctx context.Context, addr string, r *line.Line, demo bool, c *cli) (func(), error) {
+// serveAPI serves the HMI and the line API on addr until the returned
+// func is called.
+func serveAPI(ctx context.Context, addr string, l *line.Line, store *aggregation.Store, demo bool, c *cli) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("line API: %w", err)
+		return nil, fmt.Errorf("HMI: %w", err)
 	}
-	return serveAPIOn(ln, r, demo, c), nil
-}
-
-// serveAPIOn serves the line API on ln until the returned func is called.
-func serveAPIOn(ln net.Listener, r *line.Line, demo bool, c *cli) func() {
-	srv := &http.Server{Handler: newHMI(r, demo, c.log), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			c.log.Error("line API", "err", err)
-		}
-	}()
-	c.log.Info("line API", "url", "http://"+ln.Addr().String()+"/api/line")
-	return func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}
+	return serveAPIOn(ln, l, store, demo, c)
 }
 
 // wireDemo is the demo's wiring: the controller config for the simulated
@@ -190,9 +174,13 @@ func demoInteractive(ctx context.Context, c *cli, o demo.Options, listen string)
 		return err
 	}
 	defer d.Close()
-	defer serveAPIOn(ln, d.Line(), true, c)()
+	stop, err := serveAPIOn(ln, d.Line(), d.Store(), true, c)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	wo := d.Setup().Batch
-	fmt.Fprintf(c.stderr, `DEMO — simulated line up, no batch running; HMI on http://%s/ (Ctrl-C to stop); data in %s
+	fmt.Fprintf(c.stderr, `DEMO — simulated line up, no batch running; open http://%s/ (operator, qa, engineer, admin; password demo) (Ctrl-C to stop); data in %s
 Start a batch from the HMI, or:
   curl -XPOST %s/api/line/batches -d '{"product":%q,"batch":%q,"production_date":%q,"expiry":%q,"planned":%d,"user":"operator"}'
   curl -XPOST %s/api/line/commands -d '{"command":"reset","user":"operator"}'   (then "start")

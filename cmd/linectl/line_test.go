@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -286,9 +288,31 @@ func TestReworkThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer serveAPIOn(ln, r, true, c)()
+	// [hmi hook] The HMI needs a session (the demo's operator) and its CSRF
+	// token; the user is the logged-in one, never a field of the body.
+	stop, err := serveAPIOn(ln, r, d.Store(), true, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar}
+	base := "http://" + ln.Addr().String()
+	res, err := hc.Post(base+"/api/v1/session", "application/json", strings.NewReader(`{"user":"operator","password":"demo"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sess struct{ CSRF string }
+	if err := json.NewDecoder(res.Body).Decode(&sess); err != nil || res.StatusCode != 200 {
+		t.Fatalf("login: HTTP %d %v", res.StatusCode, err)
+	}
+	res.Body.Close()
+	userField := regexp.MustCompile(`,"user":"[a-z0-9]+"`)
 	post := func(body string) (int, string) {
-		res, err := http.Post("http://"+ln.Addr().String()+"/api/line/rework", "application/json", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/line/rework", strings.NewReader(userField.ReplaceAllString(body, "")))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-CSRF-Token", sess.CSRF)
+		res, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

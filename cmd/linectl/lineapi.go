@@ -1,30 +1,85 @@
 package main
 
-// The line API on the multi-batch line, until the HMI takes the line:
-// package hmi's New still takes one batch's *line.Runner, and its next
-// version (accounts, screens, /api/v1) is being built beside this. newHMI
-// is the one place to rewire when it lands; until then this small handler
-// keeps the JSON API of `linectl run` and `linectl demo` (GET /api/line,
-// POST /api/line/commands, /api/line/rework) and adds what batch after
-// batch needs: POST /api/line/batches (a work order) and the engineer's
-// GET /api/line/engineering and POST /api/line/engineering/test. It has
-// no accounts: it listens on loopback (README "Known limits").
+// The web server of `linectl run` and `linectl demo`: the HMI (package
+// hmi: screens, accounts, /api/v1) and, beside it on the same address, the
+// line API of before (GET /api/line, POST /api/line/commands,
+// /api/line/rework) with what batch after batch needs and /api/v1 does not
+// offer yet: POST /api/line/batches (a work order), GET /api/line/overview,
+// the engineer's GET /api/line/engineering and POST
+// /api/line/engineering/test. The line API has no accounts (README "Known
+// limits"): drop it from serveAPIOn once /api/v1 covers work orders and the
+// engineer's screen.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/hmi"
+	"github.com/tracline/tracline/internal/accounts"
 	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/tracecode"
 )
 
-// newHMI is the one place the line's web server is built.
-func newHMI(l *line.Line, demo bool, log *slog.Logger) http.Handler {
-	return newLineAPI(l, demo, log)
+// serveAPIOn serves the HMI and the line API on ln until the returned func
+// is called.
+// [hmi hook] The HMI is built from one hmi.Config; accounts live in the
+// ledger. Without an admin (production's first run) the one-time setup
+// URL is logged.
+func serveAPIOn(ln net.Listener, l *line.Line, store *aggregation.Store, demo bool, c *cli) (func(), error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	acc, err := accounts.Open(ctx, accounts.Config{Demo: demo}, accounts.Ledger(store), c.log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if tok := acc.SetupToken(); tok != "" {
+		c.log.Warn("HMI: no admin account yet; create it at the one-time setup URL",
+			"url", "http://"+ln.Addr().String()+"/#/setup/"+tok)
+	}
+	h, err := hmi.New(hmi.Config{Store: store, Line: l.RunnerView(), Overview: l, Accounts: acc, Demo: demo, Log: c.log})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	srv := &http.Server{Handler: newHMI(h.Handler(), l, demo, c.log), ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	done := make(chan struct{}, 2)
+	go func() { h.Run(ctx); done <- struct{}{} }() // the HMI's live hub
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error("HMI", "err", err)
+		}
+		done <- struct{}{}
+	}()
+	c.log.Info("HMI", "url", "http://"+ln.Addr().String()+"/")
+	return func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = srv.Shutdown(sctx)
+		cancel()
+		<-done
+		<-done
+	}, nil
+}
+
+// newHMI is the one place the web server's routes are put together: the
+// line API under /api/line, everything else the HMI's.
+func newHMI(hmiHandler http.Handler, l *line.Line, demo bool, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	api := newLineAPI(l, demo, log)
+	mux.Handle("/api/line", api)
+	mux.Handle("/api/line/", api)
+	if hmiHandler != nil {
+		mux.Handle("/", hmiHandler)
+	}
+	return mux
 }
 
 type lineAPI struct {

@@ -65,7 +65,7 @@ func newAPIRig(t testing.TB) *apiRig {
 			t.Errorf("line: %v", err)
 		}
 	})
-	rg.srv = httptest.NewServer(newHMI(l, false, discardLogger()))
+	rg.srv = httptest.NewServer(newHMI(nil, l, false, discardLogger()))
 	t.Cleanup(rg.srv.Close)
 	return rg
 }

@@ -1,0 +1,220 @@
+package hmi_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tracline/tracline/line"
+)
+
+// chromium is Debian's headless browser; scripts/test installs it.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "chromium"} {
+		if p == "" {
+			continue
+		}
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	t.Fatal("no chromium: install Debian's chromium (scripts/test does) or set CHROMIUM")
+	return ""
+}
+
+// shots is where screenshots go: $HMI_SCREENSHOTS if set (to look at
+// them), else the test's temporary directory.
+func shots(t *testing.T) string {
+	if d := os.Getenv("HMI_SCREENSHOTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
+
+// TestBrowser drives the HMI in headless Chromium at 1280×800: log in as
+// the operator, reset and start the line, watch the counters rise live,
+// hold and unhold, a refusal in words, the confirmation of abort, English.
+func TestBrowser(t *testing.T) {
+	rg := newRig(t, rigOpts{})
+	dir := shots(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.WindowSize(1280, 800),
+		chromedp.NoSandbox, chromedp.Flag("disable-gpu", true), chromedp.Flag("lang", "zh-CN"))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+
+	shot := func(name string) {
+		t.Helper()
+		b, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			shot("failed")
+			t.Fatalf("%s: %v (screenshots in %s)", what, err, dir)
+		}
+	}
+	wait := func(what, js string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			shot("failed")
+			t.Fatalf("waiting for %s: %v (screenshots in %s)", what, err, dir)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	state := func(s string) {
+		t.Helper()
+		wait("state "+s, `document.querySelector('#state')?.dataset.state === '`+s+`'`)
+	}
+
+	do("open the HMI", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(rg.ts.URL), chromedp.WaitVisible(chromedp.CSS("#login-btn")))
+	wait("the DEMO banner", `!document.querySelector('#demo').hidden`)
+	shot("01-login-zh")
+	do("wrong password", chromedp.SendKeys(chromedp.CSS("#user"), "operator"), chromedp.SendKeys(chromedp.CSS("#password"), "nope"),
+		chromedp.Click(chromedp.CSS("#login-btn")))
+	wait("the refusal", `document.querySelector('#login-msg').textContent.includes('用户名或密码错误')`)
+	do("log in", chromedp.SendKeys(chromedp.CSS("#password"), "demo"), chromedp.Click(chromedp.CSS("#login-btn")))
+	state("Stopped")
+	wait("live", `document.querySelector('#live').classList.contains('on')`)
+	shot("02-overview-stopped")
+
+	do("start in Stopped", chromedp.Click(chromedp.CSS(`[data-cmd=start]`)))
+	wait("the refusal in words", `document.querySelector('#toast').textContent.includes('当前状态「已停止」下不能执行「启动」')`)
+	shot("03-refused")
+	do("reset", chromedp.Click(chromedp.CSS(`[data-cmd=reset]`)))
+	state("Idle")
+	do("start", chromedp.Click(chromedp.CSS(`[data-cmd=start]`)))
+	state("Execute")
+	rg.produce(25)
+	wait("25 good units on the page", `document.querySelector('[data-k=passed]')?.textContent === '25'`)
+	shot("04-running")
+
+	do("hold", chromedp.Click(chromedp.CSS(`[data-cmd=hold]`)))
+	state("Held")
+	shot("05-held")
+	do("unhold", chromedp.Click(chromedp.CSS(`[data-cmd=unhold]`)))
+	state("Execute")
+
+	do("abort asks first", chromedp.Click(chromedp.CSS(`[data-cmd=abort]`)))
+	wait("the confirmation", `document.querySelector('#dialog').open`)
+	shot("06-confirm-abort")
+	do("cancel the abort", chromedp.Click(chromedp.CSS(`#dialog [data-act=cancel]`)))
+	wait("dialog closed", `!document.querySelector('#dialog').open`)
+	if s := rg.runner.Snapshot().State; s != "Execute" {
+		t.Fatalf("cancelled abort left the line %s", s)
+	}
+
+	do("English", chromedp.Click(chromedp.CSS("#lang")))
+	wait("English labels", `document.querySelector('#state')?.textContent === 'Execute' && document.querySelector('[data-cmd=hold]').textContent === 'Hold'`)
+	rg.produce(5)
+	wait("30 good units", `document.querySelector('[data-k=passed]')?.textContent === '30'`)
+	shot("07-overview-en")
+	if got := text(".demo"); !strings.Contains(got, "DEMO") {
+		t.Errorf("demo banner %q", got)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(text("[data-k=passed]")))
+	if want := rg.runner.Snapshot().Counters.Passed; uint64(n) != want {
+		t.Errorf("page shows %d good, line has %d", n, want)
+	}
+	rg.waitLine("30 passed", func(s line.Snapshot) bool { return s.Counters.Passed == 30 })
+
+	// The admin grants an inspector eight hours; the operator sees no
+	// accounts page.
+	if ok, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('#nav a[href="#/accounts"]')`)); ok {
+		t.Fatal("the operator sees the accounts page")
+	}
+	do("log out", chromedp.Click(chromedp.CSS("#logout")))
+	do("log in as admin", chromedp.WaitVisible(chromedp.CSS("#login-btn")), chromedp.SendKeys(chromedp.CSS("#user"), "admin"),
+		chromedp.SendKeys(chromedp.CSS("#password"), "demo"), chromedp.Click(chromedp.CSS("#login-btn")))
+	state("Execute")
+	wait("no command buttons for the admin", `!document.querySelector('[data-cmd]')`)
+	do("accounts page", chromedp.Click(chromedp.CSS(`#nav a[href="#/accounts"]`)))
+	wait("the accounts", `document.querySelector('#view[data-page=accounts] tbody')?.textContent.includes('operator')`)
+	do("grant an inspector", chromedp.SendKeys(chromedp.CSS("#acc-user"), "nmpa1"), chromedp.SendKeys(chromedp.CSS("#acc-name"), "Inspector Li"),
+		chromedp.SendKeys(chromedp.CSS("#acc-pw"), "inspect-2026"), chromedp.SetValue(chromedp.CSS("#acc-role"), "inspector"),
+		chromedp.Click(chromedp.CSS("#acc-create")))
+	wait("the inspector listed", `document.querySelector('#view tbody').textContent.includes('Inspector Li')`)
+	shot("08-accounts-en")
+	if u, err := rg.acc.Get("nmpa1"); err != nil || u.Expires.IsZero() || u.Expires.Sub(time.Now()) > 8*time.Hour+time.Minute {
+		t.Fatalf("inspector %+v %v", u, err)
+	}
+	t.Logf("screenshots in %s", dir)
+}
+
+// TestBrowserPurge: after a restart with units on the line, the overview
+// guides the purge; the clear is sent only once every step is ticked.
+func TestBrowserPurge(t *testing.T) {
+	rg := newRig(t, rigOpts{restarted: true})
+	if !rg.runner.Snapshot().PurgeRequired {
+		t.Fatal("the restarted line asks for no purge")
+	}
+	dir := shots(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	wait := func(what, js string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+	}
+	step("log in", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(rg.ts.URL), chromedp.WaitVisible(chromedp.CSS("#login-btn")),
+		chromedp.SendKeys(chromedp.CSS("#user"), "operator"), chromedp.SendKeys(chromedp.CSS("#password"), "demo"), chromedp.Click(chromedp.CSS("#login-btn")))
+	wait("the purge banner", `document.querySelector('.purge')?.hidden === false`)
+	step("reset is refused", chromedp.Click(chromedp.CSS("[data-cmd=reset]")))
+	wait("the refusal", `document.querySelector('#toast').textContent.includes('清')`)
+	step("start the purge", chromedp.Click(chromedp.CSS(".purge button")))
+	wait("the steps", `document.querySelector('#dialog').open && document.querySelectorAll('#dialog input[type=checkbox]').length === 3`)
+	b, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "09-purge.png"), b, 0o644)
+	}
+	step("confirm without ticking", chromedp.Click(chromedp.CSS("#dialog [data-act=ok]")))
+	wait("the dialog closed", `!document.querySelector('#dialog').open`)
+	if !rg.runner.Snapshot().PurgeRequired {
+		t.Fatal("purge confirmed without its steps")
+	}
+	step("start the purge again", chromedp.Click(chromedp.CSS(".purge button")))
+	wait("the steps", `document.querySelector('#dialog').open`)
+	step("tick every step and confirm", chromedp.Click(chromedp.CSS("#dialog li:nth-child(1) input")), chromedp.Click(chromedp.CSS("#dialog li:nth-child(2) input")),
+		chromedp.Click(chromedp.CSS("#dialog li:nth-child(3) input")), chromedp.Click(chromedp.CSS("#dialog [data-act=ok]")))
+	wait("the purge done", `document.querySelector('.purge')?.hidden === true`)
+	rg.waitLine("no purge required", func(s line.Snapshot) bool { return !s.PurgeRequired })
+}
