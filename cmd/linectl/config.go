@@ -44,6 +44,8 @@ type lineFile struct {
 	Batch    *batchFile   `yaml:"batch,omitempty"`
 	Settings settingsFile `yaml:"settings"`
 	Devices  devicesFile  `yaml:"devices"`
+	// Handoff: where activated batches' documents go, QA's release policy.
+	Handoff handoffFile `yaml:"handoff"`
 
 	dir string // directory of the config file
 }

@@ -19,8 +19,8 @@ import (
 	cameraopcua "github.com/tracline/tracline/camera/opcua"
 	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/sim"
+	"github.com/tracline/tracline/handoff/outbox"
 	"github.com/tracline/tracline/internal/demo"
-	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/plc"
 	printeropcua "github.com/tracline/tracline/printer/opcua"
 	"github.com/tracline/tracline/printer/zpl"
@@ -57,22 +57,17 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer ctrl.Close()
-	stopAPI, err := serveAPI(ctx, *listen, ctrl.Line(), store, false, c)
+	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
+		return fmt.Errorf("HMI: %w", err)
+	}
+	stopAPI, err := serveWeb(ln, web{Line: ctrl.Line(), Store: store, Handoff: f.Handoff, Products: products, Data: *data}, c)
+	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer stopAPI()
 	return ctrl.Run(ctx)
-}
-
-// serveAPI serves the HMI and the line API on addr until the returned
-// func is called.
-func serveAPI(ctx context.Context, addr string, l *line.Line, store *aggregation.Store, demo bool, c *cli) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("HMI: %w", err)
-	}
-	return serveAPIOn(ln, l, store, demo, c)
 }
 
 // wireDemo is the demo's wiring: the controller config for the simulated
@@ -174,7 +169,9 @@ func demoInteractive(ctx context.Context, c *cli, o demo.Options, listen string)
 		return err
 	}
 	defer d.Close()
-	stop, err := serveAPIOn(ln, d.Line(), d.Store(), true, c)
+	s := d.Setup()
+	stop, err := serveWeb(ln, web{Line: d.Line(), Store: d.Store(), Demo: true, Handoff: demoLineFile(s).Handoff,
+		Products: map[string]*tracecode.Product{s.ProductKey: s.Product}, Data: d.Dir()}, c)
 	if err != nil {
 		return err
 	}
@@ -197,6 +194,12 @@ func demoLineFile(s *demo.Setup) *lineFile {
 		Settings: settingsFile{Gate: s.Gate, PrinterBuffer: 8, AllocChunk: 200, Challenge: s.Challenge},
 		Devices: devicesFile{PLC: demoPLCProfile(ep.Modbus), Printer: printeropcua.SimProfile(ep.Printer),
 			Camera: cameraopcua.SimProfile(ep.Camera, devsim.CameraObject)}}
+	if s.EPCISReceiver != "" && s.PlatformReceiver != "" {
+		// The stand-in receivers: an activated batch's documents go there.
+		f.Handoff.Endpoints = []outbox.Endpoint{
+			{Name: "epcis", Kind: outbox.KindEPCIS, URL: s.EPCISReceiver, PollMin: 200 * time.Millisecond},
+			{Name: "platform", Kind: outbox.KindPlatform, URL: s.PlatformReceiver, PollMin: 200 * time.Millisecond}}
+	}
 	for _, a := range ep.AggCameras {
 		f.Devices.AggCameras = append(f.Devices.AggCameras, cameraopcua.SimProfile(a, devsim.AggCameraObject))
 	}

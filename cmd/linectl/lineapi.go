@@ -33,8 +33,31 @@ import (
 // ledger. Without an admin (production's first run) the one-time setup
 // URL is logged.
 func serveAPIOn(ln net.Listener, l *line.Line, store *aggregation.Store, demo bool, c *cli) (func(), error) {
+	return serveWeb(ln, web{Line: l, Store: store, Demo: demo}, c)
+}
+
+// web is what the web server serves: the line, its ledger and, with
+// Products and Data, the hand-off (release desk, outbox, publisher).
+type web struct {
+	Line     *line.Line
+	Store    *aggregation.Store
+	Demo     bool
+	Handoff  handoffFile
+	Products map[string]*tracecode.Product
+	Data     string // the data directory (the outbox's documents go in Data/outbox)
+}
+
+// serveWeb serves the HMI and the line API on ln, and runs the hand-off's
+// outbox, until the returned func is called.
+func serveWeb(ln net.Listener, w web, c *cli) (func(), error) {
+	l, store, demo := w.Line, w.Store, w.Demo
 	ctx, cancel := context.WithCancel(context.Background())
 	acc, err := accounts.Open(ctx, accounts.Config{Demo: demo}, accounts.Ledger(store), c.log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	ho, err := newHandoff(w.Handoff, w.Products, store, acc, w.Data, c.log)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -50,8 +73,14 @@ func serveAPIOn(ln net.Listener, l *line.Line, store *aggregation.Store, demo bo
 	}
 	srv := &http.Server{Handler: newHMI(h.Handler(), l, demo, c.log), ReadHeaderTimeout: 5 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	go func() { h.Run(ctx); done <- struct{}{} }() // the HMI's live hub
+	go func() {                                    // the hand-off's deliveries
+		if err := ho.run(ctx); err != nil && ctx.Err() == nil {
+			c.log.Error("outbox", "err", err)
+		}
+		done <- struct{}{}
+	}()
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.log.Error("HMI", "err", err)
@@ -64,6 +93,7 @@ func serveAPIOn(ln net.Listener, l *line.Line, store *aggregation.Store, demo bo
 		defer scancel()
 		_ = srv.Shutdown(sctx)
 		cancel()
+		<-done
 		<-done
 		<-done
 	}, nil

@@ -29,6 +29,8 @@ import (
 	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/sim"
 	"github.com/tracline/tracline/examples"
+	"github.com/tracline/tracline/handoff/epcisschema"
+	"github.com/tracline/tracline/handoff/receiver"
 	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/tracecode"
 )
@@ -115,6 +117,9 @@ type Setup struct {
 	ReworkLabelPrinter string
 	Gate               time.Duration
 	Challenge          []string
+	// EPCISReceiver and PlatformReceiver are the stand-in receivers of the
+	// hand-off (handoff/receiver), base URLs: the demo's outbox endpoints.
+	EPCISReceiver, PlatformReceiver string
 	// Batch is the work order of the batch a headless run starts
 	// (StartBatch); the interactive demo leaves starting one to the operator.
 	Batch line.WorkOrder
@@ -140,10 +145,14 @@ type Line struct {
 	store  *aggregation.Store
 	sim    *sim.Sim
 	rework *devsim.LabelPrinter // the rework station's label printer
-	setup  *Setup
-	ctrl   Controller
-	runErr chan error
-	cancel context.CancelFunc
+	// The hand-off's stand-in receivers: they check what they get (the
+	// EPCIS JSON against the GS1 schema, counts) and say so.
+	capture  *receiver.Capture
+	platform *receiver.Platform
+	setup    *Setup
+	ctrl     Controller
+	runErr   chan error
+	cancel   context.CancelFunc
 }
 
 // ProductKey is the master-data key of the product file (the file's name
@@ -233,8 +242,25 @@ func Start(ctx context.Context, o Options, wire Wire) (_ *Line, err error) {
 		}
 		d.setup.ReworkLabelPrinter = d.rework.Addr()
 	}
+	rc := receiver.Config{ValidateJSON: epcisschema.ValidateJSONReader}
+	if d.capture, err = receiver.NewCapture(rc, o.Log.With("part", "epcis-receiver")); err != nil {
+		return nil, err
+	}
+	if err := d.capture.Start(); err != nil {
+		return nil, err
+	}
+	if d.platform, err = receiver.NewPlatform(rc, o.Log.With("part", "platform-receiver")); err != nil {
+		return nil, err
+	}
+	if err := d.platform.Start(); err != nil {
+		return nil, err
+	}
+	d.setup.EPCISReceiver, d.setup.PlatformReceiver = d.capture.URL(), d.platform.URL()
 	return d, d.Connect(ctx)
 }
+
+// Receivers are the hand-off's stand-in receivers.
+func (d *Line) Receivers() (*receiver.Capture, *receiver.Platform) { return d.capture, d.platform }
 
 // plannedOf is the work order's planned quantity for a run of units (0:
 // until stopped — the interactive demo's work order plans 1,000).
@@ -346,6 +372,12 @@ func (d *Line) Close() {
 	}
 	if d.rework != nil {
 		d.rework.Close()
+	}
+	if d.capture != nil {
+		d.capture.Close()
+	}
+	if d.platform != nil {
+		d.platform.Close()
 	}
 	if d.store != nil {
 		d.store.Close()
