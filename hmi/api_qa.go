@@ -101,9 +101,12 @@ type ReleaseDoc struct {
 // history, parents, children, everything on the same pallet) and the
 // network's side (where its batch's documents went, what was answered).
 type LookupDoc struct {
-	Scan   string         `json:"scan"`
-	Code   line.CodeView  `json:"view"`
-	Recall *outbox.Recall `json:"recall,omitempty"`
+	Scan string        `json:"scan"`
+	Code line.CodeView `json:"view"`
+	// Product, BatchNumber: the code's batch's (empty for a code in a pool).
+	Product     string         `json:"product,omitempty"`
+	BatchNumber string         `json:"batch_number,omitempty"`
+	Recall      *outbox.Recall `json:"recall,omitempty"`
 	// RecallError says why the network's side is not shown (no outbox, a
 	// code in a pool, not in a batch).
 	RecallError string `json:"recall_error,omitempty"`
@@ -342,6 +345,18 @@ func (s *Server) qaRoutes() []Route {
 					return err
 				}
 				doc := LookupDoc{Scan: scan, Code: v}
+				if v.Code.Batch != "" {
+					// The batch's product: the list holds every batch's summary.
+					bs, err := s.cfg.QA.Batches(ctx, line.BatchFilter{})
+					if err != nil {
+						return err
+					}
+					for _, b := range bs {
+						if b.Batch == v.Code.Batch {
+							doc.Product, doc.BatchNumber = b.Product, b.Order.BatchNumber
+						}
+					}
+				}
 				switch {
 				case s.cfg.Documents == nil:
 					doc.RecallError = "no outbox"

@@ -184,7 +184,7 @@ func TestQARelease(t *testing.T) {
 	unit := string(qr.done[doneBatch][0][3])
 	var lk hmi.LookupDoc
 	qa.get("/api/v1/qa/lookup?code="+url.QueryEscape(unit), &lk)
-	if lk.Code.Code.Batch != doneBatch || len(lk.Code.Ancestors) != 1 || lk.Code.Top != qr.done[doneBatch][1][0] ||
+	if lk.Code.Code.Batch != doneBatch || lk.Product != "阿莫西林胶囊" || lk.BatchNumber != "LOT-QA-DONE" || len(lk.Code.Ancestors) != 1 || lk.Code.Top != qr.done[doneBatch][1][0] ||
 		len(lk.Code.SameTop) != 10 || len(lk.Code.Code.History) == 0 {
 		t.Fatalf("lookup: %+v", lk.Code)
 	}

@@ -23,7 +23,7 @@ export const strings = {
     rec_recon: '物料平衡（守恒方程）', rec_rejects: '剔除与处置（按原因）', rec_kind: '类别', rec_reason: '原因', rec_n: '数量', rec_challenge: '挑战测试',
     rec_passed: '通过', rec_failed: '未通过', rec_alarms: '报警与确认', rec_ack: '确认', rec_unack: '未确认', rec_manual: '人工操作', rec_who: '谁', rec_when: '时间',
     rec_what: '操作', rec_why: '原因', rec_trail: '审计追踪', rec_chain: '哈希链', rec_prev: '前一事件哈希', rec_after: '决定之后（不属于签名内容）',
-    rec_parents: '父级：满 {0}，零箱 {1}，拼箱 {2}', rec_empty: '无',
+    rec_parents: '父级：满 {0}，零箱 {1}，拼箱 {2}', rec_empty: '无', rec_source: '来源',
   },
   en: {
     qa_title: 'Batches', qa_product: 'Product', qa_state: 'State', qa_any: 'all', qa_from: 'Produced from', qa_to: 'to', qa_filter: 'Filter',
@@ -44,9 +44,12 @@ export const strings = {
     rec_recon: 'Reconciliation (conservation equations)', rec_rejects: 'Rejects and dispositions by reason', rec_kind: 'Kind', rec_reason: 'Reason', rec_n: 'Count', rec_challenge: 'Challenge tests',
     rec_passed: 'passed', rec_failed: 'failed', rec_alarms: 'Alarms and acknowledgements', rec_ack: 'Acknowledged', rec_unack: 'NOT acknowledged', rec_manual: 'Manual actions', rec_who: 'Who', rec_when: 'When',
     rec_what: 'What', rec_why: 'Why', rec_trail: 'Audit trail', rec_chain: 'Hash chain', rec_prev: 'Previous event hash', rec_after: 'After the decision (not part of the record as signed)',
-    rec_parents: 'parents: full {0}, partial {1}, mixed {2}', rec_empty: 'none',
+    rec_parents: 'parents: full {0}, partial {1}, mixed {2}', rec_empty: 'none', rec_source: 'Source',
   },
 };
+
+// clip keeps a long detail (a journaled document state) to a line or two.
+const clip = (s) => (s && s.length > 160 ? s.slice(0, 160) + '…' : s || '');
 
 const states = ['open', 'complete', 'released', 'qa_rejected', 'active', 'handed_off'];
 
@@ -235,13 +238,13 @@ async function record(root, app, batch) {
       el('h2', {}, t('rec_rejects')), table(app, ['rec_kind', 'rec_reason', 'rec_n'], r.rejects.map((x) => tr(x.kind, x.reason, x.n))),
       el('h2', {}, t('rec_challenge')), table(app, ['rec_when', 'rec_who', 'doc_state', ''], r.challenges.map((c) => tr(when(app, c.at), c.by, t(c.passed ? 'rec_passed' : 'rec_failed'),
         c.steps.map((s) => `${s.ok ? '✓' : '✗'} ${s.step}: ${s.got}`).join(' · ')))),
-      el('h2', {}, t('rec_alarms')), table(app, ['rec_when', 'doc_to', 'rec_what', 'rec_ack'], r.alarms.map((a) => tr(when(app, a.at), a.source, a.text,
+      el('h2', {}, t('rec_alarms')), table(app, ['rec_when', 'rec_source', 'rec_what', 'rec_ack'], r.alarms.map((a) => tr(when(app, a.at), a.source, a.text,
         a.ack_by ? `${a.ack_by} · ${when(app, a.ack_at)}${a.ack_note ? ' · ' + a.ack_note : ''}` : el('b', { class: 'bad' }, t('rec_unack'))))),
       el('h2', {}, t('rec_manual')), table(app, ['rec_when', 'rec_who', 'rec_what', 'rec_why'], r.manual_actions.map((m) => tr(when(app, m.at), m.user, m.what + (m.detail ? ' ' + m.detail : ''), m.why))),
       el('h2', {}, t('rec_trail'), ' ', el('span', { class: 'chain ' + (r.chain.verified ? 'ok' : 'bad'), id: 'chain' }, t('rec_chain'), ': ', r.chain.verified ? '✓ ' : '✗ ', r.chain.text)),
       table(app, ['#', 'rec_when', 'rec_who', 'rec_what', '', 'rec_prev'], r.trail.map((e) => el('tr', {}, el('td', {}, e.seq), el('td', {}, when(app, e.at)), el('td', {}, e.actor),
-        el('td', {}, e.what), el('td', { class: 'code' }, e.detail || ''), el('td', { class: 'code' }, (e.prev || '').slice(0, 12) + '…')))),
-      r.after_decision?.length ? [el('h2', {}, t('rec_after')), table(app, ['#', 'rec_when', 'rec_who', 'rec_what', ''], r.after_decision.map((e) => tr(e.seq, when(app, e.at), e.actor, e.what, e.detail)))] : null);
+        el('td', {}, e.what), el('td', { class: 'code' }, clip(e.detail)), el('td', { class: 'code' }, (e.prev || '').slice(0, 12) + '…')))),
+      r.after_decision?.length ? [el('h2', {}, t('rec_after')), table(app, ['#', 'rec_when', 'rec_who', 'rec_what', ''], r.after_decision.map((e) => tr(e.seq, when(app, e.at), e.actor, e.what, el('span', { class: 'code' }, clip(e.detail)))))] : null);
   }
 
   draw(doc);

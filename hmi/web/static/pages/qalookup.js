@@ -11,6 +11,8 @@ export const strings = {
     lk_batch_state: '批次状态', lk_chain: '上级链（至托盘）', lk_top: '最外层', lk_children: '下级（{0}）', lk_same: '同一托盘上的全部（{0}）', lk_history: '完整历史',
     lk_network: '追溯网络：交付文件去向与应答', lk_none: '无', lk_truncated: '列表过长，仅显示部分', lk_pool: '码池', lk_partial: '零箱', lk_mixed: '拼箱',
     lk_kind: '事件', lk_actor: '执行者', lk_reason: '原因/内容', lk_itself: '（本码）',
+    cs_allocated: '已分配', cs_sent: '已下发打印', cs_printed: '已打印', cs_commissioned: '已赋码（散码）', cs_aggregated: '已关联', cs_rejected: '已剔除',
+    cs_voided: '已作废', cs_sampled: '已抽样', cs_decommissioned: '已注销', cs_in_pool: '码池中', cs_returned: '已退回码池',
   },
   en: {
     ...qaStrings.en,
@@ -18,6 +20,8 @@ export const strings = {
     lk_batch_state: 'Batch state', lk_chain: 'Parents up to the pallet', lk_top: 'Outermost', lk_children: 'Under it ({0})', lk_same: 'Everything on the same pallet ({0})', lk_history: 'Full history',
     lk_network: 'Network: where the documents went and what was answered', lk_none: 'none', lk_truncated: 'list too long, partly shown', lk_pool: 'Pool', lk_partial: 'partial', lk_mixed: 'mixed',
     lk_kind: 'Event', lk_actor: 'Actor', lk_reason: 'Reason / detail', lk_itself: '(this code)',
+    cs_allocated: 'allocated', cs_sent: 'sent to the printer', cs_printed: 'printed', cs_commissioned: 'commissioned (loose)', cs_aggregated: 'packed', cs_rejected: 'rejected',
+    cs_voided: 'voided', cs_sampled: 'sampled', cs_decommissioned: 'decommissioned', cs_in_pool: 'in the pool', cs_returned: 'returned to the pool',
   },
 };
 
@@ -45,7 +49,8 @@ export async function render(root, app, arg) {
     try { d = await app.api('GET', '/qa/lookup?code=' + encodeURIComponent(scan)); } catch (e) { app.toast(e.message); out.append(el('p', { class: 'msg', id: 'lk-msg' }, e.message)); return; }
     const v = d.view; const c = v.code;
     const png = '/api/v1/codes/' + encodeURIComponent(c.code) + '/barcode.png';
-    const kv = [['lk_code', el('span', { class: 'code big', id: 'lk-canon' }, c.code)], ['lk_state', el('b', { id: 'lk-state' }, c.state)], ['lk_level', 'L' + c.level + (c.partial ? ' · ' + t('lk_partial') : '') + (c.mixed ? ' · ' + t('lk_mixed') : '')],
+    const kv = [['lk_code', el('span', { class: 'code big', id: 'lk-canon' }, c.code)], ['lk_state', el('b', { id: 'lk-state' }, t('cs_' + c.state))], ['lk_level', 'L' + c.level + (c.partial ? ' · ' + t('lk_partial') : '') + (c.mixed ? ' · ' + t('lk_mixed') : '')],
+      ['qa_product', d.product || ''], ['qa_lot', d.batch_number || ''],
       ['lk_batch', c.batch ? (canBatch ? el('a', { href: '#/qa/' + encodeURIComponent(c.batch), id: 'lk-batch' }, c.batch) : el('span', { id: 'lk-batch' }, c.batch)) : ''],
       ['lk_batch_state', c.batch_state ? stateBadge(app, c.batch_state) : ''], ['lk_pool', c.pool || '']];
     const chain = [c.code, ...v.ancestors];
