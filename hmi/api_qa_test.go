@@ -2,6 +2,7 @@ package hmi_test
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -246,7 +247,9 @@ func TestQARelease(t *testing.T) {
 }
 
 // TestQAFourEyes: with four-eyes, the first signature waits for a second
-// QA user; the same user cannot sign twice.
+// QA user; the same user cannot sign twice; a change of the record after
+// a signature voids it visibly (shown void with why) and the release needs
+// two signatures on the new record.
 func TestQAFourEyes(t *testing.T) {
 	qr := newQARig(t, qaOpts{fourEyes: true})
 	admin := qr.login("admin", "demo")
@@ -267,10 +270,27 @@ func TestQAFourEyes(t *testing.T) {
 	if code, b := qa.do("POST", path+"/sign", `{"password":"demo","meaning":"released","comment":"again"}`); code != 409 {
 		t.Fatalf("the same user twice: HTTP %d %s", code, b)
 	}
+	// A change after the first signature voids it visibly: qa2's signature
+	// is then the first of two again, and qa may sign the new record.
+	_, err := qr.store.Record(context.Background(), aggregation.Record{Type: "note", Batch: doneBatch, Value: `{"text":"label roll changed"}`}, operUser)
+	must(t, err)
+	var doc hmi.RecordDoc
+	qa.get(path, &doc)
+	if s := doc.Record.Signatures[0]; s.State != release.SigVoid || !strings.Contains(s.Why, "changed") {
+		t.Fatalf("the first signature after a change: %+v", s)
+	}
+	if code, b := qa.do("POST", "/api/v1/qa/verify", ""); code != 200 {
+		t.Fatalf("verify: %d %s", code, b)
+	}
 	qa2 := qr.login("qa2", "second-qa-pw")
 	code, b = qa2.do("POST", path+"/sign", `{"password":"second-qa-pw","meaning":"released","comment":"second"}`)
 	mustJSON(t, b, &rel)
-	if code != 200 || !rel.Decided || rel.Record.State != aggregation.BatchReleased || len(rel.Record.Signatures) != 2 {
+	if code != 200 || rel.Decided || len(rel.Voided) != 1 || rel.Record.Signatures[0].State != release.SigVoid {
+		t.Fatalf("after the change: HTTP %d %s", code, b)
+	}
+	code, b = qa.do("POST", path+"/sign", `{"password":"demo","meaning":"released","comment":"second, after the change"}`)
+	mustJSON(t, b, &rel)
+	if code != 200 || !rel.Decided || rel.Record.State != aggregation.BatchReleased || len(rel.Record.Signatures) != 3 {
 		t.Fatalf("second signature: HTTP %d %s", code, b)
 	}
 }
