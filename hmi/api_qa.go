@@ -78,6 +78,25 @@ type SignReq struct {
 	Hash     string `json:"hash"`
 }
 
+// check validates a signature request before anything is asked of the
+// desk: the meaning, a comment (≤ 2000 bytes of UTF-8), a password.
+func (r SignReq) check() (release.Meaning, string, error) {
+	m, err := release.ParseMeaning(strings.TrimSpace(r.Meaning))
+	if err != nil {
+		return "", "", fail(http.StatusBadRequest, "bad_signature_request", err.Error())
+	}
+	comment := strings.TrimSpace(r.Comment)
+	switch {
+	case comment == "":
+		return "", "", fail(http.StatusBadRequest, "bad_signature_request", "comment")
+	case len(comment) > 2000 || !utf8.ValidString(comment):
+		return "", "", fail(http.StatusBadRequest, "bad_signature_request", "comment: at most 2000 bytes of UTF-8")
+	case r.Password == "":
+		return "", "", fail(http.StatusBadRequest, "bad_signature_request", "password")
+	}
+	return m, comment, nil
+}
+
 // ActivateReq activates a released batch; the QA user re-enters the
 // password (activation makes the codes live in the network).
 type ActivateReq struct {
@@ -201,18 +220,9 @@ func (s *Server) qaRoutes() []Route {
 				if err := decode(c, &req); err != nil {
 					return err
 				}
-				m, err := release.ParseMeaning(strings.TrimSpace(req.Meaning))
+				m, comment, err := req.check()
 				if err != nil {
-					return fail(http.StatusBadRequest, "bad_signature_request", err.Error())
-				}
-				comment := strings.TrimSpace(req.Comment)
-				switch {
-				case comment == "":
-					return fail(http.StatusBadRequest, "bad_signature_request", "comment")
-				case len(comment) > 2000 || !utf8.ValidString(comment):
-					return fail(http.StatusBadRequest, "bad_signature_request", "comment: at most 2000 bytes of UTF-8")
-				case req.Password == "":
-					return fail(http.StatusBadRequest, "bad_signature_request", "password")
+					return err
 				}
 				if s.cfg.Desk == nil {
 					return fail(http.StatusServiceUnavailable, "unavailable", "release desk")
