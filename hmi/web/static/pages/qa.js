@@ -124,8 +124,10 @@ async function record(root, app, batch) {
         ['rec_started', `${h.started_by} · ${when(app, h.started_at)}`], ['rec_completed', h.completed_by ? `${h.completed_by} · ${when(app, h.completed_at)}` : '']]
         .filter(([, v]) => v !== undefined && v !== '').flatMap(([k, v]) => [el('dt', {}, t(k)), el('dd', {}, String(v))])),
       el('div', { class: 'hint code' }, t('rec_hash'), ': ', r.hash));
-    root.replaceChildren(el('div', { class: 'qa-top' }, head, releaseCard(r)), documentsCard(d), reconCard(r), detailsCard(r));
+    docsCard = documentsCard(d);
+    root.replaceChildren(el('div', { class: 'qa-top' }, head, releaseCard(r)), docsCard, reconCard(r), detailsCard(r));
   }
+  let docsCard;
 
   function releaseCard(r) {
     const rules = el('ul', { class: 'rules', id: 'rules' }, ...r.rules.map((x) => el('li', { class: 'rule ' + x.status, 'data-rule': x.id },
@@ -248,4 +250,19 @@ async function record(root, app, batch) {
   }
 
   draw(doc);
+  // While a document is on its way, its status is asked again every 2 s;
+  // only the documents' card and the state badge are redrawn (a password
+  // being typed is kept).
+  const timer = setInterval(async () => {
+    if (!doc.documents.some((x) => !['delivered', 'failed', 'superseded'].includes(x.state) || (x.state === 'delivered' && !x.handed_off))) return;
+    try {
+      const d = await app.api('GET', base);
+      doc.documents = d.documents;
+      const fresh = documentsCard(d);
+      docsCard.replaceWith(fresh);
+      docsCard = fresh;
+      root.querySelector('#rec-header [data-state]')?.replaceWith(stateBadge(app, d.record.state));
+    } catch { /* the next tick tries again */ }
+  }, 2000);
+  return () => clearInterval(timer);
 }
