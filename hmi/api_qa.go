@@ -190,7 +190,11 @@ func (s *Server) qaRoutes() []Route {
 				if err := release.WriteHTML(&buf, rec); err != nil {
 					return err
 				}
-				c.Response().Header().Set("Content-Disposition", attachment(rec.Header.Batch, "html"))
+				// Opened in a tab to print (inline), styled by its own <style>
+				// and nothing else: no script, no outside resource.
+				h := c.Response().Header()
+				h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'")
+				h.Set("Content-Disposition", strings.Replace(attachment(rec.Header.Batch, "html"), "attachment", "inline", 1))
 				return c.Blob(http.StatusOK, "text/html; charset=utf-8", buf.Bytes())
 			}},
 		{Method: http.MethodGet, Path: "/api/v1/qa/batches/:id/record.pdf", Roles: qaReaders, Tag: "qa", ContentType: "application/pdf",

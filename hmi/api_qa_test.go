@@ -53,6 +53,11 @@ func TestQARelease(t *testing.T) {
 		t.Fatalf("the operator read the batch list: %d", code)
 	}
 
+	for _, p := range []string{"/api/v1/qa/batches/NOPE", "/api/v1/qa/batches/NOPE/record.html", "/api/v1/qa/documents/NOPE/attempts"} {
+		if code, b := qa.do("GET", p, ""); code != 404 || errCode(t, b) != "not_found" {
+			t.Errorf("GET %s: HTTP %d %s", p, code, b)
+		}
+	}
 	path := "/api/v1/qa/batches/" + doneBatch
 	var doc hmi.RecordDoc
 	qa.get(path, &doc)
@@ -210,6 +215,7 @@ func TestQARelease(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), f.ctype) ||
 			!strings.Contains(res.Header.Get("Content-Disposition"), "batch-record-QA-DONE."+f.ext) ||
+			f.ext == "html" && !strings.Contains(res.Header.Get("Content-Security-Policy"), "default-src 'none'") ||
 			!strings.HasPrefix(strings.TrimSpace(buf.String()), f.magic) {
 			t.Errorf("record.%s: HTTP %d %s %.40q", f.ext, res.StatusCode, res.Header.Get("Content-Type"), buf.String())
 		}

@@ -103,17 +103,22 @@ func TestBrowserQA(t *testing.T) {
 	do("open a document's log", chromedp.Click(chromedp.CSS("#rec-docs [data-attempts]")))
 	wait("the attempts", `document.querySelectorAll('#rec-docs .attempts tr').length >= 3`)
 	shot("07-document-log")
+	do("the printable record", chromedp.Navigate(qr.ts.URL+"/api/v1/qa/batches/"+doneBatch+"/record.html"))
+	wait("the printable record", `document.body.textContent.includes('`+doneBatch+`') && getComputedStyle(document.body).fontFamily !== ''`)
+	shot("08-printable-record")
+	do("back to the record", chromedp.Navigate(qr.ts.URL+"/#/qa/"+doneBatch))
+	wait("the record", `document.querySelectorAll('#rules .rule').length === 5`)
 
 	// English.
 	do("English", chromedp.Click(chromedp.CSS("#lang")))
 	wait("the record in English", has("#rec-release", "Electronic signatures")+` && `+has("#sigs", "released"))
-	shot("08-record-en")
+	shot("09-record-en")
 	do("the batch list", chromedp.Navigate(qr.ts.URL+"/#/qa"))
 	wait("three batches", `document.querySelectorAll('.qa-list tr[data-batch]').length === 3`)
-	shot("09-batches-en")
+	shot("10-batches-en")
 	do("look the code up again", chromedp.Navigate(qr.ts.URL+"/#/qalookup/"+url.PathEscape(unit)))
 	wait("where the documents went", `document.querySelectorAll('#lk-net tr[data-state=delivered]').length === 3 && `+has("#lk-net", "accepted"))
-	shot("10-lookup-network-en")
+	shot("11-lookup-network-en")
 }
 
 func jsString(s string) string {
