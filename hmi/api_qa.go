@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -150,6 +151,20 @@ func userActor(u *accounts.User) aggregation.Actor {
 
 func (s *Server) qaRoutes() []Route {
 	st := &qaState{font: s.cfg.RecordFont}
+	// A part wired as a nil pointer (e.g. no outbox without endpoints) is
+	// a part not wired.
+	if isNil(s.cfg.QA) {
+		s.cfg.QA = nil
+	}
+	if isNil(s.cfg.Desk) {
+		s.cfg.Desk = nil
+	}
+	if isNil(s.cfg.Documents) {
+		s.cfg.Documents = nil
+	}
+	if isNil(s.cfg.Publisher) {
+		s.cfg.Publisher = nil
+	}
 	return []Route{
 		{Method: http.MethodGet, Path: "/api/v1/qa/batches", Roles: qaReaders, Tag: "qa",
 			Summary:  "The ledger's batches; query parameters product, line, state (open, complete, released, qa_rejected, active, handed_off), from and to (production date YYYY-MM-DD) filter them",
@@ -469,6 +484,15 @@ func (st *qaState) pdfFont() ([]byte, error) {
 	}
 	st.font = f
 	return f, nil
+}
+
+// isNil: v is nil, or an interface holding a nil pointer.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 func attachment(batch, ext string) string {

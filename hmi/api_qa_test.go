@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/handoff"
 	"github.com/tracline/tracline/handoff/outbox"
 	"github.com/tracline/tracline/handoff/receiver"
 	"github.com/tracline/tracline/handoff/release"
@@ -305,5 +307,30 @@ func mustJSON(t *testing.T, b []byte, v any) {
 	t.Helper()
 	if err := jsonUnmarshal(b, v); err != nil {
 		t.Fatalf("%v in %s", err, b)
+	}
+}
+
+// TestQANotWired: QA's parts left out, or wired as nil pointers (no outbox
+// without endpoints), answer 503 "unavailable" — never a panic.
+func TestQANotWired(t *testing.T) {
+	rg := newRig(t, rigOpts{})
+	srv, err := hmi.New(hmi.Config{Store: rg.store, Line: rg.runner, Accounts: rg.acc, Demo: true,
+		Desk: (*release.Desk)(nil), Documents: (*outbox.Outbox)(nil), Publisher: (*handoff.Publisher)(nil)})
+	must(t, err)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	rg.ts = ts
+	rg.router = rg.openAPIRouter()
+	qa := rg.login("qa", "demo")
+	for _, r := range []struct{ method, path, body string }{
+		{"GET", "/api/v1/qa/batches", ""}, {"GET", "/api/v1/qa/batches/B1", ""}, {"GET", "/api/v1/qa/batches/B1/record.pdf", ""},
+		{"GET", "/api/v1/qa/lookup?code=" + url.QueryEscape(goodCode), ""}, {"GET", "/api/v1/qa/documents/d/attempts", ""},
+		{"POST", "/api/v1/qa/documents/d/resend", ""}, {"POST", "/api/v1/qa/verify", ""}, {"POST", "/api/v1/qa/batches/B1/handoff", ""},
+		{"POST", "/api/v1/qa/batches/B1/sign", `{"password":"demo","meaning":"released","comment":"ok"}`},
+		{"POST", "/api/v1/qa/batches/B1/activate", `{"password":"demo"}`},
+	} {
+		if code, b := qa.do(r.method, r.path, r.body); code != 503 || errCode(t, b) != "unavailable" {
+			t.Errorf("%s %s: HTTP %d %s", r.method, r.path, code, b)
+		}
 	}
 }
