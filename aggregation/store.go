@@ -68,6 +68,7 @@ type Store struct {
 	ahead    map[string]poolAhead   // committer-only; see poolAhead
 	allocs   map[string]*allocIndex // committer-only; see allocIndex
 	touched  touchLog               // committer-only; see touchLog
+	rcache   *replayCache           // Verify's replay store only; committer-only
 	fatal    error                  // set when a commit failed in a way that leaves the caches unsure
 
 	// Committer-only pipeline state (see run).
@@ -163,6 +164,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger %s: %w", dir, err)
+	}
+	if opts.replay {
+		s.rcache = newReplayCache()
 	}
 	s.touched.reset(s.seq)
 	s.nseq, s.nhead = s.seq, s.head
@@ -443,6 +447,9 @@ func scans(r *request) bool {
 // reached the disk.
 func (s *Store) drop() {
 	s.hot.clear()
+	if s.rcache != nil {
+		s.rcache.clear()
+	}
 	clear(s.ahead)
 	s.cur.Discard()
 	s.cur = nil

@@ -145,6 +145,11 @@ func (t *wtx) lookup(c tracecode.Code) (codeView, error) {
 				return h, nil
 			}
 		}
+		if rc := t.s.rcache; rc != nil {
+			if cv, ok := rc.get(c); ok {
+				return cv, nil
+			}
+		}
 	}
 	v, ok, err := t.get(locKey(c))
 	if err != nil {
@@ -185,6 +190,9 @@ func (t *wtx) lookup(c tracecode.Code) (codeView, error) {
 	if cv.rec, err = decodeRec(rv); err != nil {
 		return codeView{}, storageErr(fmt.Errorf("code %s: %w", c, err))
 	}
+	if t.hot && t.s.rcache != nil {
+		t.s.rcache.put(cv)
+	}
 	return cv, nil
 }
 
@@ -202,6 +210,9 @@ func (t *wtx) putRec(cv *codeView, seq uint64) error {
 			t.s.hot.put(c)
 		default:
 			t.s.hot.del(cv.code)
+		}
+		if t.s.rcache != nil {
+			t.s.rcache.put(*cv)
 		}
 	}
 	return nil
@@ -487,6 +498,9 @@ func (t *wtx) appendPool(pool string, codes []tracecode.Code, hist func(i int) [
 		n := tail + uint64(i)
 		if err := t.set(locKey(c), loc{Pool: pool, QSeq: n}.encode()); err != nil {
 			return err
+		}
+		if t.hot && t.s.rcache != nil {
+			t.s.rcache.del(c) // back in its pool: lookup works out its state
 		}
 		if err := t.set(poolEntryKey(pool, n), encodePoolEntry(c, hist(i))); err != nil {
 			return err
