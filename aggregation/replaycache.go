@@ -22,14 +22,19 @@ import (
 // it; drop clears it with the hot cache.
 type replayCache struct {
 	cur, old map[tracecode.Code]codeView
+	// queues holds each pool's queue head and tail as the replay last read
+	// or wrote them (setQueue is the only writer of a queue).
+	queues map[string][2]uint64
 }
 
 // replayGen is one generation's size: about 200 bytes a code, so the two
-// hold some 100 MB at most.
-var replayGen = 1 << 18 // a variable for tests
+// hold some 400 MB at most. A line may allocate a whole batch's codes long
+// before it sends them; with generations of 1M codes a 1M-unit batch's
+// lookups all hit.
+var replayGen = 1 << 20 // a variable for tests
 
 func newReplayCache() *replayCache {
-	return &replayCache{cur: make(map[tracecode.Code]codeView, 1024)}
+	return &replayCache{cur: make(map[tracecode.Code]codeView, 1024), queues: map[string][2]uint64{}}
 }
 
 // get returns c's view; the caller owns the returned Seqs.
@@ -65,4 +70,5 @@ func (r *replayCache) del(c tracecode.Code) {
 
 func (r *replayCache) clear() {
 	r.cur, r.old = make(map[tracecode.Code]codeView, 1024), nil
+	clear(r.queues)
 }

@@ -469,6 +469,11 @@ type pooled struct {
 
 // queue reads pool's head and tail (both 0 for a pool never filled).
 func (t *wtx) queue(pool string) (head, tail uint64, err error) {
+	if t.hot && t.s.rcache != nil {
+		if q, ok := t.s.rcache.queues[pool]; ok {
+			return q[0], q[1], nil
+		}
+	}
 	v, ok, err := t.get(queueKey(pool))
 	if err != nil || !ok {
 		return 0, 0, err
@@ -480,12 +485,21 @@ func (t *wtx) queue(pool string) (head, tail uint64, err error) {
 	if head > tail {
 		return 0, 0, storageErr(fmt.Errorf("pool %s: queue head %d is past its tail %d", pool, head, tail))
 	}
+	if t.hot && t.s.rcache != nil {
+		t.s.rcache.queues[pool] = [2]uint64{head, tail}
+	}
 	return head, tail, nil
 }
 
 func (t *wtx) setQueue(pool string, head, tail uint64) error {
 	v := binary.BigEndian.AppendUint64(nil, head)
-	return t.set(queueKey(pool), binary.BigEndian.AppendUint64(v, tail))
+	if err := t.set(queueKey(pool), binary.BigEndian.AppendUint64(v, tail)); err != nil {
+		return err
+	}
+	if t.hot && t.s.rcache != nil {
+		t.s.rcache.queues[pool] = [2]uint64{head, tail}
+	}
+	return nil
 }
 
 // appendPool puts codes at the tail of pool, each with its history.
