@@ -104,6 +104,11 @@ func (r *VerifyReport) merge(o VerifyReport) {
 	r.Truncated += o.Truncated
 }
 
+// replayGroupCodes caps the codes one replayed group touches, as
+// maxGroupCodes does for the line's groups, for the scratch store's smaller
+// memtables.
+const replayGroupCodes = 4096
+
 func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rs *Store, rep *VerifyReport) error {
 	o := badger.DefaultIteratorOptions
 	o.Prefix = []byte(pfxJournal)
@@ -112,6 +117,7 @@ func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rs *Store, r
 	var prev, prevAlt [32]byte
 	var seq uint64
 	var group []*request
+	weight := 0
 	flush := func() {
 		if len(group) == 0 {
 			return
@@ -131,7 +137,7 @@ func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rs *Store, r
 		if fatal != nil {
 			rep.add("replay stopped: %v", fatal)
 		}
-		group = nil // the committer may still hold the old slice
+		group, weight = nil, 0 // the committer may still hold the old slice
 	}
 	for it.Rewind(); it.Valid(); it.Next() {
 		if err := ctx.Err(); err != nil {
@@ -191,8 +197,13 @@ func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rs *Store, r
 			}
 			prev, prevAlt = stored, want
 			rep.Events++
-			group = append(group, &request{ev: ev, done: make(chan struct{})})
-			if len(group) == 2048 {
+			r := &request{ev: ev, done: make(chan struct{})}
+			group = append(group, r)
+			weight += r.weight()
+			// A group stays within the scratch store's transaction size: one
+			// too big is applied, discarded and split by the committer, which
+			// also empties the replay's caches (see Store.drop).
+			if len(group) == 2048 || weight >= replayGroupCodes {
 				flush() // each request keeps its own verdict: a refusal names exactly its event
 			}
 		}
