@@ -58,7 +58,7 @@ func (r *replayCache) put(cv codeView) {
 
 func (r *replayCache) putOwned(cv codeView) {
 	if _, in := r.cur[cv.code]; !in && len(r.cur) >= replayGen {
-		r.old, r.cur = r.cur, make(map[tracecode.Code]codeView, replayGen)
+		r.old, r.cur = r.cur, make(map[tracecode.Code]codeView, len(r.old))
 	}
 	r.cur[cv.code] = cv
 }
