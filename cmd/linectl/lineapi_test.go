@@ -65,7 +65,7 @@ func newAPIRig(t testing.TB) *apiRig {
 			t.Errorf("line: %v", err)
 		}
 	})
-	rg.srv = httptest.NewServer(newHMI(nil, l, false, discardLogger()))
+	rg.srv = httptest.NewServer(newHMI(nil, loopbackOnly(newLineAPI(l, false, discardLogger()))))
 	t.Cleanup(rg.srv.Close)
 	return rg
 }
@@ -209,4 +209,29 @@ func FuzzLineAPI(f *testing.F) {
 			t.Fatalf("HTTP %d %s for %q", status, answer, body)
 		}
 	})
+}
+
+// The local line API has no accounts: it answers loopback peers only, and
+// is not served at all unless asked for.
+func TestLocalLineAPIIsLoopbackOnly(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	for _, tc := range []struct {
+		peer string
+		want int
+	}{{"127.0.0.1:5000", http.StatusTeapot}, {"[::1]:5000", http.StatusTeapot},
+		{"10.1.2.3:5000", http.StatusForbidden}, {"192.168.0.9:80", http.StatusForbidden}, {"garbage", http.StatusForbidden}} {
+		r := httptest.NewRequest("POST", "/api/line/commands", nil)
+		r.RemoteAddr = tc.peer
+		w := httptest.NewRecorder()
+		loopbackOnly(ok).ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("peer %s: %d, want %d", tc.peer, w.Code, tc.want)
+		}
+	}
+	hmiOnly := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotFound) })
+	w := httptest.NewRecorder()
+	newHMI(hmiOnly, nil).ServeHTTP(w, httptest.NewRequest("POST", "/api/line/commands", nil))
+	if w.Code != http.StatusNotFound {
+		t.Errorf("without --local-api, /api/line answered %d", w.Code)
+	}
 }

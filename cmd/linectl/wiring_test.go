@@ -293,7 +293,9 @@ func TestRunAgainstLinesim(t *testing.T) {
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	runErr := make(chan error, 1)
-	go func() { runErr <- cmdRun(runCtx, c, []string{"--config", config, "--data", data, "--listen", addr}) }()
+	go func() {
+		runErr <- cmdRun(runCtx, c, []string{"--config", config, "--data", data, "--listen", addr, "--local-api"})
+	}()
 	api := "http://" + addr + "/api/line"
 
 	// The API is up once the controller has connected to every device;
@@ -361,7 +363,7 @@ func TestRunAgainstLinesim(t *testing.T) {
 		return logBuf.Write(p)
 	}), nil))
 	go func() {
-		runErr2 <- cmdRun(runCtx2, &c2, []string{"--config", config, "--data", data, "--listen", addr2})
+		runErr2 <- cmdRun(runCtx2, &c2, []string{"--config", config, "--data", data, "--listen", addr2, "--local-api"})
 	}()
 	again := waitState(ctx, t, "http://"+addr2+"/api/line", runErr2, func(st apiState) bool { return st.Overview.Ready })
 	if again.Overview.Batch != nil {
