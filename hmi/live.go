@@ -28,6 +28,11 @@ type Overview struct {
 	Alarms     []Alarm              `json:"alarms"`       // newest first
 	Pools      []tracecode.PoolStat `json:"pools"`
 	Links      []Link               `json:"links"`
+	// Ops is the multi-batch line's own overview (without its runner
+	// snapshot, which is Line): the batch and its work order, levels,
+	// codes left with warnings, purge guide, challenge test, ready for
+	// the next batch. Absent with a bare runner.
+	Ops *line.Overview `json:"line_overview,omitempty"`
 }
 
 // Unit is one of the last units decided.
@@ -97,6 +102,12 @@ func newHub(s *Server) *hub {
 func (h *hub) run(ctx context.Context) {
 	ch, stop := h.s.cfg.Line.Subscribe()
 	defer stop()
+	var lch <-chan line.Overview // the multi-batch line's own changes
+	if lo := h.s.cfg.Overview; lo != nil {
+		c, lstop := lo.Subscribe()
+		defer lstop()
+		lch = c
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	pending := false
@@ -109,6 +120,17 @@ func (h *hub) run(ctx context.Context) {
 			return
 		case u := <-ch:
 			h.refresh(ctx, u.Snapshot, u.Actions)
+			if wait := coalesce - time.Since(lastSent); wait > 0 {
+				if !pending {
+					pending = true
+					timer.Reset(wait)
+				}
+				continue
+			}
+			h.broadcast()
+			lastSent = time.Now()
+		case <-lch:
+			h.refresh(ctx, h.s.cfg.Line.Snapshot(), nil)
 			if wait := coalesce - time.Since(lastSent); wait > 0 {
 				if !pending {
 					pending = true
@@ -201,6 +223,8 @@ func (h *hub) refresh(ctx context.Context, snap line.Snapshot, acts []line.Actio
 
 // fromLine takes what the multi-batch line keeps itself. h.mu is held.
 func (h *hub) fromLine(o line.Overview) {
+	o.Runner = nil // the same as h.ov.Line
+	h.ov.Ops = &o
 	if o.Batch != nil {
 		h.ov.Batch = o.Batch.ID
 	}
