@@ -88,11 +88,13 @@ type ImportReq struct {
 	Data []byte `json:"data"`
 }
 
-// ImportDoc answers an import: what was added, or why nothing was — the
-// bad lines (the first ones; Total counts them all).
+// ImportDoc answers an import: what was added (200), or (422, with the
+// error's code bad_code_file and message) why nothing was — the bad lines
+// (the first ones; Total counts them all).
 type ImportDoc struct {
+	Code     string             `json:"code,omitempty"`
+	Message  string             `json:"message,omitempty"`
 	Imported *line.ImportResult `json:"imported,omitempty"`
-	Refused  string             `json:"refused,omitempty"`
 	Total    int                `json:"total_problems,omitempty"`
 	BadLines []BadLine          `json:"bad_lines"`
 }
@@ -281,7 +283,8 @@ func (s *Server) operatorRoutes() []Route {
 				var cfe *tracecode.CodeFileError
 				switch {
 				case errors.As(err, &cfe):
-					doc := ImportDoc{Refused: err.Error(), Total: cfe.Total, BadLines: []BadLine{}}
+					doc := ImportDoc{Code: "bad_code_file", Message: messages["bad_code_file"][lang(c.Request())] + ": " + err.Error(),
+						Total: cfe.Total, BadLines: []BadLine{}}
 					for _, p := range cfe.Problems {
 						doc.BadLines = append(doc.BadLines, BadLine{File: p.File, Line: p.Line, Reason: p.Reason})
 					}
