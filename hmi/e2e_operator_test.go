@@ -194,9 +194,27 @@ func TestBrowserOperator(t *testing.T) {
 	verdict(true, "nothing was written")
 	do("pools", chromedp.Click(chromedp.CSS(`#nav a[href="#/pools"]`)))
 	wait("the pools", `!!document.querySelector('#pl-table tbody tr')`)
-	shot("op-11-pools-en")
+	// A code file from the browser: a bad one refused whole with its lines, then the good one.
+	good, err := os.ReadFile("../examples/codes/8021762-L1.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	badFile := filepath.Join(t.TempDir(), "bad.txt")
+	if err := os.WriteFile(badFile, append([]byte("12345\n"), good[:210]...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	goodFile, err := filepath.Abs("../examples/codes/8021762-L1.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	do("a bad file", chromedp.SetUploadFiles(chromedp.CSS("#pl-file"), []string{badFile}), chromedp.Click(chromedp.CSS("#pl-go")))
+	wait("its bad line", `document.querySelector('#pl-bad tbody')?.textContent.includes('5 digits')`)
+	shot("op-11-pools-refused-en")
+	do("the good file", chromedp.SetUploadFiles(chromedp.CSS("#pl-file"), []string{goodFile}), chromedp.Click(chromedp.CSS("#pl-go")))
+	wait("imported", `document.querySelector('#pl-table tr[data-pool="8021762-L1"]')?.textContent.includes('3,000')`)
+	shot("op-12-pools-en")
 	do("the batch page in English", chromedp.Click(chromedp.CSS(`#nav a[href="#/batch"]`)))
 	wait("English challenge", `document.querySelector('#ch-status')?.textContent === 'Challenge test passed'`)
-	shot("op-12-batch-en")
+	shot("op-13-batch-en")
 	t.Logf("screenshots in %s", dir)
 }

@@ -121,7 +121,7 @@ export async function render(root, app) {
       el('table', { class: 'tbl small' }, el('thead', {}, el('tr', {}, ...['ch_step', 'ch_expect', 'ch_got', 'ch_result'].map((k) => el('th', {}, t(k))))), el('tbody', {}, ...rows)),
       failed && lo.state === 'Held' && app.session.user.roles.includes('operator') ? el('div', { class: 'acts' }, el('button', { class: 'btn primary', type: 'button', id: 'ch-repeat', onclick: async () => {
         try { await app.api('POST', '/line/commands', { command: 'unhold' }); } catch (e) { app.toast(e.message); }
-      } }, t('ch_repeat'))) : null);
+      } }, t('ch_repeat'))) : '');
   };
   return live(app, draw);
 }

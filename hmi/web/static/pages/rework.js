@@ -64,8 +64,7 @@ export async function render(root, app) {
         doBtn.disabled = true;
         return;
       }
-      out.replaceChildren(el('h3', {}, t('rw_changes')),
-        el('table', { class: 'tbl small' }, el('thead', {}, el('tr', {}, ...['ov_code', 'rw_from', 'rw_to', 'rw_in'].map((k) => el('th', {}, k === 'ov_code' ? t('rw_code_unit') : t(k))))),
+      out.replaceChildren(el('table', { class: 'tbl small' }, el('thead', {}, el('tr', {}, ...['ov_code', 'rw_from', 'rw_to', 'rw_in'].map((k) => el('th', {}, k === 'ov_code' ? t('rw_code_unit') : t(k))))),
           el('tbody', {}, ...p.changes.map((c) => el('tr', {}, el('td', { class: 'code' }, c.code), el('td', {}, words(c.from)), el('td', {}, el('b', {}, words(c.to))), el('td', { class: 'code' }, c.parent || '—'))))),
         p.labels ? el('p', {}, t('rw_labels', p.labels)) : '');
       previewed = JSON.stringify(r);

@@ -6,7 +6,7 @@ import { strings as ops, merge, css, beep } from './ops.js';
 export const strings = merge(ops, {
   zh: {
     st_title: '人工关联工位', st_scan: '扫描', st_scan_hint: '扫描枪扫描后自动回车；也可手动输入后按回车', st_parent: '包装码', st_none: '未打开包装：先扫描包装标签，或新建包装码',
-    st_new: '新建 L{0} 包装码', st_close: '零箱关闭', st_cancel: '取消当前包装', st_reprint: '补打标签', st_children: '已扫入',
+    st_new: '新建 L{0} 包装码', st_close: '零箱关闭', st_cancel: '取消当前包装', st_reprint: '补打标签', st_children: '已扫入', st_level: '级别',
     st_ok_parent: '已打开包装 {0}', st_ok_child: '已扫入 {0} / {1}', st_packed: '装箱完成：{0}（{1} 件{2}）', st_partial: '，零箱', st_label: '，标签已打印',
     st_refused: '拒绝：{0}', st_close_title: '零箱关闭', st_close_body: '当前包装只有 {0} / {1} 件。请选择原因：', st_reason: '原因', st_note: '说明（可选）',
     st_r_end: '批次尾数', st_r_short: '来料不足', st_r_damaged: '产品损坏剔除', st_r_other: '其他',
@@ -14,7 +14,7 @@ export const strings = merge(ops, {
   },
   en: {
     st_title: 'Manual aggregation station', st_scan: 'Scan', st_scan_hint: 'the scanner ends each scan with Enter; or type a code and press Enter', st_parent: 'Parent', st_none: 'No parent open: scan a parent label, or make a new parent code',
-    st_new: 'New L{0} parent', st_close: 'Close partial', st_cancel: 'Cancel parent', st_reprint: 'Reprint label', st_children: 'Scanned in',
+    st_new: 'New L{0} parent', st_close: 'Close partial', st_cancel: 'Cancel parent', st_reprint: 'Reprint label', st_children: 'Scanned in', st_level: 'Level',
     st_ok_parent: 'parent {0} opened', st_ok_child: 'scanned in {0} / {1}', st_packed: 'packed: {0} ({1} units{2})', st_partial: ', partial', st_label: ', label printed',
     st_refused: 'refused: {0}', st_close_title: 'Close a partial parent', st_close_body: 'This parent holds {0} of {1}. Why close it short?', st_reason: 'Reason', st_note: 'Note (optional)',
     st_r_end: 'end of batch', st_r_short: 'short of units', st_r_damaged: 'damaged units taken out', st_r_other: 'other',
@@ -45,7 +45,7 @@ export async function render(root, app) {
     view = v;
     const n = v.children?.length || 0;
     state.replaceChildren(v.parent
-      ? el('div', {}, el('dl', { class: 'kv' }, el('dt', {}, t('st_parent')), el('dd', { class: 'code' }, v.parent), el('dt', {}, 'L'), el('dd', {}, String(v.level))),
+      ? el('div', {}, el('dl', { class: 'kv' }, el('dt', {}, t('st_parent')), el('dd', { class: 'code' }, v.parent), el('dt', {}, t('st_level')), el('dd', {}, 'L' + v.level)),
         el('div', { class: 'ratio', id: 'st-ratio' }, String(n), el('small', {}, ' / ' + v.ratio)),
         el('div', { class: 'bar' }, el('div', { style: undefined, 'data-w': String(Math.round((100 * n) / (v.ratio || 1))) })),
         el('h3', {}, t('st_children')), el('ol', { class: 'code' }, ...(v.children || []).slice(-12).map((c) => el('li', {}, c))))
@@ -101,7 +101,9 @@ export async function render(root, app) {
     try { await app.api('POST', '/station/reprint', { code: code.value.trim(), reason: r.value() }); say(true, t('st_reprint_done', code.value.trim())); } catch (e) { say(false, e.message); }
     scan.focus();
   };
-  const levels = [2, 3];
+  // The parent levels the batch aggregates (a new parent code of each).
+  let levels = [2];
+  try { const lv = ((await app.api('GET', '/line')).line_overview?.levels || []).map((x) => x.level).filter((l) => l > 1); if (lv.length) levels = lv; } catch { /* keep L2 */ }
   root.append(el('div', { class: 'ops' },
     el('section', { class: 'card' }, el('h1', {}, t('st_title')), box,
       el('div', { class: 'acts' }, ...levels.map((l) => el('button', { class: 'btn', type: 'button', 'data-new': String(l), onclick: () => post('/station/new', { level: l }, (v) => t('st_ok_parent', v.parent)) }, t('st_new', l))),
