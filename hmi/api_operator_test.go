@@ -80,19 +80,20 @@ func newOpRig(t testing.TB, challenge ...line.ChallengeStep) *opRig {
 		"amox-nmpa": product(t, "amoxicillin-nmpa20.yaml", 0)}
 	pr := &fakePrinter{sent: make(chan tracecode.Code, 1<<16)}
 	labels := &fakeLabels{}
-	l, err := line.NewLine(ctx, line.LineConfig{Line: "L1",
-		Machine:  line.Config{Deadline: 2 * time.Second, PrinterBuffer: 2, AllocChunk: 8, Challenge: challenge},
-		Products: products,
-		Devices:  line.Devices{PLC: fakePLC{}, Printer: pr, ReworkLabels: labels},
-		BatchDevices: func(ctx context.Context, spec aggregation.BatchSpec) (line.Devices, error) {
-			for _, p := range products {
-				if p.GenericName == spec.Product {
-					cs, err := line.NewPoolSource(p, store, spec.ID)
-					return line.Devices{Codes: cs}, err
-				}
-			}
-			return line.Devices{}, fmt.Errorf("no product %q", spec.Product)
-		}, IOTimeout: time.Second}, store, log)
+	cfg := line.LineConfig{Line: "L1",
+		Machine:   line.Config{Deadline: 2 * time.Second, PrinterBuffer: 2, AllocChunk: 8, Challenge: challenge},
+		Products:  products,
+		Devices:   line.Devices{PLC: fakePLC{}, Printer: pr, ReworkLabels: labels},
+		IOTimeout: time.Second}
+	cfg.BatchDevices = func(ctx context.Context, spec aggregation.BatchSpec) (line.Devices, error) {
+		_, p, err := cfg.ProductOf(spec) // both products share a generic name: by the work order's key
+		if err != nil {
+			return line.Devices{}, err
+		}
+		cs, err := line.NewPoolSource(p, store, spec.ID)
+		return line.Devices{Codes: cs}, err
+	}
+	l, err := line.NewLine(ctx, cfg, store, log)
 	if err != nil {
 		t.Fatal(err)
 	}

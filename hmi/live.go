@@ -129,8 +129,8 @@ func (h *hub) run(ctx context.Context) {
 			}
 			h.broadcast()
 			lastSent = time.Now()
-		case <-lch:
-			h.refresh(ctx, h.s.cfg.Line.Snapshot(), nil)
+		case o := <-lch:
+			h.refreshWith(ctx, h.s.cfg.Line.Snapshot(), nil, &o)
 			if wait := coalesce - time.Since(lastSent); wait > 0 {
 				if !pending {
 					pending = true
@@ -154,6 +154,12 @@ func (h *hub) run(ctx context.Context) {
 
 // refresh applies a snapshot and the actions that led to it.
 func (h *hub) refresh(ctx context.Context, snap line.Snapshot, acts []line.Action) {
+	h.refreshWith(ctx, snap, acts, nil)
+}
+
+// refreshWith is refresh with the multi-batch line's overview when the
+// caller has it already (nil: read it, if there is a line).
+func (h *hub) refreshWith(ctx context.Context, snap line.Snapshot, acts []line.Action, lo *line.Overview) {
 	now := h.s.cfg.Now()
 	var pools []tracecode.PoolStat
 	h.mu.Lock()
@@ -168,8 +174,7 @@ func (h *hub) refresh(ctx context.Context, snap line.Snapshot, acts []line.Actio
 	if l, ok := h.s.cfg.Line.(Linker); ok {
 		links = l.Links()
 	}
-	var lo *line.Overview
-	if h.s.cfg.Overview != nil {
+	if lo == nil && h.s.cfg.Overview != nil {
 		o := h.s.cfg.Overview.Snapshot()
 		lo = &o
 	}

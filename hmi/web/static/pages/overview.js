@@ -1,4 +1,5 @@
 // The operator's line overview, live over server-sent events.
+import { css } from './ops.js';
 export const strings = {
   zh: {
     ov_state: '产线状态', ov_batch: '批次', ov_rate: '速度', ov_per_min: '件/分', ov_counts: '计数', ov_good: '合格', ov_rejected: '剔除',
@@ -92,7 +93,8 @@ export async function render(root, app) {
   const why = el('div', { class: 'why', id: 'why' });
   const purgeBox = el('div', { class: 'purge', hidden: true }, el('strong', {}, t('ov_purge')), ' ', el('button', { class: 'btn danger', type: 'button', onclick: purge }, t('ov_purge_start')));
   const head = el('div', { class: 'meta' });
-  const ready = el('div', { class: 'purge', id: 'ov-ready', hidden: true }, el('strong', {}, t('ov_ready')),
+  css(); // ops.css: the ready box
+  const ready = el('div', { class: 'okbox ready', id: 'ov-ready', hidden: true }, el('strong', {}, t('ov_ready')),
     canCommand ? el('button', { class: 'btn primary', type: 'button', onclick: () => app.go('batch') }, t('ov_new_batch')) : null);
   const counts = el('div', { class: 'counts' });
   const reasons = el('div', { class: 'chips' });
@@ -140,8 +142,9 @@ export async function render(root, app) {
       el('div', { class: 'count ' + cls }, el('div', { class: 'num', 'data-k': id }, n(v)), el('div', { class: 'lbl' }, t(k)))));
     const rr = Object.entries(C.rejects_by_reason || {}).sort((a, b) => b[1] - a[1]);
     reasons.replaceChildren(...(rr.length ? rr.map(([r, v]) => el('div', { class: 'chip' }, el('span', {}, reason(r)), el('b', {}, n(v)))) : [el('div', { class: 'sub' }, t('ov_none'))]));
-    agg.replaceChildren(hrow('ov_level', 'ov_full', 'ov_partial', 'ov_packed', 'ov_loose'),
-      ...(L.ledger || []).map((x) => row('L' + x.level, n(x.full_parents), n(x.partial_parents), n(x.packed), n(x.loose))));
+    const inProg = Object.fromEntries((lo?.levels || []).map((x) => [x.level, x.in_progress]));
+    agg.replaceChildren(hrow('ov_level', 'ov_full', 'ov_partial', 'ov_packed', 'ov_loose', ...(lo ? ['ov_in_progress'] : [])),
+      ...(L.ledger || []).map((x) => row('L' + x.level, n(x.full_parents), n(x.partial_parents), n(x.packed), n(x.loose), ...(lo ? [x.level > 1 ? n(inProg[x.level]) : '—'] : []))));
     pools.replaceChildren(hrow('ov_pool', 'ov_available'), ...(o.pools || []).map((p) => row(p.pool, n(p.available))));
     for (const c of lo?.codes_left || []) if (c.warning) pools.append(el('tr', { class: 'rej' }, el('td', { colspan: '2' }, `⚠ L${c.level} ${c.pool}: ${c.warning}`)));
     last.replaceChildren(hrow('ov_item', 'ov_code', 'ov_verdict'), ...(o.last_units || []).slice(0, 8).map((u) =>
