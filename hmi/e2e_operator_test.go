@@ -88,7 +88,7 @@ func TestBrowserOperator(t *testing.T) {
 
 	do("open the HMI", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(o.ts.URL), chromedp.WaitVisible(chromedp.CSS("#login-btn")),
 		chromedp.SendKeys(chromedp.CSS("#user"), "operator"), chromedp.SendKeys(chromedp.CSS("#password"), "demo"), chromedp.Click(chromedp.CSS("#login-btn")))
-	wait("ready for a batch", `!document.querySelector('#ov-ready')?.hidden`)
+	wait("ready for a batch", `document.querySelector('#ov-ready')?.hidden === false`)
 	shot("op-01-ready-zh")
 
 	// A work order: a refused field first (expiry before production).
@@ -216,5 +216,14 @@ func TestBrowserOperator(t *testing.T) {
 	do("the batch page in English", chromedp.Click(chromedp.CSS(`#nav a[href="#/batch"]`)))
 	wait("English challenge", `document.querySelector('#ch-status')?.textContent === 'Challenge test passed'`)
 	shot("op-13-batch-en")
+
+	// Complete (asks first): the line is ready for the next batch.
+	do("overview", chromedp.Click(chromedp.CSS(`#nav a[href="#/overview"]`)))
+	state("Execute")
+	do("complete", chromedp.Click(chromedp.CSS(`[data-cmd=complete]`)))
+	wait("the confirmation", `document.querySelector('#dialog').open`)
+	do("confirm", chromedp.Click(chromedp.CSS(`#dialog [data-act=ok]`)))
+	wait("ready for the next batch", `document.querySelector('#ov-ready')?.hidden === false`)
+	shot("op-14-complete-ready-en")
 	t.Logf("screenshots in %s", dir)
 }

@@ -61,6 +61,8 @@ type Link struct {
 	Up     bool    `json:"up"`
 	AgeMs  float64 `json:"age_ms"` // -1: unknown
 	Fault  string  `json:"fault,omitempty"`
+	// State is up, down or unknown (no message yet), when the line says.
+	State string `json:"state,omitempty"`
 }
 
 // Linker is an optional ability of a Line: each device's link.
@@ -251,7 +253,7 @@ func (h *hub) fromLine(o line.Overview) {
 	}
 	h.ov.Links = make([]Link, 0, len(o.Devices))
 	for _, d := range o.Devices {
-		h.ov.Links = append(h.ov.Links, Link{Device: d.Name, Up: d.Link == "up", AgeMs: float64(d.AgeMs), Fault: d.Error})
+		h.ov.Links = append(h.ov.Links, Link{Device: d.Name, Up: d.Link == "up", AgeMs: float64(d.AgeMs), Fault: d.Error, State: d.Link})
 	}
 	h.ov.Pools = make([]tracecode.PoolStat, 0, len(o.Codes))
 	for _, c := range o.Codes {
