@@ -299,6 +299,10 @@ func TestOperatorStationAndRework(t *testing.T) {
 		call(t, op, http.MethodPost, "/api/v1/line/commands", fmt.Sprintf(`{"command":%q}`, c), nil)
 	}
 	o.waitFor("Execute", func(ov line.Overview) bool { return ov.State == "Execute" })
+	// Journaled once each, by the line, as the user: the start of the batch, reset, start.
+	if n := count(records(t, o.rig), "command:operator"); n != 3 {
+		t.Fatalf("%d command records by the operator, want 3 (start-batch, reset, start): %v", n, records(t, o.rig))
+	}
 	var units []tracecode.Code
 	for i := uint32(1); i <= 3; i++ {
 		units = append(units, o.unit(i, true))
