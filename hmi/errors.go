@@ -58,6 +58,15 @@ var messages = map[string][2]string{
 	"batch_open":      {"产线上已有未完成的批次", "a batch is open on the line"},
 	"no_batch":        {"产线上没有批次", "no batch on the line"},
 	"bad_code_file":   {"码段文件有误，未导入", "the code file is refused, nothing imported"},
+
+	// QA's screens (api_qa.go).
+	"bad_filter":            {"筛选条件有误", "the filter is wrong"},
+	"bad_signature_request": {"签名请求不完整", "the signature request is incomplete"},
+	"bad_signature":         {"签名被拒绝：用户名或密码错误，或无签名权限", "signature refused: wrong password, or not allowed to sign"},
+	"blocked":               {"放行被阻止", "release blocked"},
+	"sign_refused":          {"签名被拒绝", "signature refused"},
+	"busy":                  {"正在进行中，请稍候", "already running, please wait"},
+	"no_font":               {"缺少 PDF 中文字体（请安装软件包）", "no Chinese font for the PDF (install the package)"},
 }
 
 // lang is the caller's language: the "lang" cookie, else Accept-Language,

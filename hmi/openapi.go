@@ -25,17 +25,11 @@ func openAPIPath(p string) (string, []string) {
 	return strings.Join(parts, "/"), params
 }
 
-var (
-	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
-	jsonMarshaler = reflect.TypeFor[json.Marshaler]()
-)
-
-// nullable: Go's nil slices and maps encode as null; a type that encodes
-// itself as text (an enum such as the ledger's batch state) is a string.
+// nullable: Go's nil slices and maps encode as null. And a non-struct
+// type that marshals itself as text (aggregation.BatchState) is a string.
 func nullable(_ string, t reflect.Type, _ reflect.StructTag, s *openapi3.Schema) error {
-	if t.Kind() != reflect.Pointer && t.Kind() != reflect.Struct && t.Implements(textMarshaler) && !t.Implements(jsonMarshaler) {
+	if t.Kind() != reflect.Struct && t.Kind() != reflect.Pointer && t.Implements(reflect.TypeFor[encoding.TextMarshaler]()) {
 		*s = *openapi3.NewStringSchema()
-		return nil
 	}
 	if k := t.Kind(); k == reflect.Slice || k == reflect.Map || k == reflect.Pointer {
 		s.Nullable = true
