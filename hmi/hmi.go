@@ -44,9 +44,11 @@ type Line interface {
 // LineOverview is the multi-batch line's own overview; *line.Line
 // satisfies it. When Config.Overview is set, the overview's batch, rate,
 // last units, alarms (journaled by the line, acknowledged through it),
-// device links and ages and codes left come from it.
+// device links and ages and codes left come from it, and the hub follows
+// its Subscribe (work-order header, purge guide, challenge, levels).
 type LineOverview interface {
 	Snapshot() line.Overview
+	Subscribe() (<-chan line.Overview, func())
 	AcknowledgeAlarm(ctx context.Context, id uint64, user string) error
 }
 
@@ -158,7 +160,7 @@ func New(cfg Config) (*Server, error) {
 	e.Use(s.guard)
 	s.e = e
 	// Each group of routes is one file; a new screen adds its own group here.
-	for _, group := range [][]Route{s.sessionRoutes(), s.accountRoutes(), s.lineRoutes(), s.opsRoutes(), s.qaRoutes()} {
+	for _, group := range [][]Route{s.sessionRoutes(), s.accountRoutes(), s.lineRoutes(), s.opsRoutes(), s.qaRoutes(), s.operatorRoutes()} {
 		s.routes = append(s.routes, group...)
 	}
 	for _, r := range s.routes {
