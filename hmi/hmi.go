@@ -151,7 +151,8 @@ func New(cfg Config) (*Server, error) {
 	e.Use(s.guard)
 	s.e = e
 	// Each group of routes is one file; a new screen adds its own group here.
-	for _, group := range [][]Route{s.sessionRoutes(), s.accountRoutes(), s.lineRoutes(), s.opsRoutes()} {
+	for _, group := range [][]Route{s.sessionRoutes(), s.accountRoutes(), s.lineRoutes(), s.opsRoutes(),
+		s.engineerRoutes()} {
 		s.routes = append(s.routes, group...)
 	}
 	for _, r := range s.routes {
