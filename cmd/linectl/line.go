@@ -13,17 +13,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/tracline/tracline/aggregation"
 	cameraopcua "github.com/tracline/tracline/camera/opcua"
 	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/sim"
-	"github.com/tracline/tracline/hmi"
-	"github.com/tracline/tracline/internal/accounts"
-	"github.com/tracline/tracline/line"
+	"github.com/tracline/tracline/handoff/outbox"
+	"github.com/tracline/tracline/internal/demo"
 	"github.com/tracline/tracline/plc"
 	printeropcua "github.com/tracline/tracline/printer/opcua"
 	"github.com/tracline/tracline/printer/zpl"
@@ -46,98 +43,38 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	products, err := f.loadProducts()
+	if err != nil {
+		return err
+	}
 	store, err := aggregation.Open(*data, aggregation.Options{Logger: c.log})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	ctrl, err := newController(ctx, f, store, c.log)
+	ctrl, err := newController(ctx, f, products, store, c.log)
 	if err != nil {
 		return err
 	}
 	defer ctrl.Close()
-	stopAPI, err := serveAPI(ctx, *listen, ctrl, false, c)
+	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
+		return fmt.Errorf("HMI: %w", err)
+	}
+	stopAPI, err := serveWeb(ln, web{Line: ctrl.Line(), Store: store, Handoff: f.Handoff, Products: products, Data: *data}, c)
+	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer stopAPI()
 	return ctrl.Run(ctx)
 }
 
-// serveAPI serves the HMI on addr until the returned func is called.
-func serveAPI(ctx context.Context, addr string, ctrl *controller, demo bool, c *cli) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("HMI: %w", err)
-	}
-	return serveAPIOn(ln, ctrl, demo, c)
+// wireDemo is the demo's wiring: the controller config for the simulated
+// line's devices (demoLineFile), connected as `linectl run` connects one.
+func wireDemo(ctx context.Context, s *demo.Setup, store *aggregation.Store, log *slog.Logger) (demo.Controller, error) {
+	return newController(ctx, demoLineFile(s), map[string]*tracecode.Product{s.ProductKey: s.Product}, store, log)
 }
-
-// serveAPIOn serves the HMI on ln until the returned func is called.
-// [hmi hook] The HMI is built from one hmi.Config; accounts live in the
-// ledger. Without an admin (production's first run) the one-time setup
-// URL is logged.
-func serveAPIOn(ln net.Listener, ctrl *controller, demo bool, c *cli) (func(), error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	acc, err := accounts.Open(ctx, accounts.Config{Demo: demo}, accounts.Ledger(ctrl.store), c.log)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	if tok := acc.SetupToken(); tok != "" {
-		c.log.Warn("HMI: no admin account yet; create it at the one-time setup URL",
-			"url", "http://"+ln.Addr().String()+"/#/setup/"+tok)
-	}
-	h, err := hmi.New(hmi.Config{Store: ctrl.store, Line: ctrl.runner, Batch: ctrl.cfg.Batch.ID, Accounts: acc, Demo: demo, Log: c.log})
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := h.Serve(ctx, ln); err != nil {
-			c.log.Error("HMI", "err", err)
-		}
-	}()
-	c.log.Info("HMI", "url", "http://"+ln.Addr().String()+"/")
-	return func() {
-		cancel()
-		<-done
-	}, nil
-}
-
-// demoOpts is one demo (or bench) run.
-type demoOpts struct {
-	product  string
-	data     string
-	units    int
-	rate     float64
-	seed     uint64
-	faults   []sim.Fault
-	deadline time.Duration
-	labelTO  time.Duration // labeller's wait for a label after a group is read (0: the simulator's 2 s)
-	listen   string
-	headless bool
-	quiet    bool
-}
-
-// defaultFaults are the demo's: every unit fault at a realistic rate,
-// with the challenge test's test units first.
-func defaultFaults() []sim.Fault {
-	const after = 4 // items 1..4 are the challenge test units
-	return []sim.Fault{
-		{Kind: sim.FaultNoRead, At: 2}, {Kind: sim.FaultLowGrade, At: 3}, {Kind: sim.FaultDuplicate, At: 4},
-		{Kind: sim.FaultNoRead, Rate: 0.01, After: after},
-		{Kind: sim.FaultLowGrade, Rate: 0.005, After: after},
-		{Kind: sim.FaultSkipPrint, Rate: 0.003, After: after},
-		{Kind: sim.FaultDuplicate, Rate: 0.002, After: after},
-		{Kind: sim.FaultMissing, Rate: 0.002, After: after},
-		{Kind: sim.FaultCameraLost, Rate: 0.002, After: after},
-	}
-}
-
-var demoChallenge = []string{"pass", "no-read", "low-grade", "duplicate"}
 
 type faultList []sim.Fault
 
@@ -151,43 +88,56 @@ func (l *faultList) Set(s string) error {
 	return nil
 }
 
-func demoFlags(name string, c *cli) (*flag.FlagSet, *demoOpts, *faultList, *bool) {
-	o := &demoOpts{}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// demoFlags are the flags of demo, bench line and bench soak; finish
+// (after Parse) puts the faults into the options.
+func demoFlags(name string, c *cli) (fs *flag.FlagSet, o *demo.Options, finish func()) {
+	o = &demo.Options{Log: c.log}
+	fs = flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	fs.StringVar(&o.product, "product", "examples/amoxicillin-gs1.yaml", "product and filed code rules")
-	fs.StringVar(&o.data, "data", "", "data directory (default: a fresh temporary one)")
-	fs.IntVar(&o.units, "units", 0, "units to run (0: until stopped)")
-	fs.Float64Var(&o.rate, "rate", 600, "line speed, units per minute")
-	fs.Uint64Var(&o.seed, "seed", 42, "simulator seed (same seed, same faults on the same units)")
-	fs.DurationVar(&o.deadline, "gate", 100*time.Millisecond, "trigger photo-eye → reject gate on the simulated belt")
+	fs.StringVar(&o.Product, "product", "", "product and filed code rules, a file (default: the embedded example, examples/amoxicillin-gs1.yaml)")
+	fs.StringVar(&o.Data, "data", "", "data directory (default: a fresh temporary one)")
+	fs.IntVar(&o.Units, "units", 0, "units to run (0: until stopped)")
+	fs.Float64Var(&o.Rate, "rate", 600, "line speed, units per minute")
+	fs.Uint64Var(&o.Seed, "seed", 42, "simulator seed (same seed, same faults on the same units)")
+	fs.DurationVar(&o.Gate, "gate", 100*time.Millisecond, "trigger photo-eye → reject gate on the simulated belt")
 	faults := &faultList{}
 	fs.Var(faults, "fault", "extra fault, e.g. plc-disconnect:at=300,for=2s (repeatable)")
 	noFaults := fs.Bool("no-default-faults", false, "only the faults given with --fault")
-	return fs, o, faults, noFaults
+	return fs, o, func() {
+		if !*noFaults {
+			o.Faults = demo.DefaultFaults()
+		}
+		o.Faults = append(o.Faults, (*faults)...)
+	}
 }
 
 func cmdDemo(ctx context.Context, c *cli, args []string) error {
-	fs, o, faults, noFaults := demoFlags("demo", c)
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address of the line API")
-	fs.BoolVar(&o.headless, "headless", false, "run one batch and exit (needs --units)")
+	fs, o, finish := demoFlags("demo", c)
+	listen := fs.String("listen", "127.0.0.1:8080", "address of the HMI and the line API")
+	headless := fs.Bool("headless", false, "run one batch and exit (needs --units)")
 	report := fs.String("report", "", "with --headless: write the batch report (JSON) here")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.headless && o.units <= 0 {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *headless && o.Units <= 0 {
 		return errors.New("--headless needs --units N")
 	}
-	if !*noFaults {
-		o.faults = defaultFaults()
+	if !*headless && *report != "" {
+		return errors.New("--report goes with --headless")
 	}
-	o.faults = append(o.faults, (*faults)...)
-	rep, err := runDemo(ctx, o, c)
-	if err != nil {
+	if err := o.Validate(); err != nil {
 		return err
 	}
-	if !o.headless {
-		return nil
+	finish()
+	if !*headless {
+		return demoInteractive(ctx, c, *o, *listen)
+	}
+	rep, err := demo.Run(ctx, *o, wireDemo)
+	if err != nil {
+		return err
 	}
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	if *report != "" {
@@ -199,277 +149,57 @@ func cmdDemo(ctx context.Context, c *cli, args []string) error {
 	}
 	fmt.Fprintf(c.stderr, "batch %s: %d units, invariants_ok=%t ground_truth_ok=%t deadline_misses=%d verdict p50=%.2fms p99=%.2fms\n",
 		rep.Batch, rep.Units, rep.InvariantsOK, rep.GroundTruthOK, rep.DeadlineMisses, rep.Latency.P50ms, rep.Latency.P99ms)
-	if !rep.InvariantsOK || !rep.GroundTruthOK || rep.DeadlineMisses > 0 {
+	if !rep.OK() {
 		return exitError{1}
 	}
 	return nil
 }
 
-// demoReport is `linectl demo --headless --report`; its JSON keys are part
-// of the command-line contract.
-type demoReport struct {
-	Batch          string                     `json:"batch"`
-	Product        string                     `json:"product"`
-	Units          int                        `json:"units"`
-	Rate           float64                    `json:"rate_per_min"`
-	Seed           uint64                     `json:"seed"`
-	InvariantsOK   bool                       `json:"invariants_ok"`
-	Invariants     []string                   `json:"invariant_problems"`
-	GroundTruthOK  bool                       `json:"ground_truth_ok"`
-	GroundTruth    []string                   `json:"ground_truth_problems"`
-	DeadlineMisses int                        `json:"deadline_misses"`
-	Latency        line.StatsReport           `json:"verdict_latency_ms"`
-	Counts         map[string]int64           `json:"counts"`
-	Levels         []aggregation.LevelSummary `json:"levels"`
-	Rejects        map[string]uint64          `json:"rejects_by_reason"`
-	Challenge      []line.ChallengeResult     `json:"challenge"`
-	ChallengeOK    bool                       `json:"challenge_ok"`
-	Sim            sim.Summary                `json:"simulator"`
-	State          string                     `json:"line_state"`
-	WallSeconds    float64                    `json:"wall_s"`
-	CPUSeconds     float64                    `json:"cpu_s"`
-	CPUPercent     float64                    `json:"cpu_percent"`
-	DataDir        string                     `json:"data_dir"`
-}
-
-// demoLine is a simulated line with a controller on it.
-type demoLine struct {
-	o      *demoOpts
-	dir    string
-	store  *aggregation.Store
-	sim    *sim.Sim
-	rework *devsim.LabelPrinter // the rework station's label printer
-	file   *lineFile
-	ctrl   *controller
-	runErr chan error
-	cancel context.CancelFunc
-}
-
-// startDemo starts the simulator and a controller wired to it, running.
-// Close stops both (the controller first, as a crash would).
-func startDemo(ctx context.Context, o *demoOpts, c *cli) (_ *demoLine, err error) {
-	d := &demoLine{o: o, runErr: make(chan error, 1)}
-	defer func() {
-		if err != nil {
-			d.Close()
-		}
-	}()
-	product, err := tracecode.LoadProduct(o.product)
+// demoInteractive starts the simulated line and its controller, serves
+// the HMI and the line API on listen, and runs until ctx ends.
+func demoInteractive(ctx context.Context, c *cli, o demo.Options, listen string) error {
+	// Bind first: a busy port fails before anything starts.
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return nil, fmt.Errorf("%w (run linectl from the repository root, or give --product)", err)
+		return fmt.Errorf("line API: %w", err)
 	}
-	if d.dir = o.data; d.dir == "" {
-		if d.dir, err = os.MkdirTemp("", "tracline-demo-"); err != nil {
-			return nil, err
-		}
-	}
-	if d.store, err = aggregation.Open(filepath.Join(d.dir, "ledger"), aggregation.Options{Logger: c.log}); err != nil {
-		return nil, err
-	}
-	if err := importExamplePools(ctx, product, o.product, d.store); err != nil {
-		return nil, err
-	}
-	var ratios []int
-	for l := tracecode.Level(2); l <= product.TopLevel(); l++ {
-		ratios = append(ratios, product.Ratio(l))
-	}
-	d.sim, err = sim.New(sim.Config{Seed: o.seed, Rate: o.rate, Positions: sim.Positions{Gate: o.deadline}, LabelTimeout: o.labelTO, Units: o.units,
-		Ratios: ratios, Faults: o.faults, StartStopped: true, Listen: sim.Listen{PLCOPCUA: "off", HTTP: "off"}},
-		c.log.With("part", "linesim"), sim.WithDevices(devsim.Factory(devsim.Config{}, c.log.With("part", "devsim"))))
-	if err != nil {
-		return nil, err
-	}
-	if err := d.sim.Start(ctx); err != nil {
-		return nil, err
-	}
-	d.file = demoLineFile(product, o, d.sim.Endpoints())
-	if d.file.Devices.LabelPrinter != nil {
-		// The rework station's own label printer: reprints go there.
-		if d.rework, err = devsim.NewLabelPrinter(devsim.LabelPrinterConfig{}, c.log.With("part", "rework-printer")); err != nil {
-			return nil, err
-		}
-		if err := d.rework.Start(ctx); err != nil {
-			return nil, err
-		}
-		rp := *d.file.Devices.LabelPrinter
-		rp.Name, rp.Address = "rework_label_printer", d.rework.Addr()
-		d.file.Devices.ReworkLabelPrinter = &rp
-	}
-	return d, d.connect(ctx, c)
-}
-
-// connect starts a controller on the demo line (again, after a crash).
-func (d *demoLine) connect(ctx context.Context, c *cli) error {
-	ctrl, err := newController(ctx, d.file, d.store, c.log)
+	defer ln.Close()
+	d, err := demo.Start(ctx, o, wireDemo)
 	if err != nil {
 		return err
-	}
-	d.ctrl = ctrl
-	rctx, cancel := context.WithCancel(ctx)
-	d.cancel = cancel
-	d.runErr = make(chan error, 1)
-	go func() { d.runErr <- ctrl.Run(rctx) }()
-	return nil
-}
-
-// stopController stops the controller as a crash would: mid-batch, nothing
-// completed. The simulated line goes on.
-func (d *demoLine) stopController() error {
-	if d.ctrl == nil {
-		return nil
-	}
-	d.cancel()
-	err := <-d.runErr
-	d.ctrl.Close()
-	d.ctrl = nil
-	return err
-}
-
-func (d *demoLine) runner() *line.Runner { return d.ctrl.runner }
-
-// Close stops the controller, the simulator and the ledger.
-func (d *demoLine) Close() {
-	if d.ctrl != nil {
-		d.stopController()
-	}
-	if d.sim != nil {
-		d.sim.Close()
-	}
-	if d.rework != nil {
-		d.rework.Close()
-	}
-	if d.store != nil {
-		d.store.Close()
-	}
-}
-
-// commands gives commands to the line in turn, as user "demo".
-func (d *demoLine) commands(ctx context.Context, cmds ...line.Command) error {
-	for _, cmd := range cmds {
-		if err := d.runner().Command(ctx, cmd, "demo"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// finish waits for the simulator to run out of units, lets the line
-// settle, and completes the batch. Headless, nobody clears a hold: a held
-// line is an error that says why.
-func (d *demoLine) finish(ctx context.Context) error {
-	r := d.runner()
-	held := time.NewTicker(100 * time.Millisecond)
-	defer held.Stop()
-wait:
-	for {
-		select {
-		case <-d.sim.Done():
-			break wait
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-d.runErr:
-			d.runErr <- err
-			return fmt.Errorf("controller stopped: %v", err)
-		case <-held.C:
-			if sn := r.Snapshot(); sn.State == "Held" || sn.State == "Aborted" || sn.State == "Stopped" {
-				return fmt.Errorf("line %s: %s (faults %v, challenge %v)", sn.State, sn.Why, sn.Faults, sn.Challenge)
-			}
-		}
-	}
-	if err := waitLine(ctx, r, func(sn line.Snapshot) bool { return sn.InFlight == 0 && sn.State == "Execute" }); err != nil {
-		return err
-	}
-	if err := d.commands(ctx, line.CmdComplete); err != nil {
-		return err
-	}
-	return waitLine(ctx, r, func(sn line.Snapshot) bool { return sn.State == "Complete" })
-}
-
-// report stops the controller (its background journal writes finish) and
-// builds the batch report.
-func (d *demoLine) report(ctx context.Context, wall, cpu time.Duration) (*demoReport, error) {
-	r := d.runner()
-	if err := d.stopController(); err != nil {
-		return nil, err
-	}
-	return buildReport(ctx, d.store, r, d.sim.GroundTruth(), d.file, d.o, wall, cpu, d.dir)
-}
-
-// runDemo starts the simulator and a controller wired to it. Headless, it
-// runs one batch of o.units and returns its report; otherwise it serves the
-// line API and runs until ctx ends.
-func runDemo(ctx context.Context, o *demoOpts, c *cli) (*demoReport, error) {
-	var ln net.Listener
-	if !o.headless {
-		// Bind first: a busy port fails before anything starts.
-		var err error
-		if ln, err = net.Listen("tcp", o.listen); err != nil {
-			return nil, fmt.Errorf("line API: %w", err)
-		}
-		defer ln.Close()
-	}
-	d, err := startDemo(ctx, o, c)
-	if err != nil {
-		return nil, err
 	}
 	defer d.Close()
-	started, cpu0 := time.Now(), cpuTime()
-	if err := d.commands(ctx, line.CmdReset, line.CmdStart); err != nil {
-		return nil, err
+	s := d.Setup()
+	stop, err := serveWeb(ln, web{Line: d.Line(), Store: d.Store(), Demo: true, Handoff: demoLineFile(s).Handoff,
+		Products: map[string]*tracecode.Product{s.ProductKey: s.Product}, Data: d.Dir()}, c)
+	if err != nil {
+		return err
 	}
-	if !o.headless {
-		stop, err := serveAPIOn(ln, d.ctrl, true, c)
-		if err != nil {
-			return nil, err
-		}
-		defer stop()
-		fmt.Fprintf(c.stderr, "DEMO — simulated line running; open http://%s/ (operator, qa, engineer, admin; password demo) (Ctrl-C to stop)\n", o.listen)
-		<-ctx.Done()
-		return nil, nil
-	}
-	if err := d.finish(ctx); err != nil {
-		return nil, err
-	}
-	return d.report(context.Background(), time.Since(started), cpuTime()-cpu0)
+	defer stop()
+	wo := d.Setup().Batch
+	fmt.Fprintf(c.stderr, `DEMO — simulated line up, no batch running; open http://%s/ (operator, qa, engineer, admin; password demo) (Ctrl-C to stop); data in %s
+Start a batch from the HMI, or:
+  curl -XPOST %s/api/line/batches -d '{"product":%q,"batch":%q,"production_date":%q,"expiry":%q,"planned":%d,"user":"operator"}'
+  curl -XPOST %s/api/line/commands -d '{"command":"reset","user":"operator"}'   (then "start")
+`, ln.Addr(), d.Dir(), "http://"+ln.Addr().String(), wo.Product, wo.Batch, wo.ProductionDate, wo.Expiry, wo.Planned, "http://"+ln.Addr().String())
+	<-ctx.Done()
+	return nil
 }
 
-// waitLine waits until cond holds for the line's snapshot (up to a minute).
-func waitLine(ctx context.Context, r *line.Runner, cond func(line.Snapshot) bool) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if cond(r.Snapshot()) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			sn := r.Snapshot()
-			return fmt.Errorf("line did not settle: state %s (%s), faults %v, challenge %v", sn.State, sn.Why, sn.Faults, sn.Challenge)
-		case <-t.C:
-		}
-	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// demoLineFile is the controller config for the built-in simulator — the
+// demoLineFile is the controller config for the simulated line of s — the
 // same as examples/line-linesim.yaml, with the simulator's ports.
-func demoLineFile(p *tracecode.Product, o *demoOpts, ep sim.Endpoints) *lineFile {
-	f := &lineFile{Line: "demo-line-1", Product: o.product,
-		Batch: batchFile{ID: "DEMO-" + time.Now().UTC().Format("20060102-150405"), ProductionDate: time.Now().Format("2006-01-02"),
-			Expiry: time.Now().AddDate(2, 0, 0).Format("2006-01-02"), Planned: o.units, Workshop: "固体制剂车间",
-			Manager: "demo"},
-		Settings: settingsFile{Gate: o.deadline, PrinterBuffer: 8, AllocChunk: 200, Challenge: demoChallenge},
+func demoLineFile(s *demo.Setup) *lineFile {
+	p, ep := s.Product, s.Devices
+	f := &lineFile{Line: s.Line, Product: s.ProductFile,
+		Settings: settingsFile{Gate: s.Gate, PrinterBuffer: 8, AllocChunk: 200, Challenge: s.Challenge},
 		Devices: devicesFile{PLC: demoPLCProfile(ep.Modbus), Printer: printeropcua.SimProfile(ep.Printer),
 			Camera: cameraopcua.SimProfile(ep.Camera, devsim.CameraObject)}}
+	if s.EPCISReceiver != "" && s.PlatformReceiver != "" {
+		// The stand-in receivers: an activated batch's documents go there.
+		f.Handoff.Endpoints = []outbox.Endpoint{
+			{Name: "epcis", Kind: outbox.KindEPCIS, URL: s.EPCISReceiver, PollMin: 200 * time.Millisecond},
+			{Name: "platform", Kind: outbox.KindPlatform, URL: s.PlatformReceiver, PollMin: 200 * time.Millisecond}}
+	}
 	for _, a := range ep.AggCameras {
 		f.Devices.AggCameras = append(f.Devices.AggCameras, cameraopcua.SimProfile(a, devsim.AggCameraObject))
 	}
@@ -479,6 +209,12 @@ func demoLineFile(p *tracecode.Product, o *demoOpts, ep sim.Endpoints) *lineFile
 			if a != "" && i < len(ep.AggCameras) {
 				f.Devices.LabelScanners = append(f.Devices.LabelScanners, cameraopcua.SimProfile(a, devsim.LabelScannerObject(i+2)))
 			}
+		}
+		if s.ReworkLabelPrinter != "" {
+			// The rework station's own label printer: reprints go there.
+			rp := *f.Devices.LabelPrinter
+			rp.Name, rp.Address = "rework_label_printer", s.ReworkLabelPrinter
+			f.Devices.ReworkLabelPrinter = &rp
 		}
 	}
 	return f
@@ -513,250 +249,29 @@ func labelSymbology(r tracecode.Rule) zpl.Symbology {
 	return zpl.DataMatrix
 }
 
-// importExamplePools fills the pools of nmpa20 levels from the code files
-// shipped beside the product file (examples/codes/<product id>-L<n>.txt).
-func importExamplePools(ctx context.Context, p *tracecode.Product, productPath string, store *aggregation.Store) error {
-	for _, ls := range p.Levels {
-		if !p.Coded(ls.Level) || p.Rule(ls.Level).Scheme != tracecode.SchemeNMPA20 {
-			continue
-		}
-		path := filepath.Join(filepath.Dir(productPath), "codes", fmt.Sprintf("%s-L%d.txt", ls.ProductID, ls.Level))
-		f, err := tracecode.ReadCodeFile(path, ls.ProductID)
-		if err != nil {
-			return fmt.Errorf("demo pool for level %s: %w", ls.Level, err)
-		}
-		if err := tracecode.ImportCodeFile(ctx, store, p.PoolName(ls.Level), f); err != nil {
-			var dup *tracecode.DuplicateCodesError
-			if errors.As(err, &dup) {
-				continue // already imported into this data directory
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-func buildReport(ctx context.Context, store *aggregation.Store, r *line.Runner, gt sim.GroundTruth, lf *lineFile, o *demoOpts, wall, cpu time.Duration, dir string) (*demoReport, error) {
-	sum, err := store.Summary(ctx, lf.Batch.ID)
-	if err != nil {
-		return nil, err
-	}
-	snap := r.Snapshot()
-	rep := &demoReport{Batch: lf.Batch.ID, Product: o.product, Units: o.units, Rate: o.rate, Seed: o.seed,
-		Latency: r.Stats(), Counts: map[string]int64{}, Levels: sum.Levels, Rejects: snap.Counters.RejectReason,
-		Challenge: snap.Challenge, ChallengeOK: snap.ChallengeOK, Sim: gt.Summary, State: snap.State,
-		WallSeconds: wall.Seconds(), CPUSeconds: cpu.Seconds(), DataDir: dir}
-	rep.DeadlineMisses = rep.Latency.DeadlineMisses
-	if wall > 0 {
-		rep.CPUPercent = 100 * cpu.Seconds() / wall.Seconds()
-	}
-	for _, l := range sum.Levels {
-		for st, n := range l.States {
-			rep.Counts[st] += n
-		}
-	}
-	vr, err := store.Verify(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rep.Invariants = append([]string{}, vr.Problems...)
-	for _, p := range sum.Check() {
-		rep.Invariants = append(rep.Invariants, "batch "+lf.Batch.ID+": "+p)
-	}
-	rep.InvariantsOK = len(rep.Invariants) == 0 && vr.Truncated == 0
-	rep.GroundTruth = append([]string{}, compareTruth(ctx, store, lf.Batch.ID, gt)...)
-	rep.GroundTruthOK = len(rep.GroundTruth) == 0
-	return rep, nil
-}
-
-// compareTruth checks the ledger against what physically happened.
-func compareTruth(ctx context.Context, store *aggregation.Store, batch string, gt sim.GroundTruth) []string {
-	var problems []string
-	add := func(format string, a ...any) {
-		if len(problems) < 50 {
-			problems = append(problems, fmt.Sprintf(format, a...))
-		}
-	}
-	if !gt.Finished {
-		add("simulator did not finish the batch")
-	}
-	if err := gt.Check(); err != nil {
-		add("simulator's own ground truth: %v", err)
-	}
-	onGood := map[string]uint32{}
-	good := 0
-	for _, u := range gt.Units {
-		switch u.Fate {
-		case sim.FateGood:
-			good++
-			if u.Fault != "" {
-				add("unit %d had fault %s but left the line as good", u.Item, u.Fault)
-			}
-			if u.Code == "" {
-				add("unit %d left the line as good without a code", u.Item)
-				continue
-			}
-			if other, dup := onGood[u.Code]; dup {
-				add("code %s is on two good units (%d and %d)", u.Code, other, u.Item)
-			}
-			onGood[u.Code] = u.Item
-			p, err := tracecode.Parse(u.Code)
-			if err != nil {
-				add("unit %d: code %q on it does not parse: %v", u.Item, u.Code, err)
-				continue
-			}
-			info, err := store.Code(ctx, p.Code)
-			if err != nil {
-				add("unit %d: code %s: %v", u.Item, p.Code, err)
-				continue
-			}
-			if info.State != aggregation.StateCommissioned && info.State != aggregation.StateAggregated {
-				add("unit %d left as good but its code %s is %s in the ledger", u.Item, p.Code, info.State)
-			}
-			anc, err := store.Ancestors(ctx, p.Code)
-			if err != nil {
-				add("unit %d: ancestors of %s: %v", u.Item, p.Code, err)
-				continue
-			}
-			if len(anc) < len(u.Parents) && divertedLabels(ctx, store, u.Parents[len(anc):]) {
-				// The label scanner found the label on this unit's group (or
-				// one above) not the group's own: the group was diverted to
-				// rework, its parents taken out; the unit is commissioned,
-				// loose from that level up, and the labels on it are void.
-				u.Parents = u.Parents[:len(anc)]
-			}
-			if len(anc) != len(u.Parents) {
-				add("unit %d: ledger has %d parents %v, the line put it under %d labels %v", u.Item, len(anc), anc, len(u.Parents), u.Parents)
-				continue
-			}
-			for i := range anc {
-				if lp, err := tracecode.Parse(u.Parents[i]); err != nil || lp.Code != anc[i] {
-					add("unit %d: parent %d is %s in the ledger, label %s on the line", u.Item, i+2, anc[i], u.Parents[i])
-				}
-			}
-		case sim.FateOnLine:
-			add("unit %d is still on the line", u.Item)
-		}
-	}
-	// Every commissioned unit code is on a good unit: nothing commissioned
-	// that did not ship (sampled or decommissioned codes aside).
-	goodCodes := make(map[tracecode.Code]bool, len(onGood))
-	for raw := range onGood {
-		if p, err := tracecode.Parse(raw); err == nil {
-			goodCodes[p.Code] = true
-		}
-	}
-	n := 0
-	for _, st := range []aggregation.CodeState{aggregation.StateCommissioned, aggregation.StateAggregated} {
-		_ = store.Codes(ctx, batch, 1, st, func(c tracecode.Code) error {
-			n++
-			if !goodCodes[c] {
-				item := "no unit"
-				for _, u := range gt.Units {
-					if p, err := tracecode.Parse(u.Code); err == nil && p.Code == c {
-						item = fmt.Sprintf("unit %d (%s, fault %q, verdict %s)", u.Item, u.Fate, u.Fault, u.Verdict)
-					}
-				}
-				add("code %s is %s in the ledger but on %s", c, st, item)
-			}
-			return nil
-		})
-	}
-	if n != good {
-		add("ledger has %d commissioned unit codes, %d units left the line as good", n, good)
-	}
-	return problems
-}
-
-// divertedLabels reports whether every label is a code the ledger took out
-// (decommissioned): a group diverted to rework at the label scanner.
-func divertedLabels(ctx context.Context, store *aggregation.Store, labels []string) bool {
-	for _, raw := range labels {
-		p, err := tracecode.Parse(raw)
-		if err != nil {
-			return false
-		}
-		info, err := store.Lookup(ctx, p.Code)
-		if err != nil || info.State != aggregation.StateDecommissioned {
-			return false
-		}
-	}
-	return true
-}
-
 // benchLine finds the highest rate with zero deadline misses (bench line).
 func benchLine(ctx context.Context, c *cli, args []string) error {
-	fs, o, faults, noFaults := demoFlags("bench line", c)
+	fs, o, finish := demoFlags("bench line", c)
 	rates := fs.String("rates", "600,1200,1800,2400,3000", "rates to try, units/min, ascending")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.units == 0 {
-		o.units = 1000
+	if o.Units == 0 {
+		o.Units = 1000
 	}
-	if !*noFaults {
-		o.faults = defaultFaults()
-	}
-	o.faults = append(o.faults, (*faults)...)
-	o.headless, o.quiet = true, true
-	type run struct {
-		Rate   float64          `json:"rate"`
-		OK     bool             `json:"ok"`
-		Misses int              `json:"deadline_misses"`
-		Lat    line.StatsReport `json:"verdict_latency_ms"`
-		// The journal stage's p99 over the disk's raw fdatasync p99 (the mean
-		// of probes just before and just after this run; goal ≤ 1.5), and the
-		// controller's own share of a verdict at p99 (goal ≤ 2 ms).
-		JournalOverSync float64               `json:"journal_p99_over_fdatasync_p99"`
-		ControllerP99   float64               `json:"controller_share_p99_ms"`
-		Sync            aggregation.SyncStats `json:"disk_fdatasync_ms"`
-		SyncAfter       aggregation.SyncStats `json:"disk_fdatasync_after_ms"`
-		CPU             float64               `json:"cpu_percent"`
-		Err             string                `json:"error,omitempty"`
-	}
-	var out struct {
-		Units   int     `json:"units"`
-		MaxRate float64 `json:"max_rate_zero_misses"`
-		Runs    []run   `json:"runs"`
-	}
-	out.Units = o.units
-	quiet := *c
-	quiet.log = discardLogger()
-	for _, rs := range splitComma(*rates) {
+	finish()
+	o.Log = discardLogger()
+	var rs []float64
+	for _, r := range splitComma(*rates) {
 		var rate float64
-		if _, err := fmt.Sscan(rs, &rate); err != nil || rate <= 0 {
-			return fmt.Errorf("--rates: %q is not a rate", rs)
+		if _, err := fmt.Sscan(r, &rate); err != nil || rate <= 0 {
+			return fmt.Errorf("--rates: %q is not a rate", r)
 		}
-		oo := *o
-		oo.rate, oo.data = rate, ""
-		ru := run{Rate: rate}
-		sync, err := aggregation.ProbeSync(os.TempDir(), 300) // the disk the demo's ledger is on
-		if err != nil {
-			return err
-		}
-		ru.Sync = sync
-		rep, err := runDemo(ctx, &oo, &quiet)
-		if err != nil {
-			ru.Err = err.Error()
-		} else {
-			ru.OK = rep.InvariantsOK && rep.GroundTruthOK && rep.DeadlineMisses == 0
-			ru.Misses, ru.Lat, ru.CPU = rep.DeadlineMisses, rep.Latency, rep.CPUPercent
-			// The disk's state varies from minute to minute: probe it again
-			// after the run and compare with the mean of the two.
-			if ru.SyncAfter, err = aggregation.ProbeSync(os.TempDir(), 300); err != nil {
-				return err
-			}
-			if ref := (sync.P99ms + ru.SyncAfter.P99ms) / 2; ref > 0 {
-				ru.JournalOverSync = rep.Latency.Stages["journal"][1] / ref
-			}
-			ru.ControllerP99 = rep.Latency.Stages["controller"][1]
-			os.RemoveAll(rep.DataDir)
-		}
-		out.Runs = append(out.Runs, ru)
-		if !ru.OK {
-			break
-		}
-		out.MaxRate = rate
+		rs = append(rs, rate)
+	}
+	out, err := demo.BenchLine(ctx, *o, rs, wireDemo)
+	if err != nil {
+		return err
 	}
 	js, _ := json.MarshalIndent(out, "", "  ")
 	fmt.Fprintln(c.stdout, string(js))
@@ -765,21 +280,16 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 
 // benchSoak runs one long batch at a rate and reports it (bench soak).
 func benchSoak(ctx context.Context, c *cli, args []string) error {
-	fs, o, faults, noFaults := demoFlags("bench soak", c)
+	fs, o, finish := demoFlags("bench soak", c)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.units == 0 {
-		o.units = 20000
+	if o.Units == 0 {
+		o.Units = 20000
 	}
-	if !*noFaults {
-		o.faults = defaultFaults()
-	}
-	o.faults = append(o.faults, (*faults)...)
-	o.headless = true
-	quiet := *c
-	quiet.log = discardLogger()
-	rep, err := runDemo(ctx, o, &quiet)
+	finish()
+	o.Log = discardLogger()
+	rep, err := demo.Run(ctx, *o, wireDemo)
 	if err != nil {
 		return err
 	}

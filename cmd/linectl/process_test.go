@@ -38,6 +38,7 @@ import (
 
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/cmd/linesim/sim"
+	"github.com/tracline/tracline/internal/demo"
 	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/tracecode"
 )
@@ -300,7 +301,10 @@ func startProcLine(ctx context.Context, t *testing.T, o processOpts) *procLine {
 		t.Fatal(err)
 	}
 	l.batch = "P" + strings.ToUpper(o.name)
-	lf.Product, lf.Line, lf.Batch.ID, lf.Batch.Planned = product, "PROC-L1", l.batch, o.units
+	// An old-style config with a batch section: the batch is started at
+	// the first start and resumed at every restart (config.go).
+	lf.Product, lf.Products, lf.Line = product, nil, "PROC-L1"
+	lf.Batch = &batchFile{ID: l.batch, ProductionDate: "2026-11-23", Expiry: "2028-11-22", Planned: o.units, Levels: 2}
 	lf.Settings.Gate, lf.Settings.Challenge = procGate, []string{"pass"}
 	lf.Devices.PLC.Modbus.Address = listen.Modbus
 	lf.Devices.Printer.Stream.Endpoint = "opc.tcp://" + listen.Printer
@@ -576,7 +580,7 @@ func (l *procLine) finish(ctx context.Context) (line.Snapshot, sim.GroundTruth, 
 // batch balances, and its level-1 counters say what left the line as good.
 func (l *procLine) checkLedger(ctx context.Context, store *aggregation.Store, gt sim.GroundTruth) aggregation.BatchSummary {
 	l.t.Helper()
-	if problems := compareTruth(ctx, store, l.batch, gt); len(problems) > 0 {
+	if problems := demo.CompareTruth(ctx, store, l.batch, gt); len(problems) > 0 {
 		l.t.Errorf("ledger against the simulator's ground truth:\n%s", strings.Join(problems, "\n"))
 	}
 	sum, err := store.Summary(ctx, l.batch)

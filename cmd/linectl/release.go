@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/handoff/release"
+	"github.com/tracline/tracline/internal/accounts"
 )
 
 // cmdRelease: linectl release --data DIR --batch B [--user U --meaning
@@ -21,20 +23,17 @@ func cmdRelease(ctx context.Context, c *cli, args []string) error {
 	return runRelease(ctx, c, args, controllerAccounts)
 }
 
-// controllerAccounts is the controller's account store as an
-// Authenticator. Accounts (internal/accounts) are not on main yet: until
-// they are wired here, linectl release refuses every signature.
-func controllerAccounts(data string) (release.Authenticator, error) {
-	return noAccounts{}, nil
+// controllerAccounts is the controller's accounts (internal/accounts, in
+// the ledger) as the release's Authenticator.
+func controllerAccounts(ctx context.Context, s *aggregation.Store, log *slog.Logger) (release.Authenticator, error) {
+	acc, err := accounts.Open(ctx, accounts.Config{}, accounts.Ledger(s), log)
+	if err != nil {
+		return nil, err
+	}
+	return signers{acc}, nil
 }
 
-type noAccounts struct{}
-
-func (noAccounts) Authenticate(context.Context, string, string) (release.Signer, error) {
-	return release.Signer{}, errors.New("this controller has no accounts yet (internal/accounts is not wired into linectl release)")
-}
-
-func runRelease(ctx context.Context, c *cli, args []string, accounts func(data string) (release.Authenticator, error)) error {
+func runRelease(ctx context.Context, c *cli, args []string, accounts func(context.Context, *aggregation.Store, *slog.Logger) (release.Authenticator, error)) error {
 	fs := newFlags("release", c)
 	data := fs.String("data", "", "ledger data directory (required)")
 	batch := fs.String("batch", "", "batch id (required)")
@@ -100,15 +99,15 @@ func runRelease(ctx context.Context, c *cli, args []string, accounts func(data s
 	if _, err := os.Stat(*data); err != nil {
 		return fmt.Errorf("no ledger at %s: %w", *data, err)
 	}
-	auth, err := accounts(*data)
-	if err != nil {
-		return err
-	}
 	s, err := aggregation.Open(*data, aggregation.Options{Logger: c.log})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	auth, err := accounts(ctx, s, c.log)
+	if err != nil {
+		return err
+	}
 	cfg, err := release.LoadConfig(ctx, s)
 	if err != nil {
 		return err
@@ -198,7 +197,7 @@ func runRelease(ctx context.Context, c *cli, args []string, accounts func(data s
 
 // setReleasePolicy: linectl release --data DIR --user ADMIN --set-policy
 // single|four-eyes [--activation separate|on-release] (password on stdin).
-func setReleasePolicy(ctx context.Context, c *cli, data, user, sigs, activation string, accounts func(string) (release.Authenticator, error)) error {
+func setReleasePolicy(ctx context.Context, c *cli, data, user, sigs, activation string, accounts func(context.Context, *aggregation.Store, *slog.Logger) (release.Authenticator, error)) error {
 	if data == "" || user == "" {
 		return errors.New("--set-policy needs --data DIR and --user (an admin; the password on stdin)")
 	}
@@ -213,15 +212,15 @@ func setReleasePolicy(ctx context.Context, c *cli, data, user, sigs, activation 
 	if _, err := os.Stat(data); err != nil {
 		return fmt.Errorf("no ledger at %s: %w", data, err)
 	}
-	auth, err := accounts(data)
-	if err != nil {
-		return err
-	}
 	s, err := aggregation.Open(data, aggregation.Options{Logger: c.log})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	auth, err := accounts(ctx, s, c.log)
+	if err != nil {
+		return err
+	}
 	if err := release.SetConfig(ctx, s, auth, user, password, cfg); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/handoff/release"
+	"github.com/tracline/tracline/internal/accounts"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -75,7 +76,9 @@ func runRel(t *testing.T, stdin string, args ...string) (error, string, string) 
 	t.Helper()
 	var out, errb bytes.Buffer
 	c := &cli{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, log: slog.New(slog.DiscardHandler)}
-	err := runRelease(context.Background(), c, args, func(string) (release.Authenticator, error) { return testAccounts{}, nil })
+	err := runRelease(context.Background(), c, args, func(context.Context, *aggregation.Store, *slog.Logger) (release.Authenticator, error) {
+		return testAccounts{}, nil
+	})
 	return err, out.String(), errb.String()
 }
 
@@ -179,11 +182,45 @@ func TestReleaseCommandUsage(t *testing.T) {
 			t.Errorf("%v: %v, want %q", c.args, err, c.frag)
 		}
 	}
-	// Through linectl itself: no accounts are wired yet, so every signature
-	// is refused, plainly.
+	// Through linectl itself, on the ledger's accounts: a user the ledger
+	// does not know is refused, plainly.
 	rc, _, stderr := runLinectl(t, "pw\n", "release", "--data", dir, "--batch", "B", "--user", "qa1", "--meaning", "rejected", "--comment", "c", "--verify", "never")
 	if rc != 1 || !strings.Contains(stderr, "password wrong") {
-		t.Fatalf("linectl release without accounts: rc %d, %s", rc, stderr)
+		t.Fatalf("linectl release by an unknown user: rc %d, %s", rc, stderr)
+	}
+}
+
+// linectl release signs with the controller's own accounts (in the
+// ledger, as the HMI keeps them): a QA account created by the admin signs.
+func TestReleaseCommandWithLedgerAccounts(t *testing.T) {
+	dir := t.TempDir()
+	completeBatch(t, dir)
+	ctx := context.Background()
+	s, err := aggregation.Open(dir, aggregation.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := accounts.Open(ctx, accounts.Config{}, accounts.Ledger(s), discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := acc.Setup(ctx, acc.SetupToken(), "admin", "Admin", "admin-password-1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acc.Create(ctx, admin, accounts.User{ID: "wang", Name: "王质量", Roles: []accounts.Role{"qa"}}, "qa-password-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rc, _, stderr := runLinectl(t, "wrong-password\n", "release", "--data", dir, "--batch", "B", "--user", "wang", "--meaning", "rejected", "--comment", "c", "--verify", "never")
+	if rc != 1 {
+		t.Fatalf("a wrong password signed: rc %d, %s", rc, stderr)
+	}
+	rc, out, stderr := runLinectl(t, "qa-password-1\n", "release", "--data", dir, "--batch", "B", "--user", "wang", "--meaning", "rejected", "--comment", "label smudged", "--verify", "never")
+	if rc != 0 || !strings.Contains(out+stderr, "王质量") {
+		t.Fatalf("linectl release by a QA account: rc %d\n%s\n%s", rc, out, stderr)
 	}
 }
 

@@ -5,19 +5,13 @@ package main
 // events. Everything is built here, from decoded config, in one place.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/camera"
@@ -32,272 +26,14 @@ import (
 	"github.com/tracline/tracline/tracecode"
 )
 
-// lineFile is the config of `linectl run`: which product and batch, the
-// line's settings, and every device's profile.
-type lineFile struct {
-	Line     string       `yaml:"line"`
-	Product  string       `yaml:"product"` // product file, relative to this file
-	Batch    batchFile    `yaml:"batch"`
-	Settings settingsFile `yaml:"settings"`
-	Devices  devicesFile  `yaml:"devices"`
-
-	dir string // directory of the config file
-}
-
-type batchFile struct {
-	ID             string `yaml:"id"`
-	ProductionDate string `yaml:"production_date"` // YYYY-MM-DD
-	Expiry         string `yaml:"expiry"`          // YYYY-MM-DD
-	Planned        int    `yaml:"planned"`         // level-1 units
-	Workshop       string `yaml:"workshop"`
-	Manager        string `yaml:"manager"`
-	// Levels is how many packaging levels this line aggregates (1 = units
-	// only; default: all the product's levels).
-	Levels int `yaml:"levels"`
-}
-
-type settingsFile struct {
-	// Gate is the time from the trigger photo-eye to the reject gate
-	// (default 100ms). Margin is taken off it for the controller's own
-	// deadline: the trigger's detection delay (a Modbus poll period, an OPC
-	// UA publishing interval) plus a safety margin (default 20ms).
-	Gate          time.Duration `yaml:"gate"`
-	Margin        time.Duration `yaml:"margin"`
-	PrinterBuffer int           `yaml:"printer_buffer"` // codes kept in the printer (default 8)
-	AllocChunk    int           `yaml:"alloc_chunk"`    // codes allocated at a time (default 200)
-	Challenge     []string      `yaml:"challenge"`      // expected outcomes of the test units, in order
-	MinGrade      string        `yaml:"min_grade"`      // default: the level-1 rule's
-	// GateTimeout: how long after a unit reached the gate its outcome
-	// (plc.signals.gate_outcome) may take before its code is taken back
-	// (default 2s).
-	GateTimeout time.Duration `yaml:"gate_timeout"`
-	// LabelMismatchHold: groups in a row carrying a label not theirs that
-	// hold the line (default 2).
-	LabelMismatchHold int `yaml:"label_mismatch_hold"`
-}
-
-type devicesFile struct {
-	PLC          plc.Config           `yaml:"plc"`
-	Printer      printeropcua.Config  `yaml:"printer"`
-	Camera       cameraopcua.Config   `yaml:"camera"`
-	AggCameras   []cameraopcua.Config `yaml:"aggregation_cameras"` // [0] reads level-2 groups, [1] level 3, …
-	LabelPrinter *zpl.Config          `yaml:"label_printer"`
-	// ReworkLabelPrinter is the rework station's label printer: reprints of
-	// a parent's label go there, never to the in-line labeller's printer.
-	ReworkLabelPrinter *zpl.Config `yaml:"rework_label_printer"`
-	// LabelScanners read each labelled group after the labeller (its label
-	// and its children's codes): [0] level 2, [1] level 3, …
-	LabelScanners []cameraopcua.Config `yaml:"label_scanners"`
-}
-
-// loadLineFile reads and validates a controller config file.
-func loadLineFile(path string) (*lineFile, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var f lineFile
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty config file", path)
-		}
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	f.dir = filepath.Dir(path)
-	if err := f.validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &f, nil
-}
-
-func (f *lineFile) validate() error {
-	var errs []error
-	if f.Line == "" {
-		errs = append(errs, errors.New("line: must name the line"))
-	}
-	if f.Product == "" {
-		errs = append(errs, errors.New("product: must name the product file"))
-	}
-	if f.Batch.ID == "" {
-		errs = append(errs, errors.New("batch.id: must be set"))
-	}
-	if f.Batch.Planned < 0 {
-		errs = append(errs, fmt.Errorf("batch.planned: %d is negative", f.Batch.Planned))
-	}
-	if f.Batch.Levels < 0 || f.Batch.Levels > int(tracecode.MaxLevel) {
-		errs = append(errs, fmt.Errorf("batch.levels: %d is outside 1..%d (0: all the product's levels)", f.Batch.Levels, tracecode.MaxLevel))
-	}
-	for _, d := range []struct{ field, v string }{{"batch.production_date", f.Batch.ProductionDate}, {"batch.expiry", f.Batch.Expiry}} {
-		if d.v == "" {
-			continue
-		}
-		if _, err := time.Parse("2006-01-02", d.v); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not a date YYYY-MM-DD", d.field, d.v))
-		}
-	}
-	if err := f.Devices.PLC.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := f.Devices.Printer.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := f.Devices.Camera.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	for i, c := range f.Devices.AggCameras {
-		if err := c.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("aggregation_cameras[%d]: %w", i, err))
-		}
-	}
-	if f.Devices.LabelPrinter != nil {
-		if err := f.Devices.LabelPrinter.Validate(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if f.Devices.ReworkLabelPrinter != nil {
-		if err := f.Devices.ReworkLabelPrinter.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("rework_label_printer: %w", err))
-		}
-	}
-	for i, c := range f.Devices.LabelScanners {
-		if err := c.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("label_scanners[%d]: %w", i, err))
-		}
-	}
-	if len(f.Devices.LabelScanners) > 0 && f.Devices.LabelPrinter == nil {
-		errs = append(errs, errors.New("label_scanners: a label scanner verifies printed labels, but no label_printer is configured"))
-	}
-	if _, err := f.machineConfig(nil); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-// machineConfig turns settings (and the product's ratios) into the
-// machine's config. p may be nil for a syntax check.
-func (f *lineFile) machineConfig(p *tracecode.Product) (line.Config, error) {
-	s := f.Settings
-	if s.Gate == 0 {
-		s.Gate = 100 * time.Millisecond
-	}
-	if s.Margin == 0 {
-		s.Margin = 20 * time.Millisecond
-	}
-	if s.Margin >= s.Gate {
-		return line.Config{}, fmt.Errorf("settings.margin: %s leaves nothing of gate %s", s.Margin, s.Gate)
-	}
-	cfg := line.Config{Deadline: s.Gate - s.Margin, PrinterBuffer: s.PrinterBuffer, AllocChunk: s.AllocChunk,
-		Planned: uint64(f.Batch.Planned), Ratios: map[tracecode.Level]int{},
-		GateConfirm: f.gateConfirm(), GateTimeout: s.GateTimeout, LabelMismatchHold: s.LabelMismatchHold}
-	if s.GateTimeout < 0 {
-		return cfg, fmt.Errorf("settings.gate_timeout: %s is negative", s.GateTimeout)
-	}
-	if s.LabelMismatchHold < 0 {
-		return cfg, fmt.Errorf("settings.label_mismatch_hold: %d is negative", s.LabelMismatchHold)
-	}
-	if cfg.PrinterBuffer == 0 {
-		cfg.PrinterBuffer = 8
-	}
-	if cfg.AllocChunk == 0 {
-		cfg.AllocChunk = 200
-	}
-	if s.MinGrade != "" {
-		if len(s.MinGrade) != 1 {
-			return cfg, fmt.Errorf("settings.min_grade: %q is not a grade A–F", s.MinGrade)
-		}
-		cfg.MinGrade = s.MinGrade[0]
-	}
-	for i, name := range s.Challenge {
-		r, err := line.ParseReason(name)
-		if err != nil {
-			return cfg, fmt.Errorf("settings.challenge[%d]: %w", i, err)
-		}
-		cfg.Challenge = append(cfg.Challenge, line.ChallengeStep{Name: name, Expect: r})
-	}
-	if p != nil {
-		if cfg.MinGrade == 0 {
-			if g := p.Rule(1).MinGrade; g != "" {
-				cfg.MinGrade = string(g)[0]
-			}
-		}
-		for l := tracecode.Level(2); l <= f.levels(p); l++ {
-			cfg.Ratios[l] = p.Ratio(l)
-		}
-		for i := range f.Devices.LabelScanners {
-			l := tracecode.Level(i + 2)
-			if cfg.LabelCheck == nil {
-				cfg.LabelCheck = map[tracecode.Level]bool{}
-			}
-			cfg.LabelCheck[l] = true
-		}
-	}
-	if err := cfg.Validate(); err != nil {
-		// The machine names its fields as settings does (min_grade,
-		// printer_buffer, alloc_chunk, …): say where they are in the file.
-		var errs []error
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				errs = append(errs, fmt.Errorf("settings.%w", e))
-			}
-		} else {
-			errs = append(errs, fmt.Errorf("settings.%w", err))
-		}
-		return cfg, errors.Join(errs...)
-	}
-	return cfg, nil
-}
-
-// gateConfirm reports whether the PLC confirms each unit's gate outcome.
-func (f *lineFile) gateConfirm() bool {
-	_, ok := f.Devices.PLC.Signals[plc.SigGateOutcome]
-	return ok
-}
-
-func (f *lineFile) levels(p *tracecode.Product) tracecode.Level {
-	top := p.TopLevel()
-	if f.Batch.Levels > 0 && tracecode.Level(f.Batch.Levels) < top {
-		top = tracecode.Level(f.Batch.Levels)
-	}
-	return top
-}
-
-func (f *lineFile) productPath() string {
-	if filepath.IsAbs(f.Product) {
-		return f.Product
-	}
-	return filepath.Join(f.dir, f.Product)
-}
-
-// batchSpec is the ledger's view of the work order.
-func (f *lineFile) batchSpec(p *tracecode.Product) aggregation.BatchSpec {
-	spec := aggregation.BatchSpec{ID: f.Batch.ID, Product: p.PoolName(1), Line: f.Line,
-		Order: aggregation.WorkOrder{BatchNumber: f.Batch.ID, ProductionDate: f.Batch.ProductionDate,
-			Expiry: f.Batch.Expiry, PlannedQty: int64(f.Batch.Planned), Workshop: f.Batch.Workshop,
-			Manager: f.Batch.Manager}}
-	if name := p.GenericName; name != "" {
-		spec.Product = name
-	}
-	for l := tracecode.Level(1); l <= f.levels(p); l++ {
-		ls := aggregation.LevelSpec{Level: l, Scheme: p.Rule(l).Scheme}
-		if l > 1 {
-			ls.Ratio = p.Ratio(l)
-		}
-		ls.LabelCheck = l > 1 && int(l)-2 < len(f.Devices.LabelScanners)
-		spec.Levels = append(spec.Levels, ls)
-	}
-	spec.GateConfirm = f.gateConfirm()
-	return spec
-}
-
 // controller is one line controller: drivers, ledger and runner.
 type controller struct {
-	cfg     *lineFile
-	product *tracecode.Product
-	store   *aggregation.Store
-	log     *slog.Logger
-	runner  *line.Runner
+	cfg      *lineFile
+	products map[string]*tracecode.Product
+	store    *aggregation.Store
+	log      *slog.Logger
+	line     *line.Line
+	lineCfg  line.LineConfig
 
 	plc      interface{ plc.PLC }
 	coder    *printeropcua.Printer
@@ -307,56 +43,107 @@ type controller struct {
 	labels   *zpl.Printer
 	rework   *zpl.Printer
 	closers  []func() error
+	watch    *devWatch    // links, signal values, counters (overview, engineer)
+	eng      *engineering // the engineer's access (test actions)
 }
 
-// newController connects to every device and opens (or creates) the batch.
-// On error, whatever was opened is closed.
-func newController(ctx context.Context, f *lineFile, store *aggregation.Store, log *slog.Logger) (_ *controller, err error) {
-	c := &controller{cfg: f, store: store, log: log}
+// configUser is who starts an old-style config file's batch.
+const configUser = "linectl-config"
+
+// newController connects to every device and builds the line on them,
+// with products (the config's, loaded by the caller) as its master data.
+// The ledger's open batch of this line, if any, is resumed; an old-style
+// batch section is started if the ledger does not know it (config.go). On
+// error, whatever was opened is closed.
+func newController(ctx context.Context, f *lineFile, products map[string]*tracecode.Product, store *aggregation.Store, log *slog.Logger) (_ *controller, err error) {
+	c := &controller{cfg: f, products: products, store: store, log: log, watch: newDevWatch()}
 	defer func() {
 		if err != nil {
 			c.Close()
 		}
 	}()
-	if c.product, err = tracecode.LoadProduct(f.productPath()); err != nil {
-		return nil, err
-	}
-	mcfg, err := f.machineConfig(c.product)
+	mcfg, err := f.machineConfig()
 	if err != nil {
-		return nil, err
-	}
-	if err := c.ensureBatch(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.connect(ctx); err != nil {
 		return nil, err
 	}
 	c.checkMargin()
-	codes, err := newCodeSource(c.product, store, f.Batch.ID)
-	if err != nil {
+	lc := line.LineConfig{Line: f.Line, Machine: mcfg, Products: products,
+		Devices:      line.Devices{PLC: plcVerdicts{c.plc}, Printer: coderAdapter{c.coder}, Signals: plcSignals{p: c.plc}},
+		BatchDevices: c.batchDevices, Links: c.links(), Engineering: lineEngineering{c.engineering()}}
+	c.lineCfg = lc
+	if c.line, err = line.NewLine(ctx, lc, store, log); err != nil {
 		return nil, err
 	}
-	dev := line.Devices{PLC: plcVerdicts{c.plc}, Printer: coderAdapter{c.coder}, Signals: plcSignals{p: c.plc}, Codes: codes}
-	if c.labels != nil {
-		dev.Labels = &labelAdapter{p: c.labels, product: c.product, batch: f.Batch}
-	}
-	if c.rework != nil {
-		dev.ReworkLabels = &labelAdapter{p: c.rework, product: c.product, batch: f.Batch}
-	}
-	c.runner, err = line.NewRunner(ctx, line.RunnerConfig{Batch: f.Batch.ID, Line: f.Line, Machine: mcfg}, store, dev, log)
-	if err != nil {
-		return nil, err
+	if f.Batch != nil {
+		if err := c.configBatch(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
 
-func (c *controller) ensureBatch(ctx context.Context) error {
-	if _, err := c.store.Summary(ctx, c.cfg.Batch.ID); err == nil {
+// Line is the controller's line.
+func (c *controller) Line() *line.Line { return c.line }
+
+// batchDevices gives a batch its devices: its code source, and label
+// printers that put its product, number and expiry on the labels.
+func (c *controller) batchDevices(ctx context.Context, spec aggregation.BatchSpec) (line.Devices, error) {
+	_, p, err := c.lineCfg.ProductOf(spec)
+	if err != nil {
+		return line.Devices{}, err
+	}
+	codes, err := line.NewPoolSource(p, c.store, spec.ID)
+	if err != nil {
+		return line.Devices{}, err
+	}
+	if c.eng != nil && c.eng.testPrinted.Load() {
+		// An engineer's test print may still be in the printer's buffer:
+		// never on a unit of this batch.
+		if _, err := c.coder.Flush(ctx); err != nil {
+			return line.Devices{}, fmt.Errorf("printer: emptying its buffer of test prints: %w", err)
+		}
+		c.eng.testPrinted.Store(false)
+		c.log.Info("printer buffer emptied of test prints before the batch", "batch", spec.ID)
+	}
+	d := line.Devices{Codes: codes}
+	if c.labels != nil {
+		d.Labels = &labelAdapter{p: c.labels, product: p, batch: spec.ID, expiry: spec.Order.Expiry}
+	}
+	if c.rework != nil {
+		d.ReworkLabels = &labelAdapter{p: c.rework, product: p, batch: spec.ID, expiry: spec.Order.Expiry}
+	}
+	return d, nil
+}
+
+// configBatch starts an old-style config file's batch section if the
+// ledger does not know that batch (see config.go).
+func (c *controller) configBatch(ctx context.Context) error {
+	b := c.cfg.Batch
+	sum, err := c.store.Summary(ctx, b.ID)
+	switch {
+	case err == nil:
+		if sum.State == aggregation.BatchOpen && sum.Line == c.cfg.Line {
+			return nil // resumed by the line, as any open batch
+		}
+		c.log.Warn("the config's batch section is ignored: the ledger has that batch already; remove the section and start the next batch from the HMI",
+			"batch", b.ID, "state", sum.State, "line", sum.Line)
 		return nil
-	} else if !errors.Is(err, aggregation.ErrNotFound) {
+	case !errors.Is(err, aggregation.ErrNotFound):
 		return err
 	}
-	return c.store.CreateBatch(ctx, c.cfg.batchSpec(c.product), aggregation.Actor{Kind: aggregation.ActorSystem, ID: "linectl"})
+	if ov := c.line.Snapshot(); !ov.Ready && ov.Batch != nil {
+		c.log.Warn("the config's batch section is ignored: another batch is open on the line; complete it first",
+			"batch", b.ID, "open", ov.Batch.ID)
+		return nil
+	}
+	if _, err := c.line.StartBatch(ctx, c.cfg.workOrder(), configUser); err != nil {
+		return fmt.Errorf("batch (the config's batch section): %w", err)
+	}
+	c.log.Info("started the config's batch section as a work order (old-style config: batches start from the HMI)", "batch", b.ID)
+	return nil
 }
 
 // retryConnect connects a device, retrying with backoff until it answers
@@ -401,7 +188,8 @@ func (c *controller) connect(ctx context.Context) error {
 	if err := retryConnect(ctx, c.log, "plc", p.Connect); err != nil {
 		return err
 	}
-	c.plc = p
+	c.plc = watchedPLC{p, c.watch}
+	c.watch.declare("plc")
 	if c.coder, err = printeropcua.New(d.Printer, c.log); err != nil {
 		return err
 	}
@@ -409,6 +197,7 @@ func (c *controller) connect(ctx context.Context) error {
 	if err := retryConnect(ctx, c.log, "printer", c.coder.Connect); err != nil {
 		return err
 	}
+	c.watch.declare("printer")
 	if c.cam, err = cameraopcua.New(d.Camera, c.log); err != nil {
 		return err
 	}
@@ -416,7 +205,8 @@ func (c *controller) connect(ctx context.Context) error {
 	if err := retryConnect(ctx, c.log, "camera", c.cam.Connect); err != nil {
 		return err
 	}
-	if c.aggCams, err = c.connectCameras(ctx, d.AggCameras, "aggregation camera"); err != nil {
+	c.watch.declare("camera")
+	if c.aggCams, err = c.connectCameras(ctx, d.AggCameras, aggCameraName); err != nil {
 		return err
 	}
 	if d.ReworkLabelPrinter != nil {
@@ -428,7 +218,7 @@ func (c *controller) connect(ctx context.Context) error {
 			return err
 		}
 	}
-	if c.scanners, err = c.connectCameras(ctx, d.LabelScanners, "label scanner"); err != nil {
+	if c.scanners, err = c.connectCameras(ctx, d.LabelScanners, labelScannerName); err != nil {
 		return err
 	}
 	if d.LabelPrinter != nil {
@@ -462,8 +252,9 @@ func (c *controller) checkMargin() {
 	}
 }
 
-// connectCameras connects one camera per level, [0] being level 2's.
-func (c *controller) connectCameras(ctx context.Context, cfgs []cameraopcua.Config, what string) ([]*cameraopcua.Camera, error) {
+// connectCameras connects one camera per level, [0] being level 2's;
+// name gives a level's camera its device name.
+func (c *controller) connectCameras(ctx context.Context, cfgs []cameraopcua.Config, name func(tracecode.Level) string) ([]*cameraopcua.Camera, error) {
 	var cams []*cameraopcua.Camera
 	for i, cfg := range cfgs {
 		cam, err := cameraopcua.New(cfg, c.log)
@@ -471,13 +262,19 @@ func (c *controller) connectCameras(ctx context.Context, cfgs []cameraopcua.Conf
 			return nil, err
 		}
 		c.closers = append(c.closers, cam.Close)
-		if err := retryConnect(ctx, c.log, fmt.Sprintf("%s L%d", what, i+2), cam.Connect); err != nil {
+		n := name(tracecode.Level(i + 2))
+		if err := retryConnect(ctx, c.log, n, cam.Connect); err != nil {
 			return nil, err
 		}
+		c.watch.declare(n)
 		cams = append(cams, cam)
 	}
 	return cams, nil
 }
+
+// Device names (line.DeviceFault.Device, the overview's device list).
+func aggCameraName(l tracecode.Level) string    { return fmt.Sprintf("aggregation-camera-L%d", l) }
+func labelScannerName(l tracecode.Level) string { return fmt.Sprintf("label-scanner-%s", l) }
 
 // Run pumps device events into the runner and runs it until ctx ends.
 func (c *controller) Run(ctx context.Context) error {
@@ -486,18 +283,18 @@ func (c *controller) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
-	pump(func() { pumpPLC(ctx, c.plc.Events(), c.runner.Post) })
-	pump(func() { pumpPrinter(ctx, c.coder.Events(), c.runner.Post) })
-	pump(func() { pumpCamera(ctx, "camera", c.cam.Events(), c.runner.Post) })
+	pump(func() { pumpPLC(ctx, c.plc.Events(), c.watch, c.line.Post) })
+	pump(func() { pumpPrinter(ctx, c.coder.Events(), c.watch, c.line.Post) })
+	pump(func() { pumpCamera(ctx, "camera", c.cam.Events(), c.watch, c.line.Post) })
 	for i, ac := range c.aggCams {
-		name := fmt.Sprintf("aggregation-camera-L%d", i+2)
-		pump(func() { pumpCamera(ctx, name, ac.Events(), c.runner.Post) })
+		name := aggCameraName(tracecode.Level(i + 2))
+		pump(func() { pumpCamera(ctx, name, ac.Events(), c.watch, c.line.Post) })
 	}
 	for i, sc := range c.scanners {
 		level := tracecode.Level(i + 2)
-		pump(func() { pumpLabelScanner(ctx, level, sc.Events(), c.runner.Post) })
+		pump(func() { pumpLabelScanner(ctx, level, sc.Events(), c.watch, c.line.Post) })
 	}
-	err := c.runner.Run(ctx)
+	err := c.line.Run(ctx)
 	wg.Wait()
 	return err
 }
@@ -535,9 +332,10 @@ func pump[E any](ctx context.Context, evs <-chan E, handle func(E)) {
 	}
 }
 
-func pumpPLC(ctx context.Context, evs <-chan plc.Event, post func(line.Event)) {
+func pumpPLC(ctx context.Context, evs <-chan plc.Event, w *devWatch, post func(line.Event)) {
 	gateRead := false // the driver's first read of the gate ring is done
 	pump(ctx, evs, func(e plc.Event) {
+		w.watchPLCEvent(e)
 		switch e.Kind {
 		case plc.EventItem:
 			post(line.Trigger{Stamp: stamp(e.At), Item: e.Item})
@@ -572,9 +370,10 @@ func pumpPLC(ctx context.Context, evs <-chan plc.Event, post func(line.Event)) {
 }
 
 // pumpLabelScanner turns a label scanner's results into LabelScan events.
-func pumpLabelScanner(ctx context.Context, level tracecode.Level, evs <-chan camera.Event, post func(line.Event)) {
-	name := fmt.Sprintf("label-scanner-%s", level)
+func pumpLabelScanner(ctx context.Context, level tracecode.Level, evs <-chan camera.Event, w *devWatch, post func(line.Event)) {
+	name := labelScannerName(level)
 	pump(ctx, evs, func(e camera.Event) {
+		w.watchCamera(name, e)
 		switch e.Kind {
 		case camera.EventResult:
 			reads := make([]line.Read, 0, len(e.Result.Codes))
@@ -595,8 +394,9 @@ func pumpLabelScanner(ctx context.Context, level tracecode.Level, evs <-chan cam
 	})
 }
 
-func pumpPrinter(ctx context.Context, evs <-chan printer.Event, post func(line.Event)) {
+func pumpPrinter(ctx context.Context, evs <-chan printer.Event, w *devWatch, post func(line.Event)) {
 	pump(ctx, evs, func(e printer.Event) {
+		w.watchPrinter(e)
 		switch e.Kind {
 		case printer.EventPrinted:
 			post(line.Printed{Stamp: stamp(e.At), Code: e.Code})
@@ -612,8 +412,9 @@ func pumpPrinter(ctx context.Context, evs <-chan printer.Event, post func(line.E
 	})
 }
 
-func pumpCamera(ctx context.Context, name string, evs <-chan camera.Event, post func(line.Event)) {
+func pumpCamera(ctx context.Context, name string, evs <-chan camera.Event, w *devWatch, post func(line.Event)) {
 	pump(ctx, evs, func(e camera.Event) {
+		w.watchCamera(name, e)
 		switch e.Kind {
 		case camera.EventResult:
 			r := e.Result
@@ -726,7 +527,8 @@ func (a coderAdapter) Flush(ctx context.Context) ([]tracecode.Code, error) {
 type labelAdapter struct {
 	p       printer.Labeler
 	product *tracecode.Product
-	batch   batchFile
+	batch   string
+	expiry  string // YYYY-MM-DD
 }
 
 func (a *labelAdapter) PrintLabel(ctx context.Context, l tracecode.Level, parent tracecode.Code, children int) error {
@@ -739,7 +541,7 @@ func (a *labelAdapter) PrintLabel(ctx context.Context, l tracecode.Level, parent
 		name += " " + a.product.Strength
 	}
 	return a.p.PrintLabel(ctx, printer.Label{Code: parent, Title: title, Product: strings.TrimSpace(name),
-		Batch: a.batch.ID, Expiry: a.batch.Expiry, Count: children, Level: l})
+		Batch: a.batch, Expiry: a.expiry, Count: children, Level: l})
 }
 
 func (a *labelAdapter) PrintRework(ctx context.Context, l tracecode.Level, reason string) error {
@@ -750,68 +552,5 @@ func (a *labelAdapter) PrintRework(ctx context.Context, l tracecode.Level, reaso
 	if r := []rune(reason); len(r) > 60 {
 		reason = string(r[:60]) + "…"
 	}
-	return a.p.PrintLabel(ctx, printer.Label{Title: title, Product: reason, Batch: a.batch.ID, Level: l})
-}
-
-// codeSource allocates codes to the batch: from the level's pool for
-// nmpa20, generated and registered for GS1 (regenerating any the ledger
-// already knows — uniqueness across batches, lines and restarts).
-type codeSource struct {
-	product *tracecode.Product
-	store   *aggregation.Store
-	batch   string
-	mu      sync.Mutex
-	gens    map[tracecode.Level]*tracecode.Generator
-}
-
-func newCodeSource(p *tracecode.Product, store *aggregation.Store, batch string) (*codeSource, error) {
-	cs := &codeSource{product: p, store: store, batch: batch, gens: map[tracecode.Level]*tracecode.Generator{}}
-	for _, ls := range p.Levels {
-		if !p.Coded(ls.Level) || p.Rule(ls.Level).Scheme == tracecode.SchemeNMPA20 {
-			continue
-		}
-		g, err := tracecode.NewGenerator(p, ls.Level)
-		if err != nil {
-			return nil, err
-		}
-		cs.gens[ls.Level] = g
-	}
-	return cs, nil
-}
-
-var lineActor = aggregation.Actor{Kind: aggregation.ActorSystem, ID: "line"}
-
-func (s *codeSource) Allocate(ctx context.Context, l tracecode.Level, n int) ([]tracecode.Code, error) {
-	s.mu.Lock()
-	g := s.gens[l]
-	s.mu.Unlock()
-	if g == nil {
-		return s.store.AllocateFromPool(ctx, s.batch, l, s.product.PoolName(l), n, lineActor)
-	}
-	var out []tracecode.Code
-	for tries := 0; len(out) < n; tries++ {
-		if tries == 10 {
-			return nil, fmt.Errorf("level %s: generated codes keep colliding with known ones (serial space exhausted?)", l)
-		}
-		s.mu.Lock()
-		codes, err := g.Generate(n - len(out))
-		s.mu.Unlock()
-		if err != nil {
-			return nil, err
-		}
-		collided, err := s.store.AllocateGenerated(ctx, s.batch, l, codes, lineActor)
-		if err != nil {
-			return nil, err
-		}
-		bad := make(map[tracecode.Code]bool, len(collided))
-		for _, c := range collided {
-			bad[c] = true
-		}
-		for _, c := range codes {
-			if !bad[c] {
-				out = append(out, c)
-			}
-		}
-	}
-	return out, nil
+	return a.p.PrintLabel(ctx, printer.Label{Title: title, Product: reason, Batch: a.batch, Level: l})
 }

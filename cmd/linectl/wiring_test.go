@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/sim"
+	"github.com/tracline/tracline/internal/demo"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -31,11 +34,18 @@ func TestLineFileExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := tracecode.LoadProduct(f.productPath())
+	products, err := f.loadProducts()
 	if err != nil {
-		t.Fatalf("product of the example: %v", err)
+		t.Fatalf("products of the example: %v", err)
 	}
-	mc, err := f.machineConfig(p)
+	if f.Batch != nil {
+		t.Errorf("the example has a batch section: batches start from work orders")
+	}
+	p := products["amoxicillin-gs1"]
+	if p == nil {
+		t.Fatalf("products: %v, want amoxicillin-gs1", products)
+	}
+	mc, err := f.machineConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +58,8 @@ func TestLineFileExample(t *testing.T) {
 		{"camera endpoint", f.Devices.Camera.Stream.Endpoint, "opc.tcp://127.0.0.1:4842"},
 		{"aggregation cameras", len(f.Devices.AggCameras), 1},
 		{"label printer", f.Devices.LabelPrinter != nil && f.Devices.LabelPrinter.Address == "127.0.0.1:9100", true},
-		{"levels aggregated", int(f.levels(p)), len(f.Devices.AggCameras) + 1},
-		{"level-2 ratio", mc.Ratios[2], 10},
+		{"level-2 ratio", p.Ratio(2), 10},
+		{"label check on level 2", mc.LabelCheck[2], true},
 		{"deadline", mc.Deadline, 80 * time.Millisecond},
 		{"min grade", string(mc.MinGrade), "C"},
 	}
@@ -64,10 +74,6 @@ func TestLineFileExample(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", c.what, c.got, c.want)
 		}
 	}
-	// The batch it would create is one the ledger accepts.
-	if err := f.batchSpec(p).Validate(); err != nil {
-		t.Errorf("batch spec: %v", err)
-	}
 }
 
 // TestLineFileErrors: every broken config is refused with an error that
@@ -77,6 +83,8 @@ func TestLineFileErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An old-style batch section, for the cases about it.
+	base = append(base, []byte(oldBatchSection)...)
 	edit := func(old, new string) func(string) string {
 		return func(s string) string {
 			if !strings.Contains(s, old) {
@@ -95,7 +103,10 @@ func TestLineFileErrors(t *testing.T) {
 	}{
 		{name: "missing batch.id", edit: edit(`id: "A2611231"`, `id: ""`), want: "batch.id"},
 		{name: "missing line", edit: edit("line: PKG-L03", "line: \"\""), want: "line:"},
-		{name: "missing product", edit: edit("product: amoxicillin-gs1.yaml", "product: \"\""), want: "product:"},
+		{name: "no product", edit: edit("products: [amoxicillin-gs1.yaml]", "products: []"), want: "product:"},
+		{name: "empty product file name", edit: edit("products: [amoxicillin-gs1.yaml]", "products: [amoxicillin-gs1.yaml, \"\"]"), want: "products[1]"},
+		{name: "two products with one key", edit: edit("products: [amoxicillin-gs1.yaml]", "products: [amoxicillin-gs1.yaml, other/amoxicillin-gs1.yaml]"), want: "same key"},
+		{name: "batch product not a product", edit: edit("  levels: 2\n", "  levels: 2\n  product: aspirin\n"), want: "batch.product"},
 		{name: "negative planned", edit: edit("planned: 2000", "planned: -5"), want: "batch.planned"},
 		{name: "unknown key", edit: edit("  margin: 20ms", "  margin: 20ms\n  colour: red"), want: "colour"},
 		{name: "misspelt device", edit: edit("  label_printer:\n", "  labelprinter:\n"), want: "labelprinter"},
@@ -117,7 +128,7 @@ func TestLineFileErrors(t *testing.T) {
 		{name: "min_grade out of range", edit: edit("min_grade: C", "min_grade: G"), want: "settings.min_grade"},
 		{name: "alloc_chunk below printer_buffer", edit: edit("alloc_chunk: 200", "alloc_chunk: 4"), want: "settings.alloc_chunk"},
 		{name: "negative printer_buffer", edit: edit("printer_buffer: 8", "printer_buffer: -1"), want: "settings.printer_buffer"},
-		{name: "negative levels", edit: edit("levels: 2", "levels: -1"), want: "batch.levels"},
+		{name: "negative levels", edit: edit("  levels: 2\n", "  levels: -1\n"), want: "batch.levels"},
 		{name: "expiry not a date", edit: edit(`expiry: "2028-11-22"`, `expiry: "22/11/2028"`), want: "batch.expiry"},
 	}
 	for _, tc := range cases {
@@ -146,6 +157,41 @@ func TestLineFileErrors(t *testing.T) {
 				t.Logf("known bug %q is fixed; drop knownBug from this case", tc.knownBug)
 			}
 		})
+	}
+}
+
+// oldBatchSection is a config's batch section as written before batches
+// came from work orders.
+const oldBatchSection = `
+batch:
+  id: "A2611231"
+  production_date: "2026-11-23"
+  expiry: "2028-11-22"
+  planned: 2000
+  workshop: 固体制剂车间 包装三线
+  manager: 王建国
+  levels: 2
+`
+
+// An old-style config (a product, a batch section) still loads.
+func TestLineFileOldStyle(t *testing.T) {
+	base, err := os.ReadFile(lineExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.Replace(string(base), "products: [amoxicillin-gs1.yaml]", "product: amoxicillin-gs1.yaml", 1) + oldBatchSection
+	path := filepath.Join(t.TempDir(), "line.yaml")
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The product file is beside the example, not in the temporary directory.
+	f, err := loadLineFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wo := f.workOrder()
+	if wo.Product != "amoxicillin-gs1" || wo.Batch != "A2611231" || wo.Planned != 2000 || wo.Levels != 2 || wo.Source != "config" {
+		t.Errorf("work order %+v", wo)
 	}
 }
 
@@ -183,7 +229,7 @@ func FuzzLoadLineFile(f *testing.F) {
 			}
 			return
 		}
-		if _, err := lf.machineConfig(nil); err != nil {
+		if _, err := lf.machineConfig(); err != nil {
 			t.Fatalf("accepted, but its machine config fails: %v", err)
 		}
 	})
@@ -221,9 +267,15 @@ func TestRunAgainstLinesim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lf := demoLineFile(product, &demoOpts{product: productAbs, units: units, deadline: 100 * time.Millisecond}, s.Endpoints())
-	lf.Line, lf.Batch.ID, lf.Batch.Levels = "TEST-L1", "T2611231", 2
+	// No batch in it: the batch starts from a work order through the API.
+	lf := demoLineFile(&demo.Setup{Product: product, ProductFile: productAbs, Devices: s.Endpoints(), Gate: 100 * time.Millisecond})
+	lf.Line = "TEST-L1"
 	lf.Settings.Challenge = []string{"pass"}
+	const batch = "T2611231"
+	workOrder := func(expiry string) string {
+		return fmt.Sprintf(`{"product":%q,"batch":%q,"production_date":"2026-11-23","expiry":%q,"planned":%d,"levels":2,"user":"test-operator"}`,
+			demo.ProductKey(productAbs), batch, expiry, units)
+	}
 	if n := len(lf.Devices.AggCameras); n != 1 {
 		t.Fatalf("simulator serves %d aggregation cameras, want 1 (level 2)", n)
 	}
@@ -244,8 +296,21 @@ func TestRunAgainstLinesim(t *testing.T) {
 	go func() { runErr <- cmdRun(runCtx, c, []string{"--config", config, "--data", data, "--listen", addr}) }()
 	api := "http://" + addr + "/api/line"
 
-	// The API is up once the controller has connected to every device.
-	waitState(ctx, t, api, runErr, func(st apiState) bool { return st.Line.State == "Stopped" })
+	// The API is up once the controller has connected to every device;
+	// the line has no batch, and refuses commands until it has one.
+	waitState(ctx, t, api, runErr, func(st apiState) bool { return st.Overview.Ready && st.Overview.Batch == nil })
+	if code, body := postCommand(ctx, t, api, "reset"); code != http.StatusConflict || !strings.Contains(body, "no batch") {
+		t.Errorf("reset with no batch: HTTP %d %s, want 409 naming the missing batch", code, body)
+	}
+	// A work order whose expiry is before its production date is refused,
+	// naming the field; then the right one starts the batch.
+	if code, body, err := postJSON(ctx, api+"/batches", workOrder("2025-01-01")); err != nil || code != http.StatusBadRequest || !strings.Contains(body, `"field":"expiry"`) {
+		t.Errorf("work order with expiry before production: HTTP %d %s %v, want 400 naming expiry", code, body, err)
+	}
+	if code, body, err := postJSON(ctx, api+"/batches", workOrder("2028-11-22")); err != nil || code != http.StatusOK {
+		t.Fatalf("work order: HTTP %d %s %v", code, body, err)
+	}
+	waitState(ctx, t, api, runErr, func(st apiState) bool { return st.Line.State == "Stopped" && !st.Overview.Ready })
 	for _, cmd := range []string{"reset", "start"} {
 		if code, body := postCommand(ctx, t, api, cmd); code != http.StatusOK {
 			t.Fatalf("%s: HTTP %d %s", cmd, code, body)
@@ -262,11 +327,55 @@ func TestRunAgainstLinesim(t *testing.T) {
 	if code, body := postCommand(ctx, t, api, "complete"); code != http.StatusOK {
 		t.Fatalf("complete: HTTP %d %s", code, body)
 	}
-	final := waitState(ctx, t, api, runErr, func(st apiState) bool { return st.Line.State == "Complete" })
+	final := waitState(ctx, t, api, runErr, func(st apiState) bool { return st.Line.State == "Complete" && st.Overview.Ready })
+	// Ready for the next batch without a restart; the batch number is
+	// not used twice.
+	if code, body, err := postJSON(ctx, api+"/batches", workOrder("2028-11-22")); err != nil || code != http.StatusBadRequest || !strings.Contains(body, `"code":"used"`) {
+		t.Errorf("the same batch number again: HTTP %d %s %v, want 400 used", code, body, err)
+	}
 	stopRun()
 	if err := <-runErr; err != nil {
 		t.Fatalf("linectl run: %v", err)
 	}
+
+	// An old-style config naming the completed batch: the controller
+	// starts, says the section is ignored, and the line waits for a work
+	// order (it does not reopen or restart a complete batch).
+	lf.Batch = &batchFile{ID: batch, ProductionDate: "2026-11-23", Expiry: "2028-11-22", Planned: units, Levels: 2}
+	if js, err = yaml.Marshal(lf); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(config, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr2 := freeAddr(t)
+	runCtx2, stopRun2 := context.WithCancel(ctx)
+	defer stopRun2()
+	runErr2 := make(chan error, 1)
+	var logMu sync.Mutex
+	var logBuf bytes.Buffer
+	c2 := *c
+	c2.log = slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logBuf.Write(p)
+	}), nil))
+	go func() {
+		runErr2 <- cmdRun(runCtx2, &c2, []string{"--config", config, "--data", data, "--listen", addr2})
+	}()
+	again := waitState(ctx, t, "http://"+addr2+"/api/line", runErr2, func(st apiState) bool { return st.Overview.Ready })
+	if again.Overview.Batch != nil {
+		t.Errorf("old-style config naming a complete batch: the line has batch %s", again.Overview.Batch.ID)
+	}
+	stopRun2()
+	if err := <-runErr2; err != nil {
+		t.Fatalf("linectl run (old-style config): %v", err)
+	}
+	logMu.Lock()
+	if !strings.Contains(logBuf.String(), "batch section is ignored") {
+		t.Errorf("no warning that the config's batch section is ignored:\n%s", logBuf.String())
+	}
+	logMu.Unlock()
 
 	gt := s.GroundTruth()
 	if err := gt.Check(); err != nil {
@@ -284,7 +393,7 @@ func TestRunAgainstLinesim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	sum, err := store.Summary(ctx, lf.Batch.ID)
+	sum, err := store.Summary(ctx, batch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +412,7 @@ func TestRunAgainstLinesim(t *testing.T) {
 	}
 	commissioned := 0
 	for _, st := range []aggregation.CodeState{aggregation.StateCommissioned, aggregation.StateAggregated} {
-		if err := store.Codes(ctx, lf.Batch.ID, 1, st, func(tracecode.Code) error { commissioned++; return nil }); err != nil {
+		if err := store.Codes(ctx, batch, 1, st, func(tracecode.Code) error { commissioned++; return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -311,7 +420,7 @@ func TestRunAgainstLinesim(t *testing.T) {
 	if commissioned != gt.Summary.Good {
 		t.Errorf("ledger has %d commissioned unit codes, the simulator %d good units (%+v)", commissioned, gt.Summary.Good, gt.Summary)
 	}
-	if problems := compareTruth(ctx, store, lf.Batch.ID, gt); len(problems) > 0 {
+	if problems := demo.CompareTruth(ctx, store, batch, gt); len(problems) > 0 {
 		t.Errorf("ledger against the simulator's ground truth:\n%s", strings.Join(problems, "\n"))
 	}
 }
@@ -325,6 +434,16 @@ type apiState struct {
 		ChallengeOK bool   `json:"challenge_ok"`
 		Challenge   []any  `json:"challenge"`
 	} `json:"line"`
+	Overview struct {
+		Ready bool `json:"ready_for_batch"`
+		Batch *struct {
+			ID string `json:"id"`
+		} `json:"batch"`
+		Devices []struct {
+			Name string `json:"name"`
+			Link string `json:"link"`
+		} `json:"devices"`
+	} // GET /api/line/overview
 }
 
 // freeAddr picks a loopback address nobody listens on (a port the kernel
@@ -374,6 +493,9 @@ func waitState(ctx context.Context, t *testing.T, api string, runErr chan error,
 			var st apiState
 			err = json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
+			if err == nil {
+				err = getJSON(ctx, api+"/overview", &st.Overview)
+			}
 			if err == nil && resp.StatusCode == http.StatusOK {
 				if cond(st) {
 					return st
