@@ -73,7 +73,11 @@ func (l *Line) LoadedConfig() LoadedConfig {
 		if s.Expect == ReasonNone {
 			exp = "pass"
 		}
-		out.Machine.Challenge = append(out.Machine.Challenge, strings.TrimSpace(s.Name+" → "+exp))
+		step := s.Name + " → " + exp
+		if s.Name == "" || s.Name == exp {
+			step = exp
+		}
+		out.Machine.Challenge = append(out.Machine.Challenge, strings.TrimSpace(step))
 	}
 	if cr, ok := l.cfg.Engineering.(ConfigReporter); ok {
 		out.Devices, out.Reported = cr.DeviceConfig(), true

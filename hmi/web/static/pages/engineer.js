@@ -12,7 +12,7 @@ export const strings = {
     en_output: '写测试输出', en_out_signal: '输出信号', en_out_value: '值', en_write: '写入',
     en_print: '打印测试码', en_print_text: '测试文字', en_print_go: '打印',
     en_camera: '读取相机', en_camera_go: '读取一次',
-    en_done: '{0}：{1}（{2} ms）', en_refused: '已拒绝：{0}',
+    en_done: '{0}：{1}（{2} ms）', en_refused: '已拒绝：{0}', en_failed: '设备未完成测试动作：{0}',
     en_refused_busy: '批次 {0} 正在运行（{1}），测试动作会影响在线产品。请先完成批次。',
     en_hist: '判定延迟分布（按阶段）', en_hist_n: '{0} 个判定 · 平均 {1} ms', en_hist_none: '本批次还没有判定',
     st_total: '总计', st_camera: '相机', st_queue: '排队', st_journal: '记账', st_plc: 'PLC 写入', st_controller: '控制器',
@@ -31,7 +31,7 @@ export const strings = {
     en_output: 'Write a test output', en_out_signal: 'Output signal', en_out_value: 'Value', en_write: 'Write',
     en_print: 'Print a test code', en_print_text: 'Test text', en_print_go: 'Print',
     en_camera: 'Read the camera', en_camera_go: 'Read once',
-    en_done: '{0}: {1} ({2} ms)', en_refused: 'Refused: {0}',
+    en_done: '{0}: {1} ({2} ms)', en_refused: 'Refused: {0}', en_failed: 'The device did not carry out the test: {0}',
     en_refused_busy: 'batch {0} is running ({1}); a test action would reach units on the line. Complete the batch first.',
     en_hist: 'Verdict latency by stage', en_hist_n: '{0} verdicts · mean {1} ms', en_hist_none: 'no verdicts in this batch yet',
     st_total: 'Total', st_camera: 'Camera', st_queue: 'Queue', st_journal: 'Journal', st_plc: 'PLC write', st_controller: 'Controller',
@@ -104,7 +104,9 @@ export async function render(root, app) {
       const r = await app.api('POST', '/engineer/test', { kind, ...body });
       show('ok', t('en_done', label, r.result, num(r.took_ms, 1)));
     } catch (e) {
-      show('bad', t('en_refused', e.code === 'refused' ? refusal(e.message) : e.message));
+      if (e.code === 'refused') show('bad', t('en_refused', refusal(e.message)));
+      else if (e.status === 502) show('bad', t('en_failed', e.message.replace(/^[^:]*: /, ''))); // the device's answer
+      else show('bad', e.message);
     }
   }
   const act = (title, ...kids) => el('div', { class: 'en-act' }, el('h3', {}, title), el('div', { class: 'row' }, ...kids));
