@@ -7,7 +7,7 @@ import { strings as common } from './i18n.js';
 const pages = [
   { id: 'overview', nav: 'nav_overview', roles: ['operator', 'qa', 'engineer', 'admin', 'inspector'], load: () => import('./pages/overview.js') },
   { id: 'accounts', nav: 'nav_accounts', roles: ['admin'], load: () => import('./pages/accounts.js') },
-  { id: 'engineer', nav: 'nav_engineer', roles: ['engineer', 'admin', 'inspector'], load: () => import('./pages/engineer.js') },
+  { id: 'engineer', nav: 'nav_engineer', roles: ['engineer', 'admin'], load: () => import('./pages/engineer.js') },
   { id: 'login', public: true, load: () => import('./pages/login.js') },
   { id: 'setup', public: true, load: () => import('./pages/setup.js') },
 ];
