@@ -437,3 +437,6 @@ func TestMetricsFromLine(t *testing.T) {
 		}
 	}
 }
+
+// *line.Line is the engineer's access the server looks for on Config.Overview.
+var _ hmi.Engineer = (*line.Line)(nil)
