@@ -48,11 +48,19 @@ func (c *clock) Set(t time.Time) {
 // receivers (EPCIS JSON against the GS1 schema, every commissioned code
 // present), and the ledger told. Publishing again adds nothing.
 func TestPublishDeliversEveryFormat(t *testing.T) {
+	for _, product := range []string{"amoxicillin-nmpa20", "amoxicillin-gs1"} {
+		t.Run(product, func(t *testing.T) { testPublish(t, "../examples/"+product+".yaml") })
+	}
+}
+
+// testPublish: the receivers are told the codes as the ledger keeps them
+// (canonical); the documents carry them as URIs (GS1 Digital Link, urn:nmpa20).
+func testPublish(t *testing.T, productFile string) {
 	dir := t.TempDir()
 	led, err := aggregation.Open(filepath.Join(dir, "ledger"), aggregation.Options{NoSync: true})
 	must(t, err)
 	defer led.Close()
-	prod, err := tracecode.LoadProduct("../examples/amoxicillin-nmpa20.yaml")
+	prod, err := tracecode.LoadProduct(productFile)
 	must(t, err)
 	b, err := exporttest.Build(ctx, led, prod, exporttest.Shape{Batch: "B1", Units: 40, Ratios: []int{10}, Extras: true})
 	must(t, err)

@@ -54,6 +54,15 @@ var messages = map[string][2]string{
 	"bad_token":       {"初始化令牌错误或已使用", "wrong or used setup token"},
 	"unavailable":     {"暂不可用", "not available now"},
 	"internal":        {"内部错误，已记录", "internal error (logged)"},
+
+	// QA's screens (api_qa.go).
+	"bad_filter":            {"筛选条件有误", "the filter is wrong"},
+	"bad_signature_request": {"签名请求不完整", "the signature request is incomplete"},
+	"bad_signature":         {"签名被拒绝：用户名或密码错误，或无签名权限", "signature refused: wrong password, or not allowed to sign"},
+	"blocked":               {"放行被阻止", "release blocked"},
+	"sign_refused":          {"签名被拒绝", "signature refused"},
+	"busy":                  {"正在进行中，请稍候", "already running, please wait"},
+	"no_font":               {"缺少 PDF 中文字体（请安装软件包）", "no Chinese font for the PDF (install the package)"},
 }
 
 // lang is the caller's language: the "lang" cookie, else Accept-Language,

@@ -85,6 +85,13 @@ type Config struct {
 	Log *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// QA's screens (api_qa.go); each optional: a screen whose part is not
+	// wired answers 503 "unavailable".
+	QA         QAQueries   // batch list and code lookup; *line.Line satisfies it
+	Desk       ReleaseDesk // batch record, signatures, activation; *release.Desk
+	Documents  Documents   // the hand-off documents; *outbox.Outbox
+	Publisher  Publisher   // writes an active batch's documents; *handoff.Publisher
+	RecordFont []byte      // TrueType face for the record's PDF (nil: release.DefaultFont, read on first use)
 }
 
 // Validate checks the config, naming the hmi.* setting that is wrong. It
@@ -184,7 +191,7 @@ func New(cfg Config) (*Server, error) {
 	e.Use(s.guard)
 	s.e = e
 	// Each group of routes is one file; a new screen adds its own group here.
-	for _, group := range [][]Route{s.sessionRoutes(), s.accountRoutes(), s.lineRoutes(), s.opsRoutes(),
+	for _, group := range [][]Route{s.sessionRoutes(), s.accountRoutes(), s.lineRoutes(), s.opsRoutes(), s.qaRoutes(),
 		s.engineerRoutes()} {
 		s.routes = append(s.routes, group...)
 	}

@@ -1,6 +1,7 @@
 package hmi
 
 import (
+	"encoding"
 	"encoding/json"
 	"net/http"
 	"reflect"
@@ -24,8 +25,12 @@ func openAPIPath(p string) (string, []string) {
 	return strings.Join(parts, "/"), params
 }
 
-// nullable: Go's nil slices and maps encode as null.
+// nullable: Go's nil slices and maps encode as null. And a non-struct
+// type that marshals itself as text (aggregation.BatchState) is a string.
 func nullable(_ string, t reflect.Type, _ reflect.StructTag, s *openapi3.Schema) error {
+	if t.Kind() != reflect.Struct && t.Kind() != reflect.Pointer && t.Implements(reflect.TypeFor[encoding.TextMarshaler]()) {
+		*s = *openapi3.NewStringSchema()
+	}
 	if k := t.Kind(); k == reflect.Slice || k == reflect.Map || k == reflect.Pointer {
 		s.Nullable = true
 	}

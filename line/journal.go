@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -239,3 +240,61 @@ func (l *Line) AcknowledgeAlarm(ctx context.Context, id uint64, user string) err
 
 // Alarms lists the alarms that need attention, then recent others.
 func (l *Line) Alarms() []AlarmView { return l.alarms.view() }
+
+// reloadAlarms puts back the alarms of batch that an earlier process raised
+// and nobody acknowledged (the batch's release waits for them), from the
+// batch's audit trail. Their conditions are not active any more: the
+// devices are connected anew.
+func (l *Line) reloadAlarms(ctx context.Context, batch string) error {
+	type rec struct {
+		ID      json.Number `json:"id"`
+		Device  string      `json:"device"`
+		Text    string      `json:"text"`
+		Cleared bool        `json:"cleared"`
+	}
+	var open []AlarmView
+	idx := map[string]int{}
+	err := l.store.Trail(ctx, batch, func(ev aggregation.Event) error {
+		if ev.Kind != aggregation.EvRecord || (ev.Reason != "alarm" && ev.Reason != "alarm.ack") {
+			return nil
+		}
+		var r rec
+		if json.Unmarshal([]byte(ev.Answer), &r) != nil || r.ID == "" {
+			return nil // not one of the line's own
+		}
+		id, err := strconv.ParseUint(string(r.ID), 10, 64)
+		if err != nil {
+			return nil
+		}
+		switch {
+		case ev.Reason == "alarm" && !r.Cleared:
+			idx[r.ID.String()] = len(open)
+			open = append(open, AlarmView{ID: id, Device: r.Device, Text: r.Text, Batch: batch, Raised: ev.At})
+		case ev.Reason == "alarm" && r.Cleared:
+			if i, ok := idx[r.ID.String()]; ok {
+				t := ev.At
+				open[i].ClearedAt = &t
+			}
+		default: // alarm.ack
+			if i, ok := idx[r.ID.String()]; ok {
+				t := ev.At
+				open[i].AckBy, open[i].AckAt = ev.Actor.ID, &t
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	l.alarms.mu.Lock()
+	defer l.alarms.mu.Unlock()
+	for _, a := range open {
+		if a.AckAt == nil {
+			l.alarms.list = append(l.alarms.list, a)
+		}
+	}
+	if len(l.alarms.list) > alarmKeep {
+		l.alarms.list = append(l.alarms.list[:0:0], l.alarms.list[len(l.alarms.list)-alarmKeep:]...)
+	}
+	return nil
+}

@@ -159,6 +159,10 @@ func NewLine(ctx context.Context, cfg LineConfig, store *aggregation.Store, log 
 		}
 	}
 	l.subs.kick = make(chan struct{}, 1)
+	// Alarm ids stay unique across restarts (the batch's acknowledgements
+	// name them): every alarm is journaled, so the journal's head is past
+	// every id an earlier process gave.
+	l.alarms.next = store.Head()
 	open, err := l.openBatches(ctx)
 	if err != nil {
 		return nil, err
@@ -188,6 +192,9 @@ func NewLine(ctx context.Context, cfg LineConfig, store *aggregation.Store, log 
 		}
 		run.resumed = true
 		run.startedBy = spec.Order.Extra["started_by"]
+		if err := l.reloadAlarms(ctx, spec.ID); err != nil {
+			return nil, fmt.Errorf("line %s: resuming batch %s: alarms: %w", cfg.Line, spec.ID, err)
+		}
 		l.install(run)
 		log.Info("resuming the open batch", "batch", spec.ID)
 	}

@@ -604,3 +604,62 @@ func TestNoUserRefused(t *testing.T) {
 		t.Errorf("%d records of refusals, want 5 (all but the acknowledgement)", n)
 	}
 }
+
+// Alarms of the open batch that nobody acknowledged come back after a
+// restart, under their ids, for the operator to acknowledge (the batch's
+// release waits for them); ids given after the restart are new ones.
+func TestLineKeepsUnacknowledgedAlarmsAcrossRestarts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	rg := newLineRig(t, dir)
+	if _, err := rg.line.StartBatch(ctx, workOrder("B1"), "op1"); err != nil {
+		t.Fatal(err)
+	}
+	rg.line.raiseAlarm(ctx, "printer", "ribbon low", "B1", false)
+	rg.line.raiseAlarm(ctx, "camera", "lens dirty", "B1", false)
+	before := rg.line.Alarms()
+	if len(before) != 2 {
+		t.Fatalf("alarms %+v", before)
+	}
+	if before[0].Text != "ribbon low" {
+		before[0], before[1] = before[1], before[0]
+	}
+	if err := rg.line.AcknowledgeAlarm(ctx, before[1].ID, "op1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rg.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	rg = newLineRig(t, dir)
+	after := rg.line.Alarms()
+	if len(after) != 1 || after[0].ID != before[0].ID || after[0].Text != "ribbon low" || after[0].AckAt != nil {
+		t.Fatalf("after the restart: alarms %+v, want the unacknowledged %+v", after, before[0])
+	}
+	rg.line.raiseAlarm(ctx, "gate", "bin full", "B1", false)
+	now := rg.line.Alarms()
+	var fresh AlarmView
+	for _, a := range now {
+		if a.Text == "bin full" {
+			fresh = a
+		}
+	}
+	if len(now) != 2 || fresh.ID <= before[0].ID || fresh.ID <= before[1].ID {
+		t.Fatalf("a new alarm after the restart got id %d; ids before were %d, %d", fresh.ID, before[0].ID, before[1].ID)
+	}
+	if err := rg.line.AcknowledgeAlarm(ctx, after[0].ID, "op2"); err != nil {
+		t.Fatal(err)
+	}
+	acks := 0
+	if err := rg.store.Trail(ctx, "B1", func(ev aggregation.Event) error {
+		if ev.Reason == "alarm.ack" {
+			acks++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if acks != 2 {
+		t.Fatalf("%d acknowledgements journaled, want 2", acks)
+	}
+}

@@ -190,6 +190,13 @@ func (r *Runner) doConfirm(ctx context.Context, a Action) {
 			defer r.jwg.Done()
 			r.waitPrinted(c, a.Code)
 			if err := r.store.Decommission(c, a.Code, a.Reason, system); err != nil {
+				if info, lerr := r.store.Lookup(c, a.Code); errors.Is(err, aggregation.ErrRefused) && lerr == nil &&
+					(info.State == aggregation.StateDecommissioned || info.State == aggregation.StateRejected || info.State == aggregation.StateVoided) {
+					// Taken out already (the gate's outcome came after all
+					// and rejected it): what the take-back wanted holds.
+					r.log.Info("take back code: already out", "code", a.Code, "state", info.State)
+					return
+				}
 				r.log.Error("take back code", "code", a.Code, "err", err)
 			}
 		})

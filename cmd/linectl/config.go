@@ -249,21 +249,6 @@ func (f *lineFile) loadProducts() (map[string]*tracecode.Product, error) {
 	return out, nil
 }
 
-// productPath is the path of the config's first product file (relative to
-// the config's directory). For `linectl export --config` (export.go), which
-// predates several products: with more than one, the batch's own product
-// is the one its spec names (line.LineConfig.ProductOf over loadProducts).
-func (f *lineFile) productPath() string {
-	files := f.productFiles()
-	if len(files) == 0 {
-		return ""
-	}
-	if filepath.IsAbs(files[0]) {
-		return files[0]
-	}
-	return filepath.Join(f.dir, files[0])
-}
-
 // firstProductKey is the product an old-style batch section means by default.
 func (f *lineFile) firstProductKey() string {
 	if f.Batch != nil && f.Batch.Product != "" {

@@ -18,7 +18,7 @@ const exportUsage = `usage: linectl export --data DIR --batch B --format msfx-xm
 Writes a released (or active, or handed-off) batch's hand-off document on stdout.
 --product is the product file (master data and filed rules) the batch was made with
 (the ledger records the product's name, not its master data); or --config, the line's
-config file (as for linectl run), whose product: names it.
+config file (as for linectl run): the batch's product among its products.
 --upload (msfx-xml only) writes the relation XML as the platform's upload takes it:
 zipped, then base64.`
 
@@ -61,23 +61,20 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 	if *product != "" && *config != "" {
 		return errors.New("give --product or --config, not both")
 	}
+	productFor := func(string) (*tracecode.Product, error) { return tracecode.LoadProduct(*product) }
 	if *config != "" {
 		lf, err := loadLineFile(*config)
 		if err != nil {
 			return err
 		}
-		*product = lf.productPath()
-	}
-	p, err := tracecode.LoadProduct(*product)
-	if err != nil {
-		return err
+		products, err := lf.loadProducts()
+		if err != nil {
+			return err
+		}
+		productFor = productsByName(products) // the batch's own product among the config's
 	}
 	if *chunk < 1 || *chunk > 100000 {
 		return fmt.Errorf("--chunk %d: want 1..100000 EPCs per event", *chunk)
-	}
-	o := export.Options{Product: p, Chunk: *chunk, NMPA20Base: *nmpaBase, DigitalLinkBase: *dlBase}
-	if err := o.Validate(); err != nil {
-		return err
 	}
 	if _, err := os.Stat(*data); err != nil {
 		return fmt.Errorf("no ledger at %s: %w", *data, err)
@@ -87,8 +84,19 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("ledger %s: %w", *data, err)
 	}
 	defer s.Close()
-	if _, err := s.Summary(ctx, *batch); errors.Is(err, aggregation.ErrNotFound) {
+	spec, err := s.Spec(ctx, *batch)
+	if errors.Is(err, aggregation.ErrNotFound) {
 		return fmt.Errorf("batch %q is not in the ledger at %s", *batch, *data)
+	} else if err != nil {
+		return err
+	}
+	p, err := productFor(spec.Product)
+	if err != nil {
+		return err
+	}
+	o := export.Options{Product: p, Chunk: *chunk, NMPA20Base: *nmpaBase, DigitalLinkBase: *dlBase}
+	if err := o.Validate(); err != nil {
+		return err
 	}
 	// A refusal (state, product) comes before anything is written.
 	w := bufio.NewWriterSize(c.stdout, 64<<10)

@@ -116,6 +116,7 @@ func cmdDemo(ctx context.Context, c *cli, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8080", "address of the HMI and the line API")
 	headless := fs.Bool("headless", false, "run one batch and exit (needs --units)")
 	report := fs.String("report", "", "with --headless: write the batch report (JSON) here")
+	noHandoff := fs.Bool("no-handoff", false, "with --headless: stop at the batch's end (no QA release, no hand-off to the stand-in receivers)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -135,6 +136,9 @@ func cmdDemo(ctx context.Context, c *cli, args []string) error {
 	if !*headless {
 		return demoInteractive(ctx, c, *o, *listen)
 	}
+	if !*noHandoff {
+		o.Handoff = wireDemoHandoff
+	}
 	rep, err := demo.Run(ctx, *o, wireDemo)
 	if err != nil {
 		return err
@@ -149,6 +153,9 @@ func cmdDemo(ctx context.Context, c *cli, args []string) error {
 	}
 	fmt.Fprintf(c.stderr, "batch %s: %d units, invariants_ok=%t ground_truth_ok=%t deadline_misses=%d verdict p50=%.2fms p99=%.2fms\n",
 		rep.Batch, rep.Units, rep.InvariantsOK, rep.GroundTruthOK, rep.DeadlineMisses, rep.Latency.P50ms, rep.Latency.P99ms)
+	if h := rep.Handoff; h != nil {
+		fmt.Fprintf(c.stderr, "hand-off: ok=%t, %d documents, %d codes expected from the ground truth %v\n", h.OK, len(h.Documents), h.Expected, h.Problems)
+	}
 	if !rep.OK() {
 		return exitError{1}
 	}

@@ -111,9 +111,22 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 func TestDemoHeadlessReconciles(t *testing.T) {
 	o := testOpts(120, demo.DefaultFaults())
 	o.Data = t.TempDir()
+	o.Handoff = wireDemoHandoff
 	rep, err := demo.Run(ctxFor(t, 90*time.Second), o, wireDemo)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Then QA's release, activation and the hand-off: every document
+	// delivered, and each receiver found every code the ground truth
+	// says left the line good (units and applied labels).
+	if h := rep.Handoff; h == nil || !h.OK || len(h.Documents) != 3 || h.Expected == 0 {
+		t.Errorf("hand-off: %+v", h)
+	} else {
+		for _, d := range h.Documents {
+			if !strings.Contains(d.Answer, fmt.Sprintf("all %d expected codes present", h.Expected)) {
+				t.Errorf("%s: %s", d.Format, d.Answer)
+			}
+		}
 	}
 	if !rep.InvariantsOK {
 		t.Errorf("invariants: %v", rep.Invariants)

@@ -66,7 +66,12 @@ func serveWeb(ln net.Listener, w web, c *cli) (func(), error) {
 		c.log.Warn("HMI: no admin account yet; create it at the one-time setup URL",
 			"url", "http://"+ln.Addr().String()+"/#/setup/"+tok)
 	}
-	h, err := hmi.New(hmi.Config{Store: store, Line: l.RunnerView(), Overview: l, Accounts: acc, Demo: demo, Log: c.log})
+	hc := hmi.Config{Store: store, Line: l.RunnerView(), Overview: l, Accounts: acc, Demo: demo, Log: c.log,
+		QA: l, Desk: ho.desk}
+	if ho.ob != nil { // nil interfaces, not typed nils: the HMI says "not wired"
+		hc.Documents, hc.Publisher = ho.ob, ho.pub
+	}
+	h, err := hmi.New(hc)
 	if err != nil {
 		cancel()
 		return nil, err

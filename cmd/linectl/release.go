@@ -30,7 +30,7 @@ func controllerAccounts(ctx context.Context, s *aggregation.Store, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	return signers{acc}, nil
+	return accounts.Signer(acc), nil
 }
 
 func runRelease(ctx context.Context, c *cli, args []string, accounts func(context.Context, *aggregation.Store, *slog.Logger) (release.Authenticator, error)) error {

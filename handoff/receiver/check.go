@@ -9,6 +9,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/tracline/tracline/tracecode"
 )
 
 // The checks below read outside input (whatever a sender posts). A document
@@ -28,6 +30,11 @@ func (s idSet) add(id string) {
 	s[id] = true
 	if i := strings.LastIndexAny(id, ":/"); i >= 0 && i+1 < len(id) {
 		s["\x00"+id[i+1:]] = true
+	}
+	// Any form the scan parser knows (a GS1 Digital Link URI, an element
+	// string) is also found by its canonical code, as the ledger keeps it.
+	if p, err := tracecode.Parse(id); err == nil && string(p.Code) != id {
+		s["\x00"+string(p.Code)] = true
 	}
 }
 

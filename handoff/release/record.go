@@ -540,13 +540,32 @@ func levels(sum aggregation.BatchSummary) []Level {
 // by the alarm record's Key (the same Key on both records), by "id", or by
 // "alarm_seq" (the alarm record's journal sequence number).
 type alarmValue struct {
-	ID       string `json:"id"`
+	ID       flexID `json:"id"`
+	Cleared  bool   `json:"cleared"`
 	AlarmSeq uint64 `json:"alarm_seq"`
 	Device   string `json:"device"`
 	Text     string `json:"text"`
 	Message  string `json:"message"`
 	Note     string `json:"note"`
 	Comment  string `json:"comment"`
+}
+
+// flexID is an alarm id given as a JSON string or number (the line
+// journals numbers).
+type flexID string
+
+func (f *flexID) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*f = flexID(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("alarm id %s: want a string or a number", b)
+	}
+	*f = flexID(n.String())
+	return nil
 }
 
 func alarms(trail []aggregation.Event) []Alarm {
@@ -559,6 +578,9 @@ func alarms(trail []aggregation.Event) []Alarm {
 		var v alarmValue
 		if err := json.Unmarshal([]byte(ev.Answer), &v); err != nil {
 			v.Text = ev.Answer // not JSON: shown as it is
+		}
+		if ev.Reason == TypeAlarm && v.Cleared {
+			continue // the condition of an alarm already listed is gone; it still wants its acknowledgement
 		}
 		if ev.Reason == TypeAlarm {
 			text := v.Text
@@ -579,7 +601,7 @@ func alarms(trail []aggregation.Event) []Alarm {
 				byKey["key:"+ev.Document] = i
 			}
 			if v.ID != "" {
-				byKey["id:"+v.ID] = i
+				byKey["id:"+string(v.ID)] = i
 			}
 			continue
 		}
@@ -588,7 +610,7 @@ func alarms(trail []aggregation.Event) []Alarm {
 			i, ok = byKey["key:"+ev.Document]
 		}
 		if !ok && v.ID != "" {
-			i, ok = byKey["id:"+v.ID]
+			i, ok = byKey["id:"+string(v.ID)]
 		}
 		if !ok && v.AlarmSeq != 0 {
 			i, ok = byKey["seq:"+strconv.FormatUint(v.AlarmSeq, 10)]

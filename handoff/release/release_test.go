@@ -294,6 +294,16 @@ func TestBlockedRulesNameWhatBlocks(t *testing.T) {
 	must(t, err)
 	_, err = s.Record(ctx, aggregation.Record{Type: TypeAlarmAck, Batch: "B2", Value: `{"id":"a8","note":"emptied"}`}, oper)
 	must(t, err)
+	// As the line journals them: a numeric id, the condition cleared (not a
+	// new alarm), then the acknowledgement by id.
+	for _, r := range []struct{ typ, v string }{
+		{TypeAlarm, `{"id":41,"device":"printer","text":"printer offline"}`},
+		{TypeAlarm, `{"id":41,"device":"printer","cleared":true}`},
+		{TypeAlarmAck, `{"id":41,"device":"printer","text":"printer offline"}`},
+	} {
+		_, err = s.Record(ctx, aggregation.Record{Type: r.typ, Batch: "B2", Value: r.v}, oper)
+		must(t, err)
+	}
 	d := desk(t, s, Config{})
 	rec, err := d.Record(ctx, "B2")
 	must(t, err)
@@ -318,7 +328,7 @@ func TestBlockedRulesNameWhatBlocks(t *testing.T) {
 	if r := rule(rec, RuleReconciled); len(r.Items) != MaxItems || r.More == 0 {
 		t.Errorf("reconciled items not capped: %d items, %d more", len(r.Items), r.More)
 	}
-	if len(rec.Alarms) != 2 || rec.Alarms[0].AckSeq != 0 || rec.Alarms[1].AckBy != "user:op1" || rec.Alarms[1].AckNote != "emptied" {
+	if len(rec.Alarms) != 3 || rec.Alarms[0].AckSeq != 0 || rec.Alarms[1].AckBy != "user:op1" || rec.Alarms[1].AckNote != "emptied" || rec.Alarms[2].AckSeq == 0 {
 		t.Errorf("alarms %+v", rec.Alarms)
 	}
 	head := s.Head()

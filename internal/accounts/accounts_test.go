@@ -333,3 +333,31 @@ func TestLedger(t *testing.T) {
 		t.Fatalf("reopened: %v", b.List())
 	}
 }
+
+// TestSigner: the release desk's Authenticator re-checks the password and
+// vouches for the account's id, full name and roles; a wrong password is
+// refused and counts towards the lock-out.
+func TestSigner(t *testing.T) {
+	j := &accountstest.Journal{}
+	a, err := accounts.Open(context.Background(), accounts.Config{Demo: true, Params: accounts.Params{Time: 1, Memory: 64, Threads: 1}}, j, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := accounts.Signer(a)
+	got, err := s.Authenticate(context.Background(), "qa", "demo")
+	if err != nil || got.User != "qa" || got.FullName != "Demo qa" || len(got.Roles) != 1 || got.Roles[0] != "qa" {
+		t.Fatalf("signer %+v, %v", got, err)
+	}
+	if _, err := s.Authenticate(context.Background(), "qa", "wrong"); !errors.Is(err, accounts.ErrBadLogin) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	n := 0
+	for _, e := range j.Entries {
+		if e.Type == "login.failed" && e.User == "qa" && strings.Contains(e.Value, "authenticate") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d failed re-authentications journaled, want 1: %+v", n, j.Entries)
+	}
+}

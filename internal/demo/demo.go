@@ -56,6 +56,10 @@ type Options struct {
 	LabelTimeout time.Duration
 	// Log receives the simulator's and the controller's log (nil: none).
 	Log *slog.Logger
+	// Handoff, if set, makes a headless run go on after its batch: QA's
+	// release, activation, the documents delivered to the stand-in
+	// receivers and checked against the ground truth (Report.Handoff).
+	Handoff HandoffWire
 }
 
 func (o *Options) defaults() {
@@ -467,7 +471,29 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 	if err := d.Finish(ctx); err != nil {
 		return nil, err
 	}
-	return d.Report(context.WithoutCancel(ctx), time.Since(started), CPUTime()-cpu0)
+	if o.Handoff != nil {
+		// The release waits for every alarm of the batch to be
+		// acknowledged: the demo's operator does it at the batch's end.
+		for _, a := range d.Line().Alarms() {
+			if a.AckAt == nil {
+				if err := d.Line().AcknowledgeAlarm(ctx, a.ID, "operator"); err != nil {
+					return nil, fmt.Errorf("demo: acknowledging alarm %d: %w", a.ID, err)
+				}
+			}
+		}
+	}
+	rep, err := d.Report(context.WithoutCancel(ctx), time.Since(started), CPUTime()-cpu0)
+	if err != nil || o.Handoff == nil {
+		return rep, err
+	}
+	svc, err := o.Handoff(ctx, d.store, d.setup, d.dir, d.o.Log)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Handoff, err = d.handoff(ctx, svc, d.setup.Batch.Batch); err != nil {
+		return nil, err
+	}
+	return rep, nil
 }
 
 // WaitLine waits until cond holds for the line's snapshot (up to a

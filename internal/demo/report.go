@@ -36,11 +36,16 @@ type Report struct {
 	CPUSeconds     float64                    `json:"cpu_s"`
 	CPUPercent     float64                    `json:"cpu_percent"`
 	DataDir        string                     `json:"data_dir"`
+	// Handoff is the release and hand-off after the batch (Options.Handoff).
+	Handoff *HandoffReport `json:"handoff,omitempty"`
 }
 
-// OK reports whether the batch reconciled: invariants, ground truth and
-// no deadline miss (`linectl demo --headless` exits 1 otherwise).
-func (r *Report) OK() bool { return r.InvariantsOK && r.GroundTruthOK && r.DeadlineMisses == 0 }
+// OK reports whether the batch reconciled: invariants, ground truth, no
+// deadline miss and, if it ran, the hand-off (`linectl demo --headless`
+// exits 1 otherwise).
+func (r *Report) OK() bool {
+	return r.InvariantsOK && r.GroundTruthOK && r.DeadlineMisses == 0 && (r.Handoff == nil || r.Handoff.OK)
+}
 
 // productName is how a report names the product file.
 func productName(file string) string {
