@@ -13,6 +13,7 @@ const pages = [
   { id: 'qa', nav: 'nav_qa', roles: ['qa', 'admin', 'inspector'], load: () => import('./pages/qa.js') },
   { id: 'qalookup', nav: 'nav_qalookup', roles: ['operator', 'qa', 'engineer', 'admin', 'inspector'], load: () => import('./pages/qalookup.js') },
   { id: 'accounts', nav: 'nav_accounts', roles: ['admin'], load: () => import('./pages/accounts.js') },
+  { id: 'engineer', nav: 'nav_engineer', roles: ['engineer', 'admin'], load: () => import('./pages/engineer.js') },
   { id: 'login', public: true, load: () => import('./pages/login.js') },
   { id: 'setup', public: true, load: () => import('./pages/setup.js') },
 ];
