@@ -50,7 +50,7 @@ func newAPIRig(t testing.TB) *apiRig {
 			cs, err := line.NewPoolSource(p, store, spec.ID)
 			return line.Devices{Codes: cs}, err
 		},
-		Links: map[string]line.LinkReporter{"plc": watchLink{w, "plc"}}, Engineering: lineEngineering{eng}}
+		Links: map[string]line.LinkReporter{"plc": watchLink{w, "plc"}}, Engineering: lineEngineering{e: eng}}
 	w.declare("plc")
 	l, err := line.NewLine(context.Background(), lc, store, discardLogger())
 	if err != nil {
