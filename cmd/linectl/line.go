@@ -62,7 +62,7 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("HMI: %w", err)
 	}
-	stopAPI, err := serveWeb(ln, web{Line: ctrl.Line(), Store: store, Handoff: f.Handoff, Products: products, Data: *data, LocalAPI: *localAPI}, c)
+	stopAPI, err := serveWeb(ln, web{Line: ctrl.Line(), Store: store, Handoff: f.Handoff, Products: products, Data: *data, LocalAPI: *localAPI, HMI: f.HMI}, c)
 	if err != nil {
 		ln.Close()
 		return err

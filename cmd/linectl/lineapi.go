@@ -50,6 +50,8 @@ type web struct {
 	// LocalAPI serves the unauthenticated line API (/api/line) to loopback
 	// peers.
 	LocalAPI bool
+	// HMI are the web server's security settings.
+	HMI hmiFile
 }
 
 // serveWeb serves the HMI and the line API on ln, and runs the hand-off's
@@ -69,10 +71,11 @@ func serveWeb(ln net.Listener, w web, c *cli) (func(), error) {
 	}
 	if tok := acc.SetupToken(); tok != "" {
 		c.log.Warn("HMI: no admin account yet; create it at the one-time setup URL",
-			"url", "http://"+ln.Addr().String()+"/#/setup/"+tok)
+			"url", webScheme(w.HMI)+"://"+ln.Addr().String()+"/#/setup/"+tok)
 	}
 	hc := hmi.Config{Store: store, Line: l.RunnerView(), Overview: l, Accounts: acc, Demo: demo, Log: c.log,
-		QA: l, Desk: ho.desk}
+		QA: l, Desk: ho.desk, CertFile: w.HMI.TLS.CertFile, KeyFile: w.HMI.TLS.KeyFile,
+		TrustedProxies: w.HMI.TrustedProxies, IdleTimeout: w.HMI.IdleTimeout}
 	if ho.ob != nil { // nil interfaces, not typed nils: the HMI says "not wired"
 		hc.Documents, hc.Publisher = ho.ob, ho.pub
 	}
@@ -96,12 +99,16 @@ func serveWeb(ln net.Listener, w web, c *cli) (func(), error) {
 		done <- struct{}{}
 	}()
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return srv.Serve(ln) }
+		if hc.CertFile != "" {
+			serve = func() error { return srv.ServeTLS(ln, hc.CertFile, hc.KeyFile) }
+		}
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.log.Error("HMI", "err", err)
 		}
 		done <- struct{}{}
 	}()
-	c.log.Info("HMI", "url", "http://"+ln.Addr().String()+"/")
+	c.log.Info("HMI", "url", webScheme(w.HMI)+"://"+ln.Addr().String()+"/")
 	return func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
@@ -380,4 +387,11 @@ func loopbackOnly(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+func webScheme(h hmiFile) string {
+	if h.TLS.CertFile != "" {
+		return "https"
+	}
+	return "http"
 }

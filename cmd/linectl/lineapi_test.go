@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,6 +23,7 @@ import (
 // apiRig is the line API on a line.Line with fake devices and a real
 // ledger; the line is not running a batch.
 type apiRig struct {
+	l     *line.Line
 	store *aggregation.Store
 	srv   *httptest.Server
 	plc   *plctest.PLC
@@ -56,6 +58,7 @@ func newAPIRig(t testing.TB) *apiRig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rg.l = l
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
@@ -233,5 +236,26 @@ func TestLocalLineAPIIsLoopbackOnly(t *testing.T) {
 	newHMI(hmiOnly, nil).ServeHTTP(w, httptest.NewRequest("POST", "/api/line/commands", nil))
 	if w.Code != http.StatusNotFound {
 		t.Errorf("without --local-api, /api/line answered %d", w.Code)
+	}
+}
+
+// The config's hmi section reaches the HMI, whose checks name the setting.
+func TestWebSettingsFromConfig(t *testing.T) {
+	rg := newAPIRig(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var h hmiFile
+	h.TLS.CertFile, h.TLS.KeyFile = "/nonexistent/cert.pem", "/nonexistent/key.pem"
+	h.TrustedProxies = []string{"not-a-cidr"}
+	stop, err := serveWeb(ln, web{Line: rg.l, Store: rg.store, HMI: h}, quietCLI())
+	if err == nil {
+		stop()
+		t.Fatal("served with a missing certificate and a bad proxy range")
+	}
+	if !strings.Contains(err.Error(), "hmi.") {
+		t.Fatalf("error does not name the setting: %v", err)
 	}
 }
