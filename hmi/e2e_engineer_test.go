@@ -1,9 +1,6 @@
 package hmi_test
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -17,40 +14,8 @@ import (
 // histogram drawn; Chinese, then English.
 func TestBrowserEngineer(t *testing.T) {
 	lr := newLineRig(t)
-	dir := shots(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.WindowSize(1280, 800),
-		chromedp.NoSandbox, chromedp.Flag("disable-gpu", true), chromedp.Flag("lang", "zh-CN"))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-
-	shot := func(name string) {
-		t.Helper()
-		b, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			shot("eng-failed")
-			t.Fatalf("%s: %v (screenshots in %s)", what, err, dir)
-		}
-	}
-	wait := func(what, js string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
-			shot("eng-failed")
-			t.Fatalf("waiting for %s: %v (screenshots in %s)", what, err, dir)
-		}
-	}
+	b := newBrowser(t, "", 90*time.Second, 15*time.Second)
+	ctx, dir, shot, do, wait := b.ctx, b.dir, b.shot, b.do, b.wait
 	reads := func() int {
 		t.Helper()
 		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`Number(document.querySelector('#view').dataset.reads || 0)`))

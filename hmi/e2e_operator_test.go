@@ -23,40 +23,8 @@ import (
 // rework with its preview; the pools; Chinese, then English.
 func TestBrowserOperator(t *testing.T) {
 	o := newOpRig(t, line.ChallengeStep{Name: "good", Expect: line.ReasonNone}, line.ChallengeStep{Name: "no-read", Expect: line.ReasonNoRead})
-	dir := shots(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.WindowSize(1280, 800),
-		chromedp.NoSandbox, chromedp.Flag("disable-gpu", true), chromedp.Flag("lang", "zh-CN"))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 120*time.Second)
-	defer cancel()
-
-	shot := func(name string) {
-		t.Helper()
-		b, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			shot("op-failed")
-			t.Fatalf("%s: %v (screenshots in %s)", what, err, dir)
-		}
-	}
-	wait := func(what, js string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
-			shot("op-failed")
-			t.Fatalf("waiting for %s: %v (screenshots in %s)", what, err, dir)
-		}
-	}
+	b := newBrowser(t, "", 120*time.Second, 15*time.Second)
+	ctx, dir, shot, do, wait := b.ctx, b.dir, b.shot, b.do, b.wait
 	js := func(what, script string) {
 		t.Helper()
 		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](script+`; true`)); err != nil {
