@@ -55,6 +55,33 @@ func (s *Server) bodyLimit(c *echo.Context) int64 {
 }
 
 // operator is the line behind the operator's screens, or a 503.
+// withOperator is a handler that needs the operator's line.
+func withOperator(s *Server, fn func(c *echo.Context, u *accounts.User, op Operator) error) func(*echo.Context, *accounts.User) error {
+	return func(c *echo.Context, u *accounts.User) error {
+		op, err := s.operator()
+		if err != nil {
+			return err
+		}
+		return fn(c, u, op)
+	}
+}
+
+// withOperatorBody is withOperator with the request body decoded (strictly)
+// into a T first.
+func withOperatorBody[T any](s *Server, fn func(c *echo.Context, u *accounts.User, op Operator, req T) error) func(*echo.Context, *accounts.User) error {
+	return func(c *echo.Context, u *accounts.User) error {
+		var req T
+		if err := decode(c, &req); err != nil {
+			return err
+		}
+		op, err := s.operator()
+		if err != nil {
+			return err
+		}
+		return fn(c, u, op, req)
+	}
+}
+
 func (s *Server) operator() (Operator, error) {
 	if op, ok := s.cfg.Overview.(Operator); ok {
 		return op, nil
@@ -263,15 +290,7 @@ func (s *Server) operatorRoutes() []Route {
 		{Method: http.MethodPost, Path: "/api/v1/pools/:pool/import", Roles: operators, Tag: "operator", MaxBody: ImportMaxBody,
 			Summary: "Import a platform code file (码段 text, one 20-digit code a line, or a zip), base64 in JSON, body ≤ 32 MiB; all or nothing: a refused file changes nothing and its bad lines are listed",
 			Request: ImportReq{}, Response: ImportDoc{},
-			Handler: func(c *echo.Context, u *accounts.User) error {
-				var req ImportReq
-				if err := decode(c, &req); err != nil {
-					return err
-				}
-				op, err := s.operator()
-				if err != nil {
-					return err
-				}
+			Handler: withOperatorBody(s, func(c *echo.Context, u *accounts.User, op Operator, req ImportReq) error {
 				if len(req.Data) == 0 {
 					return fail(http.StatusBadRequest, "bad_body", "data: empty file")
 				}
@@ -293,7 +312,7 @@ func (s *Server) operatorRoutes() []Route {
 					return fail(http.StatusUnprocessableEntity, "bad_code_file", err.Error())
 				}
 				return c.JSON(http.StatusOK, ImportDoc{Imported: &res, BadLines: []BadLine{}})
-			}},
+			})},
 		{Method: http.MethodGet, Path: "/api/v1/station", Roles: operators, Tag: "operator",
 			Summary: "The manual aggregation station: the open parent and what was scanned into it", Response: StationDoc{},
 			Handler: func(c *echo.Context, _ *accounts.User) error {
@@ -306,15 +325,7 @@ func (s *Server) operatorRoutes() []Route {
 		{Method: http.MethodPost, Path: "/api/v1/station/scan", Roles: operators, Tag: "operator",
 			Summary: "One scan at the station: opens a parent when none is open, else adds a child (packed at the ratio); a refused scan answers 200 with refused.reason and changes nothing",
 			Request: ScanReq{}, Response: StationDoc{},
-			Handler: func(c *echo.Context, u *accounts.User) error {
-				var req ScanReq
-				if err := decode(c, &req); err != nil {
-					return err
-				}
-				op, err := s.operator()
-				if err != nil {
-					return err
-				}
+			Handler: withOperatorBody(s, func(c *echo.Context, u *accounts.User, op Operator, req ScanReq) error {
 				ctx := c.Request().Context()
 				if op.Station().Parent == "" {
 					v, err := op.StationBegin(ctx, req.Scan, u.ID)
@@ -322,64 +333,36 @@ func (s *Server) operatorRoutes() []Route {
 				}
 				v, err := op.StationAdd(ctx, req.Scan, u.ID)
 				return station(c, v, err)
-			}},
+			})},
 		{Method: http.MethodPost, Path: "/api/v1/station/new", Roles: operators, Tag: "operator",
 			Summary: "Open a parent with a new code of a level (its label printed when it is packed)",
 			Request: NewParentReq{}, Response: StationDoc{},
-			Handler: func(c *echo.Context, u *accounts.User) error {
-				var req NewParentReq
-				if err := decode(c, &req); err != nil {
-					return err
-				}
-				op, err := s.operator()
-				if err != nil {
-					return err
-				}
+			Handler: withOperatorBody(s, func(c *echo.Context, u *accounts.User, op Operator, req NewParentReq) error {
 				if req.Level < 2 || req.Level > 9 {
 					return fail(http.StatusBadRequest, "bad_body", "level: a parent level is 2..9")
 				}
 				v, err := op.StationBeginNew(c.Request().Context(), tracecode.Level(req.Level), u.ID)
 				return station(c, v, err)
-			}},
+			})},
 		{Method: http.MethodPost, Path: "/api/v1/station/close", Roles: operators, Tag: "operator",
 			Summary: "Pack the open parent short of its ratio (partial), with a reason",
 			Request: ReasonReq{}, Response: StationDoc{},
-			Handler: func(c *echo.Context, u *accounts.User) error {
-				var req ReasonReq
-				if err := decode(c, &req); err != nil {
-					return err
-				}
-				op, err := s.operator()
-				if err != nil {
-					return err
-				}
+			Handler: withOperatorBody(s, func(c *echo.Context, u *accounts.User, op Operator, req ReasonReq) error {
 				if strings.TrimSpace(req.Reason) == "" {
 					return fail(http.StatusBadRequest, "bad_body", "reason: required")
 				}
 				v, err := op.StationClose(c.Request().Context(), req.Reason, u.ID)
 				return station(c, v, err)
-			}},
+			})},
 		{Method: http.MethodPost, Path: "/api/v1/station/cancel", Roles: operators, Tag: "operator",
 			Summary: "Drop the open parent (nothing was written for it)", Response: StationDoc{},
-			Handler: func(c *echo.Context, u *accounts.User) error {
-				op, err := s.operator()
-				if err != nil {
-					return err
-				}
+			Handler: withOperator(s, func(c *echo.Context, u *accounts.User, op Operator) error {
 				return c.JSON(http.StatusOK, StationDoc{Station: op.StationCancel(c.Request().Context(), u.ID)})
-			}},
+			})},
 		{Method: http.MethodPost, Path: "/api/v1/station/reprint", Roles: operators, Tag: "operator",
 			Summary: "Print a packed parent's label again on the rework label printer (journaled)",
 			Request: ReprintReq{}, Response: StationDoc{},
-			Handler: func(c *echo.Context, u *accounts.User) error {
-				var req ReprintReq
-				if err := decode(c, &req); err != nil {
-					return err
-				}
-				op, err := s.operator()
-				if err != nil {
-					return err
-				}
+			Handler: withOperatorBody(s, func(c *echo.Context, u *accounts.User, op Operator, req ReprintReq) error {
 				p, err := tracecode.Parse(req.Code)
 				if err != nil {
 					return fail(http.StatusBadRequest, "bad_code", "code: "+err.Error())
@@ -391,7 +374,7 @@ func (s *Server) operatorRoutes() []Route {
 					return opErr(err)
 				}
 				return c.JSON(http.StatusOK, StationDoc{Station: op.Station()})
-			}},
+			})},
 		{Method: http.MethodPost, Path: "/api/v1/line/rework/preview", Roles: operators, Tag: "operator",
 			Summary: "What a rework would change (each code's state before and after, labels) or why it would be refused; changes nothing",
 			Request: ReworkReq{}, Response: line.ReworkPreview{},
