@@ -42,45 +42,72 @@ func shots(t *testing.T) string {
 	return t.TempDir()
 }
 
+// browser is a headless Chromium at 1280×800 (Chinese first) for one test:
+// do runs steps, wait polls a JS condition, shot saves a screenshot named
+// prefix-name.png; a failed step or wait saves prefix-failed.png first.
+type browser struct {
+	t        *testing.T
+	ctx      context.Context
+	dir      string
+	prefix   string
+	poll     time.Duration
+	fullPage bool
+}
+
+func newBrowser(t *testing.T, prefix string, timeout, poll time.Duration) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.WindowSize(1280, 800),
+		chromedp.NoSandbox, chromedp.Flag("disable-gpu", true), chromedp.Flag("lang", "zh-CN"))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx)
+	ctx, cancelT := context.WithTimeout(ctx, timeout)
+	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
+	return &browser{t: t, ctx: ctx, dir: shots(t), prefix: prefix, poll: poll}
+}
+
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	var img []byte
+	var err error
+	if b.fullPage {
+		img, err = chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	} else {
+		img, err = chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	}
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if b.prefix != "" {
+		name = b.prefix + "-" + name
+	}
+	if err := os.WriteFile(filepath.Join(b.dir, name+".png"), img, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.shot("failed")
+		b.t.Fatalf("%s: %v (screenshots in %s)", what, err, b.dir)
+	}
+}
+
+func (b *browser) wait(what, js string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(b.poll))); err != nil {
+		b.shot("failed")
+		b.t.Fatalf("waiting for %s: %v (screenshots in %s)", what, err, b.dir)
+	}
+}
+
 // TestBrowser drives the HMI in headless Chromium at 1280×800: log in as
 // the operator, reset and start the line, watch the counters rise live,
 // hold and unhold, a refusal in words, the confirmation of abort, English.
 func TestBrowser(t *testing.T) {
 	rg := newRig(t, rigOpts{})
-	dir := shots(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.WindowSize(1280, 800),
-		chromedp.NoSandbox, chromedp.Flag("disable-gpu", true), chromedp.Flag("lang", "zh-CN"))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-
-	shot := func(name string) {
-		t.Helper()
-		b, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			shot("failed")
-			t.Fatalf("%s: %v (screenshots in %s)", what, err, dir)
-		}
-	}
-	wait := func(what, js string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
-			shot("failed")
-			t.Fatalf("waiting for %s: %v (screenshots in %s)", what, err, dir)
-		}
-	}
+	b := newBrowser(t, "", 90*time.Second, 15*time.Second)
+	ctx, dir, shot, do, wait := b.ctx, b.dir, b.shot, b.do, b.wait
 	text := func(sel string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))

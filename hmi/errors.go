@@ -54,6 +54,10 @@ var messages = map[string][2]string{
 	"bad_token":       {"初始化令牌错误或已使用", "wrong or used setup token"},
 	"unavailable":     {"暂不可用", "not available now"},
 	"internal":        {"内部错误，已记录", "internal error (logged)"},
+	"bad_work_order":  {"工单有误", "the work order is refused"},
+	"batch_open":      {"产线上已有未完成的批次", "a batch is open on the line"},
+	"no_batch":        {"产线上没有批次", "no batch on the line"},
+	"bad_code_file":   {"码段文件有误，未导入", "the code file is refused, nothing imported"},
 
 	// QA's screens (api_qa.go).
 	"bad_filter":            {"筛选条件有误", "the filter is wrong"},

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -44,9 +45,11 @@ type Line interface {
 // LineOverview is the multi-batch line's own overview; *line.Line
 // satisfies it. When Config.Overview is set, the overview's batch, rate,
 // last units, alarms (journaled by the line, acknowledged through it),
-// device links and ages and codes left come from it.
+// device links and ages and codes left come from it, and the hub follows
+// its Subscribe (work-order header, purge guide, challenge, levels).
 type LineOverview interface {
 	Snapshot() line.Overview
+	Subscribe() (<-chan line.Overview, func())
 	AcknowledgeAlarm(ctx context.Context, id uint64, user string) error
 }
 
@@ -93,7 +96,10 @@ type Config struct {
 	RecordFont []byte      // TrueType face for the record's PDF (nil: release.DefaultFont, read on first use)
 }
 
-// Validate checks the config, naming the hmi.* setting that is wrong.
+// Validate checks the config, naming the hmi.* setting that is wrong. It
+// loads the certificate and key (files only, no network) so that a wrong
+// path or a mismatched pair is reported at start, not at the first
+// browser's handshake.
 func (c Config) Validate() error {
 	switch {
 	case c.Store == nil:
@@ -102,17 +108,46 @@ func (c Config) Validate() error {
 		return errors.New("hmi: no line")
 	case c.Accounts == nil:
 		return errors.New("hmi: no accounts")
-	case (c.CertFile == "") != (c.KeyFile == ""):
-		return errors.New("hmi.tls: cert_file and key_file go together")
+	case c.CertFile != "" && c.KeyFile == "":
+		return errors.New("hmi.tls.key_file: required with hmi.tls.cert_file (the certificate's private key, PEM)")
+	case c.CertFile == "" && c.KeyFile != "":
+		return errors.New("hmi.tls.cert_file: required with hmi.tls.key_file (the server certificate, PEM)")
 	case c.IdleTimeout < 0:
 		return fmt.Errorf("hmi.idle_timeout: %s is negative", c.IdleTimeout)
 	case c.MaxBody < 0:
 		return fmt.Errorf("hmi.max_body: %d is negative", c.MaxBody)
 	}
-	for _, p := range c.TrustedProxies {
-		if _, _, err := net.ParseCIDR(p); err != nil {
-			return fmt.Errorf("hmi.trusted_proxies: %q is not a CIDR range (e.g. 10.0.0.0/8)", p)
+	if c.CertFile != "" {
+		if err := checkCert(c.CertFile, c.KeyFile, time.Now()); err != nil {
+			return err
 		}
+	}
+	for i, p := range c.TrustedProxies {
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			return fmt.Errorf("hmi.trusted_proxies[%d]: %q is not a CIDR range (e.g. 10.0.0.0/8, or 192.168.1.10/32 for one proxy)", i, p)
+		}
+		if ones, _ := n.Mask.Size(); ones == 0 {
+			return fmt.Errorf("hmi.trusted_proxies[%d]: %q trusts every address: anyone could set X-Forwarded-For and evade the login rate limit; name the proxies' own addresses", i, p)
+		}
+	}
+	return nil
+}
+
+// checkCert loads the certificate and key as the server will.
+func checkCert(certFile, keyFile string, now time.Time) error {
+	if _, err := os.Stat(certFile); err != nil {
+		return fmt.Errorf("hmi.tls.cert_file: %w", err)
+	}
+	if _, err := os.Stat(keyFile); err != nil {
+		return fmt.Errorf("hmi.tls.key_file: %w", err)
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("hmi.tls: cert_file %q with key_file %q: %w", certFile, keyFile, err)
+	}
+	if leaf := pair.Leaf; leaf != nil && now.After(leaf.NotAfter) {
+		return fmt.Errorf("hmi.tls.cert_file: %q expired on %s", certFile, leaf.NotAfter.UTC().Format(time.DateOnly))
 	}
 	return nil
 }
@@ -158,7 +193,8 @@ func New(cfg Config) (*Server, error) {
 	e.Use(s.guard)
 	s.e = e
 	// Each group of routes is one file; a new screen adds its own group here.
-	for _, group := range [][]Route{s.sessionRoutes(), s.accountRoutes(), s.lineRoutes(), s.opsRoutes(), s.qaRoutes()} {
+	for _, group := range [][]Route{s.sessionRoutes(), s.accountRoutes(), s.lineRoutes(), s.opsRoutes(), s.qaRoutes(),
+		s.operatorRoutes(), s.engineerRoutes()} {
 		s.routes = append(s.routes, group...)
 	}
 	for _, r := range s.routes {

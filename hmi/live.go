@@ -28,6 +28,11 @@ type Overview struct {
 	Alarms     []Alarm              `json:"alarms"`       // newest first
 	Pools      []tracecode.PoolStat `json:"pools"`
 	Links      []Link               `json:"links"`
+	// Ops is the multi-batch line's own overview (without its runner
+	// snapshot, which is Line): the batch and its work order, levels,
+	// codes left with warnings, purge guide, challenge test, ready for
+	// the next batch. Absent with a bare runner.
+	Ops *line.Overview `json:"line_overview,omitempty"`
 }
 
 // Unit is one of the last units decided.
@@ -56,6 +61,8 @@ type Link struct {
 	Up     bool    `json:"up"`
 	AgeMs  float64 `json:"age_ms"` // -1: unknown
 	Fault  string  `json:"fault,omitempty"`
+	// State is up, down or unknown (no message yet), when the line says.
+	State string `json:"state,omitempty"`
 }
 
 // Linker is an optional ability of a Line: each device's link.
@@ -97,6 +104,12 @@ func newHub(s *Server) *hub {
 func (h *hub) run(ctx context.Context) {
 	ch, stop := h.s.cfg.Line.Subscribe()
 	defer stop()
+	var lch <-chan line.Overview // the multi-batch line's own changes
+	if lo := h.s.cfg.Overview; lo != nil {
+		c, lstop := lo.Subscribe()
+		defer lstop()
+		lch = c
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	pending := false
@@ -109,6 +122,17 @@ func (h *hub) run(ctx context.Context) {
 			return
 		case u := <-ch:
 			h.refresh(ctx, u.Snapshot, u.Actions)
+			if wait := coalesce - time.Since(lastSent); wait > 0 {
+				if !pending {
+					pending = true
+					timer.Reset(wait)
+				}
+				continue
+			}
+			h.broadcast()
+			lastSent = time.Now()
+		case o := <-lch:
+			h.refreshWith(ctx, h.s.cfg.Line.Snapshot(), nil, &o)
 			if wait := coalesce - time.Since(lastSent); wait > 0 {
 				if !pending {
 					pending = true
@@ -132,6 +156,12 @@ func (h *hub) run(ctx context.Context) {
 
 // refresh applies a snapshot and the actions that led to it.
 func (h *hub) refresh(ctx context.Context, snap line.Snapshot, acts []line.Action) {
+	h.refreshWith(ctx, snap, acts, nil)
+}
+
+// refreshWith is refresh with the multi-batch line's overview when the
+// caller has it already (nil: read it, if there is a line).
+func (h *hub) refreshWith(ctx context.Context, snap line.Snapshot, acts []line.Action, lo *line.Overview) {
 	now := h.s.cfg.Now()
 	var pools []tracecode.PoolStat
 	h.mu.Lock()
@@ -146,8 +176,7 @@ func (h *hub) refresh(ctx context.Context, snap line.Snapshot, acts []line.Actio
 	if l, ok := h.s.cfg.Line.(Linker); ok {
 		links = l.Links()
 	}
-	var lo *line.Overview
-	if h.s.cfg.Overview != nil {
+	if lo == nil && h.s.cfg.Overview != nil {
 		o := h.s.cfg.Overview.Snapshot()
 		lo = &o
 	}
@@ -201,6 +230,8 @@ func (h *hub) refresh(ctx context.Context, snap line.Snapshot, acts []line.Actio
 
 // fromLine takes what the multi-batch line keeps itself. h.mu is held.
 func (h *hub) fromLine(o line.Overview) {
+	o.Runner = nil // the same as h.ov.Line
+	h.ov.Ops = &o
 	if o.Batch != nil {
 		h.ov.Batch = o.Batch.ID
 	}
@@ -222,7 +253,7 @@ func (h *hub) fromLine(o line.Overview) {
 	}
 	h.ov.Links = make([]Link, 0, len(o.Devices))
 	for _, d := range o.Devices {
-		h.ov.Links = append(h.ov.Links, Link{Device: d.Name, Up: d.Link == "up", AgeMs: float64(d.AgeMs), Fault: d.Error})
+		h.ov.Links = append(h.ov.Links, Link{Device: d.Name, Up: d.Link == "up", AgeMs: float64(d.AgeMs), Fault: d.Error, State: d.Link})
 	}
 	h.ov.Pools = make([]tracecode.PoolStat, 0, len(o.Codes))
 	for _, c := range o.Codes {

@@ -1,10 +1,7 @@
 package hmi_test
 
 import (
-	"context"
 	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,40 +16,9 @@ import (
 // batch list, and the lookup again with the network's side.
 func TestBrowserQA(t *testing.T) {
 	qr := newQARig(t, qaOpts{run: true})
-	dir := shots(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.WindowSize(1280, 800),
-		chromedp.NoSandbox, chromedp.Flag("disable-gpu", true), chromedp.Flag("lang", "zh-CN"))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 120*time.Second)
-	defer cancel()
-
-	shot := func(name string) {
-		t.Helper()
-		b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "qa-"+name+".png"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			shot("failed")
-			t.Fatalf("%s: %v (screenshots in %s)", what, err, dir)
-		}
-	}
-	wait := func(what, js string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-			shot("failed")
-			t.Fatalf("waiting for %s: %v (screenshots in %s)", what, err, dir)
-		}
-	}
+	b := newBrowser(t, "qa", 120*time.Second, 20*time.Second)
+	b.fullPage = true
+	shot, do, wait := b.shot, b.do, b.wait
 	has := func(sel, text string) string {
 		return `(document.querySelector(` + jsString(sel) + `)?.textContent || '').includes(` + jsString(text) + `)`
 	}

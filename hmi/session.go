@@ -38,7 +38,9 @@ type Route struct {
 	Response    any
 	ContentType string
 	// Status is the success status (default 200).
-	Status  int
+	Status int
+	// MaxBody, if set, is this route's body limit instead of Config.MaxBody.
+	MaxBody int64
 	Handler func(c *echo.Context, u *accounts.User) error
 }
 
@@ -146,7 +148,7 @@ func (s *Server) guard(next echo.HandlerFunc) echo.HandlerFunc {
 			h.Set("Strict-Transport-Security", "max-age=31536000")
 		}
 		if r.Body != nil {
-			r.Body = http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBody)
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, s.bodyLimit(c)) // the code-file import has its own limit
 		}
 		if unsafeMethod(r.Method) {
 			if o := r.Header.Get("Origin"); o != "" {

@@ -147,7 +147,7 @@ var (
 )
 
 // ErrNoTrigger: the profile names no trigger method.
-var ErrNoTrigger = errors.New("camera profile has no trigger_method")
+var ErrNoTrigger = errors.New("camera profile has no trigger_method: this camera is triggered by the line (its photo-eye), not by the controller, so it cannot be read on demand")
 
 // StartSingleJob triggers one inspection for item by the profile's trigger
 // method. The result arrives on Events like any other.

@@ -46,8 +46,25 @@ type lineFile struct {
 	Devices  devicesFile  `yaml:"devices"`
 	// Handoff: where activated batches' documents go, QA's release policy.
 	Handoff handoffFile `yaml:"handoff"`
+	// HMI: the web server's security settings (docs/hmi.md).
+	HMI hmiFile `yaml:"hmi"`
 
 	dir string // directory of the config file
+}
+
+// hmiFile is the web server's settings.
+type hmiFile struct {
+	TLS struct {
+		// CertFile and KeyFile (PEM), both set: the HMI is served over HTTPS
+		// and its session cookies are Secure.
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+	} `yaml:"tls"`
+	// TrustedProxies are the CIDR ranges of reverse proxies whose
+	// X-Forwarded-For is believed (default none: the peer is the client).
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// IdleTimeout ends a session unused this long (default 15m).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // batchFile is a work order in a config file (old style; see above).

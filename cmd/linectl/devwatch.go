@@ -428,7 +428,13 @@ func (c *controller) engineering() *engineering {
 }
 
 // lineEngineering is the line's Engineering over the wiring's.
-type lineEngineering struct{ e *engineering }
+type lineEngineering struct {
+	e       *engineering
+	devices []line.DeviceConfig // the devices section as loaded (line.ConfigReporter)
+}
+
+// DeviceConfig is the devices section as loaded, secrets left out.
+func (l lineEngineering) DeviceConfig() []line.DeviceConfig { return l.devices }
 
 func (l lineEngineering) Monitor(ctx context.Context) (line.Monitor, error) { return l.e.monitor(ctx) }
 

@@ -32,12 +32,13 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 	fs.SetOutput(c.stderr)
 	config := fs.String("config", "", "controller config file (see examples/line-linesim.yaml)")
 	data := fs.String("data", "", "the line's data directory (the ledger)")
-	listen := fs.String("listen", "127.0.0.1:8080", "address of the line API")
+	listen := fs.String("listen", "127.0.0.1:8080", "address of the HMI (and of the local line API)")
+	localAPI := fs.Bool("local-api", false, "also serve the unauthenticated line API (/api/line) to this machine's own programs (loopback peers only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *config == "" || *data == "" {
-		return errors.New("usage: linectl run --config FILE --data DIR [--listen ADDR]")
+		return errors.New("usage: linectl run --config FILE --data DIR [--listen ADDR] [--local-api]")
 	}
 	f, err := loadLineFile(*config)
 	if err != nil {
@@ -61,7 +62,7 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("HMI: %w", err)
 	}
-	stopAPI, err := serveWeb(ln, web{Line: ctrl.Line(), Store: store, Handoff: f.Handoff, Products: products, Data: *data}, c)
+	stopAPI, err := serveWeb(ln, web{Line: ctrl.Line(), Store: store, Handoff: f.Handoff, Products: products, Data: *data, LocalAPI: *localAPI, HMI: f.HMI}, c)
 	if err != nil {
 		ln.Close()
 		return err
@@ -178,7 +179,7 @@ func demoInteractive(ctx context.Context, c *cli, o demo.Options, listen string)
 	defer d.Close()
 	s := d.Setup()
 	stop, err := serveWeb(ln, web{Line: d.Line(), Store: d.Store(), Demo: true, Handoff: demoLineFile(s).Handoff,
-		Products: map[string]*tracecode.Product{s.ProductKey: s.Product}, Data: d.Dir()}, c)
+		Products: map[string]*tracecode.Product{s.ProductKey: s.Product}, Data: d.Dir(), LocalAPI: true}, c)
 	if err != nil {
 		return err
 	}

@@ -6,9 +6,11 @@ package main
 // /api/line/rework) with what batch after batch needs and /api/v1 does not
 // offer yet: POST /api/line/batches (a work order), GET /api/line/overview,
 // the engineer's GET /api/line/engineering and POST
-// /api/line/engineering/test. The line API has no accounts (README "Known
-// limits"): drop it from serveAPIOn once /api/v1 covers work orders and the
-// engineer's screen.
+// /api/line/engineering/test. The line API has no accounts: it is the
+// controller box's local automation API (scripted validation runs, the
+// separate-process tests), served only when asked for (`linectl run
+// --local-api`; always in the demo) and only to loopback peers. Every
+// screen and remote client uses /api/v1, with accounts and roles.
 
 import (
 	"context"
@@ -33,7 +35,7 @@ import (
 // ledger. Without an admin (production's first run) the one-time setup
 // URL is logged.
 func serveAPIOn(ln net.Listener, l *line.Line, store *aggregation.Store, demo bool, c *cli) (func(), error) {
-	return serveWeb(ln, web{Line: l, Store: store, Demo: demo}, c)
+	return serveWeb(ln, web{Line: l, Store: store, Demo: demo, LocalAPI: true}, c)
 }
 
 // web is what the web server serves: the line, its ledger and, with
@@ -45,6 +47,11 @@ type web struct {
 	Handoff  handoffFile
 	Products map[string]*tracecode.Product
 	Data     string // the data directory (the outbox's documents go in Data/outbox)
+	// LocalAPI serves the unauthenticated line API (/api/line) to loopback
+	// peers.
+	LocalAPI bool
+	// HMI are the web server's security settings.
+	HMI hmiFile
 }
 
 // serveWeb serves the HMI and the line API on ln, and runs the hand-off's
@@ -64,10 +71,11 @@ func serveWeb(ln net.Listener, w web, c *cli) (func(), error) {
 	}
 	if tok := acc.SetupToken(); tok != "" {
 		c.log.Warn("HMI: no admin account yet; create it at the one-time setup URL",
-			"url", "http://"+ln.Addr().String()+"/#/setup/"+tok)
+			"url", webScheme(w.HMI)+"://"+ln.Addr().String()+"/#/setup/"+tok)
 	}
 	hc := hmi.Config{Store: store, Line: l.RunnerView(), Overview: l, Accounts: acc, Demo: demo, Log: c.log,
-		QA: l, Desk: ho.desk}
+		QA: l, Desk: ho.desk, CertFile: w.HMI.TLS.CertFile, KeyFile: w.HMI.TLS.KeyFile,
+		TrustedProxies: w.HMI.TrustedProxies, IdleTimeout: w.HMI.IdleTimeout}
 	if ho.ob != nil { // nil interfaces, not typed nils: the HMI says "not wired"
 		hc.Documents, hc.Publisher = ho.ob, ho.pub
 	}
@@ -76,7 +84,11 @@ func serveWeb(ln net.Listener, w web, c *cli) (func(), error) {
 		cancel()
 		return nil, err
 	}
-	srv := &http.Server{Handler: newHMI(h.Handler(), l, demo, c.log), ReadHeaderTimeout: 5 * time.Second,
+	var local http.Handler
+	if w.LocalAPI {
+		local = loopbackOnly(newLineAPI(l, demo, c.log))
+	}
+	srv := &http.Server{Handler: newHMI(h.Handler(), local), ReadHeaderTimeout: 5 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	done := make(chan struct{}, 3)
 	go func() { h.Run(ctx); done <- struct{}{} }() // the HMI's live hub
@@ -87,12 +99,16 @@ func serveWeb(ln net.Listener, w web, c *cli) (func(), error) {
 		done <- struct{}{}
 	}()
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return srv.Serve(ln) }
+		if hc.CertFile != "" {
+			serve = func() error { return srv.ServeTLS(ln, hc.CertFile, hc.KeyFile) }
+		}
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.log.Error("HMI", "err", err)
 		}
 		done <- struct{}{}
 	}()
-	c.log.Info("HMI", "url", "http://"+ln.Addr().String()+"/")
+	c.log.Info("HMI", "url", webScheme(w.HMI)+"://"+ln.Addr().String()+"/")
 	return func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
@@ -105,12 +121,13 @@ func serveWeb(ln net.Listener, w web, c *cli) (func(), error) {
 }
 
 // newHMI is the one place the web server's routes are put together: the
-// line API under /api/line, everything else the HMI's.
-func newHMI(hmiHandler http.Handler, l *line.Line, demo bool, log *slog.Logger) http.Handler {
+// local line API (if any) under /api/line, everything else the HMI's.
+func newHMI(hmiHandler, localAPI http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	api := newLineAPI(l, demo, log)
-	mux.Handle("/api/line", api)
-	mux.Handle("/api/line/", api)
+	if localAPI != nil {
+		mux.Handle("/api/line", localAPI)
+		mux.Handle("/api/line/", localAPI)
+	}
 	if hmiHandler != nil {
 		mux.Handle("/", hmiHandler)
 	}
@@ -358,4 +375,23 @@ func (a *lineAPI) json(w http.ResponseWriter, status int, v any) {
 	if err := json.NewEncoder(w).Encode(v); err != nil {
 		a.log.Debug("line API: writing the answer", "err", err)
 	}
+}
+
+// loopbackOnly refuses every peer but the controller box itself.
+func loopbackOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			http.Error(w, `{"error":"the local line API answers the controller box only (loopback); use /api/v1"}`, http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func webScheme(h hmiFile) string {
+	if h.TLS.CertFile != "" {
+		return "https"
+	}
+	return "http"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,6 +23,7 @@ import (
 // apiRig is the line API on a line.Line with fake devices and a real
 // ledger; the line is not running a batch.
 type apiRig struct {
+	l     *line.Line
 	store *aggregation.Store
 	srv   *httptest.Server
 	plc   *plctest.PLC
@@ -50,12 +52,13 @@ func newAPIRig(t testing.TB) *apiRig {
 			cs, err := line.NewPoolSource(p, store, spec.ID)
 			return line.Devices{Codes: cs}, err
 		},
-		Links: map[string]line.LinkReporter{"plc": watchLink{w, "plc"}}, Engineering: lineEngineering{eng}}
+		Links: map[string]line.LinkReporter{"plc": watchLink{w, "plc"}}, Engineering: lineEngineering{e: eng}}
 	w.declare("plc")
 	l, err := line.NewLine(context.Background(), lc, store, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
+	rg.l = l
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
@@ -65,7 +68,7 @@ func newAPIRig(t testing.TB) *apiRig {
 			t.Errorf("line: %v", err)
 		}
 	})
-	rg.srv = httptest.NewServer(newHMI(nil, l, false, discardLogger()))
+	rg.srv = httptest.NewServer(newHMI(nil, loopbackOnly(newLineAPI(l, false, discardLogger()))))
 	t.Cleanup(rg.srv.Close)
 	return rg
 }
@@ -209,4 +212,50 @@ func FuzzLineAPI(f *testing.F) {
 			t.Fatalf("HTTP %d %s for %q", status, answer, body)
 		}
 	})
+}
+
+// The local line API has no accounts: it answers loopback peers only, and
+// is not served at all unless asked for.
+func TestLocalLineAPIIsLoopbackOnly(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	for _, tc := range []struct {
+		peer string
+		want int
+	}{{"127.0.0.1:5000", http.StatusTeapot}, {"[::1]:5000", http.StatusTeapot},
+		{"10.1.2.3:5000", http.StatusForbidden}, {"192.168.0.9:80", http.StatusForbidden}, {"garbage", http.StatusForbidden}} {
+		r := httptest.NewRequest("POST", "/api/line/commands", nil)
+		r.RemoteAddr = tc.peer
+		w := httptest.NewRecorder()
+		loopbackOnly(ok).ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("peer %s: %d, want %d", tc.peer, w.Code, tc.want)
+		}
+	}
+	hmiOnly := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotFound) })
+	w := httptest.NewRecorder()
+	newHMI(hmiOnly, nil).ServeHTTP(w, httptest.NewRequest("POST", "/api/line/commands", nil))
+	if w.Code != http.StatusNotFound {
+		t.Errorf("without --local-api, /api/line answered %d", w.Code)
+	}
+}
+
+// The config's hmi section reaches the HMI, whose checks name the setting.
+func TestWebSettingsFromConfig(t *testing.T) {
+	rg := newAPIRig(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var h hmiFile
+	h.TLS.CertFile, h.TLS.KeyFile = "/nonexistent/cert.pem", "/nonexistent/key.pem"
+	h.TrustedProxies = []string{"not-a-cidr"}
+	stop, err := serveWeb(ln, web{Line: rg.l, Store: rg.store, HMI: h}, quietCLI())
+	if err == nil {
+		stop()
+		t.Fatal("served with a missing certificate and a bad proxy range")
+	}
+	if !strings.Contains(err.Error(), "hmi.") {
+		t.Fatalf("error does not name the setting: %v", err)
+	}
 }

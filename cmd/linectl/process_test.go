@@ -410,7 +410,7 @@ func (l *procLine) startController(ctx context.Context) line.Snapshot {
 	l.ctlRuns++
 	l.ctlDown = false
 	l.ctl = startProc(l.t, fmt.Sprintf("linectl run #%d", l.ctlRuns), filepath.Join(l.dir, fmt.Sprintf("linectl-%d.log", l.ctlRuns)),
-		l.linectl, "run", "--config", l.lineCfg, "--data", l.data, "--listen", l.apiAddr)
+		l.linectl, "run", "--config", l.lineCfg, "--data", l.data, "--listen", l.apiAddr, "--local-api")
 	l.allProcs = append(l.allProcs, l.ctl)
 	return l.waitLine(ctx, "the line API answers", func(line.Snapshot) bool { return true })
 }

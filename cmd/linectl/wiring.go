@@ -72,7 +72,7 @@ func newController(ctx context.Context, f *lineFile, products map[string]*tracec
 	c.checkMargin()
 	lc := line.LineConfig{Line: f.Line, Machine: mcfg, Products: products,
 		Devices:      line.Devices{PLC: plcVerdicts{c.plc}, Printer: coderAdapter{c.coder}, Signals: plcSignals{p: c.plc}},
-		BatchDevices: c.batchDevices, Links: c.links(), Engineering: lineEngineering{c.engineering()}}
+		BatchDevices: c.batchDevices, Links: c.links(), Engineering: lineEngineering{c.engineering(), deviceConfigs(f.Devices)}}
 	c.lineCfg = lc
 	if c.line, err = line.NewLine(ctx, lc, store, log); err != nil {
 		return nil, err

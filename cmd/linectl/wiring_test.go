@@ -22,6 +22,7 @@ import (
 	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/sim"
 	"github.com/tracline/tracline/internal/demo"
+	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -293,7 +294,9 @@ func TestRunAgainstLinesim(t *testing.T) {
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	runErr := make(chan error, 1)
-	go func() { runErr <- cmdRun(runCtx, c, []string{"--config", config, "--data", data, "--listen", addr}) }()
+	go func() {
+		runErr <- cmdRun(runCtx, c, []string{"--config", config, "--data", data, "--listen", addr, "--local-api"})
+	}()
 	api := "http://" + addr + "/api/line"
 
 	// The API is up once the controller has connected to every device;
@@ -361,7 +364,7 @@ func TestRunAgainstLinesim(t *testing.T) {
 		return logBuf.Write(p)
 	}), nil))
 	go func() {
-		runErr2 <- cmdRun(runCtx2, &c2, []string{"--config", config, "--data", data, "--listen", addr2})
+		runErr2 <- cmdRun(runCtx2, &c2, []string{"--config", config, "--data", data, "--listen", addr2, "--local-api"})
 	}()
 	again := waitState(ctx, t, "http://"+addr2+"/api/line", runErr2, func(st apiState) bool { return st.Overview.Ready })
 	if again.Overview.Batch != nil {
@@ -512,6 +515,44 @@ func waitState(ctx context.Context, t *testing.T, api string, runErr chan error,
 		case <-ctx.Done():
 			t.Fatalf("line did not get there: state %s (%s), last error %v", last.Line.State, last.Line.Why, lastErr)
 		case <-tick.C:
+		}
+	}
+}
+
+// The engineer's screen shows the devices as configured: every device
+// with its settings, and never a secret.
+func TestDeviceConfigsForTheEngineer(t *testing.T) {
+	f, err := loadLineFile("../../examples/line-linesim.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Devices.PLC.OPCUA.PrivateKey = "/etc/tracline/hunter2.key"
+	ds := deviceConfigs(f.Devices)
+	names := map[string]line.DeviceConfig{}
+	for _, d := range ds {
+		names[d.Name] = d
+		for _, s := range d.Settings {
+			if strings.Contains(s.Value, "hunter2") {
+				t.Errorf("%s: secret shown as %s", d.Name, s.Key)
+			}
+		}
+	}
+	plc, ok := names["plc"]
+	if !ok || plc.Endpoint == "" || len(plc.Settings) == 0 {
+		t.Fatalf("plc: %+v", plc)
+	}
+	found := false
+	for _, s := range plc.Settings {
+		if s.Key == "signals.item_trigger" && strings.HasPrefix(s.Value, "input 0 u32") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("plc settings name no trigger signal: %+v", plc.Settings)
+	}
+	for _, want := range []string{"printer", "camera"} {
+		if d, ok := names[want]; !ok || d.Endpoint == "" {
+			t.Errorf("%s: %+v", want, d)
 		}
 	}
 }

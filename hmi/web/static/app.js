@@ -6,9 +6,14 @@ import { strings as common } from './i18n.js';
 
 const pages = [
   { id: 'overview', nav: 'nav_overview', roles: ['operator', 'qa', 'engineer', 'admin', 'inspector'], load: () => import('./pages/overview.js') },
+  { id: 'batch', nav: 'nav_batch', roles: ['operator'], load: () => import('./pages/batch.js') },
+  { id: 'station', nav: 'nav_station', roles: ['operator'], load: () => import('./pages/station.js') },
+  { id: 'rework', nav: 'nav_rework', roles: ['operator'], load: () => import('./pages/rework.js') },
+  { id: 'pools', nav: 'nav_pools', roles: ['operator'], load: () => import('./pages/pools.js') },
   { id: 'qa', nav: 'nav_qa', roles: ['qa', 'admin', 'inspector'], load: () => import('./pages/qa.js') },
   { id: 'qalookup', nav: 'nav_qalookup', roles: ['operator', 'qa', 'engineer', 'admin', 'inspector'], load: () => import('./pages/qalookup.js') },
   { id: 'accounts', nav: 'nav_accounts', roles: ['admin'], load: () => import('./pages/accounts.js') },
+  { id: 'engineer', nav: 'nav_engineer', roles: ['engineer', 'admin'], load: () => import('./pages/engineer.js') },
   { id: 'login', public: true, load: () => import('./pages/login.js') },
   { id: 'setup', public: true, load: () => import('./pages/setup.js') },
 ];

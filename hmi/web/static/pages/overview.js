@@ -1,4 +1,5 @@
 // The operator's line overview, live over server-sent events.
+import { css } from './ops.js';
 export const strings = {
   zh: {
     ov_state: '产线状态', ov_batch: '批次', ov_rate: '速度', ov_per_min: '件/分', ov_counts: '计数', ov_good: '合格', ov_rejected: '剔除',
@@ -11,6 +12,8 @@ export const strings = {
     ov_confirm_complete: '完成批次后，本批次不再生产。', ov_sent: '已执行：{0}', ov_refused: '命令被拒绝',
     ov_purge: '重启后需要清线', ov_purge_steps: '控制器重启时产线上还有产品。请按步骤清线：', ov_purge_1: '停止输送带，确认产线已停下。',
     ov_purge_2: '取下打印机与剔除装置之间的所有产品，放入剔除箱。', ov_purge_3: '确认剔除装置前已无产品。', ov_purge_go: '清线完成，确认', ov_purge_start: '开始清线',
+    ov_product: '产品', ov_planned: '计划', ov_started_by: '开批人', ov_ready: '产线就绪：可以开始下一批次', ov_new_batch: '按工单开始批次',
+    ov_voided: '重启时作废 {0} 个码；拆出 {1} 个包装待返工。', ov_in_progress: '进行中', ov_no_batch: '没有批次：请按工单开始批次', ov_unknown: '尚无消息',
     ov_live: '实时', ov_offline: '连接中断，正在重连…', ov_in_printer: '打印机缓冲',
     ov_why_in: '当前状态「{1}」下不能执行「{0}」', ov_why_purge: '重启后须先清线：请按「开始清线」', ov_why_ack: '没有需要确认的故障', ov_why_faults: '设备故障未排除，不能解除保持', ov_why_noclear: '无需清线',
     s_Stopped: '已停止', s_Resetting: '复位中', s_Idle: '就绪', s_Starting: '启动中', s_Execute: '运行中', s_Holding: '保持中', s_Held: '已保持',
@@ -33,6 +36,8 @@ export const strings = {
     ov_confirm_complete: 'Once complete, the batch produces no more.', ov_sent: 'done: {0}', ov_refused: 'command refused',
     ov_purge: 'Purge the line after the restart', ov_purge_steps: 'Units were on the line when the controller restarted. Purge it step by step:', ov_purge_1: 'Stop the conveyor and make sure the line stands still.',
     ov_purge_2: 'Take every unit between the printer and the reject gate off the line, into the reject bin.', ov_purge_3: 'Check that nothing is left before the reject gate.', ov_purge_go: 'Purged — confirm', ov_purge_start: 'Start the purge',
+    ov_product: 'Product', ov_planned: 'Planned', ov_started_by: 'Started by', ov_ready: 'The line is ready for the next batch', ov_new_batch: 'Start a batch from a work order',
+    ov_voided: '{0} codes were voided at the restart; {1} parents taken out for rework.', ov_in_progress: 'In progress', ov_no_batch: 'no batch: start one from a work order', ov_unknown: 'no message yet',
     ov_live: 'live', ov_offline: 'connection lost, reconnecting…', ov_in_printer: 'in the printer',
     ov_why_in: '{0} is not allowed while the line is {1}', ov_why_purge: 'the line must be purged first: press "Start the purge"', ov_why_ack: 'no fault to acknowledge', ov_why_faults: 'device faults are still active: cannot unhold', ov_why_noclear: 'no purge is required',
     s_Stopped: 'Stopped', s_Resetting: 'Resetting', s_Idle: 'Idle', s_Starting: 'Starting', s_Execute: 'Execute', s_Holding: 'Holding', s_Held: 'Held',
@@ -75,8 +80,10 @@ export async function render(root, app) {
     }
   }
   async function purge() {
-    const steps = el('ol', { class: 'steps' }, ...['ov_purge_1', 'ov_purge_2', 'ov_purge_3'].map((k) => el('li', {}, el('label', { class: 'chk' }, el('input', { type: 'checkbox' }), t(k)))));
-    const body = el('div', {}, el('p', {}, t('ov_purge_steps')), steps);
+    const g = ov?.line_overview?.purge; // the line's own guide: what the restart voided
+    const texts = g?.steps?.length && app.lang !== 'zh' ? g.steps : ['ov_purge_1', 'ov_purge_2', 'ov_purge_3'].map((k) => t(k));
+    const steps = el('ol', { class: 'steps' }, ...texts.map((x) => el('li', {}, el('label', { class: 'chk' }, el('input', { type: 'checkbox' }), x))));
+    const body = el('div', {}, el('p', {}, t('ov_purge_steps')), g ? el('p', {}, el('b', {}, t('ov_voided', g.voided_at_restart, g.parents_taken_out))) : '', steps);
     if (!(await app.confirm(t('ov_purge'), body, t('ov_purge_go')))) return;
     if ([...steps.querySelectorAll('input')].some((i) => !i.checked)) { app.toast(t('ov_purge_steps')); return; }
     await command('clear', true);
@@ -86,6 +93,9 @@ export async function render(root, app) {
   const why = el('div', { class: 'why', id: 'why' });
   const purgeBox = el('div', { class: 'purge', hidden: true }, el('strong', {}, t('ov_purge')), ' ', el('button', { class: 'btn danger', type: 'button', onclick: purge }, t('ov_purge_start')));
   const head = el('div', { class: 'meta' });
+  css(); // ops.css: the ready box
+  const ready = el('div', { class: 'okbox ready', id: 'ov-ready', hidden: true }, el('strong', {}, t('ov_ready')),
+    canCommand ? el('button', { class: 'btn primary', type: 'button', onclick: () => app.go('batch') }, t('ov_new_batch')) : null);
   const counts = el('div', { class: 'counts' });
   const reasons = el('div', { class: 'chips' });
   const agg = el('table', { class: 'tbl small' });
@@ -95,7 +105,7 @@ export async function render(root, app) {
   const alarms = el('div', { class: 'alarms' });
   const live = el('span', { class: 'live off', id: 'live' }, t('ov_offline'));
   root.append(el('div', { class: 'ov' },
-    el('section', { class: 'card c-state' }, el('div', { class: 'row' }, el('h2', {}, t('ov_state')), el('span', { class: 'spacer' }), live), state, why, head, purgeBox,
+    el('section', { class: 'card c-state' }, el('div', { class: 'row' }, el('h2', {}, t('ov_state')), el('span', { class: 'spacer' }), live), state, why, head, ready, purgeBox,
       canCommand ? el('div', {}, el('h3', {}, t('ov_commands')), cmdBox) : null),
     el('section', { class: 'card c-counts' }, el('h2', {}, t('ov_counts')), counts, el('h3', {}, t('ov_by_reason')), reasons, el('h3', {}, t('ov_agg')), agg, el('h3', {}, t('ov_codes_left')), pools),
     el('section', { class: 'card c-last' }, el('h2', {}, t('ov_last')), last),
@@ -114,11 +124,16 @@ export async function render(root, app) {
     state.textContent = t('s_' + L.state);
     state.dataset.state = L.state;
     state.className = 'state s-' + L.state;
-    why.textContent = L.why || '';
-    head.replaceChildren(el('span', {}, `${t('ov_batch')}: `, el('b', {}, o.batch || '—')), el('span', {}, `${t('ov_rate')}: `, el('b', { id: 'rate' }, n(Math.round(o.rate_per_min))), ' ', t('ov_per_min')),
+    why.textContent = L.why?.startsWith('no batch') ? t('ov_no_batch') : L.why || '';
+    const lo = o.line_overview;
+    const b = lo?.batch;
+    ready.hidden = !lo?.ready_for_batch;
+    head.replaceChildren(el('span', {}, `${t('ov_batch')}: `, el('b', { id: 'ov-batch' }, o.batch || '—')),
+      b ? el('span', {}, `${t('ov_product')}: `, el('b', {}, b.product), ` · ${t('ov_planned')} ${n(b.order?.planned_qty)}`) : '',
+      b?.started_by ? el('span', {}, `${t('ov_started_by')}: ${b.started_by}`) : '', el('span', {}, `${t('ov_rate')}: `, el('b', { id: 'rate' }, n(Math.round(o.rate_per_min))), ' ', t('ov_per_min')),
       el('span', {}, `${t('ov_in_printer')}: ${n(L.in_printer)}`));
     purgeBox.hidden = !L.purge_required;
-    const primary = L.purge_required ? ['clear'] : next[L.state] || [];
+    const primary = L.purge_required ? ['clear'] : o.line_overview?.ready_for_batch ? [] : next[L.state] || [];
     for (const b of cmdBox.children) b.classList.toggle('primary', primary.includes(b.dataset.cmd));
     const C = L.counters;
     const l1 = (L.ledger || []).find((x) => x.level === 1) || {};
@@ -127,13 +142,15 @@ export async function render(root, app) {
       el('div', { class: 'count ' + cls }, el('div', { class: 'num', 'data-k': id }, n(v)), el('div', { class: 'lbl' }, t(k)))));
     const rr = Object.entries(C.rejects_by_reason || {}).sort((a, b) => b[1] - a[1]);
     reasons.replaceChildren(...(rr.length ? rr.map(([r, v]) => el('div', { class: 'chip' }, el('span', {}, reason(r)), el('b', {}, n(v)))) : [el('div', { class: 'sub' }, t('ov_none'))]));
-    agg.replaceChildren(hrow('ov_level', 'ov_full', 'ov_partial', 'ov_packed', 'ov_loose'),
-      ...(L.ledger || []).map((x) => row('L' + x.level, n(x.full_parents), n(x.partial_parents), n(x.packed), n(x.loose))));
+    const inProg = Object.fromEntries((lo?.levels || []).map((x) => [x.level, x.in_progress]));
+    agg.replaceChildren(hrow('ov_level', 'ov_full', 'ov_partial', 'ov_packed', 'ov_loose', ...(lo ? ['ov_in_progress'] : [])),
+      ...(L.ledger || []).map((x) => row('L' + x.level, n(x.full_parents), n(x.partial_parents), n(x.packed), n(x.loose), ...(lo ? [x.level > 1 ? n(inProg[x.level]) : '—'] : []))));
     pools.replaceChildren(hrow('ov_pool', 'ov_available'), ...(o.pools || []).map((p) => row(p.pool, n(p.available))));
+    for (const c of lo?.codes_left || []) if (c.warning) pools.append(el('tr', { class: 'rej' }, el('td', { colspan: '2' }, `⚠ L${c.level} ${c.pool}: ${c.warning}`)));
     last.replaceChildren(hrow('ov_item', 'ov_code', 'ov_verdict'), ...(o.last_units || []).slice(0, 8).map((u) =>
       el('tr', { class: u.pass ? '' : 'rej' }, el('td', {}, u.item), el('td', { class: 'code' }, u.code || '—'), el('td', {}, u.pass ? t('ov_pass') : `${t('ov_reject')} · ${reason(u.reason)}`))));
-    links.replaceChildren(...((o.links || []).length ? o.links.map((k) => el('div', { class: 'link ' + (k.up ? 'up' : 'down') },
-      el('b', {}, k.device), ' ', k.up ? t('ov_up') : t('ov_down'), k.age_ms >= 0 ? ` · ${t('ov_age')} ${(k.age_ms / 1000).toFixed(1)} s` : '', k.fault ? ` · ${k.fault}` : ''))
+    links.replaceChildren(...((o.links || []).length ? o.links.map((k) => el('div', { class: 'link ' + (k.up ? 'up' : k.state === 'unknown' ? 'unknown' : 'down') },
+      el('b', {}, k.device), ' ', k.up ? t('ov_up') : k.state === 'unknown' ? t('ov_unknown') : t('ov_down'), k.age_ms >= 0 ? ` · ${t('ov_age')} ${(k.age_ms / 1000).toFixed(1)} s` : '', k.fault ? ` · ${k.fault}` : ''))
       : [el('div', { class: 'link up' }, t('ov_all_linked'))]));
     alarms.replaceChildren(...((o.alarms || []).length ? o.alarms.slice(0, 8).map((a) => el('div', { class: 'alarm' + (a.ack_by ? ' acked' : '') },
       el('div', {}, el('b', {}, a.device), ' ', a.text), el('div', { class: 'sub' }, time(a.raised), a.cleared ? ' · ' + t('ov_cleared') : '',
