@@ -37,7 +37,11 @@ import (
 // newest unit's item and time), not a full JSON parse. HMI_BENCH_NICE=n
 // runs that process under nice -n n (a browser is on another machine; on
 // a 2-core test machine, nice keeps it off the line's CPU, at the price of
-// later reads: its live figures are then an upper bound).
+// later reads: its live figures are then an upper bound). HMI_BENCH_IDLE=1
+// runs it under SCHED_IDLE (chrt --idle 0): it gets only the CPU the
+// controller leaves idle — the closest this machine comes to browsers on
+// other machines, leaving the controller's own cost (encoding the overview,
+// writing 20 streams).
 //
 // Interleaved runs: go test -run '^$' -bench LiveClients -benchtime 1x -count 3 ./hmi/
 func BenchmarkLiveClients(b *testing.B) {
@@ -197,6 +201,11 @@ func liveRun(b *testing.B, clients, units int) (verdictP99, liveP99, unitP99 flo
 		args := []string{os.Args[0], "-test.run=^$", "-test.bench=^$"}
 		if nice := os.Getenv("HMI_BENCH_NICE"); nice != "" {
 			args = append([]string{"nice", "-n", nice}, args...)
+		}
+		if os.Getenv("HMI_BENCH_IDLE") != "" {
+			// SCHED_IDLE: the clients run only on CPU the controller
+			// leaves idle, as browsers on their own machines would.
+			args = append([]string{"chrt", "--idle", "0"}, args...)
 		}
 		cmd = exec.Command(args[0], args[1:]...)
 		cmd.Env = append(os.Environ(), clientsEnv+"="+strconv.Itoa(clients), "HMI_BENCH_URL="+rg.ts.URL+"/api/v1/line/live",
