@@ -26,8 +26,10 @@ import (
 type Publisher struct {
 	Ledger export.Ledger
 	Outbox *outbox.Outbox
-	// Product returns the master data of the product a batch names.
-	Product func(name string) (*tracecode.Product, error)
+	// Product returns the master data of a batch's product (its spec names
+	// the product; several products may share a name and differ in their
+	// levels and schemes).
+	Product func(spec aggregation.BatchSpec) (*tracecode.Product, error)
 	// Export holds the export options but the product (set per batch).
 	Export export.Options
 	// TempDir is where documents are spooled before the outbox takes them
@@ -54,7 +56,7 @@ func (p *Publisher) Publish(ctx context.Context, batch string, by aggregation.Ac
 	if err != nil {
 		return nil, err
 	}
-	prod, err := p.Product(spec.Product)
+	prod, err := p.Product(spec)
 	if err != nil {
 		return nil, fmt.Errorf("hand-off of batch %s: product %q: %w", batch, spec.Product, err)
 	}

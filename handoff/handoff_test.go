@@ -88,7 +88,7 @@ func testPublish(t *testing.T, productFile string) {
 	}}, led, outbox.Options{Clock: clk, Jitter: func() float64 { return 0.5 }})
 	must(t, err)
 	p := &Publisher{Ledger: led, Outbox: ob, TempDir: dir,
-		Product: func(string) (*tracecode.Product, error) { return prod, nil },
+		Product: func(aggregation.BatchSpec) (*tracecode.Product, error) { return prod, nil },
 		Export:  export.Options{Now: clk.Now}}
 	docs, err := p.Publish(ctx, "B1", qa)
 	must(t, err)
@@ -139,7 +139,7 @@ func TestPublishRefusesABatchNotActivated(t *testing.T) {
 		{Name: "platform", Kind: outbox.KindPlatform, URL: "http://127.0.0.1:1"}}}, led, outbox.Options{})
 	must(t, err)
 	head := led.Head()
-	p := &Publisher{Ledger: led, Outbox: ob, Product: func(string) (*tracecode.Product, error) { return prod, nil }}
+	p := &Publisher{Ledger: led, Outbox: ob, Product: func(aggregation.BatchSpec) (*tracecode.Product, error) { return prod, nil }}
 	if _, err := p.Publish(ctx, "B1", qa); err == nil || !strings.Contains(err.Error(), "released") {
 		t.Fatalf("publish of a released, not activated batch: %v", err)
 	}

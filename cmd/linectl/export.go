@@ -9,16 +9,18 @@ import (
 	"strings"
 
 	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/examples"
 	"github.com/tracline/tracline/handoff/export"
 	"github.com/tracline/tracline/tracecode"
 )
 
-const exportUsage = `usage: linectl export --data DIR --batch B --format msfx-xml|epcis-json|epcis-xml (--product FILE | --config FILE) [--upload] [--chunk N] [--nmpa20-base URI] [--digital-link-base URL]
+const exportUsage = `usage: linectl export --data DIR --batch B --format msfx-xml|epcis-json|epcis-xml [--product FILE | --config FILE] [--upload] [--chunk N] [--nmpa20-base URI] [--digital-link-base URL]
 
 Writes a released (or active, or handed-off) batch's hand-off document on stdout.
 --product is the product file (master data and filed rules) the batch was made with
 (the ledger records the product's name, not its master data); or --config, the line's
-config file (as for linectl run): the batch's product among its products.
+config file (as for linectl run): the batch's product among its products. Without either,
+the batch's product among the embedded examples (a demo's ledger).
 --upload (msfx-xml only) writes the relation XML as the platform's upload takes it:
 zipped, then base64.`
 
@@ -39,7 +41,7 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 		return exitError{2}
 	}
 	var missing []string
-	for _, f := range []struct{ name, v string }{{"--data", *data}, {"--batch", *batch}, {"--format", *format}, {"--product or --config", *product + *config}} {
+	for _, f := range []struct{ name, v string }{{"--data", *data}, {"--batch", *batch}, {"--format", *format}} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
@@ -61,8 +63,11 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 	if *product != "" && *config != "" {
 		return errors.New("give --product or --config, not both")
 	}
-	productFor := func(string) (*tracecode.Product, error) { return tracecode.LoadProduct(*product) }
-	if *config != "" {
+	var productFor func(aggregation.BatchSpec) (*tracecode.Product, error)
+	switch {
+	case *product != "":
+		productFor = func(aggregation.BatchSpec) (*tracecode.Product, error) { return tracecode.LoadProduct(*product) }
+	case *config != "":
 		lf, err := loadLineFile(*config)
 		if err != nil {
 			return err
@@ -71,7 +76,22 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
-		productFor = productsByName(products) // the batch's own product among the config's
+		productFor = productOfBatch(products) // the batch's own product among the config's
+	default:
+		// DESIGN.md's contract names no product: the batch's product among
+		// the embedded examples (a demo's ledger), else ask for one.
+		products, err := examples.Products()
+		if err != nil {
+			return err
+		}
+		pick := productOfBatch(products)
+		productFor = func(spec aggregation.BatchSpec) (*tracecode.Product, error) {
+			p, err := pick(spec)
+			if err != nil {
+				return nil, fmt.Errorf("%w; give the product's master data with --product FILE or the line's --config FILE", err)
+			}
+			return p, nil
+		}
 	}
 	if *chunk < 1 || *chunk > 100000 {
 		return fmt.Errorf("--chunk %d: want 1..100000 EPCs per event", *chunk)
@@ -90,7 +110,7 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 	} else if err != nil {
 		return err
 	}
-	p, err := productFor(spec.Product)
+	p, err := productFor(spec)
 	if err != nil {
 		return err
 	}

@@ -103,10 +103,10 @@ func TestExportCommandErrors(t *testing.T) {
 		rc   int
 		says string
 	}{
-		{"no flags", nil, 1, "--data, --batch, --format, --product or --config required"},
-		{"no product", []string{"--data", dir, "--batch", "R", "--format", "msfx-xml"}, 1, "--product or --config required"},
+		{"no flags", nil, 1, "--data, --batch, --format required"},
+		{"no product, none of the examples", []string{"--data", dir, "--batch", "R", "--format", "msfx-xml"}, 1, "give the product's master data with --product FILE"},
 		{"product and config", []string{"--data", dir, "--batch", "R", "--format", "msfx-xml", "--product", nmpaProduct, "--config", "../../examples/line-linesim.yaml"}, 1, "not both"},
-		{"config names another product", []string{"--data", dir, "--batch", "R", "--format", "msfx-xml", "--config", "../../examples/line-linesim.yaml"}, 1, "amoxicillin-gs1.yaml files \"gs1-sgtin\""},
+		{"config names another product", []string{"--data", dir, "--batch", "R", "--format", "msfx-xml", "--config", "../../examples/line-linesim.yaml"}, 1, "is not in the loaded master data"},
 		{"bad config", []string{"--data", dir, "--batch", "R", "--format", "msfx-xml", "--config", "nope.yaml"}, 1, "nope.yaml"},
 		{"bad flag", []string{"--colour", "red"}, 2, "flag provided but not defined"},
 		{"bad format", []string{"--data", dir, "--batch", "R", "--format", "csv", "--product", nmpaProduct}, 1, `unknown export format "csv"`},

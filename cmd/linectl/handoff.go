@@ -19,6 +19,7 @@ import (
 	"github.com/tracline/tracline/handoff/release"
 	"github.com/tracline/tracline/internal/accounts"
 	"github.com/tracline/tracline/internal/demo"
+	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -54,16 +55,14 @@ func (s signers) Authenticate(ctx context.Context, user, password string) (relea
 	return sg, nil
 }
 
-// productsByName finds a batch's product master data by the product name
-// the ledger keeps (BatchSpec.Product).
-func productsByName(products map[string]*tracecode.Product) func(string) (*tracecode.Product, error) {
-	return func(name string) (*tracecode.Product, error) {
-		for _, p := range products {
-			if p.GenericName == name {
-				return p, nil
-			}
-		}
-		return nil, fmt.Errorf("no product named %q in the controller's master data", name)
+// productOfBatch finds a batch's product master data among products: by
+// the name the ledger keeps, its levels' schemes and ratios
+// (line.LineConfig.ProductOf).
+func productOfBatch(products map[string]*tracecode.Product) func(aggregation.BatchSpec) (*tracecode.Product, error) {
+	lc := line.LineConfig{Products: products}
+	return func(spec aggregation.BatchSpec) (*tracecode.Product, error) {
+		_, p, err := lc.ProductOf(spec)
+		return p, err
 	}
 }
 
@@ -83,7 +82,7 @@ func newHandoff(f handoffFile, products map[string]*tracecode.Product, store *ag
 	if err != nil {
 		return nil, fmt.Errorf("handoff: %w", err)
 	}
-	h.pub = &handoff.Publisher{Ledger: store, Outbox: h.ob, Product: productsByName(products), TempDir: dataDir}
+	h.pub = &handoff.Publisher{Ledger: store, Outbox: h.ob, Product: productOfBatch(products), TempDir: dataDir}
 	return h, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -119,6 +120,11 @@ func TestDemoHeadlessReconciles(t *testing.T) {
 	// Then QA's release, activation and the hand-off: every document
 	// delivered, and each receiver found every code the ground truth
 	// says left the line good (units and applied labels).
+	// DESIGN.md's export contract, exactly: no product named (the demo's
+	// product is found among the embedded examples).
+	if rc, out, stderr := runLinectl(t, "", "export", "--data", filepath.Join(o.Data, "ledger"), "--batch", rep.Batch, "--format", "msfx-xml"); rc != 0 || !strings.Contains(out, "RelationCreate") {
+		t.Errorf("linectl export of the demo's batch: rc %d, %s", rc, stderr)
+	}
 	if h := rep.Handoff; h == nil || !h.OK || len(h.Documents) != 3 || h.Expected == 0 {
 		t.Errorf("hand-off: %+v", h)
 	} else {
