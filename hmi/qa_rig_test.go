@@ -193,7 +193,7 @@ func newQARig(t testing.TB, o qaOpts) *qaRig {
 		close(obDone)
 	}
 	pub := &handoff.Publisher{Ledger: store, Outbox: qr.ob, TempDir: dir,
-		Product: func(string) (*tracecode.Product, error) { return prod, nil },
+		Product: func(aggregation.BatchSpec) (*tracecode.Product, error) { return prod, nil },
 		Export:  export.Options{Now: clk.Now}}
 
 	hclk := &clock{}
