@@ -133,7 +133,7 @@ func (l *Line) stationBegin(ctx context.Context, scan, user string) (StationView
 	if serr != nil {
 		return s.view(), serr
 	}
-	info, err := l.store.Code(ctx, code)
+	info, err := l.store.Lookup(ctx, code)
 	if errors.Is(err, aggregation.ErrNotFound) {
 		return s.view(), scanErr(ScanNotOurs, scan, code, "%s is not a code of this line's ledger", code)
 	} else if err != nil {
@@ -250,7 +250,7 @@ func (l *Line) stationAdd(ctx context.Context, scan, user string) (StationView, 
 			return s.view(), scanErr(ScanDuplicate, scan, code, "%s is already in this parent", code)
 		}
 	}
-	info, err := l.store.Code(ctx, code)
+	info, err := l.store.Lookup(ctx, code)
 	if errors.Is(err, aggregation.ErrNotFound) {
 		return s.view(), scanErr(ScanNotOurs, scan, code, "%s is not a code of this line's ledger", code)
 	} else if err != nil {
@@ -342,7 +342,7 @@ func (l *Line) StationCancel(ctx context.Context, user string) StationView {
 func (l *Line) stationPack(ctx context.Context, run *batchRun, partial bool, reason, user string) error {
 	s := &l.station
 	by := aggregation.Actor{Kind: aggregation.ActorUser, ID: user}
-	info, err := l.store.Code(ctx, s.parent)
+	info, err := l.store.Lookup(ctx, s.parent)
 	if err != nil {
 		return err
 	}
