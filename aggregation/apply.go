@@ -92,6 +92,8 @@ func (t *wtx) applyKind(ev *Event, r *request) error {
 		return t.applyLabel(ev)
 	case EvRecord:
 		return t.applyRecord(ev)
+	case EvTrimPool:
+		return t.applyTrimPool(ev)
 	case EvChallenge:
 		if _, err := t.batchIn(ev.Batch, BatchOpen); err != nil {
 			return err
@@ -647,4 +649,34 @@ func (t *wtx) applyUnit(ev *Event) error {
 		c.Decommissioned++
 	}
 	return nil
+}
+
+// applyTrimPool deletes pool entries base..ev.Upto-1, every one of them
+// allocated (before the queue's head).
+func (t *wtx) applyTrimPool(ev *Event) error {
+	if err := checkName("pool name", ev.Pool); err != nil {
+		return err
+	}
+	if _, ok := t.poolRead(ev.Pool); !ok {
+		return fmt.Errorf("pool %q: %w", ev.Pool, ErrNotFound)
+	}
+	q, err := t.queueRec(ev.Pool)
+	if err != nil {
+		return err
+	}
+	switch {
+	case ev.Upto <= q.base:
+		return refused("pool %s: entries before %d are trimmed already (kept from %d)", ev.Pool, ev.Upto, q.base)
+	case ev.Upto > q.head:
+		return refused("pool %s: entry %d is not allocated (the next to allocate is %d): only allocated entries are trimmed", ev.Pool, ev.Upto-1, q.head)
+	case ev.Upto-q.base > chunk:
+		return fmt.Errorf("pool %s: trim of %d entries (at most %d per event)", ev.Pool, ev.Upto-q.base, chunk)
+	}
+	for n := q.base; n < ev.Upto; n++ {
+		if err := t.del(poolEntryKey(ev.Pool, n)); err != nil {
+			return err
+		}
+	}
+	q.base = ev.Upto
+	return t.putQueue(ev.Pool, q)
 }

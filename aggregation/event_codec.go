@@ -26,6 +26,7 @@ import (
 //	opt pack: byte flags (1 partial, 2 mixed), str reason
 //	opt sig: str user, meaning, comment, time at, str hash
 //	opt spec, opt challenge: str of their JSON (rare, batch-level events)
+//	uvarint upto, for trim_pool events only
 //	str prev: 0 or 32 bytes, the previous event's hash
 //
 // Decoding rejects anything encoding would not produce, trailing bytes included.
@@ -33,7 +34,7 @@ const eventFormat = 1
 
 var eventKinds = []EventKind{EvPoolAdd, EvBatchCreate, EvAllocPool, EvAllocGen, EvReturn, EvSent, EvPrinted,
 	EvCommission, EvReject, EvRejectUnit, EvChallenge, EvVoid, EvSample, EvDecommission, EvPack, EvUnpack,
-	EvReplace, EvComplete, EvRelease, EvActivate, EvHandedOff, EvReprint, EvGate, EvLabel, EvRecord} // append only: the index is stored
+	EvReplace, EvComplete, EvRelease, EvActivate, EvHandedOff, EvReprint, EvGate, EvLabel, EvRecord, EvTrimPool} // append only: the index is stored
 
 var actorKinds = []ActorKind{ActorUser, ActorDevice, ActorSystem}
 
@@ -130,6 +131,11 @@ func appendEvent(b []byte, ev *Event) ([]byte, error) {
 			return nil, err
 		}
 		b = appendStr(b, string(j))
+	}
+	if ev.Kind == EvTrimPool {
+		b = binary.AppendUvarint(b, ev.Upto)
+	} else if ev.Upto != 0 {
+		return nil, fmt.Errorf("event %d: upto is for trim_pool events only", ev.Seq)
 	}
 	var prev []byte
 	if ev.Prev != "" {
@@ -284,6 +290,9 @@ func decodeEvent(b []byte) (Event, error) {
 		if err := json.Unmarshal([]byte(d.str()), ev.Challenge); err != nil {
 			d.fail()
 		}
+	}
+	if ev.Kind == EvTrimPool {
+		ev.Upto = d.uvarint()
 	}
 	switch prev := d.str(); len(prev) {
 	case 0:

@@ -350,3 +350,39 @@ func (s *Store) RecordLabel(ctx context.Context, parent tracecode.Code, fate Lab
 	}
 	return s.do(ctx, Event{Kind: EvLabel, Batch: info.Batch, Parent: parent, Reason: string(fate)}, by)
 }
+
+// TrimPools deletes the entries of every pool that were allocated (in
+// journaled trim_pool events of at most 8192 entries each), and returns how
+// many it deleted. An allocated code's entry is never read again: its
+// location and the allocation range say where the code went. A line trims
+// when it is idle; the store is usable throughout.
+func (s *Store) TrimPools(ctx context.Context, by Actor) (int, error) {
+	pools, err := s.Pools(ctx)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, p := range pools {
+		var q queueRec
+		if err := s.view(func(t *wtx) error {
+			var err error
+			q, err = t.queueRec(p.Pool)
+			return err
+		}); err != nil {
+			return total, err
+		}
+		for base := q.base; base < q.head; {
+			upto := min(q.head, base+chunk)
+			r := &request{ev: Event{Kind: EvTrimPool, Pool: p.Pool, Upto: upto, Reason: "allocated entries, line idle", Actor: by}, bulk: true}
+			if err := s.submit(ctx, r); err != nil {
+				if IsRefused(err) {
+					break // trimmed meanwhile by another caller
+				}
+				return total, err
+			}
+			total += int(upto - base)
+			base = upto
+		}
+	}
+	return total, nil
+}

@@ -111,6 +111,7 @@ func sampleEvents() []Event {
 		{Seq: 6, At: at, Actor: Actor{ActorUser, "qa"}, Kind: EvRelease, Batch: "B1", Sig: &Signature{User: "qa", Meaning: "released", At: at, Hash: "h"}, Prev: prev},
 		{Seq: 7, At: at, Actor: Actor{ActorUser, "op"}, Kind: EvChallenge, Batch: "B1", Challenge: &Challenge{Passed: true, Steps: []ChallengeStep{{Step: "s", Expect: "x", Got: "x", OK: true}}}, Prev: prev},
 		{Seq: 8, At: at, Actor: Actor{ActorUser, "op"}, Kind: EvReplace, Parent: "X", Codes: []tracecode.Code{"a"}, New: "c", Reason: "r", Document: "d", Answer: "ok", Level: 2, Prev: prev},
+		{Seq: 9, At: at, Actor: Actor{ActorSystem, "line"}, Kind: EvTrimPool, Pool: "p", Upto: 8192, Reason: "idle", Prev: prev},
 	}
 }
 
@@ -125,6 +126,9 @@ func TestEventRoundTrip(t *testing.T) {
 	}
 	if _, err := appendEvent(nil, &Event{Kind: "nonsense", Actor: Actor{ActorUser, "u"}}); err == nil {
 		t.Fatal("an unknown kind was encoded")
+	}
+	if _, err := appendEvent(nil, &Event{Kind: EvPack, Upto: 3, Actor: Actor{ActorUser, "u"}}); err == nil {
+		t.Fatal("upto was encoded on a pack event (no decoder would read it)")
 	}
 }
 

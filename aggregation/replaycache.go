@@ -22,9 +22,9 @@ import (
 // it; drop clears it with the hot cache.
 type replayCache struct {
 	cur, old map[tracecode.Code]codeView
-	// queues holds each pool's queue head and tail as the replay last read
-	// or wrote them (setQueue is the only writer of a queue).
-	queues map[string][2]uint64
+	// queues holds each pool's queue record as the replay last read or
+	// wrote it (putQueue is the only writer of a queue).
+	queues map[string]queueRec
 }
 
 // replayGen is one generation's size: about 200 bytes a code, so the two
@@ -34,7 +34,7 @@ type replayCache struct {
 var replayGen = 1 << 20 // a variable for tests
 
 func newReplayCache() *replayCache {
-	return &replayCache{cur: make(map[tracecode.Code]codeView, 1024), queues: map[string][2]uint64{}}
+	return &replayCache{cur: make(map[tracecode.Code]codeView, 1024), queues: map[string]queueRec{}}
 }
 
 // get returns c's view; the caller owns the returned Seqs.

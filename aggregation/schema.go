@@ -16,9 +16,12 @@ package aggregation
 //	c/<batch> 0 <level:1> <code>       code record (rec, binary) of a code allocated to a batch
 //	q/<pool> 0 <n:8>                   the pool's n-th entry: a code and its history seqs. A pool
 //	                                   is a queue: imports and returns append, allocation takes
-//	                                   from the head; entries are never changed or deleted
+//	                                   from the head; entries are never changed, and deleted only
+//	                                   once allocated, by a journaled trim (see Q/)
 //	Q/<pool>                           the pool's queue: head (8), the next entry to allocate, and
-//	                                   tail (8), the next to append; entries head..tail-1 are available
+//	                                   tail (8), the next to append; entries head..tail-1 are available;
+//	                                   then, once entries were trimmed (trim_pool), base (8): entries
+//	                                   before it are deleted, all of them allocated
 //	A/<pool> 0 <end:8>                 one allocation from the pool: level (1) + start (8) + batch;
 //	                                   it took entries start..end-1. A code
 //	                                   allocated from a pool keeps its pool location in x/ (one key
@@ -41,7 +44,7 @@ import (
 	"github.com/tracline/tracline/tracecode"
 )
 
-const schemaVersion = "8"
+const schemaVersion = "9"
 
 var (
 	keySchema = []byte("m/schema")

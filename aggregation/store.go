@@ -190,18 +190,20 @@ func (s *Store) load() error {
 			v, _ := it.ValueCopy(nil)
 			switch string(v) {
 			case schemaVersion:
-			case "6", "7":
+			case "6", "7", "8":
 				// Schema 7 only added event kinds (gate, label), record flags
 				// and counters, all absent from a schema 6 ledger; schema 8
 				// only the record event and its tables (r/, R/), absent from
-				// both. Either is upgraded by writing the new version, which
-				// older builds then refuse, naming both versions.
+				// both; schema 9 only the trim_pool event and the queue
+				// record's base, absent from all. Each is upgraded by writing
+				// the new version, which older builds then refuse, naming both
+				// versions.
 				if err := txn.Set(keySchema, []byte(schemaVersion)); err != nil {
 					return err
 				}
-				upgraded = true
+				upgraded = string(v) != "8" // 8 has its trail index already
 			default:
-				return fmt.Errorf("schema version %q, this build reads %q (and upgrades \"6\" and \"7\"): migrate or use a matching linectl", v, schemaVersion)
+				return fmt.Errorf("schema version %q, this build reads %q (and upgrades \"6\", \"7\" and \"8\"): migrate or use a matching linectl", v, schemaVersion)
 			}
 		}
 		if it, err := txn.Get(keyHead); err == nil {

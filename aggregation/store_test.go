@@ -215,3 +215,79 @@ func TestRefusals(t *testing.T) {
 		t.Fatalf("summary %+v check %v", sum.Levels, c)
 	}
 }
+
+func TestTrimPools(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := BatchSpec{ID: "T1", Product: "p", Line: "l", Levels: []LevelSpec{{Level: 1, Scheme: tracecode.SchemeNMPA20}}}
+	if err := s.CreateBatch(ctx, spec, op); err != nil {
+		t.Fatal(err)
+	}
+	var codes []tracecode.Code
+	for i := 0; i < 9000; i++ {
+		codes = append(codes, code(810000, i))
+	}
+	if err := s.AddToPool(ctx, "P", codes, "test"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.AllocateFromPool(ctx, "T1", 1, "P", 8500, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSent(ctx, got[:10], op); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commission(ctx, got[0], UnitInfo{ItemID: 1}, op); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.TrimPools(ctx, op)
+	if err != nil || n != 8500 {
+		t.Fatalf("trim: %d, %v (want 8500: two events, 8192 + 308)", n, err)
+	}
+	if n, err := s.TrimPools(ctx, op); err != nil || n != 0 {
+		t.Fatalf("second trim: %d, %v", n, err)
+	}
+	// A trim past the head is refused and changes nothing.
+	head := s.Head()
+	if err := s.submit(ctx, &request{ev: Event{Kind: EvTrimPool, Pool: "P", Upto: 8600, Actor: op}}); !IsRefused(err) {
+		t.Fatalf("trim of unallocated entries: %v", err)
+	}
+	if s.Head() != head {
+		t.Fatal("a refused trim changed the journal")
+	}
+	// Codes allocated before the trim are found as before; the pool goes on.
+	for _, c := range []tracecode.Code{got[0], got[5], got[8499]} {
+		if _, err := s.Lookup(ctx, c); err != nil {
+			t.Fatalf("lookup %s after trim: %v", c, err)
+		}
+	}
+	if cv, err := s.Code(ctx, got[0]); err != nil || cv.State != StateCommissioned {
+		t.Fatalf("code %s: %+v %v", got[0], cv, err)
+	}
+	more, err := s.AllocateFromPool(ctx, "T1", 1, "P", 400, op)
+	if err != nil || len(more) != 400 || more[0] != codes[8500] {
+		t.Fatalf("allocate after trim: %d %v", len(more), err)
+	}
+	if n, err := s.ReturnUnsent(ctx, "T1", op); err != nil || n != 8900-10 {
+		t.Fatalf("return unsent after trim: %d %v", n, err)
+	}
+	rep, err := s.Verify(ctx)
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify after trim: %v %v", err, rep.Problems)
+	}
+	// Reopened, the trimmed queue is read back.
+	s.Close()
+	if s, err = Open(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, err := s.TrimPools(ctx, op); err != nil || n != 400 {
+		t.Fatalf("trim after reopen: %d, %v", n, err)
+	}
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("verify after reopen: %v %v", err, rep.Problems)
+	}
+}

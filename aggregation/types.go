@@ -315,6 +315,7 @@ type Event struct {
 	Challenge *Challenge       `json:"challenge,omitempty"`
 	Document  string           `json:"document,omitempty"`
 	Answer    string           `json:"answer,omitempty"`
+	Upto      uint64           `json:"upto,omitempty"` // trim_pool: the first entry kept
 	// Prev is the hex SHA-256 of the previous event ("" for the first).
 	Prev string `json:"prev"`
 }
@@ -356,6 +357,11 @@ const (
 	EvLabel EventKind = "label"
 	// EvRecord is a journaled Record: an audit entry that changes no code.
 	EvRecord EventKind = "record"
+	// EvTrimPool deletes a pool's entries before Upto, all allocated long
+	// ago (entries base..Upto-1): an allocated code's entry is never read
+	// again (its location and the allocation range say where it went), so
+	// an idle line trims them to keep the ledger small.
+	EvTrimPool EventKind = "trim_pool"
 )
 
 // GateOutcome is what the reject-confirm sensor saw for one unit.

@@ -469,35 +469,62 @@ type pooled struct {
 
 // queue reads pool's head and tail (both 0 for a pool never filled).
 func (t *wtx) queue(pool string) (head, tail uint64, err error) {
+	q, err := t.queueRec(pool)
+	return q.head, q.tail, err
+}
+
+// queueRec is a pool's queue record: head, tail and base, the first entry
+// still stored (entries before it were trimmed: see applyTrimPool). The
+// record is 16 bytes while nothing was trimmed, 24 after.
+type queueRec struct{ head, tail, base uint64 }
+
+func (t *wtx) queueRec(pool string) (queueRec, error) {
 	if t.hot && t.s.rcache != nil {
 		if q, ok := t.s.rcache.queues[pool]; ok {
-			return q[0], q[1], nil
+			return q, nil
 		}
 	}
 	v, ok, err := t.get(queueKey(pool))
 	if err != nil || !ok {
-		return 0, 0, err
+		return queueRec{}, err
 	}
-	if len(v) != 16 {
-		return 0, 0, storageErr(fmt.Errorf("pool %s: corrupt queue record (%d bytes)", pool, len(v)))
+	if len(v) != 16 && len(v) != 24 {
+		return queueRec{}, storageErr(fmt.Errorf("pool %s: corrupt queue record (%d bytes)", pool, len(v)))
 	}
-	head, tail = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
-	if head > tail {
-		return 0, 0, storageErr(fmt.Errorf("pool %s: queue head %d is past its tail %d", pool, head, tail))
+	q := queueRec{head: binary.BigEndian.Uint64(v), tail: binary.BigEndian.Uint64(v[8:])}
+	if len(v) == 24 {
+		q.base = binary.BigEndian.Uint64(v[16:])
+	}
+	if q.head > q.tail || q.base > q.head || len(v) == 24 && q.base == 0 {
+		return queueRec{}, storageErr(fmt.Errorf("pool %s: corrupt queue record (head %d, tail %d, base %d)", pool, q.head, q.tail, q.base))
 	}
 	if t.hot && t.s.rcache != nil {
-		t.s.rcache.queues[pool] = [2]uint64{head, tail}
+		t.s.rcache.queues[pool] = q
 	}
-	return head, tail, nil
+	return q, nil
 }
 
+// setQueue moves pool's head and tail, keeping its base.
 func (t *wtx) setQueue(pool string, head, tail uint64) error {
-	v := binary.BigEndian.AppendUint64(nil, head)
-	if err := t.set(queueKey(pool), binary.BigEndian.AppendUint64(v, tail)); err != nil {
+	q, err := t.queueRec(pool)
+	if err != nil {
+		return err
+	}
+	q.head, q.tail = head, tail
+	return t.putQueue(pool, q)
+}
+
+func (t *wtx) putQueue(pool string, q queueRec) error {
+	v := binary.BigEndian.AppendUint64(nil, q.head)
+	v = binary.BigEndian.AppendUint64(v, q.tail)
+	if q.base > 0 {
+		v = binary.BigEndian.AppendUint64(v, q.base)
+	}
+	if err := t.set(queueKey(pool), v); err != nil {
 		return err
 	}
 	if t.hot && t.s.rcache != nil {
-		t.s.rcache.queues[pool] = [2]uint64{head, tail}
+		t.s.rcache.queues[pool] = q
 	}
 	return nil
 }

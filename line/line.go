@@ -110,6 +110,7 @@ type Line struct {
 	seen            [numSeen]atomic.Int64 // unix ns of the last event of plc, printer, camera, …
 
 	alarms  alarmBook
+	trim    context.CancelFunc // the idle trim of the pools, if one runs (guarded by mu)
 	faultMu sync.Mutex
 	faults  map[string]string // device faults while no batch runs
 	subs    lineSubs
@@ -316,6 +317,12 @@ func (l *Line) newRun(ctx context.Context, spec aggregation.BatchSpec, p *tracec
 
 // makeRun builds a batch's runner.
 func (l *Line) makeRun(ctx context.Context, spec aggregation.BatchSpec, p *tracecode.Product, key string, dev Devices) (*batchRun, error) {
+	l.mu.Lock()
+	if l.trim != nil {
+		l.trim() // the line is no longer idle
+		l.trim = nil
+	}
+	l.mu.Unlock()
 	rcfg := RunnerConfig{Batch: spec.ID, Line: l.cfg.Line, Machine: l.machineConfig(spec, p), Tick: l.cfg.Tick,
 		IOTimeout: l.cfg.IOTimeout, AlivePeriod: l.cfg.AlivePeriod}
 	r, err := NewRunner(ctx, rcfg, l.store, dev, l.log.With("batch", spec.ID))
@@ -398,12 +405,30 @@ func (l *Line) finished(run *batchRun) {
 	l.journal(context.Background(), "command", run.spec.ID, map[string]any{"event": "batch-complete", "batch": run.spec.ID}, "")
 	l.mu.Lock()
 	cancel := run.cancel
+	tctx, trim := context.WithCancel(context.Background())
+	l.trim = trim
 	l.mu.Unlock()
 	if cancel != nil {
 		cancel()
 	}
 	l.subs.notify()
 	l.log.Info("batch complete; the line is ready for the next", "batch", run.spec.ID)
+	go l.trimPools(tctx)
+}
+
+// trimPools deletes the pools' allocated entries while the line is idle
+// (aggregation.Store.TrimPools: journaled, a few thousand entries per
+// event); the next batch's start stops it between two events.
+func (l *Line) trimPools(ctx context.Context) {
+	n, err := l.store.TrimPools(ctx, aggregation.Actor{Kind: aggregation.ActorSystem, ID: "line"})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		l.log.Info("pool trim stopped: a batch starts", "entries", n)
+	case err != nil:
+		l.log.Warn("pool trim failed", "entries", n, "err", err)
+	case n > 0:
+		l.log.Info("pools trimmed of their allocated entries", "entries", n)
+	}
 }
 
 // current is the batch events go to: nil if none, or it is complete.

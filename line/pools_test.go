@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/tracecode"
@@ -165,5 +166,64 @@ func TestPoolSourceLastCodes(t *testing.T) {
 	}
 	if _, _, err := rg.line.cfg.ProductOf(aggregation.BatchSpec{ID: "X", Product: "aspirin"}); err == nil {
 		t.Fatal("an unknown product was found")
+	}
+}
+
+// Once a batch is complete and the line idle, the pools' allocated entries
+// are trimmed in journaled events, which verify replays.
+func TestLineTrimsPoolsWhenIdle(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	ctx := context.Background()
+	data, err := os.ReadFile("../examples/codes/8021764-L3.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rg.line.ImportCodeFile(ctx, "8021764-L3", "l3.txt", data, "op1"); err != nil {
+		t.Fatal(err)
+	}
+	spec := aggregation.BatchSpec{ID: "N1", Product: "阿莫西林胶囊", Line: "L1", Levels: []aggregation.LevelSpec{
+		{Level: 1, Scheme: tracecode.SchemeNMPA20}, {Level: 2, Ratio: 10, Scheme: tracecode.SchemeNMPA20}, {Level: 3, Ratio: 20, Scheme: tracecode.SchemeNMPA20}}}
+	if err := rg.store.CreateBatch(ctx, spec, system); err != nil {
+		t.Fatal(err)
+	}
+	_, p, err := rg.line.cfg.ProductOf(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewPoolSource(p, rg.store, "N1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes, err := src.Allocate(ctx, 3, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trims := func() (n int) {
+		if err := rg.store.Events(ctx, 1, func(ev aggregation.Event) error {
+			if ev.Kind == aggregation.EvTrimPool && ev.Pool == "8021764-L3" && ev.Upto == 20 {
+				n++
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if trims() != 0 {
+		t.Fatal("trimmed before the line was idle")
+	}
+	rg.runBatch(workOrder("B1"), 10, 2)
+	deadline := time.Now().Add(20 * time.Second)
+	for trims() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no trim of the 20 allocated entries after the line went idle")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ci, err := rg.store.Lookup(ctx, codes[19]); err != nil || ci.Batch != "N1" {
+		t.Fatalf("an allocated code after the trim: %+v, %v", ci, err)
+	}
+	if rep, err := rg.store.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("verify after the idle trim: %v %v", err, rep.Problems)
 	}
 }
