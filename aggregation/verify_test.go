@@ -121,3 +121,24 @@ func TestBackupRestore(t *testing.T) {
 	// The restored ledger goes on where the original stopped.
 	must(t, r.Pack(ctx, lv[1][1], lv[0][2:], PackOpts{}, op))
 }
+
+// A link whose child's record disagrees is named by the invariant check
+// (found by the links' and records' multiset sums, then looked up).
+func TestVerifyNamesForeignLink(t *testing.T) {
+	s, _ := openTest(t)
+	lv := commissioned(t, s, "VL", []int{4, 2}, 2)
+	must(t, s.Pack(ctx, lv[1][0], lv[0][:2], PackOpts{}, op))
+	k := linkKey(lv[1][0], lv[0][2]) // a commissioned unit, not packed
+	must(t, s.db.Update(func(txn *badger.Txn) error { return txn.Set(k, nil) }))
+	rep, err := s.Verify(ctx)
+	must(t, err)
+	all := strings.Join(rep.Problems, "\n")
+	want := fmt.Sprintf("code %s: linked under %s but its record says commissioned", lv[0][2], lv[1][0])
+	if !strings.Contains(all, want) {
+		t.Fatalf("want %q, got:\n%s", want, all)
+	}
+	must(t, s.db.Update(func(txn *badger.Txn) error { return txn.Delete(k) }))
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("restored: %v %v", err, rep.Problems)
+	}
+}

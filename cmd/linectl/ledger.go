@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/aggregation/ledgerbench"
@@ -25,11 +26,23 @@ func cmdVerify(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags("verify", c)
 	data := fs.String("data", "", "ledger data directory (required)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	cpuprof := fs.String("cpuprofile", "", "write a CPU profile of the verification to this file")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
 	if *data == "" {
 		return errors.New("--data DIR is required")
+	}
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := aggregation.VerifyDir(ctx, *data, aggregation.Options{Logger: c.log})
 	if err != nil {
