@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/aggregation/ledgerbench/pgpeer"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -43,7 +44,15 @@ type Config struct {
 	Prealloc bool
 	// Profile, if set, receives a CPU profile of the full-load phase.
 	Profile io.Writer
+	// Peer, if PeerPostgres, runs the same full load on a throwaway
+	// PostgreSQL cluster after ours (package pgpeer) and states ours
+	// against it (Result.PostgresPeer).
+	Peer      string
+	PeerConns int // the peer's connections (0: pgpeer.DefaultConns)
 }
+
+// PeerPostgres is the one peer there is: PostgreSQL (package pgpeer).
+const PeerPostgres = "postgres"
 
 // Default is the configuration of `linectl bench ledger`.
 func Default() Config {
@@ -70,6 +79,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--line-rate %d out of range 1..10000", c.LineRate)
 	case c.LineSamples < 0 || c.LineSamples >= c.Units:
 		return fmt.Errorf("--line-samples %d out of range 0..units", c.LineSamples)
+	case c.Peer != "" && c.Peer != PeerPostgres:
+		return fmt.Errorf("--peer %q: the only peer is %q", c.Peer, PeerPostgres)
+	case c.Peer == "" && c.PeerConns != 0:
+		return fmt.Errorf("--peer-conns %d without --peer %s", c.PeerConns, PeerPostgres)
+	}
+	if c.Peer == PeerPostgres {
+		return c.peerConfig().Validate()
 	}
 	return nil
 }
@@ -112,6 +128,15 @@ type Result struct {
 	GOMAXPROCS        int      `json:"gomaxprocs"`
 	TotalS            float64  `json:"total_s"`
 	ConservationCheck []string `json:"conservation_check"`
+	// PostgresPeer is the PostgreSQL peer's full load, measured after ours
+	// in the same run (--peer postgres).
+	PostgresPeer *PeerResult `json:"postgres_peer,omitempty"`
+}
+
+// PeerResult is a peer's figures and ours against them.
+type PeerResult struct {
+	pgpeer.Result
+	Ratio float64 `json:"ratio"` // our transitions_per_s ÷ the peer's
 }
 
 var (
@@ -123,8 +148,46 @@ func code(level, i int) tracecode.Code {
 	return tracecode.Code(fmt.Sprintf("8%06d%013d", 900000+level, i))
 }
 
-// Run builds one batch of cfg.Units units and measures it.
+// Run builds one batch of cfg.Units units and measures it; with
+// cfg.Peer, it then runs the peer's full load and states ours against it.
 func Run(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	if cfg.Peer == PeerPostgres {
+		// Before minutes of our own run.
+		if _, err := pgpeer.FindServer(); err != nil {
+			return Result{}, fmt.Errorf("--peer %s: %w", PeerPostgres, err)
+		}
+	}
+	res, err := runLedger(ctx, cfg)
+	if err != nil || cfg.Peer == "" {
+		return res, err
+	}
+	cfg.Logger.Info("bench ledger: postgres peer", "units", cfg.Units-cfg.LineSamples, "writers", cfg.Writers)
+	pr, err := pgpeer.Run(ctx, cfg.peerConfig())
+	if err != nil {
+		return res, err
+	}
+	res.PostgresPeer = &PeerResult{Result: pr}
+	if pr.TransitionsPerS > 0 {
+		res.PostgresPeer.Ratio = round(res.TransitionsPerS / pr.TransitionsPerS)
+	}
+	return res, nil
+}
+
+// peerConfig is the peer's share of cfg: the units of our full load (not
+// the line-load samples), as many writers, every ack durable as ours.
+func (c Config) peerConfig() pgpeer.Config {
+	return pgpeer.Config{Units: c.Units - c.LineSamples, Writers: c.Writers, Conns: c.PeerConns, Prealloc: c.Prealloc, NoSync: c.NoSync, Logger: c.Logger}
+}
+
+// runLedger is our own run: the ledger in a directory it removes (if it
+// made it) before it returns.
+func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	t0 := time.Now()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
