@@ -271,3 +271,48 @@ func (c *cluster) Close() error {
 	})
 	return c.closeErr
 }
+
+// cpu is the CPU time the server has used so far: the postmaster with the
+// children it has reaped, and its children still running (every server
+// process is a child of the postmaster).
+// /proc/PID/stat counts in USER_HZ, 100 per second on Linux.
+func (c *cluster) cpu() time.Duration {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return 0
+	}
+	pg := c.cmd.Process.Pid
+	ents, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …: comm may hold spaces, fields count
+		// from after its closing parenthesis.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); pid != pg && ppid != pg {
+			continue
+		}
+		n := 2 // utime, stime (fields 14, 15)
+		if pid == pg {
+			n = 4 // and cutime, cstime of reaped children
+		}
+		for _, v := range f[11 : 11+n] {
+			t, _ := strconv.ParseInt(v, 10, 64)
+			ticks += t
+		}
+	}
+	return time.Duration(ticks) * (time.Second / 100)
+}
