@@ -75,6 +75,8 @@ func TestPeerFinalState(t *testing.T) {
 				want    int
 			}{
 				{"codes", `SELECT count(*) FROM codes`, n},
+				{"codes left in the pool's queue", `SELECT count(*) FROM pool_queue`, 0},
+				{"codes both in the queue and allocated", `SELECT count(*) FROM pool_queue q JOIN codes c USING (code)`, 0},
 				{"codes commissioned", `SELECT count(*) FROM codes WHERE state = 'commissioned'`, n},
 				{"codes with a batch and level 1", `SELECT count(*) FROM codes WHERE batch IS NOT NULL AND level = 1`, n},
 				{"distinct items", `SELECT count(DISTINCT item_id) FROM codes`, n},
@@ -94,6 +96,11 @@ func TestPeerFinalState(t *testing.T) {
 				if got := one(c.q); got != c.want {
 					t.Errorf("%s: %d, want %d", c.what, got, c.want)
 				}
+			}
+			// Statistics are flushed asynchronously: logged, not checked.
+			var upd, hot int
+			if err := db.QueryRow(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'codes'`).Scan(&upd, &hot); err == nil {
+				t.Logf("codes: %d updates, of which %d HOT", upd, hot)
 			}
 		})
 	}
