@@ -36,6 +36,9 @@ func TestRunWithPostgresPeer(t *testing.T) {
 	if want := round(res.TransitionsPerS / p.TransitionsPerS); p.Ratio != want {
 		t.Errorf("ratio %v, want %v (%v / %v)", p.Ratio, want, res.TransitionsPerS, p.TransitionsPerS)
 	}
+	if res.CPUUsPerTransition <= 0 || p.CPUUsPerTransition <= 0 || p.CPURatio != round(p.CPUUsPerTransition/res.CPUUsPerTransition) {
+		t.Errorf("CPU per transition: ours %v, peer %v, cpu_ratio %v", res.CPUUsPerTransition, p.CPUUsPerTransition, p.CPURatio)
+	}
 	b, err := json.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +51,7 @@ func TestRunWithPostgresPeer(t *testing.T) {
 	if !ok {
 		t.Fatalf("JSON without postgres_peer: %s", b)
 	}
-	for _, k := range []string{"transitions_per_s", "ack_p50_ms", "ack_p99_ms", "ratio", "connections", "settings"} {
+	for _, k := range []string{"transitions_per_s", "ack_p50_ms", "ack_p99_ms", "ratio", "cpu_ratio", "cpu_us_per_transition", "connections", "settings"} {
 		if _, ok := pm[k]; !ok {
 			t.Errorf("postgres_peer has no %q: %s", k, b)
 		}
