@@ -125,7 +125,7 @@ func cmdRestore(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// benchLedger: linectl bench ledger [--units N] [--writers W] [--data DIR] [--line-seconds S] [--postgres]
+// benchLedger: linectl bench ledger [--units N] [--writers W] [--data DIR] [--line-samples S] [--postgres [--peer-conns N]]
 func benchLedger(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags("bench ledger", c)
 	cfg := ledgerbench.Default()
@@ -141,7 +141,7 @@ func benchLedger(ctx context.Context, c *cli, args []string) error {
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the full-load phase to this file")
 	fs.StringVar(&cfg.Peer, "peer", "", "after ours, run the same full load on this peer and state ours against it: postgres (a throwaway PostgreSQL cluster)")
 	postgres := fs.Bool("postgres", false, "same as --peer postgres")
-	fs.IntVar(&cfg.PeerConns, "peer-conns", 0, "the peer's connections, each committing groups of up to 1,000 rows (default: 4 per CPU, 8..64)")
+	fs.IntVar(&cfg.PeerConns, "peer-conns", 0, "the peer's connections, each committing groups of up to 1,000 rows (default: 2 per CPU, 4..64)")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
