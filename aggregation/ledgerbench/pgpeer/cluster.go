@@ -37,6 +37,11 @@ func FindServer() (string, error) {
 	vers, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	sort.Slice(vers, func(i, j int) bool { return pgVersion(vers[i]) > pgVersion(vers[j]) })
 	dirs = append(dirs, vers...)
+	return findServerIn(dirs)
+}
+
+// findServerIn returns the first of dirs holding both initdb and postgres.
+func findServerIn(dirs []string) (string, error) {
 	for _, d := range dirs {
 		if executable(filepath.Join(d, "initdb")) && executable(filepath.Join(d, "postgres")) {
 			return d, nil

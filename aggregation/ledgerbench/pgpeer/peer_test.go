@@ -137,6 +137,25 @@ func TestClusterCancelAndClose(t *testing.T) {
 	}
 }
 
+// TestFindServerMissing: without the binaries, the error says what to
+// install.
+func TestFindServerMissing(t *testing.T) {
+	half := t.TempDir() // initdb without postgres is not a server
+	if err := os.WriteFile(half+"/initdb", []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := findServerIn([]string{t.TempDir(), half, "/nonexistent"})
+	if !errors.Is(err, ErrNoServer) || !strings.Contains(err.Error(), "Debian package postgresql") {
+		t.Errorf("findServerIn without binaries: %v", err)
+	}
+	if err := os.WriteFile(half+"/postgres", []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := findServerIn([]string{t.TempDir(), half}); err != nil || d != half {
+		t.Errorf("findServerIn: %q, %v; want %q", d, err, half)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
 		cfg  Config
