@@ -19,10 +19,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/aggregation/ledgerbench/pgpeer"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -44,7 +44,15 @@ type Config struct {
 	Prealloc bool
 	// Profile, if set, receives a CPU profile of the full-load phase.
 	Profile io.Writer
+	// Peer, if PeerPostgres, runs the same full load on a throwaway
+	// PostgreSQL cluster after ours (package pgpeer) and states ours
+	// against it (Result.PostgresPeer).
+	Peer      string
+	PeerConns int // the peer's connections (0: pgpeer.DefaultConns)
 }
+
+// PeerPostgres is the one peer there is: PostgreSQL (package pgpeer).
+const PeerPostgres = "postgres"
 
 // Default is the configuration of `linectl bench ledger`.
 func Default() Config {
@@ -71,52 +79,71 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--line-rate %d out of range 1..10000", c.LineRate)
 	case c.LineSamples < 0 || c.LineSamples >= c.Units:
 		return fmt.Errorf("--line-samples %d out of range 0..units", c.LineSamples)
+	case c.Peer != "" && c.Peer != PeerPostgres:
+		return fmt.Errorf("--peer %q: the only peer is %q", c.Peer, PeerPostgres)
+	case c.Peer == "" && c.PeerConns != 0:
+		return fmt.Errorf("--peer-conns %d without --peer %s", c.PeerConns, PeerPostgres)
+	}
+	if c.Peer == PeerPostgres {
+		return c.peerConfig().Validate()
 	}
 	return nil
 }
 
 // Result is the JSON `linectl bench ledger` prints.
 type Result struct {
-	Units           int     `json:"units"`
-	Codes           int     `json:"codes"`
-	Writers         int     `json:"writers"`
-	Sync            bool    `json:"sync"`
-	Prealloc        bool    `json:"prealloc"`
-	TransitionsPerS float64 `json:"transitions_per_s"` // durable code transitions at full load: allocated (requests of 64), sent (of 16), commissioned (one per request)
-	CommissionsPerS float64 `json:"commissions_per_s"` // of which commissions
-	// CPU time of the whole process (every goroutine, Badger's included)
-	// per transition at full load: what the machine's load does not change
-	// much, unlike the rate.
-	CPUPerTransitionUs float64  `json:"cpu_us_per_transition"`
-	AckP50Ms           float64  `json:"ack_p50_ms"` // Commission at full load
-	AckP99Ms           float64  `json:"ack_p99_ms"` // at full load
-	AckMaxMs           float64  `json:"ack_max_ms"`
-	Groups             uint64   `json:"groups"`           // synced transactions at full load
-	MeanGroup          float64  `json:"mean_group"`       // requests per synced transaction at full load
-	MeanCommitMs       float64  `json:"mean_commit_ms"`   // write and sync of one transaction at full load
-	CommitterApply     float64  `json:"committer_apply"`  // share of the full load the committer spent applying groups
-	CommitterSettle    float64  `json:"committer_settle"` // … waiting for the group in flight to land
-	CommitterIdle      float64  `json:"committer_idle"`   // … waiting for requests
-	LineRate           int      `json:"line_rate_per_s"`
-	LineAckP50Ms       float64  `json:"line_ack_p50_ms"`
-	LineAckP99Ms       float64  `json:"line_ack_p99_ms"`
-	LineAckMaxMs       float64  `json:"line_ack_max_ms"`
-	PackPerS           float64  `json:"pack_per_s"` // parents per second, concurrent writers: labels allocated and sent in bulk, each commissioned and packed
-	SetupS             float64  `json:"setup_s"`    // import, allocate, mark sent
-	SummaryMs          float64  `json:"summary_ms"` // Summary of the whole batch, mean of 1000 calls
-	PalletTreeMs       float64  `json:"pallet_tree_ms"`
-	PalletTreeNodes    int      `json:"pallet_tree_nodes"`
-	StreamMs           float64  `json:"stream_ms"` // Codes(level 1, aggregated) over the whole batch
-	StreamCodes        int      `json:"stream_codes"`
-	StreamExtraMB      float64  `json:"stream_extra_mb"` // peak RSS growth while streaming
-	VerifyS            float64  `json:"verify_s"`
-	VerifyOK           bool     `json:"verify_ok"`
-	DiskMB             float64  `json:"disk_mb"`
-	RSSMB              float64  `json:"rss_mb"`      // resident size before verify, incl. page cache of mmapped tables
-	AnonMB             float64  `json:"rss_anon_mb"` // of which anonymous (heap, arenas, caches), before verify
-	GOMAXPROCS         int      `json:"gomaxprocs"`
-	TotalS             float64  `json:"total_s"`
-	ConservationCheck  []string `json:"conservation_check"`
+	Units             int      `json:"units"`
+	Codes             int      `json:"codes"`
+	Writers           int      `json:"writers"`
+	Sync              bool     `json:"sync"`
+	Prealloc          bool     `json:"prealloc"`
+	TransitionsPerS   float64  `json:"transitions_per_s"` // durable code transitions at full load: allocated (requests of 64), sent (of 16), commissioned (one per request)
+	CommissionsPerS   float64  `json:"commissions_per_s"` // of which commissions
+	AckP50Ms          float64  `json:"ack_p50_ms"`        // Commission at full load
+	AckP99Ms          float64  `json:"ack_p99_ms"`        // at full load
+	AckMaxMs          float64  `json:"ack_max_ms"`
+	Groups            uint64   `json:"groups"`           // synced transactions at full load
+	MeanGroup         float64  `json:"mean_group"`       // requests per synced transaction at full load
+	MeanCommitMs      float64  `json:"mean_commit_ms"`   // write and sync of one transaction at full load
+	CommitterApply    float64  `json:"committer_apply"`  // share of the full load the committer spent applying groups
+	CommitterSettle   float64  `json:"committer_settle"` // … waiting for the group in flight to land
+	CommitterIdle     float64  `json:"committer_idle"`   // … waiting for requests
+	LineRate          int      `json:"line_rate_per_s"`
+	LineAckP50Ms      float64  `json:"line_ack_p50_ms"`
+	LineAckP99Ms      float64  `json:"line_ack_p99_ms"`
+	LineAckMaxMs      float64  `json:"line_ack_max_ms"`
+	PackPerS          float64  `json:"pack_per_s"` // parents per second, concurrent writers: labels allocated and sent in bulk, each commissioned and packed
+	SetupS            float64  `json:"setup_s"`    // import, allocate, mark sent
+	SummaryMs         float64  `json:"summary_ms"` // Summary of the whole batch, mean of 1000 calls
+	PalletTreeMs      float64  `json:"pallet_tree_ms"`
+	PalletTreeNodes   int      `json:"pallet_tree_nodes"`
+	StreamMs          float64  `json:"stream_ms"` // Codes(level 1, aggregated) over the whole batch
+	StreamCodes       int      `json:"stream_codes"`
+	StreamExtraMB     float64  `json:"stream_extra_mb"` // peak RSS growth while streaming
+	VerifyS           float64  `json:"verify_s"`
+	VerifyOK          bool     `json:"verify_ok"`
+	DiskMB            float64  `json:"disk_mb"`
+	RSSMB             float64  `json:"rss_mb"`      // resident size before verify, incl. page cache of mmapped tables
+	AnonMB            float64  `json:"rss_anon_mb"` // of which anonymous (heap, arenas, caches), before verify
+	GOMAXPROCS        int      `json:"gomaxprocs"`
+	TotalS            float64  `json:"total_s"`
+	ConservationCheck []string `json:"conservation_check"`
+
+	// CPU of this process at full load (writers, committer, Badger), which
+	// other jobs on the machine inflate less than the wall time.
+	CPUS               float64 `json:"cpu_s"`
+	CPUUsPerTransition float64 `json:"cpu_us_per_transition"`
+
+	// PostgresPeer is the PostgreSQL peer's full load, measured after ours
+	// in the same run (--peer postgres).
+	PostgresPeer *PeerResult `json:"postgres_peer,omitempty"`
+}
+
+// PeerResult is a peer's figures and ours against them.
+type PeerResult struct {
+	pgpeer.Result
+	Ratio    float64 `json:"ratio"`     // our transitions_per_s ÷ the peer's
+	CPURatio float64 `json:"cpu_ratio"` // the peer's cpu_us_per_transition ÷ ours
 }
 
 var (
@@ -128,8 +155,49 @@ func code(level, i int) tracecode.Code {
 	return tracecode.Code(fmt.Sprintf("8%06d%013d", 900000+level, i))
 }
 
-// Run builds one batch of cfg.Units units and measures it.
+// Run builds one batch of cfg.Units units and measures it; with
+// cfg.Peer, it then runs the peer's full load and states ours against it.
 func Run(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	if cfg.Peer == PeerPostgres {
+		// Before minutes of our own run.
+		if _, err := pgpeer.FindServer(); err != nil {
+			return Result{}, fmt.Errorf("--peer %s: %w", PeerPostgres, err)
+		}
+	}
+	res, err := runLedger(ctx, cfg)
+	if err != nil || cfg.Peer == "" {
+		return res, err
+	}
+	cfg.Logger.Info("bench ledger: postgres peer", "units", cfg.Units-cfg.LineSamples, "writers", cfg.Writers)
+	pr, err := pgpeer.Run(ctx, cfg.peerConfig())
+	if err != nil {
+		return res, err
+	}
+	res.PostgresPeer = &PeerResult{Result: pr}
+	if pr.TransitionsPerS > 0 {
+		res.PostgresPeer.Ratio = round(res.TransitionsPerS / pr.TransitionsPerS)
+	}
+	if res.CPUUsPerTransition > 0 {
+		res.PostgresPeer.CPURatio = round(pr.CPUUsPerTransition / res.CPUUsPerTransition)
+	}
+	return res, nil
+}
+
+// peerConfig is the peer's share of cfg: the units of our full load (not
+// the line-load samples), as many writers, every ack durable as ours.
+func (c Config) peerConfig() pgpeer.Config {
+	return pgpeer.Config{Units: c.Units - c.LineSamples, Writers: c.Writers, Conns: c.PeerConns, Prealloc: c.Prealloc, NoSync: c.NoSync, Logger: c.Logger}
+}
+
+// runLedger is our own run: the ledger in a directory it removes (if it
+// made it) before it returns.
+func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	t0 := time.Now()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -248,8 +316,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	st0 := s.Stats()
-	cpu0 := processCPU()
-	tf := time.Now()
+	tf, cpu0 := time.Now(), pgpeer.ProcessCPU()
 	if err := parallel(ctx, cfg.Writers, (len(rest)+alloc-1)/alloc, func(i int) error {
 		item := rest[i*alloc : min((i+1)*alloc, len(rest))]
 		if !cfg.Prealloc {
@@ -278,6 +345,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	el := time.Since(tf).Seconds()
+	cpu := pgpeer.ProcessCPU() - cpu0
 	if cfg.Profile != nil {
 		pprof.StopCPUProfile()
 	}
@@ -287,7 +355,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.TransitionsPerS = perCode * float64(len(rest)) / el
 	res.CommissionsPerS = float64(len(rest)) / el
-	res.CPUPerTransitionUs = round(float64((processCPU() - cpu0).Microseconds()) / (perCode * float64(len(rest))))
+	res.CPUS = round(cpu.Seconds())
+	res.CPUUsPerTransition = round(cpu.Seconds() * 1e6 / (perCode * float64(len(rest))))
 	res.AckP50Ms, res.AckP99Ms, res.AckMaxMs = pct(lat)
 	if st := s.Stats(); st.Groups > st0.Groups {
 		res.Groups = st.Groups - st0.Groups
@@ -480,15 +549,6 @@ func pct(d []time.Duration) (p50, p99, mx float64) {
 func ms(d time.Duration) float64 { return round(float64(d.Microseconds()) / 1000) }
 
 func round(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
-
-// processCPU is the user and system CPU time this process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 func rssMB() float64 { return procStatusMB("VmRSS:") }
 

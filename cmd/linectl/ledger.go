@@ -138,7 +138,7 @@ func cmdRestore(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// benchLedger: linectl bench ledger [--units N] [--writers W] [--data DIR] [--line-seconds S]
+// benchLedger: linectl bench ledger [--units N] [--writers W] [--data DIR] [--line-samples S] [--postgres [--peer-conns N]]
 func benchLedger(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags("bench ledger", c)
 	cfg := ledgerbench.Default()
@@ -152,8 +152,17 @@ func benchLedger(ctx context.Context, c *cli, args []string) error {
 	fs.BoolVar(&cfg.Prealloc, "prealloc", false, "allocate every unit's code during setup: the full load then only sends and commissions")
 	fs.BoolVar(&cfg.NoSync, "nosync", false, "skip fsync (measures everything but the disk; never on a line)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the full-load phase to this file")
+	fs.StringVar(&cfg.Peer, "peer", "", "after ours, run the same full load on this peer and state ours against it: postgres (a throwaway PostgreSQL cluster)")
+	postgres := fs.Bool("postgres", false, "same as --peer postgres")
+	fs.IntVar(&cfg.PeerConns, "peer-conns", 0, "the peer's connections, each committing groups of up to 1,000 rows (default: 2 per CPU, 4..64)")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
+	}
+	if *postgres {
+		if cfg.Peer != "" && cfg.Peer != ledgerbench.PeerPostgres {
+			return fmt.Errorf("--postgres and --peer %s: give one", cfg.Peer)
+		}
+		cfg.Peer = ledgerbench.PeerPostgres
 	}
 	cfg.Logger = c.log
 	if *profile != "" {
