@@ -79,7 +79,12 @@ func planKills(rng *rand.Rand, units, k int) []plannedKill {
 	}
 	rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
 	plan := make([]plannedKill, k)
-	lo, span := 0.03*float64(units), 0.90*float64(units)
+	// The last kill leaves at least 40 units: the batch's triggered count
+	// catches up with the units that passed while the controller was down
+	// only when a unit triggers after the restart (see the crash
+	// campaign's note in docs/linectl.md).
+	lo, hi := 0.03*float64(units), min(0.93*float64(units), float64(units-40))
+	span := hi - lo
 	for i := range plan {
 		f := (float64(i) + rng.Float64()) / float64(k)
 		plan[i] = plannedKill{at: uint64(lo + f*span), kind: kinds[i]}
@@ -108,7 +113,7 @@ func armFor(k plannedKill, now uint64) []string {
 // killTry is what one kill did.
 type killTry struct {
 	kill     plannedKill
-	made     bool   // the controller died at the moment planned
+	made     bool // the controller died at the moment planned
 	problems []string
 }
 
