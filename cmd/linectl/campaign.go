@@ -243,5 +243,42 @@ func campaignReport(ctx context.Context, c *cli, args []string) error {
 }
 
 func campaignFault(ctx context.Context, c *cli, args []string) error {
-	return errors.New("not yet")
+	fs := flag.NewFlagSet("campaign fault", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	lf := addLineFlags(fs)
+	devices := fs.String("devices", "", "comma-separated devices (default every one: plc, printer, camera, agg_camera, label_printer, label_scanner)")
+	kinds := fs.String("kinds", "", "comma-separated link faults (default every one: cut, stall, garble, slow)")
+	rate := fs.Float64("rate", 1200, "units per minute")
+	perTrial := fs.Int("per-fault", 40, "units of production before each fault")
+	seed := fs.Uint64("seed", 0, "the simulator's seed (0: from the clock; the result records it)")
+	timeout := fs.Duration("timeout", time.Hour, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	env, done, err := lf.env(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	cmdline := "linectl campaign fault"
+	if *devices != "" {
+		cmdline += " --devices " + *devices
+	}
+	if *kinds != "" {
+		cmdline += " --kinds " + *kinds
+	}
+	res, err := campaign.Fault(ctx, env, campaign.FaultOptions{Devices: splitList(*devices), Kinds: splitList(*kinds), Rate: *rate,
+		PerTrial: *perTrial, Seed: *seed, Command: cmdline})
+	return finishCampaign(c, res, err, *lf.results, done)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }

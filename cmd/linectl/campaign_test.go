@@ -58,3 +58,35 @@ func TestCampaignCrashShort(t *testing.T) {
 		t.Errorf("the crash campaign failed:\n%s", strings.Join(res.Failures, "\n"))
 	}
 }
+
+// TestCampaignFaultShort: the coding printer disconnected and answering
+// garbage; each time the line must hold naming the printer, recover once
+// it is back, and the batch must end matching the ground truth.
+func TestCampaignFaultShort(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	res, err := campaign.Fault(ctx, campaignEnv(t), campaign.FaultOptions{Devices: []string{"printer"}, Kinds: []string{"cut", "garble"},
+		PerTrial: 20, Hold: 2 * time.Second, Seed: 3, Command: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logResult(t, res)
+	if err := res.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tried := 0
+	for _, r := range res.Rows {
+		if r.Tries > 0 {
+			tried++
+			if !strings.HasPrefix(r.What, "coding printer ") || r.Tries != 1 {
+				t.Errorf("row %q: %d tries", r.What, r.Tries)
+			}
+		}
+	}
+	if tried != 2 {
+		t.Errorf("%d faults tried, want 2", tried)
+	}
+	if !res.Passed() {
+		t.Errorf("the fault campaign failed:\n%s", strings.Join(res.Failures, "\n"))
+	}
+}
