@@ -57,8 +57,8 @@ type FaultOptions struct {
 	PerTrial int
 	// Hold is how long the fault lasts once the line holds (default 5 s):
 	// a device that drops out for a moment, not for good.
-	Hold time.Duration
-	Command  string
+	Hold    time.Duration
+	Command string
 }
 
 type faultTry struct {
