@@ -277,7 +277,7 @@ func Crash(ctx context.Context, env Env, o CrashOptions) (Result, error) {
 		{"batch", fmt.Sprintf("%d units at %.0f/min, ratio 10, unit faults %s", o.Units, o.Rate, faultNames(CrashFaults()))},
 		{"kills", fmt.Sprintf("%d planned, %d made, over %d controller processes", len(plan), made, l.CtlRuns)},
 		{"seed", fmt.Sprint(o.Seed)},
-		{"challenge tests repeated after a fault on the test unit", fmt.Sprint(unholds)},
+		{"unholds by the operator (a challenge test failed by a random fault on its test unit, or a hold on a device fault that cleared by itself)", fmt.Sprint(unholds)},
 	}
 	if gt.Finished {
 		res.Figures = append(res.Figures,
@@ -315,7 +315,7 @@ func crashOnce(ctx context.Context, l *lineproc.Line, k plannedKill, unholds *in
 			return false, err.Error()
 		}
 		before = s
-		if s.State == "Held" && len(s.Challenge) > 0 && !s.ChallengeOK {
+		if s.State == "Held" && (len(s.Challenge) > 0 && !s.ChallengeOK || len(s.Faults) == 0) {
 			if _, err := l.Command(ctx, "unhold"); err == nil {
 				*unholds++
 			}

@@ -61,7 +61,9 @@ func HostInfo() string {
 
 // tend waits until cond holds, acting as the operator on what the line
 // asks of one: a failed challenge test (a random fault on the test unit)
-// is repeated with unhold. unholds counts them.
+// is repeated with unhold, and a line held by a device fault that has
+// cleared since (a link that dropped for a moment under load) is unheld.
+// unholds counts both.
 func tend(ctx context.Context, l *lineproc.Line, what string, unholds *int, cond func(line.Snapshot) bool) (line.Snapshot, error) {
 	var last line.Snapshot
 	err := l.WaitFor(ctx, what, func() (bool, string) {
@@ -73,7 +75,7 @@ func tend(ctx context.Context, l *lineproc.Line, what string, unholds *int, cond
 		if cond(s) {
 			return true, ""
 		}
-		if s.State == "Held" && len(s.Challenge) > 0 && !s.ChallengeOK {
+		if s.State == "Held" && (len(s.Challenge) > 0 && !s.ChallengeOK || len(s.Faults) == 0) {
 			if _, err := l.Command(ctx, "unhold"); err != nil {
 				return false, err.Error()
 			}

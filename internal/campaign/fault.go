@@ -103,9 +103,9 @@ func Fault(ctx context.Context, env Env, o FaultOptions) (Result, error) {
 	res := Result{Campaign: "fault", Title: "device faults: the line holds naming the device, recovers, reconciles", Command: o.Command,
 		Build: BuildInfo(), Host: HostInfo(), Started: time.Now().UTC()}
 	var all []faultTry
-	units := 0
+	units, unholds := 0, 0
 	for di, d := range devs {
-		tries, endProblems, n := faultDevice(ctx, env, o, d, kinds, o.Seed+uint64(di))
+		tries, endProblems, n := faultDevice(ctx, env, o, d, kinds, o.Seed+uint64(di), &unholds)
 		units += n
 		for i := range tries {
 			tries[i].problems = append(tries[i].problems, endProblems...)
@@ -147,6 +147,8 @@ func Fault(ctx context.Context, env Env, o FaultOptions) (Result, error) {
 	res.Figures = []Figure{
 		{"lines", fmt.Sprintf("%d (one per device), %d units in all at %.0f/min, %d units of production before each fault", len(devs), units, o.Rate, o.PerTrial)},
 		{"seed", fmt.Sprint(o.Seed)},
+		{"fault duration once the line held", o.Hold.String()},
+		{"unholds by the operator outside the tries (a challenge test failed by a random fault, or a hold on another device's fault that cleared by itself)", fmt.Sprint(unholds)},
 	}
 	res.Elapsed = time.Since(res.Started).Seconds()
 	return res, nil
@@ -189,7 +191,7 @@ func pick[T any](all []T, names []string, name func(T) string) ([]T, error) {
 // faultDevice runs one device's batch with every kind of fault in turn.
 // The answer: each try, the problems of the batch's end (which count
 // against every try), and the units run.
-func faultDevice(ctx context.Context, env Env, o FaultOptions, d FaultDevice, kinds []FaultKind, seed uint64) ([]faultTry, []string, int) {
+func faultDevice(ctx context.Context, env Env, o FaultOptions, d FaultDevice, kinds []FaultKind, seed uint64, unholds *int) ([]faultTry, []string, int) {
 	// Each fault: PerTrial units of production, and up to 40 more that
 	// trigger before the line has held (a fault is seen in 0.5–2 s).
 	units := (o.PerTrial+40)*(len(kinds)+1) + 20
@@ -218,17 +220,16 @@ func faultDevice(ctx context.Context, env Env, o FaultOptions, d FaultDevice, ki
 	if err := l.ResetStart(ctx); err != nil {
 		return fail("starting the batch: " + err.Error())
 	}
-	unholds := 0
 	for _, k := range kinds {
 		t := faultTry{dev: d, kind: k}
-		t.problems, t.alarm, t.recovery = faultOnce(ctx, l, d, k, o.PerTrial, o.Hold, &unholds)
+		t.problems, t.alarm, t.recovery = faultOnce(ctx, l, d, k, o.PerTrial, o.Hold, unholds)
 		env.logf("fault %s %s: alarm %q, recovery %v, problems %v", d.Name, k.Name, t.alarm, t.recovery, t.problems)
 		tries = append(tries, t)
 		if len(t.problems) > 0 && l.Ctl.Exited() {
 			return fail("the controller exited")
 		}
 	}
-	f, err := finishTended(ctx, l, &unholds)
+	f, err := finishTended(ctx, l, unholds)
 	if err != nil {
 		return tries, []string{"finishing the batch: " + err.Error()}, units
 	}
