@@ -61,9 +61,10 @@ func HostInfo() string {
 
 // tend waits until cond holds, acting as the operator on what the line
 // asks of one: a failed challenge test (a random fault on the test unit)
-// is repeated with unhold, and a line held by a device fault that has
-// cleared since (a link that dropped for a moment under load) is unheld.
-// unholds counts both.
+// is repeated with unhold, a line held by a device fault that has
+// cleared since (a link that dropped for a moment under load) is unheld,
+// and labels out of step with the groups (the labeller's fault, after a
+// label printer outage) are purged and acknowledged. unholds counts them.
 func tend(ctx context.Context, l *lineproc.Line, what string, unholds *int, cond func(line.Snapshot) bool) (line.Snapshot, error) {
 	var last line.Snapshot
 	err := l.WaitFor(ctx, what, func() (bool, string) {
@@ -74,6 +75,18 @@ func tend(ctx context.Context, l *lineproc.Line, what string, unholds *int, cond
 		last = s
 		if cond(s) {
 			return true, ""
+		}
+		if s.State == "Held" && len(s.Faults) == 1 && s.Faults["labeller"] != "" {
+			// Labels out of step with the groups (after a label printer
+			// outage): the operator purges the labeller and acknowledges.
+			if _, err := l.SimPost(ctx, "/purge", ""); err != nil {
+				return false, err.Error()
+			}
+			if _, err := l.Command(ctx, "acknowledge"); err != nil {
+				return false, err.Error()
+			}
+			*unholds++
+			return false, "labeller purged and acknowledged"
 		}
 		if s.State == "Held" && (len(s.Challenge) > 0 && !s.ChallengeOK || len(s.Faults) == 0) {
 			if _, err := l.Command(ctx, "unhold"); err != nil {

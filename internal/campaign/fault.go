@@ -22,14 +22,17 @@ type FaultDevice struct {
 	Aliases []string // an alarm names the device when its device key is one of these
 }
 
-// FaultDevices are every device of the simulated line.
+// FaultDevices are every device of the simulated line. The aliases are
+// prefixes of the controller's fault keys (plc, printer, camera,
+// aggregation-camera-L2, labeller, label-scanner-L2), compared with '_'
+// read as '-'.
 var FaultDevices = []FaultDevice{
 	{"plc", "PLC", []string{"plc"}},
 	{"printer", "coding printer", []string{"printer"}},
 	{"camera", "vision camera", []string{"camera"}},
-	{"agg_camera", "aggregation camera (level 2)", []string{"aggregation_camera", "aggregation-L2", "agg_camera", "aggregation"}},
-	{"label_printer", "label printer", []string{"label_printer", "labeller", "label-printer"}},
-	{"label_scanner", "label scanner (level 2)", []string{"label_scanner", "label-scanner", "scanner"}},
+	{"agg_camera", "aggregation camera (level 2)", []string{"aggregation-camera", "agg-camera"}},
+	{"label_printer", "label printer", []string{"label-printer", "labeller"}},
+	{"label_scanner", "label scanner (level 2)", []string{"label-scanner", "scanner"}},
 }
 
 // FaultKind is a kind of link fault and its words in the report.
@@ -356,8 +359,9 @@ func names(s line.Snapshot, d FaultDevice) string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		norm := strings.ReplaceAll(strings.ToLower(k), "_", "-")
 		for _, a := range d.Aliases {
-			if strings.EqualFold(k, a) {
+			if strings.HasPrefix(norm, a) {
 				return k
 			}
 		}
@@ -395,6 +399,11 @@ func operatorRecover(ctx context.Context, l *lineproc.Line, d FaultDevice, unhol
 				did = append(did, "purge")
 			}
 			do("clear")
+		case s.State == "Held" && s.Faults["labeller"] != "":
+			if _, err := l.SimPost(rctx, "/purge", ""); err == nil {
+				did = append(did, "purge")
+			}
+			do("acknowledge")
 		case s.State == "Held" && len(s.Faults) > 0:
 			do("acknowledge")
 		case s.State == "Held":
