@@ -246,10 +246,11 @@ func campaignFault(ctx context.Context, c *cli, args []string) error {
 	fs := flag.NewFlagSet("campaign fault", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	lf := addLineFlags(fs)
-	devices := fs.String("devices", "", "comma-separated devices (default every one: plc, printer, camera, agg_camera, label_printer, label_scanner)")
+	devices := fs.String("devices", "", "comma-separated devices (default every one: plc, printer, camera, agg_camera, label_printer, label_scanner; none: only the disk-full try)")
 	kinds := fs.String("kinds", "", "comma-separated link faults (default every one: cut, stall, garble, slow)")
 	rate := fs.Float64("rate", 1200, "units per minute")
 	perTrial := fs.Int("per-fault", 40, "units of production before each fault")
+	diskFull := fs.Bool("disk-full", true, "also fill the ledger's disk (a tmpfs the campaign mounts: needs root)")
 	seed := fs.Uint64("seed", 0, "the simulator's seed (0: from the clock; the result records it)")
 	timeout := fs.Duration("timeout", time.Hour, "give up after this long")
 	if err := fs.Parse(args); err != nil {
@@ -269,7 +270,7 @@ func campaignFault(ctx context.Context, c *cli, args []string) error {
 		cmdline += " --kinds " + *kinds
 	}
 	res, err := campaign.Fault(ctx, env, campaign.FaultOptions{Devices: splitList(*devices), Kinds: splitList(*kinds), Rate: *rate,
-		PerTrial: *perTrial, Seed: *seed, Command: cmdline})
+		PerTrial: *perTrial, Seed: *seed, DiskFull: *diskFull, Command: cmdline})
 	return finishCampaign(c, res, err, *lf.results, done)
 }
 

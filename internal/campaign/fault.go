@@ -60,8 +60,11 @@ type FaultOptions struct {
 	PerTrial int
 	// Hold is how long the fault lasts once the line holds (default 5 s):
 	// a device that drops out for a moment, not for good.
-	Hold    time.Duration
-	Command string
+	Hold time.Duration
+	// DiskFull adds the disk-full try (the ledger on a tmpfs the campaign
+	// mounts: needs root).
+	DiskFull bool
+	Command  string
 }
 
 type faultTry struct {
@@ -144,9 +147,25 @@ func Fault(ctx context.Context, env Env, o FaultOptions) (Result, error) {
 	}
 	res.Rows = append(res.Rows,
 		Row{What: "PLC program halted (heartbeat frozen, link up)", Notes: "not covered by this campaign (linesim POST /link freeze-heartbeat exists; the PLC drivers' heartbeat check is covered by plc tests)"},
-		Row{What: "disk full under the ledger", Notes: "not covered: needs a ledger on a size-limited filesystem (tmpfs/loop mount needs root here)"},
 		Row{What: "clock jump (wall clock steps forward/back)", Notes: "not covered"},
 		Row{What: "hand-off receiver down for an hour", Notes: "not covered: the campaign's line has no hand-off endpoint (outbox retries are covered by handoff/outbox tests)"})
+	diskRow := Row{What: "disk full under the ledger (" + diskFullSize + " tmpfs, filled by a ballast file, then freed)", Checks: checks}
+	if !o.DiskFull {
+		diskRow.Notes = "not run in this campaign (--disk-full=false)"
+	} else if t, why, n := diskFull(ctx, env, o); t == nil {
+		diskRow.Notes = why
+	} else {
+		units += n
+		diskRow.Tries = 1
+		diskRow.Notes = fmt.Sprintf("alarm %q; recovery: %s", t.alarm, strings.Join(t.recovery, ", "))
+		if len(t.problems) == 0 {
+			diskRow.Survived = 1
+		} else {
+			diskRow.Failed = 1
+			res.Failures = append(res.Failures, fmt.Sprintf("%s: %s", diskRow.What, firstLines(t.problems, 4)))
+		}
+	}
+	res.Rows = append(res.Rows, diskRow)
 	res.Figures = []Figure{
 		{"lines", fmt.Sprintf("%d (one per device), %d units in all at %.0f/min, %d units of production before each fault", len(devs), units, o.Rate, o.PerTrial)},
 		{"seed", fmt.Sprint(o.Seed)},
@@ -166,10 +185,13 @@ func containsKind(ks []FaultKind, name string) bool {
 	return false
 }
 
-// pick is the items named (all when names is empty), in the list's order.
+// pick is the items named (all when names is empty, none for "none").
 func pick[T any](all []T, names []string, name func(T) string) ([]T, error) {
 	if len(names) == 0 {
 		return all, nil
+	}
+	if len(names) == 1 && names[0] == "none" {
+		return nil, nil
 	}
 	var out []T
 	var known []string

@@ -39,6 +39,7 @@ type Options struct {
 	Seed   uint64
 	Faults []sim.Fault
 	Dir    string // configs, logs, the ledger
+	Data   string // the ledger's directory (default Dir/ledger)
 	Bins   Binaries
 	Config LineConfig
 	// CtlEnv is the first controller's extra environment ("K=V").
@@ -120,7 +121,10 @@ func Start(ctx context.Context, o Options) (l *Line, err error) {
 	if err := os.WriteFile(l.LineCfg, cfg, 0o644); err != nil {
 		return l, err
 	}
-	l.Data = filepath.Join(o.Dir, "ledger")
+	l.Data = o.Data
+	if l.Data == "" {
+		l.Data = filepath.Join(o.Dir, "ledger")
+	}
 	if l.apiAddr, err = l.port(); err != nil {
 		return l, err
 	}
