@@ -851,6 +851,11 @@ func (r *Runner) pack(ctx context.Context, p Pack) {
 	}
 	killpoint.Hit(killpoint.PackLabel) // crash campaign only (inert unless armed)
 	err := r.dev.Labels.PrintLabel(ctx, p.Level, p.Parent, len(p.Children))
+	// A label printer that did not answer used the whole device budget:
+	// what the ledger must record of the label's fate gets its own (the
+	// fault campaign found a frozen label printer's parent left packed).
+	ctx, cancel := r.ioCtx(ctx)
+	defer cancel()
 	if err == nil {
 		killpoint.Hit(killpoint.LabelJournal)
 		// The label's fate is journaled: a restart between pack and print

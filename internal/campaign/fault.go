@@ -399,7 +399,13 @@ func names(s line.Snapshot, d FaultDevice) string {
 func operatorRecover(ctx context.Context, l *lineproc.Line, d FaultDevice, unholds *int) ([]string, error) {
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if s, err := l.WaitLine(rctx, "the "+d.Title+"'s alarm clears", func(s line.Snapshot) bool { return names(s, d) == "" }); err != nil {
+	// A link's alarm clears by itself once the device answers again; the
+	// labeller's (labels out of step, a label not printed) and the gate's
+	// are the operator's to acknowledge.
+	if s, err := l.WaitLine(rctx, "the "+d.Title+"'s alarm clears", func(s line.Snapshot) bool {
+		k := names(s, d)
+		return k == "" || k == "labeller" || k == "gate"
+	}); err != nil {
 		return nil, fmt.Errorf("the alarm did not clear once the device was back: %s", lineproc.Describe(s))
 	}
 	var did []string
