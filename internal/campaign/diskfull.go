@@ -86,7 +86,7 @@ func diskFull(ctx context.Context, env Env, o FaultOptions) (*faultTry, string, 
 	cancel()
 	switch {
 	case died:
-		t.alarm = "the controller exited: " + fmt.Sprint(l.Ctl.Err()) + ": " + lastLine(l.Ctl.Digest(3))
+		t.alarm = "the controller exited: " + fmt.Sprint(l.Ctl.Err()) + exitCause(l.Ctl.Log())
 		t.problems = append(t.problems, "the controller exited on a full disk instead of holding the line: "+t.alarm)
 	case werr != nil:
 		t.problems = append(t.problems, "the line did not hold with an alarm naming the ledger within 8 s: "+lineproc.Describe(held))
@@ -167,4 +167,24 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// exitCause is what a dead controller's log says killed it: its fatal
+// error or panic line, and the first frame outside the runtime.
+func exitCause(log string) string {
+	var cause []string
+	lines := strings.Split(log, "\n")
+	for i, ln := range lines {
+		if strings.HasPrefix(ln, "fatal error:") || strings.HasPrefix(ln, "panic:") || strings.HasPrefix(ln, "[signal ") {
+			cause = append(cause, strings.TrimSpace(ln))
+		}
+		if len(cause) > 0 && strings.HasPrefix(ln, "github.com/") && i+1 < len(lines) {
+			cause = append(cause, "in "+strings.TrimSpace(ln))
+			break
+		}
+	}
+	if len(cause) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(cause, " ")
 }
