@@ -190,7 +190,7 @@ func campaignCrash(ctx context.Context, c *cli, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	res, err := campaign.Crash(ctx, env, campaign.CrashOptions{Units: *units, Rate: *rate, Kills: *kills, Seed: *seed,
-		Command: fmt.Sprintf("linectl campaign crash --units %d --rate %g --kills %d --seed %d", *units, *rate, *kills, *seed)})
+		Command: fmt.Sprintf("linectl campaign crash --units %d --rate %g --kills %d", *units, *rate, *kills)})
 	return finishCampaign(c, res, err, *lf.results, done)
 }
 
@@ -262,7 +262,7 @@ func campaignFault(ctx context.Context, c *cli, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	cmdline := "linectl campaign fault"
+	cmdline := fmt.Sprintf("linectl campaign fault --rate %g --per-fault %d --disk-full=%t", *rate, *perTrial, *diskFull)
 	if *devices != "" {
 		cmdline += " --devices " + *devices
 	}

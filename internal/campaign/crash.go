@@ -21,7 +21,8 @@ type CrashOptions struct {
 	Rate  float64 // units per minute (default 1200)
 	Kills int     // SIGKILLs (default 25)
 	Seed  uint64  // kill moments and the simulator's faults (0: from the clock)
-	// Command is how the campaign was asked for, for the report.
+	// Command is how the campaign was asked for, for the report (the seed
+	// is added).
 	Command string
 }
 
@@ -142,7 +143,7 @@ func Crash(ctx context.Context, env Env, o CrashOptions) (Result, error) {
 	if o.Units < 20*o.Kills {
 		return Result{}, fmt.Errorf("crash campaign: %d units for %d kills: give at least 20 units a kill", o.Units, o.Kills)
 	}
-	res := Result{Campaign: "crash", Title: "SIGKILL under load, recovered through the API", Command: o.Command,
+	res := Result{Campaign: "crash", Title: "SIGKILL under load, recovered through the API", Command: fmt.Sprintf("%s --seed %d", o.Command, o.Seed),
 		Build: BuildInfo(), Host: HostInfo(), Started: time.Now().UTC()}
 	rng := rand.New(rand.NewPCG(o.Seed, 13))
 	plan := planKills(rng, o.Units, o.Kills)

@@ -1,8 +1,10 @@
 package campaign
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -41,6 +43,15 @@ func BuildInfo() string {
 			rev = s.Value
 		case "vcs.modified":
 			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev == "" {
+		// Not stamped (a build inside a git worktree, go run): ask git.
+		if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
+			rev = strings.TrimSpace(string(out))
+			if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
 				dirty = "+dirty"
 			}
 		}

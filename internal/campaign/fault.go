@@ -55,7 +55,7 @@ type FaultOptions struct {
 	Devices []string // linesim device names (default: every one)
 	Kinds   []string // fault names (default: every one)
 	Rate    float64  // default 1200
-	Seed    uint64
+	Seed    uint64   // the simulator's (0: from the clock)
 	// PerTrial is the units run before each fault (default 40).
 	PerTrial int
 	// Hold is how long the fault lasts once the line holds (default 5 s):
@@ -64,7 +64,7 @@ type FaultOptions struct {
 	// DiskFull adds the disk-full try (the ledger on a tmpfs the campaign
 	// mounts: needs root).
 	DiskFull bool
-	Command  string
+	Command  string // how it was asked for (the seed is added)
 }
 
 type faultTry struct {
@@ -106,7 +106,7 @@ func Fault(ctx context.Context, env Env, o FaultOptions) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("fault campaign: fault: %w", err)
 	}
-	res := Result{Campaign: "fault", Title: "device faults: the line holds naming the device, recovers, reconciles", Command: o.Command,
+	res := Result{Campaign: "fault", Title: "device faults: the line holds naming the device, recovers, reconciles", Command: fmt.Sprintf("%s --seed %d", o.Command, o.Seed),
 		Build: BuildInfo(), Host: HostInfo(), Started: time.Now().UTC()}
 	var all []faultTry
 	units, unholds := 0, 0
