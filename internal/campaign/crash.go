@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -114,7 +116,8 @@ func armFor(k plannedKill, now uint64) []string {
 // killTry is what one kill did.
 type killTry struct {
 	kill     plannedKill
-	made     bool // the controller died at the moment planned
+	made     bool   // the controller died at the moment planned
+	plcAt    uint32 // the PLC's item count once the infeed had stopped
 	problems []string
 }
 
@@ -184,9 +187,9 @@ func Crash(ctx context.Context, env Env, o CrashOptions) (Result, error) {
 			t.problems = append(t.problems, fmt.Sprintf("verify on the ledger the crash left: %v: %s", err, lastLine(out)))
 		}
 		var next []string
-		if i+1 < len(plan) {
-			st, err := l.PLC(ctx)
-			if err == nil {
+		if st, err := l.PLC(ctx); err == nil {
+			t.plcAt = st.ItemCounter
+			if i+1 < len(plan) {
 				next = armFor(plan[i+1], uint64(st.ItemCounter))
 			}
 		}
@@ -233,7 +236,7 @@ func Crash(ctx context.Context, env Env, o CrashOptions) (Result, error) {
 		res.Failures = append(res.Failures, "campaign stopped: "+abort)
 		endProblems = append(endProblems, "the batch was not finished, so the ledger could not be checked against the ground truth")
 	}
-	res.Failures = append(res.Failures, endProblems...)
+	res.Failures = append(res.Failures, pointToKills(endProblems, tries)...)
 
 	// Rows: one per window; a try is a kill made in that window.
 	checks := "the kill landed in its window; `linectl verify` on the ledger the crash left; restart comes up Stopped with a purge required and refuses reset; operator recovery through the API; at the batch's end: `linectl verify`, ledger = ground truth unit by unit, batch balances, no code sent twice, every acknowledged pass present"
@@ -366,4 +369,31 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+var unitRe = regexp.MustCompile(`\bunit (\d+)\b`)
+
+// pointToKills adds to each end problem about a unit which kill
+// interrupted that unit (the first kill after which the PLC's item count
+// had reached it), so that a failure can be traced to its window. Every
+// end problem still counts against every kill.
+func pointToKills(problems []string, tries []killTry) []string {
+	out := make([]string, 0, len(problems))
+	for _, p := range problems {
+		m := unitRe.FindStringSubmatch(p)
+		if m == nil {
+			out = append(out, p)
+			continue
+		}
+		n, _ := strconv.Atoi(m[1])
+		note := " (after the last kill)"
+		for i, t := range tries {
+			if t.made && t.plcAt > 0 && int(t.plcAt) >= n {
+				note = fmt.Sprintf(" (the unit was on the line at kill %d, %s)", i+1, t.kill.kind)
+				break
+			}
+		}
+		out = append(out, p+note)
+	}
+	return out
 }

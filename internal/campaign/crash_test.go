@@ -33,3 +33,16 @@ func TestPlanKills(t *testing.T) {
 		}
 	}
 }
+
+func TestPointToKills(t *testing.T) {
+	tries := []killTry{{kill: plannedKill{kind: killRandom}, made: true, plcAt: 100},
+		{kill: plannedKill{kind: "pack-label"}, made: true, plcAt: 220}}
+	got := pointToKills([]string{"unit 150 left as good but its code X is decommissioned in the ledger", "ledger has 9 commissioned unit codes", "unit 300: x"}, tries)
+	want := []string{"unit 150 left as good but its code X is decommissioned in the ledger (the unit was on the line at kill 2, pack-label)",
+		"ledger has 9 commissioned unit codes", "unit 300: x (after the last kill)"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%d: %q, want %q", i, got[i], want[i])
+		}
+	}
+}
