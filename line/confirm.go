@@ -296,6 +296,19 @@ func (m *Machine) expireGate(now time.Time, out []Action) []Action {
 	return out
 }
 
+// gateLinkBack: the PLC's link is back. Outcomes of units that reached
+// the gate while it was down are in the PLC's ring, which the driver
+// reads after it reconnects: they get GateTimeout from now, not from
+// their passage (the fault campaign found passes the gate let through
+// taken back the instant the link returned, before the ring was read).
+func (m *Machine) gateLinkBack(now time.Time) {
+	for _, it := range m.gateOrder {
+		if w := m.atGate[it]; !w.deadline.IsZero() && w.deadline.Before(now) {
+			w.deadline = now
+		}
+	}
+}
+
 // resolveAtEnd takes back, at batch end, every pass whose outcome never
 // came (before a restart and not in the PLC's ring, or its PLC counter
 // restarted).

@@ -218,5 +218,11 @@ func (m *Machine) onUnpacked(e Unpacked, out []Action) []Action {
 	m.counters.Packed[pinfo.level.String()]--
 	m.counters.Reworked++
 	out = append(out, Alarm{Device: fmt.Sprintf("aggregation-%s", pinfo.level), Text: fmt.Sprintf("parent %s unpacked: %s", e.Parent, e.Err)})
-	return append(out, Rework{Level: pinfo.level, Reads: reads, Reason: "label failed after packing: " + e.Err, AfterPack: true})
+	out = append(out, Rework{Level: pinfo.level, Reads: reads, Reason: "label failed after packing: " + e.Err, AfterPack: true})
+	// The label printer failed (the only reason a parent is unpacked
+	// here): hold the line naming it, rather than send every later group
+	// to rework unseen. The operator checks the label printer, purges the
+	// labeller and acknowledges (the fault campaign found the line running
+	// on with its label printer disconnected).
+	return m.fault(e.T, faultLabeller, fmt.Sprintf("label printer: parent %s not labelled (%s) — check the label printer, purge the labeller, then acknowledge", e.Parent, e.Err), out)
 }

@@ -412,6 +412,9 @@ func (m *Machine) Step(ev Event) []Action {
 			delete(m.faults, e.Device)
 			out = append(out, Alarm{Device: e.Device, Clear: true})
 		}
+		if e.Device == "plc" {
+			m.gateLinkBack(e.T)
+		}
 	case Operator:
 		out = m.onCommand(e, out)
 	default:

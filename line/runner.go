@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/internal/killpoint"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -680,6 +681,9 @@ func (r *Runner) verdict(ctx context.Context, v Verdict, done chan struct{}) {
 	if !pass {
 		r.log.Info("reject", "item", v.Item, "code", v.Code, "reason", Reason(reason).String(), "detail", v.Detail)
 	}
+	if pass {
+		killpoint.Hit(killpoint.JournalPLC) // crash campaign only (inert unless armed)
+	}
 	werr := r.dev.PLC.WriteVerdict(c, v.Item, pass, reason)
 	wrote := time.Now()
 	r.stats.add(v, wrote, werr == nil)
@@ -845,8 +849,15 @@ func (r *Runner) pack(ctx context.Context, p Pack) {
 	if r.dev.Labels == nil {
 		return
 	}
+	killpoint.Hit(killpoint.PackLabel) // crash campaign only (inert unless armed)
 	err := r.dev.Labels.PrintLabel(ctx, p.Level, p.Parent, len(p.Children))
+	// A label printer that did not answer used the whole device budget:
+	// what the ledger must record of the label's fate gets its own (the
+	// fault campaign found a frozen label printer's parent left packed).
+	ctx, cancel := r.ioCtx(ctx)
+	defer cancel()
 	if err == nil {
+		killpoint.Hit(killpoint.LabelJournal)
 		// The label's fate is journaled: a restart between pack and print
 		// finds a packed parent with no label printed and takes it out.
 		if jerr := r.store.RecordLabel(ctx, p.Parent, aggregation.LabelPrinted, dev); jerr != nil {

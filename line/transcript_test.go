@@ -260,6 +260,13 @@ func parseEvent(base time.Time, s string) (Event, error) {
 	case "packed":
 		_, e := errArg()
 		return Packed{Stamp: st, Parent: tracecode.Code(args[0]), Err: e}, nil
+	case "unpacked": // unpacked PARENT CHILDREN… err=WHY (the label printer failed)
+		rest, e := errArg()
+		var children []tracecode.Code
+		for _, c := range rest[1:] {
+			children = append(children, tracecode.Code(c))
+		}
+		return Unpacked{Stamp: st, Parent: tracecode.Code(rest[0]), Children: children, Err: e}, nil
 	case "journaled":
 		_, e := errArg()
 		return Journaled{Stamp: st, Item: num(0), Err: e}, nil

@@ -8,24 +8,21 @@ package main
 // confirmation do to the ledger, checked against the simulator's ground
 // truth. Each test names the items it covers.
 //
+// The harness is internal/campaign/lineproc (shared with linectl
+// campaign); this file wraps it for tests: a harness error fails the test.
 // The two binaries are built once per test binary run, without -race: they
-// are other processes. Every process is started in its own process group
-// and killed with it in t.Cleanup. Waiting is always polling a condition
-// with a deadline; no assertion is about how long something took.
+// are other processes. Every process is killed in t.Cleanup. Waiting is
+// always polling a condition with a deadline; no assertion is about how
+// long something took.
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,11 +31,9 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/cmd/linesim/sim"
-	"github.com/tracline/tracline/internal/demo"
+	"github.com/tracline/tracline/internal/campaign/lineproc"
 	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/tracecode"
 )
@@ -49,15 +44,15 @@ var processSeed = flag.Uint64("process.seed", 0, "seed of TestProcessKillRestart
 // The binaries.
 
 var procBins struct {
-	once             sync.Once
-	linesim, linectl string
-	err              error
+	once sync.Once
+	bins lineproc.Binaries
+	err  error
 }
 
 // processBinaries builds linesim and linectl (once per test binary run)
 // into a directory named after this process; directories left by test
 // binaries that are no longer running are removed first.
-func processBinaries(t *testing.T) (linesim, linectl string) {
+func processBinaries(t *testing.T) lineproc.Binaries {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds linesim and linectl and runs them as processes")
@@ -68,39 +63,14 @@ func processBinaries(t *testing.T) (linesim, linectl string) {
 			procBins.err = err
 			return
 		}
-		if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-			procBins.err = fmt.Errorf("module root not found from %s: %w", root, err)
-			return
-		}
 		removeStaleBinDirs()
 		dir := filepath.Join(os.TempDir(), fmt.Sprintf("%s%d", binDirPrefix, os.Getpid()))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			procBins.err = err
-			return
-		}
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			procBins.err = fmt.Errorf("the go command is needed to build linesim and linectl: %w", err)
-			return
-		}
-		for _, b := range []struct {
-			name string
-			dst  *string
-		}{{"linesim", &procBins.linesim}, {"linectl", &procBins.linectl}} {
-			out := filepath.Join(dir, b.name)
-			cmd := exec.Command(gobin, "build", "-o", out, "./cmd/"+b.name)
-			cmd.Dir = root
-			if msg, err := cmd.CombinedOutput(); err != nil {
-				procBins.err = fmt.Errorf("go build ./cmd/%s: %v\n%s", b.name, err, msg)
-				return
-			}
-			*b.dst = out
-		}
+		procBins.bins, procBins.err = lineproc.Build(context.Background(), root, dir)
 	})
 	if procBins.err != nil {
 		t.Fatal(procBins.err)
 	}
-	return procBins.linesim, procBins.linectl
+	return procBins.bins
 }
 
 const binDirPrefix = "tracline-process-test-"
@@ -121,479 +91,139 @@ func removeStaleBinDirs() {
 }
 
 // ---------------------------------------------------------------------------
-// Processes.
-
-// proc is one child process in its own process group; its stdout and
-// stderr go to a log file.
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	err     error // Wait's answer, once done is closed
-}
-
-func startProc(t *testing.T, name, logPath, bin string, args ...string) *proc {
-	t.Helper()
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	t.Cleanup(p.kill)
-	return p
-}
-
-// kill kills the process group with SIGKILL (as a crash or a power cut
-// would) and waits for the process to be reaped.
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-	default:
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-// stop asks the process to stop (SIGTERM, as a supervisor would) and
-// waits for it; the answer is its exit.
-func (p *proc) stop(ctx context.Context) error {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return p.err
-	case <-ctx.Done():
-		p.kill()
-		return fmt.Errorf("%s did not stop on SIGTERM: %w", p.name, ctx.Err())
-	}
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *proc) log() string {
-	b, _ := os.ReadFile(p.logPath)
-	return string(b)
-}
-
-// digest is what a failure is read from: the log's warnings, errors and
-// anything not from the logger (a panic, a usage message), then its last n
-// lines.
-func (p *proc) digest(n int) string {
-	var b strings.Builder
-	for _, ln := range strings.Split(p.log(), "\n") {
-		if ln != "" && (!strings.HasPrefix(ln, "time=") || !strings.Contains(ln, "level=INFO")) {
-			b.WriteString(ln + "\n")
-		}
-	}
-	b.WriteString("--- last lines:\n")
-	b.WriteString(p.tail(n))
-	return b.String()
-}
-
-// tail is the last n lines of the process's log.
-func (p *proc) tail(n int) string {
-	lines := strings.Split(strings.TrimRight(p.log(), "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("… %d lines before", len(lines)-n)}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
-}
-
-// ---------------------------------------------------------------------------
-// A line: linesim and linectl run on it.
+// A line: linesim and linectl run on it (lineproc.Line), failing the test
+// on a harness error.
 
 // processOpts is one test's line.
 type processOpts struct {
-	name    string // batch id suffix and log names
-	units   int
-	rate    float64
-	seed    uint64
-	faults  []sim.Fault
-	watchOK bool // the test itself checks linesim's watchdog (no extra waiting)
+	name   string // batch id suffix and log names
+	units  int
+	rate   float64
+	seed   uint64
+	faults []sim.Fault
+	env    []string // the first controller's extra environment
 }
 
-// procLine is a simulated line (linesim) with a controller (linectl run),
-// both separate processes.
 type procLine struct {
-	t        *testing.T
-	o        processOpts
-	dir      string
-	linectl  string
-	simURL   string // http://host:port of linesim's HTTP API
-	api      string // http://host:port/api/line
-	apiAddr  string
-	lineCfg  string
-	data     string
-	batch    string
-	sim      *proc
-	ctl      *proc
-	ctlDown  bool // linectl was killed or stopped on purpose
-	ctlRuns  int
-	allProcs []*proc
-	ports    map[int]bool
+	*lineproc.Line
+	t *testing.T
 }
-
-// The belt of these tests: the reject gate is 200 ms after the trigger and
-// the labeller waits up to 10 s for a label, as in testOpts — the machine
-// is small and shared, and these tests are about the logic.
-const (
-	procGate         = 200 * time.Millisecond
-	procLabelTimeout = 10 * time.Second
-)
 
 // startProcLine writes both configs, starts linesim and linectl run and
 // waits until both answer.
 func startProcLine(ctx context.Context, t *testing.T, o processOpts) *procLine {
 	t.Helper()
-	simBin, ctlBin := processBinaries(t)
-	l := &procLine{t: t, o: o, dir: t.TempDir(), linectl: ctlBin}
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		for _, p := range l.allProcs {
-			t.Logf("--- log of %s: warnings and errors, then its last lines:\n%s", p.name, p.digest(40))
-		}
-	})
-
-	// linesim, on ports of our choosing; if one was taken meanwhile (the
-	// ports are free when picked, not reserved), again on others.
-	var listen sim.Listen
-	for attempt := 1; ; attempt++ {
-		listen = sim.Listen{Modbus: l.port(t), PLCOPCUA: "off", Printer: l.port(t), Camera: l.port(t),
-			AggCamera: l.port(t), Label: l.port(t), LabelScanner: l.port(t), HTTP: l.port(t)}
-		err := l.startSim(ctx, simBin, listen, attempt)
-		if err == nil {
-			break
-		}
-		if attempt == 3 || !strings.Contains(l.sim.log(), "address already in use") {
-			t.Fatalf("linesim: %v", err)
-		}
-		t.Logf("linesim attempt %d: a port was taken; again on other ports", attempt)
-	}
-
-	// linectl's config: the shipped example with these ports.
-	lf, err := loadLineFile(lineExample)
+	bins := processBinaries(t)
+	cfg, err := campaignLineConfig(lineExample)
 	if err != nil {
 		t.Fatal(err)
 	}
-	product, err := filepath.Abs(gs1Product)
+	ln, err := lineproc.Start(ctx, lineproc.Options{Name: o.name, Units: o.units, Rate: o.rate, Seed: o.seed, Faults: o.faults,
+		Dir: t.TempDir(), Bins: bins, Config: cfg, CtlEnv: o.env, Logf: t.Logf})
+	if ln != nil {
+		t.Cleanup(func() {
+			if t.Failed() {
+				for _, p := range ln.Procs {
+					t.Logf("--- log of %s: warnings and errors, then its last lines:\n%s", p.Name, p.Digest(40))
+				}
+			}
+			ln.Close()
+		})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.batch = "P" + strings.ToUpper(o.name)
-	// An old-style config with a batch section: the batch is started at
-	// the first start and resumed at every restart (config.go).
-	lf.Product, lf.Products, lf.Line = product, nil, "PROC-L1"
-	lf.Batch = &batchFile{ID: l.batch, ProductionDate: "2026-11-23", Expiry: "2028-11-22", Planned: o.units, Levels: 2}
-	lf.Settings.Gate, lf.Settings.Challenge = procGate, []string{"pass"}
-	lf.Devices.PLC.Modbus.Address = listen.Modbus
-	lf.Devices.Printer.Stream.Endpoint = "opc.tcp://" + listen.Printer
-	lf.Devices.Camera.Stream.Endpoint = "opc.tcp://" + listen.Camera
-	if len(lf.Devices.AggCameras) != 1 || len(lf.Devices.LabelScanners) != 1 || lf.Devices.LabelPrinter == nil {
-		t.Fatalf("%s: want one aggregation camera, one label scanner and a label printer", lineExample)
-	}
-	lf.Devices.AggCameras[0].Stream.Endpoint = "opc.tcp://" + listen.AggCamera
-	lf.Devices.LabelScanners[0].Stream.Endpoint = "opc.tcp://" + listen.LabelScanner
-	lf.Devices.LabelPrinter.Address = listen.Label
-	for _, sig := range []string{"gate_outcome", "controller_alive"} {
-		if _, ok := lf.Devices.PLC.Signals[sig]; !ok {
-			t.Fatalf("%s: plc.signals.%s is not mapped", lineExample, sig)
-		}
-	}
-	lineYAML, err := yaml.Marshal(lf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.lineCfg = filepath.Join(l.dir, "line.yaml")
-	if err := os.WriteFile(l.lineCfg, lineYAML, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l.data = filepath.Join(l.dir, "ledger")
-	l.apiAddr = l.port(t)
-	l.api = "http://" + l.apiAddr + "/api/line"
-	l.startController(ctx)
-	return l
+	return &procLine{Line: ln, t: t}
 }
 
-// startSim writes linesim's config for these ports, starts it and waits
-// until its HTTP API answers; an error if it exits first.
-func (l *procLine) startSim(ctx context.Context, bin string, listen sim.Listen, attempt int) error {
+func (l *procLine) must(err error) {
 	l.t.Helper()
-	watchdog := time.Second
-	scfg := struct {
-		sim.Config `yaml:",inline"`
-	}{sim.Config{Seed: l.o.seed, Rate: l.o.rate, Units: l.o.units, Positions: sim.Positions{Gate: procGate},
-		Ratios: []int{10}, LabelTimeout: procLabelTimeout, StartStopped: true, ControllerWatchdog: &watchdog,
-		Listen: listen, Faults: l.o.faults}}
-	simYAML, err := yaml.Marshal(scfg)
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	simCfg := filepath.Join(l.dir, "linesim.yaml")
-	if err := os.WriteFile(simCfg, simYAML, 0o644); err != nil {
-		l.t.Fatal(err)
-	}
-	l.simURL = "http://" + listen.HTTP
-	l.sim = startProc(l.t, fmt.Sprintf("linesim (attempt %d)", attempt), filepath.Join(l.dir, fmt.Sprintf("linesim-%d.log", attempt)), bin,
-		"--config", simCfg, "--units", strconv.Itoa(l.o.units), "--rate", strconv.FormatFloat(l.o.rate, 'g', -1, 64),
-		"--stay", "--groundtruth", filepath.Join(l.dir, "groundtruth.json"))
-	l.allProcs = append(l.allProcs, l.sim)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		var ep sim.Endpoints
-		err := getJSON(ctx, l.simURL+"/endpoints", &ep)
-		if err == nil && ep.LabelScanner != "" {
-			return nil
-		}
-		select {
-		case <-l.sim.done:
-			return fmt.Errorf("exited before it answered: %v", l.sim.err)
-		case <-ctx.Done():
-			return fmt.Errorf("GET /endpoints: %v (last error %v)", ctx.Err(), err)
-		case <-tick.C:
-		}
-	}
 }
 
-// port picks a free loopback port below the kernel's ephemeral range
-// (32768 up on Linux), so that no port the simulator's own servers or any
-// client connection is handed by the kernel can take it before linesim
-// binds it; and none twice in one test.
-func (l *procLine) port(t *testing.T) string {
-	t.Helper()
-	if l.ports == nil {
-		l.ports = map[int]bool{}
-	}
-	for range 200 {
-		p := 20000 + rand.IntN(12000)
-		if l.ports[p] {
-			continue
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", p)
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		l.ports[p] = true
-		return addr
-	}
-	t.Fatal("no free loopback port in 20000..31999")
-	return ""
-}
-
-// startController starts (or restarts) `linectl run` and waits until its
-// API answers (it has connected to every device).
-func (l *procLine) startController(ctx context.Context) line.Snapshot {
+func (l *procLine) startController(ctx context.Context, env ...string) line.Snapshot {
 	l.t.Helper()
-	l.ctlRuns++
-	l.ctlDown = false
-	l.ctl = startProc(l.t, fmt.Sprintf("linectl run #%d", l.ctlRuns), filepath.Join(l.dir, fmt.Sprintf("linectl-%d.log", l.ctlRuns)),
-		l.linectl, "run", "--config", l.lineCfg, "--data", l.data, "--listen", l.apiAddr, "--local-api")
-	l.allProcs = append(l.allProcs, l.ctl)
-	return l.waitLine(ctx, "the line API answers", func(line.Snapshot) bool { return true })
+	s, err := l.StartController(ctx, env...)
+	l.must(err)
+	return s
 }
 
-// killController kills linectl with SIGKILL and waits until it is gone.
-func (l *procLine) killController() {
-	l.ctlDown = true
-	l.ctl.kill()
-}
+func (l *procLine) killController() { l.KillController() }
 
-// waitFor polls cond (every 20 ms) until it holds; past ctx's deadline the
-// test fails with what cond last said. A controller that exits fails it.
 func (l *procLine) waitFor(ctx context.Context, what string, cond func() (bool, string)) {
 	l.t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	last := ""
-	for {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		if l.ctl != nil && !l.ctlDown && l.ctl.exited() {
-			l.t.Fatalf("waiting for %s: %s exited: %v (last: %s)", what, l.ctl.name, l.ctl.err, last)
-		}
-		if l.sim.exited() {
-			l.t.Fatalf("waiting for %s: linesim exited: %v", what, l.sim.err)
-		}
-		select {
-		case <-ctx.Done():
-			l.t.Fatalf("waiting for %s: %v; last: %s", what, ctx.Err(), last)
-		case <-tick.C:
-		}
-	}
+	l.must(l.WaitFor(ctx, what, cond))
 }
 
-// state is GET /api/line's line part.
-func (l *procLine) state(ctx context.Context) (line.Snapshot, error) {
-	var doc struct {
-		Line line.Snapshot `json:"line"`
-	}
-	err := getJSON(ctx, l.api, &doc)
-	return doc.Line, err
-}
+func (l *procLine) state(ctx context.Context) (line.Snapshot, error) { return l.State(ctx) }
 
-// waitLine polls GET /api/line until cond holds.
 func (l *procLine) waitLine(ctx context.Context, what string, cond func(line.Snapshot) bool) line.Snapshot {
 	l.t.Helper()
-	var sn line.Snapshot
-	l.waitFor(ctx, what, func() (bool, string) {
-		s, err := l.state(ctx)
-		if err != nil {
-			return false, err.Error()
-		}
-		sn = s
-		return cond(s), describe(s)
-	})
-	return sn
+	s, err := l.WaitLine(ctx, what, cond)
+	l.must(err)
+	return s
 }
 
-func describe(s line.Snapshot) string {
-	return fmt.Sprintf("state %s (%s), purge_required %t, faults %v, in flight %d, counters %+v, challenge %v",
-		s.State, s.Why, s.PurgeRequired, s.Faults, s.InFlight, s.Counters, s.Challenge)
-}
+func describe(s line.Snapshot) string { return lineproc.Describe(s) }
 
-// command gives an operator command through the API; it must be accepted.
 func (l *procLine) command(ctx context.Context, cmd string) line.Snapshot {
 	l.t.Helper()
-	code, body := l.tryCommand(ctx, cmd)
-	if code != http.StatusOK {
-		l.t.Fatalf("command %s: HTTP %d %s", cmd, code, body)
-	}
-	var sn line.Snapshot
-	if err := json.Unmarshal([]byte(body), &sn); err != nil {
-		l.t.Fatalf("command %s: answer %q: %v", cmd, body, err)
-	}
-	return sn
+	s, err := l.Command(ctx, cmd)
+	l.must(err)
+	return s
 }
 
 func (l *procLine) tryCommand(ctx context.Context, cmd string) (int, string) {
 	l.t.Helper()
-	code, body, err := postJSON(ctx, l.api+"/commands", fmt.Sprintf(`{"command":%q,"user":"op1"}`, cmd))
-	if err != nil {
-		l.t.Fatalf("command %s: %v", cmd, err)
-	}
+	code, body, err := l.TryCommand(ctx, cmd)
+	l.must(err)
 	return code, body
 }
 
-// simPost is the operator's hand on the line: POST /purge, /bin/empty.
 func (l *procLine) simPost(ctx context.Context, path string) string {
 	l.t.Helper()
-	code, body, err := postJSON(ctx, l.simURL+path, "{}")
-	if err != nil || code != http.StatusOK {
-		l.t.Fatalf("linesim POST %s: HTTP %d %s %v", path, code, body, err)
-	}
-	var b bytes.Buffer
-	if json.Compact(&b, []byte(body)) != nil {
-		return body
-	}
-	return b.String()
+	s, err := l.SimPost(ctx, path, "")
+	l.must(err)
+	return s
 }
 
 func (l *procLine) plc(ctx context.Context) sim.PLCState {
 	l.t.Helper()
-	var st sim.PLCState
-	if err := getJSON(ctx, l.simURL+"/plc", &st); err != nil {
-		l.t.Fatalf("linesim GET /plc: %v", err)
-	}
+	st, err := l.PLC(ctx)
+	l.must(err)
 	return st
 }
 
-func (l *procLine) groundTruth(ctx context.Context) sim.GroundTruth {
-	l.t.Helper()
-	var gt sim.GroundTruth
-	if err := getJSON(ctx, l.simURL+"/groundtruth", &gt); err != nil {
-		l.t.Fatalf("linesim GET /groundtruth: %v", err)
-	}
-	return gt
-}
-
-// resetStart: reset and start, then wait for Execute.
 func (l *procLine) resetStart(ctx context.Context) {
 	l.t.Helper()
-	l.command(ctx, "reset")
-	l.command(ctx, "start")
-	l.waitLine(ctx, "Execute after start", func(s line.Snapshot) bool { return s.State == "Execute" })
+	l.must(l.ResetStart(ctx))
 }
 
-// finish waits until every unit has left the simulated line and the
-// controller has decided them all, completes the batch, stops linectl
-// (SIGTERM: exit 0), runs `linectl verify` (exit 0) and returns the last
-// snapshot, the ground truth and the ledger, opened read for checks.
+// finish: lineproc's Finish; verify must pass. The ledger is opened for
+// checks and closed at the test's end.
 func (l *procLine) finish(ctx context.Context) (line.Snapshot, sim.GroundTruth, *aggregation.Store) {
 	l.t.Helper()
-	l.waitFor(ctx, "linesim finished the batch", func() (bool, string) {
-		var gt sim.GroundTruth
-		if err := getJSON(ctx, l.simURL+"/groundtruth", &gt); err != nil {
-			return false, err.Error()
-		}
-		return gt.Finished, fmt.Sprintf("%+v", gt.Summary)
-	})
-	l.waitLine(ctx, "every unit decided", func(s line.Snapshot) bool { return s.State == "Execute" && s.InFlight == 0 })
-	l.command(ctx, "complete")
-	final := l.waitLine(ctx, "Complete", func(s line.Snapshot) bool { return s.State == "Complete" })
-	gt := l.groundTruth(ctx)
-	l.ctlDown = true
-	if err := l.ctl.stop(ctx); err != nil {
-		l.t.Fatalf("linectl run on SIGTERM: %v (want exit 0)", err)
-	}
-	verify := exec.CommandContext(ctx, l.linectl, "verify", "--data", l.data)
-	out, err := verify.CombinedOutput()
-	if err != nil {
-		l.t.Errorf("linectl verify --data: %v\n%s", err, out)
+	f, err := l.Finish(ctx)
+	l.must(err)
+	if f.VerifyErr != nil {
+		l.t.Errorf("%v\n%s", f.VerifyErr, f.Verify)
 	} else {
-		l.t.Logf("%s", bytes.TrimSpace(out))
+		l.t.Logf("%s", f.Verify)
 	}
-	store, err := aggregation.Open(l.data, aggregation.Options{})
-	if err != nil {
-		l.t.Fatal(err)
-	}
+	store, err := l.OpenLedger()
+	l.must(err)
 	l.t.Cleanup(func() { store.Close() })
-	return final, gt, store
+	return f.Final, f.Truth, store
 }
 
-// checkLedger: the ledger against the ground truth (compareTruth), the
-// batch balances, and its level-1 counters say what left the line as good.
+// checkLedger: lineproc.CheckLedger; every problem fails the test.
 func (l *procLine) checkLedger(ctx context.Context, store *aggregation.Store, gt sim.GroundTruth) aggregation.BatchSummary {
 	l.t.Helper()
-	if problems := demo.CompareTruth(ctx, store, l.batch, gt); len(problems) > 0 {
+	sum, problems := lineproc.CheckLedger(ctx, store, l.Batch, gt)
+	if len(problems) > 0 {
 		l.t.Errorf("ledger against the simulator's ground truth:\n%s", strings.Join(problems, "\n"))
-	}
-	sum, err := store.Summary(ctx, l.batch)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	if p := sum.Check(); len(p) > 0 {
-		l.t.Errorf("batch does not balance: %v", p)
-	}
-	l1 := levelOf(sum, 1)
-	if got := l1.Commissioned - l1.Sampled - l1.Decommissioned; got != int64(gt.Summary.Good) {
-		l.t.Errorf("ledger L1: commissioned %d − sampled %d − decommissioned %d = %d, the simulator shipped %d good units",
-			l1.Commissioned, l1.Sampled, l1.Decommissioned, got, gt.Summary.Good)
 	}
 	return sum
 }
@@ -611,11 +241,11 @@ func (l *procLine) checkInStep(final line.Snapshot) {
 		return
 	}
 	var first []string
-	for _, p := range l.allProcs {
-		if !strings.HasPrefix(p.name, "linectl") {
+	for _, p := range l.Procs {
+		if !strings.HasPrefix(p.Name, "linectl") {
 			continue
 		}
-		for _, ln := range strings.Split(p.log(), "\n") {
+		for _, ln := range strings.Split(p.Log(), "\n") {
 			if strings.Contains(ln, "reason=wrong-code") && len(first) < 4 {
 				first = append(first, ln)
 			}
@@ -626,61 +256,10 @@ func (l *procLine) checkInStep(final line.Snapshot) {
 }
 
 func levelOf(sum aggregation.BatchSummary, lv tracecode.Level) aggregation.LevelSummary {
-	for _, l := range sum.Levels {
-		if l.Level == lv {
-			return l
-		}
-	}
-	return aggregation.LevelSummary{}
+	return lineproc.LevelOf(sum, lv)
 }
 
-// ---------------------------------------------------------------------------
-// HTTP.
-
-var procHTTP = &http.Client{Timeout: 5 * time.Second}
-
-func getJSON(ctx context.Context, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := procHTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: HTTP %d %s", url, resp.StatusCode, body)
-	}
-	return json.Unmarshal(body, v)
-}
-
-func postJSON(ctx context.Context, url, body string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := procHTTP.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
-func packedTotal(s line.Snapshot) uint64 {
-	var n uint64
-	for _, v := range s.Counters.Packed {
-		n += v
-	}
-	return n
-}
+func packedTotal(s line.Snapshot) uint64 { return lineproc.PackedTotal(s) }
 
 // ---------------------------------------------------------------------------
 // The tests.
@@ -1040,14 +619,19 @@ func TestProcessChallengeCameraLost(t *testing.T) {
 			t.Fatalf("the API stopped answering: %v", err)
 		}
 	}
-	if l.ctl.exited() {
-		t.Fatalf("linectl exited: %v", l.ctl.err)
+	if l.Ctl.Exited() {
+		t.Fatalf("linectl exited: %v", l.Ctl.Err())
 	}
-	if log := l.ctl.log(); strings.Contains(log, "panic") {
-		t.Errorf("linectl's log mentions a panic:\n%s", l.ctl.tail(60))
+	if log := l.Ctl.Log(); strings.Contains(log, "panic") {
+		t.Errorf("linectl's log mentions a panic:\n%s", l.Ctl.Tail(60))
 	}
-	l.ctlDown = true
-	if err := l.ctl.stop(ctx); err != nil {
+	l.CtlDown = true
+	if err := l.Ctl.Stop(ctx); err != nil {
 		t.Errorf("linectl run on SIGTERM: %v (want exit 0)", err)
 	}
 }
+
+var (
+	getJSON  = lineproc.GetJSON
+	postJSON = lineproc.PostJSON
+)

@@ -27,8 +27,9 @@ type Proxy struct {
 	target string
 	log    *slog.Logger
 
-	ln    net.Listener
-	delay atomic.Int64 // nanoseconds
+	ln      net.Listener
+	delay   atomic.Int64 // nanoseconds
+	garbled atomic.Bool  // the target's bytes reach the client corrupted
 
 	mu      sync.Mutex
 	cut     bool
@@ -122,11 +123,18 @@ func (p *Proxy) Stall() {
 	}
 }
 
-// Restore ends a Cut or a Stall. Clients must reconnect after a Cut.
+// Garble corrupts every byte the target sends to its clients (each is
+// inverted) until Restore; what clients send goes through unchanged. The
+// connection stays open: the client sees a device answering garbage.
+func (p *Proxy) Garble() { p.garbled.Store(true) }
+
+// Restore ends a Cut, a Stall or a Garble. Clients must reconnect after a
+// Cut (and usually after garbage: they drop the link themselves).
 func (p *Proxy) Restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
+	p.garbled.Store(false)
 	if p.stalled {
 		p.stalled = false
 		close(p.stallCh)
@@ -232,8 +240,8 @@ func (p *Proxy) serve(client net.Conn) {
 
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); p.pipe(upstream, client, l) }()
-	go func() { defer wg.Done(); p.pipe(client, upstream, l) }()
+	go func() { defer wg.Done(); p.pipe(upstream, client, l, false) }()
+	go func() { defer wg.Done(); p.pipe(client, upstream, l, true) }()
 	wg.Wait()
 	p.mu.Lock()
 	delete(p.conns, l)
@@ -246,8 +254,9 @@ type chunk struct {
 }
 
 // pipe copies src → dst chunk by chunk, holding each chunk until its due
-// time (the delay) and while the proxy is stalled.
-func (p *Proxy) pipe(dst, src net.Conn, l *link) {
+// time (the delay) and while the proxy is stalled; fromTarget: src is the
+// device, whose bytes Garble corrupts.
+func (p *Proxy) pipe(dst, src net.Conn, l *link, fromTarget bool) {
 	defer l.close()
 	q := make(chan chunk, 256)
 	done := make(chan struct{})
@@ -256,6 +265,11 @@ func (p *Proxy) pipe(dst, src net.Conn, l *link) {
 		for c := range q {
 			if !p.hold(c.due, l) {
 				return
+			}
+			if fromTarget && p.garbled.Load() {
+				for i := range c.data {
+					c.data[i] = ^c.data[i]
+				}
 			}
 			if _, err := dst.Write(c.data); err != nil {
 				l.close()

@@ -168,3 +168,26 @@ func BenchmarkRoundTrip(b *testing.B) {
 		io.ReadFull(c, buf)
 	}
 }
+
+// Garble: the device's answers arrive inverted byte by byte, the client's
+// requests reach it unchanged (the echo server answers what it got, so a
+// garbled request would come back as the original); Restore heals.
+func TestGarbleCorruptsAnswersOnly(t *testing.T) {
+	p := startProxy(t)
+	c, r := dial(t, p.Addr())
+	roundTrip(t, c, r, "clean")
+	p.Garble()
+	if _, err := io.WriteString(c, "abc\n"); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(r, got); err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{^byte('a'), ^byte('b'), ^byte('c'), ^byte('\n')}
+	if string(got) != string(want) {
+		t.Fatalf("garbled answer %q, want %q", got, want)
+	}
+	p.Restore()
+	roundTrip(t, c, r, "healed")
+}

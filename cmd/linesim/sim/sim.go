@@ -382,7 +382,11 @@ func (s *Sim) Cut(device string) error { return s.proxyDo(device, (*netsim.Proxy
 // Stall keeps the device's connections open but lets no byte through.
 func (s *Sim) Stall(device string) error { return s.proxyDo(device, (*netsim.Proxy).Stall) }
 
-// Restore ends a Cut or a Stall.
+// Garble makes the device answer garbage (every byte it sends inverted)
+// while its connections stay up.
+func (s *Sim) Garble(device string) error { return s.proxyDo(device, (*netsim.Proxy).Garble) }
+
+// Restore ends a Cut, a Stall or a Garble.
 func (s *Sim) Restore(device string) error { return s.proxyDo(device, (*netsim.Proxy).Restore) }
 
 // SetDelay makes the device's traffic arrive d late (0 = none).
@@ -464,6 +468,7 @@ func (s *Sim) handler() http.Handler {
 	mux.HandleFunc("GET /endpoints", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Endpoints()) })
 	mux.HandleFunc("/purge", operatorAction(func(ctx context.Context) (any, error) { return s.PurgeLine(ctx) }))
 	mux.HandleFunc("/bin/empty", operatorAction(func(ctx context.Context) (any, error) { return s.EmptyBin(ctx) }))
+	mux.HandleFunc("POST /link", s.serveLink)
 	return mux
 }
 
