@@ -682,8 +682,7 @@ func (r *Runner) verdict(ctx context.Context, v Verdict, done chan struct{}) {
 	}
 	werr := r.dev.PLC.WriteVerdict(c, v.Item, pass, reason)
 	wrote := time.Now()
-	r.stats.add(v, wrote, werr == nil)
-	r.stats.addStages(tStart.Sub(v.Received), tJournaled.Sub(tStart), wrote.Sub(tJournaled), v)
+	r.stats.add(v, wrote, werr == nil, tStart.Sub(v.Received), tJournaled.Sub(tStart), wrote.Sub(tJournaled))
 
 	if werr != nil {
 		r.log.Error("write verdict to PLC", "item", v.Item, "err", werr)
@@ -910,7 +909,9 @@ type Stats struct {
 
 func newStats(deadline time.Duration) *Stats { return &Stats{deadline: deadline} }
 
-func (s *Stats) add(v Verdict, done time.Time, ok bool) {
+// add records one verdict written at done: its latency and, by stage,
+// where the time went (queue, journal, plc as in StatsReport.Stages).
+func (s *Stats) add(v Verdict, done time.Time, ok bool, queue, journal, plc time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !ok {
@@ -920,11 +921,15 @@ func (s *Stats) add(v Verdict, done time.Time, ok bool) {
 		return // decided at the deadline: nothing was waiting on the controller
 	}
 	s.lat = append(s.lat, done.Sub(v.Received))
+	camera := v.Received.Sub(v.Deadline.Add(-s.deadline))
+	for i, d := range []time.Duration{queue, journal, plc, queue + plc, camera} {
+		s.stages[i] = append(s.stages[i], d)
+	}
 	if !v.Deadline.IsZero() && done.After(v.Deadline) {
 		s.misses++
 		if len(s.missed) < 50 {
-			trig := v.Deadline.Add(-s.deadline)
-			s.missed = append(s.missed, Miss{Item: v.Item, CameraMs: ms(v.Received.Sub(trig)), ControllerMs: ms(done.Sub(v.Received))})
+			s.missed = append(s.missed, Miss{Item: v.Item, CameraMs: ms(camera), ControllerMs: ms(done.Sub(v.Received)),
+				QueueMs: ms(queue), JournalMs: ms(journal), PLCMs: ms(plc), Reason: v.Reason.String()})
 		}
 	}
 }
@@ -932,26 +937,18 @@ func (s *Stats) add(v Verdict, done time.Time, ok bool) {
 // Miss is one verdict that reached the PLC after its unit's deadline, and
 // where the time went: trigger → camera result received (the devices'
 // share), camera result → verdict written (the controller's, disk
-// included).
+// included), and that by stage.
 type Miss struct {
 	Item         uint32  `json:"item"`
 	CameraMs     float64 `json:"trigger_to_camera_ms"`
 	ControllerMs float64 `json:"camera_to_written_ms"`
+	QueueMs      float64 `json:"queue_ms"`
+	JournalMs    float64 `json:"journal_ms"`
+	PLCMs        float64 `json:"plc_ms"`
+	Reason       string  `json:"reason"` // as written to the PLC (late: a pass turned into a reject)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func (s *Stats) addStages(queue, journal, plc time.Duration, v Verdict) {
-	if v.Late || v.Received.IsZero() {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	camera := v.Received.Sub(v.Deadline.Add(-s.deadline))
-	for i, d := range []time.Duration{queue, journal, plc, queue + plc, camera} {
-		s.stages[i] = append(s.stages[i], d)
-	}
-}
 
 func pcts(d []time.Duration) [2]float64 {
 	if len(d) == 0 {

@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"github.com/tracline/tracline/aggregation"
@@ -261,6 +263,8 @@ func labelSymbology(r tracecode.Rule) zpl.Symbology {
 func benchLine(ctx context.Context, c *cli, args []string) error {
 	fs, o, finish := demoFlags("bench line", c)
 	rates := fs.String("rates", "600,1200,1800,2400,3000", "rates to try, units/min, ascending")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of every run to this file")
+	traceFile := fs.String("trace", "", "write an execution trace (runtime/trace) of every run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -269,6 +273,11 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 	}
 	finish()
 	o.Log = discardLogger()
+	stop, err := startProfiles(*cpuprofile, *traceFile)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	var rs []float64
 	for _, r := range splitComma(*rates) {
 		var rate float64
@@ -281,6 +290,7 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	stop()
 	js, _ := json.MarshalIndent(out, "", "  ")
 	fmt.Fprintln(c.stdout, string(js))
 	return nil
@@ -305,6 +315,52 @@ func benchSoak(ctx context.Context, c *cli, args []string) error {
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	fmt.Fprintln(c.stdout, string(js))
 	return nil
+}
+
+// startProfiles starts a CPU profile and an execution trace into the files
+// named ("" for none); stop ends both (more calls do nothing).
+func startProfiles(cpu, tr string) (stop func(), err error) {
+	var files []*os.File
+	var stops []func()
+	stop = func() {
+		for _, s := range stops {
+			s()
+		}
+		for _, f := range files {
+			f.Close()
+		}
+		stops, files = nil, nil
+	}
+	open := func(name string) (*os.File, error) {
+		f, err := os.Create(name)
+		if err == nil {
+			files = append(files, f)
+		}
+		return f, err
+	}
+	if cpu != "" {
+		f, err := open(cpu)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		stops = append(stops, pprof.StopCPUProfile)
+	}
+	if tr != "" {
+		f, err := open(tr)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("--trace: %w", err)
+		}
+		stops = append(stops, trace.Stop)
+	}
+	return stop, nil
 }
 
 func splitComma(s string) []string {

@@ -461,7 +461,7 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 		return nil, err
 	}
 	defer d.Close()
-	started, cpu0 := time.Now(), CPUTime()
+	started, cpu0, rt0 := time.Now(), CPUTime(), readRuntime()
 	if err := d.StartBatch(ctx); err != nil {
 		return nil, err
 	}
@@ -471,6 +471,7 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 	if err := d.Finish(ctx); err != nil {
 		return nil, err
 	}
+	rt := runtimeDelta(rt0, readRuntime(), o.Units)
 	if o.Handoff != nil {
 		// The release waits for every alarm of the batch to be
 		// acknowledged: the demo's operator does it at the batch's end.
@@ -483,8 +484,12 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 		}
 	}
 	rep, err := d.Report(context.WithoutCancel(ctx), time.Since(started), CPUTime()-cpu0)
-	if err != nil || o.Handoff == nil {
-		return rep, err
+	if err != nil {
+		return nil, err
+	}
+	rep.Runtime = rt
+	if o.Handoff == nil {
+		return rep, nil
 	}
 	svc, err := o.Handoff(ctx, d.store, d.setup, d.dir, d.o.Log)
 	if err != nil {
