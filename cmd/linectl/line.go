@@ -264,6 +264,9 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 	fs, o, finish := demoFlags("bench line", c)
 	rates := fs.String("rates", "600,1200,1800,2400,3000", "rates to try, units/min, ascending")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of every run to this file")
+	simWhere := fs.String("sim", "process", "where the simulated line runs: process (a separate one, as real devices are other hardware) or inprocess (in the controller's)")
+	fs.IntVar(&o.SimNice, "sim-nice", 0, "with --sim process: added to the simulator process's niceness")
+	fs.StringVar(&o.SimProxies, "sim-proxies", "off", "on: every device behind a netsim proxy (needed for link faults); off: served directly")
 	traceFile := fs.String("trace", "", "write an execution trace (runtime/trace) of every run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -273,6 +276,26 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 	}
 	finish()
 	o.Log = discardLogger()
+	switch *simWhere {
+	case "process":
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("--sim process: %w", err)
+		}
+		o.SimCommand = []string{exe, "bench", "simproc"}
+	case "inprocess":
+		if o.SimNice != 0 {
+			return errors.New("--sim-nice goes with --sim process")
+		}
+	default:
+		return fmt.Errorf("--sim: %q is neither process nor inprocess", *simWhere)
+	}
+	if o.SimProxies != "on" && o.SimProxies != "off" {
+		return fmt.Errorf("--sim-proxies: %q is neither on nor off", o.SimProxies)
+	}
+	if o.SimProxies == "on" {
+		o.SimProxies = ""
+	}
 	stop, err := startProfiles(*cpuprofile, *traceFile)
 	if err != nil {
 		return err
@@ -294,6 +317,15 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 	js, _ := json.MarshalIndent(out, "", "  ")
 	fmt.Fprintln(c.stdout, string(js))
 	return nil
+}
+
+// benchSimProc is the simulated line of `bench line --sim process`, in
+// its own process: the request on stdin, the answers on stdout (demo.ServeSim).
+func benchSimProc(ctx context.Context, c *cli, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("bench simproc: unexpected argument %q (it is started by bench line --sim process)", args[0])
+	}
+	return demo.ServeSim(ctx, c.stdin, c.stdout, discardLogger())
 }
 
 // benchSoak runs one long batch at a rate and reports it (bench soak).

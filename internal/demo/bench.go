@@ -33,6 +33,9 @@ type BenchRun struct {
 	Sync            aggregation.SyncStats `json:"disk_fdatasync_ms"`
 	SyncAfter       aggregation.SyncStats `json:"disk_fdatasync_after_ms"`
 	CPU             float64               `json:"cpu_percent"`
+	// SimCPU is the simulator process's CPU, % of one core (0 in-process:
+	// it is in cpu_percent then).
+	SimCPU float64 `json:"sim_cpu_percent,omitempty"`
 	// Runtime is what the Go runtime did from the batch's start to its end
 	// (Report.Runtime).
 	Runtime RuntimeStats `json:"runtime"`
@@ -67,6 +70,8 @@ type MissCauses struct {
 // BenchLineResult is `linectl bench line`.
 type BenchLineResult struct {
 	Units int `json:"units"`
+	// Simulator says where the simulated line ran (Report.Simulator).
+	Simulator string `json:"simulated_line"`
 	// HighestZeroMisses is the highest rate tried whose run reconciled
 	// with no miss of any cause; MaxRate the highest rate of the unbroken
 	// run of such rates from the lowest (the key of earlier releases).
@@ -101,7 +106,8 @@ func BenchLine(ctx context.Context, o Options, rates []float64, wire Wire) (*Ben
 			}
 		} else {
 			ru.OK = rep.OK()
-			ru.Misses, ru.Lat, ru.CPU = rep.DeadlineMisses, rep.Latency, rep.CPUPercent
+			ru.Misses, ru.Lat, ru.CPU, ru.SimCPU = rep.DeadlineMisses, rep.Latency, rep.CPUPercent, rep.SimCPUPercent
+			out.Simulator = rep.Simulator
 			ru.FaultFreeRejects, ru.Runtime = rep.FaultFreeRejects, rep.Runtime
 			ru.MissesByCause = missCauses(rep.Latency, rep.FaultFreeRejects)
 			ru.Stages = stagesOf(rep.Latency)

@@ -41,7 +41,13 @@ type Report struct {
 	WallSeconds      float64                `json:"wall_s"`
 	CPUSeconds       float64                `json:"cpu_s"`
 	CPUPercent       float64                `json:"cpu_percent"`
-	DataDir          string                 `json:"data_dir"`
+	// Simulator says where the simulated line ran; with a separate process
+	// cpu_s and cpu_percent are the controller's alone and these the
+	// simulator's, over the same batch.
+	Simulator     string  `json:"simulated_line"`
+	SimCPUSeconds float64 `json:"sim_cpu_s,omitempty"`
+	SimCPUPercent float64 `json:"sim_cpu_percent,omitempty"`
+	DataDir       string  `json:"data_dir"`
 	// Runtime is what the Go runtime of this process did from the batch's
 	// start to its end (garbage collection, allocation per unit, scheduler
 	// latency).
