@@ -638,6 +638,7 @@ func (r *Runner) verdict(ctx context.Context, v Verdict, done chan struct{}) {
 	if v.Code != "" {
 		r.waitPrinted(c, v.Code)
 	}
+	tPrinted := time.Now()
 	if v.Pass && !v.Deadline.IsZero() && !time.Now().Before(v.Deadline) {
 		// Ready too late: the unit is at the gate. Fail safe: reject.
 		v.Pass, v.Journal, v.Reason = false, JournalReject, ReasonLate
@@ -677,12 +678,13 @@ func (r *Runner) verdict(ctx context.Context, v Verdict, done chan struct{}) {
 	if !pass && v.Pass {
 		v.Pass, v.Reason = false, Reason(reason)
 	}
-	if !pass {
-		r.log.Info("reject", "item", v.Item, "code", v.Code, "reason", Reason(reason).String(), "detail", v.Detail)
-	}
 	werr := r.dev.PLC.WriteVerdict(c, v.Item, pass, reason)
 	wrote := time.Now()
-	r.stats.add(v, wrote, werr == nil, tStart.Sub(v.Received), tJournaled.Sub(tStart), wrote.Sub(tJournaled))
+	r.stats.add(v, wrote, werr == nil, tStart.Sub(v.Received), tJournaled.Sub(tStart), wrote.Sub(tJournaled), tPrinted.Sub(tStart))
+	if !pass {
+		// Logged after the PLC write: a log line is no part of the verdict's budget.
+		r.log.Info("reject", "item", v.Item, "code", v.Code, "reason", Reason(reason).String(), "detail", v.Detail)
+	}
 
 	if werr != nil {
 		r.log.Error("write verdict to PLC", "item", v.Item, "err", werr)
@@ -890,17 +892,22 @@ type StatsReport struct {
 	Stages map[string][2]float64 `json:"stages_p50_p99"`
 	// StagesMax is each stage's slowest, in ms. Stage camera is the
 	// devices' share before the controller: trigger seen → camera result
-	// received.
+	// received; print_wait is the part of the journal stage spent waiting
+	// for the code's print to be journaled (it must be before the commission).
 	StagesMax map[string]float64 `json:"stages_max"`
 	// Missed: where each deadline miss's time went (the first 50).
 	Missed []Miss `json:"missed,omitempty"`
 }
 
+// stageNames are the verdict path's stages, in Stats.stages order (see
+// StatsReport.Stages).
+var stageNames = [...]string{"queue", "journal", "plc", "controller", "camera", "print_wait"}
+
 // Stats records verdict latency: camera result received → verdict written.
 type Stats struct {
 	mu        sync.Mutex
 	lat       []time.Duration
-	stages    [5][]time.Duration
+	stages    [len(stageNames)][]time.Duration
 	deadline  time.Duration // trigger → the unit's deadline (the machine's)
 	missed    []Miss
 	misses    int
@@ -911,7 +918,7 @@ func newStats(deadline time.Duration) *Stats { return &Stats{deadline: deadline}
 
 // add records one verdict written at done: its latency and, by stage,
 // where the time went (queue, journal, plc as in StatsReport.Stages).
-func (s *Stats) add(v Verdict, done time.Time, ok bool, queue, journal, plc time.Duration) {
+func (s *Stats) add(v Verdict, done time.Time, ok bool, queue, journal, plc, printWait time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !ok {
@@ -922,7 +929,7 @@ func (s *Stats) add(v Verdict, done time.Time, ok bool, queue, journal, plc time
 	}
 	s.lat = append(s.lat, done.Sub(v.Received))
 	camera := v.Received.Sub(v.Deadline.Add(-s.deadline))
-	for i, d := range []time.Duration{queue, journal, plc, queue + plc, camera} {
+	for i, d := range []time.Duration{queue, journal, plc, queue + plc, camera, printWait} {
 		s.stages[i] = append(s.stages[i], d)
 	}
 	if !v.Deadline.IsZero() && done.After(v.Deadline) {
@@ -964,10 +971,10 @@ func (s *Stats) report() StatsReport {
 	s.mu.Lock()
 	lat := append([]time.Duration(nil), s.lat...)
 	rep := StatsReport{Verdicts: len(lat), DeadlineMisses: s.misses, WriteErrors: s.writeErrs,
-		Stages: map[string][2]float64{"queue": pcts(s.stages[0]), "journal": pcts(s.stages[1]), "plc": pcts(s.stages[2]),
-			"controller": pcts(s.stages[3]), "camera": pcts(s.stages[4])}, StagesMax: map[string]float64{},
+		Stages: map[string][2]float64{}, StagesMax: map[string]float64{},
 		Missed: append([]Miss(nil), s.missed...)}
-	for i, name := range []string{"queue", "journal", "plc", "controller", "camera"} {
+	for i, name := range stageNames {
+		rep.Stages[name] = pcts(s.stages[i])
 		for _, d := range s.stages[i] {
 			rep.StagesMax[name] = max(rep.StagesMax[name], float64(d.Microseconds())/1000)
 		}

@@ -12,9 +12,13 @@ import (
 
 // BenchRun is one rate of BenchLine.
 type BenchRun struct {
-	Rate   float64 `json:"rate"`
-	OK     bool    `json:"ok"`
-	Misses int     `json:"deadline_misses"`
+	Rate float64 `json:"rate"`
+	// OK: the batch reconciled (invariants, ground truth) with no deadline
+	// miss (Report.OK).
+	OK            bool `json:"ok"`
+	InvariantsOK  bool `json:"invariants_ok"`
+	GroundTruthOK bool `json:"ground_truth_ok"`
+	Misses        int  `json:"deadline_misses"`
 	// MissesByCause splits the misses (verdicts written after the unit's
 	// deadline) and the fault-free units decided late: see MissCauses.
 	MissesByCause MissCauses       `json:"misses_by_cause"`
@@ -105,7 +109,7 @@ func BenchLine(ctx context.Context, o Options, rates []float64, wire Wire) (*Ben
 				return nil, err
 			}
 		} else {
-			ru.OK = rep.OK()
+			ru.OK, ru.InvariantsOK, ru.GroundTruthOK = rep.OK(), rep.InvariantsOK, rep.GroundTruthOK
 			ru.Misses, ru.Lat, ru.CPU, ru.SimCPU = rep.DeadlineMisses, rep.Latency, rep.CPUPercent, rep.SimCPUPercent
 			out.Simulator = rep.Simulator
 			ru.FaultFreeRejects, ru.Runtime = rep.FaultFreeRejects, rep.Runtime
