@@ -478,7 +478,8 @@ func (r *Runner) ioCtx(ctx context.Context) (context.Context, context.CancelFunc
 }
 
 // journalPrinted records a print durably, off the loop; a verdict on the
-// code waits for it so the ledger sees printed before commissioned.
+// code is submitted after it (see verdict), so that the ledger sees printed
+// before commissioned.
 func (r *Runner) journalPrinted(ctx context.Context, code tracecode.Code) {
 	done := make(chan struct{})
 	if _, loaded := r.printed.LoadOrStore(code, done); loaded {
@@ -497,9 +498,20 @@ func (r *Runner) journalPrinted(ctx context.Context, code tracecode.Code) {
 }
 
 func (r *Runner) waitPrinted(ctx context.Context, code tracecode.Code) {
+	r.waitPrintedFor(ctx, code, nil)
+}
+
+// printGrace is how long a verdict waits for its code's print to be
+// journaled (see verdict). In the ordinary case the print was journaled
+// some 20 ms before the camera's result and nothing waits.
+const printGrace = 2 * time.Millisecond
+
+// waitPrintedFor is waitPrinted that gives up when giveUp fires (nil: never).
+func (r *Runner) waitPrintedFor(ctx context.Context, code tracecode.Code, giveUp <-chan time.Time) {
 	if v, ok := r.printed.Load(code); ok {
 		select {
 		case <-v.(chan struct{}):
+		case <-giveUp:
 		case <-ctx.Done():
 		}
 		r.printed.Delete(code)
@@ -636,7 +648,19 @@ func (r *Runner) verdict(ctx context.Context, v Verdict, done chan struct{}) {
 	dev := aggregation.Actor{Kind: aggregation.ActorDevice, ID: "camera"}
 	var err error
 	if v.Code != "" {
-		r.waitPrinted(c, v.Code)
+		// The print's journal write was submitted when the print record came
+		// (journalPrinted), before the camera's result: the ledger's single
+		// writer takes requests in order, so a commission submitted now lands
+		// after it — in the same group commit, or the next. Waiting for the
+		// print to be durable first would put two syncs in series on the
+		// verdict's path (and a wake-up between them); so the wait is only a
+		// grace for a print record that came just before the result. If the
+		// commission should land first all the same, the ledger takes the code
+		// sent → commissioned (as when the camera sees a code before the
+		// printer reports it) and refuses the late print, which is ignored.
+		t := time.NewTimer(printGrace)
+		r.waitPrintedFor(c, v.Code, t.C)
+		t.Stop()
 	}
 	tPrinted := time.Now()
 	if v.Pass && !v.Deadline.IsZero() && !time.Now().Before(v.Deadline) {
