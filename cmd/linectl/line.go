@@ -196,12 +196,9 @@ Start a batch from the HMI, or:
 	return nil
 }
 
-// The demo line's OPC UA publishing intervals (see demoLineFile; the same
-// in examples/line-linesim.yaml).
-const (
-	demoCameraInterval = 2 * time.Millisecond
-	demoGroupInterval  = 50 * time.Millisecond
-)
+// demoCameraInterval is the demo camera's OPC UA publishing interval (see
+// demoLineFile; the same in examples/line-linesim.yaml).
+const demoCameraInterval = 2 * time.Millisecond
 
 // demoLineFile is the controller config for the simulated line of s — the
 // same as examples/line-linesim.yaml, with the simulator's ports.
@@ -222,22 +219,16 @@ func demoLineFile(s *demo.Setup) *lineFile {
 	// the default 10 ms, which would take up to 10 ms of the budget and, at
 	// 6,000 units/min, often carry two results in one interval (the
 	// second read back from the ring, a round trip more). Aggregation
-	// cameras and label scanners see a group every 10 units or more, with
-	// the labeller's time to spare: 50 ms, and their idle keep-alives cost
-	// a fifth as much.
+	// cameras and label scanners keep the default.
 	f.Devices.Camera.Stream.PublishingInterval = demoCameraInterval
 	for _, a := range ep.AggCameras {
-		c := cameraopcua.SimProfile(a, devsim.AggCameraObject)
-		c.Stream.PublishingInterval = demoGroupInterval
-		f.Devices.AggCameras = append(f.Devices.AggCameras, c)
+		f.Devices.AggCameras = append(f.Devices.AggCameras, cameraopcua.SimProfile(a, devsim.AggCameraObject))
 	}
 	if ep.LabelPrinter != "" && p.TopLevel() >= 2 {
 		f.Devices.LabelPrinter = &zpl.Config{Address: ep.LabelPrinter, Symbology: labelSymbology(p.Rule(2))}
 		for i, a := range ep.LabelScanners {
 			if a != "" && i < len(ep.AggCameras) {
-				c := cameraopcua.SimProfile(a, devsim.LabelScannerObject(i+2))
-				c.Stream.PublishingInterval = demoGroupInterval
-				f.Devices.LabelScanners = append(f.Devices.LabelScanners, c)
+				f.Devices.LabelScanners = append(f.Devices.LabelScanners, cameraopcua.SimProfile(a, devsim.LabelScannerObject(i+2)))
 			}
 		}
 		if s.ReworkLabelPrinter != "" {
