@@ -20,7 +20,7 @@ type Histogram struct {
 var DefaultLatencyBounds = []float64{0.5, 1, 2, 5, 10, 20, 50, 80, 100, 200, 500}
 
 // Histograms returns, per stage (total: camera result → verdict written;
-// queue, journal, plc, controller, camera as in StatsReport.Stages), the
+// queue, journal, plc, controller, camera, print_wait as in StatsReport.Stages), the
 // verdicts' latency histogram over bounds (ms, ascending; nil: the default).
 func (r *Runner) Histograms(bounds []float64) map[string]Histogram {
 	if bounds == nil {
@@ -32,7 +32,7 @@ func (r *Runner) Histograms(bounds []float64) map[string]Histogram {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]Histogram{"total": histogram(s.lat, bounds)}
-	for i, name := range []string{"queue", "journal", "plc", "controller", "camera"} {
+	for i, name := range stageNames {
 		out[name] = histogram(s.stages[i], bounds)
 	}
 	return out

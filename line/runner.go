@@ -479,7 +479,8 @@ func (r *Runner) ioCtx(ctx context.Context) (context.Context, context.CancelFunc
 }
 
 // journalPrinted records a print durably, off the loop; a verdict on the
-// code waits for it so the ledger sees printed before commissioned.
+// code is submitted after it (see verdict), so that the ledger sees printed
+// before commissioned.
 func (r *Runner) journalPrinted(ctx context.Context, code tracecode.Code) {
 	done := make(chan struct{})
 	if _, loaded := r.printed.LoadOrStore(code, done); loaded {
@@ -498,9 +499,20 @@ func (r *Runner) journalPrinted(ctx context.Context, code tracecode.Code) {
 }
 
 func (r *Runner) waitPrinted(ctx context.Context, code tracecode.Code) {
+	r.waitPrintedFor(ctx, code, nil)
+}
+
+// printGrace is how long a verdict waits for its code's print to be
+// journaled (see verdict). In the ordinary case the print was journaled
+// some 20 ms before the camera's result and nothing waits.
+const printGrace = 2 * time.Millisecond
+
+// waitPrintedFor is waitPrinted that gives up when giveUp fires (nil: never).
+func (r *Runner) waitPrintedFor(ctx context.Context, code tracecode.Code, giveUp <-chan time.Time) {
 	if v, ok := r.printed.Load(code); ok {
 		select {
 		case <-v.(chan struct{}):
+		case <-giveUp:
 		case <-ctx.Done():
 		}
 		r.printed.Delete(code)
@@ -637,8 +649,21 @@ func (r *Runner) verdict(ctx context.Context, v Verdict, done chan struct{}) {
 	dev := aggregation.Actor{Kind: aggregation.ActorDevice, ID: "camera"}
 	var err error
 	if v.Code != "" {
-		r.waitPrinted(c, v.Code)
+		// The print's journal write was submitted when the print record came
+		// (journalPrinted), before the camera's result: the ledger's single
+		// writer takes requests in order, so a commission submitted now lands
+		// after it — in the same group commit, or the next. Waiting for the
+		// print to be durable first would put two syncs in series on the
+		// verdict's path (and a wake-up between them); so the wait is only a
+		// grace for a print record that came just before the result. If the
+		// commission should land first all the same, the ledger takes the code
+		// sent → commissioned (as when the camera sees a code before the
+		// printer reports it) and refuses the late print, which is ignored.
+		t := time.NewTimer(printGrace)
+		r.waitPrintedFor(c, v.Code, t.C)
+		t.Stop()
 	}
+	tPrinted := time.Now()
 	if v.Pass && !v.Deadline.IsZero() && !time.Now().Before(v.Deadline) {
 		// Ready too late: the unit is at the gate. Fail safe: reject.
 		v.Pass, v.Journal, v.Reason = false, JournalReject, ReasonLate
@@ -678,16 +703,16 @@ func (r *Runner) verdict(ctx context.Context, v Verdict, done chan struct{}) {
 	if !pass && v.Pass {
 		v.Pass, v.Reason = false, Reason(reason)
 	}
-	if !pass {
-		r.log.Info("reject", "item", v.Item, "code", v.Code, "reason", Reason(reason).String(), "detail", v.Detail)
-	}
 	if pass {
 		killpoint.Hit(killpoint.JournalPLC) // crash campaign only (inert unless armed)
 	}
 	werr := r.dev.PLC.WriteVerdict(c, v.Item, pass, reason)
 	wrote := time.Now()
-	r.stats.add(v, wrote, werr == nil)
-	r.stats.addStages(tStart.Sub(v.Received), tJournaled.Sub(tStart), wrote.Sub(tJournaled), v)
+	r.stats.add(v, wrote, werr == nil, tStart.Sub(v.Received), tJournaled.Sub(tStart), wrote.Sub(tJournaled), tPrinted.Sub(tStart))
+	if !pass {
+		// Logged after the PLC write: a log line is no part of the verdict's budget.
+		r.log.Info("reject", "item", v.Item, "code", v.Code, "reason", Reason(reason).String(), "detail", v.Detail)
+	}
 
 	if werr != nil {
 		r.log.Error("write verdict to PLC", "item", v.Item, "err", werr)
@@ -902,17 +927,22 @@ type StatsReport struct {
 	Stages map[string][2]float64 `json:"stages_p50_p99"`
 	// StagesMax is each stage's slowest, in ms. Stage camera is the
 	// devices' share before the controller: trigger seen → camera result
-	// received.
+	// received; print_wait is the part of the journal stage spent waiting
+	// for the code's print to be journaled (it must be before the commission).
 	StagesMax map[string]float64 `json:"stages_max"`
 	// Missed: where each deadline miss's time went (the first 50).
 	Missed []Miss `json:"missed,omitempty"`
 }
 
+// stageNames are the verdict path's stages, in Stats.stages order (see
+// StatsReport.Stages).
+var stageNames = [...]string{"queue", "journal", "plc", "controller", "camera", "print_wait"}
+
 // Stats records verdict latency: camera result received → verdict written.
 type Stats struct {
 	mu        sync.Mutex
 	lat       []time.Duration
-	stages    [5][]time.Duration
+	stages    [len(stageNames)][]time.Duration
 	deadline  time.Duration // trigger → the unit's deadline (the machine's)
 	missed    []Miss
 	misses    int
@@ -921,7 +951,9 @@ type Stats struct {
 
 func newStats(deadline time.Duration) *Stats { return &Stats{deadline: deadline} }
 
-func (s *Stats) add(v Verdict, done time.Time, ok bool) {
+// add records one verdict written at done: its latency and, by stage,
+// where the time went (queue, journal, plc as in StatsReport.Stages).
+func (s *Stats) add(v Verdict, done time.Time, ok bool, queue, journal, plc, printWait time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !ok {
@@ -931,11 +963,15 @@ func (s *Stats) add(v Verdict, done time.Time, ok bool) {
 		return // decided at the deadline: nothing was waiting on the controller
 	}
 	s.lat = append(s.lat, done.Sub(v.Received))
+	camera := v.Received.Sub(v.Deadline.Add(-s.deadline))
+	for i, d := range []time.Duration{queue, journal, plc, queue + plc, camera, printWait} {
+		s.stages[i] = append(s.stages[i], d)
+	}
 	if !v.Deadline.IsZero() && done.After(v.Deadline) {
 		s.misses++
 		if len(s.missed) < 50 {
-			trig := v.Deadline.Add(-s.deadline)
-			s.missed = append(s.missed, Miss{Item: v.Item, CameraMs: ms(v.Received.Sub(trig)), ControllerMs: ms(done.Sub(v.Received))})
+			s.missed = append(s.missed, Miss{Item: v.Item, CameraMs: ms(camera), ControllerMs: ms(done.Sub(v.Received)),
+				QueueMs: ms(queue), JournalMs: ms(journal), PLCMs: ms(plc), Reason: v.Reason.String()})
 		}
 	}
 }
@@ -943,26 +979,18 @@ func (s *Stats) add(v Verdict, done time.Time, ok bool) {
 // Miss is one verdict that reached the PLC after its unit's deadline, and
 // where the time went: trigger → camera result received (the devices'
 // share), camera result → verdict written (the controller's, disk
-// included).
+// included), and that by stage.
 type Miss struct {
 	Item         uint32  `json:"item"`
 	CameraMs     float64 `json:"trigger_to_camera_ms"`
 	ControllerMs float64 `json:"camera_to_written_ms"`
+	QueueMs      float64 `json:"queue_ms"`
+	JournalMs    float64 `json:"journal_ms"`
+	PLCMs        float64 `json:"plc_ms"`
+	Reason       string  `json:"reason"` // as written to the PLC (late: a pass turned into a reject)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func (s *Stats) addStages(queue, journal, plc time.Duration, v Verdict) {
-	if v.Late || v.Received.IsZero() {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	camera := v.Received.Sub(v.Deadline.Add(-s.deadline))
-	for i, d := range []time.Duration{queue, journal, plc, queue + plc, camera} {
-		s.stages[i] = append(s.stages[i], d)
-	}
-}
 
 func pcts(d []time.Duration) [2]float64 {
 	if len(d) == 0 {
@@ -978,10 +1006,10 @@ func (s *Stats) report() StatsReport {
 	s.mu.Lock()
 	lat := append([]time.Duration(nil), s.lat...)
 	rep := StatsReport{Verdicts: len(lat), DeadlineMisses: s.misses, WriteErrors: s.writeErrs,
-		Stages: map[string][2]float64{"queue": pcts(s.stages[0]), "journal": pcts(s.stages[1]), "plc": pcts(s.stages[2]),
-			"controller": pcts(s.stages[3]), "camera": pcts(s.stages[4])}, StagesMax: map[string]float64{},
+		Stages: map[string][2]float64{}, StagesMax: map[string]float64{},
 		Missed: append([]Miss(nil), s.missed...)}
-	for i, name := range []string{"queue", "journal", "plc", "controller", "camera"} {
+	for i, name := range stageNames {
+		rep.Stages[name] = pcts(s.stages[i])
 		for _, d := range s.stages[i] {
 			rep.StagesMax[name] = max(rep.StagesMax[name], float64(d.Microseconds())/1000)
 		}

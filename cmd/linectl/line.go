@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"github.com/tracline/tracline/aggregation"
@@ -194,6 +196,10 @@ Start a batch from the HMI, or:
 	return nil
 }
 
+// demoCameraInterval is the demo camera's OPC UA publishing interval (see
+// demoLineFile; the same in examples/line-linesim.yaml).
+const demoCameraInterval = 2 * time.Millisecond
+
 // demoLineFile is the controller config for the simulated line of s — the
 // same as examples/line-linesim.yaml, with the simulator's ports.
 func demoLineFile(s *demo.Setup) *lineFile {
@@ -208,6 +214,13 @@ func demoLineFile(s *demo.Setup) *lineFile {
 			{Name: "epcis", Kind: outbox.KindEPCIS, URL: s.EPCISReceiver, PollMin: 200 * time.Millisecond},
 			{Name: "platform", Kind: outbox.KindPlatform, URL: s.PlatformReceiver, PollMin: 200 * time.Millisecond}}
 	}
+	// The vision camera's result is on the verdict's clock (trigger →
+	// camera → verdict before the gate): it is published every 2 ms, not
+	// the default 10 ms, which would take up to 10 ms of the budget and, at
+	// 6,000 units/min, often carry two results in one interval (the
+	// second read back from the ring, a round trip more). Aggregation
+	// cameras and label scanners keep the default.
+	f.Devices.Camera.Stream.PublishingInterval = demoCameraInterval
 	for _, a := range ep.AggCameras {
 		f.Devices.AggCameras = append(f.Devices.AggCameras, cameraopcua.SimProfile(a, devsim.AggCameraObject))
 	}
@@ -261,6 +274,11 @@ func labelSymbology(r tracecode.Rule) zpl.Symbology {
 func benchLine(ctx context.Context, c *cli, args []string) error {
 	fs, o, finish := demoFlags("bench line", c)
 	rates := fs.String("rates", "600,1200,1800,2400,3000", "rates to try, units/min, ascending")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of every run to this file")
+	simWhere := fs.String("sim", "process", "where the simulated line runs: process (a separate one, as real devices are other hardware) or inprocess (in the controller's)")
+	fs.IntVar(&o.SimNice, "sim-nice", 0, "with --sim process: added to the simulator process's niceness")
+	fs.StringVar(&o.SimProxies, "sim-proxies", "off", "on: every device behind a netsim proxy (needed for link faults); off: served directly")
+	traceFile := fs.String("trace", "", "write an execution trace (runtime/trace) of every run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -269,6 +287,31 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 	}
 	finish()
 	o.Log = discardLogger()
+	switch *simWhere {
+	case "process":
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("--sim process: %w", err)
+		}
+		o.SimCommand = []string{exe, "bench", "simproc"}
+	case "inprocess":
+		if o.SimNice != 0 {
+			return errors.New("--sim-nice goes with --sim process")
+		}
+	default:
+		return fmt.Errorf("--sim: %q is neither process nor inprocess", *simWhere)
+	}
+	if o.SimProxies != "on" && o.SimProxies != "off" {
+		return fmt.Errorf("--sim-proxies: %q is neither on nor off", o.SimProxies)
+	}
+	if o.SimProxies == "on" {
+		o.SimProxies = ""
+	}
+	stop, err := startProfiles(*cpuprofile, *traceFile)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	var rs []float64
 	for _, r := range splitComma(*rates) {
 		var rate float64
@@ -281,9 +324,19 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	stop()
 	js, _ := json.MarshalIndent(out, "", "  ")
 	fmt.Fprintln(c.stdout, string(js))
 	return nil
+}
+
+// benchSimProc is the simulated line of `bench line --sim process`, in
+// its own process: the request on stdin, the answers on stdout (demo.ServeSim).
+func benchSimProc(ctx context.Context, c *cli, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("bench simproc: unexpected argument %q (it is started by bench line --sim process)", args[0])
+	}
+	return demo.ServeSim(ctx, c.stdin, c.stdout, discardLogger())
 }
 
 // benchSoak runs one long batch at a rate and reports it (bench soak).
@@ -305,6 +358,52 @@ func benchSoak(ctx context.Context, c *cli, args []string) error {
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	fmt.Fprintln(c.stdout, string(js))
 	return nil
+}
+
+// startProfiles starts a CPU profile and an execution trace into the files
+// named ("" for none); stop ends both (more calls do nothing).
+func startProfiles(cpu, tr string) (stop func(), err error) {
+	var files []*os.File
+	var stops []func()
+	stop = func() {
+		for _, s := range stops {
+			s()
+		}
+		for _, f := range files {
+			f.Close()
+		}
+		stops, files = nil, nil
+	}
+	open := func(name string) (*os.File, error) {
+		f, err := os.Create(name)
+		if err == nil {
+			files = append(files, f)
+		}
+		return f, err
+	}
+	if cpu != "" {
+		f, err := open(cpu)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		stops = append(stops, pprof.StopCPUProfile)
+	}
+	if tr != "" {
+		f, err := open(tr)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("--trace: %w", err)
+		}
+		stops = append(stops, trace.Stop)
+	}
+	return stop, nil
 }
 
 func splitComma(s string) []string {

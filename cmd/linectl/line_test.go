@@ -29,7 +29,56 @@ import (
 
 func TestMain(m *testing.M) {
 	log.SetOutput(io.Discard) // the gopcua server in the simulators logs through the standard logger
+	if os.Getenv(asLinectl) == "1" {
+		// Started as linectl by a test (bench line's simulator process:
+		// os.Executable is this test binary).
+		os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(m.Run())
+}
+
+// asLinectl, set to 1 in the environment, makes this test binary linectl.
+const asLinectl = "LINECTL_TEST_AS_LINECTL"
+
+// bench line runs the simulated line in a process of its own (the test
+// binary as linectl bench simproc), devices served directly: the batch
+// reconciles with the ledger and the ground truth read back from that
+// process, and the simulator's CPU is reported apart from the
+// controller's. Latency and misses are the bench's figures, not asserted.
+func TestBenchLineSimProcess(t *testing.T) {
+	t.Setenv(asLinectl, "1")
+	rc, out, errs := runLinectl(t, "", "bench", "line", "--units", "60", "--rates", "1200", "--gate", "300ms")
+	if rc != 0 {
+		t.Fatalf("bench line: exit %d: %s", rc, errs)
+	}
+	var res demo.BenchLineResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.Contains(res.Simulator, "separate process") || !strings.Contains(res.Simulator, "served directly") {
+		t.Fatalf("simulated_line: %q", res.Simulator)
+	}
+	if len(res.Runs) != 1 {
+		t.Fatalf("runs: %+v", res.Runs)
+	}
+	r := res.Runs[0]
+	if r.Err != "" || !r.InvariantsOK || !r.GroundTruthOK {
+		t.Fatalf("run: error %q, invariants_ok %t, ground_truth_ok %t", r.Err, r.InvariantsOK, r.GroundTruthOK)
+	}
+	if r.SimCPU <= 0 || r.CPU <= 0 {
+		t.Fatalf("CPU: controller %g%%, simulator %g%%: both should be measured", r.CPU, r.SimCPU)
+	}
+	for _, st := range []string{"camera", "queue", "journal", "print_wait", "plc", "controller", "total"} {
+		if _, ok := r.Stages[st]; !ok {
+			t.Errorf("stage %s missing: %+v", st, r.Stages)
+		}
+	}
+	if r.Lat.Verdicts == 0 || r.Runtime.AllocObjsPerU <= 0 || r.Runtime.GOMAXPROCS == 0 {
+		t.Fatalf("verdicts %d, runtime %+v", r.Lat.Verdicts, r.Runtime)
+	}
+	if rc, _, errs := runLinectl(t, "", "bench", "line", "--sim", "elsewhere"); rc == 0 || !strings.Contains(errs, `--sim: "elsewhere" is neither process nor inprocess`) {
+		t.Fatalf("--sim elsewhere: exit %d, %s", rc, errs)
+	}
 }
 
 func quietCLI() *cli {

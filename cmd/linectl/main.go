@@ -58,6 +58,7 @@ func cmdBench(ctx context.Context, c *cli, args []string) error {
 		"devices": benchDevices,
 		"line":    benchLine,
 		"soak":    benchSoak,
+		"simproc": benchSimProc, // internal: bench line's simulator process
 	}
 	if len(args) == 0 || benches[args[0]] == nil {
 		return fmt.Errorf("usage: linectl bench ledger|devices|line|soak [flags]")

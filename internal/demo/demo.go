@@ -56,6 +56,16 @@ type Options struct {
 	LabelTimeout time.Duration
 	// Log receives the simulator's and the controller's log (nil: none).
 	Log *slog.Logger
+	// SimCommand, if set, runs the simulated line in a process of its own
+	// started with this command (argv), which must serve it with ServeSim
+	// (`linectl bench simproc`); nil runs it in this process. Sim() is then
+	// nil: what needs the simulator in-process (Purge) is not available.
+	SimCommand []string
+	// SimNice is added to the simulator process's niceness (with SimCommand).
+	SimNice int
+	// SimProxies is the simulator's listen.proxies: "" (on) or "off" (every
+	// device served directly; no link faults).
+	SimProxies string
 	// Handoff, if set, makes a headless run go on after its batch: QA's
 	// release, activation, the documents delivered to the stand-in
 	// receivers and checked against the ground truth (Report.Handoff).
@@ -147,7 +157,8 @@ type Line struct {
 	wire   Wire
 	dir    string
 	store  *aggregation.Store
-	sim    *sim.Sim
+	sim    *sim.Sim             // the simulator in this process (nil with Options.SimCommand)
+	line   simulator            // the simulator, here or in its own process
 	rework *devsim.LabelPrinter // the rework station's label printer
 	// The hand-off's stand-in receivers: they check what they get (the
 	// EPCIS JSON against the GS1 schema, counts) and say so.
@@ -220,18 +231,26 @@ func Start(ctx context.Context, o Options, wire Wire) (_ *Line, err error) {
 	for l := tracecode.Level(2); l <= product.TopLevel(); l++ {
 		ratios = append(ratios, product.Ratio(l))
 	}
-	d.sim, err = sim.New(sim.Config{Seed: o.Seed, Rate: o.Rate, Positions: sim.Positions{Gate: o.Gate}, LabelTimeout: o.LabelTimeout,
-		Units: o.Units, Ratios: ratios, Faults: o.Faults, StartStopped: true, Listen: sim.Listen{PLCOPCUA: "off", HTTP: "off"}},
-		o.Log.With("part", "linesim"), sim.WithDevices(devsim.Factory(devsim.Config{}, o.Log.With("part", "devsim"))))
-	if err != nil {
-		return nil, err
-	}
-	if err := d.sim.Start(ctx); err != nil {
-		return nil, err
+	scfg := sim.Config{Seed: o.Seed, Rate: o.Rate, Positions: sim.Positions{Gate: o.Gate}, LabelTimeout: o.LabelTimeout,
+		Units: o.Units, Ratios: ratios, Faults: o.Faults, StartStopped: true, Listen: sim.Listen{PLCOPCUA: "off", HTTP: "off", Proxies: o.SimProxies}}
+	if o.SimCommand != nil {
+		p, err := startSimProcess(ctx, o.SimCommand, scfg, o.SimNice)
+		if err != nil {
+			return nil, err
+		}
+		d.line = p
+	} else {
+		if d.sim, err = sim.New(scfg, o.Log.With("part", "linesim"), sim.WithDevices(devsim.Factory(devsim.Config{}, o.Log.With("part", "devsim")))); err != nil {
+			return nil, err
+		}
+		d.line = inProcess{d.sim}
+		if err := d.sim.Start(ctx); err != nil {
+			return nil, err
+		}
 	}
 	now := time.Now()
 	key := ProductKey(o.Product)
-	d.setup = &Setup{Line: "demo-line-1", Product: product, ProductKey: key, ProductFile: o.Product, Devices: d.sim.Endpoints(),
+	d.setup = &Setup{Line: "demo-line-1", Product: product, ProductKey: key, ProductFile: o.Product, Devices: d.line.Endpoints(),
 		Gate: o.Gate, Challenge: Challenge(),
 		Batch: line.WorkOrder{Product: key, Batch: "DEMO-" + now.UTC().Format("20060102-150405"), ProductionDate: now.Format("2006-01-02"),
 			Expiry: now.AddDate(2, 0, 0).Format("2006-01-02"), Planned: plannedOf(o.Units), Workshop: "固体制剂车间", Manager: "demo",
@@ -357,7 +376,29 @@ func (d *Line) StartBatch(ctx context.Context) error {
 // Store is the line's ledger.
 func (d *Line) Store() *aggregation.Store { return d.store }
 
-// Sim is the simulated line.
+// simCPU is the simulator process's CPU time so far (0 in-process: it is
+// this process's).
+func (d *Line) simCPU() time.Duration {
+	if p, ok := d.line.(*simProcess); ok {
+		return p.cpuTime()
+	}
+	return 0
+}
+
+// simulatorName says where the simulated line ran, for the report.
+func (d *Line) simulatorName() string {
+	where := "in the controller's process"
+	if d.o.SimCommand != nil {
+		where = fmt.Sprintf("a separate process (nice %+d relative to the controller)", d.o.SimNice)
+	}
+	if d.o.SimProxies == "off" {
+		return where + ", devices served directly"
+	}
+	return where + ", devices behind netsim proxies"
+}
+
+// Sim is the simulated line; nil when it runs in a process of its own
+// (Options.SimCommand).
 func (d *Line) Sim() *sim.Sim { return d.sim }
 
 // Setup is what the controller is wired to.
@@ -371,8 +412,8 @@ func (d *Line) Close() {
 	if d.ctrl != nil {
 		d.StopController()
 	}
-	if d.sim != nil {
-		d.sim.Close()
+	if d.line != nil {
+		d.line.Close()
 	}
 	if d.rework != nil {
 		d.rework.Close()
@@ -416,7 +457,7 @@ func (d *Line) Finish(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-d.sim.Done():
+		case <-d.line.Done():
 			done = true
 		case err := <-d.runErr:
 			d.runErr <- err
@@ -446,7 +487,11 @@ func (d *Line) Report(ctx context.Context, wall, cpu time.Duration) (*Report, er
 	if err := d.StopController(); err != nil {
 		return nil, err
 	}
-	return buildReport(ctx, d.store, r, d.sim.GroundTruth(), d.setup, d.o, wall, cpu, d.dir)
+	gt, err := d.line.truth()
+	if err != nil {
+		return nil, err
+	}
+	return buildReport(ctx, d.store, r, gt, d.setup, d.o, wall, cpu, d.dir)
 }
 
 // Run starts a simulated line with a controller, runs one batch of
@@ -461,7 +506,7 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 		return nil, err
 	}
 	defer d.Close()
-	started, cpu0 := time.Now(), CPUTime()
+	started, cpu0, rt0, simCPU0 := time.Now(), CPUTime(), readRuntime(), d.simCPU()
 	if err := d.StartBatch(ctx); err != nil {
 		return nil, err
 	}
@@ -471,6 +516,7 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 	if err := d.Finish(ctx); err != nil {
 		return nil, err
 	}
+	rt, simCPU := runtimeDelta(rt0, readRuntime(), o.Units), d.simCPU()-simCPU0
 	if o.Handoff != nil {
 		// The release waits for every alarm of the batch to be
 		// acknowledged: the demo's operator does it at the batch's end.
@@ -483,8 +529,16 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 		}
 	}
 	rep, err := d.Report(context.WithoutCancel(ctx), time.Since(started), CPUTime()-cpu0)
-	if err != nil || o.Handoff == nil {
-		return rep, err
+	if err != nil {
+		return nil, err
+	}
+	rep.Runtime, rep.Simulator = rt, d.simulatorName()
+	if o.SimCommand != nil && rep.WallSeconds > 0 {
+		rep.SimCPUSeconds = simCPU.Seconds()
+		rep.SimCPUPercent = 100 * simCPU.Seconds() / rep.WallSeconds
+	}
+	if o.Handoff == nil {
+		return rep, nil
 	}
 	svc, err := o.Handoff(ctx, d.store, d.setup, d.dir, d.o.Log)
 	if err != nil {

@@ -69,7 +69,10 @@ func truthCodes(gt sim.GroundTruth) []string {
 // handoff releases the batch, hands it off and checks what the receivers
 // got against the ground truth.
 func (d *Line) handoff(ctx context.Context, svc HandoffService, batchNumber string) (*HandoffReport, error) {
-	gt := d.sim.GroundTruth()
+	gt, err := d.line.truth()
+	if err != nil {
+		return nil, err
+	}
 	want := truthCodes(gt)
 	d.capture.Expect(batchNumber, want)
 	d.platform.Expect(batchNumber, want)

@@ -28,14 +28,30 @@ type Report struct {
 	Counts         map[string]int64           `json:"counts"`
 	Levels         []aggregation.LevelSummary `json:"levels"`
 	Rejects        map[string]uint64          `json:"rejects_by_reason"`
-	Challenge      []line.ChallengeResult     `json:"challenge"`
-	ChallengeOK    bool                       `json:"challenge_ok"`
-	Sim            sim.Summary                `json:"simulator"`
-	State          string                     `json:"line_state"`
-	WallSeconds    float64                    `json:"wall_s"`
-	CPUSeconds     float64                    `json:"cpu_s"`
-	CPUPercent     float64                    `json:"cpu_percent"`
-	DataDir        string                     `json:"data_dir"`
+	// FaultFreeRejects are the units the simulator injected no fault on
+	// (the challenge test's units aside) that the gate rejected all the
+	// same, by the reason the PLC held ("no-verdict": none at the gate).
+	// A "late" one is a unit whose camera result came after its deadline:
+	// decided late, not counted in deadline_misses, yet a good unit lost.
+	FaultFreeRejects map[string]int         `json:"fault_free_rejects_by_reason"`
+	Challenge        []line.ChallengeResult `json:"challenge"`
+	ChallengeOK      bool                   `json:"challenge_ok"`
+	Sim              sim.Summary            `json:"simulator"`
+	State            string                 `json:"line_state"`
+	WallSeconds      float64                `json:"wall_s"`
+	CPUSeconds       float64                `json:"cpu_s"`
+	CPUPercent       float64                `json:"cpu_percent"`
+	// Simulator says where the simulated line ran; with a separate process
+	// cpu_s and cpu_percent are the controller's alone and these the
+	// simulator's, over the same batch.
+	Simulator     string  `json:"simulated_line"`
+	SimCPUSeconds float64 `json:"sim_cpu_s,omitempty"`
+	SimCPUPercent float64 `json:"sim_cpu_percent,omitempty"`
+	DataDir       string  `json:"data_dir"`
+	// Runtime is what the Go runtime of this process did from the batch's
+	// start to its end (garbage collection, allocation per unit, scheduler
+	// latency).
+	Runtime RuntimeStats `json:"runtime"`
 	// Handoff is the release and hand-off after the batch (Options.Handoff).
 	Handoff *HandoffReport `json:"handoff,omitempty"`
 }
@@ -85,6 +101,7 @@ func buildReport(ctx context.Context, store *aggregation.Store, r *line.Line, gt
 	}
 	rep.InvariantsOK = len(rep.Invariants) == 0 && vr.Truncated == 0
 	rep.GroundTruth = append([]string{}, CompareTruth(ctx, store, batch, gt)...)
+	rep.FaultFreeRejects = faultFreeRejects(gt, len(s.Challenge))
 	rep.GroundTruthOK = len(rep.GroundTruth) == 0
 	return rep, nil
 }
@@ -210,4 +227,22 @@ func divertedLabels(ctx context.Context, store *aggregation.Store, labels []stri
 		}
 	}
 	return true
+}
+
+// faultFreeRejects counts the units with no injected fault that the gate
+// rejected, by the PLC's reason; the first challenge units are test units,
+// rejected by design.
+func faultFreeRejects(gt sim.GroundTruth, challenge int) map[string]int {
+	out := map[string]int{}
+	for _, u := range gt.Units {
+		if u.Fault != "" || u.GateFault != "" || int(u.Item) <= challenge || (u.Fate != sim.FateRejected && u.Fate != sim.FateEscaped) {
+			continue
+		}
+		why := line.Reason(u.Reason).String()
+		if u.Verdict == "none" {
+			why = "no-verdict"
+		}
+		out[why]++
+	}
+	return out
 }

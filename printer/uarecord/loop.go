@@ -183,7 +183,8 @@ func (s *Stream) open(ctx context.Context, c *opcua.Client, first bool) (*sessio
 	notes := make(chan *opcua.PublishNotificationData, 256)
 	asked := s.cfg.PublishingInterval
 	sub, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*opcua.Subscription, error) {
-		return c.Subscribe(rctx, &opcua.SubscriptionParameters{Interval: asked, MaxKeepAliveCount: 10, LifetimeCount: 100}, notes)
+		keep, life := subscriptionCounts(asked)
+		return c.Subscribe(rctx, &opcua.SubscriptionParameters{Interval: asked, MaxKeepAliveCount: keep, LifetimeCount: life}, notes)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
@@ -603,4 +604,22 @@ func (s *Stream) emit(ctx context.Context, ev Event) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// subscriptionCounts are the keep-alive and lifetime counts asked for a
+// subscription publishing every interval: counted in intervals, they are
+// kept in time as at the default 10 ms — a keep-alive every 100 ms at
+// most, and a lifetime of at least 1 s (and three keep-alives, as OPC UA
+// requires). With fixed counts (10, 100) a 2 ms interval had a lifetime of
+// 200 ms: a client that sent no publish request for that long (a busy
+// machine) lost its subscription on the server, and the camera's results
+// then came only by polling.
+func subscriptionCounts(interval time.Duration) (keepAlive, lifetime uint32) {
+	if interval <= 0 {
+		interval = 10 * time.Millisecond
+	}
+	per := func(d time.Duration) uint32 { return uint32((d + interval - 1) / interval) }
+	keepAlive = max(1, per(100*time.Millisecond))
+	lifetime = max(3*keepAlive, per(time.Second))
+	return keepAlive, lifetime
 }

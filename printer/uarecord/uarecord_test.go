@@ -73,3 +73,25 @@ func TestSecurityValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestSubscriptionCounts(t *testing.T) {
+	for _, tc := range []struct {
+		interval   time.Duration
+		keep, life uint32
+	}{
+		{10 * time.Millisecond, 10, 100}, // the default: as before
+		{2 * time.Millisecond, 50, 500},  // was 10 / 100: a lifetime of 200 ms
+		{time.Millisecond, 100, 1000},
+		{50 * time.Millisecond, 2, 20},
+		{500 * time.Millisecond, 1, 3},
+		{0, 10, 100},
+	} {
+		keep, life := subscriptionCounts(tc.interval)
+		if keep != tc.keep || life != tc.life {
+			t.Errorf("%s: keep-alive %d, lifetime %d; want %d, %d", tc.interval, keep, life, tc.keep, tc.life)
+		}
+		if life < 3*keep {
+			t.Errorf("%s: lifetime %d under three keep-alives %d", tc.interval, life, keep)
+		}
+	}
+}

@@ -75,6 +75,12 @@ type Listen struct {
 	// free port (Endpoints().LabelScanners).
 	LabelScanner string `yaml:"label_scanner" json:"label_scanner"`
 	HTTP         string `yaml:"http" json:"http"` // ground truth; "off" disables
+	// Proxies: "" or "on" puts a netsim proxy in front of every device
+	// (link faults, Cut, Stall, SetDelay act there); "off" serves each
+	// device directly, as real devices are reached — one hop less for
+	// every message, no link faults (refused), every device address but
+	// http left to the simulator.
+	Proxies string `yaml:"proxies" json:"proxies"`
 }
 
 // FaultKind names an injectable fault.
@@ -329,6 +335,26 @@ func (c Config) Validate() error {
 		if err := f.validate(fmt.Sprintf("linesim.faults[%d]", i)); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	switch c.Listen.Proxies {
+	case "", "on":
+	case "off":
+		for i, f := range c.Faults {
+			if f.Kind.IsLinkFault() {
+				bad("linesim.faults[%d] (%s): a link fault needs the proxies (linesim.listen.proxies is off)", i, f.Kind)
+			}
+		}
+		for name, a := range map[string]string{"modbus": c.Listen.Modbus, "printer": c.Listen.Printer, "camera": c.Listen.Camera,
+			"agg_camera": c.Listen.AggCamera, "label_printer": c.Listen.Label, "label_scanner": c.Listen.LabelScanner} {
+			if a != "" {
+				bad("linesim.listen.%s: %q: with proxies off the device's own server picks its port; leave it empty", name, a)
+			}
+		}
+		if a := c.Listen.PLCOPCUA; a != "" && a != "off" {
+			bad("linesim.listen.plc_opcua: %q: with proxies off the device's own server picks its port; leave it empty or off", a)
+		}
+	default:
+		bad("linesim.listen.proxies: %q is neither on nor off", c.Listen.Proxies)
 	}
 	return errors.Join(errs...)
 }

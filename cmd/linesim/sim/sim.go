@@ -191,6 +191,10 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 		DevScanner: s.cfg.Listen.LabelScanner}
 	addrs := map[string]string{}
 	for name, target := range targets {
+		if s.cfg.Listen.Proxies == "off" {
+			addrs[name] = target
+			continue
+		}
 		p, err := netsim.New(target, s.log.With("proxy", name))
 		if err != nil {
 			return fmt.Errorf("linesim: proxy %s: %w", name, err)
@@ -413,6 +417,9 @@ func (s *Sim) proxyDo(device string, f func(*netsim.Proxy)) error {
 		names = append(names, n)
 	}
 	s.mu.Unlock()
+	if p == nil && s.cfg.Listen.Proxies == "off" {
+		return fmt.Errorf("linesim: device %q: no proxy to act on (listen.proxies is off)", device)
+	}
 	if p == nil {
 		sort.Strings(names)
 		return fmt.Errorf("linesim: no device %q (have %v)", device, names)

@@ -155,6 +155,43 @@ func TestSeedReproducible(t *testing.T) {
 	}
 }
 
+// TestProxiesOff: with the proxies off a batch runs with every device
+// served directly (its endpoint is the device's own server), and what
+// only a proxy can do is refused with a clear error.
+func TestProxiesOff(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cfg := sim.Config{Seed: 3, Rate: 6000, Units: 60, Listen: sim.Listen{HTTP: "off", PLCOPCUA: "off", Proxies: "off"},
+		Faults: []sim.Fault{{Kind: sim.FaultNoRead, Rate: 0.1}}}
+	s, err := sim.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	go controller(ctx, t, s.Endpoints().Modbus)
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		t.Fatal("batch did not finish")
+	}
+	gt := s.GroundTruth()
+	if err := gt.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if gt.Summary.Good == 0 {
+		t.Fatalf("no unit passed over the direct Modbus link: %+v", gt.Summary)
+	}
+	if s.Accepted(sim.DevModbus) != 0 {
+		t.Fatal("a proxy accepted a connection with the proxies off")
+	}
+	if err := s.Cut(sim.DevCamera); err == nil || !strings.Contains(err.Error(), "listen.proxies is off") {
+		t.Fatalf("Cut with the proxies off: %v", err)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
@@ -185,6 +222,18 @@ func TestConfigValidate(t *testing.T) {
 		}, ""},
 		{"label fault both", func(c *sim.Config) { c.Faults = []sim.Fault{{Kind: sim.FaultLabelMisapply}} }, "linesim.faults[0] (label-misapply): give exactly one of rate"},
 		{"unknown names new kinds", func(c *sim.Config) { c.Faults = []sim.Fault{{Kind: "bin-empty", At: 1}} }, "late-pass, reject-failed, bin-full, label-noread, label-misapply"},
+		{"proxies off", func(c *sim.Config) {
+			c.Listen.Proxies = "off"
+			c.Faults = []sim.Fault{{Kind: sim.FaultNoRead, Rate: 0.1}}
+		}, ""},
+		{"proxies off, link fault", func(c *sim.Config) {
+			c.Listen.Proxies = "off"
+			c.Faults = []sim.Fault{{Kind: sim.FaultCameraSlow, At: 3}}
+		},
+			"linesim.faults[0] (camera-slow): a link fault needs the proxies"},
+		{"proxies off, fixed port", func(c *sim.Config) { c.Listen.Proxies = "off"; c.Listen.Camera = "127.0.0.1:4841" },
+			`linesim.listen.camera: "127.0.0.1:4841": with proxies off`},
+		{"proxies unknown", func(c *sim.Config) { c.Listen.Proxies = "no" }, `linesim.listen.proxies: "no" is neither on nor off`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

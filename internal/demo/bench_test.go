@@ -1,0 +1,62 @@
+package demo
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/tracline/tracline/cmd/linesim/sim"
+	"github.com/tracline/tracline/line"
+)
+
+func TestMissCauses(t *testing.T) {
+	// Usually the camera's result comes 40 ms after the trigger and the
+	// verdict takes 2 ms.
+	base := line.StatsReport{P50ms: 2, Stages: map[string][2]float64{"camera": {40, 50}}}
+	with := func(misses int, m ...line.Miss) line.StatsReport {
+		r := base
+		r.DeadlineMisses, r.Missed = misses, m
+		return r
+	}
+	for _, tc := range []struct {
+		name      string
+		stats     line.StatsReport
+		faultFree map[string]int
+		want      MissCauses
+	}{
+		{"none", base, nil, MissCauses{}},
+		{"camera 35 ms late, verdict 5 ms", with(1, line.Miss{CameraMs: 75, ControllerMs: 7, JournalMs: 5, Reason: "pass"}), nil,
+			MissCauses{Camera: 1}},
+		{"journal stall", with(1, line.Miss{CameraMs: 45, ControllerMs: 40, QueueMs: 0.1, JournalMs: 38, PLCMs: 1.9, Reason: "late"}),
+			map[string]int{"late": 1}, MissCauses{Controller: 1, ControllerStage: map[string]int{"journal": 1}}},
+		{"PLC write stall", with(1, line.Miss{CameraMs: 42, ControllerMs: 45, QueueMs: 0.1, JournalMs: 2, PLCMs: 43, Reason: "no-read"}), nil,
+			MissCauses{Controller: 1, ControllerStage: map[string]int{"plc": 1}}},
+		{"queue", with(1, line.Miss{CameraMs: 41, ControllerMs: 45, QueueMs: 40, JournalMs: 3, PLCMs: 2, Reason: "pass"}), nil,
+			MissCauses{Controller: 1, ControllerStage: map[string]int{"queue": 1}}},
+		{"decided late, never a miss", base, map[string]int{"late": 2, "no-read": 1}, MissCauses{CameraAfterDeadline: 2}},
+		{"more misses than itemised", with(52, line.Miss{CameraMs: 90, ControllerMs: 1, Reason: "late"}), map[string]int{"late": 1},
+			MissCauses{Camera: 1, Controller: 51}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := missCauses(tc.stats, tc.faultFree); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFaultFreeRejects(t *testing.T) {
+	gt := sim.GroundTruth{Units: []sim.UnitTruth{
+		{Item: 1, Fate: sim.FateRejected, Verdict: "reject", Reason: 10}, // a challenge unit: rejected by design
+		{Item: 5, Fate: sim.FateGood, Verdict: "pass"},
+		{Item: 6, Fate: sim.FateRejected, Verdict: "reject", Reason: uint16(line.ReasonNoRead), Fault: sim.FaultNoRead},
+		{Item: 7, Fate: sim.FateRejected, Verdict: "reject", Reason: uint16(line.ReasonLate)},
+		{Item: 8, Fate: sim.FateRejected, Verdict: "none"},
+		{Item: 9, Fate: sim.FateRejected, Verdict: "pass", GateFault: sim.FaultLatePass},
+		{Item: 10, Fate: sim.FateRejected, Verdict: "reject", Reason: uint16(line.ReasonWrongCode)},
+		{Item: 11, Fate: sim.FateMissing, Fault: sim.FaultMissing},
+	}}
+	want := map[string]int{"late": 1, "no-verdict": 1, "wrong-code": 1}
+	if got := faultFreeRejects(gt, 4); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
