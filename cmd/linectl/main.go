@@ -39,15 +39,16 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 func commands() map[string]command {
 	return map[string]command{
-		"codes":   {"generate, check, import, pool and render trace codes", cmdCodes},
-		"verify":  {"replay the journal, check the hash chain and every invariant", cmdVerify},
-		"export":  {"a released batch's hand-off document (msfx-xml, epcis-json, epcis-xml) on stdout", cmdExport}, // export helper
-		"backup":  {"write a backup of the store to a file (or stdout)", cmdBackup},
-		"restore": {"restore a backup into an empty data directory", cmdRestore},
-		"bench":   {"benchmarks printing JSON: ledger, devices, line, soak", cmdBench},
-		"demo":    {"the whole line on built-in simulators, HMI on http://127.0.0.1:8080", cmdDemo},
-		"run":     {"the controller against the devices its config names", cmdRun},
-		"release": {"show a batch record and its release rules, or sign its release (password on stdin)", cmdRelease},
+		"codes":    {"generate, check, import, pool and render trace codes", cmdCodes},
+		"verify":   {"replay the journal, check the hash chain and every invariant", cmdVerify},
+		"export":   {"a released batch's hand-off document (msfx-xml, epcis-json, epcis-xml) on stdout", cmdExport}, // export helper
+		"backup":   {"write a backup of the store to a file (or stdout)", cmdBackup},
+		"restore":  {"restore a backup into an empty data directory", cmdRestore},
+		"bench":    {"benchmarks printing JSON: ledger, devices, line, soak", cmdBench},
+		"demo":     {"the whole line on built-in simulators, HMI on http://127.0.0.1:8080", cmdDemo},
+		"run":      {"the controller against the devices its config names", cmdRun},
+		"release":  {"show a batch record and its release rules, or sign its release (password on stdin)", cmdRelease},
+		"campaign": {"the proof campaigns: input (bad input)", cmdCampaign},
 	}
 }
 

@@ -200,7 +200,11 @@ func panicSite(stack string) string {
 		if strings.HasPrefix(lines[i], "panic(") {
 			for j := i + 2; j+1 < len(lines); j += 2 {
 				if !strings.HasPrefix(lines[j], "runtime.") {
-					return strings.TrimSpace(lines[j+1])
+					site := strings.TrimSpace(lines[j+1])
+					if k := strings.LastIndex(site, " +0x"); k > 0 {
+						site = site[:k]
+					}
+					return site
 				}
 			}
 		}
