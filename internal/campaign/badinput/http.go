@@ -374,7 +374,9 @@ func (a answer) check(want int, wantCode string, headBefore, headAfter uint64) s
 	return strings.Join(why, "; ")
 }
 
-func unsafe(m string) bool { return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions }
+func unsafe(m string) bool {
+	return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions
+}
 
 // probe is one negative request of a category.
 type probe struct {
