@@ -110,3 +110,35 @@ func TestYAMLBlock(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 }
+
+// TestAnswerCheck: a refusal holds only as a 4xx of the right status and
+// code with a message, the ledger unchanged.
+func TestAnswerCheck(t *testing.T) {
+	ok := answer{status: 403}
+	ok.doc.Code, ok.doc.Message = "csrf", "the request lacks a valid security token"
+	tests := []struct {
+		a        answer
+		before   uint64
+		after    uint64
+		wantFail string
+	}{
+		{ok, 7, 7, ""},
+		{ok, 7, 8, "the ledger changed: last seq 7 → 8"},
+		{answer{status: 200}, 7, 7, "HTTP 200, want a 4xx"},
+		{answer{status: 500}, 7, 7, "HTTP 500, want a 4xx"},
+		{answer{status: 403, docErr: errors.New("invalid character")}, 7, 7, "not {code, message}"},
+		{answer{status: 401}, 7, 7, "HTTP 401, want 403"},
+		{answer{err: errors.New("EOF")}, 7, 7, "no answer"},
+	}
+	for _, tc := range tests {
+		got := tc.a.check(403, "csrf", tc.before, tc.after)
+		if (tc.wantFail == "") != (got == "") || !strings.Contains(got, tc.wantFail) {
+			t.Errorf("%+v: %q, want %q", tc.a, got, tc.wantFail)
+		}
+	}
+	wrong := ok
+	wrong.doc.Code = "forbidden"
+	if got := wrong.check(403, "csrf", 1, 1); !strings.Contains(got, `code "forbidden", want "csrf"`) {
+		t.Errorf("wrong code: %q", got)
+	}
+}
