@@ -75,7 +75,7 @@ func scanTarget() Target {
 			// "(": a serial "A(10)B" reads back as serial A, batch B. A
 			// known limit of the human-readable form (the GS1 data below
 			// still round-trips); counted, not failed.
-			ambiguous := p.Scheme != tracecode.SchemeNMPA20 && strings.Contains(norm[1:], "(")
+			ambiguous := p.Scheme != tracecode.SchemeNMPA20 && strings.Contains(p.GS1Data(), "(")
 			q, err := tracecode.Parse(norm)
 			switch {
 			case ambiguous && (err != nil || q.Code != p.Code):
