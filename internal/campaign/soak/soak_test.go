@@ -66,7 +66,7 @@ func TestJudge(t *testing.T) {
 		return Batch{Batch: name, Units: 1000, Verdicts: 990, InvariantsOK: true, GroundTruthOK: true, MedianGoroutines: 220, MedianFDs: 80, Idle: p}
 	}
 	cfg := Config{Duration: 10 * time.Minute, Interval: 10 * time.Second, BatchUnits: 1000}
-	samples := []Sample{{Full: true, Verdicts: 200, PerMin: 1190}, {Full: false, Verdicts: 20, PerMin: 120}}
+	samples := []Sample{{Full: true, Verdicts: 198, Fed: 200, PerMin: 1190}, {Full: false, Verdicts: 20, Fed: 100, PerMin: 120}}
 
 	ok := &Report{Batches: []Batch{good("B1", idle(13, 17, 100, 180)), good("B2", idle(14, 17, 105, 200)), good("B3", idle(15, 18, 108, 205))}, Samples: samples}
 	judge(ok, 1200, cfg)
@@ -75,13 +75,13 @@ func TestJudge(t *testing.T) {
 	}
 
 	bad := &Report{Batches: []Batch{good("B1", idle(13, 17, 100, 180)), good("B2", idle(30, 25, 150, 300))},
-		Samples: append(samples, Sample{Full: true, Verdicts: 100, PerMin: 600})}
+		Samples: append(samples, Sample{Full: true, Verdicts: 100, Fed: 200, PerMin: 600})}
 	bad.Batches[1].GroundTruthOK = false
 	bad.Batches[1].Problems = "unit 17: rejected on the line, commissioned in the ledger"
 	bad.Batches[1].DeadlineMisses = 2
 	judge(bad, 1200, cfg)
 	msgs := strings.Join(bad.Result.Failures, "\n")
-	for _, want := range []string{"unit 17", "goroutines with no line running", "open files with no line running", "live heap", "resident memory", "1 of 2 windows outside 90–110% of the rate"} {
+	for _, want := range []string{"unit 17", "goroutines with no line running", "open files with no line running", "live heap", "resident memory", "1 of 2 windows: verdicts outside 95–105% of the units fed"} {
 		if !strings.Contains(msgs, want) {
 			t.Errorf("failures lack %q:\n%s", want, msgs)
 		}
