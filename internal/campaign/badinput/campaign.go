@@ -64,6 +64,13 @@ func Run(ctx context.Context, cfg Config) (campaign.Result, error) {
 			}
 			targets = append(targets, body)
 		}
+		if chosen("HMI path parameters and query strings", cfg.Only) {
+			params, err := HTTPParams(ctx, *cfg.Server)
+			if err != nil {
+				return res, err
+			}
+			targets = append(targets, params)
+		}
 	}
 	total, panics := 0, 0
 	for i, t := range targets {

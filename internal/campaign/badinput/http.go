@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -68,6 +69,7 @@ type tester struct {
 	s        Server
 	routes   []route
 	sessions map[string]*session // by role
+	patterns map[string]bool     // the OpenAPI paths, {params} unfilled
 	anon     *http.Client
 	mu       sync.Mutex
 }
@@ -76,7 +78,7 @@ func newTester(ctx context.Context, s Server) (*tester, error) {
 	if s.Head == nil || s.URL == "" {
 		return nil, errors.New("badinput: the HMI under test needs a URL and the ledger's Head")
 	}
-	t := &tester{s: s, sessions: map[string]*session{}, anon: &http.Client{Timeout: 30 * time.Second}}
+	t := &tester{s: s, sessions: map[string]*session{}, patterns: map[string]bool{}, anon: &http.Client{Timeout: 30 * time.Second}}
 	if err := t.loadRoutes(ctx); err != nil {
 		return nil, err
 	}
@@ -112,6 +114,7 @@ func (t *tester) loadRoutes(ctx context.Context) error {
 		return fmt.Errorf("badinput: the HMI's OpenAPI document: %w", err)
 	}
 	for path, ops := range doc.Paths {
+		t.patterns[path] = true
 		for method, raw := range ops {
 			var op struct {
 				Security    []map[string][]string `json:"security"`
@@ -612,4 +615,134 @@ func HTTPBodies(ctx context.Context, s Server) (Target, error) {
 			return Outcome{Accepted: true}
 		},
 	}, nil
+}
+
+// paramRoute is a route whose path parameters or query string carry
+// outside input.
+type paramRoute struct {
+	route
+	pattern string // the OpenAPI path, {params} unfilled
+	query   bool   // the input is the query string, not the parameters
+}
+
+// HTTPParams is a fuzz target over what the HMI reads from URLs: every
+// path parameter (batch, document, account and alarm ids, pool names,
+// codes) and the query strings of the QA screens' batch list and code
+// lookup. Each input goes to the next route in turn, as a user of an
+// allowed role with a valid CSRF token (a state-changing route gets its
+// schema's example body). An answer must be a 2xx or a 4xx {code,
+// message}; a 5xx or a dropped connection is a failure.
+func HTTPParams(ctx context.Context, s Server) (Target, error) {
+	t, err := newTester(ctx, s)
+	if err != nil {
+		return Target{}, err
+	}
+	var rs []paramRoute
+	for _, r := range t.routes {
+		if r.roles == nil || t.allowed(r) == nil || strings.HasSuffix(r.path, "/live") {
+			continue
+		}
+		pattern := ""
+		for p := range t.patterns {
+			if fillParams(p) == r.path && strings.Contains(p, "{") {
+				pattern = p
+			}
+		}
+		switch {
+		case pattern != "":
+			rs = append(rs, paramRoute{route: r, pattern: pattern})
+		case r.method == http.MethodGet && (strings.HasSuffix(r.path, "/qa/batches") || strings.HasSuffix(r.path, "/qa/lookup")):
+			rs = append(rs, paramRoute{route: r, query: true})
+		}
+	}
+	if len(rs) == 0 {
+		return Target{}, errors.New("badinput: no HMI route takes path parameters or a query")
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].String() < rs[j].String() })
+	seeds := bytesOf([]string{"zz-none", "DEMO-20261201-090000", "../../etc/passwd", "%00", "\x00", "]d2010690123456789221X1",
+		"(01)06901234567892(21)X", "1", "-1", "18446744073709551616", "中文", "a/b", "?", "#",
+		"product=amoxicillin-gs1&line=demo-line-1&state=open&from=2026-01-01&to=2026-12-31", "from=2026-13-45&to=yesterday",
+		"state=nonsense", "code=]d2010690123456789221X1", "code=(01)06901234567892(21)X&code=x", "from=&to=&state=", "%zz=%"})
+	var n int
+	return Target{
+		Name:   fmt.Sprintf("HMI path parameters and query strings (/api/v1, %d routes, over HTTP)", len(rs)),
+		Seeds:  seeds,
+		Tokens: []string{"&", "=", "%", "/", "..", "?", "#", "+", "product=", "line=", "state=", "from=", "to=", "code=", "2026-01-01", "]d2", "(01)", "(21)"},
+		MaxLen: 2 << 10,
+		Check: func(ctx context.Context, in []byte) Outcome {
+			r := rs[n%len(rs)]
+			n++
+			path, query := r.path, ""
+			if r.query {
+				query = queryEscape(in)
+			} else {
+				path = fillWith(r.pattern, url.PathEscape(string(in)))
+			}
+			var body []byte
+			ct := ""
+			if r.schema != nil {
+				body, _ = json.Marshal(example(r.schema, 0))
+				ct = "application/json"
+			}
+			if query != "" {
+				path += "?" + query
+			}
+			sess := t.allowed(r.route)
+			a := t.request(ctx, sess, r.method, path, ct, body, nil)
+			if a.status == http.StatusUnauthorized && (a.doc.Code == "unauthenticated" || a.doc.Code == "session_expired") && ctx.Err() == nil {
+				if err := t.login(ctx, sess.role); err != nil {
+					return Outcome{Problem: fmt.Sprintf("%s: logged out, and the login again failed: %v", r, err)}
+				}
+			}
+			switch {
+			case a.err != nil && ctx.Err() != nil:
+				return Outcome{Err: ctx.Err()}
+			case a.err != nil:
+				return Outcome{Problem: fmt.Sprintf("%s %s: no answer (a panic in the server?): %v", r.method, path, a.err)}
+			case a.status >= 500:
+				return Outcome{Problem: fmt.Sprintf("%s %s: HTTP %d %+v", r.method, path, a.status, a.doc)}
+			case a.status >= 400:
+				if a.docErr != nil || a.doc.Code == "" || a.doc.Message == "" {
+					// A path the router does not match at all (an
+					// escaped "/" or "?" made it another path) is the
+					// router's 404/405, which also answers {code, message}.
+					return Outcome{Problem: fmt.Sprintf("%s %s: HTTP %d without {code, message}: %v", r.method, path, a.status, a.docErr)}
+				}
+				return Outcome{Err: fmt.Errorf("%s: HTTP %d %s: %s", r, a.status, a.doc.Code, a.doc.Message)}
+			}
+			return Outcome{Accepted: true}
+		},
+	}, nil
+}
+
+// fillWith puts v into each {param} of an OpenAPI path.
+func fillWith(p, v string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(p, '{')
+		j := strings.IndexByte(p, '}')
+		if i < 0 || j < i {
+			b.WriteString(p)
+			return b.String()
+		}
+		b.WriteString(p[:i])
+		b.WriteString(v)
+		p = p[j+1:]
+	}
+}
+
+// queryEscape keeps a raw query's & and = (its structure, which is what
+// is fuzzed) and escapes every other byte a URL cannot carry as is.
+func queryEscape(in []byte) string {
+	var b strings.Builder
+	for _, c := range in {
+		switch {
+		case c == '&' || c == '=' || c == '%' || c == '+' || c == '-' || c == '.' || c == '_' || c == '~' ||
+			c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
