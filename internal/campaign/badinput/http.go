@@ -396,9 +396,9 @@ type probe struct {
 // Negative sends every request the HMI must refuse, by category, and
 // checks each: a clear 4xx and the ledger unchanged. It waits first for
 // the ledger to be quiet (no write for a second), so that a change is
-// the request's.
-// head is the ledger's last sequence number once quiet, before the first
-// request and after the last.
+// the request's. The public routes (login, first setup) get the body
+// categories too, without a session. head is the ledger's last sequence
+// number once quiet, before the first request and after the last.
 func Negative(ctx context.Context, s Server) (cats []Category, head [2]uint64, err error) {
 	t, err := newTester(ctx, s)
 	if err != nil {
@@ -427,7 +427,7 @@ func Negative(ctx context.Context, s Server) (cats []Category, head [2]uint64, e
 			var a answer
 			if p.wantCode == "too_large" {
 				a = t.request(ctx, p.s, p.r.method, p.r.path, p.contentType, small, p.hdr)
-				if a.err == nil && a.status != http.StatusRequestEntityTooLarge && p.r.path != "" {
+				if a.err == nil && a.status != http.StatusRequestEntityTooLarge {
 					a = t.request(ctx, p.s, p.r.method, p.r.path, p.contentType, large, p.hdr)
 				}
 			} else {
@@ -449,31 +449,33 @@ func Negative(ctx context.Context, s Server) (cats []Category, head [2]uint64, e
 	var noSession, badCookie, csrf, role, origin, ctype, big, malformed, unknown, types []probe
 	var noOutsider []string
 	for _, r := range t.routes {
-		if r.roles == nil {
-			continue // public: login, setup, health, the OpenAPI document
-		}
+		public := r.roles == nil // login, setup, health, the OpenAPI document
 		ct := ""
 		var body []byte
 		if r.schema != nil {
 			ct = json415
 			body, _ = json.Marshal(example(r.schema, 0))
 		}
-		noSession = append(noSession, probe{r: r, contentType: ct, body: body, want: http.StatusUnauthorized, wantCode: "unauthenticated"})
-		badCookie = append(badCookie, probe{r: r, contentType: ct, body: body, want: http.StatusUnauthorized, wantCode: "unauthenticated",
-			hdr: map[string]string{"Cookie": "tracline_session=" + strings.Repeat("ab", 32)}})
-		if o := t.outsider(r); o != nil {
-			role = append(role, probe{r: r, s: o, contentType: ct, body: body, want: http.StatusForbidden, wantCode: "forbidden", label: "as " + o.role})
-		} else {
-			noOutsider = append(noOutsider, r.String())
-		}
-		in := t.allowed(r)
-		if in == nil {
-			continue
+		in := t.allowed(r) // nil for a public route: no session
+		if !public {
+			noSession = append(noSession, probe{r: r, contentType: ct, body: body, want: http.StatusUnauthorized, wantCode: "unauthenticated"})
+			badCookie = append(badCookie, probe{r: r, contentType: ct, body: body, want: http.StatusUnauthorized, wantCode: "unauthenticated",
+				hdr: map[string]string{"Cookie": "tracline_session=" + strings.Repeat("ab", 32)}})
+			if o := t.outsider(r); o != nil {
+				role = append(role, probe{r: r, s: o, contentType: ct, body: body, want: http.StatusForbidden, wantCode: "forbidden", label: "as " + o.role})
+			} else {
+				noOutsider = append(noOutsider, r.String())
+			}
+			if in == nil {
+				continue
+			}
+			if unsafe(r.method) {
+				csrf = append(csrf,
+					probe{r: r, s: in, contentType: ct, body: body, want: http.StatusForbidden, wantCode: "csrf", hdr: map[string]string{"X-CSRF-Token": "-"}, label: "without a token"},
+					probe{r: r, s: in, contentType: ct, body: body, want: http.StatusForbidden, wantCode: "csrf", hdr: map[string]string{"X-CSRF-Token": strings.Repeat("0", 64)}, label: "with a wrong token"})
+			}
 		}
 		if unsafe(r.method) {
-			csrf = append(csrf,
-				probe{r: r, s: in, contentType: ct, body: body, want: http.StatusForbidden, wantCode: "csrf", hdr: map[string]string{"X-CSRF-Token": "-"}, label: "without a token"},
-				probe{r: r, s: in, contentType: ct, body: body, want: http.StatusForbidden, wantCode: "csrf", hdr: map[string]string{"X-CSRF-Token": strings.Repeat("0", 64)}, label: "with a wrong token"})
 			origin = append(origin, probe{r: r, s: in, contentType: ct, body: body, want: http.StatusForbidden, wantCode: "bad_origin",
 				hdr: map[string]string{"Origin": "https://evil.example"}})
 		}
@@ -512,7 +514,7 @@ func Negative(ctx context.Context, s Server) (cats []Category, head [2]uint64, e
 	}
 	add("wrong role (a logged-in user whose role may not call it)", skip, role)
 	add("bad CSRF token (missing, wrong) on every state-changing route", "", csrf)
-	add("foreign Origin on every state-changing route", "", origin)
+	add("foreign Origin on every state-changing route (public ones too)", "", origin)
 	add("not JSON (Content-Type text/plain)", "", ctype)
 	add("oversized body (64 KiB + 1; the code-file import, 32 MiB + 1)", "", big)
 	add("malformed JSON (truncated, trailing data, not JSON, invalid UTF-8, empty)", "", malformed)
