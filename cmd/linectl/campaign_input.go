@@ -205,13 +205,21 @@ func lineConfigTarget() (badinput.Target, func(), error) {
 	return t, func() { os.RemoveAll(dir) }, nil
 }
 
+// commit, set at link time (-ldflags "-X main.commit=$(git rev-parse
+// --short HEAD)"), names the build where the binary's own VCS stamp is
+// missing (built with -buildvcs=false, or outside the repository).
+var commit string
+
 // buildInfo is the build's version and commit, as far as the binary knows.
 func buildInfo() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return ""
+		return commit
 	}
 	s := bi.Main.Version
+	if commit != "" {
+		s += " " + commit
+	}
 	for _, kv := range bi.Settings {
 		switch kv.Key {
 		case "vcs.revision":

@@ -52,7 +52,7 @@ func TestBenchSoak(t *testing.T) {
 	for _, r := range rs[0].Rows {
 		rows = append(rows, r.What)
 	}
-	for _, want := range []string{"batches of ≤ 60 units", "verdicts within the deadline", "goroutines with no line running", "open files with no line running",
+	for _, want := range []string{"batches of ≤ 60 units at 1200/min, one after another", "verdicts within the deadline", "goroutines with no line running", "open files with no line running",
 		"live heap with no line running", "resident memory with no line running"} {
 		if !strings.Contains(strings.Join(rows, "\n"), want) {
 			t.Errorf("no row %q in %q", want, rows)

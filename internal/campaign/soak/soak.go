@@ -534,7 +534,7 @@ func judge(rep *Report, rate float64, cfg Config) {
 	}
 	res.Failures = append(res.Failures, bad...)
 	res.Rows = append(res.Rows,
-		campaign.Row{What: fmt.Sprintf("batches of ≤ %d units at %g/min, one after another on one ledger", cfg.BatchUnits, rate), Tries: len(bs), Survived: ok, Failed: len(bs) - ok,
+		campaign.Row{What: fmt.Sprintf("batches of ≤ %d units at %g/min, one after another (each a fresh simulated line, controller and ledger)", cfg.BatchUnits, rate), Tries: len(bs), Survived: ok, Failed: len(bs) - ok,
 			Checks: "the ledger's invariants (verify) and the simulator's ground truth, unit by unit"},
 		campaign.Row{What: "verdicts within the deadline (camera result → PLC before the reject gate)", Tries: verdicts, Survived: verdicts - misses, Failed: misses,
 			Checks: "no deadline miss", Notes: "timing: the machine's load is in the figures"})
