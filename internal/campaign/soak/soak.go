@@ -533,6 +533,9 @@ func judge(rep *Report, rate float64, cfg Config) {
 		}
 	}
 	res.Failures = append(res.Failures, bad...)
+	if misses > 0 {
+		res.Failures = append(res.Failures, fmt.Sprintf("%d of %d verdicts missed their deadline (a timing: see the machine's load in the figures)", misses, verdicts))
+	}
 	res.Rows = append(res.Rows,
 		campaign.Row{What: fmt.Sprintf("batches of ≤ %d units at %g/min, one after another (each a fresh simulated line, controller and ledger)", cfg.BatchUnits, rate), Tries: len(bs), Survived: ok, Failed: len(bs) - ok,
 			Checks: "the ledger's invariants (verify) and the simulator's ground truth, unit by unit"},

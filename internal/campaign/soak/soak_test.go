@@ -81,7 +81,7 @@ func TestJudge(t *testing.T) {
 	bad.Batches[1].DeadlineMisses = 2
 	judge(bad, 1200, cfg)
 	msgs := strings.Join(bad.Result.Failures, "\n")
-	for _, want := range []string{"unit 17", "goroutines with no line running", "open files with no line running", "live heap", "resident memory", "1 of 2 windows: verdicts outside 95–105% of the units fed"} {
+	for _, want := range []string{"unit 17", "2 of 1980 verdicts missed their deadline", "goroutines with no line running", "open files with no line running", "live heap", "resident memory", "1 of 2 windows: verdicts outside 95–105% of the units fed"} {
 		if !strings.Contains(msgs, want) {
 			t.Errorf("failures lack %q:\n%s", want, msgs)
 		}
