@@ -298,6 +298,7 @@ func benchSoak(ctx context.Context, c *cli, args []string) error {
 	fs, o, finish := demoFlags("bench soak", c)
 	duration := fs.Duration("duration", 10*time.Minute, "how long the line runs (e.g. 10m, 1h)")
 	interval := fs.Duration("interval", 0, "sampling period (default: the duration / 60, 5s … 1m)")
+	batches := fs.Int("batches", 0, "run exactly this many batches of --units instead of for --duration")
 	results := fs.String("results", "", "write soak.json (the campaign result) and soak-samples.jsonl into this directory")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -314,7 +315,13 @@ func benchSoak(ctx context.Context, c *cli, args []string) error {
 	if o.Units > 0 {
 		cmd += fmt.Sprintf(" --units %d", o.Units)
 	}
-	rep, err := soak.Run(ctx, soak.Config{Demo: *o, Wire: wireDemo, Duration: *duration, Interval: *interval, BatchUnits: o.Units,
+	if *batches < 0 || (*batches > 0 && o.Units <= 0) {
+		return errors.New("--batches N needs --units (the units per batch)")
+	}
+	if *batches > 0 {
+		cmd += fmt.Sprintf(" --batches %d", *batches)
+	}
+	rep, err := soak.Run(ctx, soak.Config{Demo: *o, Wire: wireDemo, Duration: *duration, Batches: *batches, Interval: *interval, BatchUnits: o.Units,
 		Command: cmd, Progress: func(s string) { fmt.Fprintln(c.stderr, s) }})
 	if err != nil {
 		return err

@@ -43,6 +43,10 @@ type Config struct {
 	// Duration is how long the line runs (batches are started while time
 	// is left; the last one is cut to fit).
 	Duration time.Duration
+	// Batches, if > 0, runs exactly this many batches of BatchUnits
+	// instead (Duration then only sets the defaults), whatever the
+	// machine's speed.
+	Batches int
 	// Interval is the sampling period (default Duration/60, 5 s … 60 s).
 	Interval time.Duration
 	// BatchUnits is each batch's size (default: 5 minutes of the rate, or
@@ -51,7 +55,7 @@ type Config struct {
 	BatchUnits int
 	// Command is how to run it again (the result says it).
 	Command string
-	// Progress, if set, hears every sample and batch.
+	// Progress, if set, hears every sample and batch (one call at a time).
 	Progress func(string)
 }
 
@@ -167,9 +171,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.BatchUnits < 50 {
 		return nil, fmt.Errorf("soak: %d units per batch is too few (a batch needs its challenge units and some)", cfg.BatchUnits)
 	}
-	progress := cfg.Progress
-	if progress == nil {
-		progress = func(string) {}
+	progress := func(string) {}
+	if cfg.Progress != nil {
+		// The sampler and the batches report from two goroutines.
+		var mu sync.Mutex
+		progress = func(s string) {
+			mu.Lock()
+			defer mu.Unlock()
+			cfg.Progress(s)
+		}
 	}
 	o := cfg.Demo
 	rep := &Report{}
@@ -191,7 +201,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}()
 	}
 	res := &rep.Result
-	*res = campaign.Result{Campaign: "soak", Title: fmt.Sprintf("the demo line at %g units/min for %s, batch after batch", o.Rate, cfg.Duration),
+	*res = campaign.Result{Campaign: "soak", Title: fmt.Sprintf("the demo line at %g units/min for %s, batch after batch", o.Rate, span(cfg)),
 		Command: cfg.Command, Started: time.Now().UTC()}
 	rep.Start = footprint()
 	start := time.Now()
@@ -206,10 +216,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var runErr error
 	failedInARow := 0
 	for i := 0; ctx.Err() == nil; i++ {
-		left := time.Until(end)
-		units := min(cfg.BatchUnits, int(o.Rate*left.Minutes()))
-		if units < 50 || (i > 0 && units < cfg.BatchUnits/4) {
-			break // too little time left for a batch worth the name
+		units := cfg.BatchUnits
+		if cfg.Batches > 0 {
+			if i == cfg.Batches {
+				break
+			}
+		} else {
+			units = min(units, int(o.Rate*time.Until(end).Minutes()))
+			if units < 50 || (i > 0 && units < cfg.BatchUnits/4) {
+				break // too little time left for a batch worth the name
+			}
 		}
 		b, err := runBatch(ctx, o, cfg.Wire, i, units, s)
 		if err != nil {
@@ -604,7 +620,7 @@ func judge(rep *Report, rate float64, cfg Config) {
 	fig := func(name, format string, args ...any) {
 		res.Figures = append(res.Figures, campaign.Figure{Name: name, Value: fmt.Sprintf(format, args...)})
 	}
-	fig("run", "%s at %g units/min: %d batches, %d units, %d verdicts, sampled every %s", cfg.Duration, rate, len(bs), units, verdicts, cfg.Interval)
+	fig("run", "%s at %g units/min: %d batches, %d units, %d verdicts, sampled every %s; %.0f s in all", span(cfg), rate, len(bs), units, verdicts, cfg.Interval, res.Elapsed)
 	st := rep.Start
 	endLoad := st.Load
 	if len(bs) > 0 {
@@ -633,6 +649,14 @@ func judge(rep *Report, rate float64, cfg Config) {
 	fig("thresholds (last batch against the first)", "idle: goroutines +%d, open files +%d, live heap +max(%g%%, %g MB), RSS +max(%g%%, %g MB); running (median): goroutines +%d, open files +%d; every full window's verdicts %.0f–%.0f%% of its units fed",
 		th.IdleGoroutines, th.IdleFDs, th.HeapFrac*100, th.HeapSlackMB, th.RSSFrac*100, th.RSSSlackMB, th.RunGoroutines, th.RunFDs, th.ThroughputLow*100, th.ThroughputHigh*100)
 	fig("latency precision", "per-window percentiles are the upper bounds of 5%%-wide histogram buckets; per-batch ones are exact")
+}
+
+// span is how long the soak was asked to run.
+func span(cfg Config) string {
+	if cfg.Batches > 0 {
+		return fmt.Sprintf("%d batches of %d units", cfg.Batches, cfg.BatchUnits)
+	}
+	return cfg.Duration.String()
 }
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
