@@ -104,6 +104,8 @@ func classify(err error) *apiError {
 		return &apiError{http.StatusRequestEntityTooLarge, "too_large", ""}
 	case errors.Is(err, line.ErrInvalidCommand), errors.Is(err, aggregation.ErrRefused):
 		return &apiError{http.StatusConflict, "refused", refusal(err)}
+	case errors.Is(err, line.ErrNoBatch): // e.g. a rework with no batch on the line
+		return &apiError{http.StatusConflict, "no_batch", ""}
 	case errors.Is(err, line.ErrBadRework):
 		return &apiError{http.StatusBadRequest, "bad_rework", err.Error()}
 	case errors.Is(err, aggregation.ErrNotFound), errors.Is(err, accounts.ErrNotFound):

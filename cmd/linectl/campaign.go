@@ -32,7 +32,7 @@ func campaignCommands() map[string]command {
 		"crash":  {"SIGKILL the controller under load, recover through the API, check the ledger against the ground truth", campaignCrash},
 		"fault":  {"cut, freeze, slow and garble each device; the line holds naming it, recovers, reconciles", campaignFault},
 		"report": {"render docs/reliability.md from the campaigns' result files", campaignReport},
-		// "input": {…, campaignInput}, — the bad-input campaign (campaign_input.go)
+		"input":  {"fuzz every parser of outside input; the HMI's refusals leave the ledger unchanged", campaignInput},
 	}
 }
 

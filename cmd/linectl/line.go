@@ -13,8 +13,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"runtime/trace"
+	"strings"
 	"time"
 
 	"github.com/tracline/tracline/aggregation"
@@ -22,6 +24,8 @@ import (
 	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/sim"
 	"github.com/tracline/tracline/handoff/outbox"
+	"github.com/tracline/tracline/internal/campaign"
+	"github.com/tracline/tracline/internal/campaign/soak"
 	"github.com/tracline/tracline/internal/demo"
 	"github.com/tracline/tracline/plc"
 	printeropcua "github.com/tracline/tracline/printer/opcua"
@@ -339,24 +343,68 @@ func benchSimProc(ctx context.Context, c *cli, args []string) error {
 	return demo.ServeSim(ctx, c.stdin, c.stdout, discardLogger())
 }
 
-// benchSoak runs one long batch at a rate and reports it (bench soak).
+// benchSoak runs the demo line batch after batch at a rate for a duration
+// and judges it for growth (internal/campaign/soak): prints its report as
+// JSON and, with --results, writes the campaign result (soak.json) and the
+// samples (soak-samples.jsonl).
 func benchSoak(ctx context.Context, c *cli, args []string) error {
 	fs, o, finish := demoFlags("bench soak", c)
+	duration := fs.Duration("duration", 10*time.Minute, "how long the line runs (e.g. 10m, 1h)")
+	interval := fs.Duration("interval", 0, "sampling period (default: the duration / 60, 5s … 1m)")
+	batches := fs.Int("batches", 0, "run exactly this many batches of --units instead of for --duration")
+	results := fs.String("results", "", "write soak.json (the campaign result) and soak-samples.jsonl into this directory")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.Units == 0 {
-		o.Units = 20000
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := o.Validate(); err != nil {
+		return err
 	}
 	finish()
 	o.Log = discardLogger()
-	rep, err := demo.Run(ctx, *o, wireDemo)
+	cmd := fmt.Sprintf("linectl bench soak --rate %g --duration %s --seed %d", o.Rate, *duration, o.Seed)
+	if o.Units > 0 {
+		cmd += fmt.Sprintf(" --units %d", o.Units)
+	}
+	if *batches < 0 || (*batches > 0 && o.Units <= 0) {
+		return errors.New("--batches N needs --units (the units per batch)")
+	}
+	if *batches > 0 {
+		cmd += fmt.Sprintf(" --batches %d", *batches)
+	}
+	rep, err := soak.Run(ctx, soak.Config{Demo: *o, Wire: wireDemo, Duration: *duration, Batches: *batches, Interval: *interval, BatchUnits: o.Units,
+		Command: cmd, Progress: func(s string) { fmt.Fprintln(c.stderr, s) }})
 	if err != nil {
 		return err
 	}
-	os.RemoveAll(rep.DataDir)
+	rep.Result.Build, rep.Result.Host = buildInfo(), hostInfo()
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	fmt.Fprintln(c.stdout, string(js))
+	if *results != "" {
+		if err := campaign.WriteResult(*results, rep.Result); err != nil {
+			return err
+		}
+		var b strings.Builder
+		for _, sm := range rep.Samples {
+			line, _ := json.Marshal(sm)
+			b.Write(line)
+			b.WriteByte('\n')
+		}
+		if err := os.WriteFile(filepath.Join(*results, "soak-samples.jsonl"), []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stderr, "soak: result in %s\n", filepath.Join(*results, "soak.json"))
+	}
+	if !rep.Result.Passed() {
+		fmt.Fprintln(c.stderr, "soak FAILED:")
+		for _, f := range rep.Result.Failures {
+			fmt.Fprintln(c.stderr, "  "+f)
+		}
+		return exitError{1}
+	}
+	fmt.Fprintln(c.stderr, "soak passed")
 	return nil
 }
 

@@ -331,7 +331,9 @@ func (o *Outbox) save(ctx context.Context, d *Document, typ string, by aggregati
 
 // get reads a document's current state.
 func (o *Outbox) get(ctx context.Context, id string) (Document, error) {
-	if id == "" || len(keyPrefix)+len(id) > 128 {
+	// An id no document can have (empty, too long for a ledger key, a
+	// control character) is not found, not a ledger failure.
+	if id == "" || len(keyPrefix)+len(id) > 128 || strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return Document{}, fmt.Errorf("outbox: document id %q: %w", id, ErrNotFound)
 	}
 	v, _, err := o.led.Meta(ctx, keyPrefix+id)

@@ -46,6 +46,7 @@ type LabelPrinter struct {
 	headUp   bool
 	mute     bool
 	closed   bool
+	done     chan struct{} // closed by Close
 	wg       sync.WaitGroup
 }
 
@@ -57,7 +58,7 @@ func NewLabelPrinter(cfg LabelPrinterConfig, log *slog.Logger) (*LabelPrinter, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &LabelPrinter{cfg: cfg, log: log, conns: map[net.Conn]struct{}{}}, nil
+	return &LabelPrinter{cfg: cfg, log: log, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}, nil
 }
 
 // Start listens and serves until ctx ends or Close.
@@ -82,8 +83,13 @@ func (l *LabelPrinter) Start(ctx context.Context) error {
 	l.wg.Add(1)
 	go l.accept()
 	go func() {
-		<-ctx.Done()
-		l.Close()
+		// Until ctx ends or Close: a printer closed before its ctx ends
+		// leaves no goroutine behind (the soak found one per batch).
+		select {
+		case <-ctx.Done():
+			l.Close()
+		case <-l.done:
+		}
 	}()
 	return nil
 }
@@ -106,6 +112,7 @@ func (l *LabelPrinter) Close() error {
 		return nil
 	}
 	l.closed = true
+	close(l.done)
 	ln := l.ln
 	for c := range l.conns {
 		c.Close()
