@@ -8,13 +8,13 @@ package ledgerbench
 import (
 	"context"
 	"fmt"
+	"github.com/tracline/tracline/aggregation/ledgerbench/benchstat"
 	"io"
 	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,10 +181,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.PostgresPeer = &PeerResult{Result: pr}
 	if pr.TransitionsPerS > 0 {
-		res.PostgresPeer.Ratio = round(res.TransitionsPerS / pr.TransitionsPerS)
+		res.PostgresPeer.Ratio = benchstat.Round(res.TransitionsPerS / pr.TransitionsPerS)
 	}
 	if res.CPUUsPerTransition > 0 {
-		res.PostgresPeer.CPURatio = round(pr.CPUUsPerTransition / res.CPUUsPerTransition)
+		res.PostgresPeer.CPURatio = benchstat.Round(pr.CPUUsPerTransition / res.CPUUsPerTransition)
 	}
 	return res, nil
 }
@@ -278,7 +278,7 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 		res.Codes += n
 	}
 	res.SetupS = time.Since(ts).Seconds()
-	cfg.Logger.Info("bench ledger: setup done", "elapsed_s", round(time.Since(t0).Seconds()), "rss_mb", round(rssMB()))
+	cfg.Logger.Info("bench ledger: setup done", "elapsed_s", benchstat.Round(time.Since(t0).Seconds()), "rss_mb", benchstat.Round(rssMB()))
 
 	// Line load: one commission every 1/rate s, each timed.
 	units := levels[0]
@@ -299,7 +299,7 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 		lineLat = append(lineLat, time.Since(st))
 	}
 	tick.Stop()
-	res.LineAckP50Ms, res.LineAckP99Ms, res.LineAckMaxMs = pct(lineLat)
+	res.LineAckP50Ms, res.LineAckP99Ms, res.LineAckMaxMs = benchstat.Pct(lineLat)
 
 	// Full load: the other level-1 units, as cfg.Writers lines would do
 	// them, in work items of 64 units: allocate 64 codes from the pool (one
@@ -316,7 +316,7 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	st0 := s.Stats()
-	tf, cpu0 := time.Now(), pgpeer.ProcessCPU()
+	tf, cpu0 := time.Now(), benchstat.ProcessCPU()
 	if err := parallel(ctx, cfg.Writers, (len(rest)+alloc-1)/alloc, func(i int) error {
 		item := rest[i*alloc : min((i+1)*alloc, len(rest))]
 		if !cfg.Prealloc {
@@ -345,7 +345,7 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	el := time.Since(tf).Seconds()
-	cpu := pgpeer.ProcessCPU() - cpu0
+	cpu := benchstat.ProcessCPU() - cpu0
 	if cfg.Profile != nil {
 		pprof.StopCPUProfile()
 	}
@@ -355,19 +355,19 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.TransitionsPerS = perCode * float64(len(rest)) / el
 	res.CommissionsPerS = float64(len(rest)) / el
-	res.CPUS = round(cpu.Seconds())
-	res.CPUUsPerTransition = round(cpu.Seconds() * 1e6 / (perCode * float64(len(rest))))
-	res.AckP50Ms, res.AckP99Ms, res.AckMaxMs = pct(lat)
+	res.CPUS = benchstat.Round(cpu.Seconds())
+	res.CPUUsPerTransition = benchstat.Round(cpu.Seconds() * 1e6 / (perCode * float64(len(rest))))
+	res.AckP50Ms, res.AckP99Ms, res.AckMaxMs = benchstat.Pct(lat)
 	if st := s.Stats(); st.Groups > st0.Groups {
 		res.Groups = st.Groups - st0.Groups
-		res.MeanGroup = round(float64(st.Requests-st0.Requests) / float64(res.Groups))
-		res.MeanCommitMs = round(float64((st.CommitTime - st0.CommitTime).Microseconds()) / 1000 / float64(res.Groups))
-		share := func(d time.Duration) float64 { return round(d.Seconds() / el) }
+		res.MeanGroup = benchstat.Round(float64(st.Requests-st0.Requests) / float64(res.Groups))
+		res.MeanCommitMs = benchstat.Round(float64((st.CommitTime - st0.CommitTime).Microseconds()) / 1000 / float64(res.Groups))
+		share := func(d time.Duration) float64 { return benchstat.Round(d.Seconds() / el) }
 		res.CommitterApply = share(st.ApplyTime - st0.ApplyTime)
 		res.CommitterSettle = share(st.SettleWait - st0.SettleWait)
 		res.CommitterIdle = share(st.IdleWait - st0.IdleWait)
 	}
-	cfg.Logger.Info("bench ledger: full load done", "elapsed_s", round(time.Since(t0).Seconds()), "rss_mb", round(rssMB()))
+	cfg.Logger.Info("bench ledger: full load done", "elapsed_s", benchstat.Round(time.Since(t0).Seconds()), "rss_mb", benchstat.Round(rssMB()))
 
 	// Level by level: allocate and send the labels, commission each and
 	// pack it.
@@ -397,7 +397,7 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 		parents += len(lv)
 	}
 	res.PackPerS = float64(parents) / time.Since(tp).Seconds()
-	cfg.Logger.Info("bench ledger: pack done", "elapsed_s", round(time.Since(t0).Seconds()), "rss_mb", round(rssMB()))
+	cfg.Logger.Info("bench ledger: pack done", "elapsed_s", benchstat.Round(time.Since(t0).Seconds()), "rss_mb", benchstat.Round(rssMB()))
 
 	// Summary, O(levels).
 	const nsum = 1000
@@ -408,7 +408,7 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 			return res, err
 		}
 	}
-	res.SummaryMs = ms(time.Since(tsum)) / nsum
+	res.SummaryMs = benchstat.Ms(time.Since(tsum)) / nsum
 	res.ConservationCheck = sum.Check()
 	if res.ConservationCheck == nil {
 		res.ConservationCheck = []string{}
@@ -422,7 +422,7 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 		if err := s.Tree(ctx, top, func(aggregation.Node) error { n++; return nil }); err != nil {
 			return res, err
 		}
-		if d := ms(time.Since(tt)); i == 0 || d < res.PalletTreeMs {
+		if d := benchstat.Ms(time.Since(tt)); i == 0 || d < res.PalletTreeMs {
 			res.PalletTreeMs = d
 		}
 		res.PalletTreeNodes = n
@@ -452,14 +452,14 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	}()
 	tst := time.Now()
 	err = s.Codes(ctx, batch, 1, aggregation.StateAggregated, func(tracecode.Code) error { res.StreamCodes++; return nil })
-	res.StreamMs = ms(time.Since(tst))
+	res.StreamMs = benchstat.Ms(time.Since(tst))
 	close(stop)
 	wg.Wait()
 	if err != nil {
 		return res, err
 	}
-	res.StreamExtraMB = round(max(0, float64(peak.Load())/1024-rss0))
-	cfg.Logger.Info("bench ledger: stream done", "elapsed_s", round(time.Since(t0).Seconds()), "rss_mb", round(rssMB()))
+	res.StreamExtraMB = benchstat.Round(max(0, float64(peak.Load())/1024-rss0))
+	cfg.Logger.Info("bench ledger: stream done", "elapsed_s", benchstat.Round(time.Since(t0).Seconds()), "rss_mb", benchstat.Round(rssMB()))
 
 	// Release, then verify the whole ledger.
 	if _, err := s.ReturnUnsent(ctx, batch, dev); err != nil {
@@ -468,25 +468,25 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	if err := s.Release(ctx, batch, aggregation.Signature{User: "qa", Meaning: "released", At: time.Now()}, qa); err != nil {
 		return res, err
 	}
-	res.RSSMB = round(rssMB())
-	res.AnonMB = round(anonMB())
+	res.RSSMB = benchstat.Round(rssMB())
+	res.AnonMB = benchstat.Round(anonMB())
 	if !cfg.SkipVerify {
 		tv := time.Now()
 		rep, err := s.Verify(ctx)
 		if err != nil {
 			return res, err
 		}
-		res.VerifyS, res.VerifyOK = round(time.Since(tv).Seconds()), rep.OK()
+		res.VerifyS, res.VerifyOK = benchstat.Round(time.Since(tv).Seconds()), rep.OK()
 		if !rep.OK() {
 			cfg.Logger.Error("verify failed", "problems", strings.Join(rep.Problems[:min(10, len(rep.Problems))], "; "))
 		}
 	}
-	res.DiskMB = round(float64(dirSize(dir)) / (1 << 20))
-	res.TotalS = round(time.Since(t0).Seconds())
+	res.DiskMB = benchstat.Round(float64(dirSize(dir)) / (1 << 20))
+	res.TotalS = benchstat.Round(time.Since(t0).Seconds())
 	res.TransitionsPerS = float64(int(res.TransitionsPerS))
 	res.PackPerS = float64(int(res.PackPerS))
 	res.CommissionsPerS = float64(int(res.CommissionsPerS))
-	res.SetupS = round(res.SetupS)
+	res.SetupS = benchstat.Round(res.SetupS)
 	return res, nil
 }
 
@@ -535,20 +535,6 @@ func parallel(ctx context.Context, w, n int, fn func(i int) error, lat []time.Du
 	}
 	return first
 }
-
-func pct(d []time.Duration) (p50, p99, mx float64) {
-	if len(d) == 0 {
-		return 0, 0, 0
-	}
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	at := func(q float64) float64 { return ms(s[min(len(s)-1, int(q*float64(len(s))))]) }
-	return at(0.50), at(0.99), ms(s[len(s)-1])
-}
-
-func ms(d time.Duration) float64 { return round(float64(d.Microseconds()) / 1000) }
-
-func round(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
 
 func rssMB() float64 { return procStatusMB("VmRSS:") }
 

@@ -3,6 +3,7 @@ package ledgerbench
 import (
 	"context"
 	"encoding/json"
+	"github.com/tracline/tracline/aggregation/ledgerbench/benchstat"
 	"strings"
 	"testing"
 
@@ -33,10 +34,10 @@ func TestRunWithPostgresPeer(t *testing.T) {
 	if p.Units != 1980 || p.Writers != 32 || p.Conns != 4 || !p.Sync || p.TransitionsPerS <= 0 {
 		t.Errorf("peer: %+v", p.Result)
 	}
-	if want := round(res.TransitionsPerS / p.TransitionsPerS); p.Ratio != want {
+	if want := benchstat.Round(res.TransitionsPerS / p.TransitionsPerS); p.Ratio != want {
 		t.Errorf("ratio %v, want %v (%v / %v)", p.Ratio, want, res.TransitionsPerS, p.TransitionsPerS)
 	}
-	if res.CPUUsPerTransition <= 0 || p.CPUUsPerTransition <= 0 || p.CPURatio != round(p.CPUUsPerTransition/res.CPUUsPerTransition) {
+	if res.CPUUsPerTransition <= 0 || p.CPUUsPerTransition <= 0 || p.CPURatio != benchstat.Round(p.CPUUsPerTransition/res.CPUUsPerTransition) {
 		t.Errorf("CPU per transition: ours %v, peer %v, cpu_ratio %v", res.CPUUsPerTransition, p.CPUUsPerTransition, p.CPURatio)
 	}
 	b, err := json.Marshal(res)

@@ -19,12 +19,11 @@ package pgpeer
 import (
 	"context"
 	"fmt"
+	"github.com/tracline/tracline/aggregation/ledgerbench/benchstat"
 	"log/slog"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -121,7 +120,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer cl.Close()
 	start := time.Since(t0).Seconds()
-	cfg.Logger.Info("postgres peer: cluster started", "version", cl.version, "user", cl.osUser, "elapsed_s", round(start))
+	cfg.Logger.Info("postgres peer: cluster started", "version", cl.version, "user", cl.osUser, "elapsed_s", benchstat.Round(start))
 	res, err := runLoad(ctx, cl, cfg)
 	if err != nil {
 		return res, fmt.Errorf("postgres peer: %w", err)
@@ -129,8 +128,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err := cl.Close(); err != nil {
 		return res, fmt.Errorf("postgres peer: %w", err)
 	}
-	res.SetupS = round(res.SetupS + start)
-	res.TotalS = round(time.Since(t0).Seconds())
+	res.SetupS = benchstat.Round(res.SetupS + start)
+	res.TotalS = benchstat.Round(time.Since(t0).Seconds())
 	return res, nil
 }
 
@@ -295,7 +294,7 @@ func runLoad(ctx context.Context, cl *cluster, cfg Config) (Result, error) {
 		}
 	}
 	res.SetupS = time.Since(t0).Seconds()
-	cfg.Logger.Info("postgres peer: setup done", "elapsed_s", round(res.SetupS))
+	cfg.Logger.Info("postgres peer: setup done", "elapsed_s", benchstat.Round(res.SetupS))
 
 	// The feeder: cfg.Conns committers on their own connections.
 	conns := make([]*pgx.Conn, cfg.Conns)
@@ -338,7 +337,7 @@ func runLoad(ctx context.Context, cl *cluster, cfg Config) (Result, error) {
 			return lctx.Err()
 		}
 	}
-	tl, scpu, ccpu := time.Now(), cl.cpu(), ProcessCPU()
+	tl, scpu, ccpu := time.Now(), cl.cpu(), benchstat.ProcessCPU()
 	for w := 0; w < cfg.Writers; w++ {
 		wwg.Add(1)
 		go func() {
@@ -357,7 +356,7 @@ func runLoad(ctx context.Context, cl *cluster, cfg Config) (Result, error) {
 	}
 	wwg.Wait()
 	el := time.Since(tl).Seconds()
-	scpu, ccpu = cl.cpu()-scpu, ProcessCPU()-ccpu
+	scpu, ccpu = cl.cpu()-scpu, benchstat.ProcessCPU()-ccpu
 	cancel()
 	cwg.Wait()
 	if first == nil {
@@ -372,16 +371,16 @@ func runLoad(ctx context.Context, cl *cluster, cfg Config) (Result, error) {
 	}
 	res.TransitionsPerS = float64(int(perCode * float64(cfg.Units) / el))
 	res.CommissionsPerS = float64(int(float64(cfg.Units) / el))
-	res.AckP50Ms, res.AckP99Ms, res.AckMaxMs = pct(lat)
-	res.ServerCPUS, res.ClientCPUS = round(scpu.Seconds()), round(ccpu.Seconds())
-	res.CPUUsPerTransition = round((scpu + ccpu).Seconds() * 1e6 / (perCode * float64(cfg.Units)))
+	res.AckP50Ms, res.AckP99Ms, res.AckMaxMs = benchstat.Pct(lat)
+	res.ServerCPUS, res.ClientCPUS = benchstat.Round(scpu.Seconds()), benchstat.Round(ccpu.Seconds())
+	res.CPUUsPerTransition = benchstat.Round((scpu + ccpu).Seconds() * 1e6 / (perCode * float64(cfg.Units)))
 	if n := st.txs.Load(); n > 0 {
 		res.Transactions = n
-		res.MeanTxRows = round(float64(st.rows.Load()) / float64(n))
-		res.MeanTxRequests = round(float64(st.requests.Load()) / float64(n))
-		res.MeanCommitMs = round(float64(st.commitNs.Load()) / 1e6 / float64(n))
+		res.MeanTxRows = benchstat.Round(float64(st.rows.Load()) / float64(n))
+		res.MeanTxRequests = benchstat.Round(float64(st.requests.Load()) / float64(n))
+		res.MeanCommitMs = benchstat.Round(float64(st.commitNs.Load()) / 1e6 / float64(n))
 	}
-	cfg.Logger.Info("postgres peer: full load done", "transitions_per_s", res.TransitionsPerS, "elapsed_s", round(el))
+	cfg.Logger.Info("postgres peer: full load done", "transitions_per_s", res.TransitionsPerS, "elapsed_s", benchstat.Round(el))
 	return res, nil
 }
 
@@ -584,26 +583,3 @@ func readBatch[K comparable](br pgx.BatchResults, allocOrder []K, allocs map[K][
 	}
 	return nil
 }
-
-// ProcessCPU is the CPU time (user and system) this process has used.
-func ProcessCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func pct(d []time.Duration) (p50, p99, mx float64) {
-	if len(d) == 0 {
-		return 0, 0, 0
-	}
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	at := func(q float64) float64 { return ms(s[min(len(s)-1, int(q*float64(len(s))))]) }
-	return at(0.50), at(0.99), ms(s[len(s)-1])
-}
-
-func ms(d time.Duration) float64 { return round(float64(d.Microseconds()) / 1000) }
-
-func round(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
