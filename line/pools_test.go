@@ -133,20 +133,8 @@ func TestImportCodeFile(t *testing.T) {
 
 // The pool source hands out a pool's last codes rather than refusing a chunk.
 func TestPoolSourceLastCodes(t *testing.T) {
-	rg := newLineRig(t, t.TempDir())
+	rg, spec := nmpaBatchWithL3Pool(t)
 	ctx := context.Background()
-	data, err := os.ReadFile("../examples/codes/8021764-L3.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rg.line.ImportCodeFile(ctx, "8021764-L3", "l3.txt", data, "op1"); err != nil {
-		t.Fatal(err)
-	}
-	spec := aggregation.BatchSpec{ID: "N1", Product: "阿莫西林胶囊", Line: "L1", Levels: []aggregation.LevelSpec{
-		{Level: 1, Scheme: tracecode.SchemeNMPA20}, {Level: 2, Ratio: 10, Scheme: tracecode.SchemeNMPA20}, {Level: 3, Ratio: 20, Scheme: tracecode.SchemeNMPA20}}}
-	if err := rg.store.CreateBatch(ctx, spec, system); err != nil {
-		t.Fatal(err)
-	}
 	key, p, err := rg.line.cfg.ProductOf(spec)
 	if err != nil || key != "amox-nmpa" {
 		t.Fatalf("product of N1: %q, %v", key, err)
@@ -172,20 +160,8 @@ func TestPoolSourceLastCodes(t *testing.T) {
 // Once a batch is complete and the line idle, the pools' allocated entries
 // are trimmed in journaled events, which verify replays.
 func TestLineTrimsPoolsWhenIdle(t *testing.T) {
-	rg := newLineRig(t, t.TempDir())
+	rg, spec := nmpaBatchWithL3Pool(t)
 	ctx := context.Background()
-	data, err := os.ReadFile("../examples/codes/8021764-L3.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rg.line.ImportCodeFile(ctx, "8021764-L3", "l3.txt", data, "op1"); err != nil {
-		t.Fatal(err)
-	}
-	spec := aggregation.BatchSpec{ID: "N1", Product: "阿莫西林胶囊", Line: "L1", Levels: []aggregation.LevelSpec{
-		{Level: 1, Scheme: tracecode.SchemeNMPA20}, {Level: 2, Ratio: 10, Scheme: tracecode.SchemeNMPA20}, {Level: 3, Ratio: 20, Scheme: tracecode.SchemeNMPA20}}}
-	if err := rg.store.CreateBatch(ctx, spec, system); err != nil {
-		t.Fatal(err)
-	}
 	_, p, err := rg.line.cfg.ProductOf(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -226,4 +202,24 @@ func TestLineTrimsPoolsWhenIdle(t *testing.T) {
 	if rep, err := rg.store.Verify(ctx); err != nil || !rep.OK() {
 		t.Fatalf("verify after the idle trim: %v %v", err, rep.Problems)
 	}
+}
+
+// nmpaBatchWithL3Pool is a line rig whose ledger holds the example level-3
+// pool and an nmpa20 batch N1 made outside the line.
+func nmpaBatchWithL3Pool(t *testing.T) (*lineRig, aggregation.BatchSpec) {
+	t.Helper()
+	rg := newLineRig(t, t.TempDir())
+	data, err := os.ReadFile("../examples/codes/8021764-L3.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rg.line.ImportCodeFile(context.Background(), "8021764-L3", "l3.txt", data, "op1"); err != nil {
+		t.Fatal(err)
+	}
+	spec := aggregation.BatchSpec{ID: "N1", Product: "阿莫西林胶囊", Line: "L1", Levels: []aggregation.LevelSpec{
+		{Level: 1, Scheme: tracecode.SchemeNMPA20}, {Level: 2, Ratio: 10, Scheme: tracecode.SchemeNMPA20}, {Level: 3, Ratio: 20, Scheme: tracecode.SchemeNMPA20}}}
+	if err := rg.store.CreateBatch(context.Background(), spec, system); err != nil {
+		t.Fatal(err)
+	}
+	return rg, spec
 }
