@@ -65,3 +65,39 @@ func TestDoneSetIsBounded(t *testing.T) {
 		t.Fatal("take: the oldest must be gone, the newest there once")
 	}
 }
+
+// The gate ring's acknowledgement never passes an outcome still waiting for
+// its journal, whatever order the journals finish in; outcomes that need
+// nothing, or were lost (a jump in the numbers), do not hold it back; a
+// number that goes back (the PLC's ring restarted) starts afresh.
+func TestGateAcksOnlyJournaled(t *testing.T) {
+	g := newGateAcks()
+	want := func(step string, n uint64) {
+		t.Helper()
+		if got, ok := g.acked(); !ok || got != n {
+			t.Fatalf("%s: acknowledged %d (%t), want %d", step, got, ok, n)
+		}
+	}
+	if _, ok := g.acked(); ok {
+		t.Fatal("an acknowledgement before any outcome")
+	}
+	g.pending(10)
+	want("#10 waiting", 9)
+	g.pending(11)
+	g.seen(12)
+	g.done(11)
+	want("#11 journaled before #10", 9)
+	g.done(10)
+	want("#10 journaled", 12)
+	g.pending(20) // #13..#19 lost: nothing to wait for
+	want("#20 waiting after a gap", 19)
+	g.done(20)
+	want("#20 journaled", 20)
+	g.pending(3) // the ring restarted its count
+	want("#3 waiting after a ring reset", 2)
+	g.done(3)
+	want("#3 journaled", 3)
+	var nilAcks *gateAcks // a runner without a Line
+	nilAcks.pending(1)
+	nilAcks.done(1)
+}
