@@ -20,18 +20,26 @@ import (
 // those groups, and the purge takes them off the line: each is unpacked
 // (its children are loose again, for rework) and decommissioned. It returns
 // how many parents it took out and the unit codes whose gate outcome was
-// never journaled.
+// never journaled — listed after the unpacking: a unit packed at the stop
+// whose outcome was not yet journaled is loose now, and its outcome, in the
+// PLC's ring, must settle it (listed before, it was adopted only at the
+// next restart, when the ring had moved on, and its pass taken back).
 func (r *Runner) resolveLabels(ctx context.Context, sum aggregation.BatchSummary) (int, []aggregation.Unconfirmed, error) {
-	var units, parents []aggregation.Unconfirmed
-	if err := r.store.Unconfirmed(ctx, sum.Batch, func(u aggregation.Unconfirmed) error {
-		if u.Level == 1 {
-			units = append(units, u)
-		} else {
-			parents = append(parents, u)
+	list := func(level1 bool) ([]aggregation.Unconfirmed, error) {
+		var found []aggregation.Unconfirmed
+		if err := r.store.Unconfirmed(ctx, sum.Batch, func(u aggregation.Unconfirmed) error {
+			if (u.Level == 1) == level1 {
+				found = append(found, u)
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("line runner: unconfirmed codes: %w", err)
 		}
-		return nil
-	}); err != nil {
-		return 0, nil, fmt.Errorf("line runner: unconfirmed codes: %w", err)
+		return found, nil
+	}
+	parents, err := list(false)
+	if err != nil {
+		return 0, nil, err
 	}
 	// Highest level first: a parent inside another must be loose before it
 	// can be decommissioned.
@@ -50,7 +58,8 @@ func (r *Runner) resolveLabels(ctx context.Context, sum aggregation.BatchSummary
 	if n > 0 {
 		r.log.Warn("restart: parents with an unconfirmed label unpacked and decommissioned", "batch", sum.Batch, "parents", n)
 	}
-	return n, units, nil
+	units, err := list(true)
+	return n, units, err
 }
 
 // takeOutParent unpacks a parent and decommissions it. A parent inside a
