@@ -124,7 +124,10 @@ func TestRestartAdoptsUnitsOfUnpackedGroups(t *testing.T) {
 	steps := []func() error{
 		func() error { return store.CreateBatch(ctx, spec, system) },
 		func() error { _, err := store.AllocateGenerated(ctx, "B", 1, units, system); return err },
-		func() error { _, err := store.AllocateGenerated(ctx, "B", 2, []tracecode.Code{parent}, system); return err },
+		func() error {
+			_, err := store.AllocateGenerated(ctx, "B", 2, []tracecode.Code{parent}, system)
+			return err
+		},
 		func() error { return store.MarkSent(ctx, units, system) },
 	}
 	for i, u := range units {
