@@ -35,11 +35,14 @@ func (g Gate) String() string {
 // Escaped reports whether a unit that was to be rejected went on.
 func (g Gate) Escaped() bool { return g == GateRejectFailed || g == GateBinFull }
 
-// GateOutcome: the PLC confirmed what the gate did with item Item.
+// GateOutcome: the PLC confirmed what the gate did with item Item. Seq is
+// the outcome's number in the PLC's ring (0: not numbered); the controller
+// acknowledges it to the PLC once nothing about it is left to journal.
 type GateOutcome struct {
 	Stamp
 	Item    uint32
 	Outcome Gate
+	Seq     uint64
 }
 
 // GateLost: N gate outcomes were lost (the PLC's ring overflowed while the
@@ -68,11 +71,17 @@ func (e LabelScan) String() string {
 
 // ConfirmGate: journal unit Item's gate outcome (with its code, if any).
 // A rejected outcome on a commissioned code decommissions it in the ledger.
+// Seq (if not 0) is acknowledged to the PLC once it is journaled.
 type ConfirmGate struct {
 	Item    uint32
 	Code    tracecode.Code
 	Outcome Gate
+	Seq     uint64
 }
+
+// AckGate: gate outcome number Seq needs nothing journaled (a unit this run
+// does not track): acknowledge it to the PLC in its turn.
+type AckGate struct{ Seq uint64 }
 
 // TakeBack: decommission Code — commissioned, but its unit's fate at the
 // gate cannot be confirmed (Reason says why).
@@ -94,8 +103,12 @@ type Divert struct {
 }
 
 func (a ConfirmGate) String() string {
+	if a.Seq > 0 {
+		return fmt.Sprintf("confirm-gate %d %s code=%s #%d", a.Item, a.Outcome, a.Code, a.Seq)
+	}
 	return fmt.Sprintf("confirm-gate %d %s code=%s", a.Item, a.Outcome, a.Code)
 }
+func (a AckGate) String() string  { return fmt.Sprintf("ack-gate #%d", a.Seq) }
 func (a TakeBack) String() string { return fmt.Sprintf("take-back %s %q", a.Code, a.Reason) }
 func (a LabelOK) String() string  { return fmt.Sprintf("label-ok %s", a.Parent) }
 func (a Divert) String() string {
@@ -103,6 +116,7 @@ func (a Divert) String() string {
 }
 
 func (ConfirmGate) action() {}
+func (AckGate) action()     {}
 func (TakeBack) action()    {}
 func (LabelOK) action()     {}
 func (Divert) action()      {}
@@ -203,8 +217,14 @@ func (m *Machine) expectGate(v Verdict) {
 }
 
 func (m *Machine) onGate(e GateOutcome, out []Action) []Action {
-	if !m.cfg.GateConfirm {
+	ack := func(out []Action) []Action {
+		if e.Seq > 0 {
+			out = append(out, AckGate{Seq: e.Seq})
+		}
 		return out
+	}
+	if !m.cfg.GateConfirm {
+		return ack(out)
 	}
 	// The gate reports units in the order they reach it: an earlier unit
 	// still waiting lost its outcome (or never reached the gate).
@@ -218,14 +238,14 @@ func (m *Machine) onGate(e GateOutcome, out []Action) []Action {
 			// at it): the operator must still retrieve it.
 			out = append(out, Alarm{Device: faultGate, Text: fmt.Sprintf("item %d: %s at the reject gate (a unit from before the restart or not tracked): retrieve it", e.Item, e.Outcome)})
 		}
-		return out
+		return ack(out)
 	}
 	m.dropGate(e.Item)
 	outcome := e.Outcome
 	if outcome == GatePassed && !w.pass {
 		outcome = GateRejectFailed // the PLC let through a unit it was told to reject
 	}
-	out = append(out, ConfirmGate{Item: e.Item, Code: w.code, Outcome: outcome})
+	out = append(out, ConfirmGate{Item: e.Item, Code: w.code, Outcome: outcome, Seq: e.Seq})
 	switch {
 	case outcome == GateRejected && w.pass:
 		if info := m.codes[w.code]; info != nil && info.state == csCommissioned {

@@ -1,10 +1,12 @@
 package line
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -63,5 +65,114 @@ func TestDoneSetIsBounded(t *testing.T) {
 	}
 	if d.take(1) != nil || d.take(doneSetCap+10) == nil || d.take(doneSetCap+10) != nil {
 		t.Fatal("take: the oldest must be gone, the newest there once")
+	}
+}
+
+// The gate ring's acknowledgement never passes an outcome still waiting for
+// its journal, whatever order the journals finish in; outcomes that need
+// nothing, or were lost (a jump in the numbers), do not hold it back; a
+// number that goes back (the PLC's ring restarted) starts afresh.
+func TestGateAcksOnlyJournaled(t *testing.T) {
+	g := newGateAcks()
+	want := func(step string, n uint64) {
+		t.Helper()
+		if got, ok := g.acked(); !ok || got != n {
+			t.Fatalf("%s: acknowledged %d (%t), want %d", step, got, ok, n)
+		}
+	}
+	if _, ok := g.acked(); ok {
+		t.Fatal("an acknowledgement before any outcome")
+	}
+	g.pending(10)
+	want("#10 waiting", 9)
+	g.pending(11)
+	g.seen(12)
+	g.done(11)
+	want("#11 journaled before #10", 9)
+	g.done(10)
+	want("#10 journaled", 12)
+	g.pending(20) // #13..#19 lost: nothing to wait for
+	want("#20 waiting after a gap", 19)
+	g.done(20)
+	want("#20 journaled", 20)
+	g.pending(3) // the ring restarted its count
+	want("#3 waiting after a ring reset", 2)
+	g.done(3)
+	want("#3 journaled", 3)
+	var nilAcks *gateAcks // a runner without a Line
+	nilAcks.pending(1)
+	nilAcks.done(1)
+}
+
+// A unit packed when the controller stopped, its gate outcome not yet
+// journaled, is loose after the restart takes its unlabelled group out: the
+// restart must adopt it, so that its outcome — in the PLC's ring at this
+// connect — settles it. Adopted only at a later restart, when the ring had
+// moved on, its pass was taken back although the unit went on as good
+// (found by the crash campaign: a pack-label kill soon after a restart).
+func TestRestartAdoptsUnitsOfUnpackedGroups(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	store, err := aggregation.Open(dir, aggregation.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := aggregation.BatchSpec{ID: "B", Product: "P", Line: "L", GateConfirm: true, Levels: []aggregation.LevelSpec{
+		{Level: 1, Scheme: tracecode.SchemeGS1SGTIN}, {Level: 2, Ratio: 2, Scheme: tracecode.SchemeGS1SGTIN}}}
+	units := []tracecode.Code{"(01)06901234567892(21)K000001", "(01)06901234567892(21)K000002"}
+	parent := tracecode.Code("(01)16901234567899(21)Q000001")
+	steps := []func() error{
+		func() error { return store.CreateBatch(ctx, spec, system) },
+		func() error { _, err := store.AllocateGenerated(ctx, "B", 1, units, system); return err },
+		func() error {
+			_, err := store.AllocateGenerated(ctx, "B", 2, []tracecode.Code{parent}, system)
+			return err
+		},
+		func() error { return store.MarkSent(ctx, units, system) },
+	}
+	for i, u := range units {
+		steps = append(steps,
+			func() error { return store.MarkPrinted(ctx, u, system) },
+			func() error { return store.Commission(ctx, u, aggregation.UnitInfo{ItemID: uint64(7 + i)}, system) })
+	}
+	// Packed, the label not printed: the controller was killed there.
+	steps = append(steps,
+		func() error { return store.MarkSent(ctx, []tracecode.Code{parent}, system) },
+		func() error { return store.Commission(ctx, parent, aggregation.UnitInfo{}, system) },
+		func() error { return store.Pack(ctx, parent, units, aggregation.PackOpts{}, system) })
+	for i, f := range steps {
+		if err := f(); err != nil {
+			t.Fatalf("ledger step %d: %v", i, err)
+		}
+	}
+	store.Close()
+
+	rg := newRig(t, dir, nil)
+	// The PLC's ring, read at connect: both units went on as good.
+	rg.runner.Post(GateOutcome{Stamp: Stamp{T: time.Now()}, Item: 7, Outcome: GatePassed, Seq: 30})
+	rg.runner.Post(GateOutcome{Stamp: Stamp{T: time.Now()}, Item: 8, Outcome: GatePassed, Seq: 31})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var left []tracecode.Code
+		if err := rg.store.Unconfirmed(ctx, "B", func(u aggregation.Unconfirmed) error {
+			if u.Level == 1 {
+				left = append(left, u.Code)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart and the ring's outcomes, %v still have no gate outcome journaled: not adopted at this restart", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, u := range units {
+		if info, err := rg.store.Code(ctx, u); err != nil || info.State != aggregation.StateCommissioned {
+			t.Fatalf("%s: %v %v, want commissioned (loose, for rework)", u, info.State, err)
+		}
 	}
 }

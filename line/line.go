@@ -103,6 +103,7 @@ type Line struct {
 	cur      atomic.Pointer[batchRun]
 	starting bool
 	runq     chan *batchRun
+	acks     *gateAcks // the PLC's gate ring: outcomes waiting for their journal
 
 	noBatch         chan uint32 // triggers with no batch: reject verdicts to write
 	droppedEvents   atomic.Uint64
@@ -147,7 +148,7 @@ func NewLine(ctx context.Context, cfg LineConfig, store *aggregation.Store, log 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &Line{cfg: cfg, store: store, log: log, runq: make(chan *batchRun, 4), noBatch: make(chan uint32, 4096)}
+	l := &Line{cfg: cfg, store: store, log: log, runq: make(chan *batchRun, 4), noBatch: make(chan uint32, 4096), acks: newGateAcks()}
 	l.rec = storeRecorder(store)
 	if l.cfg.Links == nil {
 		// The long-lived devices' own link reports, where they have one.
@@ -331,6 +332,7 @@ func (l *Line) makeRun(ctx context.Context, spec aggregation.BatchSpec, p *trace
 	}
 	run := &batchRun{r: r, spec: spec, product: p, key: key, done: make(chan struct{})}
 	r.alarms = make(chan Alarm, 1024)
+	r.acks = l.acks
 	r.finished = func() { l.finished(run) }
 	return run, nil
 }
@@ -455,6 +457,9 @@ func (l *Line) Run(ctx context.Context) error {
 	if a, ok := l.cfg.Devices.Signals.(AliveSignaller); ok {
 		goLine(func() { heartbeat(ctx, a, l.cfg.AlivePeriod, l.log) })
 	}
+	if a, ok := l.cfg.Devices.Signals.(GateAcker); ok {
+		goLine(func() { l.acks.run(ctx, a, l.log) })
+	}
 	goLine(func() { l.rejectNoBatch(ctx) })
 	goLine(func() { l.broadcast(ctx) })
 	if l.cur.Load() == nil {
@@ -529,6 +534,8 @@ func (l *Line) Post(ev Event) {
 	}
 	l.droppedEvents.Add(1)
 	switch e := ev.(type) {
+	case GateOutcome:
+		l.acks.seen(e.Seq) // no batch: nothing to journal
 	case DeviceFault, DeviceOK:
 		// Rare: with no batch, the Line raises and clears the alarm itself.
 		go l.idleFault(e)

@@ -126,6 +126,9 @@ type Runner struct {
 	failOnce sync.Once
 	failed   chan struct{} // closed when a goroutine of the runner panicked
 	failErr  error
+
+	// acks: gate outcomes waiting for their journal (the Line's; nil: not acknowledged).
+	acks *gateAcks
 }
 
 // ErrPanic: the runner stopped because one of its goroutines panicked. The
@@ -611,7 +614,7 @@ func (r *Runner) do(ctx context.Context, a Action) {
 				r.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "ledger", Err: "journal challenge test: " + err.Error()})
 			}
 		})
-	case ConfirmGate, TakeBack, LabelOK, Divert:
+	case ConfirmGate, AckGate, TakeBack, LabelOK, Divert:
 		r.doConfirm(ctx, a)
 	case Alarm, StateChanged:
 		r.log.Info("line", "action", fmt.Sprint(a))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
@@ -19,18 +20,26 @@ import (
 // those groups, and the purge takes them off the line: each is unpacked
 // (its children are loose again, for rework) and decommissioned. It returns
 // how many parents it took out and the unit codes whose gate outcome was
-// never journaled.
+// never journaled — listed after the unpacking: a unit packed at the stop
+// whose outcome was not yet journaled is loose now, and its outcome, in the
+// PLC's ring, must settle it (listed before, it was adopted only at the
+// next restart, when the ring had moved on, and its pass taken back).
 func (r *Runner) resolveLabels(ctx context.Context, sum aggregation.BatchSummary) (int, []aggregation.Unconfirmed, error) {
-	var units, parents []aggregation.Unconfirmed
-	if err := r.store.Unconfirmed(ctx, sum.Batch, func(u aggregation.Unconfirmed) error {
-		if u.Level == 1 {
-			units = append(units, u)
-		} else {
-			parents = append(parents, u)
+	list := func(level1 bool) ([]aggregation.Unconfirmed, error) {
+		var found []aggregation.Unconfirmed
+		if err := r.store.Unconfirmed(ctx, sum.Batch, func(u aggregation.Unconfirmed) error {
+			if (u.Level == 1) == level1 {
+				found = append(found, u)
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("line runner: unconfirmed codes: %w", err)
 		}
-		return nil
-	}); err != nil {
-		return 0, nil, fmt.Errorf("line runner: unconfirmed codes: %w", err)
+		return found, nil
+	}
+	parents, err := list(false)
+	if err != nil {
+		return 0, nil, err
 	}
 	// Highest level first: a parent inside another must be loose before it
 	// can be decommissioned.
@@ -49,7 +58,8 @@ func (r *Runner) resolveLabels(ctx context.Context, sum aggregation.BatchSummary
 	if n > 0 {
 		r.log.Warn("restart: parents with an unconfirmed label unpacked and decommissioned", "batch", sum.Batch, "parents", n)
 	}
-	return n, units, nil
+	units, err := list(true)
+	return n, units, err
 }
 
 // takeOutParent unpacks a parent and decommissions it. A parent inside a
@@ -171,10 +181,17 @@ func (v *ledgerView) get(ctx context.Context, store *aggregation.Store, batch st
 // doConfirm carries out the actions of the physical line's confirmations.
 func (r *Runner) doConfirm(ctx context.Context, a Action) {
 	switch a := a.(type) {
+	case AckGate:
+		r.acks.seen(a.Seq)
 	case ConfirmGate:
+		r.acks.pending(a.Seq)
 		r.jwg.Add(1)
 		r.async(ctx, func(c context.Context) {
 			defer r.jwg.Done()
+			// Acknowledged to the PLC once journaled. A journal that fails
+			// holds the line by its own fault; the outcome is acknowledged
+			// all the same, so that a later batch is not held by it.
+			defer r.acks.done(a.Seq)
 			r.waitDecided(c, a.Item)
 			plcDev := aggregation.Actor{Kind: aggregation.ActorDevice, ID: "plc-gate"}
 			if err := r.store.RecordGate(c, r.cfg.Batch, uint64(a.Item), a.Code, aggregation.GateOutcome(a.Outcome.String()), plcDev); err != nil {
@@ -230,3 +247,110 @@ func (r *Runner) doConfirm(ctx context.Context, a Action) {
 func (r *Runner) heartbeat(ctx context.Context, a AliveSignaller) {
 	heartbeat(ctx, a, r.cfg.AlivePeriod, r.log)
 }
+
+// GateAcker is an optional ability of a StateSignaller: it acknowledges the
+// PLC's gate ring — the number of the last gate outcome the controller has
+// journaled (every earlier one journaled or lost). A PLC that supports it
+// holds the infeed rather than overwrite an outcome not acknowledged: a
+// controller that dies, or lags, cannot lose a unit's outcome.
+type GateAcker interface {
+	AckGate(ctx context.Context, seq uint64) error
+}
+
+// gateAcks tracks which gate outcomes (by their number in the PLC's ring)
+// still wait for their journal; the acknowledgement is the number before
+// the oldest of them. Outcomes are registered in their order. nil: no
+// tracking (a runner without a Line).
+type gateAcks struct {
+	mu   sync.Mutex
+	pend map[uint64]bool
+	hi   uint64 // the highest outcome registered (0: none yet)
+}
+
+func newGateAcks() *gateAcks {
+	return &gateAcks{pend: map[uint64]bool{}}
+}
+
+// pending registers outcome seq as waiting for its journal. A number not
+// above the last one means the PLC's ring restarted its count: what waited
+// under the old numbering is forgotten.
+func (g *gateAcks) pending(seq uint64) {
+	if g == nil || seq == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if seq <= g.hi {
+		clear(g.pend)
+	}
+	g.hi = seq
+	g.pend[seq] = true
+}
+
+// done: outcome seq is journaled (or needs nothing).
+func (g *gateAcks) done(seq uint64) {
+	if g == nil || seq == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.pend, seq)
+}
+
+// seen: outcome seq needs nothing journaled.
+func (g *gateAcks) seen(seq uint64) {
+	g.pending(seq)
+	g.done(seq)
+}
+
+// acked is the number to acknowledge (ok false: nothing registered yet).
+func (g *gateAcks) acked() (uint64, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.hi == 0 {
+		return 0, false
+	}
+	ack := g.hi
+	for s := range g.pend {
+		if s-1 < ack {
+			ack = s - 1
+		}
+	}
+	return ack, true
+}
+
+// run writes the acknowledgement every gateAckEvery when it has moved (and
+// again after a failed write) until ctx ends: not once per outcome, which
+// would crowd the PLC link the verdicts share.
+func (g *gateAcks) run(ctx context.Context, a GateAcker, log *slog.Logger) {
+	t := time.NewTicker(gateAckEvery)
+	defer t.Stop()
+	var last uint64
+	written, failing := false, false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ack, ok := g.acked()
+		if !ok || written && ack == last {
+			continue
+		}
+		c, cancel := context.WithTimeout(ctx, 4*gateAckEvery)
+		err := a.AckGate(c, ack)
+		cancel()
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			log.Warn("gate ring acknowledgement to the PLC", "ack", ack, "err", err)
+			failing = true
+		case err == nil:
+			last, written, failing = ack, true, false
+		}
+	}
+}
+
+// gateAckEvery is how often the acknowledgement is written when it moved:
+// at 40 units/s the PLC sees it at most 4 outcomes late, far inside its
+// ring.
+const gateAckEvery = 100 * time.Millisecond

@@ -224,10 +224,18 @@ func parseEvent(base time.Time, s string) (Event, error) {
 		return ev, nil
 	case "tick":
 		return Tick{Stamp: st}, nil
-	case "gate": // gate ITEM passed|rejected|reject-failed|bin-full
+	case "gate": // gate ITEM passed|rejected|reject-failed|bin-full [seq=N]
 		for g := GatePassed; g <= GateBinFull; g++ {
 			if len(args) > 1 && g.String() == args[1] {
-				return GateOutcome{Stamp: st, Item: num(0), Outcome: g}, nil
+				ev := GateOutcome{Stamp: st, Item: num(0), Outcome: g}
+				if len(args) > 2 && strings.HasPrefix(args[2], "seq=") {
+					n, err := strconv.ParseUint(args[2][len("seq="):], 10, 64)
+					if err != nil {
+						return nil, fmt.Errorf("event %q: %v", s, err)
+					}
+					ev.Seq = n
+				}
+				return ev, nil
 			}
 		}
 		return nil, fmt.Errorf("event %q: unknown gate outcome", s)

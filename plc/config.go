@@ -28,6 +28,10 @@ const (
 	// SigControllerAlive (out, optional): the controller's heartbeat to the
 	// PLC, a counter (u16) or a toggle (bool).
 	SigControllerAlive = "controller_alive"
+	// SigGateAck (out, optional): the number (mod 65536) of the last gate
+	// outcome the controller has journaled; the PLC holds the infeed rather
+	// than overwrite an outcome in its ring not acknowledged.
+	SigGateAck = "gate_ack"
 )
 
 // Protocols.
@@ -164,6 +168,7 @@ var rules = map[string]signalRule{
 	// Optional, newer signals: a profile without them keeps working.
 	SigGateOutcome:     {"in", false, []string{TypeGateRing}},
 	SigControllerAlive: {"out", false, []string{TypeU16, TypeBool}},
+	SigGateAck:         {"out", false, []string{TypeU16}},
 }
 
 // KnownSignals lists the signal names in a stable order.

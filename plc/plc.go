@@ -269,6 +269,11 @@ const (
 	// PLC's watchdog stops the infeed when it stops changing. A u16 signal
 	// gets the value; a bool signal gets value%2 (a toggle).
 	OutControllerAlive
+	// OutGateAck acknowledges the gate ring: the number (mod 65536) of the
+	// last gate outcome (EventGate's Seq) the controller has journaled,
+	// every earlier one journaled or lost. A PLC that supports it holds
+	// the infeed rather than overwrite an outcome not acknowledged.
+	OutGateAck
 )
 
 func (o Output) String() string {
@@ -281,6 +286,8 @@ func (o Output) String() string {
 		return SigTowerLight
 	case OutControllerAlive:
 		return SigControllerAlive
+	case OutGateAck:
+		return SigGateAck
 	}
 	return fmt.Sprintf("Output(%d)", int(o))
 }
@@ -322,7 +329,7 @@ func CheckOutputValue(o Output, value int) error {
 			return fmt.Errorf("plc: %s takes 0..3 (off, green, amber, red), not %d", o, value)
 		}
 		return nil
-	case OutControllerAlive:
+	case OutControllerAlive, OutGateAck:
 		if value < 0 || value > 65535 {
 			return fmt.Errorf("plc: %s takes 0..65535 (a counter), not %d", o, value)
 		}

@@ -132,9 +132,9 @@ func campaignLineConfig(path string) (lineproc.LineConfig, error) {
 	if len(base.Devices.AggCameras) != 1 || len(base.Devices.LabelScanners) != 1 || base.Devices.LabelPrinter == nil {
 		return nil, fmt.Errorf("%s: a campaign's line needs one aggregation camera, one label scanner and a label printer", path)
 	}
-	for _, sig := range []string{"gate_outcome", "controller_alive"} {
+	for _, sig := range []string{"gate_outcome", "gate_ack", "controller_alive"} {
 		if _, ok := base.Devices.PLC.Signals[sig]; !ok {
-			return nil, fmt.Errorf("%s: plc.signals.%s is not mapped (the campaigns need the gate's confirmation and the watchdog)", path, sig)
+			return nil, fmt.Errorf("%s: plc.signals.%s is not mapped (the campaigns need the gate's confirmation, its acknowledgement and the watchdog)", path, sig)
 		}
 	}
 	files := base.productFiles()

@@ -252,6 +252,7 @@ func demoPLCProfile(addr string) plc.Config {
 	c.Signals[plc.SigGateOutcome] = plc.Signal{Table: plc.TableInput, Address: sim.IRGateCount, Type: plc.TypeGateRing,
 		Length: sim.GateRingSize, WordOrder: plc.WordHighFirst}
 	c.Signals[plc.SigControllerAlive] = plc.Signal{Table: plc.TableHolding, Address: sim.HRControllerAlive, Type: plc.TypeU16}
+	c.Signals[plc.SigGateAck] = plc.Signal{Table: plc.TableHolding, Address: sim.HRGateAck, Type: plc.TypeU16}
 	return c
 }
 

@@ -351,7 +351,7 @@ func pumpPLC(ctx context.Context, evs <-chan plc.Event, w *devWatch, post func(l
 		case plc.EventRunning:
 		case plc.EventGate:
 			gateRead = true
-			post(line.GateOutcome{Stamp: stamp(e.At), Item: e.Item, Outcome: line.Gate(e.Outcome)})
+			post(line.GateOutcome{Stamp: stamp(e.At), Item: e.Item, Outcome: line.Gate(e.Outcome), Seq: e.Seq})
 		case plc.EventGateGap:
 			// The first read of the ring starts with every outcome the PLC
 			// counted before it (older than the ring): not lost, just old.
@@ -498,6 +498,15 @@ func (a plcSignals) ShowState(ctx context.Context, st line.State, faults int) er
 // Alive writes the controller's heartbeat (plc.signals.controller_alive).
 func (a plcSignals) Alive(ctx context.Context, n uint16) error {
 	if err := a.p.Set(ctx, plc.OutControllerAlive, int(n)); err != nil && !errors.Is(err, plc.ErrNoSignal) {
+		return err
+	}
+	return nil
+}
+
+// AckGate writes the gate ring's acknowledgement (plc.signals.gate_ack):
+// the last outcome journaled, mod 65536. A PLC without it: nothing to do.
+func (a plcSignals) AckGate(ctx context.Context, seq uint64) error {
+	if err := a.p.Set(ctx, plc.OutGateAck, int(seq%65536)); err != nil && !errors.Is(err, plc.ErrNoSignal) {
 		return err
 	}
 	return nil

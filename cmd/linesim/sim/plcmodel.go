@@ -43,7 +43,13 @@ const (
 	HRVerdict         = 0  // 4 registers, one FC16: item u32 (high word first), result u16 (1 pass, 2 reject), reason u16
 	HRTowerLight      = 10 // 0 off, 1 green, 2 amber, 3 red
 	HRControllerAlive = 11 // u16 the controller changes at least every controller_watchdog
-	HRCount           = 12
+	// HRGateAck: u16, the number (mod 65536) of the last gate outcome the
+	// controller has journaled. Once written, the PLC holds the infeed
+	// while the outcomes not acknowledged plus the units between trigger
+	// and gate would fill the ring: an outcome is never overwritten before
+	// the controller has it durably, whatever happens to the controller.
+	HRGateAck = 12
+	HRCount   = 13
 	// ModbusUnitID is the unit id the PLC answers to (others get an exception).
 	ModbusUnitID = 1
 )
@@ -68,6 +74,7 @@ const (
 	// the Modbus ring, updated after each outcome.
 	NodeGateOutcomes    = "PLC.GateOutcomes"
 	NodeControllerAlive = "PLC.ControllerAlive" // UInt16, writable: the controller's watchdog value
+	NodeGateAck         = "PLC.GateAck"         // UInt16, writable: as HRGateAck
 )
 
 // PLCVerdict is what the simulated PLC holds for one item.
@@ -108,6 +115,14 @@ type PLCState struct {
 	ControllerAlive uint16 `json:"controller_alive"`
 	WatchdogArmed   bool   `json:"watchdog_armed"`
 	ControllerLost  bool   `json:"controller_lost"`
+	// GateAck is the number (mod 65536) of the last gate outcome the
+	// controller acknowledged (journaled); GateAckArmed says it has been
+	// written at least once. GateRingFull says the infeed is held because
+	// the unacknowledged outcomes and the units still on their way to the
+	// gate would otherwise overwrite an unacknowledged one.
+	GateAck      uint16 `json:"gate_ack"`
+	GateAckArmed bool   `json:"gate_ack_armed"`
+	GateRingFull bool   `json:"gate_ring_full"`
 }
 
 // plcModel is the PLC: trigger counter, shift register of verdicts, outputs.
@@ -176,12 +191,48 @@ func (m *plcModel) setRunning(r bool) {
 	m.publish(NodeRunning, r)
 }
 
-// infeedHeld says whether the infeed must stand still: a stop request, or
-// the controller watchdog has tripped.
+// infeedHeld says whether the infeed must stand still: a stop request, the
+// controller watchdog has tripped, or one more unit could overwrite a gate
+// outcome the controller has not acknowledged.
 func (m *plcModel) infeedHeld() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.st.StopRequest || m.st.ControllerLost
+	full := m.ringFull()
+	if full != m.st.GateRingFull {
+		m.st.GateRingFull = full
+		if full {
+			m.log.Warn("gate ring: outcomes not acknowledged by the controller would be overwritten, infeed held",
+				"count", m.ring.count, "ack", m.st.GateAck, "to_gate", m.st.ItemCounter-m.gateHigh)
+		} else {
+			m.log.Info("gate ring: outcomes acknowledged, infeed released", "count", m.ring.count, "ack", m.st.GateAck)
+		}
+	}
+	return m.st.StopRequest || m.st.ControllerLost || full
+}
+
+// ringFull: the outcomes not acknowledged, plus one for every unit between
+// the trigger and the gate (each may add an outcome), leave no slot of the
+// ring for another unit. Counted mod 65536, as the acknowledgement is.
+func (m *plcModel) ringFull() bool {
+	if !m.st.GateAckArmed {
+		return false
+	}
+	unacked := uint32(uint16(m.ring.count) - m.st.GateAck)
+	if unacked > GateRingSize {
+		unacked = 0 // an acknowledgement from before a ring reset: nothing to protect
+	}
+	toGate := uint32(0)
+	if m.st.ItemCounter > m.gateHigh {
+		toGate = m.st.ItemCounter - m.gateHigh
+	}
+	return unacked+toGate >= GateRingSize
+}
+
+// setGateAck takes the controller's acknowledgement from either protocol.
+func (m *plcModel) setGateAck(v uint16) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st.GateAck, m.st.GateAckArmed = v, true
 }
 
 // setAlive takes the controller's watchdog value from either protocol. The
@@ -450,6 +501,9 @@ func (m *plcModel) HandleHoldingRegisters(req *mb.HoldingRegistersRequest) ([]ui
 			case HRControllerAlive:
 				m.setAlive(a)
 				m.publish(NodeControllerAlive, a)
+			case HRGateAck:
+				m.setGateAck(a)
+				m.publish(NodeGateAck, a)
 			}
 		}
 		return nil, nil
@@ -459,6 +513,7 @@ func (m *plcModel) HandleHoldingRegisters(req *mb.HoldingRegistersRequest) ([]ui
 	copy(regs, append(u32(m.st.LastVerdict.Item), m.st.LastVerdict.Result, m.st.LastVerdict.Reason))
 	regs[HRTowerLight] = m.st.TowerLight
 	regs[HRControllerAlive] = m.st.ControllerAlive
+	regs[HRGateAck] = m.st.GateAck
 	m.mu.Unlock()
 	return regs[req.Addr:end], nil
 }
@@ -503,6 +558,7 @@ func (m *plcModel) addOPCUA(srv *uasim.Server) error {
 		{NodeEscaped, uint32(0), nil},
 		{NodeGateOutcomes, (&gateRing{}).array(), nil},
 		{NodeControllerAlive, uint16(0), m.uaAlive},
+		{NodeGateAck, uint16(0), m.uaGateAck},
 	}
 	for _, d := range defs {
 		v, err := srv.AddVariable(obj, d.name, d.init, d.w)
@@ -549,6 +605,15 @@ func (m *plcModel) uaAlive(v any) error {
 		return &uasim.StatusError{Code: 0x80740000, Msg: fmt.Sprintf("%s takes a UInt16, not %T", NodeControllerAlive, v)}
 	}
 	m.setAlive(a)
+	return nil
+}
+
+func (m *plcModel) uaGateAck(v any) error {
+	a, ok := v.(uint16)
+	if !ok {
+		return &uasim.StatusError{Code: 0x80740000, Msg: fmt.Sprintf("%s takes a UInt16, not %T", NodeGateAck, v)}
+	}
+	m.setGateAck(a)
 	return nil
 }
 
