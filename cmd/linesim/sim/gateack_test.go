@@ -20,14 +20,7 @@ import (
 // the controller was down.
 func TestGateAckHoldsTheInfeed(t *testing.T) {
 	off := time.Duration(0) // the watchdog would stop the infeed too: only the ring's rule here
-	s, err := sim.New(sim.Config{Seed: 1, Rate: 3000, ControllerWatchdog: &off}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := startSim(t, sim.Config{Seed: 1, Rate: 3000, ControllerWatchdog: &off})
 	ep := s.Endpoints()
 	m := modbusClient(t, ep.Modbus)
 	u := uaClient(t, ep.PLCOPCUA)

@@ -16,7 +16,13 @@ import (
 // startManual starts a simulator whose units come only from Feed.
 func startManual(t *testing.T, cfg sim.Config) *sim.Sim {
 	t.Helper()
-	s, err := sim.New(cfg, nil, sim.ManualInfeed())
+	return startSim(t, cfg, sim.ManualInfeed())
+}
+
+// startSim starts a simulator, closed when the test ends.
+func startSim(t *testing.T, cfg sim.Config, opts ...sim.Option) *sim.Sim {
+	t.Helper()
+	s, err := sim.New(cfg, nil, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,6 +31,25 @@ func startManual(t *testing.T, cfg sim.Config) *sim.Sim {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// runBatch lets the test controller decide every unit of s's batch over
+// Modbus and returns the ground truth once the batch is done, checked.
+func runBatch(ctx context.Context, t *testing.T, s *sim.Sim) sim.GroundTruth {
+	t.Helper()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go controller(cctx, t, s.Endpoints().Modbus)
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		t.Fatal("batch did not finish")
+	}
+	gt := s.GroundTruth()
+	if err := gt.Check(); err != nil {
+		t.Fatalf("ground truth inconsistent:\n%v", err)
+	}
+	return gt
 }
 
 // modbusClient connects a plain Modbus TCP client (unit id 1) to addr.

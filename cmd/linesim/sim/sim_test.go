@@ -66,19 +66,7 @@ func TestBatchWithFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	cctx, ccancel := context.WithCancel(ctx)
-	defer ccancel()
-	go controller(cctx, t, s.Endpoints().Modbus)
-
-	select {
-	case <-s.Done():
-	case <-ctx.Done():
-		t.Fatal("batch did not finish")
-	}
-	gt := s.GroundTruth()
-	if err := gt.Check(); err != nil {
-		t.Fatalf("ground truth inconsistent:\n%v", err)
-	}
+	gt := runBatch(ctx, t, s)
 	sum := gt.Summary
 	t.Logf("summary %+v", sum)
 	if !gt.Finished || sum.Triggered != 300 || sum.Good+sum.Rejected+sum.Missing != 300 {
@@ -171,16 +159,7 @@ func TestProxiesOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	go controller(ctx, t, s.Endpoints().Modbus)
-	select {
-	case <-s.Done():
-	case <-ctx.Done():
-		t.Fatal("batch did not finish")
-	}
-	gt := s.GroundTruth()
-	if err := gt.Check(); err != nil {
-		t.Fatal(err)
-	}
+	gt := runBatch(ctx, t, s)
 	if gt.Summary.Good == 0 {
 		t.Fatalf("no unit passed over the direct Modbus link: %+v", gt.Summary)
 	}
@@ -374,16 +353,7 @@ func TestBatchWithGateAndLabelFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	go controller(ctx, t, s.Endpoints().Modbus)
-	select {
-	case <-s.Done():
-	case <-ctx.Done():
-		t.Fatal("batch did not finish")
-	}
-	gt := s.GroundTruth()
-	if err := gt.Check(); err != nil {
-		t.Fatalf("ground truth inconsistent:\n%v", err)
-	}
+	gt := runBatch(ctx, t, s)
 	sum := gt.Summary
 	t.Logf("summary %+v", sum)
 	gate := 0

@@ -71,14 +71,7 @@ func uaWriteAlive(c *opcua.Client) func(uint16) error {
 // change releases it, and the infeed resumes only if no stop is requested.
 func TestControllerWatchdog(t *testing.T) {
 	wd := 300 * time.Millisecond
-	s, err := sim.New(sim.Config{Seed: 1, Rate: 3000, ControllerWatchdog: &wd}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := startSim(t, sim.Config{Seed: 1, Rate: 3000, ControllerWatchdog: &wd})
 	ep := s.Endpoints()
 	m := modbusClient(t, ep.Modbus)
 	u := uaClient(t, ep.PLCOPCUA)
