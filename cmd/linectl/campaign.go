@@ -62,6 +62,7 @@ const defaultResults = "docs/reliability"
 type lineFlags struct {
 	results, work, linesim, config *string
 	keep                           *bool
+	timeout                        *time.Duration
 }
 
 func addLineFlags(fs *flag.FlagSet) lineFlags {
@@ -71,6 +72,7 @@ func addLineFlags(fs *flag.FlagSet) lineFlags {
 		linesim: fs.String("linesim", "", "the linesim binary (default: next to linectl, then $PATH)"),
 		config:  fs.String("config", "examples/line-linesim.yaml", "the controller config the campaign's lines are made from (its devices' addresses are replaced)"),
 		keep:    fs.Bool("keep", false, "keep the working directory (logs, ledgers) after a passed run"),
+		timeout: fs.Duration("timeout", time.Hour, "give up after this long"),
 	}
 }
 
@@ -179,7 +181,6 @@ func campaignCrash(ctx context.Context, c *cli, args []string) error {
 	rate := fs.Float64("rate", 1200, "units per minute")
 	kills := fs.Int("kills", 25, "SIGKILLs of the controller over the batch")
 	seed := fs.Uint64("seed", 0, "seed of the kill moments and the simulator (0: from the clock; the result records it)")
-	timeout := fs.Duration("timeout", time.Hour, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
@@ -187,7 +188,7 @@ func campaignCrash(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, *lf.timeout)
 	defer cancel()
 	res, err := campaign.Crash(ctx, env, campaign.CrashOptions{Units: *units, Rate: *rate, Kills: *kills, Seed: *seed,
 		Command: fmt.Sprintf("linectl campaign crash --units %d --rate %g --kills %d", *units, *rate, *kills)})
@@ -252,7 +253,6 @@ func campaignFault(ctx context.Context, c *cli, args []string) error {
 	perTrial := fs.Int("per-fault", 40, "units of production before each fault")
 	diskFull := fs.Bool("disk-full", true, "also fill the ledger's disk (a tmpfs the campaign mounts: needs root)")
 	seed := fs.Uint64("seed", 0, "the simulator's seed (0: from the clock; the result records it)")
-	timeout := fs.Duration("timeout", time.Hour, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
@@ -260,7 +260,7 @@ func campaignFault(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, *lf.timeout)
 	defer cancel()
 	cmdline := fmt.Sprintf("linectl campaign fault --rate %g --per-fault %d --disk-full=%t", *rate, *perTrial, *diskFull)
 	if *devices != "" {
@@ -269,17 +269,7 @@ func campaignFault(ctx context.Context, c *cli, args []string) error {
 	if *kinds != "" {
 		cmdline += " --kinds " + *kinds
 	}
-	res, err := campaign.Fault(ctx, env, campaign.FaultOptions{Devices: splitList(*devices), Kinds: splitList(*kinds), Rate: *rate,
+	res, err := campaign.Fault(ctx, env, campaign.FaultOptions{Devices: splitComma(*devices), Kinds: splitComma(*kinds), Rate: *rate,
 		PerTrial: *perTrial, Seed: *seed, DiskFull: *diskFull, Command: cmdline})
 	return finishCampaign(c, res, err, *lf.results, done)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, x := range strings.Split(s, ",") {
-		if x = strings.TrimSpace(x); x != "" {
-			out = append(out, x)
-		}
-	}
-	return out
 }
