@@ -821,6 +821,17 @@ func (m *Machine) decide(u *unit, r *CameraResult, at time.Time, late bool, out 
 		// the line leaves Execute or the batch completes.
 		v.Journal = JournalUnitOnly
 		m.limbo = append(m.limbo, jcode)
+	case v.Reason == ReasonWrongCode && read != "" && read != jcode && !u.lost && u.challenge == 0:
+		// The unit carries another code of ours, one decided already (a
+		// rejected, voided or reprinted code): the print records may run
+		// behind the units, the expected code then being on a later unit.
+		// Reject the unit alone and leave the expected code printed for a
+		// later read to claim, as after a missing camera result; rejecting
+		// it would reject that later, good unit as wrong-code in turn, and
+		// the next, in a chain. Unclaimed, it is voided when the line leaves
+		// Execute or the batch completes.
+		v.Journal = JournalUnitOnly
+		m.limbo = append(m.limbo, jcode)
 	case v.Reason == ReasonNone:
 		v.Journal, v.Pass = JournalCommission, true
 		info.state = csCommissioned
