@@ -79,6 +79,9 @@ type Store struct {
 	nseq    uint64      // last seq and hash applied (s.seq, s.head: last durable)
 	nhead   [32]byte
 	timing  struct{ apply, settle, idle atomic.Int64 }
+	// gathering: how many deferrable requests the committer holds (see
+	// gather); 0 when it holds none.
+	gathering atomic.Int32
 }
 
 type blKey struct {
@@ -98,6 +101,9 @@ type request struct {
 	hintSeq uint64
 	err     error
 	noop    bool // nothing to do (e.g. a hand-off already recorded)
+	// deferUntil: the request may wait until then for a request that
+	// cannot wait, to share its sync (see Deferrable); zero: it cannot.
+	deferUntil time.Time
 	// results
 	collided []tracecode.Code
 	lastKey  []byte
@@ -295,6 +301,9 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	if fatal != nil {
 		return fmt.Errorf("ledger stopped accepting writes after a failed commit: %w", fatal)
 	}
+	if d, ok := ctx.Value(deferKey{}).(time.Duration); ok && d > 0 && !r.bulk {
+		r.deferUntil = time.Now().Add(d)
+	}
 	if r.ev.Actor.Kind == "" && s.opts.replay {
 		r.ev.Actor = Actor{ActorSystem, "replay"}
 	}
@@ -369,8 +378,88 @@ func (s *Store) run() {
 				}
 			}
 		}
+		if deferrable(group) {
+			group = s.gather(group)
+		}
 		s.process(group)
 	}
+}
+
+type deferKey struct{}
+
+// Deferrable returns a context under which a write may wait up to d before
+// its group is committed, for a write that cannot wait to share its sync:
+// for records the line needs durable soon but not at once (a print record,
+// a gate outcome), so that they ride with the next verdict's sync instead of
+// taking the disk just before it. The call still returns only once the write
+// is durable — at most d (plus a sync) later.
+func Deferrable(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, deferKey{}, d)
+}
+
+// deferrable reports whether every request of group may wait.
+func deferrable(group []*request) bool {
+	for _, r := range group {
+		if r.deferUntil.IsZero() {
+			return false
+		}
+	}
+	return true
+}
+
+// gather holds a group of deferrable requests until the earliest of their
+// deadlines, or until a request that cannot wait joins (it is taken, with
+// whatever else is queued by then), a bulk request comes (held for the next
+// group), the group is full, or the store stops.
+func (s *Store) gather(group []*request) []*request {
+	t0 := time.Now()
+	s.gathering.Store(int32(len(group)))
+	defer func() {
+		s.gathering.Store(0)
+		s.timing.idle.Add(int64(time.Since(t0)))
+	}()
+	until, w := group[0].deferUntil, 0
+	for _, r := range group {
+		if r.deferUntil.Before(until) {
+			until = r.deferUntil
+		}
+		w += r.weight()
+	}
+	t := time.NewTimer(time.Until(until))
+	defer t.Stop()
+	urgent := false
+	for len(group) < s.opts.MaxGroup && w < maxGroupCodes {
+		var r *request
+		if urgent {
+			select {
+			case r = <-s.reqs:
+			default:
+				return group // the urgent one and everything queued with it
+			}
+		} else {
+			select {
+			case r = <-s.reqs:
+			case <-t.C:
+				return group
+			case <-s.stop:
+				return group
+			}
+		}
+		if r.bulk {
+			s.held = r
+			return group
+		}
+		group = append(group, r)
+		w += r.weight()
+		s.gathering.Store(int32(len(group)))
+		if r.deferUntil.IsZero() {
+			urgent = true
+		} else if r.deferUntil.Before(until) {
+			until = r.deferUntil
+			t.Reset(time.Until(until))
+		}
+	}
+	return group
 }
 
 // maxGroupCodes caps the codes one group touches, so that a group of many

@@ -107,7 +107,7 @@ type Runner struct {
 	snapMu  sync.Mutex
 	snap    Snapshot
 	stats   *Stats
-	printed sync.Map // tracecode.Code → chan struct{}: closed when MarkPrinted is journaled
+	printed sync.Map // tracecode.Code → *printJournal
 	decided doneSet  // item → closed when the unit's verdict is journaled (gate confirmation only)
 	ledger  ledgerView
 	wg      sync.WaitGroup
@@ -484,25 +484,50 @@ func (r *Runner) ioCtx(ctx context.Context) (context.Context, context.CancelFunc
 // journalPrinted records a print durably, off the loop; a verdict on the
 // code is submitted after it (see verdict), so that the ledger sees printed
 // before commissioned.
+//
+// The write is deferrable (recordDefer): it rides with the next write that
+// cannot wait — usually this code's own verdict, some 20 ms later — rather
+// than take a sync of its own just before it.
 func (r *Runner) journalPrinted(ctx context.Context, code tracecode.Code) {
-	done := make(chan struct{})
-	if _, loaded := r.printed.LoadOrStore(code, done); loaded {
+	pj := &printJournal{submitted: make(chan struct{}), done: make(chan struct{})}
+	if _, loaded := r.printed.LoadOrStore(code, pj); loaded {
 		return // a reprint: the code's print is journaled already
 	}
 	r.jwg.Add(1)
 	r.goSafe("journal printed", func() {
 		defer r.jwg.Done()
-		defer close(done)
+		defer close(pj.done)
 		c, cancel := r.ioCtx(ctx)
 		defer cancel()
-		if err := r.store.MarkPrinted(c, code, aggregation.Actor{Kind: aggregation.ActorDevice, ID: "printer"}); err != nil && !errors.Is(err, aggregation.ErrRefused) {
+		close(pj.submitted)
+		if err := r.store.MarkPrinted(aggregation.Deferrable(c, recordDefer), code, aggregation.Actor{Kind: aggregation.ActorDevice, ID: "printer"}); err != nil && !errors.Is(err, aggregation.ErrRefused) {
 			r.log.Error("journal printed", "code", code, "err", err)
 		}
 	})
 }
 
+// printJournal is a print's journal write: submitted is closed just before
+// it is handed to the ledger, done once it is durable (or failed).
+type printJournal struct{ submitted, done chan struct{} }
+
+// recordDefer is how long a record that decides nothing at once (a print
+// record, a gate outcome) may wait for a verdict to share its sync: about a
+// unit's spacing at 1,200 units/min, well within what waits for them (the
+// verdict on the same code comes ≈ 20 ms after its print and only needs the
+// print ahead of it in the ledger's queue; the PLC's gate ring holds 32
+// outcomes).
+const recordDefer = 50 * time.Millisecond
+
+// waitPrinted waits until code's print, if its journal write is pending,
+// is durable.
 func (r *Runner) waitPrinted(ctx context.Context, code tracecode.Code) {
-	r.waitPrintedFor(ctx, code, nil)
+	if v, ok := r.printed.Load(code); ok {
+		select {
+		case <-v.(*printJournal).done:
+		case <-ctx.Done():
+		}
+		r.printed.Delete(code)
+	}
 }
 
 // printGrace is how long a verdict waits for its code's print to be
@@ -510,11 +535,13 @@ func (r *Runner) waitPrinted(ctx context.Context, code tracecode.Code) {
 // some 20 ms before the camera's result and nothing waits.
 const printGrace = 2 * time.Millisecond
 
-// waitPrintedFor is waitPrinted that gives up when giveUp fires (nil: never).
-func (r *Runner) waitPrintedFor(ctx context.Context, code tracecode.Code, giveUp <-chan time.Time) {
+// waitPrintSubmitted waits until code's print, if its journal write is
+// pending, has been handed to the ledger — whose single writer then takes a
+// later write after it — or giveUp fires.
+func (r *Runner) waitPrintSubmitted(ctx context.Context, code tracecode.Code, giveUp <-chan time.Time) {
 	if v, ok := r.printed.Load(code); ok {
 		select {
-		case <-v.(chan struct{}):
+		case <-v.(*printJournal).submitted:
 		case <-giveUp:
 		case <-ctx.Done():
 		}
@@ -655,15 +682,16 @@ func (r *Runner) verdict(ctx context.Context, v Verdict, done chan struct{}) {
 		// The print's journal write was submitted when the print record came
 		// (journalPrinted), before the camera's result: the ledger's single
 		// writer takes requests in order, so a commission submitted now lands
-		// after it — in the same group commit, or the next. Waiting for the
-		// print to be durable first would put two syncs in series on the
-		// verdict's path (and a wake-up between them); so the wait is only a
-		// grace for a print record that came just before the result. If the
+		// after it — in the same group commit (the print's write is
+		// deferrable and waits for it), or the next. Waiting for the print to
+		// be durable first would put two syncs in series on the verdict's
+		// path; so the wait is only a grace for a print record that came just
+		// before the result, until its write is handed to the ledger. If the
 		// commission should land first all the same, the ledger takes the code
 		// sent → commissioned (as when the camera sees a code before the
 		// printer reports it) and refuses the late print, which is ignored.
 		t := time.NewTimer(printGrace)
-		r.waitPrintedFor(c, v.Code, t.C)
+		r.waitPrintSubmitted(c, v.Code, t.C)
 		t.Stop()
 	}
 	tPrinted := time.Now()

@@ -194,7 +194,9 @@ func (r *Runner) doConfirm(ctx context.Context, a Action) {
 			defer r.acks.done(a.Seq)
 			r.waitDecided(c, a.Item)
 			plcDev := aggregation.Actor{Kind: aggregation.ActorDevice, ID: "plc-gate"}
-			if err := r.store.RecordGate(c, r.cfg.Batch, uint64(a.Item), a.Code, aggregation.GateOutcome(a.Outcome.String()), plcDev); err != nil {
+			// Deferrable: the outcome rides with the next verdict's sync (the
+			// PLC's ring holds 32 unacknowledged outcomes).
+			if err := r.store.RecordGate(aggregation.Deferrable(c, recordDefer), r.cfg.Batch, uint64(a.Item), a.Code, aggregation.GateOutcome(a.Outcome.String()), plcDev); err != nil {
 				r.log.Error("journal gate outcome", "item", a.Item, "code", a.Code, "outcome", a.Outcome.String(), "err", err)
 				if !errors.Is(err, aggregation.ErrRefused) {
 					r.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "ledger", Err: "journal gate outcome: " + err.Error()})

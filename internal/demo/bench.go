@@ -43,6 +43,8 @@ type BenchRun struct {
 	// Runtime is what the Go runtime did from the batch's start to its end
 	// (Report.Runtime).
 	Runtime RuntimeStats `json:"runtime"`
+	// Ledger: the ledger's group commits (syncs) over the batch.
+	Ledger LedgerStats `json:"ledger"`
 	// FaultFreeRejects: units with no injected fault the gate rejected
 	// (Report.FaultFreeRejects).
 	FaultFreeRejects map[string]int `json:"fault_free_rejects_by_reason,omitempty"`
@@ -112,7 +114,7 @@ func BenchLine(ctx context.Context, o Options, rates []float64, wire Wire) (*Ben
 			ru.OK, ru.InvariantsOK, ru.GroundTruthOK = rep.OK(), rep.InvariantsOK, rep.GroundTruthOK
 			ru.Misses, ru.Lat, ru.CPU, ru.SimCPU = rep.DeadlineMisses, rep.Latency, rep.CPUPercent, rep.SimCPUPercent
 			out.Simulator = rep.Simulator
-			ru.FaultFreeRejects, ru.Runtime = rep.FaultFreeRejects, rep.Runtime
+			ru.FaultFreeRejects, ru.Runtime, ru.Ledger = rep.FaultFreeRejects, rep.Runtime, rep.Ledger
 			ru.MissesByCause = missCauses(rep.Latency, rep.FaultFreeRejects)
 			ru.Stages = stagesOf(rep.Latency)
 			// The disk's state varies from minute to minute: probe it again

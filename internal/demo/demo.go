@@ -507,6 +507,7 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 	}
 	defer d.Close()
 	started, cpu0, rt0, simCPU0 := time.Now(), CPUTime(), readRuntime(), d.simCPU()
+	ls0 := d.store.Stats()
 	if err := d.StartBatch(ctx); err != nil {
 		return nil, err
 	}
@@ -517,6 +518,7 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 		return nil, err
 	}
 	rt, simCPU := runtimeDelta(rt0, readRuntime(), o.Units), d.simCPU()-simCPU0
+	ls := d.store.Stats()
 	if o.Handoff != nil {
 		// The release waits for every alarm of the batch to be
 		// acknowledged: the demo's operator does it at the batch's end.
@@ -533,6 +535,10 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 		return nil, err
 	}
 	rep.Runtime, rep.Simulator = rt, d.simulatorName()
+	rep.Ledger = LedgerStats{Groups: ls.Groups - ls0.Groups, Requests: ls.Requests - ls0.Requests}
+	if o.Units > 0 {
+		rep.Ledger.GroupsPerUnit = float64(rep.Ledger.Groups) / float64(o.Units)
+	}
 	if o.SimCommand != nil && rep.WallSeconds > 0 {
 		rep.SimCPUSeconds = simCPU.Seconds()
 		rep.SimCPUPercent = 100 * simCPU.Seconds() / rep.WallSeconds

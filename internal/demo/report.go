@@ -52,8 +52,18 @@ type Report struct {
 	// start to its end (garbage collection, allocation per unit, scheduler
 	// latency).
 	Runtime RuntimeStats `json:"runtime"`
+	// Ledger is what the ledger's committer did over the batch.
+	Ledger LedgerStats `json:"ledger"`
 	// Handoff is the release and hand-off after the batch (Options.Handoff).
 	Handoff *HandoffReport `json:"handoff,omitempty"`
+}
+
+// LedgerStats: the synced group commits over a batch (each one sync of
+// the disk), the writes they carried, and the groups per unit.
+type LedgerStats struct {
+	Groups        uint64  `json:"groups"`
+	Requests      uint64  `json:"requests"`
+	GroupsPerUnit float64 `json:"groups_per_unit"`
 }
 
 // OK reports whether the batch reconciled: invariants, ground truth, no

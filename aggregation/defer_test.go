@@ -1,0 +1,77 @@
+package aggregation
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// waitGathering waits until the committer holds n deferrable requests.
+func waitGathering(t *testing.T, s *Store, n int32) {
+	t.Helper()
+	for s.gathering.Load() != n {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestDeferrableRidesWithTheNextWrite: deferrable writes wait for one that
+// cannot wait and share its group (one sync), in order; alone, a deferrable
+// write still lands (its wait ends); a deferrable write pending when the
+// store closes is written, not lost.
+func TestDeferrableRidesWithTheNextWrite(t *testing.T) {
+	s := openSynced(t, Options{})
+	rec := func(typ string) Record { return Record{Type: typ, Value: "v"} }
+	type res struct {
+		seq uint64
+		err error
+	}
+	before := s.Stats().Groups
+	deferred := make(chan res, 2)
+	for i, typ := range []string{"first", "second"} {
+		go func() {
+			seq, err := s.Record(Deferrable(ctx, time.Hour), rec(typ), op)
+			deferred <- res{seq, err}
+		}()
+		waitGathering(t, s, int32(i+1))
+	}
+	// Both are held (an hour): an urgent write takes them with it.
+	seq, err := s.Record(ctx, rec("urgent"), op)
+	must(t, err)
+	a, b := <-deferred, <-deferred
+	must(t, a.err)
+	must(t, b.err)
+	if a.seq > b.seq {
+		a, b = b, a
+	}
+	if a.seq+1 != b.seq || b.seq+1 != seq {
+		t.Errorf("seqs %d, %d (deferred) and %d (urgent): want the deferred first, in order, then the urgent", a.seq, b.seq, seq)
+	}
+	if g := s.Stats().Groups - before; g != 1 {
+		t.Errorf("%d groups for three writes: want one (the deferred ride with the urgent)", g)
+	}
+
+	// Alone, a deferrable write lands once its wait is over.
+	before = s.Stats().Groups
+	if _, err := s.Record(Deferrable(ctx, 5*time.Millisecond), rec("alone"), op); err != nil {
+		t.Fatal(err)
+	}
+	if g := s.Stats().Groups - before; g != 1 {
+		t.Errorf("%d groups for a lone deferrable write, want 1", g)
+	}
+
+	// Pending at Close: written, the caller told so.
+	last := make(chan res, 1)
+	go func() {
+		seq, err := s.Record(Deferrable(ctx, time.Hour), rec("at-close"), op)
+		last <- res{seq, err}
+	}()
+	waitGathering(t, s, 1)
+	must(t, s.Close())
+	r := <-last
+	if r.err != nil || r.seq != seq+2 {
+		t.Fatalf("deferred write pending at Close: seq %d, err %v; want seq %d written", r.seq, r.err, seq+2)
+	}
+	if _, err := s.Record(Deferrable(ctx, time.Hour), rec("after"), op); !errors.Is(err, ErrClosed) {
+		t.Errorf("write after Close: %v, want ErrClosed", err)
+	}
+}
