@@ -45,6 +45,10 @@ func (m *Machine) CommandAllowed(cmd Command) error {
 		return fmt.Errorf("%w: nothing to acknowledge (no reject-gate or labeller fault)", ErrInvalidCommand)
 	case cmd == CmdUnhold && len(m.faults) > 0:
 		return fmt.Errorf("%w: unhold with device faults active: %v", ErrInvalidCommand, m.faultList())
+	case cmd == CmdStart && len(m.faults) > 0:
+		// Production never starts on a fault (a device down, the ledger's
+		// disk below its reserve): it would hold at once, or worse.
+		return fmt.Errorf("%w: start with device faults active: %v", ErrInvalidCommand, m.faultList())
 	}
 	return nil
 }
