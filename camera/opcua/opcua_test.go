@@ -475,6 +475,10 @@ func TestSlowLinkIsDown(t *testing.T) {
 	dev.Inspect(1, "A", sim.CameraOK)
 	if ev := next(t, ctx, cam); ev.Kind != camera.EventResult || ev.Result.Item != 1 {
 		t.Fatalf("first %+v", ev)
+	} else if !strings.Contains(ev.At.String(), " m=") {
+		// The line decides on this stamp: the monotonic clock's, never a
+		// wall reading (nor the camera's own clock) a clock step moves.
+		t.Fatalf("result stamped %s: no monotonic reading", ev.At)
 	}
 	px.SetDelay(400 * time.Millisecond)
 	dev.Inspect(2, "B", sim.CameraOK)

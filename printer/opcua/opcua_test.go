@@ -441,6 +441,9 @@ func TestSlowLinkIsDown(t *testing.T) {
 	r.dev.PrintOnto(sim.PrintOK)
 	if ev := next(t, ctx, r.drv.Events()); ev.Kind != printer.EventPrinted || ev.Code != cs[0] {
 		t.Fatalf("first event %+v", ev)
+	} else if !strings.Contains(ev.At.String(), " m=") {
+		// The line pairs and times units on this stamp: the monotonic clock's.
+		t.Fatalf("print record stamped %s: no monotonic reading", ev.At)
 	}
 	r.proxy.SetDelay(400 * time.Millisecond)
 	r.dev.PrintOnto(sim.PrintOK)
