@@ -14,7 +14,8 @@ const FaultLedgerDisk = "ledger-disk"
 // (aggregation.DiskGuard.Run calls it with its first look and whenever the
 // level changes). Full (free space below the reserve, or unknown): a
 // device fault naming the disk and the free space — the line holds, and
-// neither unholds nor starts until it clears. Low: a warning to
+// neither unholds nor starts until it clears (the one fault that refuses
+// start: Machine.CommandAllowed). Low: a warning to
 // acknowledge. Out of full: the fault clears by itself, as a device's
 // does when it answers again.
 func (l *Line) LedgerDisk(r aggregation.DiskReport) {
