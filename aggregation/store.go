@@ -50,6 +50,7 @@ type Store struct {
 	db   *badger.DB
 	log  *slog.Logger
 	opts Options
+	dir  string // "" in memory
 
 	reqs   chan *request
 	stop   chan struct{}
@@ -163,9 +164,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("ledger %s: open: %w", dir, err)
 	}
 	s := &Store{
-		db: db, log: opts.Logger, opts: opts,
+		db: db, log: opts.Logger, opts: opts, dir: dir,
 		reqs: make(chan *request, 1024), stop: make(chan struct{}), exited: make(chan struct{}),
 		hot: newHotCache(), ahead: map[string]poolAhead{}, allocs: map[string]*allocIndex{}, counters: map[blKey]*levelCounters{}, batches: map[string]*batchRec{}, pools: map[string]*tracecode.PoolStat{},
+	}
+	if opts.inMemory {
+		s.dir = ""
 	}
 	if err := s.load(); err != nil {
 		db.Close()

@@ -103,7 +103,13 @@ func newLineRig(t testing.TB, dir string) *lineRig {
 // newLineRigWith is newLineRig with the config changed by change.
 func newLineRigWith(t testing.TB, dir string, change func(*LineConfig)) *lineRig {
 	t.Helper()
-	store, err := aggregation.Open(dir, aggregation.Options{})
+	return newLineRigOpts(t, dir, aggregation.Options{}, change)
+}
+
+// newLineRigOpts is newLineRigWith with the ledger opened with opts.
+func newLineRigOpts(t testing.TB, dir string, opts aggregation.Options, change func(*LineConfig)) *lineRig {
+	t.Helper()
+	store, err := aggregation.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

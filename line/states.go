@@ -45,6 +45,12 @@ func (m *Machine) CommandAllowed(cmd Command) error {
 		return fmt.Errorf("%w: nothing to acknowledge (no reject-gate or labeller fault)", ErrInvalidCommand)
 	case cmd == CmdUnhold && len(m.faults) > 0:
 		return fmt.Errorf("%w: unhold with device faults active: %v", ErrInvalidCommand, m.faultList())
+	case cmd == CmdStart && m.faults[FaultLedgerDisk] != "":
+		// Production never starts on a disk below the ledger's reserve.
+		// (Other faults do not refuse start: some never clear by
+		// themselves — codes ran out, a send refused with the link up —
+		// and stop, reset, start is then the operator's way back.)
+		return fmt.Errorf("%w: start with the ledger's disk below its reserve: %s: %s", ErrInvalidCommand, FaultLedgerDisk, m.faults[FaultLedgerDisk])
 	}
 	return nil
 }

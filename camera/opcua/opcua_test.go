@@ -14,6 +14,7 @@ import (
 	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/netsim"
 	"github.com/tracline/tracline/cmd/linesim/sim"
+	"github.com/tracline/tracline/internal/latency"
 )
 
 type publisher interface {
@@ -461,4 +462,41 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// TestSlowLinkIsDown: a camera that answers, but every byte 400 ms late,
+// is down for the line (latency.ErrTooSlow, naming the camera) once its
+// answers have been late for the budget's span, and up again only once it
+// answers in time; results published meanwhile are recovered.
+func TestSlowLinkIsDown(t *testing.T) {
+	dev := camBig
+	cam, px := connectVia(t, dev, devsim.CameraObject, nil)
+	ctx := testCtx(t)
+	dev.Inspect(1, "A", sim.CameraOK)
+	if ev := next(t, ctx, cam); ev.Kind != camera.EventResult || ev.Result.Item != 1 {
+		t.Fatalf("first %+v", ev)
+	} else if !strings.Contains(ev.At.String(), " m=") {
+		// The line decides on this stamp: the monotonic clock's, never a
+		// wall reading (nor the camera's own clock) a clock step moves.
+		t.Fatalf("result stamped %s: no monotonic reading", ev.At)
+	}
+	px.SetDelay(400 * time.Millisecond)
+	dev.Inspect(2, "B", sim.CameraOK)
+	var down camera.Event
+	for down.Kind != camera.EventDown {
+		down = next(t, ctx, cam) // the result may still come, late
+	}
+	if !errors.Is(down.Err, latency.ErrTooSlow) || !strings.Contains(down.Err.Error(), "Camera") {
+		t.Fatalf("down: %v, want latency.ErrTooSlow naming the camera", down.Err)
+	}
+	dev.Inspect(3, "C", sim.CameraOK)
+	px.SetDelay(0)
+	if ev := next(t, ctx, cam); ev.Kind != camera.EventUp {
+		t.Fatalf("after the delay ended: %+v", ev)
+	}
+	for ev := next(t, ctx, cam); ev.Kind != camera.EventResult || ev.Result.Item != 3; ev = next(t, ctx, cam) {
+		if ev.Kind != camera.EventResult {
+			t.Fatalf("recovering: %+v", ev)
+		}
+	}
 }

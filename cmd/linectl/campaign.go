@@ -248,7 +248,7 @@ func campaignFault(ctx context.Context, c *cli, args []string) error {
 	fs.SetOutput(c.stderr)
 	lf := addLineFlags(fs)
 	devices := fs.String("devices", "", "comma-separated devices (default every one: plc, printer, camera, agg_camera, label_printer, label_scanner; none: only the disk-full try)")
-	kinds := fs.String("kinds", "", "comma-separated link faults (default every one: cut, stall, garble, slow)")
+	kinds := fs.String("kinds", "", "comma-separated link faults (default every one: cut, stall, garble, slow, freeze-heartbeat — the PLC's only)")
 	rate := fs.Float64("rate", 1200, "units per minute")
 	perTrial := fs.Int("per-fault", 40, "units of production before each fault")
 	diskFull := fs.Bool("disk-full", true, "also fill the ledger's disk (a tmpfs the campaign mounts: needs root)")

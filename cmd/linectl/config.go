@@ -24,6 +24,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tracline/tracline/aggregation"
 	cameraopcua "github.com/tracline/tracline/camera/opcua"
 	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/plc"
@@ -101,6 +102,10 @@ type settingsFile struct {
 	// LabelMismatchHold: groups in a row carrying a label not theirs that
 	// hold the line (default 2).
 	LabelMismatchHold int `yaml:"label_mismatch_hold"`
+	// LedgerDisk: the free space the ledger's disk must keep (warn_mb,
+	// reserve_mb, period; defaults from the ledger's memtable size, see
+	// docs/ledger.md "A full disk").
+	LedgerDisk aggregation.DiskGuardConfig `yaml:"ledger_disk"`
 }
 
 type devicesFile struct {
@@ -181,6 +186,9 @@ func (f *lineFile) validate() error {
 		if b.Product != "" && keys[b.Product] == "" {
 			errs = append(errs, fmt.Errorf("batch.product: %q is not one of the config's products (%s)", b.Product, strings.Join(sortedKeys(keys), ", ")))
 		}
+	}
+	if err := f.Settings.LedgerDisk.Validate("settings.ledger_disk"); err != nil {
+		errs = append(errs, err)
 	}
 	if err := f.Devices.PLC.Validate(); err != nil {
 		errs = append(errs, err)

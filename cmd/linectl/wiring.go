@@ -43,8 +43,9 @@ type controller struct {
 	labels   *zpl.Printer
 	rework   *zpl.Printer
 	closers  []func() error
-	watch    *devWatch    // links, signal values, counters (overview, engineer)
-	eng      *engineering // the engineer's access (test actions)
+	watch    *devWatch              // links, signal values, counters (overview, engineer)
+	eng      *engineering           // the engineer's access (test actions)
+	disk     *aggregation.DiskGuard // the ledger's disk (nil: an in-memory ledger)
 }
 
 // configUser is who starts an old-style config file's batch.
@@ -74,6 +75,11 @@ func newController(ctx context.Context, f *lineFile, products map[string]*tracec
 		Devices:      line.Devices{PLC: plcVerdicts{c.plc}, Printer: coderAdapter{c.coder}, Signals: plcSignals{p: c.plc}},
 		BatchDevices: c.batchDevices, Links: c.links(), Engineering: lineEngineering{c.engineering(), deviceConfigs(f.Devices)}}
 	c.lineCfg = lc
+	if store.Dir() != "" {
+		if c.disk, err = store.DiskGuard(f.Settings.LedgerDisk); err != nil {
+			return nil, err
+		}
+	}
 	if c.line, err = line.NewLine(ctx, lc, store, log); err != nil {
 		return nil, err
 	}
@@ -293,6 +299,9 @@ func (c *controller) Run(ctx context.Context) error {
 	for i, sc := range c.scanners {
 		level := tracecode.Level(i + 2)
 		pump(func() { pumpLabelScanner(ctx, level, sc.Events(), c.watch, c.line.Post) })
+	}
+	if c.disk != nil {
+		pump(func() { c.disk.Run(ctx, c.line.LedgerDisk) })
 	}
 	err := c.line.Run(ctx)
 	wg.Wait()

@@ -15,8 +15,13 @@ import (
 	"github.com/tracline/tracline/line"
 )
 
-// diskFullSize is the tmpfs the disk-full try puts the ledger on.
-const diskFullSize = "96m"
+// diskFullSize is the tmpfs the disk-full try puts the ledger on. The
+// controller's disk guard (aggregation.DiskGuard) holds the line below its
+// reserve (86 MB with the default 32 MB memtable) and warns below twice
+// that, and the live memtable file is backed with 38 MB: on a disk much
+// under 220 MB the line would (rightly) never produce. 320 MB leaves
+// some 280 MB free when production starts.
+const diskFullSize = "320m"
 
 var ledgerDevice = FaultDevice{"ledger", "ledger disk", []string{"ledger"}}
 

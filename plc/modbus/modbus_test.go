@@ -3,6 +3,7 @@ package modbus_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,7 +72,13 @@ func TestItemsAndVerdict(t *testing.T) {
 	}
 	var items []uint32
 	for len(items) < 3 {
-		items = append(items, next(t, d, kind(plc.EventItem)).Item)
+		e := next(t, d, kind(plc.EventItem))
+		// The line's deadlines run from this stamp: it must be the
+		// monotonic clock's, never a wall reading a clock step moves.
+		if !strings.Contains(e.At.String(), " m=") {
+			t.Fatalf("item %d stamped %s: no monotonic reading", e.Item, e.At)
+		}
+		items = append(items, e.Item)
 	}
 	if items[0] != 1 || items[1] != 2 || items[2] != 3 {
 		t.Fatalf("items %v, want 1 2 3", items)

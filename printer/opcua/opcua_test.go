@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/netsim"
 	"github.com/tracline/tracline/cmd/linesim/sim"
+	"github.com/tracline/tracline/internal/latency"
 	"github.com/tracline/tracline/printer"
 	"github.com/tracline/tracline/printer/uarecord"
 	"github.com/tracline/tracline/tracecode"
@@ -422,4 +424,46 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// TestSlowLinkIsDown: a printer that answers, but every byte 400 ms late,
+// is down for the line (latency.ErrTooSlow, naming the printer) once its
+// answers — the driver's sends as much as the stream's reads — have been
+// late for the budget's span; it is up again only once it answers in
+// time, and what it printed meanwhile is recovered.
+func TestSlowLinkIsDown(t *testing.T) {
+	r := newRig(t, devsim.PrinterConfig{Depth: 32}, nil)
+	ctx := testCtx(t)
+	cs := codes("S", 8)
+	if err := r.drv.Send(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	r.dev.PrintOnto(sim.PrintOK)
+	if ev := next(t, ctx, r.drv.Events()); ev.Kind != printer.EventPrinted || ev.Code != cs[0] {
+		t.Fatalf("first event %+v", ev)
+	} else if !strings.Contains(ev.At.String(), " m=") {
+		// The line pairs and times units on this stamp: the monotonic clock's.
+		t.Fatalf("print record stamped %s: no monotonic reading", ev.At)
+	}
+	r.proxy.SetDelay(400 * time.Millisecond)
+	r.dev.PrintOnto(sim.PrintOK)
+	var down printer.Event
+	for down.Kind != printer.EventDown {
+		if down = next(t, ctx, r.drv.Events()); down.Kind == printer.EventPrinted && down.Code != cs[1] {
+			t.Fatalf("printed while slow: %+v", down)
+		}
+	}
+	if !errors.Is(down.Err, latency.ErrTooSlow) || !strings.Contains(down.Err.Error(), "printer") {
+		t.Fatalf("down: %v, want latency.ErrTooSlow naming the printer", down.Err)
+	}
+	r.dev.PrintOnto(sim.PrintOK)
+	r.proxy.SetDelay(0)
+	if ev := next(t, ctx, r.drv.Events()); ev.Kind != printer.EventUp {
+		t.Fatalf("after the delay ended: %+v", ev)
+	}
+	for ev := next(t, ctx, r.drv.Events()); ev.Code != cs[2]; ev = next(t, ctx, r.drv.Events()) {
+		if ev.Kind != printer.EventPrinted || ev.Code != cs[1] {
+			t.Fatalf("recovering: %+v", ev)
+		}
+	}
 }

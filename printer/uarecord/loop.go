@@ -12,6 +12,7 @@ import (
 	"github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/ua"
 
+	"github.com/tracline/tracline/internal/latency"
 	"github.com/tracline/tracline/internal/uasec"
 )
 
@@ -121,6 +122,7 @@ func (s *Stream) loop(ctx context.Context, c *opcua.Client, sess *session) {
 		}
 		backoff = min(2*backoff, s.cfg.ReconnectMax)
 		var err error
+		s.lat.Reset() // a new connection is judged on its own answers
 		if c, err = s.dial(ctx); err == nil {
 			if sess, err = s.open(ctx, c, false); err != nil {
 				closeCtx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -153,9 +155,14 @@ type session struct {
 // the record node on c, notes the intervals the server granted, says the
 // link is up (unless first) and catches up on what happened meanwhile.
 func (s *Stream) open(ctx context.Context, c *opcua.Client, first bool) (*session, error) {
+	start := time.Now()
 	count, err := s.readCount(ctx, c)
 	if err != nil {
 		return nil, err
+	}
+	if took, budget := time.Since(start), s.lat.Config().Budget; !first && took > budget {
+		// A device that was too slow is back only once it answers in time.
+		return nil, fmt.Errorf("link too slow: the counter read took %s, budget %s: %w", took.Round(time.Millisecond), budget, latency.ErrTooSlow)
 	}
 	s.mu.Lock()
 	if !s.baseline {
@@ -182,7 +189,7 @@ func (s *Stream) open(ctx context.Context, c *opcua.Client, first bool) (*sessio
 
 	notes := make(chan *opcua.PublishNotificationData, 256)
 	asked := s.cfg.PublishingInterval
-	sub, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*opcua.Subscription, error) {
+	sub, err := sendTimed(ctx, s, func(rctx context.Context) (*opcua.Subscription, error) {
 		keep, life := subscriptionCounts(asked)
 		return c.Subscribe(rctx, &opcua.SubscriptionParameters{Interval: asked, MaxKeepAliveCount: keep, LifetimeCount: life}, notes)
 	})
@@ -190,7 +197,7 @@ func (s *Stream) open(ctx context.Context, c *opcua.Client, first bool) (*sessio
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
 	nid, _ := ua.ParseNodeID(s.cfg.RecordNode)
-	res, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*ua.CreateMonitoredItemsResponse, error) {
+	res, err := sendTimed(ctx, s, func(rctx context.Context) (*ua.CreateMonitoredItemsResponse, error) {
 		return sub.Monitor(rctx, ua.TimestampsToReturnNeither, opcua.NewMonitoredItemCreateRequestWithDefaults(nid, ua.AttributeIDValue, 1))
 	})
 	if err != nil {
@@ -255,6 +262,12 @@ func (s *Stream) watch(ctx context.Context, c *opcua.Client, sess *session) erro
 		behind    int  // probes in a row that found the counter ahead with no notification
 	)
 	for {
+		// Every request on the link (the loop's and the driver's writes
+		// and calls) is timed: a device answering later than its budget
+		// for too long is down for the line.
+		if err := s.lat.Err(); err != nil {
+			return fmt.Errorf("watchdog: %s: %w", s.name, err)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -454,7 +467,7 @@ func (s *Stream) readMany(ctx context.Context, c *opcua.Client, nodes []string) 
 		}
 		req.NodesToRead = append(req.NodesToRead, &ua.ReadValueID{NodeID: nid, AttributeID: ua.AttributeIDValue})
 	}
-	resp, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*ua.ReadResponse, error) { return c.Read(rctx, req) })
+	resp, err := sendTimed(ctx, s, func(rctx context.Context) (*ua.ReadResponse, error) { return c.Read(rctx, req) })
 	if err != nil {
 		return nil, fmt.Errorf("read fields: %w", err)
 	}
@@ -567,7 +580,7 @@ const maxFetch = 256
 func (s *Stream) fetchOne(ctx context.Context, c *opcua.Client, seq uint64) (string, error) {
 	oid, _ := ua.ParseNodeID(s.cfg.FetchObject)
 	mid, _ := ua.ParseNodeID(s.cfg.FetchMethod)
-	res, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*ua.CallMethodResult, error) {
+	res, err := sendTimed(ctx, s, func(rctx context.Context) (*ua.CallMethodResult, error) {
 		return c.Call(rctx, &ua.CallMethodRequest{ObjectID: oid, MethodID: mid, InputArguments: []*ua.Variant{ua.MustVariant(uint32(seq))}})
 	})
 	if err != nil {

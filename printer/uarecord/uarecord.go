@@ -34,6 +34,7 @@ import (
 	"github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/ua"
 
+	"github.com/tracline/tracline/internal/latency"
 	"github.com/tracline/tracline/internal/uasec"
 )
 
@@ -122,7 +123,21 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// ReconnectMax caps the reconnect backoff (default 2s; it starts at 50ms).
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// Latency is the device's answer budget (DefaultLatency): when every
+	// request's answer has come later than Budget for at least For, the
+	// device is too slow for the line and its link is reported down (the
+	// line holds naming it); the link is back only once the device
+	// answers within the budget again.
+	Latency latency.Config `yaml:"latency"`
 }
+
+// DefaultLatency is a stream's answer budget unless its config says
+// otherwise: 250 ms, late for 1.5 s. On loopback and on a plant network a
+// read takes a few ms; the line's deadline (gate − margin) is 80 ms in the
+// examples, so a device that needs 250 ms per answer cannot keep a single
+// unit in time, and one late answer in 1.5 s of late answers is no
+// scheduling hiccup. docs/devices.md says how these were chosen.
+var DefaultLatency = latency.Config{Budget: 250 * time.Millisecond, For: 1500 * time.Millisecond}
 
 // Validate reports what is wrong; prefix names the config path
 // (e.g. "camera.opcua").
@@ -159,6 +174,7 @@ func (c Config) Validate(prefix string) error {
 			errs = append(errs, fmt.Errorf("%s.%s: %s is negative", prefix, d.name, d.v))
 		}
 	}
+	errs = append(errs, c.Latency.Validate(prefix+".latency"))
 	if c.PublishingInterval > 0 && c.PublishingInterval < time.Millisecond {
 		errs = append(errs, fmt.Errorf("%s.publishing_interval: %s is below 1ms", prefix, c.PublishingInterval))
 	}
@@ -216,6 +232,7 @@ func (c *Config) defaults() {
 	if c.ReconnectMax == 0 {
 		c.ReconnectMax = 2 * time.Second
 	}
+	c.Latency = c.Latency.WithDefaults(DefaultLatency)
 }
 
 // Kind is what an Event says.
@@ -276,6 +293,7 @@ type Stream struct {
 	decode Decoder
 	log    *slog.Logger
 	events chan Event
+	lat    *latency.Watch // every request's answer time
 
 	// The client's certificate (DER) and key, loaded by New (Basic256Sha256).
 	cert []byte
@@ -305,7 +323,8 @@ func New(cfg Config, name string, decode Decoder, log *slog.Logger) (*Stream, er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Stream{cfg: cfg, name: name, decode: decode, log: log, events: make(chan Event, 1024), seqCond: make(chan struct{})}
+	s := &Stream{cfg: cfg, name: name, decode: decode, log: log, events: make(chan Event, 1024), seqCond: make(chan struct{}),
+		lat: latency.New(cfg.Latency, DefaultLatency)}
 	if cfg.Security.secure() {
 		var err error
 		if s.cert, s.key, err = uasec.LoadKeyPair(cfg.Security.CertFile, cfg.Security.KeyFile); err != nil {
@@ -432,6 +451,17 @@ func (s *Stream) current() (*opcua.Client, error) {
 	return s.client, nil
 }
 
+// sendTimed is send with the request's answer time noted in the stream's
+// latency watch (answers only: a request that fails is the link's matter).
+func sendTimed[T any](ctx context.Context, s *Stream, req func(context.Context) (T, error)) (T, error) {
+	start := time.Now()
+	v, err := send(ctx, s.cfg.RequestTimeout, req)
+	if err == nil {
+		s.lat.Observe(start, time.Now())
+	}
+	return v, err
+}
+
 // send runs one OPC UA request and never hands gopcua an expired context.
 // gopcua v0.8.0 numbers a message before it looks at the context: a
 // message numbered and then not sent makes strict servers (node-opcua) drop
@@ -478,7 +508,7 @@ func (s *Stream) readWith(ctx context.Context, c *opcua.Client, node string) (an
 	if err != nil {
 		return nil, fmt.Errorf("%s: read %s: %w", s.name, node, err)
 	}
-	resp, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*ua.ReadResponse, error) {
+	resp, err := sendTimed(ctx, s, func(rctx context.Context) (*ua.ReadResponse, error) {
 		return c.Read(rctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: nid, AttributeID: ua.AttributeIDValue}}})
 	})
 	if err != nil {
@@ -513,7 +543,7 @@ func (s *Stream) Write(ctx context.Context, node string, v any) error {
 	if err != nil {
 		return fmt.Errorf("%s: write %s: value %T: %w", s.name, node, v, err)
 	}
-	resp, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*ua.WriteResponse, error) {
+	resp, err := sendTimed(ctx, s, func(rctx context.Context) (*ua.WriteResponse, error) {
 		return c.Write(rctx, &ua.WriteRequest{NodesToWrite: []*ua.WriteValue{{
 			NodeID:      nid,
 			AttributeID: ua.AttributeIDValue,
@@ -552,7 +582,7 @@ func (s *Stream) Call(ctx context.Context, object, method string, args ...any) (
 			return nil, fmt.Errorf("%s: call %s: argument %d (%T): %w", s.name, method, i, a, err)
 		}
 	}
-	res, err := send(ctx, s.cfg.RequestTimeout, func(rctx context.Context) (*ua.CallMethodResult, error) {
+	res, err := sendTimed(ctx, s, func(rctx context.Context) (*ua.CallMethodResult, error) {
 		return c.Call(rctx, &ua.CallMethodRequest{ObjectID: oid, MethodID: mid, InputArguments: in})
 	})
 	if err != nil {

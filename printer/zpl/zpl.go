@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tracline/tracline/internal/latency"
 	"github.com/tracline/tracline/printer"
 )
 
@@ -46,7 +47,20 @@ type Config struct {
 	Check Check `yaml:"check"`
 	// Timeout bounds each exchange when ctx has no earlier deadline (default 3s).
 	Timeout time.Duration `yaml:"timeout"`
+	// Latency is the printer's answer budget for ~HS (DefaultLatency):
+	// when every answer has come later than Budget for at least For, the
+	// printer is too slow for the line — its labels would land on later
+	// groups — and PrintLabel fails (latency.ErrTooSlow) until an answer
+	// comes within the budget again.
+	Latency latency.Config `yaml:"latency"`
 }
+
+// DefaultLatency is the label printer's ~HS budget unless its config says
+// otherwise: 300 ms, late for 1 s. A Zebra answers ~HS in tens of ms; at
+// 1,200 units/min in groups of 10 a label is due every 500 ms, so a
+// printer needing more than 300 ms per answer, for two answers and a
+// second in a row, cannot keep its labels on their groups.
+var DefaultLatency = latency.Config{Budget: 300 * time.Millisecond, For: time.Second}
 
 // Validate reports what is wrong, naming the setting.
 func (c Config) Validate() error {
@@ -70,6 +84,7 @@ func (c Config) Validate() error {
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("%s.timeout: %s is negative", p, c.Timeout))
 	}
+	errs = append(errs, c.Latency.Validate(p+".latency"))
 	return errors.Join(errs...)
 }
 
@@ -84,6 +99,7 @@ func (c Config) name() string {
 type Printer struct {
 	cfg Config
 	log *slog.Logger
+	lat *latency.Watch // ~HS answer times
 
 	mu     sync.Mutex // one exchange at a time
 	conn   net.Conn
@@ -106,7 +122,7 @@ func New(cfg Config, log *slog.Logger) (*Printer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Printer{cfg: cfg, log: log}, nil
+	return &Printer{cfg: cfg, log: log, lat: latency.New(cfg.Latency, DefaultLatency)}, nil
 }
 
 // Connect dials the printer (bounded by ctx and Timeout). Optional: every
@@ -215,6 +231,7 @@ func (p *Printer) statusLocked(ctx context.Context) (HostStatus, error) {
 	}
 	dl := p.deadline(ctx)
 	c.SetDeadline(dl)
+	start := time.Now()
 	if _, err := c.Write([]byte("~HS")); err != nil {
 		p.dropLocked()
 		return HostStatus{}, fmt.Errorf("%s: ~HS: %w: %w", p.cfg.name(), printer.ErrNotAnswered, err)
@@ -241,6 +258,9 @@ func (p *Printer) statusLocked(ctx context.Context) (HostStatus, error) {
 	if err != nil {
 		p.dropLocked()
 		return HostStatus{}, fmt.Errorf("%s: %w", p.cfg.name(), err)
+	}
+	if err := p.lat.Observe(start, time.Now()); err != nil {
+		return HostStatus{}, fmt.Errorf("%s: ~HS: %w", p.cfg.name(), err)
 	}
 	return st, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/netsim"
+	"github.com/tracline/tracline/internal/latency"
 	"github.com/tracline/tracline/printer"
 	"github.com/tracline/tracline/tracecode"
 )
@@ -306,5 +307,36 @@ func BenchmarkPrintLabel(b *testing.B) {
 			b.Fatal(err)
 		}
 		lp.NextLabel()
+	}
+}
+
+// TestSlowPrinterIsTooSlow: a printer that answers, but every answer
+// 400 ms late, fails the label (latency.ErrTooSlow) once its answers have
+// been late for the budget's span, and prints again once it answers in
+// time.
+func TestSlowPrinterIsTooSlow(t *testing.T) {
+	lp, px := startLabelPrinter(t)
+	p := newDriver(t, px.Addr(), CheckAround)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.PrintLabel(ctx, printer.Label{Code: "(00)069012345678901234"}); err != nil {
+		t.Fatal(err)
+	}
+	px.SetDelay(400 * time.Millisecond)
+	err := p.PrintLabel(ctx, printer.Label{Code: "(00)069012345678901241"})
+	if !errors.Is(err, latency.ErrTooSlow) || !strings.Contains(err.Error(), "label_printer") {
+		t.Fatalf("slowed printer: %v, want latency.ErrTooSlow naming the printer", err)
+	}
+	// Still slow: refused before the label is sent.
+	n := len(lp.Printed())
+	if err := p.PrintLabel(ctx, printer.Label{Code: "(00)069012345678901258"}); !errors.Is(err, latency.ErrTooSlow) {
+		t.Fatalf("still slow: %v", err)
+	}
+	if len(lp.Printed()) != n {
+		t.Fatalf("a label was sent to a printer known too slow")
+	}
+	px.SetDelay(0)
+	if err := p.PrintLabel(ctx, printer.Label{Code: "(00)069012345678901265"}); err != nil {
+		t.Fatalf("back in time: %v", err)
 	}
 }
