@@ -19,7 +19,12 @@ type Allocate struct {
 // Send: journal Codes as sent (durably, write-ahead), then hand them to the
 // coding printer in this order. On any failure after journaling the runner
 // answers SendFailed.
-type Send struct{ Codes []tracecode.Code }
+type Send struct {
+	Codes []tracecode.Code
+	// Ahead is how many codes the printer holds before these: with half
+	// its buffer or more still ahead, the send can wait for company.
+	Ahead int
+}
 
 // Journal says which ledger transition a verdict makes.
 type Journal uint8

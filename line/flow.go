@@ -24,9 +24,10 @@ func (m *Machine) topUp(out []Action) []Action {
 			for _, c := range batch {
 				m.codes[c] = &codeInfo{level: 1, state: csSent}
 			}
+			ahead := len(m.inPrinter)
 			m.inPrinter = append(m.inPrinter, batch...)
 			m.counters.Sent += uint64(n)
-			out = append(out, Send{Codes: batch})
+			out = append(out, Send{Codes: batch, Ahead: ahead})
 		}
 		if !m.allocPending[1] && len(m.ready[1]) < m.cfg.AllocChunk/2+1 {
 			m.allocPending[1] = true

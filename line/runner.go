@@ -789,7 +789,13 @@ func (r *Runner) printerFeeder(ctx context.Context) {
 		c, cancel := r.ioCtx(ctx)
 		switch a := a.(type) {
 		case Send:
-			if err := r.store.MarkSent(c, a.Codes, dev); err != nil {
+			jc := c
+			if 2*a.Ahead >= r.cfg.Machine.PrinterBuffer {
+				// The printer holds half its buffer or more: the refill can
+				// share the next verdict's sync (see recordDefer).
+				jc = aggregation.Deferrable(c, recordDefer)
+			}
+			if err := r.store.MarkSent(jc, a.Codes, dev); err != nil {
 				// Not journaled as sent: the codes never went; they stay
 				// allocated and are returned to the pool at batch end.
 				r.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "ledger", Err: "journal sent: " + err.Error()})
