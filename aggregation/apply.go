@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -330,6 +331,17 @@ func (t *wtx) refillPool(pool string, a poolAhead, n int) (poolAhead, error) {
 	end := min(next+uint64(n), tail)
 	if next >= end {
 		return poolAhead{a.queue, next, true}, nil
+	}
+	if t.mem != nil { // Verify's replay: entries one by one, from memory
+		q := slices.Clip(a.queue)
+		for i := next; i < end; i++ {
+			e, err := t.poolEntry(pool, i)
+			if err != nil {
+				return poolAhead{}, err
+			}
+			q = append(q, e)
+		}
+		return poolAhead{q, end, true}, nil
 	}
 	o := badger.DefaultIteratorOptions
 	o.Prefix = poolCodePrefix(pool)

@@ -135,6 +135,17 @@ func (t *wtx) applyPack(ev *Event) error {
 
 // children lists a parent's current children from the link table.
 func (t *wtx) children(p tracecode.Code) ([]tracecode.Code, error) {
+	if t.mem != nil {
+		var out []tracecode.Code
+		for _, k := range t.mem.children(linkPrefix(p)) {
+			c, err := keyCode(k)
+			if err != nil {
+				return nil, storageErr(fmt.Errorf("children of %s: key %q: %w", p, k, err))
+			}
+			out = append(out, c)
+		}
+		return out, nil
+	}
 	o := badger.DefaultIteratorOptions
 	o.PrefetchValues = false
 	o.Prefix = linkPrefix(p)

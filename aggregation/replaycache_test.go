@@ -2,21 +2,29 @@ package aggregation
 
 import "testing"
 
-// TestVerifyWithSmallReplayCache runs verify's cases with a replay cache of
-// a few codes per generation, so that codes leave it and are read back from
-// the scratch store mid-replay: the verdicts must be the same.
-func TestVerifyWithSmallReplayCache(t *testing.T) {
+// TestVerifyAgreesWithScratchReplay runs verify's cases with Verify checked
+// against the older replay through a scratch Badger store (verifyScratch,
+// with a replay cache of a few codes per generation, so that codes leave
+// it and are read back from the scratch store mid-replay): both must name
+// the same problems, clean ledgers and tampered ones alike.
+func TestVerifyAgreesWithScratchReplay(t *testing.T) {
 	old := replayGen
 	replayGen = 3
-	defer func() { replayGen = old }()
+	verifyCrossCheck = true
+	defer func() { replayGen, verifyCrossCheck = old, false }()
 	for name, f := range map[string]func(*testing.T){
 		"tampered":         TestVerifyNamesTamperedEvent,
+		"foreign link":     TestVerifyNamesForeignLink,
+		"tampered tables":  TestVerifyNamesTamperedProjections,
 		"gate and label":   TestVerifyNamesGateAndLabelDisagreements,
 		"pool return":      TestPoolReturnAndReallocate,
 		"generated return": TestGeneratedReturnAndStream,
 		"reject":           TestRejectUnit,
 		"pipeline model":   TestPipelineModel,
 		"pool refills":     TestPipelinePoolRefills,
+		"backup":           TestBackupRestore,
+		"trim":             TestTrimPools,
+		"record and trail": TestRecordMetaAndTrail,
 	} {
 		t.Run(name, f)
 	}

@@ -37,6 +37,10 @@ type Options struct {
 	prefetch int  // codes read ahead from a pool (poolPrefetch; tests make it small)
 	inMemory bool // Verify's replay store
 	replay   bool // apply given events, write no journal
+	// verifyOnly: opened by VerifyDir for Verify alone. Badger runs no
+	// compaction (none of its tables is unmapped while Verify runs: see
+	// dropMappedPages).
+	verifyOnly bool
 }
 
 // chunk is the most codes one event carries; bulk calls are split into
@@ -158,6 +162,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithMetricsEnabled(false)
 	if opts.inMemory {
 		bo = bo.WithDir("").WithValueDir("")
+	}
+	if opts.verifyOnly {
+		bo = bo.WithNumCompactors(0)
 	}
 	db, err := badger.Open(bo)
 	if err != nil {

@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"os"
+	"slices"
 	"sort"
+	"strings"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -47,6 +50,7 @@ func VerifyDir(ctx context.Context, dir string, opts Options) (VerifyReport, err
 	if _, err := os.Stat(dir); err != nil {
 		return VerifyReport{}, fmt.Errorf("no ledger at %s: %w", dir, err)
 	}
+	opts.verifyOnly = true
 	s, err := Open(dir, opts)
 	if err != nil {
 		return VerifyReport{}, err
@@ -56,15 +60,78 @@ func VerifyDir(ctx context.Context, dir string, opts Options) (VerifyReport, err
 }
 
 // Verify checks the ledger as of one snapshot: it walks the journal checking
-// the hash chain, replays every event into a scratch in-memory ledger with
-// the same rules, compares the rebuilt projections with the stored ones key
-// by key, and checks invariants 1–5 on the stored projections. An error is
+// the hash chain, replays every event with the same apply rules into an
+// in-memory table of the projections the journal implies (memKV: no Badger
+// store under the replay), compares them with the stored projections key by
+// key, and checks invariants 1–5 on the stored projections. An error is
 // returned only when the check itself could not run.
 func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	var rep VerifyReport
-	// The scratch ledger is on disk, in the system's temporary directory
-	// (TMPDIR): in memory, a 1M-unit batch's projections took gigabytes.
-	// It needs about as much space as the ledger; nothing in it is synced.
+	if s.opts.verifyOnly && s.dir != "" {
+		// A store of its own (VerifyDir): its tables stay mapped while
+		// Verify runs, so the pages it has read can be dropped from its
+		// resident set as it goes.
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					dropMappedPages(s.dir)
+				}
+			}
+		}()
+		defer func() { close(stop); <-done }()
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		return withInvariants(ctx, txn, &rep, func() error {
+			m := newMemReplay(s.log)
+			defer m.kv.free()
+			err := s.verifyJournal(ctx, txn, &rep, func(ev *Event) { m.apply(ev, &rep) }, nil)
+			if err == nil {
+				err = m.finish()
+			}
+			if err == nil {
+				err = compareMem(ctx, txn, m.kv, &rep)
+			}
+			return err
+		})
+	})
+	if err == nil && verifyCrossCheck {
+		err = crossCheck(ctx, s, rep)
+	}
+	return rep, err
+}
+
+// verifyCrossCheck (tests only) makes Verify also run verifyScratch, the
+// replay through a scratch Badger store, and fail if their problems differ.
+var verifyCrossCheck = false
+
+func crossCheck(ctx context.Context, s *Store, rep VerifyReport) error {
+	old, err := s.verifyScratch(ctx)
+	if err != nil {
+		return err
+	}
+	a, b := slices.Sorted(slices.Values(rep.Problems)), slices.Sorted(slices.Values(old.Problems))
+	if !slices.Equal(a, b) || rep.Events != old.Events || rep.Truncated != old.Truncated {
+		return fmt.Errorf("verify: the in-memory replay says (%d events)\n%s\nthe scratch store's replay says (%d events)\n%s",
+			rep.Events, strings.Join(a, "\n"), old.Events, strings.Join(b, "\n"))
+	}
+	return nil
+}
+
+// verifyScratch is Verify as it was before the in-memory replay: the
+// events replayed into a scratch Badger store on disk (in TMPDIR), whose
+// projections are then merged with the stored ones. Kept for tests only,
+// as a second replay to check Verify's verdicts against: at 1M units it
+// took minutes of CPU and gigabytes of memory (docs/ledger.md).
+func (s *Store) verifyScratch(ctx context.Context) (VerifyReport, error) {
+	var rep VerifyReport
 	scratch, err := os.MkdirTemp("", "tracline-verify-")
 	if err != nil {
 		return rep, fmt.Errorf("verify: scratch directory: %w", err)
@@ -76,31 +143,38 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	}
 	defer rs.Close()
 	err = s.db.View(func(txn *badger.Txn) error {
-		// The invariants are checked on the stored snapshot alone, so they
-		// run alongside the replay (a read-only Badger transaction serves
-		// concurrent iterators); their problems are listed after the
-		// replay's, as before.
-		ictx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		var inv VerifyReport
-		invDone := make(chan error, 1)
-		go func() { invDone <- checkInvariants(ictx, txn, &inv) }()
-		err := s.verifyJournal(ctx, txn, rs, &rep)
-		if err == nil {
-			err = compareProjections(ctx, txn, rs, &rep)
-		}
-		if err != nil {
-			cancel()
-			<-invDone
+		return withInvariants(ctx, txn, &rep, func() error {
+			g := &scratchReplay{rs: rs, rep: &rep}
+			err := s.verifyJournal(ctx, txn, &rep, g.add, g.flush)
+			if err == nil {
+				err = compareProjections(ctx, txn, rs, &rep)
+			}
 			return err
-		}
-		if err := <-invDone; err != nil {
-			return err
-		}
-		rep.merge(inv)
-		return nil
+		})
 	})
 	return rep, err
+}
+
+// withInvariants runs check (the journal walk, replay and comparison) with
+// the invariant check alongside on the same read-only snapshot (a Badger
+// transaction serves concurrent iterators); the invariants' problems are
+// listed after check's.
+func withInvariants(ctx context.Context, txn *badger.Txn, rep *VerifyReport, check func() error) error {
+	ictx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var inv VerifyReport
+	invDone := make(chan error, 1)
+	go func() { invDone <- checkInvariants(ictx, txn, &inv) }()
+	if err := check(); err != nil {
+		cancel()
+		<-invDone
+		return err
+	}
+	if err := <-invDone; err != nil {
+		return err
+	}
+	rep.merge(inv)
+	return nil
 }
 
 // merge adds o's problems and counts to r's.
@@ -118,36 +192,58 @@ func (r *VerifyReport) merge(o VerifyReport) {
 // memtables.
 const replayGroupCodes = 4096
 
-func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rs *Store, rep *VerifyReport) error {
+// scratchReplay groups events for the scratch store's committer.
+type scratchReplay struct {
+	rs     *Store
+	rep    *VerifyReport
+	group  []*request
+	weight int
+}
+
+func (g *scratchReplay) add(ev *Event) {
+	r := &request{ev: *ev, done: make(chan struct{})}
+	g.group = append(g.group, r)
+	g.weight += r.weight()
+	// A group stays within the scratch store's transaction size: one
+	// too big is applied, discarded and split by the committer, which
+	// also empties the replay's caches (see Store.drop).
+	if len(g.group) == 2048 || g.weight >= replayGroupCodes {
+		g.flush() // each request keeps its own verdict: a refusal names exactly its event
+	}
+}
+
+func (g *scratchReplay) flush() {
+	if len(g.group) == 0 {
+		return
+	}
+	g.rs.process(g.group)
+	for _, r := range g.group {
+		<-r.done
+	}
+	for _, r := range g.group {
+		if r.err != nil {
+			g.rep.add("event %d (%s): replay refused it: %v", r.ev.Seq, r.ev.Kind, r.err)
+		}
+	}
+	g.rs.mu.RLock()
+	fatal := g.rs.fatal
+	g.rs.mu.RUnlock()
+	if fatal != nil {
+		g.rep.add("replay stopped: %v", fatal)
+	}
+	g.group, g.weight = nil, 0 // the committer may still hold the old slice
+}
+
+// verifyJournal walks the journal checking the hash chain and hands every
+// readable event to replay, in order; end, if set, runs after the last one,
+// before the journal head is checked.
+func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rep *VerifyReport, replay func(*Event), end func()) error {
 	o := badger.DefaultIteratorOptions
 	o.Prefix = []byte(pfxJournal)
 	it := txn.NewIterator(o)
 	defer it.Close()
 	var prev, prevAlt [32]byte
 	var seq uint64
-	var group []*request
-	weight := 0
-	flush := func() {
-		if len(group) == 0 {
-			return
-		}
-		rs.process(group)
-		for _, r := range group {
-			<-r.done
-		}
-		for _, r := range group {
-			if r.err != nil {
-				rep.add("event %d (%s): replay refused it: %v", r.ev.Seq, r.ev.Kind, r.err)
-			}
-		}
-		rs.mu.RLock()
-		fatal := rs.fatal
-		rs.mu.RUnlock()
-		if fatal != nil {
-			rep.add("replay stopped: %v", fatal)
-		}
-		group, weight = nil, 0 // the committer may still hold the old slice
-	}
 	for it.Rewind(); it.Valid(); it.Next() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -206,18 +302,12 @@ func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rs *Store, r
 			}
 			prev, prevAlt = stored, want
 			rep.Events++
-			r := &request{ev: ev, done: make(chan struct{})}
-			group = append(group, r)
-			weight += r.weight()
-			// A group stays within the scratch store's transaction size: one
-			// too big is applied, discarded and split by the committer, which
-			// also empties the replay's caches (see Store.drop).
-			if len(group) == 2048 || weight >= replayGroupCodes {
-				flush() // each request keeps its own verdict: a refusal names exactly its event
-			}
+			replay(&ev)
 		}
 	}
-	flush()
+	if end != nil {
+		end()
+	}
 	hv, err := txn.Get(keyHead)
 	switch {
 	case err == badger.ErrKeyNotFound:

@@ -3,11 +3,14 @@ package aggregation
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/tracline/tracline/tracecode"
 )
 
 func TestVerifyNamesTamperedEvent(t *testing.T) {
@@ -140,5 +143,116 @@ func TestVerifyNamesForeignLink(t *testing.T) {
 	must(t, s.db.Update(func(txn *badger.Txn) error { return txn.Delete(k) }))
 	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
 		t.Fatalf("restored: %v %v", err, rep.Problems)
+	}
+}
+
+// Every projection table tampered with directly in Badger — a value changed,
+// a key added, a key deleted — is named by the comparison with the replay
+// (its own phrases, which the invariant check never uses), and the ledger
+// verifies again once restored. The ledger holds an unpack and a repack, so
+// the replay's children lookup is used.
+func TestVerifyNamesTamperedProjections(t *testing.T) {
+	s, _ := openTest(t)
+	lv := commissioned(t, s, "VP", []int{4, 2}, 2)
+	units, boxes := lv[0], lv[1]
+	must(t, s.Pack(ctx, boxes[0], units[:2], PackOpts{}, op))
+	must(t, s.Pack(ctx, boxes[1], units[2:4], PackOpts{}, op))
+	must(t, s.Unpack(ctx, boxes[1], "rework", op))
+	must(t, s.Pack(ctx, boxes[1], []tracecode.Code{units[3], units[2]}, PackOpts{}, op))
+	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("clean ledger: %v %v", err, rep.Problems)
+	}
+	const (
+		differs = "the journal gives"
+		extra   = "stored, but no event produced it"
+		missing = "missing from the store, the journal produces it"
+	)
+	jsonEdit := func(field string, f func(any) any) func([]byte) []byte {
+		return func(v []byte) []byte {
+			var m map[string]any
+			must(t, json.Unmarshal(v, &m))
+			m[field] = f(m[field])
+			out, err := json.Marshal(m)
+			must(t, err)
+			return out
+		}
+	}
+	plusOne := func(x any) any { return x.(float64) + 1 }
+	set := func(v []byte) func([]byte) []byte { return func([]byte) []byte { return v } }
+	gone := func([]byte) []byte { return nil }
+	cases := []struct {
+		name   string
+		key    []byte
+		mutate func(v []byte) []byte // nil result: delete the key
+		want   string
+	}{
+		{"code state", codeKey("VP", 1, units[3]), func(v []byte) []byte { v[0] = byte(StateSent); return v }, "code " + string(units[3]) + " (batch VP"},
+		{"code record deleted", codeKey("VP", 1, units[1]), gone, "code " + string(units[1]) + " (batch VP"},
+		{"code record added", codeKey("VP", 1, "12345678901234567890"), set((&rec{State: StateAllocated}).encode()), "code 12345678901234567890 (batch VP"},
+		{"counter off by one", counterKey("VP", 1), jsonEdit("commissioned", plusOne), "batch VP"},
+		{"link added", linkKey(boxes[0], units[2]), set([]byte{}), "code " + string(units[2]) + " (child of " + string(boxes[0])},
+		{"link deleted", linkKey(boxes[1], units[3]), gone, "code " + string(units[3]) + " (child of " + string(boxes[1])},
+		{"location", locKey(units[0]), func(v []byte) []byte { return loc{Pool: "VP-L1", QSeq: 3}.encode() }, "code " + string(units[0]) + " (location)"},
+		{"pool entry deleted", poolEntryKey("VP-L1", 1), gone, "pool VP-L1 entry 1"},
+		{"queue", queueKey("VP-L2"), func(v []byte) []byte { v[7]--; return v }, "pool VP-L2 (queue)"},
+		{"allocation deleted", allocKey("VP-L1", 4), gone, "pool VP-L1 allocation ending at entry 4"},
+		{"batch record", batchKey("VP"), jsonEdit("state", func(any) any { return "complete" }), "batch VP (record)"},
+		{"pool account", poolKey("VP-L1"), jsonEdit("available", plusOne), "pool VP-L1 (account)"},
+		{"trail entry added", append(append([]byte(pfxTrail), "VP\x00"...), 0, 0, 0, 0, 0, 0, 0, 2), set(nil), "batch VP audit trail entry 2"},
+		{"meta key added", []byte(pfxMeta + "lims/x"), set([]byte("v")), `meta key "lims/x"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var orig []byte
+			var had bool
+			must(t, s.db.Update(func(txn *badger.Txn) error {
+				it, err := txn.Get(tc.key)
+				switch {
+				case err == nil:
+					had = true
+					orig, _ = it.ValueCopy(nil)
+				case err != badger.ErrKeyNotFound:
+					return err
+				}
+				v := tc.mutate(append([]byte(nil), orig...))
+				if v == nil && had {
+					return txn.Delete(tc.key)
+				}
+				if v == nil {
+					v = []byte{}
+				}
+				return txn.Set(tc.key, v)
+			}))
+			defer func() {
+				must(t, s.db.Update(func(txn *badger.Txn) error {
+					if had {
+						return txn.Set(tc.key, orig)
+					}
+					return txn.Delete(tc.key)
+				}))
+				if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
+					t.Fatalf("restored: %v %v", err, rep.Problems)
+				}
+			}()
+			rep, err := s.Verify(ctx)
+			must(t, err)
+			all := strings.Join(rep.Problems, "\n")
+			phrase := differs
+			switch {
+			case !had:
+				phrase = extra
+			case tc.mutate(append([]byte(nil), orig...)) == nil:
+				phrase = missing
+			}
+			found := false
+			for _, p := range rep.Problems {
+				if strings.Contains(p, tc.want) && strings.Contains(p, phrase) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("want a problem naming %q with %q, got:\n%s", tc.want, phrase, all)
+			}
+		})
 	}
 }

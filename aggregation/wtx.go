@@ -40,6 +40,9 @@ type wtx struct {
 	allocs    map[string][]allocRange
 	lastAlloc map[string]allocRange
 	heads     map[string]uint64 // queue heads read (outside the committer: a snapshot's do not move)
+	// mem, in Verify's replay, holds the projections instead of txn (nil:
+	// txn is used). Its writes are not logged: no group is in flight.
+	mem *memKV
 }
 
 func newWtx(s *Store, txn *badger.Txn) *wtx {
@@ -50,6 +53,10 @@ func newWtx(s *Store, txn *badger.Txn) *wtx {
 func storageErr(err error) error { return fmt.Errorf("%w: %w", errStorage, err) }
 
 func (t *wtx) set(k, v []byte) error {
+	if t.mem != nil {
+		t.mem.set(k, v)
+		return nil
+	}
 	if err := t.txn.Set(k, v); err != nil {
 		return storageErr(err)
 	}
@@ -58,6 +65,10 @@ func (t *wtx) set(k, v []byte) error {
 }
 
 func (t *wtx) del(k []byte) error {
+	if t.mem != nil {
+		t.mem.del(k)
+		return nil
+	}
 	if err := t.txn.Delete(k); err != nil {
 		return storageErr(err)
 	}
@@ -94,6 +105,10 @@ func (t *wtx) index() map[string]int {
 // its own writes before the snapshot, so t.log is consulted only when the
 // flight wrote k.
 func (t *wtx) get(k []byte) ([]byte, bool, error) {
+	if t.mem != nil {
+		v, ok := t.mem.get(k)
+		return v, ok, nil
+	}
 	if o := t.overlay; o != nil && len(o.log) > 0 {
 		if i, ok := o.index()[string(k)]; ok {
 			w := o.log[i]
@@ -132,7 +147,7 @@ func (t *wtx) lookup(c tracecode.Code) (codeView, error) {
 	if err := checkCode(c); err != nil {
 		return codeView{}, err
 	}
-	if t.hot {
+	if t.hot && t.mem == nil { // Verify's replay reads every code from its table
 		if cv, ok := t.s.hot.get(c); ok {
 			cv.rec.Seqs = slices.Clone(cv.rec.Seqs)
 			return cv, nil
@@ -201,7 +216,7 @@ func (t *wtx) putRec(cv *codeView, seq uint64) error {
 	if err := t.set(codeKey(cv.loc.Batch, cv.loc.Level, cv.code), cv.rec.encode()); err != nil {
 		return err
 	}
-	if t.hot {
+	if t.hot && t.mem == nil { // Verify's replay keeps no cache beside its table
 		t.s.touched.add(cv.code, seq)
 		switch cv.rec.State {
 		case StateAllocated, StateSent, StatePrinted:
@@ -352,6 +367,11 @@ func (s *Store) allocIndex(pool string) (x *allocIndex, err error) {
 	if x, ok := s.allocs[pool]; ok {
 		return x, nil
 	}
+	if s.db == nil { // Verify's replay: every allocation is indexed when made
+		x = &allocIndex{}
+		s.allocs[pool] = x
+		return x, nil
+	}
 	defer func() {
 		// Badger's iterators panic on a closed database (a store whose
 		// database failed under it): an error here, like any storage error.
@@ -404,6 +424,17 @@ func (t *wtx) poolHead(pool string) (uint64, error) {
 func (t *wtx) addAlloc(pool string, a allocRange) error {
 	if err := t.set(allocKey(pool, a.end), a.value()); err != nil {
 		return err
+	}
+	if t.mem != nil {
+		// Verify's replay: one long transaction, nothing in flight; the
+		// store's index takes the allocation at once (a list per group
+		// would be searched linearly by allocatedTo).
+		x, err := t.s.allocIndex(pool)
+		if err != nil {
+			return err
+		}
+		x.add(a)
+		return nil
 	}
 	if t.hot {
 		if t.allocs == nil {
