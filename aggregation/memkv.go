@@ -15,9 +15,8 @@ import (
 //
 // Entries live in an arena of fixed-size chunks (no copy of the whole
 // arena when it grows); an open-addressing index (linear probing) maps a
-// key's hash to its entry. An entry is a header (key length 2, flags 1,
-// value length 4, value capacity 4), the key, then the value padded to its
-// capacity: a rewritten value that still fits (a code record gains an event
+// key's hash to its entry. An entry is a header (entryHdr), the key, then
+// the value padded to its capacity: a rewritten value that still fits (a code record gains an event
 // seq each time) is overwritten in place; one that does not moves to the
 // end of the arena, the old entry marked dead. Dead entries are reclaimed
 // by compact, which the replay calls between events.
@@ -46,9 +45,9 @@ type memKV struct {
 
 const (
 	memChunk    = 4 << 20
-	memHdr      = 11
 	flagDead    = 1
 	flagVisited = 2
+	flagLong    = 4 // the header's long form
 	slotEmpty   = 0
 	slotDeleted = 1
 	offBits     = 48
@@ -84,20 +83,61 @@ func (m *memKV) entry(off uint64) []byte {
 	return c[off&(1<<32-1):]
 }
 
+// An entry's header: flags (1 byte), then key length, value length and
+// value capacity, one byte each (short form: all three below 256, nearly
+// every entry) or 2, 4 and 4 bytes (long form, flagLong). A key is never
+// empty, so a zero header marks a chunk's unused tail.
+func entryHdr(e []byte) (hdr, kl, vl, vc int) {
+	if e[0]&flagLong == 0 {
+		return 4, int(e[1]), int(e[2]), int(e[3])
+	}
+	return 11, int(binary.LittleEndian.Uint16(e[1:])), int(binary.LittleEndian.Uint32(e[3:])), int(binary.LittleEndian.Uint32(e[7:]))
+}
+
+func hdrSize(kl, vc int) int {
+	if kl < 256 && vc < 256 {
+		return 4
+	}
+	return 11
+}
+
+func putHdr(e []byte, kl, vl, vc int) {
+	if hdrSize(kl, vc) == 4 {
+		e[0], e[1], e[2], e[3] = 0, byte(kl), byte(vl), byte(vc)
+		return
+	}
+	e[0] = flagLong
+	binary.LittleEndian.PutUint16(e[1:], uint16(kl))
+	binary.LittleEndian.PutUint32(e[3:], uint32(vl))
+	binary.LittleEndian.PutUint32(e[7:], uint32(vc))
+}
+
+// setVlen sets an entry's value length (at most its capacity).
+func setVlen(e []byte, vl int) {
+	if e[0]&flagLong == 0 {
+		e[2] = byte(vl)
+		return
+	}
+	binary.LittleEndian.PutUint32(e[3:], uint32(vl))
+}
+
 func entryKey(e []byte) []byte {
-	kl := int(binary.LittleEndian.Uint16(e))
-	return e[memHdr : memHdr+kl]
+	h, kl, _, _ := entryHdr(e)
+	return e[h : h+kl]
 }
 
 func entryVal(e []byte) []byte {
-	kl := int(binary.LittleEndian.Uint16(e))
-	vl := int(binary.LittleEndian.Uint32(e[3:]))
-	return e[memHdr+kl : memHdr+kl+vl]
+	h, kl, vl, _ := entryHdr(e)
+	return e[h+kl : h+kl+vl]
 }
 
 func entrySize(e []byte) int {
-	return memHdr + int(binary.LittleEndian.Uint16(e)) + int(binary.LittleEndian.Uint32(e[7:]))
+	h, kl, _, vc := entryHdr(e)
+	return h + kl + vc
 }
+
+// entryEnd reports whether a chunk's entries end at e (its unused tail).
+func entryEnd(e []byte) bool { return len(e) < 4 || e[0] == 0 && e[1] == 0 }
 
 func (m *memKV) hash(k []byte) (uint64, uint64) {
 	h := maphash.Bytes(m.seed, k)
@@ -150,10 +190,10 @@ func (m *memKV) set(k, v []byte) {
 	i, free := m.find(k)
 	if i >= 0 {
 		e := m.entry(m.slots[i]&offMask - 2)
-		kl := int(binary.LittleEndian.Uint16(e))
-		if len(v) <= int(binary.LittleEndian.Uint32(e[7:])) {
-			binary.LittleEndian.PutUint32(e[3:], uint32(len(v)))
-			copy(e[memHdr+kl:], v)
+		h, kl, _, vc := entryHdr(e)
+		if len(v) <= vc {
+			setVlen(e, len(v))
+			copy(e[h+kl:], v)
 			return
 		}
 		m.kill(e)
@@ -188,7 +228,7 @@ func (m *memKV) del(k []byte) {
 }
 
 func (m *memKV) kill(e []byte) {
-	e[2] |= flagDead
+	e[0] |= flagDead
 	sz := int64(entrySize(e))
 	m.live -= sz
 	m.dead += sz
@@ -197,19 +237,17 @@ func (m *memKV) kill(e []byte) {
 // place appends an entry and returns its slot value.
 func (m *memKV) place(k, v []byte, tag uint64) uint64 {
 	vc := len(v) + slack(k, v)
-	sz := memHdr + len(k) + vc
+	h := hdrSize(len(k), vc)
+	sz := h + len(k) + vc
 	last := len(m.chunks) - 1
 	if last < 0 || m.used+sz > len(m.chunks[last]) {
 		m.chunks = append(m.chunks, newChunk(max(memChunk, sz)))
 		last, m.used = last+1, 0
 	}
 	e := m.chunks[last][m.used : m.used+sz]
-	binary.LittleEndian.PutUint16(e, uint16(len(k)))
-	e[2] = 0
-	binary.LittleEndian.PutUint32(e[3:], uint32(len(v)))
-	binary.LittleEndian.PutUint32(e[7:], uint32(vc))
-	copy(e[memHdr:], k)
-	copy(e[memHdr+len(k):], v)
+	putHdr(e, len(k), len(v), vc)
+	copy(e[h:], k)
+	copy(e[h+len(k):], v)
 	off := memOff(last, m.used)
 	m.used += sz
 	m.live += int64(sz)
@@ -255,14 +293,13 @@ func (m *memKV) compact() {
 	m.live, m.dead = 0, 0
 	mask := len(m.slots) - 1
 	for ci, c := range old {
-		for pos := 0; pos+memHdr <= len(c); {
+		for pos := 0; pos < len(c); {
 			e := c[pos:]
-			kl := int(binary.LittleEndian.Uint16(e))
-			if kl == 0 {
-				break // the chunk's unused tail
+			if entryEnd(e) {
+				break
 			}
 			sz := entrySize(e)
-			if e[2]&flagDead == 0 {
+			if e[0]&flagDead == 0 {
 				k := entryKey(e)
 				h, tag := m.hash(k)
 				want := tag<<offBits | (memOff(ci, pos) + 2)
@@ -301,20 +338,20 @@ func (m *memKV) visit(k []byte) ([]byte, bool) {
 		return nil, false
 	}
 	e := m.entry(m.slots[i]&offMask - 2)
-	e[2] |= flagVisited
+	e[0] |= flagVisited
 	return entryVal(e), true
 }
 
 // each calls fn for every live entry, in arena order.
 func (m *memKV) each(fn func(k, v []byte, visited bool)) {
 	for _, c := range m.chunks {
-		for pos := 0; pos+memHdr <= len(c); {
+		for pos := 0; pos < len(c); {
 			e := c[pos:]
-			if binary.LittleEndian.Uint16(e) == 0 {
+			if entryEnd(e) {
 				break
 			}
-			if e[2]&flagDead == 0 {
-				fn(entryKey(e), entryVal(e), e[2]&flagVisited != 0)
+			if e[0]&flagDead == 0 {
+				fn(entryKey(e), entryVal(e), e[0]&flagVisited != 0)
 			}
 			pos += entrySize(e)
 		}

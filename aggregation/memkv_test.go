@@ -37,7 +37,11 @@ func TestMemKVAgainstMap(t *testing.T) {
 		k := key()
 		switch op := rng.IntN(10); {
 		case op < 5:
-			v := bytes.Repeat([]byte{byte(i)}, rng.IntN(60))
+			n := rng.IntN(60)
+			if rng.IntN(20) == 0 {
+				n = 200 + rng.IntN(200) // the header's long form
+			}
+			v := bytes.Repeat([]byte{byte(i)}, n)
 			m.set(k, v)
 			model[string(k)] = v
 		case op < 7:

@@ -18,6 +18,9 @@ func offheap(n int) []byte {
 	if err != nil {
 		panic("verify: cannot map " + strconv.Itoa(n>>20) + " MB: " + err.Error())
 	}
+	if n >= 2<<20 {
+		_ = unix.Madvise(b, unix.MADV_HUGEPAGE) // fewer TLB misses on random lookups; best effort
+	}
 	return b
 }
 
@@ -40,18 +43,19 @@ func offheapFreeSlots(s []uint64) {
 // whole ledger once; the pages stay in the kernel's page cache either way,
 // but each one read would count in verify's resident set until the end
 // (about the ledger's size). A page read again is mapped again from the
-// cache. Best effort: any failure leaves the mappings as they are.
-func dropMappedPages(dir string) {
+// cache. Best effort: any failure leaves the mappings as they are. It
+// returns how many mappings it advised.
+func dropMappedPages(dir string) (n int) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return
+		return 0
 	}
 	if r, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = r
 	}
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
-		return
+		return 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -80,6 +84,9 @@ func dropMappedPages(dir string) {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED)
+		if _, _, e := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED); e == 0 {
+			n++
+		}
 	}
+	return n
 }

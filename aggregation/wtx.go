@@ -447,7 +447,9 @@ func (t *wtx) addAlloc(pool string, a allocRange) error {
 
 // allocatedTo finds the allocation that took pool entry n.
 func (t *wtx) allocatedTo(pool string, n uint64) (allocRange, error) {
-	missing := storageErr(fmt.Errorf("pool %s: entry %d is before the head, but no allocation took it", pool, n))
+	missing := func() error { // built only when needed: this is on every lookup's path
+		return storageErr(fmt.Errorf("pool %s: entry %d is before the head, but no allocation took it", pool, n))
+	}
 	if t.hot {
 		x, err := t.s.allocIndex(pool)
 		if err != nil {
@@ -461,7 +463,7 @@ func (t *wtx) allocatedTo(pool string, n uint64) (allocRange, error) {
 				return a, nil
 			}
 		}
-		return allocRange{}, missing
+		return allocRange{}, missing()
 	}
 	// Outside the committer: the snapshot's A/ keys, the last range found
 	// first (a tree or a list reads many codes of one allocation).
@@ -475,14 +477,14 @@ func (t *wtx) allocatedTo(pool string, n uint64) (allocRange, error) {
 	defer it.Close()
 	it.Seek(allocKey(pool, n+1))
 	if !it.Valid() {
-		return allocRange{}, missing
+		return allocRange{}, missing()
 	}
 	a, err := allocAt(pool, it.Item())
 	if err != nil {
 		return allocRange{}, storageErr(err)
 	}
 	if n < a.start {
-		return allocRange{}, missing
+		return allocRange{}, missing()
 	}
 	if t.lastAlloc == nil {
 		t.lastAlloc = map[string]allocRange{}
