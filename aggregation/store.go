@@ -37,9 +37,8 @@ type Options struct {
 	prefetch int  // codes read ahead from a pool (poolPrefetch; tests make it small)
 	inMemory bool // Verify's replay store
 	replay   bool // apply given events, write no journal
-	// verifyOnly: opened by VerifyDir for Verify alone. Badger runs no
-	// compaction (none of its tables is unmapped while Verify runs: see
-	// dropMappedPages).
+	// verifyOnly: opened by VerifyDir for Verify alone, which then drops
+	// the pages of the ledger's files it has read (see dropMappedPages).
 	verifyOnly bool
 }
 
@@ -162,9 +161,6 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithMetricsEnabled(false)
 	if opts.inMemory {
 		bo = bo.WithDir("").WithValueDir("")
-	}
-	if opts.verifyOnly {
-		bo = bo.WithNumCompactors(0)
 	}
 	db, err := badger.Open(bo)
 	if err != nil {

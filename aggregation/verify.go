@@ -68,9 +68,8 @@ func VerifyDir(ctx context.Context, dir string, opts Options) (VerifyReport, err
 func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	var rep VerifyReport
 	if s.opts.verifyOnly && s.dir != "" {
-		// A store of its own (VerifyDir): its tables stay mapped while
-		// Verify runs, so the pages it has read can be dropped from its
-		// resident set as it goes.
+		// A store of its own (VerifyDir), no line's: the pages of the
+		// ledger it has read are dropped from its resident set as it goes.
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() {
