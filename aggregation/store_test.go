@@ -217,6 +217,7 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestTrimPools(t *testing.T) {
+	t.Parallel() // with TestCrashRecovery: both wait on the disk more than they compute
 	dir := t.TempDir()
 	s, err := Open(dir, Options{})
 	if err != nil {

@@ -13,7 +13,13 @@ import (
 
 func startSim(t *testing.T) *sim.Sim {
 	t.Helper()
-	s, err := sim.New(sim.Config{Seed: 1, Heartbeat: 20 * time.Millisecond, Listen: sim.Listen{HTTP: "off"}}, nil, sim.ManualInfeed())
+	return startSimConfig(t, sim.Config{Seed: 1, Heartbeat: 20 * time.Millisecond, Listen: sim.Listen{HTTP: "off"}})
+}
+
+// startSimConfig starts a simulator of cfg fed by the test.
+func startSimConfig(t *testing.T, cfg sim.Config) *sim.Sim {
+	t.Helper()
+	s, err := sim.New(cfg, nil, sim.ManualInfeed())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,7 @@ func TestGateFaultsInTheRing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // a simulator each; mostly waiting on the ring
 			s := startManual(t, sim.Config{Seed: 1, Rate: 6000, Faults: tc.faults})
 			ep := s.Endpoints()
 			m := modbusClient(t, ep.Modbus)
