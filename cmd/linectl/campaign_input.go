@@ -127,7 +127,7 @@ func campaignHMI(ctx context.Context, c *cli) (*badinput.Server, func(), error) 
 		ln.Close()
 		return nil, nil, err
 	}
-	srv := &badinput.Server{URL: "http://" + ln.Addr().String(), Head: d.Store().Head, Password: "demo",
+	srv := &badinput.Server{URL: "http://" + ln.Addr().String(), Head: d.Store().Head, Requested: badinput.RequestedEvents(d.Store()), Password: "demo",
 		Users: map[string]string{"operator": "operator", "qa": "qa", "engineer": "engineer", "admin": "admin"}}
 	return srv, func() {
 		stopWeb()

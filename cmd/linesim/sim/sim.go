@@ -21,6 +21,7 @@ import (
 
 	"github.com/tracline/tracline/cmd/linesim/netsim"
 	"github.com/tracline/tracline/cmd/linesim/uasim"
+	"github.com/tracline/tracline/internal/netport"
 )
 
 // Device names, for Endpoints and link faults.
@@ -581,10 +582,9 @@ func (s *Sim) Close() error {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := netport.Free("127.0.0.1")
 	if err != nil {
-		return 0, fmt.Errorf("linesim: pick a free port: %w", err)
+		return 0, fmt.Errorf("linesim: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p, nil
 }

@@ -58,6 +58,8 @@ import (
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/server"
 	"github.com/gopcua/opcua/ua"
+
+	"github.com/tracline/tracline/internal/netport"
 )
 
 // Config describes one simulated OPC UA server.
@@ -511,14 +513,7 @@ func dataValue(val any) (dv *ua.DataValue, err error) {
 	}, nil
 }
 
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort(host string) (int, error) { return netport.Free(host) }
 
 // logAdapter turns the server's printf-style logging into slog records.
 type logAdapter struct{ l *slog.Logger }

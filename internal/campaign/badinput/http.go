@@ -25,6 +25,12 @@ type Server struct {
 	URL string
 	// Head is the ledger's last sequence number (aggregation.Store.Head).
 	Head func() uint64
+	// Requested, when set, lists the events after seq that a request
+	// could have caused (those by a user, not the line's own: an alarm a
+	// device raises on a loaded machine while the refusals are sent). When
+	// the ledger moved during a refusal, the refusal fails only if it lists
+	// one. Nil: any move fails.
+	Requested func(after uint64) ([]string, error)
 	// Users are accounts by role ("operator", "qa", …), all with Password.
 	Users    map[string]string
 	Password string
@@ -438,7 +444,23 @@ func Negative(ctx context.Context, s Server) (cats []Category, head [2]uint64, e
 			if a.doc.Code != "" {
 				c.Codes[a.doc.Code]++
 			}
+			var caused []string
+			if after != before && s.Requested != nil {
+				// The line's own events (alarms, say) do not count.
+				evs, err := s.Requested(before)
+				switch {
+				case err != nil:
+					caused = []string{"reading the ledger's events: " + err.Error()}
+				case len(evs) == 0:
+					after = before
+				default:
+					caused = evs
+				}
+			}
 			if why := a.check(p.want, p.wantCode, before, after); why != "" {
+				if len(caused) > 0 {
+					why += " (" + strings.Join(caused, "; ") + ")"
+				}
 				c.fail(fmt.Sprintf("%s %s: %s", p.r, p.label, why))
 				continue
 			}
