@@ -40,7 +40,7 @@ func TestCampaignCrashShort(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	res, err := campaign.Crash(ctx, campaignEnv(t), campaign.CrashOptions{Units: 240, Rate: 1200, Kills: 3, Seed: 7,
-		ReceiverDown: 5 * time.Second, ProcessFor: 5 * time.Second, Command: "test"})
+		ReceiverDown: 5 * time.Second, Command: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

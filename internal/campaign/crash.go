@@ -28,9 +28,6 @@ type CrashOptions struct {
 	// release (0: not taken down; the command's default is 30 s, the
 	// issue's figure an hour).
 	ReceiverDown time.Duration
-	// ProcessFor is how long the receivers take to process a document
-	// (default 20 s, so that the delivery can be interrupted).
-	ProcessFor time.Duration
 	// Command is how the campaign was asked for, for the report (the seed
 	// is added).
 	Command string
@@ -160,8 +157,8 @@ func Crash(ctx context.Context, env Env, o CrashOptions) (Result, error) {
 	plan := planKills(rng, o.Units, o.Kills)
 	env.logf("crash campaign: seed %d, %d units at %.0f/min, %d kills", o.Seed, o.Units, o.Rate, o.Kills)
 
-	ho := HandoffOptions{ReceiverDown: o.ReceiverDown, ProcessFor: o.ProcessFor}
-	rx, err := lineproc.StartReceivers(receiver.Config{Behaviour: receiver.Slow, ProcessFor: ho.processFor()})
+	ho := HandoffOptions{ReceiverDown: o.ReceiverDown, clock: &receiverClock{}}
+	rx, err := lineproc.StartReceivers(receiver.Config{Behaviour: receiver.Slow, ProcessFor: receiverProcessing, Clock: ho.clock})
 	if err != nil {
 		return res, fmt.Errorf("the hand-off receivers: %w", err)
 	}

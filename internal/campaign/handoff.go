@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tracline/tracline/aggregation"
@@ -67,10 +68,25 @@ type HandoffOptions struct {
 	// ReceiverDown is how long the receivers are down (half refusing
 	// connections, half answering 503); 0: not taken down.
 	ReceiverDown time.Duration
-	// ProcessFor is how long a receiver takes to process a document
-	// (default 20 s): the delivery lasts long enough to be interrupted.
-	ProcessFor time.Duration
+	// clock is the receivers' clock: a document they accepted is processed
+	// when the harness moves it on by receiverProcessing (before the
+	// delivered kill point), so that every kill of the delivery before
+	// falls while the documents are being processed, whatever the
+	// machine's speed.
+	clock *receiverClock
 }
+
+// receiverProcessing is how long the receivers take to process a document,
+// on their clock.
+const receiverProcessing = time.Hour
+
+// receiverClock is the system's clock moved on by the harness.
+type receiverClock struct{ ahead atomic.Int64 }
+
+func (c *receiverClock) Now() time.Time { return time.Now().Add(time.Duration(c.ahead.Load())) }
+
+// finish moves the clock past every document's processing.
+func (c *receiverClock) finish() { c.ahead.Store(int64(2 * receiverProcessing)) }
 
 // handoffTry is one kill of the release or hand-off.
 type handoffTry struct {
@@ -350,6 +366,9 @@ func runHandoff(ctx context.Context, env Env, l *lineproc.Line, d *qaDesk, rx *l
 		if kind == killDownRandom && o.ReceiverDown <= 0 {
 			continue
 		}
+		if kind == killpoint.HandoffDelivered && o.clock != nil {
+			o.clock.finish() // the receivers finish processing: the next poll is answered success
+		}
 		err := killDuringHandoff(ctx, l, d, rng, kind, o, downUntil)
 		switch {
 		case errors.Is(err, errNotReached):
@@ -390,6 +409,9 @@ func runHandoff(ctx context.Context, env Env, l *lineproc.Line, d *qaDesk, rx *l
 				hr.down.problems = append(hr.down.problems, err.Error())
 			}
 		}
+	}
+	if o.clock != nil {
+		o.clock.finish()
 	}
 	if hr.abort == "" {
 		// QA sees the hand-off through to its end.
@@ -489,7 +511,7 @@ func killDuringHandoff(ctx context.Context, l *lineproc.Line, d *qaDesk, rng *ra
 				break
 			}
 		}
-		span := o.processFor() + 2*time.Second
+		span := 8 * time.Second
 		if kind == killDownRandom {
 			span = time.Until(downUntil) / 2
 		}
@@ -540,13 +562,6 @@ func killDuringHandoff(ctx context.Context, l *lineproc.Line, d *qaDesk, rng *ra
 		return fmt.Errorf("the controller exited (%v) but not at its kill point %s", l.Ctl.Err(), kind)
 	}
 	return nil
-}
-
-func (o HandoffOptions) processFor() time.Duration {
-	if o.ProcessFor > 0 {
-		return o.ProcessFor
-	}
-	return 20 * time.Second
 }
 
 // sleepCtx waits d or until ctx ends: the random moment of a kill.
