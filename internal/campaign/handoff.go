@@ -82,8 +82,9 @@ type receiverClock struct{ ahead atomic.Int64 }
 
 func (c *receiverClock) Now() time.Time { return time.Now().Add(time.Duration(c.ahead.Load())) }
 
-// finish moves the clock past every document's processing.
-func (c *receiverClock) finish() { c.ahead.Store(int64(2 * receiverProcessing)) }
+// finish moves the clock past the processing of every document accepted
+// so far (one accepted later, by a send backed off, waits for the next).
+func (c *receiverClock) finish() { c.ahead.Add(int64(2 * receiverProcessing)) }
 
 // handoffTry is one kill of the release or hand-off.
 type handoffTry struct {
@@ -203,12 +204,12 @@ func runHandoff(ctx context.Context, env Env, l *lineproc.Line, d *qaDesk, rx *l
 			}
 		}
 	}
-	if o.clock != nil {
-		o.clock.finish()
-	}
 	if hr.abort == "" {
 		// QA sees the hand-off through to its end.
 		err := l.WaitFor(ctx, "every document delivered and handed off", func() (bool, string) {
+			if o.clock != nil {
+				o.clock.finish()
+			}
 			doc, done, err := d.step(ctx, handoffFormats)
 			if err != nil {
 				return false, err.Error()
@@ -322,6 +323,9 @@ func killDuringHandoff(ctx context.Context, l *lineproc.Line, d *qaDesk, rng *ra
 	for {
 		if l.Ctl.Exited() {
 			break
+		}
+		if kind == killpoint.HandoffDelivered && o.clock != nil {
+			o.clock.finish() // every document accepted so far is processed
 		}
 		doc, done, err := d.step(deadline, handoffFormats)
 		if l.Ctl.Exited() {
