@@ -138,8 +138,10 @@ func CompareTruthReworked(ctx context.Context, store *aggregation.Store, batch s
 	for _, u := range gt.Units {
 		if u.Fate == sim.FateGood && len(takenOff) > 0 {
 			if p, err := tracecode.Parse(u.Code); err == nil && takenOff[p.Code] {
-				if info, err := store.Code(ctx, p.Code); err != nil || info.State != aggregation.StateDecommissioned {
-					add("unit %d was taken off at rework, but its code %s is %s in the ledger (%v)", u.Item, p.Code, info.State, err)
+				if info, err := store.Code(ctx, p.Code); err != nil {
+					add("unit %d was taken off at rework: its code %s: %v", u.Item, p.Code, err)
+				} else if info.State != aggregation.StateDecommissioned {
+					add("unit %d was taken off at rework, but its code %s is %s in the ledger", u.Item, p.Code, info.State)
 				}
 				continue
 			}

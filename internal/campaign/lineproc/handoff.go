@@ -53,9 +53,9 @@ const (
 	Down503 = "503"
 )
 
-// StartReceivers starts both receivers on ports of l (call before
-// Start, with Options.Handoff set to their Endpoints), with cfg as
-// both receivers' configuration (a behaviour, a processing time).
+// StartReceivers starts both receivers on loopback ports, with cfg as
+// both receivers' configuration (a behaviour, a processing time, a clock);
+// give their Endpoints to Start as Options.Handoff.
 func StartReceivers(cfg receiver.Config) (*Receivers, error) {
 	r := &Receivers{}
 	var err error
