@@ -19,6 +19,7 @@ import (
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/handoff/export"
 	"github.com/tracline/tracline/handoff/outbox"
+	"github.com/tracline/tracline/internal/killpoint"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -64,6 +65,7 @@ func (p *Publisher) Publish(ctx context.Context, batch string, by aggregation.Ac
 	if err != nil {
 		return nil, err
 	}
+	killpoint.Hit(killpoint.Publish) // crash campaign only (inert unless armed)
 	var out []outbox.Document
 	for _, f := range p.Outbox.Formats() {
 		if d, ok := current(have, f); ok {

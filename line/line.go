@@ -200,12 +200,30 @@ func NewLine(ctx context.Context, cfg LineConfig, store *aggregation.Store, log 
 		l.install(run)
 		log.Info("resuming the open batch", "batch", spec.ID)
 	}
+	// A completed batch's release waits until every alarm of it is
+	// acknowledged, and the operator acknowledges them here: those nobody
+	// acknowledged before the restart come back too.
+	done, err := l.batchesIn(ctx, aggregation.BatchComplete)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range done {
+		if err := l.reloadAlarms(ctx, id); err != nil {
+			return nil, fmt.Errorf("line %s: completed batch %s: alarms: %w", cfg.Line, id, err)
+		}
+	}
 	return l, nil
 }
 
 // openBatches lists the batches of this line the ledger has open, in the
 // order they were created.
 func (l *Line) openBatches(ctx context.Context) ([]string, error) {
+	return l.batchesIn(ctx, aggregation.BatchOpen)
+}
+
+// batchesIn lists the batches of this line the ledger has in state st, in
+// the order they were created.
+func (l *Line) batchesIn(ctx context.Context, st aggregation.BatchState) ([]string, error) {
 	ids, err := l.store.Batches(ctx)
 	if err != nil {
 		return nil, err
@@ -220,7 +238,7 @@ func (l *Line) openBatches(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if sum.Line != l.cfg.Line || sum.State != aggregation.BatchOpen {
+		if sum.Line != l.cfg.Line || sum.State != st {
 			continue
 		}
 		c := created{id: id}

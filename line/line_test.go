@@ -669,3 +669,55 @@ func TestLineKeepsUnacknowledgedAlarmsAcrossRestarts(t *testing.T) {
 		t.Fatalf("%d acknowledgements journaled, want 2", acks)
 	}
 }
+
+// Alarms of a batch completed but not yet released come back after a
+// restart too: the release waits until every one is acknowledged, and the
+// operator acknowledges them on the line (the crash campaign found a
+// completed batch whose alarms nobody could acknowledge any more once the
+// controller had restarted: its release was blocked for ever).
+func TestLineKeepsAlarmsOfCompletedBatchAcrossRestarts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	rg := newLineRig(t, dir)
+	rg.runBatch(workOrder("B1"), 1, 2)
+	rg.line.raiseAlarm(ctx, "printer", "code printed again (reprint)", "B1", false)
+	if err := rg.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	rg = newLineRig(t, dir)
+	var al AlarmView
+	for _, a := range rg.line.Alarms() {
+		if a.Batch == "B1" && a.Text == "code printed again (reprint)" {
+			al = a
+		}
+	}
+	if al.ID == 0 || al.AckAt != nil {
+		t.Fatalf("after the restart the completed batch's alarm is not there to acknowledge: %+v", rg.line.Alarms())
+	}
+	if err := rg.line.AcknowledgeAlarm(ctx, al.ID, "op2"); err != nil {
+		t.Fatal(err)
+	}
+	acks := 0
+	if err := rg.store.Trail(ctx, "B1", func(ev aggregation.Event) error {
+		if ev.Reason == "alarm.ack" {
+			acks++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if acks != 1 {
+		t.Fatalf("%d acknowledgements journaled in B1, want 1", acks)
+	}
+	// Acknowledged, it does not come back at the next restart.
+	if err := rg.stop(); err != nil {
+		t.Fatal(err)
+	}
+	rg = newLineRig(t, dir)
+	for _, a := range rg.line.Alarms() {
+		if a.Batch == "B1" {
+			t.Fatalf("an acknowledged alarm came back: %+v", a)
+		}
+	}
+}

@@ -181,8 +181,12 @@ func campaignCrash(ctx context.Context, c *cli, args []string) error {
 	rate := fs.Float64("rate", 1200, "units per minute")
 	kills := fs.Int("kills", 25, "SIGKILLs of the controller over the batch")
 	seed := fs.Uint64("seed", 0, "seed of the kill moments and the simulator (0: from the clock; the result records it)")
+	down := fs.Duration("receiver-down", 30*time.Second, "how long the hand-off receivers are down after the release (0: not taken down; the issue's figure is 1h, with --timeout 2h)")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
+	}
+	if *down < 0 {
+		return fmt.Errorf("--receiver-down %v: want 0 or more", *down)
 	}
 	env, done, err := lf.env(c)
 	if err != nil {
@@ -190,8 +194,8 @@ func campaignCrash(ctx context.Context, c *cli, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *lf.timeout)
 	defer cancel()
-	res, err := campaign.Crash(ctx, env, campaign.CrashOptions{Units: *units, Rate: *rate, Kills: *kills, Seed: *seed,
-		Command: fmt.Sprintf("linectl campaign crash --units %d --rate %g --kills %d", *units, *rate, *kills)})
+	res, err := campaign.Crash(ctx, env, campaign.CrashOptions{Units: *units, Rate: *rate, Kills: *kills, Seed: *seed, ReceiverDown: *down,
+		Command: fmt.Sprintf("linectl campaign crash --units %d --rate %g --kills %d --receiver-down %v", *units, *rate, *kills, *down)})
 	return finishCampaign(c, res, err, *lf.results, done)
 }
 

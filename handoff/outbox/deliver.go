@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tracline/tracline/internal/killpoint"
 )
 
 // Run delivers until ctx ends: it steps whenever something is due, when
@@ -185,6 +187,9 @@ func (o *Outbox) deliver(ctx context.Context, id string, i int, ep Endpoint) err
 		if ctx.Err() != nil {
 			return nil // stopped: the send stays journaled as begun and is made again
 		}
+		if err == nil && ans.Outcome == Accepted {
+			killpoint.Hit(killpoint.HandoffAccepted) // crash campaign only (inert unless armed)
+		}
 		return o.answer(ctx, id, i, ep, "send", ans, err)
 	case Processing:
 		job := dl.Job
@@ -308,6 +313,7 @@ func (o *Outbox) answer(ctx context.Context, id string, i int, ep Endpoint, op s
 		return err
 	}
 	if d.State == Delivered && !d.HandedOff {
+		killpoint.Hit(killpoint.HandoffDelivered) // crash campaign only (inert unless armed)
 		return o.handOff(ctx, &d)
 	}
 	return nil

@@ -106,12 +106,14 @@ func (c *Capture) capture(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusRequestEntityTooLarge, "CaptureLimitExceededException", err.Error())
 		return
 	}
+	sum := sha256.Sum256(data)
+	sha := hex.EncodeToString(sum[:])
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" {
-		sum := sha256.Sum256(data)
-		key = "sha256:" + hex.EncodeToString(sum[:])
+		key = "sha256:" + sha
 	}
 	if j := c.lookup(key); j != nil {
+		c.note(key, sha, "duplicate")
 		c.accepted(w, j.id)
 		return
 	}
@@ -130,11 +132,13 @@ func (c *Capture) capture(w http.ResponseWriter, r *http.Request) {
 		rep, ids, err = checkEPCISXML(data)
 	default:
 		c.count(func(m *Summary) { m.Refused++ })
+		c.note(key, sha, "refused")
 		fail(http.StatusUnsupportedMediaType, "ValidationException", fmt.Sprintf("content type %q, want application/ld+json, application/json or application/xml", ct))
 		return
 	}
 	if err != nil {
 		c.count(func(m *Summary) { m.Refused++ })
+		c.note(key, sha, "refused")
 		fail(http.StatusBadRequest, "ValidationException", err.Error())
 		return
 	}
@@ -145,10 +149,12 @@ func (c *Capture) capture(w http.ResponseWriter, r *http.Request) {
 	j := c.add(key, rep, b, mode)
 	c.log.Info("capture", "key", key, "report", rep.Text)
 	if b == LoseAnswer {
+		c.note(key, sha, "lost-answer")
 		c.count(func(m *Summary) { m.Failed++ })
 		fail(http.StatusServiceUnavailable, "unavailable", "the answer was lost (test behaviour lose-answer; the document was processed)")
 		return
 	}
+	c.note(key, sha, "new")
 	c.accepted(w, j.id)
 }
 

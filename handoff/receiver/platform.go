@@ -102,21 +102,30 @@ func (p *Platform) upload(w http.ResponseWriter, r *http.Request) {
 		refuse("bad_request", "neither an Idempotency-Key header nor doc_id")
 		return
 	}
+	xmlData, unpackErr := unpack(up)
+	sha := ""
+	if unpackErr == nil {
+		sum := sha256.Sum256(xmlData)
+		sha = hex.EncodeToString(sum[:])
+	}
 	if j := p.lookup(key); j != nil {
+		p.note(key, sha, "duplicate")
 		writeJSON(w, http.StatusAccepted, Status{ProcessID: j.id, Status: "pending", Errors: []StatusError{}})
 		return
 	}
 	if up.Format != "msfx-xml" {
+		p.note(key, sha, "refused")
 		refuse("bad_format", fmt.Sprintf("format %q, want msfx-xml", up.Format))
 		return
 	}
-	xmlData, err := unpack(up)
-	if err != nil {
-		refuse("bad_file", err.Error())
+	if unpackErr != nil {
+		p.note(key, sha, "refused")
+		refuse("bad_file", unpackErr.Error())
 		return
 	}
 	rep, ids, err := checkRelationXML(xmlData)
 	if err != nil {
+		p.note(key, sha, "refused")
 		refuse("bad_file", err.Error())
 		return
 	}
@@ -130,10 +139,12 @@ func (p *Platform) upload(w http.ResponseWriter, r *http.Request) {
 	j := p.add(key, rep, b, "")
 	p.log.Info("relation upload", "key", key, "report", rep.Text)
 	if b == LoseAnswer {
+		p.note(key, sha, "lost-answer")
 		p.count(func(m *Summary) { m.Failed++ })
 		fail(http.StatusServiceUnavailable, "unavailable", "the answer was lost (test behaviour lose-answer; the file was processed)")
 		return
 	}
+	p.note(key, sha, "new")
 	writeJSON(w, http.StatusAccepted, Status{ProcessID: j.id, Status: "pending", Errors: []StatusError{}})
 }
 

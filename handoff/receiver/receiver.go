@@ -161,15 +161,33 @@ func (r *Report) finish(expected map[string][]string, seen func(string) bool) {
 
 // Summary is what a receiver has seen since it started.
 type Summary struct {
-	Kind       string   `json:"kind"`       // "epcis-capture" or "platform-upload"
-	Received   int      `json:"received"`   // submissions past the token check, whatever became of them
-	Accepted   int      `json:"accepted"`   // distinct documents processed successfully
-	Rejected   int      `json:"rejected"`   // distinct documents whose content failed the checks
-	Duplicates int      `json:"duplicates"` // submissions of a key already known (counted once)
-	Refused    int      `json:"refused"`    // submissions answered 4xx
-	Failed     int      `json:"failed"`     // submissions answered 5xx (or not at all)
-	Reports    []Report `json:"reports"`
-	Text       string   `json:"text"`
+	Kind       string `json:"kind"`       // "epcis-capture" or "platform-upload"
+	Received   int    `json:"received"`   // submissions past the token check, whatever became of them
+	Accepted   int    `json:"accepted"`   // distinct documents processed successfully
+	Rejected   int    `json:"rejected"`   // distinct documents whose content failed the checks
+	Duplicates int    `json:"duplicates"` // submissions of a key already known (counted once)
+	Refused    int    `json:"refused"`    // submissions answered 4xx
+	Failed     int    `json:"failed"`     // submissions answered 5xx (or not at all)
+	// Conflicts are submissions under a key already known whose content
+	// differs from the first one's (a sender that reuses a document id
+	// for another document).
+	Conflicts int      `json:"conflicts"`
+	Reports   []Report `json:"reports"`
+	// Submissions are every submission whose content was read, in order.
+	Submissions []Submission `json:"submissions"`
+	Text        string       `json:"text"`
+}
+
+// Submission is one submission whose content the receiver read: its
+// idempotency key, the SHA-256 of the document in it (the EPCIS body, the
+// relation XML inside the upload's zip) and what became of it.
+type Submission struct {
+	Key    string `json:"key"`
+	SHA256 string `json:"sha256"` // "" if the content could not be read
+	// Became: new (processed: a job made), duplicate (a known key: the
+	// same job answered), lost-answer (processed, the answer "lost"),
+	// refused (unreadable, answered 4xx).
+	Became string `json:"became"`
 }
 
 // job is one document's processing, by idempotency key.
@@ -195,7 +213,8 @@ type server struct {
 	script   []Behaviour
 	def      Behaviour
 	expected map[string][]string
-	jobs     map[string]*job // by idempotency key
+	jobs     map[string]*job   // by idempotency key
+	content  map[string]string // the first content SHA-256 seen per key
 	byID     map[string]*job
 	sum      Summary
 	nextID   int
@@ -227,7 +246,7 @@ func newServer(kind string, cfg Config, log *slog.Logger) (*server, error) {
 		def = Accept
 	}
 	return &server{kind: kind, cfg: cfg, log: log, clock: cfg.Clock, def: def,
-		expected: map[string][]string{}, jobs: map[string]*job{}, byID: map[string]*job{},
+		expected: map[string][]string{}, jobs: map[string]*job{}, byID: map[string]*job{}, content: map[string]string{},
 		sum: Summary{Kind: kind}, quit: make(chan struct{})}, nil
 }
 
@@ -325,8 +344,9 @@ func (s *server) Summary() Summary {
 	defer s.mu.Unlock()
 	out := s.sum
 	out.Reports = append([]Report(nil), s.sum.Reports...)
-	out.Text = fmt.Sprintf("%s receiver: %d submissions, %d documents accepted, %d rejected, %d duplicate submissions counted once, %d refused, %d failed",
-		s.kind, out.Received, out.Accepted, out.Rejected, out.Duplicates, out.Refused, out.Failed)
+	out.Submissions = append([]Submission(nil), s.sum.Submissions...)
+	out.Text = fmt.Sprintf("%s receiver: %d submissions, %d documents accepted, %d rejected, %d duplicate submissions counted once, %d refused, %d failed, %d conflicting",
+		s.kind, out.Received, out.Accepted, out.Rejected, out.Duplicates, out.Refused, out.Failed, out.Conflicts)
 	return out
 }
 
@@ -360,6 +380,19 @@ func (s *server) hang(r *http.Request) {
 	case <-r.Context().Done():
 	case <-s.quit:
 	}
+}
+
+// note records a submission's content under its key; a content other than
+// the key's first is a conflict.
+func (s *server) note(key, sha, became string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if first, ok := s.content[key]; !ok {
+		s.content[key] = sha
+	} else if first != sha {
+		s.sum.Conflicts++
+	}
+	s.sum.Submissions = append(s.sum.Submissions, Submission{Key: key, SHA256: sha, Became: became})
 }
 
 // lookup returns the job already made for key, counting a duplicate.

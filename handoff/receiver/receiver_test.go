@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -76,6 +77,7 @@ func TestSubmissions(t *testing.T) {
 		{"capture json", capture.URL() + "/capture", "application/ld+json", "tok", "k1", goodJSON, 202, "captureID"},
 		{"capture xml", capture.URL() + "/capture", "application/xml", "tok", "k2", goodXML, 202, "captureID"},
 		{"capture same key", capture.URL() + "/capture", "application/ld+json", "tok", "k1", goodJSON, 202, "job-1"},
+		{"capture same key, other content", capture.URL() + "/capture", "application/ld+json", "tok", "k1", goodJSON + "\n", 202, "job-1"},
 		{"capture not json", capture.URL() + "/capture", "application/ld+json", "tok", "k3", "{", 400, "not a JSON document"},
 		{"capture csv", capture.URL() + "/capture", "text/csv", "tok", "k4", "a,b", 415, "content type"},
 		{"upload", platform.URL() + "/relation/upload", "application/json", "tok", "", uploadBody(t, nil), 202, `"status":"pending"`},
@@ -138,11 +140,24 @@ func TestSubmissions(t *testing.T) {
 	}
 	var sum Summary
 	get(capture.URL()+"/summary", &sum)
-	if sum.Received != 5 || sum.Accepted != 2 || sum.Duplicates != 1 || sum.Refused != 3 {
+	if sum.Received != 6 || sum.Accepted != 2 || sum.Duplicates != 2 || sum.Refused != 3 || sum.Conflicts != 1 {
 		t.Errorf("capture summary %+v", sum)
 	}
-	if s := platform.Summary(); s.Accepted != 1 || s.Duplicates != 1 || s.Refused != 6 || !strings.Contains(s.Text, "1 documents accepted") {
-		t.Errorf("platform summary %+v", s)
+	// Every submission whose content was read, with the content's hash:
+	// the same key twice with the same content, then with another (a
+	// conflict); the unreadable ones refused.
+	want := []Submission{{"k1", sha(goodJSON), "new"}, {"k2", sha(goodXML), "new"}, {"k1", sha(goodJSON), "duplicate"},
+		{"k1", sha(goodJSON + "\n"), "duplicate"}, {"k3", sha("{"), "refused"}, {"k4", sha("a,b"), "refused"}}
+	if fmt.Sprint(sum.Submissions) != fmt.Sprint(want) {
+		t.Errorf("capture submissions\n%v, want\n%v", sum.Submissions, want)
+	}
+	ps := platform.Summary()
+	if ps.Accepted != 1 || ps.Duplicates != 1 || ps.Refused != 6 || ps.Conflicts != 0 || !strings.Contains(ps.Text, "1 documents accepted") {
+		t.Errorf("platform summary %+v", ps)
+	}
+	// The upload's document is the XML inside the zip: its hash, not the body's.
+	if len(ps.Submissions) < 2 || ps.Submissions[0] != (Submission{"d1", sha(goodRelation), "new"}) || ps.Submissions[1] != (Submission{"d1", sha(goodRelation), "duplicate"}) {
+		t.Errorf("platform submissions %v", ps.Submissions)
 	}
 }
 

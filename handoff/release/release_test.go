@@ -550,3 +550,94 @@ func TestPolicyInTheLedger(t *testing.T) {
 		t.Errorf("a caller could not strengthen the policy: %+v", got)
 	}
 }
+
+// cutLedger is the ledger as a crash between a signature and its decision
+// leaves it: Release fails (nothing journaled) while cut is set.
+type cutLedger struct {
+	*aggregation.Store
+	cut bool
+}
+
+func (c *cutLedger) Release(ctx context.Context, batch string, sig aggregation.Signature, by aggregation.Actor) error {
+	if c.cut {
+		return errors.New("power cut")
+	}
+	return c.Store.Release(ctx, batch, sig, by)
+}
+
+// A signature journaled whose decision never was (the controller died
+// between the two: killpoint release-decision): the signer signs again and
+// the release is decided — with the journaled signature, not a second one —
+// rather than refused as the same user's second signature, which would
+// leave a single-signature batch unreleasable for ever. Under four-eyes the
+// same holds once the second signer's signature was journaled.
+func TestSignAfterInterruptedDecision(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		first []string // signers before the cut one
+	}{
+		{"single", Config{}, nil},
+		{"four-eyes", Config{Signatures: FourEyes}, []string{"bob"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			batch(t, s, "B1", 6, 3)
+			cl := &cutLedger{Store: s}
+			d, err := New(tc.cfg, cl, accounts, &clock{t: t0}, nil)
+			must(t, err)
+			verified(t, d)
+			pw := map[string]string{"alice": "a-pw", "bob": "b-pw"}
+			for _, u := range tc.first {
+				out, err := d.Sign(ctx, SignRequest{Batch: "B1", User: u, Password: pw[u], Meaning: Released, Comment: "first"})
+				must(t, err)
+				if out.Decided {
+					t.Fatalf("decided after %s alone", u)
+				}
+			}
+			cl.cut = true
+			if _, err := d.Sign(ctx, SignRequest{Batch: "B1", User: "alice", Password: "a-pw", Meaning: Released, Comment: "符合放行标准"}); err == nil {
+				t.Fatal("the cut decision did not fail")
+			}
+			cl.cut = false
+			sum, err := s.Summary(ctx, "B1")
+			must(t, err)
+			if sum.State != aggregation.BatchComplete {
+				t.Fatalf("state %s after the cut, want complete", sum.State)
+			}
+			head := s.Head()
+			// A wrong password still changes nothing.
+			if _, err := d.Sign(ctx, SignRequest{Batch: "B1", User: "alice", Password: "nope", Meaning: Released, Comment: "again"}); !errors.Is(err, ErrAuth) {
+				t.Fatalf("wrong password: %v", err)
+			}
+			if s.Head() != head {
+				t.Fatal("a refused signature journaled something")
+			}
+			out, err := d.Sign(ctx, SignRequest{Batch: "B1", User: "alice", Password: "a-pw", Meaning: Released, Comment: "again, after the restart"})
+			if err != nil {
+				t.Fatalf("signing again after the interrupted decision: %v", err)
+			}
+			if !out.Decided || out.State != aggregation.BatchReleased {
+				t.Fatalf("outcome %+v", out)
+			}
+			rec, err := d.Record(ctx, "B1")
+			must(t, err)
+			n := 0
+			for _, sg := range rec.Signatures {
+				if sg.User == "alice" {
+					n++
+					if sg.Comment != "符合放行标准" || sg.State != SigFinal {
+						t.Errorf("alice's signature %+v, want the journaled one, final", sg)
+					}
+				}
+			}
+			if n != 1 {
+				t.Errorf("alice has %d signatures on the record, want 1 (the one journaled before the cut)", n)
+			}
+			sum, _ = s.Summary(ctx, "B1")
+			if sum.Signature == nil || sum.Signature.User != "alice" || sum.Signature.Comment != "符合放行标准" {
+				t.Errorf("the ledger's decision carries %+v, want alice's journaled signature", sum.Signature)
+			}
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/internal/killpoint"
 )
 
 // Signer is an authenticated user, as the Authenticator vouches for them.
@@ -290,7 +291,10 @@ type Outcome struct {
 // batch is quarantined); "released" needs every rule ok and, with
 // four-eyes, two valid signatures by different users. Earlier signatures
 // that no longer bind the record are voided, journaled and reported.
-// Nothing is journaled when Sign refuses.
+// Nothing is journaled when Sign refuses. A signer whose own journaled
+// "released" signature already completes the required ones while the
+// ledger holds no decision (the controller stopped between the two) signs
+// again to have that decision recorded: no second signature is journaled.
 func (d *Desk) Sign(ctx context.Context, req SignRequest) (*Outcome, error) {
 	if req.Batch == "" {
 		return nil, errors.New("sign: batch is empty")
@@ -341,14 +345,23 @@ func (d *Desk) Sign(ctx context.Context, req SignRequest) (*Outcome, error) {
 			toVoid = append(toVoid, s)
 		}
 	}
+	by := aggregation.Actor{Kind: aggregation.ActorUser, ID: signer.User}
 	if req.Meaning == Released {
 		for _, s := range valid {
-			if s.User == signer.User {
-				return nil, fmt.Errorf("sign: %s already signed this record (event %d): the second signature must be another user's: %w", signer.User, s.Seq, aggregation.ErrRefused)
+			if s.User != signer.User {
+				continue
 			}
+			if s.Meaning == Released && len(valid) >= d.cfg.required() && len(toVoid) == 0 {
+				// The signer's journaled signature already completes the
+				// required ones, yet the decision is not in the ledger: the
+				// controller stopped between the two. The signer, having
+				// authenticated again, has the decision finished with the
+				// signatures as journaled (no second one of theirs).
+				return d.finishDecision(ctx, req.Batch, s, by)
+			}
+			return nil, fmt.Errorf("sign: %s already signed this record (event %d): the second signature must be another user's: %w", signer.User, s.Seq, aggregation.ErrRefused)
 		}
 	}
-	by := aggregation.Actor{Kind: aggregation.ActorUser, ID: signer.User}
 	out := &Outcome{}
 	for _, s := range toVoid {
 		v, _ := json.Marshal(sigVoid{Signature: s.Seq, Why: s.Why})
@@ -373,6 +386,7 @@ func (d *Desk) Sign(ctx context.Context, req SignRequest) (*Outcome, error) {
 	out.Signature = SignatureStatus{SignatureRecord: sr, Seq: seq, State: SigValid}
 	decide := req.Meaning == Rejected || len(valid)+1 >= d.cfg.required()
 	if decide {
+		killpoint.Hit(killpoint.ReleaseDecision) // crash campaign only (inert unless armed)
 		sig := aggregation.Signature{User: signer.User, Meaning: string(req.Meaning), Comment: comment, At: now, Hash: rec.Hash}
 		if err := d.l.Release(ctx, req.Batch, sig, by); err != nil {
 			return nil, fmt.Errorf("sign: the signature is journaled (event %d) but the ledger refused the decision: %w", seq, err)
@@ -397,6 +411,38 @@ func (d *Desk) Sign(ctx context.Context, req SignRequest) (*Outcome, error) {
 		}
 	}
 	d.log.Info("release: signed", "batch", req.Batch, "user", signer.User, "meaning", req.Meaning, "hash", rec.Hash, "decided", out.Decided)
+	return out, nil
+}
+
+// finishDecision records the release decision a journaled signature made
+// but the ledger never got (a crash between the signature and
+// Store.Release), and activates as the policy says.
+func (d *Desk) finishDecision(ctx context.Context, batch string, s SignatureStatus, by aggregation.Actor) (*Outcome, error) {
+	at, err := time.Parse(time.RFC3339Nano, s.At)
+	if err != nil {
+		return nil, fmt.Errorf("sign: the journaled signature %d has an unreadable time %q: %w", s.Seq, s.At, err)
+	}
+	sig := aggregation.Signature{User: s.User, Meaning: string(s.Meaning), Comment: s.Comment, At: at, Hash: s.RecordHash}
+	if err := d.l.Release(ctx, batch, sig, by); err != nil {
+		return nil, fmt.Errorf("sign: finishing the decision of signature %d: %w", s.Seq, err)
+	}
+	out := &Outcome{Signature: s, Decided: true}
+	if s.Meaning == Released && d.cfg.Activation == ActivateOnRelease {
+		if err := d.l.Activate(ctx, batch, by); err != nil {
+			return nil, fmt.Errorf("sign: released, but activation failed: %w", err)
+		}
+		out.Activated = true
+	}
+	if out.Record, err = d.Record(ctx, batch); err != nil {
+		return out, err
+	}
+	out.State = out.Record.State
+	for _, x := range out.Record.Signatures {
+		if x.Seq == s.Seq {
+			out.Signature = x
+		}
+	}
+	d.log.Info("release: an interrupted decision finished", "batch", batch, "signature", s.Seq, "user", s.User, "meaning", s.Meaning)
 	return out, nil
 }
 

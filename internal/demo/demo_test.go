@@ -279,3 +279,74 @@ func TestCompareTruth(t *testing.T) {
 		})
 	}
 }
+
+// CompareTruthReworked: good units the operator took off at rework must be
+// decommissioned in the ledger and are not counted as good; without being
+// told, the same ledger disagrees with the line.
+func TestCompareTruthReworked(t *testing.T) {
+	ctx := context.Background()
+	p, _, err := LoadProduct("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := openStore(t)
+	sys := aggregation.Actor{Kind: aggregation.ActorSystem, ID: "test"}
+	op := aggregation.Actor{Kind: aggregation.ActorUser, ID: "op1"}
+	spec := aggregation.BatchSpec{ID: "B1", Product: "amoxicillin", Line: "L1",
+		Levels: []aggregation.LevelSpec{{Level: 1, Scheme: p.Rule(1).Scheme}}}
+	if err := store.CreateBatch(ctx, spec, sys); err != nil {
+		t.Fatal(err)
+	}
+	g, err := tracecode.NewGenerator(p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes, err := g.Generate(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.AllocateGenerated(ctx, "B1", 1, codes, sys); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.MarkSent(ctx, codes, sys); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range codes {
+		if err := store.Commission(ctx, c, aggregation.UnitInfo{}, sys); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.Decommission(ctx, codes[0], "rework: unit of a group left unlabelled", op); err != nil {
+		t.Fatal(err)
+	}
+	gt := sim.GroundTruth{Finished: true}
+	for i, c := range codes {
+		gt.Units = append(gt.Units, sim.UnitTruth{Item: uint32(i + 1), Code: string(c), Verdict: "pass", Fate: sim.FateGood, Gate: sim.GatePassed})
+		gt.PLC.Good++
+		gt.Summary.Good++
+		gt.PLC.GateCount++
+	}
+	for _, tc := range []struct {
+		name string
+		off  map[tracecode.Code]bool
+		want []string
+	}{
+		{"told", map[tracecode.Code]bool{codes[0]: true}, nil},
+		{"not told", nil, []string{"unit 1 left as good but its code " + string(codes[0]) + " is decommissioned", "2 commissioned unit codes, 3 units"}},
+		{"told the wrong unit", map[tracecode.Code]bool{codes[1]: true},
+			[]string{"unit 1 left as good but its code", "unit 2 was taken off at rework, but its code " + string(codes[1]) + " is commissioned",
+				"code " + string(codes[1]) + " is commissioned in the ledger but on unit 2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := CompareTruthReworked(ctx, store, "B1", gt, tc.off)
+			if len(got) != len(tc.want) {
+				t.Fatalf("problems:\n%s\nwant %d: %q", strings.Join(got, "\n"), len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("problem %d: %q, want it to say %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}

@@ -123,6 +123,14 @@ func buildReport(ctx context.Context, store *aggregation.Store, r *line.Line, gt
 // whose labels are on it, and every commissioned unit code is on a good
 // unit.
 func CompareTruth(ctx context.Context, store *aggregation.Store, batch string, gt sim.GroundTruth) []string {
+	return CompareTruthReworked(ctx, store, batch, gt, nil)
+}
+
+// CompareTruthReworked is CompareTruth for a batch some of whose good
+// units an operator took off after the gate, at rework, and took out of
+// circulation (decommissioned): what the simulator cannot know. Their codes
+// must be decommissioned in the ledger, and they are not counted as good.
+func CompareTruthReworked(ctx context.Context, store *aggregation.Store, batch string, gt sim.GroundTruth, takenOff map[tracecode.Code]bool) []string {
 	var problems []string
 	add := func(format string, a ...any) {
 		if len(problems) < 50 {
@@ -138,6 +146,16 @@ func CompareTruth(ctx context.Context, store *aggregation.Store, batch string, g
 	onGood := map[string]uint32{}
 	good := 0
 	for _, u := range gt.Units {
+		if u.Fate == sim.FateGood && len(takenOff) > 0 {
+			if p, err := tracecode.Parse(u.Code); err == nil && takenOff[p.Code] {
+				if info, err := store.Code(ctx, p.Code); err != nil {
+					add("unit %d was taken off at rework: its code %s: %v", u.Item, p.Code, err)
+				} else if info.State != aggregation.StateDecommissioned {
+					add("unit %d was taken off at rework, but its code %s is %s in the ledger", u.Item, p.Code, info.State)
+				}
+				continue
+			}
+		}
 		switch u.Fate {
 		case sim.FateGood:
 			good++

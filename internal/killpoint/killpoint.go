@@ -1,7 +1,11 @@
 // Package killpoint lets the crash campaign kill the controller inside the
 // narrow windows a random SIGKILL almost never hits: between journaling a
 // pass and writing it to the PLC, between packing a parent and printing its
-// label, between printing the label and journaling that it was printed.
+// label, between printing the label and journaling that it was printed;
+// and after the batch, in QA's release and the hand-off: between a release
+// signature and the decision it makes, between the activation and the
+// hand-off documents, between a receiver's acceptance of a document and
+// its journaling, between a document's delivery and the ledger being told.
 //
 // It is compiled into every build and inert unless the environment variable
 // TRACLINE_KILLPOINT names a point: TRACLINE_KILLPOINT=journal-plc:40 makes
@@ -13,9 +17,11 @@
 //
 // The state is process-wide on purpose: a kill point is a property of the
 // process, read once from its environment, and the places that call Hit
-// (the line's runner) should not carry a test switch through their
-// constructors. Who may import it: line (the runner's windows) and the
-// campaign harness (the names and the variable).
+// (the line's runner, the release desk, the publisher, the outbox) should
+// not carry a test switch through their constructors. Who may import it:
+// line (the runner's windows), handoff/release, handoff and handoff/outbox
+// (the release's and the hand-off's windows) and the campaign harness (the
+// names and the variable).
 package killpoint
 
 import (
@@ -40,10 +46,23 @@ const (
 	PackLabel = "pack-label"
 	// LabelJournal: the label is printed, its printing not journaled.
 	LabelJournal = "label-journal"
+	// ReleaseDecision: QA's release signature is journaled, the decision
+	// it makes (the batch released) is not.
+	ReleaseDecision = "release-decision"
+	// Publish: the batch is activated (or the hand-off asked again), its
+	// hand-off documents are not written yet.
+	Publish = "publish"
+	// HandoffAccepted: a receiver has accepted a document (the send
+	// answered), the answer is not journaled: the resend after a restart
+	// is the duplicate delivery the idempotency key must absorb.
+	HandoffAccepted = "handoff-accepted"
+	// HandoffDelivered: a document's delivery is journaled as delivered,
+	// the ledger is not yet told (Store.HandedOff).
+	HandoffDelivered = "handoff-delivered"
 )
 
 // Points lists every point Hit is called with.
-var Points = []string{JournalPLC, PackLabel, LabelJournal}
+var Points = []string{JournalPLC, PackLabel, LabelJournal, ReleaseDecision, Publish, HandoffAccepted, HandoffDelivered}
 
 var (
 	once  sync.Once

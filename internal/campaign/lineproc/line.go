@@ -20,6 +20,7 @@ import (
 
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/cmd/linesim/sim"
+	"github.com/tracline/tracline/handoff/outbox"
 	"github.com/tracline/tracline/internal/demo"
 	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/tracecode"
@@ -44,6 +45,9 @@ type Options struct {
 	Config LineConfig
 	// CtlEnv is the first controller's extra environment ("K=V").
 	CtlEnv []string
+	// Handoff, if set, are the controller's hand-off endpoints (its
+	// config's handoff.endpoints; Receivers.Endpoints).
+	Handoff []outbox.Endpoint
 	// Gate is the reject gate's distance after the trigger, LabelTimeout
 	// how long the labeller waits for a label; 200 ms and 10 s when zero
 	// (a small shared machine: the campaigns are about the logic).
@@ -71,6 +75,9 @@ type Line struct {
 	CtlRuns int
 	Procs   []*Proc
 	ports   map[int]bool
+	// BeforeComplete, if set, is what the operator does in Finish once
+	// every unit is decided, before the batch is completed (rework).
+	BeforeComplete func(ctx context.Context) error
 }
 
 // Start writes both configs, starts linesim and linectl run and waits
@@ -116,6 +123,11 @@ func Start(ctx context.Context, o Options) (l *Line, err error) {
 	cfg, err := o.Config(l.Listen, l.Batch, o.Units)
 	if err != nil {
 		return l, fmt.Errorf("the controller's config: %w", err)
+	}
+	if len(o.Handoff) > 0 {
+		if cfg, err = withHandoff(cfg, o.Handoff); err != nil {
+			return l, err
+		}
 	}
 	l.LineCfg = filepath.Join(o.Dir, "line.yaml")
 	if err := os.WriteFile(l.LineCfg, cfg, 0o644); err != nil {
@@ -426,6 +438,11 @@ func (l *Line) Finish(ctx context.Context) (Finished, error) {
 	if _, err := l.WaitLine(ctx, "every unit decided", func(s line.Snapshot) bool { return s.State == "Execute" && s.InFlight == 0 }); err != nil {
 		return f, err
 	}
+	if l.BeforeComplete != nil {
+		if err := l.BeforeComplete(ctx); err != nil {
+			return f, fmt.Errorf("before completing the batch: %w", err)
+		}
+	}
 	if _, err := l.Command(ctx, "complete"); err != nil {
 		return f, err
 	}
@@ -466,7 +483,14 @@ func (l *Line) OpenLedger() (*aggregation.Store, error) {
 // was given (acknowledged: journaled before it was sent) is in the ledger.
 // The answer is the problems found (none: it all held).
 func CheckLedger(ctx context.Context, store *aggregation.Store, batch string, gt sim.GroundTruth) (aggregation.BatchSummary, []string) {
-	problems := demo.CompareTruth(ctx, store, batch, gt)
+	return CheckLedgerReworked(ctx, store, batch, gt, nil)
+}
+
+// CheckLedgerReworked is CheckLedger for a batch some of whose good units
+// the operator took off at rework and decommissioned (takenOff, by code;
+// demo.CompareTruthReworked).
+func CheckLedgerReworked(ctx context.Context, store *aggregation.Store, batch string, gt sim.GroundTruth, takenOff map[tracecode.Code]bool) (aggregation.BatchSummary, []string) {
+	problems := demo.CompareTruthReworked(ctx, store, batch, gt, takenOff)
 	sum, err := store.Summary(ctx, batch)
 	if err != nil {
 		return sum, append(problems, fmt.Sprintf("batch summary: %v", err))
@@ -475,9 +499,15 @@ func CheckLedger(ctx context.Context, store *aggregation.Store, batch string, gt
 		problems = append(problems, fmt.Sprintf("batch does not balance: %v", p))
 	}
 	l1 := LevelOf(sum, 1)
-	if got := l1.Commissioned - l1.Sampled - l1.Decommissioned; got != int64(gt.Summary.Good) {
-		problems = append(problems, fmt.Sprintf("ledger L1: commissioned %d − sampled %d − decommissioned %d = %d, the simulator shipped %d good units",
-			l1.Commissioned, l1.Sampled, l1.Decommissioned, got, gt.Summary.Good))
+	good := int64(gt.Summary.Good)
+	for _, u := range gt.Units {
+		if p, err := tracecode.Parse(u.Code); err == nil && u.Fate == sim.FateGood && takenOff[p.Code] {
+			good--
+		}
+	}
+	if got := l1.Commissioned - l1.Sampled - l1.Decommissioned; got != good {
+		problems = append(problems, fmt.Sprintf("ledger L1: commissioned %d − sampled %d − decommissioned %d = %d, the simulator shipped %d good units (%d taken off at rework)",
+			l1.Commissioned, l1.Sampled, l1.Decommissioned, got, good, int64(gt.Summary.Good)-good))
 	}
 	problems = append(problems, SentOnce(gt)...)
 	problems = append(problems, AcknowledgedPresent(ctx, store, gt)...)
