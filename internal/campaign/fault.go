@@ -165,7 +165,7 @@ func Fault(ctx context.Context, env Env, o FaultOptions) (Result, error) {
 	}
 	res.Rows = append(res.Rows,
 		Row{What: "clock jump (wall clock steps forward/back)", Notes: "not a campaign try: stepping the host's clock would disturb every other process on it. The line decides on the monotonic clock: every event's stamp is the receiving process's time.Now() (with its monotonic reading), deadlines and device watchdogs compare those; wall time is only recorded. Covered by tests: line.TestWallClockStepDecidesNothing (the ledger's wall clock steps back 1 h, then forward 1 day, mid-batch: every good unit passes, none late, verify passes) and the drivers' stamps checked for a monotonic reading (plc/modbus TestItemsAndVerdict, camera/opcua and printer/opcua TestSlowLinkIsDown)"},
-		Row{What: "hand-off receiver down for an hour", Notes: "not covered: the campaign's line has no hand-off endpoint (outbox retries are covered by handoff/outbox tests)"})
+		Row{What: "hand-off receiver down for an hour", Notes: "not this campaign's: the crash campaign's receiver outage (--receiver-down; an hour of it: docs/reliability/receiver-down-1h)"})
 	diskRow := Row{What: "disk full under the ledger (" + diskFullSize + " tmpfs, filled by a ballast file, then freed)", Checks: checks}
 	if !o.DiskFull {
 		diskRow.Notes = "not run in this campaign (--disk-full=false)"
