@@ -656,16 +656,7 @@ func TestLineKeepsUnacknowledgedAlarmsAcrossRestarts(t *testing.T) {
 	if err := rg.line.AcknowledgeAlarm(ctx, after[0].ID, "op2"); err != nil {
 		t.Fatal(err)
 	}
-	acks := 0
-	if err := rg.store.Trail(ctx, "B1", func(ev aggregation.Event) error {
-		if ev.Reason == "alarm.ack" {
-			acks++
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if acks != 2 {
+	if acks := countAcks(t, rg.store, "B1"); acks != 2 {
 		t.Fatalf("%d acknowledgements journaled, want 2", acks)
 	}
 }
@@ -698,16 +689,7 @@ func TestLineKeepsAlarmsOfCompletedBatchAcrossRestarts(t *testing.T) {
 	if err := rg.line.AcknowledgeAlarm(ctx, al.ID, "op2"); err != nil {
 		t.Fatal(err)
 	}
-	acks := 0
-	if err := rg.store.Trail(ctx, "B1", func(ev aggregation.Event) error {
-		if ev.Reason == "alarm.ack" {
-			acks++
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if acks != 1 {
+	if acks := countAcks(t, rg.store, "B1"); acks != 1 {
 		t.Fatalf("%d acknowledgements journaled in B1, want 1", acks)
 	}
 	// Acknowledged, it does not come back at the next restart.
@@ -720,4 +702,19 @@ func TestLineKeepsAlarmsOfCompletedBatchAcrossRestarts(t *testing.T) {
 			t.Fatalf("an acknowledged alarm came back: %+v", a)
 		}
 	}
+}
+
+// countAcks counts the alarm acknowledgements journaled in batch's trail.
+func countAcks(t *testing.T, st *aggregation.Store, batch string) int {
+	t.Helper()
+	acks := 0
+	if err := st.Trail(context.Background(), batch, func(ev aggregation.Event) error {
+		if ev.Reason == "alarm.ack" {
+			acks++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return acks
 }

@@ -195,31 +195,8 @@ func TestReportContractKeys(t *testing.T) {
 // each kind of disagreement named.
 func TestCompareTruth(t *testing.T) {
 	ctx := context.Background()
-	p, _, err := LoadProduct("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := openStore(t)
+	store, codes := sentBatch(t, 4)
 	sys := aggregation.Actor{Kind: aggregation.ActorSystem, ID: "test"}
-	spec := aggregation.BatchSpec{ID: "B1", Product: "amoxicillin", Line: "L1",
-		Levels: []aggregation.LevelSpec{{Level: 1, Scheme: p.Rule(1).Scheme}}}
-	if err := store.CreateBatch(ctx, spec, sys); err != nil {
-		t.Fatal(err)
-	}
-	g, err := tracecode.NewGenerator(p, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codes, err := g.Generate(4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.AllocateGenerated(ctx, "B1", 1, codes, sys); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.MarkSent(ctx, codes, sys); err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range codes[:2] {
 		if err := store.Commission(ctx, c, aggregation.UnitInfo{}, sys); err != nil {
 			t.Fatal(err)
@@ -285,32 +262,9 @@ func TestCompareTruth(t *testing.T) {
 // told, the same ledger disagrees with the line.
 func TestCompareTruthReworked(t *testing.T) {
 	ctx := context.Background()
-	p, _, err := LoadProduct("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := openStore(t)
+	store, codes := sentBatch(t, 3)
 	sys := aggregation.Actor{Kind: aggregation.ActorSystem, ID: "test"}
 	op := aggregation.Actor{Kind: aggregation.ActorUser, ID: "op1"}
-	spec := aggregation.BatchSpec{ID: "B1", Product: "amoxicillin", Line: "L1",
-		Levels: []aggregation.LevelSpec{{Level: 1, Scheme: p.Rule(1).Scheme}}}
-	if err := store.CreateBatch(ctx, spec, sys); err != nil {
-		t.Fatal(err)
-	}
-	g, err := tracecode.NewGenerator(p, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codes, err := g.Generate(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.AllocateGenerated(ctx, "B1", 1, codes, sys); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.MarkSent(ctx, codes, sys); err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range codes {
 		if err := store.Commission(ctx, c, aggregation.UnitInfo{}, sys); err != nil {
 			t.Fatal(err)
@@ -349,4 +303,37 @@ func TestCompareTruthReworked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sentBatch is a ledger with batch B1 (one level of the example product)
+// and n of its codes generated, allocated and sent.
+func sentBatch(t *testing.T, n int) (*aggregation.Store, []tracecode.Code) {
+	t.Helper()
+	ctx := context.Background()
+	p, _, err := LoadProduct("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := openStore(t)
+	sys := aggregation.Actor{Kind: aggregation.ActorSystem, ID: "test"}
+	spec := aggregation.BatchSpec{ID: "B1", Product: "amoxicillin", Line: "L1",
+		Levels: []aggregation.LevelSpec{{Level: 1, Scheme: p.Rule(1).Scheme}}}
+	if err := store.CreateBatch(ctx, spec, sys); err != nil {
+		t.Fatal(err)
+	}
+	g, err := tracecode.NewGenerator(p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes, err := g.Generate(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.AllocateGenerated(ctx, "B1", 1, codes, sys); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.MarkSent(ctx, codes, sys); err != nil {
+		t.Fatal(err)
+	}
+	return store, codes
 }
