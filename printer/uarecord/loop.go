@@ -621,18 +621,22 @@ func (s *Stream) emit(ctx context.Context, ev Event) bool {
 
 // subscriptionCounts are the keep-alive and lifetime counts asked for a
 // subscription publishing every interval: counted in intervals, they are
-// kept in time as at the default 10 ms — a keep-alive every 100 ms at
-// most, and a lifetime of at least 1 s (and three keep-alives, as OPC UA
-// requires). With fixed counts (10, 100) a 2 ms interval had a lifetime of
-// 200 ms: a client that sent no publish request for that long (a busy
-// machine) lost its subscription on the server, and the camera's results
-// then came only by polling.
+// kept in time — a keep-alive every 100 ms at most, and a lifetime of at
+// least 10 s (and three keep-alives, as OPC UA requires). With fixed counts
+// (10, 100) a 2 ms interval had a lifetime of 200 ms: a client that sent no
+// publish request for that long (a busy machine) lost its subscription on
+// the server, and the camera's results then came only by polling, which the
+// watchdog reports as a dead subscription and the line holds on. A lifetime
+// of 1 s still lost it now and then under the race detector on a loaded
+// 2-core machine (the demo line held: "subscription is dead"); the lifetime
+// only bounds how long a server keeps the subscription of a client that went
+// silent, so a long one costs nothing.
 func subscriptionCounts(interval time.Duration) (keepAlive, lifetime uint32) {
 	if interval <= 0 {
 		interval = 10 * time.Millisecond
 	}
 	per := func(d time.Duration) uint32 { return uint32((d + interval - 1) / interval) }
 	keepAlive = max(1, per(100*time.Millisecond))
-	lifetime = max(3*keepAlive, per(time.Second))
+	lifetime = max(3*keepAlive, per(10*time.Second))
 	return keepAlive, lifetime
 }

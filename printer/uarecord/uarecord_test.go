@@ -79,12 +79,12 @@ func TestSubscriptionCounts(t *testing.T) {
 		interval   time.Duration
 		keep, life uint32
 	}{
-		{10 * time.Millisecond, 10, 100}, // the default: as before
-		{2 * time.Millisecond, 50, 500},  // was 10 / 100: a lifetime of 200 ms
-		{time.Millisecond, 100, 1000},
-		{50 * time.Millisecond, 2, 20},
-		{500 * time.Millisecond, 1, 3},
-		{0, 10, 100},
+		{10 * time.Millisecond, 10, 1000}, // the default: a lifetime of 10 s
+		{2 * time.Millisecond, 50, 5000},  // was 10 / 100: a lifetime of 200 ms
+		{time.Millisecond, 100, 10000},
+		{50 * time.Millisecond, 2, 200},
+		{500 * time.Millisecond, 1, 20},
+		{0, 10, 1000},
 	} {
 		keep, life := subscriptionCounts(tc.interval)
 		if keep != tc.keep || life != tc.life {
