@@ -101,20 +101,23 @@ type Runner struct {
 	log   *slog.Logger
 	m     *Machine
 
-	events  chan Event
-	sendQ   chan Action // Send and FlushPrinter, in order
-	packQ   chan Action // Pack and Rework: labels, in the order the groups were read
-	snapMu  sync.Mutex
-	snap    Snapshot
-	stats   *Stats
-	printed sync.Map // tracecode.Code → *printJournal
-	decided doneSet  // item → closed when the unit's verdict is journaled (gate confirmation only)
-	ledger  ledgerView
-	wg      sync.WaitGroup
-	jwg     sync.WaitGroup // per-unit journal writes (verdicts, prints, voids) under way
-	verdSem chan struct{}
-	subs    subscribers
-	stateQ  chan Snapshot // latest state for the PLC's interlock and lights
+	events chan Event
+	sendQ  chan Action // Send and FlushPrinter, in order
+	packQ  chan Action // Pack and Rework: labels, in the order the groups were read
+	snapMu sync.Mutex
+	snap   Snapshot
+	stats  *Stats
+	// A print's journal write: printed holds a chan closed once it is
+	// durable, printSubmitted one closed just before it is handed to the
+	// ledger (tracecode.Code → chan struct{} in both).
+	printed, printSubmitted sync.Map
+	decided                 doneSet // item → closed when the unit's verdict is journaled (gate confirmation only)
+	ledger                  ledgerView
+	wg                      sync.WaitGroup
+	jwg                     sync.WaitGroup // per-unit journal writes (verdicts, prints, voids) under way
+	verdSem                 chan struct{}
+	subs                    subscribers
+	stateQ                  chan Snapshot // latest state for the PLC's interlock and lights
 
 	recent recentUnits // under snapMu
 	// What the restart recovery did (for the purge guide): codes voided,
@@ -489,26 +492,23 @@ func (r *Runner) ioCtx(ctx context.Context) (context.Context, context.CancelFunc
 // cannot wait — usually this code's own verdict, some 20 ms later — rather
 // than take a sync of its own just before it.
 func (r *Runner) journalPrinted(ctx context.Context, code tracecode.Code) {
-	pj := &printJournal{submitted: make(chan struct{}), done: make(chan struct{})}
-	if _, loaded := r.printed.LoadOrStore(code, pj); loaded {
+	done, submitted := make(chan struct{}), make(chan struct{})
+	if _, loaded := r.printed.LoadOrStore(code, done); loaded {
 		return // a reprint: the code's print is journaled already
 	}
+	r.printSubmitted.Store(code, submitted)
 	r.jwg.Add(1)
 	r.goSafe("journal printed", func() {
 		defer r.jwg.Done()
-		defer close(pj.done)
+		defer close(done)
 		c, cancel := r.ioCtx(ctx)
 		defer cancel()
-		close(pj.submitted)
+		close(submitted)
 		if err := r.store.MarkPrinted(aggregation.Deferrable(c, recordDefer), code, aggregation.Actor{Kind: aggregation.ActorDevice, ID: "printer"}); err != nil && !errors.Is(err, aggregation.ErrRefused) {
 			r.log.Error("journal printed", "code", code, "err", err)
 		}
 	})
 }
-
-// printJournal is a print's journal write: submitted is closed just before
-// it is handed to the ledger, done once it is durable (or failed).
-type printJournal struct{ submitted, done chan struct{} }
 
 // recordDefer is how long a record that decides nothing at once (a print
 // record, a gate outcome) may wait for a verdict to share its sync: about a
@@ -523,7 +523,7 @@ const recordDefer = 50 * time.Millisecond
 func (r *Runner) waitPrinted(ctx context.Context, code tracecode.Code) {
 	if v, ok := r.printed.Load(code); ok {
 		select {
-		case <-v.(*printJournal).done:
+		case <-v.(chan struct{}):
 		case <-ctx.Done():
 		}
 		r.printed.Delete(code)
@@ -539,12 +539,13 @@ const printGrace = 2 * time.Millisecond
 // pending, has been handed to the ledger — whose single writer then takes a
 // later write after it — or giveUp fires.
 func (r *Runner) waitPrintSubmitted(ctx context.Context, code tracecode.Code, giveUp <-chan time.Time) {
-	if v, ok := r.printed.Load(code); ok {
+	if v, ok := r.printSubmitted.Load(code); ok {
 		select {
-		case <-v.(*printJournal).submitted:
+		case <-v.(chan struct{}):
 		case <-giveUp:
 		case <-ctx.Done():
 		}
+		r.printSubmitted.Delete(code)
 		r.printed.Delete(code)
 	}
 }
