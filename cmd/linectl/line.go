@@ -280,9 +280,7 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 	fs, o, finish := demoFlags("bench line", c)
 	rates := fs.String("rates", "600,1200,1800,2400,3000", "rates to try, units/min, ascending")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of every run to this file")
-	simWhere := fs.String("sim", "process", "where the simulated line runs: process (a separate one, as real devices are other hardware) or inprocess (in the controller's)")
-	fs.IntVar(&o.SimNice, "sim-nice", 0, "with --sim process: added to the simulator process's niceness")
-	fs.StringVar(&o.SimProxies, "sim-proxies", "off", "on: every device behind a netsim proxy (needed for link faults); off: served directly")
+	simulator := simFlags(fs, o)
 	traceFile := fs.String("trace", "", "write an execution trace (runtime/trace) of every run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -292,25 +290,8 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 	}
 	finish()
 	o.Log = discardLogger()
-	switch *simWhere {
-	case "process":
-		exe, err := os.Executable()
-		if err != nil {
-			return fmt.Errorf("--sim process: %w", err)
-		}
-		o.SimCommand = []string{exe, "bench", "simproc"}
-	case "inprocess":
-		if o.SimNice != 0 {
-			return errors.New("--sim-nice goes with --sim process")
-		}
-	default:
-		return fmt.Errorf("--sim: %q is neither process nor inprocess", *simWhere)
-	}
-	if o.SimProxies != "on" && o.SimProxies != "off" {
-		return fmt.Errorf("--sim-proxies: %q is neither on nor off", o.SimProxies)
-	}
-	if o.SimProxies == "on" {
-		o.SimProxies = ""
+	if err := simulator(); err != nil {
+		return err
 	}
 	stop, err := startProfiles(*cpuprofile, *traceFile)
 	if err != nil {
@@ -335,6 +316,38 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
+// simFlags adds the flags saying where the simulated line of bench line
+// and bench soak runs; check (after Parse) puts them into o.
+func simFlags(fs *flag.FlagSet, o *demo.Options) (check func() error) {
+	where := fs.String("sim", "process", "where the simulated line runs: process (a separate one, as real devices are other hardware) or inprocess (in the controller's)")
+	fs.IntVar(&o.SimNice, "sim-nice", 0, "with --sim process: added to the simulator process's niceness")
+	fs.StringVar(&o.SimProxies, "sim-proxies", "off", "on: every device behind a netsim proxy (needed for link faults); off: served directly")
+	return func() error {
+		switch *where {
+		case "process":
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("--sim process: %w", err)
+			}
+			o.SimCommand = []string{exe, "bench", "simproc"}
+		case "inprocess":
+			if o.SimNice != 0 {
+				return errors.New("--sim-nice goes with --sim process")
+			}
+		default:
+			return fmt.Errorf("--sim: %q is neither process nor inprocess", *where)
+		}
+		switch o.SimProxies {
+		case "on":
+			o.SimProxies = ""
+		case "off":
+		default:
+			return fmt.Errorf("--sim-proxies: %q is neither on nor off", o.SimProxies)
+		}
+		return nil
+	}
+}
+
 // benchSimProc is the simulated line of `bench line --sim process`, in
 // its own process: the request on stdin, the answers on stdout (demo.ServeSim).
 func benchSimProc(ctx context.Context, c *cli, args []string) error {
@@ -354,6 +367,7 @@ func benchSoak(ctx context.Context, c *cli, args []string) error {
 	interval := fs.Duration("interval", 0, "sampling period (default: the duration / 60, 5s … 1m)")
 	batches := fs.Int("batches", 0, "run exactly this many batches of --units instead of for --duration")
 	results := fs.String("results", "", "write soak.json (the campaign result) and soak-samples.jsonl into this directory")
+	simulator := simFlags(fs, o)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -365,7 +379,16 @@ func benchSoak(ctx context.Context, c *cli, args []string) error {
 	}
 	finish()
 	o.Log = discardLogger()
+	if err := simulator(); err != nil {
+		return err
+	}
 	cmd := fmt.Sprintf("linectl bench soak --rate %g --duration %s --seed %d", o.Rate, *duration, o.Seed)
+	if o.SimCommand == nil {
+		cmd += " --sim inprocess"
+	}
+	if o.SimProxies == "" {
+		cmd += " --sim-proxies on"
+	}
 	if o.Units > 0 {
 		cmd += fmt.Sprintf(" --units %d", o.Units)
 	}

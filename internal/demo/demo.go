@@ -401,6 +401,10 @@ func (d *Line) simulatorName() string {
 // (Options.SimCommand).
 func (d *Line) Sim() *sim.Sim { return d.sim }
 
+// SimDone is closed when the simulator's last unit has left the line, in
+// this process or its own.
+func (d *Line) SimDone() <-chan struct{} { return d.line.Done() }
+
 // Setup is what the controller is wired to.
 func (d *Line) Setup() *Setup { return d.setup }
 
@@ -491,7 +495,11 @@ func (d *Line) Report(ctx context.Context, wall, cpu time.Duration) (*Report, er
 	if err != nil {
 		return nil, err
 	}
-	return buildReport(ctx, d.store, r, gt, d.setup, d.o, wall, cpu, d.dir)
+	rep, err := buildReport(ctx, d.store, r, gt, d.setup, d.o, wall, cpu, d.dir)
+	if rep != nil {
+		rep.Simulator = d.simulatorName()
+	}
+	return rep, err
 }
 
 // Run starts a simulated line with a controller, runs one batch of
@@ -534,7 +542,7 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.Runtime, rep.Simulator = rt, d.simulatorName()
+	rep.Runtime = rt
 	rep.Ledger = LedgerStats{Groups: ls.Groups - ls0.Groups, Requests: ls.Requests - ls0.Requests}
 	if o.Units > 0 {
 		rep.Ledger.GroupsPerUnit = float64(rep.Ledger.Groups) / float64(o.Units)

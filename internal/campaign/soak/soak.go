@@ -108,6 +108,7 @@ type Batch struct {
 	InvariantsOK   bool    `json:"invariants_ok"`
 	GroundTruthOK  bool    `json:"ground_truth_ok"`
 	DeadlineMisses int     `json:"deadline_misses"`
+	Simulator      string  `json:"simulator"` // where it ran (demo.Report.Simulator)
 	Verdicts       int     `json:"verdicts"`
 	P50ms          float64 `json:"verdict_p50_ms"`
 	P99ms          float64 `json:"verdict_p99_ms"`
@@ -245,7 +246,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		// Idle: let the closed line's goroutines finish (a bounded wait
 		// for the count to come down to the last idle one, not a timing).
-		want := rep.Start.Goroutines
+		want := rep.Start.Goroutines + 1 // the sampler, started since
 		if len(rep.Batches) > 0 {
 			want = rep.Batches[0].Idle.Goroutines
 		}
@@ -297,8 +298,14 @@ func runBatch(ctx context.Context, o demo.Options, wire demo.Wire, i, units int,
 	}
 	batch := d.Setup().Batch.Batch
 	b := Batch{Batch: batch, Units: units}
-	sm := d.Sim()
-	s.follow(d.Line(), batch, func() uint32 { return sm.PLC().ItemCounter })
+	// Units fed: the simulated PLC's item counter when the simulator runs
+	// here, else the triggers the controller counted (the PLC's item
+	// counter as the controller read it).
+	fed := func() uint32 { return uint32(d.Snapshot().Counters.Triggered) }
+	if sm := d.Sim(); sm != nil {
+		fed = func() uint32 { return sm.PLC().ItemCounter }
+	}
+	s.follow(d.Line(), batch, fed)
 	defer s.follow(nil, "", nil)
 	// Once the simulator's units have all left the line, the windows no
 	// longer see the rate: stop following (the batch's own figures come
@@ -307,7 +314,7 @@ func runBatch(ctx context.Context, o demo.Options, wire demo.Wire, i, units int,
 	defer close(simDone)
 	go func() {
 		select {
-		case <-d.Sim().Done():
+		case <-d.SimDone():
 			s.follow(nil, "", nil)
 		case <-simDone:
 		}
@@ -324,7 +331,7 @@ func runBatch(ctx context.Context, o demo.Options, wire demo.Wire, i, units int,
 	if err != nil {
 		return b, err
 	}
-	b = Batch{Batch: r.Batch, Units: r.Units, InvariantsOK: r.InvariantsOK, GroundTruthOK: r.GroundTruthOK, DeadlineMisses: r.DeadlineMisses,
+	b = Batch{Batch: r.Batch, Units: r.Units, InvariantsOK: r.InvariantsOK, GroundTruthOK: r.GroundTruthOK, DeadlineMisses: r.DeadlineMisses, Simulator: r.Simulator,
 		Verdicts: r.Latency.Verdicts, P50ms: r.Latency.P50ms, P99ms: r.Latency.P99ms, MaxMs: r.Latency.MaxMs,
 		MedianGoroutines: run.Goroutines, MedianFDs: run.FDs, PeakHeapMB: run.HeapMB, PeakRSSMB: run.RSSMB, Seconds: r.WallSeconds}
 	var probs []string
@@ -626,6 +633,9 @@ func judge(rep *Report, rate float64, cfg Config) {
 	if len(bs) > 0 {
 		endLoad = bs[len(bs)-1].Idle.Load
 	}
+	if len(bs) > 0 {
+		fig("simulated line", "%s (the process figures below are the controller's%s)", bs[0].Simulator, map[bool]string{true: " and the simulator's", false: " alone"}[strings.Contains(bs[0].Simulator, "controller's process")])
+	}
 	fig("machine load (1, 5, 15 min) at start / end", "%s / %s (2 cores shared with other work: timings are not the controller's alone)", st.Load, endLoad)
 	fig("process before the first batch", "live heap %.1f MB, RSS %.1f MB, goroutines %d, open files %d", st.HeapMB, st.RSSMB, st.Goroutines, st.FDs)
 	if len(full) > 0 {
@@ -635,7 +645,7 @@ func judge(rep *Report, rate float64, cfg Config) {
 			per[i], fed[i], p50s[i], p99s[i], maxs[i] = sm.PerMin, sm.FedPerMin, sm.P50ms, sm.P99ms, sm.MaxMs
 		}
 		fig("verdicts per minute per window (min / median / max)", "%.0f / %.0f / %.0f", minOf(per), median(per), maxOf(per))
-		fig("units fed per minute per window by the simulated line (min / median / max)", "%.0f / %.0f / %.0f (set: %g; a loaded machine's simulator falls behind its rate)", minOf(fed), median(fed), maxOf(fed), rate)
+		fig("units fed per minute per window (min / median / max)", "%.0f / %.0f / %.0f (set: %g; a loaded machine's simulator falls behind its rate)", minOf(fed), median(fed), maxOf(fed), rate)
 		fig("verdict latency per window, median over windows (p50 / p99 / max)", "%.2f / %.2f / %.2f ms", median(p50s), median(p99s), median(maxs))
 		fig("verdict latency per window, worst window (p50 / p99 / max)", "%.2f / %.2f / %.2f ms", maxOf(p50s), maxOf(p99s), maxOf(maxs))
 		third := max(len(full)/3, 1)
