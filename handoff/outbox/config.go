@@ -51,11 +51,19 @@ type Endpoint struct {
 	TokenHeader string `yaml:"token_header" json:"token_header,omitempty"`
 	// Timeout bounds one HTTP exchange (default 30s).
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
-	// MaxSends is how many times a document is sent before it is failed
-	// (default 10); a refusal (4xx) fails it at once.
+	// RetryFor is how long a send that fails for a reason that may pass
+	// (no answer, a transport error, 5xx) is retried, counted from the
+	// round's first send, before the delivery is failed (default 72h: a
+	// receiver down for a weekend's hours is waited for, and the document
+	// goes out by itself once it is back). A refusal (4xx) fails it at once.
+	RetryFor time.Duration `yaml:"retry_for" json:"retry_for"`
+	// MaxSends, if set, also fails a delivery after this many sends (and a
+	// status question after this many wrong answers in a row); 0 (the
+	// default): no limit but RetryFor and PollFor.
 	MaxSends int `yaml:"max_sends" json:"max_sends"`
 	// BackoffMin and BackoffMax bound the wait between sends; it doubles
-	// from BackoffMin, with jitter (defaults 2s and 10m).
+	// from BackoffMin, with jitter (defaults 2s and 2m: once a receiver is
+	// back, the waiting documents go out within BackoffMax).
 	BackoffMin time.Duration `yaml:"backoff_min" json:"backoff_min"`
 	BackoffMax time.Duration `yaml:"backoff_max" json:"backoff_max"`
 	// PollMin and PollMax bound the wait between status questions once the
@@ -106,7 +114,7 @@ func (c Config) Validate() error {
 		for _, d := range []struct {
 			name string
 			v    time.Duration
-		}{{"timeout", e.Timeout}, {"backoff_min", e.BackoffMin}, {"backoff_max", e.BackoffMax},
+		}{{"timeout", e.Timeout}, {"retry_for", e.RetryFor}, {"backoff_min", e.BackoffMin}, {"backoff_max", e.BackoffMax},
 			{"poll_min", e.PollMin}, {"poll_max", e.PollMax}, {"poll_for", e.PollFor}} {
 			if d.v < 0 {
 				return f(d.name, "%v is negative", d.v)
@@ -137,7 +145,8 @@ func (e Endpoint) withDefaults() Endpoint {
 	}
 	def(&e.Timeout, 30*time.Second)
 	def(&e.BackoffMin, 2*time.Second)
-	def(&e.BackoffMax, 10*time.Minute)
+	def(&e.BackoffMax, 2*time.Minute)
+	def(&e.RetryFor, 72*time.Hour)
 	def(&e.PollMin, 2*time.Second)
 	def(&e.PollMax, 5*time.Minute)
 	def(&e.PollFor, 48*time.Hour)
@@ -146,9 +155,6 @@ func (e Endpoint) withDefaults() Endpoint {
 	}
 	if e.PollMax < e.PollMin {
 		e.PollMax = e.PollMin
-	}
-	if e.MaxSends == 0 {
-		e.MaxSends = 10
 	}
 	if len(e.Formats) == 0 {
 		e.Formats = defaultFormats[e.Kind]

@@ -176,6 +176,9 @@ func (o *Outbox) deliver(ctx context.Context, id string, i int, ep Endpoint) err
 			outcome = "begun (again: the previous send's answer was never journaled)"
 		}
 		dl.Sends++
+		if dl.Sends == 1 || dl.Since.IsZero() {
+			dl.Since = now
+		}
 		dl.State = Sending
 		d.Last = &Attempt{Endpoint: ep.Name, Op: "send", N: dl.Sends, At: now, Outcome: outcome}
 		err := o.save(ctx, &d, recAttempt, system)
@@ -254,9 +257,12 @@ func (o *Outbox) answer(ctx context.Context, id string, i int, ep Endpoint, op s
 		fail(xerr.Error())
 	case xerr != nil && op == "send":
 		a.Outcome, a.Error = "error", xerr.Error()
-		if dl.Sends >= ep.MaxSends {
+		if ep.MaxSends > 0 && dl.Sends >= ep.MaxSends {
 			a.Outcome = "gave-up"
 			fail(fmt.Sprintf("gave up after %d sends; the last: %s", dl.Sends, xerr))
+		} else if took := now.Sub(dl.Since); took >= ep.RetryFor {
+			a.Outcome = "gave-up"
+			fail(fmt.Sprintf("gave up after %d sends over %v (retry_for %v); the last: %s", dl.Sends, took.Round(time.Second), ep.RetryFor, xerr))
 		} else {
 			wait := max(o.delay(ep.BackoffMin, ep.BackoffMax, dl.Sends), min(retryAfter(xerr), ep.BackoffMax))
 			dl.State, dl.Error, dl.NextAt = Pending, xerr.Error(), now.Add(wait)
@@ -264,9 +270,12 @@ func (o *Outbox) answer(ctx context.Context, id string, i int, ep Endpoint, op s
 	case xerr != nil: // a status question went wrong
 		dl.PollErrors++
 		a.Outcome, a.Error = "error", xerr.Error()
-		if dl.PollErrors >= ep.MaxSends {
+		if ep.MaxSends > 0 && dl.PollErrors >= ep.MaxSends {
 			a.Outcome = "gave-up"
 			fail(fmt.Sprintf("gave up after %d status questions in a row went wrong; the last: %s", dl.PollErrors, xerr))
+		} else if now.Sub(dl.Accepted) > ep.PollFor {
+			a.Outcome = "gave-up"
+			fail(fmt.Sprintf("no final answer within %v of the receiver's acceptance; the last status question: %s", ep.PollFor, xerr))
 		} else {
 			wait := max(o.delay(ep.BackoffMin, ep.BackoffMax, dl.PollErrors), min(retryAfter(xerr), ep.BackoffMax))
 			dl.Error, dl.NextAt = xerr.Error(), now.Add(wait)

@@ -439,6 +439,7 @@ func (o *Outbox) Resend(ctx context.Context, id string, by aggregation.Actor) (D
 		}
 		n++
 		dl.State, dl.Sends, dl.Polls, dl.NextAt, dl.Job, dl.Done = Pending, 0, 0, now, "", time.Time{}
+		dl.Since = time.Time{}
 		dl.Accepted = time.Time{}
 		dl.Error, dl.Errors = "", nil
 		if ep, ok := o.eps[dl.Endpoint]; ok {

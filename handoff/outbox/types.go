@@ -69,6 +69,9 @@ type Delivery struct {
 	URL      string `json:"url"`
 	State    State  `json:"state"`
 	Sends    int    `json:"sends"` // send attempts in this round (a resend starts a new round)
+	// Since is when the round's first send began (Endpoint.RetryFor counts
+	// from it).
+	Since time.Time `json:"round_started_at,omitzero"`
 	Polls    int    `json:"polls"`
 	// PollErrors counts status questions in a row that went wrong.
 	PollErrors int       `json:"poll_errors,omitempty"`
