@@ -72,7 +72,7 @@ type Delivery struct {
 	// Since is when the round's first send began (Endpoint.RetryFor counts
 	// from it).
 	Since time.Time `json:"round_started_at,omitzero"`
-	Polls    int    `json:"polls"`
+	Polls int       `json:"polls"`
 	// PollErrors counts status questions in a row that went wrong.
 	PollErrors int       `json:"poll_errors,omitempty"`
 	NextAt     time.Time `json:"next_at,omitzero"`
