@@ -157,7 +157,7 @@ type ReprintReq struct {
 // StationDoc is the station after a step; Refused, when set, is why the
 // scan was refused (a stable reason: unreadable, not-ours, foreign,
 // wrong-level, duplicate, packed, not-commissioned, parent-used,
-// no-parent, parent-open, no-batch) — nothing changed.
+// no-parent, parent-open, no-batch, label-pending) — nothing changed.
 type StationDoc struct {
 	Station line.StationView `json:"station"`
 	Refused *line.ScanError  `json:"refused,omitempty"`

@@ -649,9 +649,15 @@ func (l *Line) Rework(ctx context.Context, op ReworkOp, user string) error {
 	}
 	switch {
 	case err != nil:
-	case run == nil:
-		err = fmt.Errorf("rework: %w", ErrNoBatch)
 	default:
+		if _, ok := l.completedRework(ctx, run, op); ok {
+			err = l.reworkCompleted(ctx, op)
+			break
+		}
+		if run == nil {
+			err = fmt.Errorf("rework: %w", ErrNoBatch)
+			break
+		}
 		err = run.r.Rework(ctx, op)
 	}
 	if err != nil {
@@ -659,6 +665,49 @@ func (l *Line) Rework(ctx context.Context, op ReworkOp, user string) error {
 	}
 	l.subs.notify()
 	return err
+}
+
+// completedRework reports whether op is a decommission or sample of a code
+// of a completed batch that is not on the line (run nil, or another
+// batch's), and the state it would take. Its loose units block its
+// release (the release wants nothing loose below the top level), and the
+// line's rework needs the batch on the line: without this a batch
+// completed with a loose unit could never be released (decided: taking
+// such units out of circulation stays possible, as the operator, until
+// the release; packing them needs the batch on the line).
+func (l *Line) completedRework(ctx context.Context, run *batchRun, op ReworkOp) (aggregation.CodeState, bool) {
+	var to aggregation.CodeState
+	switch op.Kind {
+	case ReworkDecommission:
+		to = aggregation.StateDecommissioned
+	case ReworkSample:
+		to = aggregation.StateSampled
+	default:
+		return 0, false
+	}
+	info, err := l.store.Lookup(ctx, op.Code)
+	if err != nil || info.BatchState != aggregation.BatchComplete || (run != nil && info.Batch == run.spec.ID) {
+		return 0, false
+	}
+	return to, true
+}
+
+// reworkCompleted carries out a completedRework op in the ledger.
+func (l *Line) reworkCompleted(ctx context.Context, op ReworkOp) error {
+	if err := op.Validate(); err != nil {
+		return err
+	}
+	by := aggregation.Actor{Kind: aggregation.ActorUser, ID: op.User}
+	var err error
+	if op.Kind == ReworkSample {
+		err = l.store.Sample(ctx, op.Code, op.Reason, by)
+	} else {
+		err = l.store.Decommission(ctx, op.Code, op.Reason, by)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op.Kind, op.Code, err)
+	}
+	return nil
 }
 
 // Stats returns the current (or last) batch's verdict timing.

@@ -41,8 +41,20 @@ func (l *Line) PreviewRework(ctx context.Context, op ReworkOp) (ReworkPreview, e
 		return p, nil
 	}
 	run := l.current()
+	if kind, ok := l.completedRework(ctx, run, op); ok {
+		// A loose code of a completed batch, not released yet.
+		info, err := l.store.Lookup(ctx, op.Code)
+		if err != nil {
+			return ReworkPreview{}, err
+		}
+		if info.State != aggregation.StateCommissioned || info.Children > 0 {
+			return refuse("%s is %s with %d children, not a loose commissioned code", op.Code, info.State, info.Children)
+		}
+		p.Changes = append(p.Changes, CodeChange{Code: op.Code, From: info.State.String(), To: kind.String()})
+		return p, nil
+	}
 	if run == nil {
-		return refuse("no batch is running on the line")
+		return refuse("no batch is running on the line (a completed batch's loose codes can be decommissioned or sampled until its release)")
 	}
 	lookup := func(c tracecode.Code) (aggregation.CodeInfo, string) {
 		info, err := l.store.Lookup(ctx, c)

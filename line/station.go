@@ -31,6 +31,7 @@ const (
 	ScanNoParent        = "no-parent"        // scan a parent first
 	ScanParentOpen      = "parent-open"      // a parent is open: close or cancel it first
 	ScanNoBatch         = "no-batch"         // no batch on the line
+	ScanLabelPending    = "label-pending"    // a new parent's label awaits its scan
 )
 
 // ErrScanRefused is wrapped by every *ScanError.
@@ -59,6 +60,10 @@ type StationView struct {
 	Ratio    int              `json:"ratio,omitempty"`
 	Children []tracecode.Code `json:"children"`
 	User     string           `json:"user,omitempty"`
+	// LabelToScan is a parent packed here whose new label was printed and
+	// must be applied and scanned (verified) before the next parent: its
+	// level has a label check, which the release requires.
+	LabelToScan tracecode.Code `json:"label_to_scan,omitempty"`
 	// Packed: the last parent packed (when the ratio was reached or it was
 	// closed), with its children count and whether it is partial.
 	Packed *PackedView `json:"packed,omitempty"`
@@ -70,6 +75,7 @@ type PackedView struct {
 	Children int            `json:"children"`
 	Partial  bool           `json:"partial"`
 	Labelled bool           `json:"labelled"` // its label was printed on the rework label printer
+	Verified bool           `json:"verified"` // its label was scanned on the parent (pre-printed, or the new one applied)
 }
 
 type station struct {
@@ -82,11 +88,16 @@ type station struct {
 	user     string
 	newLabel bool // the station allocated the parent: print its label at packing
 	packed   *PackedView
+	toScan   tracecode.Code // a new label printed here, not yet scanned on its parent (StationView.LabelToScan)
 }
 
 func (s *station) view() StationView {
 	v := StationView{Batch: s.batch, Parent: s.parent, Level: s.level, Ratio: s.ratio, User: s.user,
-		Children: append([]tracecode.Code{}, s.children...), Packed: s.packed}
+		Children: append([]tracecode.Code{}, s.children...), LabelToScan: s.toScan}
+	if s.packed != nil {
+		p := *s.packed
+		v.Packed = &p
+	}
 	return v
 }
 
@@ -107,7 +118,11 @@ func parseScan(scan string) (tracecode.Code, *ScanError) {
 }
 
 // StationBegin opens a parent by scanning its label: a code of this batch,
-// of a level the batch aggregates, not used yet.
+// of a level the batch aggregates, not used yet. A scan of a parent packed
+// at the station whose new label was printed and not yet verified is that
+// label's verification instead (the operator applied it and scanned it):
+// journaled as verified, no parent opened. While a new label of a level
+// with a label check awaits its scan, no other parent is opened.
 func (l *Line) StationBegin(ctx context.Context, scan, user string) (StationView, error) {
 	v, err := l.stationBegin(ctx, scan, user)
 	l.journalStation(ctx, "station.begin", map[string]string{"scan": scan}, user, err)
@@ -141,6 +156,18 @@ func (l *Line) stationBegin(ctx context.Context, scan, user string) (StationView
 	}
 	if info.Batch != run.spec.ID {
 		return s.view(), foreign(scan, code, info, run)
+	}
+	if info.Level >= 2 && info.Children > 0 { // a packed parent: its label's scan?
+		full, err := l.store.Code(ctx, code) // with its history
+		if err != nil {
+			return s.view(), err
+		}
+		if stationLabelUnverified(full) {
+			return s.verifyLabel(ctx, l, code, user)
+		}
+	}
+	if err := s.labelPending(scan); err != nil {
+		return s.view(), err
 	}
 	if info.Level < 2 || int(info.Level) > len(run.spec.Levels) {
 		return s.view(), scanErr(ScanWrongLevel, scan, code, "%s is a level %s code; a parent is of level 2..%d", code, info.Level, len(run.spec.Levels))
@@ -180,6 +207,9 @@ func (l *Line) stationBeginNew(ctx context.Context, level tracecode.Level, user 
 	if s.parent != "" {
 		return s.view(), scanErr(ScanParentOpen, "", s.parent, "parent %s is open with %d of %d: close or cancel it first", s.parent, len(s.children), s.ratio)
 	}
+	if err := s.labelPending(""); err != nil {
+		return s.view(), err
+	}
 	if level < 2 || int(level) > len(run.spec.Levels) {
 		return s.view(), scanErr(ScanWrongLevel, "", "", "batch %s aggregates levels 2..%d, not %s", run.spec.ID, len(run.spec.Levels), level)
 	}
@@ -200,8 +230,54 @@ func (l *Line) stationBeginNew(ctx context.Context, level tracecode.Level, user 
 func (l *Line) stationReset(run *batchRun) {
 	s := &l.station
 	if s.batch != run.spec.ID {
-		s.batch, s.parent, s.level, s.ratio, s.children, s.user, s.newLabel, s.packed = run.spec.ID, "", 0, 0, nil, "", false, nil
+		s.batch, s.parent, s.level, s.ratio, s.children, s.user, s.newLabel, s.packed, s.toScan = run.spec.ID, "", 0, 0, nil, "", false, nil, ""
 	}
+}
+
+// labelPending refuses a new parent while a new label awaits its scan.
+func (s *station) labelPending(scan string) error {
+	if s.toScan == "" {
+		return nil
+	}
+	return scanErr(ScanLabelPending, scan, s.toScan, "apply the label printed for parent %s and scan it before the next parent (reprint it if it is lost)", s.toScan)
+}
+
+// verifyLabel journals the label of parent, packed at the station, as
+// verified: its scan. Called with s.mu held.
+func (s *station) verifyLabel(ctx context.Context, l *Line, parent tracecode.Code, user string) (StationView, error) {
+	by := aggregation.Actor{Kind: aggregation.ActorUser, ID: user}
+	if err := l.store.RecordLabel(ctx, parent, aggregation.LabelVerified, by); err != nil {
+		return s.view(), fmt.Errorf("label of %s: %w", parent, err)
+	}
+	if s.toScan == parent {
+		s.toScan = ""
+	}
+	if s.packed != nil && s.packed.Parent == parent {
+		s.packed.Verified = true
+	}
+	l.subs.notify()
+	return s.view(), nil
+}
+
+// stationLabelUnverified reports whether info is a parent packed by a user
+// (at the station) holding children, whose label was printed (or
+// reprinted) and never verified.
+func stationLabelUnverified(info aggregation.CodeInfo) bool {
+	if info.Level < 2 || info.Children == 0 {
+		return false
+	}
+	byUser, printed, verified := false, false, false
+	for _, ev := range info.History {
+		switch {
+		case ev.Kind == aggregation.EvPack && ev.Actor.Kind == aggregation.ActorUser && ev.Parent == info.Code:
+			byUser = true
+		case ev.Kind == aggregation.EvLabel && ev.Reason == string(aggregation.LabelPrinted), ev.Kind == aggregation.EvReprint:
+			printed = true
+		case ev.Kind == aggregation.EvLabel && ev.Reason == string(aggregation.LabelVerified):
+			verified = true
+		}
+	}
+	return byUser && printed && !verified
 }
 
 func foreign(scan string, code tracecode.Code, info aggregation.CodeInfo, run *batchRun) *ScanError {
@@ -389,7 +465,13 @@ func (l *Line) stationPack(ctx context.Context, run *batchRun, partial bool, rea
 	if !s.newLabel {
 		if err := l.store.RecordLabel(ctx, s.parent, aggregation.LabelVerified, by); err != nil {
 			l.log.Error("manual station: journal label verified", "parent", s.parent, "err", err)
+		} else {
+			pv.Verified = true
 		}
+	} else if run.spec.Levels[s.level-1].LabelCheck {
+		// The new label must be applied and scanned before the next parent
+		// (StationBegin): unverified, the batch cannot be released.
+		s.toScan = s.parent
 	}
 	run.r.Post(Reworked{Stamp: Stamp{T: time.Now()}, Packed: append([]tracecode.Code(nil), s.children...)})
 	s.packed = pv

@@ -13,7 +13,9 @@ import (
 )
 
 func TestStation(t *testing.T) {
-	rg := newLineRig(t, t.TempDir())
+	rg := newLineRigWith(t, t.TempDir(), func(c *LineConfig) {
+		c.Machine.LabelCheck = map[tracecode.Level]bool{2: true} // the release needs level 2's labels verified
+	})
 	ctx := context.Background()
 	old := rg.runBatch(workOrder("B0"), 1, 1)
 	wo := workOrder("B1")
@@ -81,6 +83,23 @@ func TestStation(t *testing.T) {
 	if len(rg.rework.printed) != 1 {
 		t.Fatalf("labels printed: %v", rg.rework.printed)
 	}
+	// Level 2 has a label check: the new label must be applied and scanned
+	// before the next parent; the scan of it verifies it.
+	if v.LabelToScan != parent || v.Packed.Verified {
+		t.Fatalf("after packing with a new label: %+v", v)
+	}
+	if _, err := rg.line.StationBeginNew(ctx, 2, "op2"); !isScan(err, ScanLabelPending) {
+		t.Fatalf("a new parent before the last new label was scanned: %v", err)
+	}
+	if _, err := rg.line.StationBegin(ctx, string(units[2]), "op2"); !isScan(err, ScanLabelPending) {
+		t.Fatalf("a scan before the last new label was scanned: %v", err)
+	}
+	if v, err = rg.line.StationBegin(ctx, string(parent), "op2"); err != nil || v.Parent != "" || v.LabelToScan != "" || !v.Packed.Verified {
+		t.Fatalf("the new label scanned: %+v, %v", v, err)
+	}
+	if sum, err := rg.store.Summary(ctx, "B1"); err != nil || sum.Levels[1].LabelsVerified != 1 {
+		t.Fatalf("level 2 after the label's scan: %+v, %v", sum.Levels[1], err)
+	}
 
 	// A pre-printed parent label, scanned; a packed child is refused; a
 	// short parent is closed with a reason.
@@ -111,7 +130,7 @@ func TestStation(t *testing.T) {
 		t.Fatalf("closing short: %+v, %v", v, err)
 	}
 	sum, err := rg.store.Summary(ctx, "B1")
-	if err != nil || sum.Levels[1].FullParents != 1 || sum.Levels[1].PartialParents != 1 || sum.Levels[1].LabelsVerified != 1 {
+	if err != nil || sum.Levels[1].FullParents != 1 || sum.Levels[1].PartialParents != 1 || sum.Levels[1].LabelsVerified != 2 {
 		t.Fatalf("level 2 in the ledger: %+v, %v", sum.Levels[1], err)
 	}
 	o := rg.waitFor("the overview's level 2", func(o Overview) bool {
@@ -308,5 +327,50 @@ func TestStationPackRefused(t *testing.T) {
 	waitLedgerState(t, rg.store, u[1], aggregation.StateCommissioned)
 	if _, err := rg.line.StationBeginNew(ctx, 2, "op1"); err != nil {
 		t.Fatalf("a new parent after a refused pack: %v", err)
+	}
+}
+
+// TestReworkOfACompletedBatch: a batch completed with loose units below
+// its top level (which block its release) can still have them taken out
+// of circulation, previewed and done as the operator, until its release;
+// other rework of it, and any of a code the ledger does not know, stays
+// refused.
+func TestReworkOfACompletedBatch(t *testing.T) {
+	rg := newLineRig(t, t.TempDir())
+	ctx := context.Background()
+	wo := workOrder("B1")
+	wo.Levels = 2
+	units := rg.runBatch(wo, 1, 3)
+	sum, err := rg.store.Summary(ctx, "B1")
+	if err != nil || len(sum.ReleaseProblems()) == 0 {
+		t.Fatalf("completed with loose units: problems %v, %v", sum.ReleaseProblems(), err)
+	}
+	p, err := rg.line.PreviewRework(ctx, ReworkOp{Kind: ReworkDecommission, Code: units[0], Reason: "loose at batch end"})
+	if err != nil || p.Refusal != "" || len(p.Changes) != 1 || p.Changes[0].To != aggregation.StateDecommissioned.String() {
+		t.Fatalf("preview: %+v, %v", p, err)
+	}
+	if p, err := rg.line.PreviewRework(ctx, ReworkOp{Kind: ReworkUnpack, Code: units[0], Reason: "x"}); err != nil || p.Refusal == "" {
+		t.Fatalf("an unpack previewed with no batch on the line: %+v, %v", p, err)
+	}
+	if err := rg.line.Rework(ctx, ReworkOp{Kind: ReworkUnpack, Code: units[0], Reason: "x"}, "op2"); !errors.Is(err, ErrNoBatch) {
+		t.Fatalf("an unpack with no batch on the line: %v", err)
+	}
+	if err := rg.line.Rework(ctx, ReworkOp{Kind: ReworkSample, Code: units[0], Reason: "retain sample"}, "op2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range units[1:] {
+		if err := rg.line.Rework(ctx, ReworkOp{Kind: ReworkDecommission, Code: u, Reason: "loose at batch end"}, "op2"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rg.line.Rework(ctx, ReworkOp{Kind: ReworkDecommission, Code: units[1], Reason: "again"}, "op2"); !errors.Is(err, aggregation.ErrRefused) {
+		t.Fatalf("a decommissioned code again: %v", err)
+	}
+	info, err := rg.store.Code(ctx, units[2])
+	if err != nil || info.State != aggregation.StateDecommissioned || info.History[len(info.History)-1].Actor.ID != "op2" {
+		t.Fatalf("after the rework: %+v, %v", info, err)
+	}
+	if sum, err = rg.store.Summary(ctx, "B1"); err != nil || len(sum.ReleaseProblems()) != 0 {
+		t.Fatalf("after the rework: problems %v, %v", sum.ReleaseProblems(), err)
 	}
 }

@@ -7,12 +7,14 @@ export const strings = {
     sr_unreadable: '无法识别的码', 'sr_not-ours': '不是本账本的码', sr_foreign: '其他批次或产品的码', 'sr_wrong-level': '级别不对',
     sr_duplicate: '已扫描过（重复）', sr_packed: '已装入其他包装', 'sr_not-commissioned': '未激活或已停用的码', 'sr_parent-used': '该包装码已使用',
     'sr_no-parent': '请先扫描包装码', 'sr_parent-open': '已有打开的包装：请先关闭或取消', 'sr_no-batch': '产线上没有批次',
+    'sr_label-pending': '请先贴上新打印的包装标签并扫描它',
   },
   en: {
     op_live_wait: 'waiting for the line…',
     sr_unreadable: 'not a readable code', 'sr_not-ours': 'not a code of this ledger', sr_foreign: 'a code of another batch or product', 'sr_wrong-level': 'wrong level',
     sr_duplicate: 'scanned already (duplicate)', sr_packed: 'already packed in a parent', 'sr_not-commissioned': 'not commissioned, or out of circulation', 'sr_parent-used': 'this parent code is used already',
     'sr_no-parent': 'scan a parent first', 'sr_parent-open': 'a parent is open: close or cancel it first', 'sr_no-batch': 'no batch on the line',
+    'sr_label-pending': 'apply the newly printed parent label and scan it first',
   },
 };
 

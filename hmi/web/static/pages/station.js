@@ -11,6 +11,7 @@ export const strings = merge(ops, {
     st_refused: '拒绝：{0}', st_close_title: '零箱关闭', st_close_body: '当前包装只有 {0} / {1} 件。请选择原因：', st_reason: '原因', st_note: '说明（可选）',
     st_r_end: '批次尾数', st_r_short: '来料不足', st_r_damaged: '产品损坏剔除', st_r_other: '其他',
     st_reprint_title: '补打包装标签', st_reprint_code: '包装码', st_reprint_done: '标签已补打：{0}', st_cancelled: '已取消包装，未写入任何记录',
+    st_to_scan: '请将新标签贴到包装 {0} 上，然后扫描该标签', st_label_ok: '标签已核验：{0}',
   },
   en: {
     st_title: 'Manual aggregation station', st_scan: 'Scan', st_scan_hint: 'the scanner ends each scan with Enter; or type a code and press Enter', st_parent: 'Parent', st_none: 'No parent open: scan a parent label, or make a new parent code',
@@ -19,6 +20,7 @@ export const strings = merge(ops, {
     st_refused: 'refused: {0}', st_close_title: 'Close a partial parent', st_close_body: 'This parent holds {0} of {1}. Why close it short?', st_reason: 'Reason', st_note: 'Note (optional)',
     st_r_end: 'end of batch', st_r_short: 'short of units', st_r_damaged: 'damaged units taken out', st_r_other: 'other',
     st_reprint_title: 'Reprint a parent label', st_reprint_code: 'Parent code', st_reprint_done: 'label reprinted: {0}', st_cancelled: 'parent dropped; nothing was written',
+    st_to_scan: 'apply the new label to parent {0}, then scan it', st_label_ok: 'label verified: {0}',
   },
 });
 
@@ -49,7 +51,9 @@ export async function render(root, app) {
         el('div', { class: 'ratio', id: 'st-ratio' }, String(n), el('small', {}, ' / ' + v.ratio)),
         el('div', { class: 'bar' }, el('div', { style: undefined, 'data-w': String(Math.round((100 * n) / (v.ratio || 1))) })),
         el('h3', {}, t('st_children')), el('ol', { class: 'code' }, ...(v.children || []).slice(-12).map((c) => el('li', {}, c))))
-      : el('div', { class: 'sub' }, t('st_none')));
+      : v.label_to_scan
+        ? el('div', { class: 'sub', id: 'st-to-scan' }, t('st_to_scan', v.label_to_scan))
+        : el('div', { class: 'sub' }, t('st_none')));
     const bar = state.querySelector('.bar > div');
     if (bar) bar.style.width = bar.dataset.w + '%'; // CSP: no inline style attribute; set through the DOM
   };
@@ -57,7 +61,8 @@ export async function render(root, app) {
   const answer = (d, okMsg) => {
     if (d.refused) { say(false, t('st_refused', reasonOf(d.refused))); draw(d.station); return; }
     const v = d.station;
-    if (v.packed && !v.parent) say(true, t('st_packed', v.packed.parent, v.packed.children, (v.packed.partial ? t('st_partial') : '') + (v.packed.labelled ? t('st_label') : '')));
+    if (view.label_to_scan && !v.label_to_scan && v.packed?.verified) say(true, t('st_label_ok', view.label_to_scan));
+    else if (v.packed && !v.parent) say(true, t('st_packed', v.packed.parent, v.packed.children, (v.packed.partial ? t('st_partial') : '') + (v.packed.labelled ? t('st_label') : '')));
     else say(true, okMsg(v));
     draw(v);
   };
