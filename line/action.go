@@ -70,7 +70,11 @@ type Void struct {
 }
 
 // FlushPrinter: flush the coding printer's buffer and answer Flushed.
-type FlushPrinter struct{}
+type FlushPrinter struct {
+	// Probe: the flush asks a printer that failed whether it answers again
+	// (probePrinter); its failure is no new fault.
+	Probe bool
+}
 
 // Pack: allocate-and-send Parent (journal sent), print its label, commission
 // it and pack Children under it — then answer Packed.
@@ -131,7 +135,12 @@ func (a Verdict) String() string {
 	return s
 }
 func (a Void) String() string         { return fmt.Sprintf("void %s %q", joinCodes(a.Codes), a.Reason) }
-func (a FlushPrinter) String() string { return "flush-printer" }
+func (a FlushPrinter) String() string {
+	if a.Probe {
+		return "flush-printer probe"
+	}
+	return "flush-printer"
+}
 func (a Pack) String() string {
 	return fmt.Sprintf("pack %s %s <- %s partial=%t", a.Level, a.Parent, joinCodes(a.Children), a.Partial)
 }

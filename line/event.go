@@ -96,6 +96,7 @@ type SendFailed struct {
 type Flushed struct {
 	Stamp
 	Codes []tracecode.Code
+	Err   string // the flush failed (the printer did not answer): Codes is empty
 }
 
 // AggRead: an aggregation camera read a group that is to become one unit of

@@ -217,6 +217,12 @@ type Machine struct {
 	reprinted    map[tracecode.Code]bool // codes the printer printed more than once
 	limbo        []tracecode.Code        // printed codes of units that got no camera result
 	flushPending bool
+	// printerProbe is when a flush next asks a printer that failed a send
+	// or a flush whether it answers again (zero: none outstanding). A
+	// printer that stalls for a moment, shorter than its link watchdog,
+	// fails a send but never goes down and up: its answering flush is what
+	// clears the fault (probePrinter).
+	printerProbe time.Time
 	printerReady bool // the printer holds codes (delivered since the last flush)
 
 	counters Counters
@@ -360,8 +366,20 @@ func (m *Machine) Step(ev Event) []Action {
 	case SendFailed:
 		out = m.voidInPrinter(e.Codes, "send to printer failed: "+e.Err, out)
 		out = m.fault(e.T, "printer", e.Err, out)
+		m.printerProbe = e.T.Add(printerProbeEvery)
 	case Flushed:
 		m.flushPending = false
+		if e.Err != "" {
+			// The printer did not answer the flush: ask again later.
+			m.printerProbe = e.T.Add(printerProbeEvery)
+		} else if !m.printerProbe.IsZero() {
+			// The printer answered: the send failure is over.
+			m.printerProbe = time.Time{}
+			if _, ok := m.faults["printer"]; ok {
+				delete(m.faults, "printer")
+				out = append(out, Alarm{Device: "printer", Clear: true})
+			}
+		}
 		out = m.voidInPrinter(e.Codes, "flushed from printer buffer, never printed", out)
 		m.printerReady = len(m.inPrinter) > 0 // what the flush left is still in the printer
 	case AggRead:
@@ -408,6 +426,9 @@ func (m *Machine) Step(ev Event) []Action {
 	case DeviceFault:
 		out = m.fault(e.T, e.Device, e.Err, out)
 	case DeviceOK:
+		if e.Device == "printer" {
+			m.printerProbe = time.Time{}
+		}
 		if _, ok := m.faults[e.Device]; ok {
 			delete(m.faults, e.Device)
 			out = append(out, Alarm{Device: e.Device, Clear: true})
@@ -422,6 +443,7 @@ func (m *Machine) Step(ev Event) []Action {
 	}
 	out = m.expire(ev.At(), out)
 	out = m.expireGate(ev.At(), out)
+	out = m.probePrinter(ev.At(), out)
 	out = m.settle(out)
 	out = m.topUp(out)
 	return out
@@ -894,4 +916,27 @@ func (m *Machine) expire(now time.Time, out []Action) []Action {
 		}
 	}
 	return out
+}
+
+// printerProbeEvery is how often a printer that failed a send is asked
+// (by a flush) whether it answers again.
+const printerProbeEvery = 2 * time.Second
+
+// probePrinter flushes a printer that failed a send, once the line has
+// left Execute and no flush is under way, every printerProbeEvery until
+// one answers (Flushed without an error clears the fault). Outside
+// Execute the printer's buffer is to be empty anyway: the flush loses
+// nothing, and the codes it names are voided as ever.
+func (m *Machine) probePrinter(now time.Time, out []Action) []Action {
+	if m.printerProbe.IsZero() || now.Before(m.printerProbe) || m.flushPending || m.faults["printer"] == "" {
+		return out
+	}
+	switch m.state {
+	case Held, Stopped, Idle, Complete, Aborted, Suspended:
+	default:
+		return out
+	}
+	m.printerProbe = now.Add(printerProbeEvery)
+	m.flushPending = true
+	return append(out, FlushPrinter{Probe: true})
 }

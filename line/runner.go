@@ -808,13 +808,18 @@ func (r *Runner) printerFeeder(ctx context.Context) {
 			}
 		case FlushPrinter:
 			codes, err := r.dev.Printer.Flush(c)
-			if err != nil {
+			fl := Flushed{Stamp: Stamp{T: time.Now()}, Codes: codes}
+			switch {
+			case err != nil && a.Probe:
+				fl.Err = err.Error() // still not answering: the fault stands
+			case err != nil:
 				r.log.Error("printer flush", "err", err)
 				r.Post(DeviceFault{Stamp: Stamp{T: time.Now()}, Device: "printer", Err: "flush: " + err.Error()})
+				fl.Err = err.Error()
 			}
 			// Whatever the answer, the flush is over: codes it did not name
 			// stay uncertain and are voided at batch end.
-			r.Post(Flushed{Stamp: Stamp{T: time.Now()}, Codes: codes})
+			r.Post(fl)
 		}
 		cancel()
 	}

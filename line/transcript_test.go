@@ -255,8 +255,9 @@ func parseEvent(base time.Time, s string) (Event, error) {
 	case "send-failed":
 		rest, e := errArg()
 		return SendFailed{Stamp: st, Codes: codes(rest), Err: e}, nil
-	case "flushed":
-		return Flushed{Stamp: st, Codes: codes(args)}, nil
+	case "flushed": // flushed CODES… [err=WHY]
+		rest, e := errArg()
+		return Flushed{Stamp: st, Codes: codes(rest), Err: e}, nil
 	case "agg": // agg LEVEL [final] CODES…
 		ev := AggRead{Stamp: st, Level: tracecode.Level(num(0))}
 		rest := args[1:]
