@@ -134,7 +134,7 @@ func (a Verdict) String() string {
 	}
 	return s
 }
-func (a Void) String() string         { return fmt.Sprintf("void %s %q", joinCodes(a.Codes), a.Reason) }
+func (a Void) String() string { return fmt.Sprintf("void %s %q", joinCodes(a.Codes), a.Reason) }
 func (a FlushPrinter) String() string {
 	if a.Probe {
 		return "flush-printer probe"
