@@ -183,7 +183,7 @@ func Crash(ctx context.Context, env Env, o CrashOptions) (Result, error) {
 		off, err = reworkOrphans(ctx, env, desk, gt)
 		return err
 	}
-	op := &crashOperator{}
+	op := &operator{lastResort: true}
 	var tries []killTry
 	var abort string
 	if err := l.ResetStart(ctx); err != nil {
@@ -338,7 +338,7 @@ func Crash(ctx context.Context, env Env, o CrashOptions) (Result, error) {
 // crashOnce kills the running controller as planned: from outside once
 // the PLC's item count reaches k.at (random), or by its own kill point
 // (armed at its start). It returns the last snapshot before the kill.
-func crashOnce(ctx context.Context, l *lineproc.Line, k plannedKill, op *crashOperator) (line.Snapshot, error) {
+func crashOnce(ctx context.Context, l *lineproc.Line, k plannedKill, op *operator) (line.Snapshot, error) {
 	if k.kind == killRandom {
 		before, err := op.tend(ctx, l, fmt.Sprintf("item %d", k.at), func(s line.Snapshot) bool {
 			return s.State == "Execute" && s.Counters.Triggered >= k.at
@@ -381,29 +381,6 @@ func crashOnce(ctx context.Context, l *lineproc.Line, k plannedKill, op *crashOp
 		return before, fmt.Errorf("the controller exited (%v) but not at its kill point %s", l.Ctl.Err(), k.kind)
 	}
 	return before, nil
-}
-
-// finishTended is lineproc's Finish with the operator at hand for a
-// challenge repeat.
-func finishTended(ctx context.Context, l *lineproc.Line, unholds *int) (lineproc.Finished, error) {
-	if _, err := tend(ctx, l, "the batch's last unit", unholds, func(s line.Snapshot) bool {
-		gt, err := l.GroundTruth(ctx)
-		return err == nil && gt.Finished && s.State == "Execute"
-	}); err != nil {
-		return lineproc.Finished{}, err
-	}
-	return l.Finish(ctx)
-}
-
-// finish is finishTended with the crash campaign's operator.
-func (o *crashOperator) finish(ctx context.Context, l *lineproc.Line) (lineproc.Finished, error) {
-	if _, err := o.tend(ctx, l, "the batch's last unit", func(s line.Snapshot) bool {
-		gt, err := l.GroundTruth(ctx)
-		return err == nil && gt.Finished && s.State == "Execute"
-	}); err != nil {
-		return lineproc.Finished{}, err
-	}
-	return l.Finish(ctx)
 }
 
 func faultNames(fs []sim.Fault) string {
@@ -450,82 +427,3 @@ func pointToKills(problems []string, tries []killTry) []string {
 	return out
 }
 
-// crashOperator is the crash campaign's operator: tend's hand (a failed
-// challenge repeated, a hold whose fault cleared unheld, the labeller
-// purged and acknowledged — here whatever else is faulted too), and the
-// last resort of docs/linectl.md for a hold whose device fault does not
-// clear by itself (on a loaded machine a printer send that timed out):
-// after 30 s, stop, reset, start. The fault campaign keeps tend as it is:
-// there such a hold is what is measured.
-type crashOperator struct {
-	unholds, lastResorts int
-	held                 string    // the faults of the hold being watched
-	since                time.Time // since when
-}
-
-// tend waits until cond holds, attending the line meanwhile.
-func (o *crashOperator) tend(ctx context.Context, l *lineproc.Line, what string, cond func(line.Snapshot) bool) (line.Snapshot, error) {
-	var last line.Snapshot
-	err := l.WaitFor(ctx, what, func() (bool, string) {
-		s, err := l.State(ctx)
-		if err != nil {
-			return false, err.Error()
-		}
-		last = s
-		if cond(s) {
-			return true, ""
-		}
-		if did := o.attend(ctx, l, s); did != "" {
-			return false, did
-		}
-		return false, lineproc.Describe(s)
-	})
-	return last, err
-}
-
-// attend does what the line in state s asks of the operator, if anything;
-// what it did ("" nothing).
-func (o *crashOperator) attend(ctx context.Context, l *lineproc.Line, s line.Snapshot) string {
-	if s.State != "Held" {
-		o.held = ""
-		return ""
-	}
-	if s.Faults["labeller"] != "" {
-		if _, err := l.SimPost(ctx, "/purge", ""); err != nil {
-			return err.Error()
-		}
-		if _, err := l.Command(ctx, "acknowledge"); err != nil {
-			return err.Error()
-		}
-		o.unholds++
-		return "labeller purged and acknowledged"
-	}
-	if len(s.Challenge) > 0 && !s.ChallengeOK || len(s.Faults) == 0 {
-		if _, err := l.Command(ctx, "unhold"); err != nil {
-			return err.Error()
-		}
-		o.unholds++
-		return "unheld"
-	}
-	key := fmt.Sprint(s.Faults)
-	if key != o.held {
-		o.held, o.since = key, time.Now()
-		return ""
-	}
-	if time.Since(o.since) < 30*time.Second {
-		return ""
-	}
-	o.held = ""
-	for _, c := range []string{"stop", "reset", "start"} {
-		if c == "reset" {
-			if _, err := l.WaitLine(ctx, "Stopped after stop", func(s line.Snapshot) bool { return s.State == "Stopped" }); err != nil {
-				return err.Error()
-			}
-		}
-		if _, err := l.Command(ctx, c); err != nil {
-			return "last resort: " + err.Error()
-		}
-	}
-	o.lastResorts++
-	return "last resort: stop, reset, start"
-}

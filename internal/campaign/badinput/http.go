@@ -614,31 +614,38 @@ func HTTPBodies(ctx context.Context, s Server) (Target, error) {
 			r := rs[n%len(rs)]
 			n++
 			sess := t.allowed(r)
-			a := t.request(ctx, sess, r.method, r.path, "application/json", in, nil)
-			if a.status == http.StatusUnauthorized && (a.doc.Code == "unauthenticated" || a.doc.Code == "session_expired") && ctx.Err() == nil {
-				// A body that ended the session (a role changed): log in
-				// again and go on. (A wrong password in a password change
-				// is a 401 bad_login: the session goes on.)
-				if err := t.login(ctx, sess.role); err != nil {
-					return Outcome{Problem: fmt.Sprintf("%s: logged out, and the login again failed: %v", r, err)}
-				}
-			}
-			switch {
-			case a.err != nil && ctx.Err() != nil:
-				return Outcome{Err: ctx.Err()}
-			case a.err != nil:
-				return Outcome{Problem: fmt.Sprintf("%s: no answer (a panic in the server?): %v", r, a.err)}
-			case a.status >= 500:
-				return Outcome{Problem: fmt.Sprintf("%s: HTTP %d %+v", r, a.status, a.doc)}
-			case a.status >= 400:
-				if a.docErr != nil || a.doc.Code == "" || a.doc.Message == "" {
-					return Outcome{Problem: fmt.Sprintf("%s: HTTP %d without {code, message}: %v", r, a.status, a.docErr)}
-				}
-				return Outcome{Err: fmt.Errorf("%s: HTTP %d %s: %s", r, a.status, a.doc.Code, a.doc.Message)}
-			}
-			return Outcome{Accepted: true}
+			return t.judge(ctx, sess, r.String(), t.request(ctx, sess, r.method, r.path, "application/json", in, nil))
 		},
 	}, nil
+}
+
+// judge is what the HTTP targets make of an answer to a request (what
+// names it): after an answer that ended the session — a body that changed
+// a role — it logs in again and goes on (a wrong password in a password
+// change is a 401 bad_login: the session goes on); a 2xx is accepted, a
+// 4xx with {code, message} refused; no answer, a 5xx, or a 4xx without
+// {code, message} (a router's 404/405 for a path an escaped "/" or "?"
+// made another also answers one) is a problem.
+func (t *tester) judge(ctx context.Context, sess *session, what string, a answer) Outcome {
+	if a.status == http.StatusUnauthorized && (a.doc.Code == "unauthenticated" || a.doc.Code == "session_expired") && ctx.Err() == nil {
+		if err := t.login(ctx, sess.role); err != nil {
+			return Outcome{Problem: fmt.Sprintf("%s: logged out, and the login again failed: %v", what, err)}
+		}
+	}
+	switch {
+	case a.err != nil && ctx.Err() != nil:
+		return Outcome{Err: ctx.Err()}
+	case a.err != nil:
+		return Outcome{Problem: fmt.Sprintf("%s: no answer (a panic in the server?): %v", what, a.err)}
+	case a.status >= 500:
+		return Outcome{Problem: fmt.Sprintf("%s: HTTP %d %+v", what, a.status, a.doc)}
+	case a.status >= 400:
+		if a.docErr != nil || a.doc.Code == "" || a.doc.Message == "" {
+			return Outcome{Problem: fmt.Sprintf("%s: HTTP %d without {code, message}: %v", what, a.status, a.docErr)}
+		}
+		return Outcome{Err: fmt.Errorf("%s: HTTP %d %s: %s", what, a.status, a.doc.Code, a.doc.Message)}
+	}
+	return Outcome{Accepted: true}
 }
 
 // paramRoute is a route whose path parameters or query string carry
@@ -712,29 +719,7 @@ func HTTPParams(ctx context.Context, s Server) (Target, error) {
 				path += "?" + query
 			}
 			sess := t.allowed(r.route)
-			a := t.request(ctx, sess, r.method, path, ct, body, nil)
-			if a.status == http.StatusUnauthorized && (a.doc.Code == "unauthenticated" || a.doc.Code == "session_expired") && ctx.Err() == nil {
-				if err := t.login(ctx, sess.role); err != nil {
-					return Outcome{Problem: fmt.Sprintf("%s: logged out, and the login again failed: %v", r, err)}
-				}
-			}
-			switch {
-			case a.err != nil && ctx.Err() != nil:
-				return Outcome{Err: ctx.Err()}
-			case a.err != nil:
-				return Outcome{Problem: fmt.Sprintf("%s %s: no answer (a panic in the server?): %v", r.method, path, a.err)}
-			case a.status >= 500:
-				return Outcome{Problem: fmt.Sprintf("%s %s: HTTP %d %+v", r.method, path, a.status, a.doc)}
-			case a.status >= 400:
-				if a.docErr != nil || a.doc.Code == "" || a.doc.Message == "" {
-					// A path the router does not match at all (an
-					// escaped "/" or "?" made it another path) is the
-					// router's 404/405, which also answers {code, message}.
-					return Outcome{Problem: fmt.Sprintf("%s %s: HTTP %d without {code, message}: %v", r.method, path, a.status, a.docErr)}
-				}
-				return Outcome{Err: fmt.Errorf("%s: HTTP %d %s: %s", r, a.status, a.doc.Code, a.doc.Message)}
-			}
-			return Outcome{Accepted: true}
+			return t.judge(ctx, sess, r.method+" "+path, t.request(ctx, sess, r.method, path, ct, body, nil))
 		},
 	}, nil
 }
