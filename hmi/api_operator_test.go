@@ -81,7 +81,8 @@ func newOpRig(t testing.TB, challenge ...line.ChallengeStep) *opRig {
 	pr := &fakePrinter{sent: make(chan tracecode.Code, 1<<16)}
 	labels := &fakeLabels{}
 	cfg := line.LineConfig{Line: "L1",
-		Machine:   line.Config{Deadline: 2 * time.Second, PrinterBuffer: 2, AllocChunk: 8, Challenge: challenge},
+		Machine: line.Config{Deadline: 2 * time.Second, PrinterBuffer: 2, AllocChunk: 8, Challenge: challenge,
+			LabelCheck: map[tracecode.Level]bool{2: true}}, // the station's new labels are scanned
 		Products:  products,
 		Devices:   line.Devices{PLC: fakePLC{}, Printer: pr, ReworkLabels: labels},
 		IOTimeout: time.Second}
@@ -340,8 +341,19 @@ func TestOperatorStationAndRework(t *testing.T) {
 	}
 	sd = hmi.StationDoc{}
 	call(t, op, http.MethodPost, "/api/v1/station/scan", fmt.Sprintf(`{"scan":%q}`, units[1]), &sd)
-	if sd.Refused != nil || sd.Station.Packed == nil || sd.Station.Packed.Parent != parent || !sd.Station.Packed.Labelled {
+	if sd.Refused != nil || sd.Station.Packed == nil || sd.Station.Packed.Parent != parent || !sd.Station.Packed.Labelled || sd.Station.LabelToScan != parent {
 		t.Fatalf("the ratio reached: %+v", sd)
+	}
+	// The new label, applied, is scanned: verified; no parent opens before.
+	sd = hmi.StationDoc{}
+	call(t, op, http.MethodPost, "/api/v1/station/new", `{"level":2}`, &sd)
+	if sd.Refused == nil || sd.Refused.Reason != line.ScanLabelPending || sd.Station.Parent != "" {
+		t.Fatalf("a new parent before the label's scan: %+v", sd)
+	}
+	sd = hmi.StationDoc{}
+	call(t, op, http.MethodPost, "/api/v1/station/scan", fmt.Sprintf(`{"scan":%q}`, parent), &sd)
+	if sd.Refused != nil || sd.Station.LabelToScan != "" || sd.Station.Packed == nil || !sd.Station.Packed.Verified {
+		t.Fatalf("the new label scanned: %+v", sd)
 	}
 	if code, b := op.do(http.MethodPost, "/api/v1/station/close", `{"reason":" "}`); code != 400 {
 		t.Fatalf("close with no reason: HTTP %d %s", code, b)

@@ -125,10 +125,17 @@ func TestBrowserOperator(t *testing.T) {
 	shot("op-06-station-duplicate")
 	scan(string(units[1]))
 	verdict(true, "装箱完成")
-	shot("op-07-station-packed")
-	if info, err := o.store.Lookup(context.Background(), units[0]); err != nil || info.Parent == "" {
+	info, err := o.store.Lookup(context.Background(), units[0])
+	if err != nil || info.Parent == "" {
 		t.Fatalf("not packed: %+v %v", info, err)
 	}
+	// Its new label: apply it and scan it (nothing else opens before).
+	wait("the label to scan", `document.querySelector('#st-to-scan')?.textContent.includes(`+strconv.Quote(string(info.Parent))+`)`)
+	shot("op-07-station-packed")
+	do("a new L2 parent too soon", chromedp.Click(chromedp.CSS(`[data-new="2"]`)))
+	verdict(false, "请先贴上新打印的包装标签并扫描它")
+	scan(string(info.Parent))
+	verdict(true, "标签已核验")
 
 	// Rework: decommission a loose unit, after its preview.
 	do("rework", chromedp.Click(chromedp.CSS(`#nav a[href="#/rework"]`)), chromedp.WaitVisible(chromedp.CSS("#rw-code")))
