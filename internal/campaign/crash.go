@@ -426,4 +426,3 @@ func pointToKills(problems []string, tries []killTry) []string {
 	}
 	return out
 }
-
