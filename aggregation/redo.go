@@ -1,0 +1,1028 @@
+package aggregation
+
+// The redo log: the ledger's own write-ahead log (docs/ledger.md, "The
+// redo log").
+//
+// Badger commits without syncing (SyncWrites off). A group is durable once
+// its redo record — every key the group set or deleted, with its full
+// value — is written to a segment of the redo log and fdatasync'ed, and
+// Badger has applied it. The segments are preallocated by writing zeros,
+// so that a record overwrites blocks that are already allocated and written:
+// its fdatasync flushes data only, with no ext4 journal commit to wait for
+// (Badger's own memtable log is a sparse file: a sync of it also commits
+// the extent conversions and waits behind every other metadata commit).
+//
+// Layout of redo/ in the ledger's directory:
+//
+//	checkpoint   control file, 4 KiB, made whole (zeros, synced, renamed into
+//	             place) and then only overwritten: two slots, at offsets 0 and
+//	             512 (each in a sector of its own), written in turn; the valid
+//	             one with the higher generation is the checkpoint. A slot:
+//	             magic "TRCCKPT1" (8), version (4) 1, zero (4), LSN (8) of the
+//	             first record to replay, generation (8) of the segment that
+//	             record starts, CRC-32C (4) of the 32 bytes before it. A torn
+//	             slot write leaves the other slot, the checkpoint before, whose
+//	             segments are freed only once the new one is synced. Nothing
+//	             is allocated after the log is made: on a full disk the log
+//	             and its checkpoints go on
+//	NN.redo      segment NN (redoSegments of them, redoSegSize each, zeros
+//	             when made). Its first 4 KiB are its header: magic "TRCREDO1"
+//	             (8), version (4) 1, zero (4), generation (8), LSN (8) of its
+//	             first record, CRC-32C (4) of the 32 bytes before it. Records
+//	             follow, each at a 4 KiB boundary: magic "RDO1" (4), payload
+//	             length (4), LSN (8), generation (8), CRC-32C (4) of these 24
+//	             bytes and the payload, zero (4), the payload, zeros to the next
+//	             4 KiB boundary
+//
+// A payload is the group's writes in order: per write an op byte (1 set,
+// 2 delete), uvarint key length, key, and for a set uvarint value length,
+// value. All integers are big-endian. Records are numbered (LSN) one by
+// one; every segment a writer starts gets the next generation. A checkpoint
+// is taken whenever the writer starts a segment: once every record before
+// it is durable in Badger (Badger synced), the control file names the new
+// segment and the older segments are free for reuse. Recovery (Open)
+// replays, in order, every valid record from the checkpoint on: a record
+// whose magic, generation, LSN or CRC is not the expected one, or a zero
+// header, ends the log (a torn last record, never acknowledged, is
+// discarded) — unless a valid later record of the same segment follows,
+// which is damage, not a torn tail, and refuses the open.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	redoDirName  = "redo"
+	redoCtlName  = "checkpoint"
+	redoSegments = 4
+	// redoSegSize is a segment's default size; it grows with the memtable
+	// so that a segment holds at least two of Badger's largest transactions
+	// (redoSegMin).
+	redoSegSize = 16 << 20
+	redoBlock   = 4096 // segment header; records start at multiples of it
+	redoRecHdr  = 32
+	redoCtlSize = 36
+	redoVersion = 1
+
+	redoSet = 1
+	redoDel = 2
+)
+
+var (
+	redoSegMagic = []byte("TRCREDO1")
+	redoCtlMagic = []byte("TRCCKPT1")
+	redoRecMagic = []byte("RDO1")
+	castagnoli   = crc32.MakeTable(crc32.Castagnoli)
+)
+
+// redoSegMin is the smallest segment that holds two of the largest
+// transactions Badger accepts with a memtable of memMB (15% of it), each
+// as a record (a record's payload is at most Badger's estimate of the
+// transaction's size, which counts more than 11 bytes per entry).
+func redoSegMin(memMB int) int64 {
+	max := int64(memMB) << 20 * 15 / 100
+	return roundBlock(2*(max+redoRecHdr) + redoBlock)
+}
+
+func roundBlock(n int64) int64 { return (n + redoBlock - 1) / redoBlock * redoBlock }
+
+// redoSeg is one segment file.
+type redoSeg struct {
+	name  string
+	f     *os.File // nil until the log writes
+	size  int64
+	gen   uint64 // of its valid header, 0 if none
+	first uint64 // LSN of its first record, per its header
+}
+
+// redoLog is the ledger's redo log. One append runs at a time (the
+// committer's flights are sequential); the checkpointer runs beside it.
+type redoLog struct {
+	db    *badger.DB
+	dir   string // the redo directory
+	bdir  string // Badger's directory
+	log   *slog.Logger
+	write bool // records are written (a synced store); false: NoSync
+	size  int64
+	segs  []*redoSeg
+
+	// The writer's state (the committer's appends, one at a time).
+	cur      *redoSeg // nil: the next record starts a segment
+	off      int64    // where cur's next record goes
+	next     uint64   // LSN of the next record
+	gen      uint64   // cur's generation; when cur is nil, the next segment's
+	named    bool     // the control file already names gen (no checkpoint when it starts)
+	limit    int64    // the largest record a segment holds
+	buf      []byte
+	broken   error // a failed write: the log's state is unknown, every later append fails
+	replayed int   // records applied at Open
+	dirty    bool  // Open found something to checkpoint (see openRedo)
+	ctl      *os.File
+	ctlSlot  int  // the control file's slot holding the last checkpoint (checkpoint's, one at a time)
+	started  bool // the checkpointer runs
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	durGen  uint64 // the durable checkpoint's generation: segments below it are free
+	want    *redoCkpt
+	busy    bool
+	ckptErr error     // the last checkpoint's failure, until one succeeds
+	failed  *redoCkpt // the checkpoint that failed, asked again when a segment is needed
+	wake    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+
+	records, bytes, checkpoints atomic.Uint64
+	segWait                     atomic.Int64
+}
+
+type redoCkpt struct{ lsn, gen uint64 }
+
+// redoControl is a checkpoint as the control file holds it.
+type redoControl struct{ lsn, gen uint64 }
+
+const redoCtlFile = 4096 // the control file's size; slot i at i*redoCtlSlot
+const redoCtlSlot = 512
+
+func (c redoControl) encode() []byte {
+	b := make([]byte, redoCtlSize)
+	copy(b, redoCtlMagic)
+	binary.BigEndian.PutUint32(b[8:], redoVersion)
+	binary.BigEndian.PutUint64(b[16:], c.lsn)
+	binary.BigEndian.PutUint64(b[24:], c.gen)
+	binary.BigEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))
+	return b
+}
+
+func decodeRedoControl(b []byte) (redoControl, error) {
+	if len(b) < redoCtlSize || string(b[:8]) != string(redoCtlMagic) {
+		return redoControl{}, errors.New("no checkpoint")
+	}
+	b = b[:redoCtlSize]
+	if crc32.Checksum(b[:32], castagnoli) != binary.BigEndian.Uint32(b[32:]) {
+		return redoControl{}, errors.New("checksum mismatch")
+	}
+	if v := binary.BigEndian.Uint32(b[8:]); v != redoVersion {
+		return redoControl{}, fmt.Errorf("format version %d, this build reads %d", v, redoVersion)
+	}
+	c := redoControl{binary.BigEndian.Uint64(b[16:]), binary.BigEndian.Uint64(b[24:])}
+	if c.lsn == 0 || c.gen == 0 {
+		return redoControl{}, fmt.Errorf("record %d of generation %d (both start at 1)", c.lsn, c.gen)
+	}
+	return c, nil
+}
+
+func segHeader(gen, first uint64) []byte {
+	b := make([]byte, redoBlock)
+	copy(b, redoSegMagic)
+	binary.BigEndian.PutUint32(b[8:], redoVersion)
+	binary.BigEndian.PutUint64(b[16:], gen)
+	binary.BigEndian.PutUint64(b[24:], first)
+	binary.BigEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))
+	return b
+}
+
+// parseSegHeader returns the generation and first LSN of a segment's
+// header; ok is false for anything but a valid header of this version.
+func parseSegHeader(b []byte) (gen, first uint64, ok bool) {
+	if len(b) < 36 || string(b[:8]) != string(redoSegMagic) ||
+		crc32.Checksum(b[:32], castagnoli) != binary.BigEndian.Uint32(b[32:]) ||
+		binary.BigEndian.Uint32(b[8:]) != redoVersion {
+		return 0, 0, false
+	}
+	gen, first = binary.BigEndian.Uint64(b[16:]), binary.BigEndian.Uint64(b[24:])
+	return gen, first, gen > 0 && first > 0
+}
+
+// identify reads the generation and first LSN of segment p from its
+// header or, if the header is not valid (its write torn, the record's
+// sectors written), from its first record, which carries both; 0, 0 if
+// neither is valid.
+func identify(p string, size int64) (gen, first uint64, err error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	b := make([]byte, redoBlock+redoRecHdr)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return 0, 0, err
+	}
+	var ok bool
+	if gen, first, ok = parseSegHeader(b); ok {
+		return gen, first, nil
+	}
+	h := b[redoBlock:]
+	if string(h[:4]) != string(redoRecMagic) {
+		return 0, 0, nil
+	}
+	n := int64(binary.BigEndian.Uint32(h[4:]))
+	if redoBlock+redoRecHdr+n > size {
+		return 0, 0, nil
+	}
+	rec := make([]byte, redoRecHdr+n)
+	if _, err := f.ReadAt(rec, redoBlock); err != nil {
+		return 0, 0, err
+	}
+	g, lsn := binary.BigEndian.Uint64(h[16:]), binary.BigEndian.Uint64(h[8:])
+	if _, _, ok := recordAt(rec, 0, g, lsn); !ok || g == 0 || lsn == 0 {
+		return 0, 0, nil
+	}
+	return g, lsn, nil
+}
+
+func segName(i int) string { return fmt.Sprintf("%02d.redo", i) }
+
+// openRedo opens the redo log of the ledger in dir (creating it for a new
+// ledger or one of an older schema) and replays it into db. The caller
+// then loads the store and calls begin. It returns nil, nil for a ledger
+// whose schema this build does not know: load refuses it, and nothing here
+// touches it.
+func openRedo(db *badger.DB, dir string, write bool, segSize int64, log *slog.Logger) (_ *redoLog, err error) {
+	schema, err := peekSchema(db)
+	if err != nil {
+		return nil, err
+	}
+	known := schema == "" || schema == schemaVersion
+	for _, v := range upgradable {
+		known = known || schema == v
+	}
+	if !known {
+		return nil, nil
+	}
+	r := &redoLog{db: db, dir: filepath.Join(dir, redoDirName), bdir: dir, log: log, write: write, size: segSize,
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	r.cond = sync.NewCond(&r.mu)
+	ctlPath := filepath.Join(r.dir, redoCtlName)
+	_, err = os.Stat(ctlPath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if schema == schemaVersion {
+			return nil, fmt.Errorf("schema %s ledger without its redo log (%s is missing): the redo log holds writes the store may lack; restore the directory from a backup", schema, ctlPath)
+		}
+		// A new ledger, or one of an older schema (synced writes: nothing
+		// to replay): a log with nothing in it.
+		if err := os.MkdirAll(r.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("redo log: %w", err)
+		}
+		if err := syncDir(dir); err != nil {
+			return nil, fmt.Errorf("redo log: %w", err)
+		}
+		if err := makeRedoControl(r.dir); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("redo log: %w", err)
+	}
+	f, err := os.OpenFile(ctlPath, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("redo log: %w", err)
+	}
+	r.ctl = f
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	ctl, err := r.readControl()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.listSegments(); err != nil {
+		return nil, err
+	}
+	maxGen, err := r.recover(ctl)
+	if err != nil {
+		return nil, err
+	}
+	r.gen, r.durGen = max(maxGen, ctl.gen), ctl.gen
+	// Anything replayed, or a segment begun under the generation the
+	// control file names: the next writer must start a new generation,
+	// after every header on disk, so that none is mistaken for its segment.
+	r.dirty = r.replayed > 0 || maxGen >= ctl.gen
+	return r, nil
+}
+
+// begin runs once the store is loaded: a checkpoint if anything was
+// replayed or the load wrote (a store that writes always takes it: the
+// load's writes, a schema upgrade, go to Badger unsynced), then the
+// segments and the checkpointer.
+func (r *redoLog) begin() error {
+	if r.write || r.dirty {
+		if err := r.checkpointAll(); err != nil {
+			return err
+		}
+	} else {
+		r.named = true
+	}
+	if r.write {
+		if err := r.ensureSegments(); err != nil {
+			return err
+		}
+	}
+	r.started = true
+	go r.checkpointer()
+	return nil
+}
+
+// upgradable are the schema versions Store.load upgrades.
+var upgradable = []string{"6", "7", "8", "9"}
+
+// peekSchema reads the stored schema version ("" for a new ledger).
+func peekSchema(db *badger.DB) (string, error) {
+	var v []byte
+	err := db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(keySchema)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v, err = it.ValueCopy(nil)
+		return err
+	})
+	return string(v), err
+}
+
+// listSegments finds the segment files and reads their headers. Leftovers
+// of a segment being made when the controller died are removed.
+func (r *redoLog) listSegments() error {
+	ents, err := os.ReadDir(r.dir)
+	if err != nil {
+		return fmt.Errorf("redo log: %w", err)
+	}
+	have := map[string]bool{}
+	for _, e := range ents {
+		switch name := e.Name(); {
+		case strings.HasSuffix(name, ".tmp"):
+			if err := os.Remove(filepath.Join(r.dir, name)); err != nil {
+				return fmt.Errorf("redo log: %w", err)
+			}
+		case strings.HasSuffix(name, ".redo"):
+			have[name] = true
+		}
+	}
+	for i := 0; i < 100; i++ {
+		name := segName(i)
+		if !have[name] {
+			if i < redoSegments {
+				r.segs = append(r.segs, &redoSeg{name: filepath.Join(r.dir, name), size: -1}) // made by ensureSegments if this store writes
+			}
+			continue
+		}
+		delete(have, name)
+		p := filepath.Join(r.dir, name)
+		st, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("redo log: %w", err)
+		}
+		if st.Size() < 2*redoBlock || st.Size()%redoBlock != 0 {
+			return fmt.Errorf("redo log segment %s: size %d bytes is not a multiple of %d of at least %d", p, st.Size(), redoBlock, 2*redoBlock)
+		}
+		s := &redoSeg{name: p, size: st.Size()}
+		if s.gen, s.first, err = identify(p, s.size); err != nil {
+			return fmt.Errorf("redo log segment %s: %w", p, err)
+		}
+		for len(r.segs) < i {
+			r.segs = append(r.segs, &redoSeg{name: filepath.Join(r.dir, segName(len(r.segs))), size: -1})
+		}
+		r.segs = append(r.segs, s)
+	}
+	if len(have) > 0 {
+		return fmt.Errorf("redo log %s: unexpected segment files %v (segments are 00.redo to 99.redo)", r.dir, sortedKeys(have))
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// recover replays every valid record from the checkpoint on into Badger,
+// in order, and sets r.next after the last. It returns the highest
+// generation of any valid segment header.
+func (r *redoLog) recover(ctl redoControl) (uint64, error) {
+	byGen := map[uint64]*redoSeg{}
+	var maxGen uint64
+	for _, s := range r.segs {
+		if s.size < 0 || s.gen == 0 {
+			continue
+		}
+		if o, dup := byGen[s.gen]; dup {
+			return 0, fmt.Errorf("redo log: segments %s and %s both claim generation %d", o.name, s.name, s.gen)
+		}
+		byGen[s.gen] = s
+		maxGen = max(maxGen, s.gen)
+	}
+	expect, g := ctl.lsn, ctl.gen
+	for {
+		s := byGen[g]
+		if s == nil {
+			break // the writer had not started it: the log ends before it
+		}
+		if s.first != expect {
+			return 0, fmt.Errorf("redo log segment %s (generation %d) starts at record %d, the log expects %d there: the log is damaged", s.name, g, s.first, expect)
+		}
+		data, err := os.ReadFile(s.name)
+		if err != nil {
+			return 0, fmt.Errorf("redo log: %w", err)
+		}
+		off, err := r.replaySegment(s, data, g, &expect)
+		if err != nil {
+			return 0, err
+		}
+		if n := byGen[g+1]; n != nil && n.first == expect {
+			g++
+			continue
+		}
+		// The log ends here. A valid record of this segment further on
+		// means the record at off is damaged, not torn.
+		if lo, lsn, ok := findRecord(data, g, expect, off+redoBlock); ok {
+			return 0, fmt.Errorf("redo log segment %s: the record at offset %d is not valid (record %d expected), but a valid record %d follows at offset %d: the log is damaged, not torn; restore the ledger from a backup", s.name, off, expect, lsn, lo)
+		}
+		break
+	}
+	// Every segment begun after the checkpoint is on the log's path.
+	for gen, s := range byGen {
+		if gen > g {
+			return 0, fmt.Errorf("redo log segment %s (generation %d, from record %d) is beyond the log's end at record %d of generation %d: the log is damaged", s.name, gen, s.first, expect-1, g)
+		}
+	}
+	r.next = expect
+	if r.replayed > 0 {
+		r.log.Info("ledger redo log replayed", "records", r.replayed, "next", expect)
+	}
+	return maxGen, nil
+}
+
+// replaySegment applies the records of segment s (its data) from the
+// first one on, advancing *expect; it returns the offset where the
+// segment's log ends.
+func (r *redoLog) replaySegment(s *redoSeg, data []byte, g uint64, expect *uint64) (int, error) {
+	off := redoBlock
+	for {
+		payload, next, ok := recordAt(data, off, g, *expect)
+		if !ok {
+			return off, nil
+		}
+		if err := applyRedo(r.db, payload); err != nil {
+			return 0, fmt.Errorf("redo log segment %s, record %d at offset %d: %w", s.name, *expect, off, err)
+		}
+		r.replayed++
+		*expect++
+		off = next
+	}
+}
+
+// recordAt returns the payload of the record at off if it is a valid
+// record of generation g numbered lsn, and the offset of the next.
+func recordAt(data []byte, off int, g, lsn uint64) (payload []byte, next int, ok bool) {
+	if off < 0 || off+redoRecHdr > len(data) {
+		return nil, 0, false
+	}
+	h := data[off : off+redoRecHdr]
+	if string(h[:4]) != string(redoRecMagic) || binary.BigEndian.Uint64(h[16:]) != g || binary.BigEndian.Uint64(h[8:]) != lsn {
+		return nil, 0, false
+	}
+	n := int64(binary.BigEndian.Uint32(h[4:]))
+	end := int64(off) + redoRecHdr + n
+	if end > int64(len(data)) {
+		return nil, 0, false
+	}
+	if crcOf(h[:24], data[off+redoRecHdr:end]) != binary.BigEndian.Uint32(h[24:]) {
+		return nil, 0, false
+	}
+	return data[off+redoRecHdr : end], int(roundBlock(end)), true
+}
+
+// crcOf is a record's checksum: CRC-32C of its header's first 24 bytes
+// and its payload.
+func crcOf(hdr, payload []byte) uint32 {
+	return crc32.Update(crc32.Checksum(hdr, castagnoli), castagnoli, payload)
+}
+
+// findRecord looks for a valid record of generation g numbered from lsn
+// on at a block boundary from off on.
+func findRecord(data []byte, g, lsn uint64, off int) (at int, n uint64, ok bool) {
+	for ; off+redoRecHdr <= len(data); off += redoBlock {
+		h := data[off : off+redoRecHdr]
+		if string(h[:4]) != string(redoRecMagic) || binary.BigEndian.Uint64(h[16:]) != g {
+			continue
+		}
+		if n = binary.BigEndian.Uint64(h[8:]); n < lsn {
+			continue
+		}
+		if _, _, ok := recordAt(data, off, g, n); ok {
+			return off, n, true
+		}
+	}
+	return 0, 0, false
+}
+
+// applyRedo applies one record's writes to db in one transaction: all of
+// them or, on an error, none.
+func applyRedo(db *badger.DB, p []byte) error {
+	txn := db.NewTransaction(true)
+	defer txn.Discard()
+	err := decodeRedo(p, func(w written) error {
+		if w.del {
+			return txn.Delete(w.k)
+		}
+		return txn.Set(w.k, w.v)
+	})
+	if err != nil {
+		return err
+	}
+	return txn.Commit()
+}
+
+// appendRedo appends the payload of a record of log's writes to b.
+func appendRedo(b []byte, log []written) []byte {
+	for _, w := range log {
+		if w.del {
+			b = append(b, redoDel)
+			b = binary.AppendUvarint(b, uint64(len(w.k)))
+			b = append(b, w.k...)
+			continue
+		}
+		b = append(b, redoSet)
+		b = binary.AppendUvarint(b, uint64(len(w.k)))
+		b = append(b, w.k...)
+		b = binary.AppendUvarint(b, uint64(len(w.v)))
+		b = append(b, w.v...)
+	}
+	return b
+}
+
+// decodeRedo calls fn for each write of payload p, in order (k and v
+// point into p).
+func decodeRedo(p []byte, fn func(written) error) error {
+	for i := 0; len(p) > 0; i++ {
+		op := p[0]
+		p = p[1:]
+		k, rest, err := redoBytes(p)
+		if err != nil {
+			return fmt.Errorf("write %d: key: %w", i, err)
+		}
+		p = rest
+		w := written{k: k}
+		switch op {
+		case redoSet:
+			if w.v, p, err = redoBytes(p); err != nil {
+				return fmt.Errorf("write %d: value: %w", i, err)
+			}
+		case redoDel:
+			w.del = true
+		default:
+			return fmt.Errorf("write %d: unknown operation %d", i, op)
+		}
+		if err := fn(w); err != nil {
+			return fmt.Errorf("write %d (key %q): %w", i, k, err)
+		}
+	}
+	return nil
+}
+
+func redoBytes(p []byte) (b, rest []byte, err error) {
+	n, w := binary.Uvarint(p)
+	if w <= 0 || n > uint64(len(p)-w) {
+		return nil, nil, errors.New("length runs past the record")
+	}
+	return p[w : w+int(n)], p[w+int(n):], nil
+}
+
+// checkpointAll makes everything Badger holds durable and names a new
+// generation, starting at the next record, in the control file: every
+// segment is free after it. Nothing writes meanwhile (Open, Close).
+func (r *redoLog) checkpointAll() error {
+	gen := r.gen + 1
+	if err := r.checkpoint(r.next, gen); err != nil {
+		return err
+	}
+	r.cur, r.off, r.gen, r.named = nil, 0, gen, true
+	r.mu.Lock()
+	r.durGen = gen
+	r.mu.Unlock()
+	return nil
+}
+
+// checkpoint makes every write Badger applied durable, then records lsn
+// (of generation gen) as where replay starts.
+func (r *redoLog) checkpoint(lsn, gen uint64) error {
+	if err := syncBadger(r.db, r.bdir); err != nil {
+		return fmt.Errorf("redo checkpoint: %w", err)
+	}
+	if err := r.writeControl(redoControl{lsn, gen}); err != nil {
+		return err
+	}
+	r.checkpoints.Add(1)
+	return nil
+}
+
+// syncBadger makes durable every write Badger has applied. db.Sync syncs
+// the live memtable's log (and the value log) only; a memtable waiting to
+// be flushed to a table has a log of its own, synced here by fsync of the
+// file (the memtable logs are shared mappings: fsync writes back what was
+// written through them, as msync would). A log deleted meanwhile was
+// flushed: its table is synced by Badger before the log goes.
+func syncBadger(db *badger.DB, dir string) error {
+	if err := db.Sync(); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = f.Sync() // fsync, not fdatasync: a new log's directory entry too
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", e.Name(), err)
+		}
+	}
+	return syncDir(dir)
+}
+
+// makeRedoControl makes the control file of a new log, naming record 1 of
+// generation 1, whole: written to a temporary file, synced, renamed into
+// place, the directory synced.
+func makeRedoControl(dir string) error {
+	p := filepath.Join(dir, redoCtlName)
+	tmp := p + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("redo log: %w", err)
+	}
+	b := make([]byte, redoCtlFile)
+	copy(b, redoControl{1, 1}.encode())
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("redo log: making %s: %w", p, err)
+	}
+	return nil
+}
+
+// readControl reads the checkpoint: of the two slots, the valid one with
+// the higher generation.
+func (r *redoLog) readControl() (redoControl, error) {
+	b := make([]byte, 2*redoCtlSlot)
+	if _, err := r.ctl.ReadAt(b, 0); err != nil {
+		return redoControl{}, fmt.Errorf("redo log %s: %w", r.ctl.Name(), err)
+	}
+	var best redoControl
+	var errs []error
+	for i := 0; i < 2; i++ {
+		c, err := decodeRedoControl(b[i*redoCtlSlot:])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("slot %d: %w", i, err))
+			continue
+		}
+		if c.gen > best.gen {
+			best, r.ctlSlot = c, i
+		}
+	}
+	if best.gen == 0 {
+		return redoControl{}, fmt.Errorf("redo log %s: no valid checkpoint (%w)", r.ctl.Name(), errors.Join(errs...))
+	}
+	return best, nil
+}
+
+// writeControl writes c to the slot that does not hold the last
+// checkpoint and syncs it.
+func (r *redoLog) writeControl(c redoControl) error {
+	slot := 1 - r.ctlSlot
+	if _, err := r.ctl.WriteAt(c.encode(), int64(slot*redoCtlSlot)); err != nil {
+		return fmt.Errorf("redo checkpoint %s: %w", r.ctl.Name(), err)
+	}
+	if err := unix.Fdatasync(int(r.ctl.Fd())); err != nil {
+		return fmt.Errorf("redo checkpoint %s: fdatasync: %w", r.ctl.Name(), err)
+	}
+	r.ctlSlot = slot
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ensureSegments makes the missing segments (zeros written, synced, then
+// renamed into place) and rewrites with zeros any whose blocks are not all
+// allocated (a copy made sparse): its records would allocate blocks, and
+// each sync would commit the file system's journal. It runs after the
+// checkpoint of Open, when every segment is free. It opens every segment
+// for writing.
+func (r *redoLog) ensureSegments() error {
+	made := false
+	r.limit = 0
+	for _, s := range r.segs {
+		if s.size < 0 {
+			s.size = r.size
+			if err := zeroFile(s.name, s.size, true); err != nil {
+				return err
+			}
+			made = true
+		} else if sparse(s.name, s.size) {
+			r.log.Warn("ledger redo log segment was sparse; rewritten with zeros", "segment", s.name)
+			if err := zeroFile(s.name, s.size, false); err != nil {
+				return err
+			}
+			s.gen, s.first = 0, 0
+		}
+		f, err := os.OpenFile(s.name, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("redo log: %w", err)
+		}
+		s.f = f
+		if r.limit == 0 || s.size-redoBlock < r.limit {
+			r.limit = s.size - redoBlock
+		}
+	}
+	if made {
+		if err := syncDir(r.dir); err != nil {
+			return fmt.Errorf("redo log: %w", err)
+		}
+	}
+	return nil
+}
+
+// sparse reports whether fewer blocks are allocated to path than its size.
+func sparse(path string, size int64) bool {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return false
+	}
+	return st.Blocks*512 < size
+}
+
+// zeroFile writes size zero bytes to path and syncs it; fresh: write a
+// temporary file and rename it into place, so that a segment exists only
+// whole.
+func zeroFile(path string, size int64, fresh bool) error {
+	p, flags := path, os.O_WRONLY
+	if fresh {
+		p, flags = path+".tmp", os.O_CREATE|os.O_TRUNC|os.O_WRONLY
+	}
+	f, err := os.OpenFile(p, flags, 0o644)
+	if err != nil {
+		return fmt.Errorf("redo log: %w", err)
+	}
+	zeros := make([]byte, 1<<20)
+	for off := int64(0); off < size && err == nil; off += int64(len(zeros)) {
+		_, err = f.WriteAt(zeros[:min(int64(len(zeros)), size-off)], off)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && fresh {
+		err = os.Rename(p, path)
+	}
+	if err != nil {
+		os.Remove(p)
+		return fmt.Errorf("redo log: making segment %s (%d MB of zeros): %w", path, size>>20, err)
+	}
+	return nil
+}
+
+// checkpointer takes the checkpoints the writer asks for, one at a time,
+// the latest asked first (an older one is then pointless).
+func (r *redoLog) checkpointer() {
+	defer close(r.stopped)
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.wake:
+		}
+		r.mu.Lock()
+		w := r.want
+		r.want, r.busy = nil, w != nil
+		r.mu.Unlock()
+		if w == nil {
+			continue
+		}
+		err := r.checkpoint(w.lsn, w.gen)
+		if err != nil {
+			r.log.Error("ledger redo checkpoint failed; the log keeps its segments", "err", err)
+		}
+		r.mu.Lock()
+		r.busy = false
+		if err != nil {
+			r.ckptErr, r.failed = err, w
+		} else {
+			r.ckptErr, r.failed = nil, nil
+			r.durGen = max(r.durGen, w.gen)
+		}
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	}
+}
+
+// append writes the group's writes as the next record and syncs it.
+// Only one append runs at a time.
+func (r *redoLog) append(log []written) error {
+	if r.broken != nil {
+		return r.broken
+	}
+	err := r.appendRecord(log)
+	if err != nil {
+		r.broken = fmt.Errorf("redo log: %w", err)
+		return r.broken
+	}
+	return nil
+}
+
+func (r *redoLog) appendRecord(log []written) error {
+	lsn := r.next
+	// buf: room for a segment header, then the record.
+	b := appendRedo(append(r.buf[:0], make([]byte, redoBlock+redoRecHdr)...), log)
+	n := len(b) - redoBlock - redoRecHdr
+	b = append(b, make([]byte, int(roundBlock(int64(len(b))))-len(b))...)
+	r.buf = b
+	rec := b[redoBlock:]
+	if int64(len(rec)) > r.limit || n > 1<<31 {
+		return fmt.Errorf("record %d of %d bytes does not fit a segment (%d bytes after its header)", lsn, len(rec), r.limit)
+	}
+	fresh := r.cur == nil || r.off+int64(len(rec)) > r.cur.size
+	if fresh {
+		if err := r.startSegment(lsn); err != nil {
+			return err
+		}
+	}
+	h := rec[:redoRecHdr]
+	copy(h, redoRecMagic)
+	binary.BigEndian.PutUint32(h[4:], uint32(n))
+	binary.BigEndian.PutUint64(h[8:], lsn)
+	binary.BigEndian.PutUint64(h[16:], r.gen)
+	binary.BigEndian.PutUint32(h[24:], crcOf(h[:24], rec[redoRecHdr:redoRecHdr+n]))
+	out, at := rec, r.off
+	if fresh {
+		copy(b, segHeader(r.gen, lsn))
+		out, at = b, 0
+	}
+	if _, err := r.cur.f.WriteAt(out, at); err != nil {
+		return fmt.Errorf("segment %s: write at %d: %w", r.cur.name, at, err)
+	}
+	if err := unix.Fdatasync(int(r.cur.f.Fd())); err != nil {
+		return fmt.Errorf("segment %s: fdatasync: %w", r.cur.name, err)
+	}
+	r.off = at + int64(len(out))
+	r.next++
+	r.records.Add(1)
+	r.bytes.Add(uint64(len(out)))
+	if fresh && !r.named {
+		r.ask(lsn, r.gen)
+	}
+	return nil
+}
+
+// startSegment picks a free segment for the record lsn, waiting for the
+// checkpoint that frees one if need be, and makes it current (its header
+// is written with the record).
+func (r *redoLog) startSegment(lsn uint64) error {
+	if r.cur != nil {
+		r.gen++
+		r.named = false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var t0 time.Time
+	retried := false
+	for {
+		var free *redoSeg
+		for _, s := range r.segs {
+			if s.f != nil && s != r.cur && s.gen < r.durGen && (free == nil || s.gen < free.gen) {
+				free = s
+			}
+		}
+		if free != nil {
+			if !t0.IsZero() {
+				r.segWait.Add(int64(time.Since(t0)))
+			}
+			free.gen, free.first = r.gen, lsn
+			r.cur, r.off = free, redoBlock
+			return nil
+		}
+		if r.want == nil && !r.busy {
+			if r.failed == nil || retried {
+				if r.ckptErr == nil {
+					return fmt.Errorf("no free segment for record %d and no checkpoint under way", lsn)
+				}
+				return fmt.Errorf("no free segment for record %d: %w", lsn, r.ckptErr)
+			}
+			// The checkpoint that frees a segment failed: once more (a
+			// full disk freed meanwhile, say), then the error.
+			r.want, r.failed, retried = r.failed, nil, true
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
+		}
+		if t0.IsZero() {
+			t0 = time.Now()
+		}
+		r.cond.Wait()
+	}
+}
+
+// ask asks the checkpointer for a checkpoint at lsn, the first record of
+// generation gen: every record before it is applied to Badger (the
+// committer sends a group only once the one before has landed).
+func (r *redoLog) ask(lsn, gen uint64) {
+	r.mu.Lock()
+	r.want = &redoCkpt{lsn, gen}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close stops the checkpointer and, if final, takes a last checkpoint
+// (then nothing is left to replay); it closes the segments.
+func (r *redoLog) close(final bool) error {
+	if r.started {
+		close(r.stop)
+		<-r.stopped
+		r.started = false
+	}
+	var err error
+	if final && r.broken == nil {
+		err = r.checkpointAll()
+	}
+	if r.ctl != nil {
+		err = errors.Join(err, r.ctl.Close())
+		r.ctl = nil
+	}
+	for _, s := range r.segs {
+		if s.f != nil {
+			err = errors.Join(err, s.f.Close())
+			s.f = nil
+		}
+	}
+	return err
+}
+
+// segmentBytes is the size of the log's segments on disk.
+func (r *redoLog) segmentBytes() int64 {
+	var n int64
+	for _, s := range r.segs {
+		n += max(s.size, 0)
+	}
+	return n
+}
