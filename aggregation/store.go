@@ -517,8 +517,8 @@ const maxGroupCodes = 16384
 // weight is how many codes r touches, roughly.
 func (r *request) weight() int { return 1 + len(r.ev.Codes) + r.pickN }
 
-// flight is a group whose transaction Badger is writing, and whose redo
-// record the redo log is writing, at the same time.
+// flight is a group on its way to the disk: its redo record being
+// written and synced, then its transaction committed to Badger.
 type flight struct {
 	group     []*request
 	t         *wtx
@@ -527,10 +527,6 @@ type flight struct {
 	err       error
 	committed time.Time
 	done      chan struct{} // closed once landed: caches updated, callers answered
-	// parts: Badger's commit and the redo record not yet done; the last to
-	// finish lands the flight with both errors.
-	parts          atomic.Int32
-	dbErr, redoErr error
 }
 
 // drainAfterStop refuses requests that raced with Close.
@@ -715,21 +711,26 @@ func (s *Store) process(group []*request) {
 	fl := &flight{group: group, t: t, seq: seq, head: head, committed: time.Now(), done: make(chan struct{})}
 	next := s.db.NewTransaction(true) // before the commit: it sees all but fl
 	if s.redo != nil && s.redo.write {
-		// The record and Badger's (unsynced) commit at once; t.log is no
-		// longer written (the next group only reads it, as its overlay).
-		fl.parts.Store(2)
+		// The redo record synced first, then Badger's (unsynced) commit:
+		// Badger never holds a group the log lacks. (Both at once would be
+		// quicker, but a crash could then leave Badger with the group in
+		// flight and the log without it, and replaying the log's earlier
+		// records over that group would undo the part of it they also
+		// wrote — its journal head, its counters — and keep the rest.)
+		// t.log is no longer written: the next group only reads it, as its
+		// overlay. The transaction is this goroutine's from here on.
+		txn := s.cur
 		go func() {
-			err := s.redo.append(t.log)
-			fl.redoErr = err
-			s.part(fl)
+			if err := s.redo.append(t.log); err != nil {
+				txn.Discard()
+				s.land(fl, err)
+				return
+			}
+			s.land(fl, txn.Commit())
 		}()
 	} else {
-		fl.parts.Store(1)
+		s.cur.CommitWith(func(err error) { s.land(fl, err) })
 	}
-	s.cur.CommitWith(func(err error) {
-		fl.dbErr = err
-		s.part(fl)
-	})
 	s.cur, s.overlay, s.prev = next, t, fl
 	s.nseq, s.nhead = seq, head
 }
@@ -741,19 +742,10 @@ func (s *Store) failed() error {
 	return s.fatal
 }
 
-// part is called when one part of a flight is done (its error set); the
-// last part lands it.
-func (s *Store) part(fl *flight) {
-	if fl.parts.Add(-1) == 0 {
-		s.land(fl, errors.Join(fl.dbErr, fl.redoErr))
-	}
-}
-
-// land runs when Badger has applied a flight and its redo record is
-// synced: it publishes the flight's counters and journal head and answers
-// its callers. A group's writes are visible to readers of the store from
-// the moment Badger applied them, at most one redo sync before they are
-// durable; its callers are answered only once they are.
+// land runs when a flight's redo record is synced and Badger has applied
+// it (or, with NoSync, Badger has applied it): it publishes the flight's
+// counters and journal head and answers its callers. Readers of the store
+// see a group only once it is durable.
 func (s *Store) land(fl *flight, err error) {
 	s.mu.Lock()
 	if err != nil {
