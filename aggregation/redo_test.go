@@ -114,15 +114,17 @@ func verifyOK(t testing.TB, s *Store, what string) VerifyReport {
 // verifies.
 func TestRedoReplaysWhatBadgerLost(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, smallRedo)
+	o := Options{redoSegSize: 1 << 20} // no segment filled: no checkpoint after the copies of Badger
+	s, err := Open(dir, o)
 	must(t, err)
 	cs := allocated(t, s, "B1", 100, 300)
 	must(t, s.Close())
-	s, err = Open(dir, smallRedo) // its checkpoint: Badger holds the above, synced
+	s, err = Open(dir, o) // its checkpoint: Badger holds the above, synced
 	must(t, err)
 	defer s.Close()
 	atCheckpoint := t.TempDir()
 	copyLedger(t, dir, atCheckpoint, true, false)
+	ckpts := s.Stats().Checkpoints
 
 	must(t, s.MarkSent(ctx, cs[:100], op))
 	for i, c := range cs[:50] {
@@ -142,9 +144,10 @@ func TestRedoReplaysWhatBadgerLost(t *testing.T) {
 	_, err = s.Record(ctx, Record{Type: "account", Key: "account/bob", Value: "{}"}, qa)
 	must(t, err)
 	want := dump(t, s)
-	written := s.Stats().RedoRecords
-	if written == 0 {
-		t.Fatal("the store wrote no redo record")
+	st := s.Stats()
+	written := st.RedoRecords
+	if written == 0 || st.Checkpoints != ckpts {
+		t.Fatalf("%d redo records written, %d checkpoints since the copy: the test proves nothing", written, st.Checkpoints-ckpts)
 	}
 
 	for name, d := range map[string]string{"Badger as of the checkpoint": atCheckpoint, "Badger partway": partway} {
@@ -224,10 +227,14 @@ func TestRedoTornTail(t *testing.T) {
 	defer s.Close()
 	snap := t.TempDir()
 	copyLedger(t, dir, snap, true, false) // Badger as of the checkpoint: only the log has what follows
+	ckpts := s.Stats().Checkpoints
 	const n = 20
 	for i := 1; i <= n; i++ {
 		_, err := s.Record(ctx, Record{Type: "test", Key: fmt.Sprintf("t/%02d", i), Value: strconv.Itoa(i)}, op)
 		must(t, err)
+	}
+	if c := s.Stats().Checkpoints; c != ckpts {
+		t.Fatalf("%d checkpoints after the copy of Badger: the test proves nothing", c-ckpts)
 	}
 	copyLedger(t, dir, snap, false, true)
 	recs := redoRecords(t, snap)
@@ -512,13 +519,13 @@ func TestRedoCrashRecovery(t *testing.T) {
 // log was removed is refused, saying why.
 func TestSchema9GetsARedoLog(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
+	s, err := Open(dir, smallRedo)
 	must(t, err)
 	allocated(t, s, "B1", 100, 20)
 	must(t, s.db.Update(func(txn *badger.Txn) error { return txn.Set(keySchema, []byte("9")) }))
 	must(t, s.Close())
 	must(t, os.RemoveAll(filepath.Join(dir, redoDirName)))
-	s, err = Open(dir, Options{})
+	s, err = Open(dir, smallRedo)
 	must(t, err)
 	if v, err := peekSchema(s.db); err != nil || v != schemaVersion {
 		t.Fatalf("schema after the upgrade %q, %v", v, err)
@@ -530,7 +537,7 @@ func TestSchema9GetsARedoLog(t *testing.T) {
 	must(t, s.Close())
 
 	must(t, os.RemoveAll(filepath.Join(dir, redoDirName)))
-	if s, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "redo log") {
+	if s, err := Open(dir, smallRedo); err == nil || !strings.Contains(err.Error(), "redo log") {
 		if err == nil {
 			s.Close()
 		}

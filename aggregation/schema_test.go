@@ -16,11 +16,11 @@ func TestSchemaUpgradeAndRefusal(t *testing.T) {
 		ok           bool
 	}{{"6", schemaVersion, true}, {"7", schemaVersion, true}, {"8", schemaVersion, true}, {"9", schemaVersion, true}, {"5", "5", false}} {
 		dir := t.TempDir()
-		s, err := Open(dir, Options{})
+		s, err := Open(dir, smallRedo)
 		must(t, err)
 		must(t, s.db.Update(func(txn *badger.Txn) error { return txn.Set(keySchema, []byte(tc.stored)) }))
 		must(t, s.Close())
-		s, err = Open(dir, Options{})
+		s, err = Open(dir, smallRedo)
 		if !tc.ok {
 			if err == nil || !strings.Contains(err.Error(), `"5"`) || !strings.Contains(err.Error(), schemaVersion) {
 				t.Fatalf("schema %s: open gave %v, want a refusal naming both versions", tc.stored, err)
