@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -28,11 +29,7 @@ func openRedo(db *badger.DB, dir string, write bool, segSize int64, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	known := schema == "" || schema == schemaVersion
-	for _, v := range upgradable {
-		known = known || schema == v
-	}
-	if !known {
+	if schema != "" && schema != schemaVersion && !slices.Contains(upgradable, schema) {
 		return nil, nil
 	}
 	r := &redoLog{db: db, dir: filepath.Join(dir, redoDirName), bdir: dir, log: log, write: write, size: segSize,
@@ -110,7 +107,7 @@ func (r *redoLog) begin() error {
 	return nil
 }
 
-// upgradable are the schema versions Store.load upgrades.
+// upgradable are the schema versions Store.load upgrades to schemaVersion.
 var upgradable = []string{"6", "7", "8", "9"}
 
 // peekSchema reads the stored schema version ("" for a new ledger).

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -231,9 +232,9 @@ func (s *Store) load() error {
 			return err
 		default:
 			v, _ := it.ValueCopy(nil)
-			switch string(v) {
-			case schemaVersion:
-			case "6", "7", "8", "9": // upgradable
+			switch {
+			case string(v) == schemaVersion:
+			case slices.Contains(upgradable, string(v)):
 				// Schema 7 only added event kinds (gate, label), record flags
 				// and counters, all absent from a schema 6 ledger; schema 8
 				// only the record event and its tables (r/, R/), absent from
