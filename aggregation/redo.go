@@ -6,7 +6,9 @@ package aggregation
 // Badger commits without syncing (SyncWrites off). A group is durable once
 // its redo record — every key the group set or deleted, with its full
 // value — is written to a segment of the redo log and fdatasync'ed, and
-// Badger has applied it. The segments are preallocated by writing zeros,
+// then Badger has applied it: in that order, so that Badger never holds a
+// group the log lacks (replaying earlier records over such a group would
+// undo the part of it they also wrote and keep the rest). The segments are preallocated by writing zeros,
 // so that a record overwrites blocks that are already allocated and written:
 // its fdatasync flushes data only, with no ext4 journal commit to wait for
 // (Badger's own memtable log is a sparse file: a sync of it also commits
@@ -93,8 +95,8 @@ var (
 // as a record (a record's payload is at most Badger's estimate of the
 // transaction's size, which counts more than 11 bytes per entry).
 func redoSegMin(memMB int) int64 {
-	max := int64(memMB) << 20 * 15 / 100
-	return roundBlock(2*(max+redoRecHdr) + redoBlock)
+	txn := int64(memMB) << 20 * 15 / 100
+	return roundBlock(2*(txn+redoRecHdr) + redoBlock)
 }
 
 func roundBlock(n int64) int64 { return (n + redoBlock - 1) / redoBlock * redoBlock }
