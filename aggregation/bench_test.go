@@ -2,6 +2,8 @@ package aggregation
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -98,4 +100,41 @@ func BenchmarkQueries(b *testing.B) {
 			must(b, s.Codes(ctx, "Q", 1, StateAggregated, func(tracecode.Code) error { return nil }))
 		}
 	})
+}
+
+// BenchmarkDurableWrite: one writer, each write its own group, so that
+// every call waits for one sync: its latency at p50 and p99 beside the raw
+// fdatasync of the same directory, measured just before (SyncStats), and
+// their ratio at p99 — the ledger's share of the line's journal stage,
+// without the line's scheduling. Run with -benchtime=2000x or so.
+func BenchmarkDurableWrite(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	raw, err := ProbeSync(dir, 300)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if _, err := s.Record(ctx, Record{Type: "bench", Key: "bench/" + strconv.Itoa(i%64), Value: "x"}, op); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	p := func(q float64) float64 { return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) }
+	b.ReportMetric(p(0.5), "µs-p50")
+	b.ReportMetric(p(0.99), "µs-p99")
+	b.ReportMetric(raw.P50ms*1000, "µs-fdatasync-p50")
+	b.ReportMetric(raw.P99ms*1000, "µs-fdatasync-p99")
+	if raw.P99ms > 0 {
+		b.ReportMetric(p(0.99)/(raw.P99ms*1000), "p99/fdatasync-p99")
+	}
 }

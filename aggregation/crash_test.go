@@ -73,10 +73,11 @@ func TestCrashRecovery(t *testing.T) {
 }
 
 // crashOnce starts the writer, kills it after d of load and returns the
-// acknowledgements it printed.
-func crashOnce(t *testing.T, dir string, run int, d time.Duration) []string {
+// acknowledgements it printed. env is added to the writer's environment.
+func crashOnce(t *testing.T, dir string, run int, d time.Duration, env ...string) []string {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashEnv+"="+dir, crashEnv+"_RUN="+strconv.Itoa(run))
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.StdoutPipe()
 	must(t, err)
 	cmd.Stderr = os.Stderr
@@ -126,7 +127,11 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("writer process of TestCrashRecovery")
 	}
 	run, _ := strconv.Atoi(os.Getenv(crashEnv + "_RUN"))
-	s, err := Open(dir, Options{}) // synced, as on a line
+	o := Options{} // synced, as on a line
+	if seg, _ := strconv.ParseInt(os.Getenv(crashEnv+"_REDO_SEG"), 10, 64); seg > 0 {
+		o.redoSegSize = seg // TestRedoCrashRecovery: segments that wrap under the storm
+	}
+	s, err := Open(dir, o)
 	must(t, err)
 	var outMu sync.Mutex
 	say := func(lines ...string) {

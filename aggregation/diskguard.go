@@ -15,6 +15,11 @@ package aggregation
 //     level: below WarnMB a warning, below ReserveMB full — the line holds
 //     and will not start, before Badger's next memtable and flush (which
 //     need real space, ReserveMB's default) can find the disk without it.
+// The redo log (redo.go) needs nothing of the guard: its segments and its
+// control file are written whole, zeros, when the store opens (an open
+// that cannot make them fails, saying so), and are only overwritten after:
+// the log never grows, and its writes and checkpoints go on on a full disk.
+// The guard reports their size (DiskReport.Redo) beside the free space.
 // What it cannot prevent: a disk filled at once by another program while
 // Badger is between creating a memtable file and the guard's next look
 // (at most Period), or while a flush or compaction writes a table. The
@@ -98,6 +103,9 @@ type DiskReport struct {
 	Reserve      uint64
 	Err          error // statfs failed (Level is then DiskFull: nobody vouches for the space)
 	Preallocated int   // memtable files backed by this look
+	// Redo: bytes of the redo log's segments and control file, written
+	// when the store opened (not part of the reserve: they never grow).
+	Redo uint64
 }
 
 func mb(b uint64) string { return fmt.Sprintf("%d MB", b>>20) }
@@ -141,6 +149,7 @@ type DiskGuard struct {
 	dir                 string
 	cfg                 DiskGuardConfig
 	warn, reserve, back uint64
+	redo                uint64
 
 	mu     sync.Mutex
 	backed map[string]bool // memtable files preallocated, by name
@@ -169,8 +178,12 @@ func (s *Store) DiskGuard(cfg DiskGuardConfig) (*DiskGuard, error) {
 	if cfg.statfs == nil {
 		cfg.statfs = statfs
 	}
-	return &DiskGuard{dir: s.dir, cfg: cfg, warn: uint64(cfg.WarnMB) << 20, reserve: uint64(cfg.ReserveMB) << 20,
-		back: uint64(s.memtableBacked()), backed: map[string]bool{}}, nil
+	g := &DiskGuard{dir: s.dir, cfg: cfg, warn: uint64(cfg.WarnMB) << 20, reserve: uint64(cfg.ReserveMB) << 20,
+		back: uint64(s.memtableBacked()), backed: map[string]bool{}}
+	if s.redo != nil {
+		g.redo = uint64(s.redo.segmentBytes()) + redoCtlFile
+	}
+	return g, nil
 }
 
 func statfs(dir string) (free, total uint64, err error) {
@@ -183,7 +196,7 @@ func statfs(dir string) (free, total uint64, err error) {
 
 // Check backs new memtable files and reads the free space.
 func (g *DiskGuard) Check() DiskReport {
-	r := DiskReport{Dir: g.dir, Warn: g.warn, Reserve: g.reserve}
+	r := DiskReport{Dir: g.dir, Warn: g.warn, Reserve: g.reserve, Redo: g.redo}
 	r.Preallocated = g.backMemtables()
 	r.Free, r.Total, r.Err = g.cfg.statfs(g.dir)
 	switch {

@@ -5,15 +5,20 @@
 // Every change is an event in an append-only, SHA-256 hash-chained journal;
 // the projections (code states, hierarchy links, per-batch and per-level
 // counters, pools) are updated in the same Badger transaction. A single
-// committer goroutine drains concurrent requests into one synced transaction
+// committer goroutine drains concurrent requests into one transaction
 // (group commit), so every mutating method returns only once its event is on
-// disk, at a cost of one sync per group rather than one per unit.
+// disk, at a cost of one sync per group rather than one per unit. The sync
+// is the ledger's own redo log's (redo.go): the group's writes as one record
+// in a preallocated, zero-filled segment, fdatasync'ed; Badger then commits
+// the group unsynced, and a checkpoint syncs Badger now and then so that
+// segments can be reused. Open replays the log from its checkpoint.
 //
-// The committer is a two-stage pipeline: while Badger writes and syncs one
-// group, the committer applies the next to a transaction opened before the
-// first was committed, reading the first group's writes from memory (an
-// overlay) where its snapshot lacks them. The second group is committed,
-// and its callers answered, only once the first is durable. Operations that
+// The committer is a two-stage pipeline: while one group goes to the disk
+// (its redo record, then Badger), the committer applies the next to a
+// transaction opened before the first was committed, reading the first
+// group's writes from memory (an overlay) where its snapshot lacks them.
+// The second group is committed, and its callers answered, only once the
+// first is durable. Operations that
 // scan keys wait for the group in flight. The committer keeps the codes a
 // line is about to use (allocated, sent, printed) in memory, and reads
 // pools ahead, so the common operations read nothing from Badger.

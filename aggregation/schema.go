@@ -36,6 +36,11 @@ package aggregation
 // <code> in a key is packed when it is all digits (see appendCode). The
 // journal is the truth; everything else is a projection rebuilt and
 // compared by Verify. A change to this layout bumps schemaVersion.
+//
+// Beside Badger's files, since schema 10, redo/ holds the redo log
+// (redo.go): Badger commits unsynced, and a ledger's state is Badger's
+// plus the log's records from its checkpoint on, replayed by Open. A build
+// that would ignore the log refuses schema 10.
 
 import (
 	"encoding/binary"
@@ -44,7 +49,7 @@ import (
 	"github.com/tracline/tracline/tracecode"
 )
 
-const schemaVersion = "9"
+const schemaVersion = "10"
 
 var (
 	keySchema = []byte("m/schema")

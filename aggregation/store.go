@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,8 +31,8 @@ type Options struct {
 	// defaults the ledger stays within a few hundred MB for a 1M-unit batch.
 	MemTableMB int
 	CacheMB    int
-	// NoSync turns off fsync per group. For tests and benchmarks that measure
-	// the rest; never on a line.
+	// NoSync turns off fsync per group (and the redo log's records). For
+	// tests and benchmarks that measure the rest; never on a line.
 	NoSync bool
 
 	prefetch int  // codes read ahead from a pool (poolPrefetch; tests make it small)
@@ -40,6 +41,9 @@ type Options struct {
 	// verifyOnly: opened by VerifyDir for Verify alone, which then drops
 	// the pages of the ledger's files it has read (see dropMappedPages).
 	verifyOnly bool
+	// redoSegSize: the size of the redo log's new segments (tests; default
+	// redoSegSize, at least redoSegMin).
+	redoSegSize int64
 }
 
 // chunk is the most codes one event carries; bulk calls are split into
@@ -48,12 +52,15 @@ const chunk = 8192
 
 // Store is the ledger. All its methods are safe for concurrent use. Every
 // mutating method is durable when it returns nil: its event and projections
-// are in a synced Badger transaction.
+// are in a Badger transaction whose writes are in a synced record of the
+// redo log (redo.go). A method that returns an error other than a refusal
+// (a failed commit) may or may not have been made durable.
 type Store struct {
 	db   *badger.DB
 	log  *slog.Logger
 	opts Options
-	dir  string // "" in memory
+	dir  string   // "" in memory
+	redo *redoLog // nil in memory
 
 	reqs   chan *request
 	stop   chan struct{}
@@ -139,7 +146,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	bo := badger.DefaultOptions(dir).
 		WithInMemory(opts.inMemory).
-		WithSyncWrites(!opts.NoSync && !opts.inMemory).
+		// Durability is the redo log's (redo.go): Badger's own log is a
+		// sparse file, each sync of which commits the file system's journal.
+		WithSyncWrites(false).
 		WithDetectConflicts(false).
 		WithMemTableSize(int64(opts.MemTableMB) << 20).
 		WithNumMemtables(3).
@@ -149,11 +158,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithIndexCacheSize(int64(opts.CacheMB/2) << 20).
 		WithValueLogFileSize(16 << 20).
 		// Every value inline in the LSM tree (Badger's maximum, 1 MiB): a
-		// group's journal block and records then go to the memtable's WAL
-		// only, and the group costs one real sync, not two (with values in
-		// the value log Badger syncs it too; measured on this VM: a 4 KiB
-		// synced commit 0.86 ms at p50 with a 1 KiB threshold, 0.56–0.60 ms
-		// with this one; raw fdatasync 0.29 ms).
+		// group's journal block and records go to the memtable's WAL only,
+		// not to the value log too (when Badger synced each commit this
+		// saved a second sync: measured on this VM, a 4 KiB synced commit
+		// 0.86 ms at p50 with a 1 KiB threshold, 0.56–0.60 ms with this one;
+		// raw fdatasync 0.29 ms).
 		WithValueThreshold(1 << 20).
 		WithNumCompactors(2).
 		WithCompression(options.None). // CPU is scarcer than disk on an edge box
@@ -166,8 +175,20 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger %s: open: %w", dir, err)
 	}
+	// Before anything reads the store: the redo log's records replayed.
+	var rl *redoLog
+	if !opts.inMemory {
+		size := opts.redoSegSize
+		if size <= 0 {
+			size = max(redoSegSize, redoSegMin(opts.MemTableMB))
+		}
+		if rl, err = openRedo(db, dir, !opts.NoSync, roundBlock(size), opts.Logger); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("ledger %s: %w", dir, err)
+		}
+	}
 	s := &Store{
-		db: db, log: opts.Logger, opts: opts, dir: dir,
+		db: db, log: opts.Logger, opts: opts, dir: dir, redo: rl,
 		reqs: make(chan *request, 1024), stop: make(chan struct{}), exited: make(chan struct{}),
 		hot: newHotCache(), ahead: map[string]poolAhead{}, allocs: map[string]*allocIndex{}, counters: map[blKey]*levelCounters{}, batches: map[string]*batchRec{}, pools: map[string]*tracecode.PoolStat{},
 	}
@@ -175,8 +196,18 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.dir = ""
 	}
 	if err := s.load(); err != nil {
+		if rl != nil {
+			rl.close(false)
+		}
 		db.Close()
 		return nil, fmt.Errorf("ledger %s: %w", dir, err)
+	}
+	if rl != nil {
+		if err := rl.begin(); err != nil {
+			rl.close(false)
+			db.Close()
+			return nil, fmt.Errorf("ledger %s: %w", dir, err)
+		}
 	}
 	if opts.replay {
 		s.rcache = newReplayCache()
@@ -201,22 +232,26 @@ func (s *Store) load() error {
 			return err
 		default:
 			v, _ := it.ValueCopy(nil)
-			switch string(v) {
-			case schemaVersion:
-			case "6", "7", "8":
+			switch {
+			case string(v) == schemaVersion:
+			case slices.Contains(upgradable, string(v)):
 				// Schema 7 only added event kinds (gate, label), record flags
 				// and counters, all absent from a schema 6 ledger; schema 8
 				// only the record event and its tables (r/, R/), absent from
 				// both; schema 9 only the trim_pool event and the queue
-				// record's base, absent from all. Each is upgraded by writing
-				// the new version, which older builds then refuse, naming both
-				// versions.
+				// record's base, absent from all; schema 10 only the redo log
+				// (redo/, made by openRedo before load: a ledger of an older
+				// schema was written with synced commits and has nothing to
+				// replay). Each is upgraded by writing the new version, which
+				// older builds then refuse, naming both versions — a build
+				// that would ignore the redo log never opens a ledger that
+				// has one.
 				if err := txn.Set(keySchema, []byte(schemaVersion)); err != nil {
 					return err
 				}
-				upgraded = string(v) != "8" // 8 has its trail index already
+				upgraded = string(v) == "6" || string(v) == "7" // 8 and later have their trail index already
 			default:
-				return fmt.Errorf("schema version %q, this build reads %q (and upgrades \"6\", \"7\" and \"8\"): migrate or use a matching linectl", v, schemaVersion)
+				return fmt.Errorf("schema version %q, this build reads %q (and upgrades \"6\" to \"9\"): migrate or use a matching linectl", v, schemaVersion)
 			}
 		}
 		if it, err := txn.Get(keyHead); err == nil {
@@ -291,7 +326,13 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		close(s.stop)
 		<-s.exited
-		err = s.db.Close()
+		if s.redo != nil {
+			// A last checkpoint, unless a commit failed: then Badger's
+			// state is unknown and the log keeps what it has for the next
+			// Open to replay.
+			err = s.redo.close(s.redo.write && s.failed() == nil)
+		}
+		err = errors.Join(err, s.db.Close())
 	})
 	return err
 }
@@ -477,7 +518,8 @@ const maxGroupCodes = 16384
 // weight is how many codes r touches, roughly.
 func (r *request) weight() int { return 1 + len(r.ev.Codes) + r.pickN }
 
-// flight is a group whose transaction Badger is writing.
+// flight is a group on its way to the disk: its redo record being
+// written and synced, then its transaction committed to Badger.
 type flight struct {
 	group     []*request
 	t         *wtx
@@ -669,7 +711,27 @@ func (s *Store) process(group []*request) {
 	}
 	fl := &flight{group: group, t: t, seq: seq, head: head, committed: time.Now(), done: make(chan struct{})}
 	next := s.db.NewTransaction(true) // before the commit: it sees all but fl
-	s.cur.CommitWith(func(err error) { s.land(fl, err) })
+	if s.redo != nil && s.redo.write {
+		// The redo record synced first, then Badger's (unsynced) commit:
+		// Badger never holds a group the log lacks. (Both at once would be
+		// quicker, but a crash could then leave Badger with the group in
+		// flight and the log without it, and replaying the log's earlier
+		// records over that group would undo the part of it they also
+		// wrote — its journal head, its counters — and keep the rest.)
+		// t.log is no longer written: the next group only reads it, as its
+		// overlay. The transaction is this goroutine's from here on.
+		txn := s.cur
+		go func() {
+			if err := s.redo.append(t.log); err != nil {
+				txn.Discard()
+				s.land(fl, err)
+				return
+			}
+			s.land(fl, txn.Commit())
+		}()
+	} else {
+		s.cur.CommitWith(func(err error) { s.land(fl, err) })
+	}
 	s.cur, s.overlay, s.prev = next, t, fl
 	s.nseq, s.nhead = seq, head
 }
@@ -681,8 +743,10 @@ func (s *Store) failed() error {
 	return s.fatal
 }
 
-// land runs when Badger has written (and synced) a flight: it publishes
-// the flight's counters and journal head and answers its callers.
+// land runs when a flight's redo record is synced and Badger has applied
+// it (or, with NoSync, Badger has applied it): it publishes the flight's
+// counters and journal head and answers its callers. Readers of the store
+// see a group only once it is durable.
 func (s *Store) land(fl *flight, err error) {
 	s.mu.Lock()
 	if err != nil {
@@ -828,6 +892,13 @@ type Stats struct {
 	ApplyTime  time.Duration `json:"apply_ns"`
 	SettleWait time.Duration `json:"settle_wait_ns"`
 	IdleWait   time.Duration `json:"idle_wait_ns"`
+	// The redo log: records written (one per group) and their bytes
+	// (4 KiB blocks), checkpoints taken (Badger synced), and the time
+	// groups waited for a checkpoint to free a segment.
+	RedoRecords     uint64        `json:"redo_records"`
+	RedoBytes       uint64        `json:"redo_bytes"`
+	Checkpoints     uint64        `json:"checkpoints"`
+	RedoSegmentWait time.Duration `json:"redo_segment_wait_ns"`
 }
 
 // Stats reports the committer's counters.
@@ -838,6 +909,10 @@ func (s *Store) Stats() Stats {
 	st.ApplyTime = time.Duration(s.timing.apply.Load())
 	st.SettleWait = time.Duration(s.timing.settle.Load())
 	st.IdleWait = time.Duration(s.timing.idle.Load())
+	if r := s.redo; r != nil {
+		st.RedoRecords, st.RedoBytes, st.Checkpoints = r.records.Load(), r.bytes.Load(), r.checkpoints.Load()
+		st.RedoSegmentWait = time.Duration(r.segWait.Load())
+	}
 	return st
 }
 
