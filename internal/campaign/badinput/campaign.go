@@ -47,10 +47,11 @@ func Run(ctx context.Context, cfg Config) (campaign.Result, error) {
 	targets := append([]Target(nil), cfg.Targets...)
 	var cats []Category
 	var headBefore, headAfter uint64
+	var caused []string
 	if cfg.Server != nil {
 		var head [2]uint64
 		var err error
-		if cats, head, err = Negative(ctx, *cfg.Server); err != nil {
+		if cats, head, caused, err = Negative(ctx, *cfg.Server); err != nil {
 			return res, err
 		}
 		headBefore, headAfter = head[0], head[1]
@@ -107,10 +108,13 @@ func Run(ctx context.Context, cfg Config) (campaign.Result, error) {
 		campaign.Figure{Name: "inputs tried", Value: fmt.Sprint(total)},
 		campaign.Figure{Name: "panics", Value: fmt.Sprint(panics)})
 	if cfg.Server != nil {
-		res.Figures = append(res.Figures, campaign.Figure{Name: "ledger last seq before / after the refused requests",
-			Value: fmt.Sprintf("%d / %d", headBefore, headAfter)})
-		if headAfter != headBefore {
-			res.Failures = append(res.Failures, fmt.Sprintf("the ledger's last seq moved from %d to %d during the refused requests", headBefore, headAfter))
+		v := fmt.Sprintf("%d / %d", headBefore, headAfter)
+		if headAfter != headBefore && len(caused) == 0 {
+			v += " (the line's own events: alarms, device events; none by a user)"
+		}
+		res.Figures = append(res.Figures, campaign.Figure{Name: "ledger last seq before / after the refused requests", Value: v})
+		if len(caused) > 0 {
+			res.Failures = append(res.Failures, fmt.Sprintf("the ledger's last seq moved from %d to %d during the refused requests: %s", headBefore, headAfter, firstOf(caused, 5)))
 		}
 	}
 	return res, nil
@@ -184,4 +188,12 @@ func chosen(name string, only []string) bool {
 		}
 	}
 	return false
+}
+
+// firstOf is at most n of l, and how many more there were.
+func firstOf(l []string, n int) string {
+	if len(l) <= n {
+		return strings.Join(l, "; ")
+	}
+	return fmt.Sprintf("%s; … %d more", strings.Join(l[:n], "; "), len(l)-n)
 }

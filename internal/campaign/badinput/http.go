@@ -404,17 +404,34 @@ type probe struct {
 // the ledger to be quiet (no write for a second), so that a change is
 // the request's. The public routes (login, first setup) get the body
 // categories too, without a session. head is the ledger's last sequence
-// number once quiet, before the first request and after the last.
-func Negative(ctx context.Context, s Server) (cats []Category, head [2]uint64, err error) {
+// number once quiet, before the first request and after the last; caused
+// lists the events between them a request could have caused (with
+// Server.Requested; without it, any move is listed).
+func Negative(ctx context.Context, s Server) (cats []Category, head [2]uint64, caused []string, err error) {
 	t, err := newTester(ctx, s)
 	if err != nil {
-		return nil, head, err
+		return nil, head, nil, err
 	}
 	if err := quiet(ctx, s.Head); err != nil {
-		return nil, head, err
+		return nil, head, nil, err
 	}
 	head[0] = s.Head()
-	defer func() { head[1] = s.Head() }()
+	defer func() {
+		head[1] = s.Head()
+		switch {
+		case head[1] == head[0]:
+		case s.Requested == nil:
+			caused = []string{fmt.Sprintf("the ledger's last seq moved from %d to %d", head[0], head[1])}
+		default:
+			// Read now, before anything else writes: the events since
+			// head[0] are the run's, the line's own ones left out.
+			evs, rerr := s.Requested(head[0])
+			if rerr != nil {
+				evs = []string{"reading the ledger's events: " + rerr.Error()}
+			}
+			caused = evs
+		}
+	}()
 	json415 := "application/json"
 	var out []Category
 	// Over the limit: the HMI's default (64 KiB); a route that takes more
@@ -542,7 +559,7 @@ func Negative(ctx context.Context, s Server) (cats []Category, head [2]uint64, e
 	add("malformed JSON (truncated, trailing data, not JSON, invalid UTF-8, empty)", "", malformed)
 	add("unknown field", "", unknown)
 	add("wrong type (each field in turn)", "", types)
-	return out, head, nil
+	return out, head, caused, nil
 }
 
 // quiet waits until the ledger has not moved for a second (up to 30 s).
