@@ -49,24 +49,7 @@ func TestCrashRecovery(t *testing.T) {
 		if !rep.OK() {
 			t.Fatalf("run %d: verify after SIGKILL:\n%s", run, strings.Join(rep.Problems, "\n"))
 		}
-		for _, a := range acks {
-			ci, err := s.Lookup(ctx, tracecode.Code(a[2:]))
-			if err != nil {
-				t.Fatalf("run %d: acknowledged %q: %v", run, a, err)
-			}
-			ok := false
-			switch a[0] {
-			case 'S':
-				ok = ci.State != StateAllocated && ci.State != StateInPool
-			case 'C':
-				ok = ci.State == StateCommissioned || ci.State == StateAggregated
-			case 'P':
-				ok = ci.Children > 0
-			}
-			if !ok {
-				t.Fatalf("run %d: acknowledged %q but the ledger says %s with %d children", run, a, ci.State, ci.Children)
-			}
-		}
+		checkAcked(t, s, run, acks)
 		t.Logf("run %d: %d acknowledged events all present, %d journal events verified", run, len(acks), rep.Events)
 		must(t, s.Close())
 	}
@@ -182,4 +165,28 @@ func crashBatch(t *testing.T, s *Store, batch string, prefix int, say func(...st
 		}()
 	}
 	wg.Wait()
+}
+
+// checkAcked fails t unless every acknowledged event of a crash child
+// ("S code", "C code", "P code": sent, commissioned, packed) is in s.
+func checkAcked(t *testing.T, s *Store, run int, acks []string) {
+	t.Helper()
+	for _, a := range acks {
+		ci, err := s.Lookup(ctx, tracecode.Code(a[2:]))
+		if err != nil {
+			t.Fatalf("run %d: acknowledged %q: %v", run, a, err)
+		}
+		ok := false
+		switch a[0] {
+		case 'S':
+			ok = ci.State != StateAllocated && ci.State != StateInPool
+		case 'C':
+			ok = ci.State == StateCommissioned || ci.State == StateAggregated
+		case 'P':
+			ok = ci.Children > 0
+		}
+		if !ok {
+			t.Fatalf("run %d: acknowledged %q but the ledger says %s with %d children", run, a, ci.State, ci.Children)
+		}
+	}
 }

@@ -17,8 +17,6 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
-
-	"github.com/tracline/tracline/tracecode"
 )
 
 // smallRedo: segments of 256 KiB, so that tests fill and wrap them with a
@@ -488,24 +486,7 @@ func TestRedoCrashRecovery(t *testing.T) {
 		}
 		replayed += s.redo.replayed
 		verifyOK(t, s, fmt.Sprintf("run %d", run))
-		for _, a := range acks {
-			ci, err := s.Lookup(ctx, tracecode.Code(a[2:]))
-			if err != nil {
-				t.Fatalf("run %d: acknowledged %q: %v", run, a, err)
-			}
-			ok := false
-			switch a[0] {
-			case 'S':
-				ok = ci.State != StateAllocated && ci.State != StateInPool
-			case 'C':
-				ok = ci.State == StateCommissioned || ci.State == StateAggregated
-			case 'P':
-				ok = ci.Children > 0
-			}
-			if !ok {
-				t.Fatalf("run %d: acknowledged %q but the ledger says %s with %d children", run, a, ci.State, ci.Children)
-			}
-		}
+		checkAcked(t, s, run, acks)
 		t.Logf("run %d: %d acknowledged events present, %d records replayed", run, len(acks), s.redo.replayed)
 		must(t, s.Close())
 	}
