@@ -6,9 +6,14 @@ package aggregation
 // Badger commits without syncing (SyncWrites off). A group is durable once
 // its redo record — every key the group set or deleted, with its full
 // value — is written to a segment of the redo log and fdatasync'ed, and
-// then Badger has applied it: in that order, so that Badger never holds a
-// group the log lacks (replaying earlier records over such a group would
-// undo the part of it they also wrote and keep the rest). The segments are preallocated by writing zeros,
+// Badger has applied it. The record is written (to the page cache) before
+// Badger's commit begins, and synced while Badger commits: a killed
+// process never leaves Badger with a group the log lacks. A power loss
+// between the two can; each group writes its record's LSN to Badger
+// (keyRedo), and recovery replays the log's earlier records without
+// undoing that group's writes (replaying earlier records over it would
+// undo the part of it they also wrote and keep the rest; see recover).
+// The segments are preallocated by writing zeros,
 // so that a record overwrites blocks that are already allocated and written:
 // its fdatasync flushes data only, with no ext4 journal commit to wait for
 // (Badger's own memtable log is a sparse file: a sync of it also commits
@@ -147,8 +152,16 @@ type redoLog struct {
 	stop    chan struct{}
 	stopped chan struct{}
 
+	pending pendingRec // the writer's (write, then sync)
+	// applied is the LSN of the last group Badger held at Open (keyRedo),
+	// appliedVer the version of its writes (recover).
+	applied, appliedVer uint64
+
 	records, bytes, checkpoints atomic.Uint64
 	segWait                     atomic.Int64
+
+	// events: the slow syncs and the checkpoints, for WriteStages.
+	events eventLog
 }
 
 type redoCkpt struct{ lsn, gen uint64 }
@@ -247,6 +260,8 @@ func (r *redoLog) checkpointAll() error {
 // checkpoint makes every write Badger applied durable, then records lsn
 // (of generation gen) as where replay starts.
 func (r *redoLog) checkpoint(lsn, gen uint64) error {
+	t0 := time.Now()
+	defer func() { r.events.add(LedgerEvent{At: t0, Ms: msOf(time.Since(t0)), What: "checkpoint"}) }()
 	if err := syncBadger(r.db, r.bdir); err != nil {
 		return fmt.Errorf("redo checkpoint: %w", err)
 	}
@@ -435,22 +450,46 @@ func (r *redoLog) checkpointer() {
 	}
 }
 
-// append writes the group's writes as the next record and syncs it.
-// Only one append runs at a time.
-func (r *redoLog) append(log []written) error {
+// writeRec writes the group's writes as record lsn, the next one, to its
+// segment (the page cache: a process killed from here on leaves it to the
+// next Open); sync then makes it durable. One record is written and synced
+// at a time.
+func (r *redoLog) writeRec(log []written, lsn uint64) error {
 	if r.broken != nil {
 		return r.broken
 	}
-	err := r.appendRecord(log)
-	if err != nil {
+	if lsn != r.next {
+		r.broken = fmt.Errorf("redo log: record %d sent, %d expected", lsn, r.next)
+		return r.broken
+	}
+	if err := r.writeRecord(log, lsn); err != nil {
 		r.broken = fmt.Errorf("redo log: %w", err)
 		return r.broken
 	}
 	return nil
 }
 
-func (r *redoLog) appendRecord(log []written) error {
-	lsn := r.next
+// sync makes the record write wrote durable.
+func (r *redoLog) sync() error {
+	if r.broken != nil {
+		return r.broken
+	}
+	if err := r.syncRecord(); err != nil {
+		r.broken = fmt.Errorf("redo log: %w", err)
+		return r.broken
+	}
+	return nil
+}
+
+// append writes and syncs the group's writes as the next record.
+func (r *redoLog) append(log []written) error {
+	if err := r.writeRec(log, r.next); err != nil {
+		return err
+	}
+	return r.sync()
+}
+
+func (r *redoLog) writeRecord(log []written, lsn uint64) error {
 	// buf: room for a segment header, then the record.
 	b := appendRedo(append(r.buf[:0], make([]byte, redoBlock+redoRecHdr)...), log)
 	n := len(b) - redoBlock - redoRecHdr
@@ -480,17 +519,42 @@ func (r *redoLog) appendRecord(log []written) error {
 	if _, err := r.cur.f.WriteAt(out, at); err != nil {
 		return fmt.Errorf("segment %s: write at %d: %w", r.cur.name, at, err)
 	}
+	r.off = at + int64(len(out))
+	r.next++
+	r.pending = pendingRec{lsn: lsn, bytes: len(out), fresh: fresh, ok: true}
+	return nil
+}
+
+func (r *redoLog) syncRecord() error {
+	p := r.pending
+	if !p.ok {
+		return errors.New("sync with no record written")
+	}
+	r.pending = pendingRec{}
+	t0 := time.Now()
 	if err := unix.Fdatasync(int(r.cur.f.Fd())); err != nil {
 		return fmt.Errorf("segment %s: fdatasync: %w", r.cur.name, err)
 	}
-	r.off = at + int64(len(out))
-	r.next++
+	if d := time.Since(t0); d >= slowSync {
+		r.events.add(LedgerEvent{At: t0, Ms: msOf(d), What: "slow sync", Bytes: p.bytes})
+	}
 	r.records.Add(1)
-	r.bytes.Add(uint64(len(out)))
-	if fresh && !r.named {
-		r.ask(lsn, r.gen)
+	r.bytes.Add(uint64(p.bytes))
+	if p.fresh && !r.named {
+		// Record lsn and its segment's header are durable; every record
+		// before it is in Badger (its group was sent once the one before
+		// had landed): the checkpoint may name it.
+		r.ask(p.lsn, r.gen)
 	}
 	return nil
+}
+
+// pendingRec is the record written and not yet synced.
+type pendingRec struct {
+	lsn   uint64
+	bytes int
+	fresh bool // it began a segment
+	ok    bool
 }
 
 // startSegment picks a free segment for the record lsn, waiting for the

@@ -49,11 +49,14 @@ import (
 	"github.com/tracline/tracline/tracecode"
 )
 
-const schemaVersion = "10"
+const schemaVersion = "11"
 
 var (
 	keySchema = []byte("m/schema")
 	keyHead   = []byte("m/head")
+	// keyRedo is the LSN of the redo record of the last group written
+	// (schema 11: its commit runs beside the record's sync; see recover).
+	keyRedo = []byte("m/redo")
 )
 
 const (

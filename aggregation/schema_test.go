@@ -14,7 +14,7 @@ func TestSchemaUpgradeAndRefusal(t *testing.T) {
 	for _, tc := range []struct {
 		stored, want string
 		ok           bool
-	}{{"6", schemaVersion, true}, {"7", schemaVersion, true}, {"8", schemaVersion, true}, {"9", schemaVersion, true}, {"5", "5", false}} {
+	}{{"6", schemaVersion, true}, {"7", schemaVersion, true}, {"8", schemaVersion, true}, {"9", schemaVersion, true}, {"10", schemaVersion, true}, {"5", "5", false}} {
 		dir := t.TempDir()
 		s, err := Open(dir, smallRedo)
 		must(t, err)

@@ -89,7 +89,9 @@ type Store struct {
 	held    *request    // taken from the queue, for the next group
 	nseq    uint64      // last seq and hash applied (s.seq, s.head: last durable)
 	nhead   [32]byte
+	lsn     uint64 // the redo record the next group sent will be
 	timing  struct{ apply, settle, idle atomic.Int64 }
+	stages  stageRing
 	// gathering: how many deferrable requests the committer holds (see
 	// gather); 0 when it holds none.
 	gathering atomic.Int32
@@ -119,6 +121,10 @@ type request struct {
 	collided []tracecode.Code
 	lastKey  []byte
 	done     chan struct{}
+	// stages (see stages.go): when r was queued and taken up, and the
+	// flight that made it durable.
+	submitted, started time.Time
+	fl                 *flight
 }
 
 // Open opens or creates the ledger in dir and checks its schema version.
@@ -214,6 +220,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.touched.reset(s.seq)
 	s.nseq, s.nhead = s.seq, s.head
+	if rl != nil {
+		s.lsn = rl.next
+	}
 	go s.run()
 	return s, nil
 }
@@ -242,7 +251,9 @@ func (s *Store) load() error {
 				// record's base, absent from all; schema 10 only the redo log
 				// (redo/, made by openRedo before load: a ledger of an older
 				// schema was written with synced commits and has nothing to
-				// replay). Each is upgraded by writing the new version, which
+				// replay); schema 11 only keyRedo, absent from a schema 10
+				// ledger (recovery then replays its log as schema 10 did).
+				// Each is upgraded by writing the new version, which
 				// older builds then refuse, naming both versions — a build
 				// that would ignore the redo log never opens a ledger that
 				// has one.
@@ -251,7 +262,7 @@ func (s *Store) load() error {
 				}
 				upgraded = string(v) == "6" || string(v) == "7" // 8 and later have their trail index already
 			default:
-				return fmt.Errorf("schema version %q, this build reads %q (and upgrades \"6\" to \"9\"): migrate or use a matching linectl", v, schemaVersion)
+				return fmt.Errorf("schema version %q, this build reads %q (and upgrades \"6\" to \"10\"): migrate or use a matching linectl", v, schemaVersion)
 			}
 		}
 		if it, err := txn.Get(keyHead); err == nil {
@@ -355,6 +366,7 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	if r.ev.Actor.Kind == "" && s.opts.replay {
 		r.ev.Actor = Actor{ActorSystem, "replay"}
 	}
+	r.submitted = time.Now()
 	select {
 	case s.reqs <- r:
 	case <-s.stop:
@@ -373,6 +385,9 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 		default:
 			return ErrClosed
 		}
+	}
+	if r.err == nil {
+		s.sample(r, time.Now())
 	}
 	return r.err
 }
@@ -527,7 +542,10 @@ type flight struct {
 	head      [32]byte
 	err       error
 	committed time.Time
-	done      chan struct{} // closed once landed: caches updated, callers answered
+	// stages (see stages.go): sent to the disk, its redo record synced,
+	// landed.
+	sent, synced, landed time.Time
+	done                 chan struct{} // closed once landed: caches updated, callers answered
 }
 
 // drainAfterStop refuses requests that raced with Close.
@@ -712,24 +730,38 @@ func (s *Store) process(group []*request) {
 	fl := &flight{group: group, t: t, seq: seq, head: head, committed: time.Now(), done: make(chan struct{})}
 	next := s.db.NewTransaction(true) // before the commit: it sees all but fl
 	if s.redo != nil && s.redo.write {
-		// The redo record synced first, then Badger's (unsynced) commit:
-		// Badger never holds a group the log lacks. (Both at once would be
-		// quicker, but a crash could then leave Badger with the group in
-		// flight and the log without it, and replaying the log's earlier
-		// records over that group would undo the part of it they also
-		// wrote — its journal head, its counters — and keep the rest.)
+		// The redo record is written (to the page cache) first, then
+		// Badger's (unsynced) commit runs beside the record's fdatasync;
+		// the group lands once both are done. A killed process cannot
+		// leave Badger with the group and the log without it: the record
+		// was written before the commit began, and the page cache outlives
+		// the process. A power loss between the two can; the group was
+		// never acknowledged, and recovery keeps Badger's copy rather than
+		// undo part of it with the log's earlier records (keyRedo,
+		// redo_open.go recover).
 		// t.log is no longer written: the next group only reads it, as its
 		// overlay. The transaction is this goroutine's from here on.
-		txn := s.cur
+		txn, lsn := s.cur, s.lsn
+		s.lsn++
+		fl.sent = time.Now()
 		go func() {
-			if err := s.redo.append(t.log); err != nil {
+			if err := s.redo.writeRec(t.log, lsn); err != nil {
 				txn.Discard()
 				s.land(fl, err)
 				return
 			}
-			s.land(fl, txn.Commit())
+			committed := make(chan error, 1)
+			txn.CommitWith(func(err error) { committed <- err })
+			serr := s.redo.sync()
+			fl.synced = time.Now()
+			if cerr := <-committed; serr == nil {
+				serr = cerr
+			}
+			s.land(fl, serr)
 		}()
 	} else {
+		fl.sent = time.Now()
+		fl.synced = fl.sent
 		s.cur.CommitWith(func(err error) { s.land(fl, err) })
 	}
 	s.cur, s.overlay, s.prev = next, t, fl
@@ -774,6 +806,10 @@ func (s *Store) land(fl *flight, err error) {
 	s.stats.Requests += uint64(len(fl.group))
 	s.stats.CommitTime += time.Since(fl.committed)
 	s.mu.Unlock()
+	fl.landed = time.Now()
+	for _, r := range fl.group {
+		r.fl = fl
+	}
 	// Wake the committer before the callers: it is then scheduled ahead of
 	// the hundreds of goroutines the answers make runnable.
 	close(fl.done)
@@ -807,6 +843,9 @@ func (s *Store) newBuilder(t *wtx) *builder {
 // add applies r. A refusal is r's own (r.err); an error returned means the
 // transaction failed and must be discarded.
 func (s *Store) add(b *builder, r *request) error {
+	if r.started.IsZero() {
+		r.started = time.Now()
+	}
 	b.weight += r.weight()
 	r.err, r.noop, r.collided, r.lastKey = nil, false, nil, nil
 	ev := r.ev // the retry after a split starts from the caller's request
@@ -874,6 +913,13 @@ func (s *Store) finish(b *builder) error {
 	copy(hv[8:], b.head[:])
 	if err := t.set(keyHead, hv); err != nil {
 		return err
+	}
+	if s.redo != nil && s.redo.write {
+		// The group's redo record, as Badger will hold it: recovery tells
+		// by it which groups Badger has (redo_open.go, recover).
+		if err := t.set(keyRedo, binary.BigEndian.AppendUint64(nil, s.lsn)); err != nil {
+			return err
+		}
 	}
 	for _, a := range b.done {
 		a.r.ev.Codes, a.r.ev.Seq = a.codes, a.seq

@@ -543,7 +543,8 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 		return nil, err
 	}
 	rep.Runtime = rt
-	rep.Ledger = LedgerStats{Groups: ls.Groups - ls0.Groups, Requests: ls.Requests - ls0.Requests}
+	ws := d.store.WriteStages()
+	rep.Ledger = LedgerStats{Groups: ls.Groups - ls0.Groups, Requests: ls.Requests - ls0.Requests, Writes: &ws}
 	if o.Units > 0 {
 		rep.Ledger.GroupsPerUnit = float64(rep.Ledger.Groups) / float64(o.Units)
 	}

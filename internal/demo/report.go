@@ -64,6 +64,9 @@ type LedgerStats struct {
 	Groups        uint64  `json:"groups"`
 	Requests      uint64  `json:"requests"`
 	GroupsPerUnit float64 `json:"groups_per_unit"`
+	// Writes: where the time of the ledger writes the line waited for
+	// went, by stage (aggregation.Store.WriteStages; the run's ledger only).
+	Writes *aggregation.WriteStages `json:"writes,omitempty"`
 }
 
 // OK reports whether the batch reconciled: invariants, ground truth, no
