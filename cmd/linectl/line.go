@@ -282,6 +282,7 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of every run to this file")
 	simulator := simFlags(fs, o)
 	traceFile := fs.String("trace", "", "write an execution trace (runtime/trace) of every run to this file")
+	logFile := fs.String("log", "", "write the controller's log (text, info and above) of every run to this file (default: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -290,6 +291,14 @@ func benchLine(ctx context.Context, c *cli, args []string) error {
 	}
 	finish()
 	o.Log = discardLogger()
+	if *logFile != "" {
+		f, err := os.Create(*logFile)
+		if err != nil {
+			return fmt.Errorf("bench line: --log: %w", err)
+		}
+		defer f.Close()
+		o.Log = slog.New(slog.NewTextHandler(f, nil))
+	}
 	if err := simulator(); err != nil {
 		return err
 	}

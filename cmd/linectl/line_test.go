@@ -47,9 +47,13 @@ const asLinectl = "LINECTL_TEST_AS_LINECTL"
 // controller's. Latency and misses are the bench's figures, not asserted.
 func TestBenchLineSimProcess(t *testing.T) {
 	t.Setenv(asLinectl, "1")
-	rc, out, errs := runLinectl(t, "", "bench", "line", "--units", "60", "--rates", "1200", "--gate", "300ms")
+	logFile := filepath.Join(t.TempDir(), "bench.log")
+	rc, out, errs := runLinectl(t, "", "bench", "line", "--units", "60", "--rates", "1200", "--gate", "300ms", "--log", logFile)
 	if rc != 0 {
 		t.Fatalf("bench line: exit %d: %s", rc, errs)
+	}
+	if b, err := os.ReadFile(logFile); err != nil || !strings.Contains(string(b), "level=INFO") {
+		t.Errorf("--log: the controller's log was not kept (%v): %.200s", err, b)
 	}
 	var res demo.BenchLineResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
@@ -72,6 +76,12 @@ func TestBenchLineSimProcess(t *testing.T) {
 		if _, ok := r.Stages[st]; !ok {
 			t.Errorf("stage %s missing: %+v", st, r.Stages)
 		}
+	}
+	if w := r.Ledger.Writes; w == nil || w.Writes == 0 || len(w.Stages) != 6 {
+		t.Errorf("ledger write stages: %+v", w)
+	}
+	if r.SyncDuring.N == 0 || r.SyncPaced.N == 0 || r.SyncPacedAfter.N == 0 || r.JournalOverSyncDuring <= 0 {
+		t.Errorf("disk probes: during %+v, paced %+v / %+v, ratio %g", r.SyncDuring, r.SyncPaced, r.SyncPacedAfter, r.JournalOverSyncDuring)
 	}
 	if r.Lat.Verdicts == 0 || r.Runtime.AllocObjsPerU <= 0 || r.Runtime.GOMAXPROCS == 0 {
 		t.Fatalf("verdicts %d, runtime %+v", r.Lat.Verdicts, r.Runtime)
