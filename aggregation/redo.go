@@ -469,7 +469,7 @@ func (r *redoLog) writeRec(log []written, lsn uint64) error {
 	return nil
 }
 
-// sync makes the record write wrote durable.
+// sync makes the record writeRec wrote durable.
 func (r *redoLog) sync() error {
 	if r.broken != nil {
 		return r.broken
@@ -479,14 +479,6 @@ func (r *redoLog) sync() error {
 		return r.broken
 	}
 	return nil
-}
-
-// append writes and syncs the group's writes as the next record.
-func (r *redoLog) append(log []written) error {
-	if err := r.writeRec(log, r.next); err != nil {
-		return err
-	}
-	return r.sync()
 }
 
 func (r *redoLog) writeRecord(log []written, lsn uint64) error {
