@@ -68,6 +68,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/tracline/tracline/aggregation/ledgerbench/benchstat"
 	"golang.org/x/sys/unix"
 )
 
@@ -261,7 +262,7 @@ func (r *redoLog) checkpointAll() error {
 // (of generation gen) as where replay starts.
 func (r *redoLog) checkpoint(lsn, gen uint64) error {
 	t0 := time.Now()
-	defer func() { r.events.add(LedgerEvent{At: t0, Ms: msOf(time.Since(t0)), What: "checkpoint"}) }()
+	defer func() { r.events.add(LedgerEvent{At: t0, Ms: benchstat.Ms(time.Since(t0)), What: "checkpoint"}) }()
 	if err := syncBadger(r.db, r.bdir); err != nil {
 		return fmt.Errorf("redo checkpoint: %w", err)
 	}
@@ -528,7 +529,7 @@ func (r *redoLog) syncRecord() error {
 		return fmt.Errorf("segment %s: fdatasync: %w", r.cur.name, err)
 	}
 	if d := time.Since(t0); d >= slowSync {
-		r.events.add(LedgerEvent{At: t0, Ms: msOf(d), What: "slow sync", Bytes: p.bytes})
+		r.events.add(LedgerEvent{At: t0, Ms: benchstat.Ms(d), What: "slow sync", Bytes: p.bytes})
 	}
 	r.records.Add(1)
 	r.bytes.Add(uint64(p.bytes))

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/tracline/tracline/aggregation/ledgerbench/benchstat"
 )
 
 // Where a durable write's time goes, from the caller's submit to the
@@ -77,8 +79,6 @@ type LedgerEvent struct {
 // slowSync is a redo sync slow enough to be listed.
 const slowSync = 10 * time.Millisecond
 
-func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
 // eventLog keeps the last len(ring) events.
 type eventLog struct {
 	mu   sync.Mutex
@@ -125,10 +125,10 @@ func (s *Store) WriteStages() WriteStages {
 	if n == 0 {
 		return ws
 	}
-	ms := msOf
 	for i, c := range cols {
-		slices.Sort(c)
-		ws.Stages[stageNames[i]] = StagePercentiles{P50: ms(c[n/2]), P99: ms(c[(n*99)/100]), Max: ms(c[n-1])}
+		var p StagePercentiles
+		p.P50, p.P99, p.Max = benchstat.Pct(c)
+		ws.Stages[stageNames[i]] = p
 	}
 	return ws
 }

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"time"
 
+	"github.com/tracline/tracline/aggregation/ledgerbench/benchstat"
 	"golang.org/x/sys/unix"
 )
 
@@ -105,7 +105,7 @@ func probeSync(dir string, n int, gap time.Duration, quit <-chan struct{}) (Sync
 	if n == 0 {
 		return SyncStats{}, errors.New("sync probe: stopped before its first sync")
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return SyncStats{N: n, P50ms: ms(lat[n/2]), P99ms: ms(lat[min(n-1, n*99/100)]), MaxMs: ms(lat[n-1])}, nil
+	st := SyncStats{N: n}
+	st.P50ms, st.P99ms, st.MaxMs = benchstat.Pct(lat)
+	return st, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tracline/tracline/aggregation"
+	"github.com/tracline/tracline/aggregation/ledgerbench/benchstat"
 	"github.com/tracline/tracline/line"
 )
 
@@ -127,7 +128,7 @@ func BenchLine(ctx context.Context, o Options, rates []float64, wire Wire) (*Ben
 		if ru.SyncPaced, err = aggregation.ProbeSyncPaced(os.TempDir(), pacedSyncs, gap); err != nil {
 			return nil, err
 		}
-		ru.SyncGapMs[0] = ms(gap)
+		ru.SyncGapMs[0] = benchstat.Ms(gap)
 		stopProbe := aggregation.ProbeSyncDuring(os.TempDir(), duringGap)
 		rep, err := Run(ctx, oo, wire)
 		during, perr := stopProbe()
@@ -164,7 +165,7 @@ func BenchLine(ctx context.Context, o Options, rates []float64, wire Wire) (*Ben
 			if ru.SyncPacedAfter, err = aggregation.ProbeSyncPaced(os.TempDir(), pacedSyncs, gap); err != nil {
 				return nil, err
 			}
-			ru.SyncGapMs[1] = ms(gap)
+			ru.SyncGapMs[1] = benchstat.Ms(gap)
 			if ref := (ru.SyncPaced.P99ms + ru.SyncPacedAfter.P99ms) / 2; ref > 0 {
 				ru.JournalOverPacedSync = rep.Latency.Stages["journal"][1] / ref
 			}
@@ -191,8 +192,6 @@ const pacedSyncs = 200
 
 // duringGap is the pause between the syncs of the probe during a run.
 const duringGap = 100 * time.Millisecond
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func stagesOf(l line.StatsReport) map[string]StageMs {
 	out := map[string]StageMs{"total": {P50: l.P50ms, P99: l.P99ms, Max: l.MaxMs}}
