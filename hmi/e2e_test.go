@@ -125,11 +125,18 @@ func TestBrowser(t *testing.T) {
 	ctx, dir, shot, do, wait := b.ctx, b.dir, b.shot, b.do, b.wait
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
+		// The live pages re-render: a node the query found can be replaced
+		// before its text is read ("No node with given id found", seen once
+		// in CI). Query again then; any other error is the test's failure.
+		for try := 1; ; try++ {
+			s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+			if err == nil {
+				return s
+			}
+			if try == 5 || !strings.Contains(err.Error(), "No node with given id") {
+				t.Fatalf("text of %s: %v", sel, err)
+			}
 		}
-		return s
 	}
 	state := func(s string) {
 		t.Helper()
