@@ -302,7 +302,10 @@ func (h *hub) ack(ctx context.Context, id string, u accounts.User) (Alarm, error
 		if err != nil {
 			return Alarm{}, fail(404, "not_found", "alarm "+id)
 		}
-		if err := lo.AcknowledgeAlarm(ctx, n, u.ID); err != nil {
+		// A second acknowledgement (two operators tapping the same alarm)
+		// answers with the alarm as it stands: who acknowledged it, when.
+		// Nothing more is journaled.
+		if err := lo.AcknowledgeAlarm(ctx, n, u.ID); err != nil && !errors.Is(err, line.ErrAcknowledged) {
 			if errors.Is(err, line.ErrNoAlarm) {
 				return Alarm{}, fail(404, "not_found", "alarm "+id)
 			}
