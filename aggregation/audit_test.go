@@ -83,6 +83,7 @@ func TestSchema7UpgradeBuildsTrail(t *testing.T) {
 	s, dir := openTest(t)
 	cs := commissioned(t, s, "B1", []int{2})
 	must(t, s.Decommission(ctx, cs[0][0], "damaged", alice))
+	must(t, s.caughtUp())
 	must(t, s.db.Update(func(txn *badger.Txn) error {
 		if err := txn.Set(keySchema, []byte("7")); err != nil {
 			return err

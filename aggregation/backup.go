@@ -17,6 +17,9 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) error {
 	if closed {
 		return ErrClosed
 	}
+	if err := s.caughtUp(); err != nil {
+		return fmt.Errorf("ledger backup: %w", err)
+	}
 	if _, err := s.db.Backup(w, 0); err != nil {
 		return fmt.Errorf("ledger backup: %w", err)
 	}

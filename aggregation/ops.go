@@ -56,6 +56,9 @@ func (s *Store) AddToPool(ctx context.Context, pool string, codes []tracecode.Co
 func (s *Store) precheckNew(pool string, codes []tracecode.Code) error {
 	seen := make(map[tracecode.Code]bool, len(codes))
 	var dup []tracecode.Code
+	if err := s.caughtUp(); err != nil {
+		return err
+	}
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, c := range codes {
 			if err := checkCode(c); err != nil {
@@ -260,11 +263,15 @@ func (s *Store) Pack(ctx context.Context, parent tracecode.Code, children []trac
 // then finds the same problem and says so.
 func (s *Store) hint(r *request, codes []tracecode.Code) {
 	s.mu.RLock()
-	seq, closed := s.seq, s.closed
+	closed := s.closed
 	s.mu.RUnlock()
 	if closed || len(codes) > chunk {
 		return
 	}
+	// The hints are as of the last event Badger held before the snapshot
+	// below was opened (it may hold more: the committer then finds the
+	// codes changed since and reads them itself).
+	seq := s.ap.seqHeld()
 	// Codes in the committer's cache need no hint; hints are used in order,
 	// so any subset will do.
 	cold := make([]tracecode.Code, 0, len(codes))

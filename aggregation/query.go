@@ -19,6 +19,9 @@ func (s *Store) view(fn func(t *wtx) error) error {
 	if closed {
 		return ErrClosed
 	}
+	if err := s.caughtUp(); err != nil {
+		return err
+	}
 	return s.db.View(func(txn *badger.Txn) error { return fn(newWtx(s, txn)) })
 }
 

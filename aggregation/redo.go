@@ -145,6 +145,8 @@ type redoLog struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	durGen  uint64 // the durable checkpoint's generation: segments below it are free
+	held    uint64 // the last record Badger holds (applier.go); a checkpoint waits for it
+	halt    bool   // the checkpointer is asked to stop
 	want    *redoCkpt
 	busy    bool
 	ckptErr error     // the last checkpoint's failure, until one succeeds
@@ -430,8 +432,17 @@ func (r *redoLog) checkpointer() {
 		r.mu.Lock()
 		w := r.want
 		r.want, r.busy = nil, w != nil
+		// Badger must hold every record before the one named first.
+		for w != nil && r.held+1 < w.lsn && !r.halt {
+			r.cond.Wait()
+		}
+		halted := r.halt
+		if halted {
+			r.busy = false
+			r.cond.Broadcast()
+		}
 		r.mu.Unlock()
-		if w == nil {
+		if w == nil || halted {
 			continue
 		}
 		err := r.checkpoint(w.lsn, w.gen)
@@ -534,9 +545,9 @@ func (r *redoLog) syncRecord() error {
 	r.records.Add(1)
 	r.bytes.Add(uint64(p.bytes))
 	if p.fresh && !r.named {
-		// Record lsn and its segment's header are durable; every record
-		// before it is in Badger (its group was sent once the one before
-		// had landed): the checkpoint may name it.
+		// Record lsn and its segment's header are durable; once Badger
+		// holds every record before it (the checkpointer waits for the
+		// applier), the checkpoint may name it.
 		r.ask(p.lsn, r.gen)
 	}
 	return nil
@@ -599,9 +610,18 @@ func (r *redoLog) startSegment(lsn uint64) error {
 	}
 }
 
+// badgerHas says Badger holds every record up to lsn.
+func (r *redoLog) badgerHas(lsn uint64) {
+	r.mu.Lock()
+	if lsn > r.held {
+		r.held = lsn
+		r.cond.Broadcast()
+	}
+	r.mu.Unlock()
+}
+
 // ask asks the checkpointer for a checkpoint at lsn, the first record of
-// generation gen: every record before it is applied to Badger (the
-// committer sends a group only once the one before has landed).
+// generation gen, to be taken once Badger holds every record before it.
 func (r *redoLog) ask(lsn, gen uint64) {
 	r.mu.Lock()
 	r.want = &redoCkpt{lsn, gen}
@@ -616,6 +636,10 @@ func (r *redoLog) ask(lsn, gen uint64) {
 // (then nothing is left to replay); it closes the segments.
 func (r *redoLog) close(final bool) error {
 	if r.started {
+		r.mu.Lock()
+		r.halt = true
+		r.cond.Broadcast()
+		r.mu.Unlock()
 		close(r.stop)
 		<-r.stopped
 		r.started = false

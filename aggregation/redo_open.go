@@ -103,6 +103,7 @@ func (r *redoLog) begin() error {
 		}
 	}
 	r.started = true
+	r.held = r.next - 1 // everything replayed is in Badger
 	go r.checkpointer()
 	return nil
 }

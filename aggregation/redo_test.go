@@ -80,6 +80,7 @@ func copyFile(t testing.TB, src, dst string, holes bool) {
 func dump(t testing.TB, s *Store) []string {
 	t.Helper()
 	var out []string
+	must(t, s.caughtUp())
 	must(t, s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.DefaultIteratorOptions)
 		defer it.Close()
@@ -570,6 +571,7 @@ func TestSchema9GetsARedoLog(t *testing.T) {
 	s, err := Open(dir, smallRedo)
 	must(t, err)
 	allocated(t, s, "B1", 100, 20)
+	must(t, s.caughtUp())
 	must(t, s.db.Update(func(txn *badger.Txn) error { return txn.Set(keySchema, []byte("9")) }))
 	must(t, s.Close())
 	must(t, os.RemoveAll(filepath.Join(dir, redoDirName)))

@@ -18,6 +18,7 @@ func TestSchemaUpgradeAndRefusal(t *testing.T) {
 		dir := t.TempDir()
 		s, err := Open(dir, smallRedo)
 		must(t, err)
+		must(t, s.caughtUp())
 		must(t, s.db.Update(func(txn *badger.Txn) error { return txn.Set(keySchema, []byte(tc.stored)) }))
 		must(t, s.Close())
 		s, err = Open(dir, smallRedo)
@@ -29,6 +30,7 @@ func TestSchemaUpgradeAndRefusal(t *testing.T) {
 		}
 		must(t, err)
 		var got string
+		must(t, s.caughtUp())
 		must(t, s.db.View(func(txn *badger.Txn) error {
 			it, err := txn.Get(keySchema)
 			if err != nil {

@@ -75,6 +75,8 @@ type Store struct {
 	head     [32]byte
 	closed   bool
 	stats    Stats
+	landedG  uint64   // the last group landed (applier numbering)
+	ap       *applier // nil in Verify's in-memory replay store
 	hot      *hotCache              // written by the committer only; see hotMax
 	ahead    map[string]poolAhead   // committer-only; see poolAhead
 	allocs   map[string]*allocIndex // committer-only; see allocIndex
@@ -83,14 +85,18 @@ type Store struct {
 	fatal    error                  // set when a commit failed in a way that leaves the caches unsure
 
 	// Committer-only pipeline state (see run).
-	cur     *badger.Txn // the next group's transaction
-	overlay *wtx        // writes of the flight committed after cur was opened, if any
+	snap    *badger.Txn // the committer's read-only snapshot: Badger as of group snapG
+	snapG   uint64
+	pend    map[string]pendW // the latest write of each key groups after snapG may have made
+	sent    []applyGroup     // the groups after snapG, in order (their logs: what to forget from pend)
+	gseq    uint64           // the last group sent
+	overlay *wtx             // the flight, whose counters, batches and pools are not published yet
 	prev    *flight     // the last group sent to Badger
 	held    *request    // taken from the queue, for the next group
 	nseq    uint64      // last seq and hash applied (s.seq, s.head: last durable)
 	nhead   [32]byte
 	lsn     uint64 // the redo record the next group sent will be
-	timing  struct{ apply, settle, idle atomic.Int64 }
+	timing  struct{ apply, settle, idle, lag atomic.Int64 }
 	stages  stageRing
 	// gathering: how many deferrable requests the committer holds (see
 	// gather); 0 when it holds none.
@@ -223,6 +229,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if rl != nil {
 		s.lsn = rl.next
 	}
+	s.pend = map[string]pendW{}
+	s.snap = db.NewTransaction(false)
+	s.ap = newApplier(s, s.seq)
 	go s.run()
 	return s, nil
 }
@@ -337,11 +346,13 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		close(s.stop)
 		<-s.exited
+		// Badger takes every landed group before the last checkpoint.
+		err = s.ap.close()
 		if s.redo != nil {
 			// A last checkpoint, unless a commit failed: then Badger's
 			// state is unknown and the log keeps what it has for the next
 			// Open to replay.
-			err = s.redo.close(s.redo.write && s.failed() == nil)
+			err = errors.Join(err, s.redo.close(s.redo.write && s.failed() == nil))
 		}
 		err = errors.Join(err, s.db.Close())
 	})
@@ -416,21 +427,21 @@ func (s *Store) run() {
 				group = append(group, r)
 			case <-s.stop:
 				s.settle()
-				if s.cur != nil {
-					s.cur.Discard()
-					s.cur = nil
+				if s.snap != nil {
+					s.snap.Discard()
+					s.snap = nil
 				}
 				s.drainAfterStop()
 				return
 			}
 		}
-		if !group[0].bulk {
+		if !alone(group[0]) {
 			w := group[0].weight()
 		fill:
 			for len(group) < s.opts.MaxGroup && w < maxGroupCodes {
 				select {
 				case r := <-s.reqs:
-					if r.bulk {
+					if alone(r) {
 						s.held = r
 						break fill
 					}
@@ -546,6 +557,7 @@ type flight struct {
 	// landed.
 	sent, synced, landed time.Time
 	done                 chan struct{} // closed once landed: caches updated, callers answered
+	ag                   applyGroup    // what Badger takes once it landed (g 0: nothing)
 }
 
 // drainAfterStop refuses requests that raced with Close.
@@ -587,6 +599,11 @@ func (s *Store) needsScan(group []*request) bool {
 	return false
 }
 
+// alone reports whether r is applied in a group of its own: a bulk
+// request, or one that scans keys (its iterator sees Badger's snapshot, not
+// the group's own writes).
+func alone(r *request) bool { return r.bulk || scans(r) }
+
 // scans reports whether applying r iterates over keys whose values the
 // group in flight may have changed: returning unsent codes, unpacking.
 // (Reading a pool ahead does not count: see refillPool.)
@@ -600,30 +617,74 @@ func scans(r *request) bool {
 	return false
 }
 
-// drop discards the group being built after a failure, and the
-// committer's caches with it: their entries may describe writes that never
-// reached the disk.
+// drop discards the committer's caches after a group failed: their
+// entries may describe writes that never reached the disk.
 func (s *Store) drop() {
 	s.hot.clear()
 	if s.rcache != nil {
 		s.rcache.clear()
 	}
 	clear(s.ahead)
-	s.cur.Discard()
-	s.cur = nil
 }
 
-// fresh makes s.cur a transaction whose snapshot holds every group
-// committed so far.
+// fresh makes s.snap a snapshot that holds every group sent so far, so
+// that s.pend is empty: the group in flight lands, and Badger takes every
+// landed group.
 func (s *Store) fresh() {
-	s.settle()
-	if s.cur != nil && s.overlay == nil {
+	if s.settle() != nil {
 		return
 	}
-	if s.cur != nil {
-		s.cur.Discard()
+	if s.ap.waitFor(s.gseq) != nil {
+		return
 	}
-	s.cur, s.overlay = s.db.NewTransaction(true), nil
+	s.newerSnap()
+}
+
+// newerSnap takes the applier's newest snapshot, if it is newer than the
+// committer's, and forgets the writes of s.pend that it holds.
+func (s *Store) newerSnap() {
+	txn, g := s.ap.takeSnap(s.snapG)
+	if txn == nil {
+		return
+	}
+	s.snap.Discard()
+	s.snap, s.snapG = txn, g
+	if g >= s.gseq {
+		clear(s.pend)
+		s.sent = s.sent[:0]
+		return
+	}
+	i := 0
+	for ; i < len(s.sent) && s.sent[i].g <= g; i++ {
+		for _, w := range s.sent[i].log {
+			if p, ok := s.pend[string(w.k)]; ok && p.g == s.sent[i].g {
+				delete(s.pend, string(w.k))
+			}
+		}
+	}
+	s.sent = append(s.sent[:0], s.sent[i:]...)
+}
+
+// unpend takes the writes of a group that was not sent out of s.pend: it
+// is rebuilt from the groups sent after the snapshot (rare: a group too
+// big for one transaction, a failed read).
+func (s *Store) unpend() {
+	clear(s.pend)
+	for _, g := range s.sent {
+		for _, w := range g.log {
+			s.pend[string(w.k)] = pendW{w.v, w.del, g.g}
+		}
+	}
+}
+
+// fail stops the store's writes after Badger failed under the applier.
+func (s *Store) fail(err error) {
+	s.mu.Lock()
+	if s.fatal == nil {
+		s.fatal = err
+	}
+	s.mu.Unlock()
+	s.log.Error("ledger: Badger failed behind the redo log; store is read-only until reopened (the log keeps the groups)", "err", err)
 }
 
 // answer closes every request of group, giving err to those without one.
@@ -636,18 +697,21 @@ func answer(group []*request, err error) {
 	}
 }
 
-// process applies a group and sends it to Badger. If Badger says the
-// transaction is too big, the group is split in halves and retried.
+// process applies a group and sends its redo record to the disk. If the
+// group is too big for one Badger transaction, it is split in halves and
+// retried.
 func (s *Store) process(group []*request) {
-	if s.cur == nil || s.needsScan(group) {
+	if s.needsScan(group) {
 		s.fresh()
+	} else {
+		s.newerSnap()
 	}
 	if err := s.failed(); err != nil {
 		answer(group, fmt.Errorf("ledger stopped accepting writes after a failed commit: %w", err))
 		return
 	}
-	t := newWtx(s, s.cur)
-	t.hot, t.overlay = true, s.overlay
+	t := newWtx(s, s.snap)
+	t.hot, t.overlay, t.g = true, s.overlay, s.gseq+1
 	bl := s.newBuilder(t)
 	t0 := time.Now()
 	var err error
@@ -662,7 +726,7 @@ func (s *Store) process(group []*request) {
 	// fewer syncs carry more requests. A request that must commit alone or
 	// scan keys waits for the next group; so do all requests once one is
 	// waiting (s.held holds one at most: a second would be lost).
-	if err == nil && s.prev != nil && s.held == nil {
+	if err == nil && s.prev != nil && s.held == nil && !alone(group[0]) {
 		t1 := time.Now()
 	extend:
 		for len(group) < s.opts.MaxGroup && bl.weight < maxGroupCodes {
@@ -670,7 +734,7 @@ func (s *Store) process(group []*request) {
 			case <-s.prev.done:
 				break extend
 			case r := <-s.reqs:
-				if r.bulk || scans(r) {
+				if alone(r) {
 					s.held = r
 					break extend
 				}
@@ -688,8 +752,11 @@ func (s *Store) process(group []*request) {
 		applying += time.Since(t2)
 	}
 	s.timing.apply.Add(int64(applying))
-	t.overlay = nil // applied: the flight's writes are no longer needed through t
+	t.overlay = nil // applied: the flight's caches are no longer needed through t
 	seq, head, wrote := bl.seq, bl.head, bl.wrote
+	if err != nil || !wrote && len(t.log) > 0 {
+		s.unpend()
+	}
 	if err != nil {
 		s.drop()
 		if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
@@ -705,20 +772,22 @@ func (s *Store) process(group []*request) {
 		answer(group, fmt.Errorf("ledger commit: %w", err))
 		return
 	}
-	// Answers and the next commit wait until everything before is durable.
+	// Answers and the next group wait until everything before is durable.
 	if perr := s.settle(); perr != nil {
+		s.unpend()
 		s.drop()
 		answer(group, fmt.Errorf("ledger commit: %w", perr))
 		return
 	}
 	if !wrote {
-		answer(group, nil) // refusals and no-ops: the transaction stays unused
+		answer(group, nil) // refusals and no-ops: nothing to write
 		return
 	}
 	// The group's pool allocations join the committer's index before it is
-	// sent, so that the next groups find them while it is in flight.
+	// sent, so that the next groups find them while Badger lacks them.
 	for pool := range t.allocs {
 		if _, err := s.allocIndex(pool); err != nil {
+			s.unpend()
 			s.drop()
 			answer(group, fmt.Errorf("ledger commit: %w", err))
 			return
@@ -727,44 +796,46 @@ func (s *Store) process(group []*request) {
 	for pool, rs := range t.allocs {
 		s.allocs[pool].add(rs...)
 	}
+	// Badger may fall behind by a bounded amount only.
+	if s.ap.lagging(len(s.pend)) {
+		t3 := time.Now()
+		for s.ap.lagging(len(s.pend)) {
+			s.ap.waitLess()
+			s.newerSnap()
+		}
+		s.timing.settle.Add(int64(time.Since(t3)))
+		s.timing.lag.Add(int64(time.Since(t3)))
+	}
 	fl := &flight{group: group, t: t, seq: seq, head: head, committed: time.Now(), done: make(chan struct{})}
-	next := s.db.NewTransaction(true) // before the commit: it sees all but fl
+	if len(t.log) > 0 {
+		// Until Badger holds them, the group's writes are read from s.pend
+		// (wtx.wrote put them there).
+		s.gseq++
+		fl.ag = applyGroup{g: s.gseq, seq: seq, log: t.log, count: t.count, size: t.size}
+		s.sent = append(s.sent, fl.ag)
+	}
 	if s.redo != nil && s.redo.write {
-		// The redo record is written (to the page cache) first, then
-		// Badger's (unsynced) commit runs beside the record's fdatasync;
-		// the group lands once both are done. A killed process cannot
-		// leave Badger with the group and the log without it: the record
-		// was written before the commit began, and the page cache outlives
-		// the process. A power loss between the two can; the group was
-		// never acknowledged, and recovery keeps Badger's copy rather than
-		// undo part of it with the log's earlier records (keyRedo,
-		// redo_open.go recover).
-		// t.log is no longer written: the next group only reads it, as its
-		// overlay. The transaction is this goroutine's from here on.
-		txn, lsn := s.cur, s.lsn
+		// The group is durable once its redo record is: the record is
+		// written (page cache) and fdatasync'ed while the committer
+		// applies the next group. Badger takes it after (applier.go).
+		lsn := s.lsn
 		s.lsn++
+		fl.ag.lsn = lsn
 		fl.sent = time.Now()
 		go func() {
-			if err := s.redo.writeRec(t.log, lsn); err != nil {
-				txn.Discard()
-				s.land(fl, err)
-				return
+			err := s.redo.writeRec(t.log, lsn)
+			if err == nil {
+				err = s.redo.sync()
 			}
-			committed := make(chan error, 1)
-			txn.CommitWith(func(err error) { committed <- err })
-			serr := s.redo.sync()
 			fl.synced = time.Now()
-			if cerr := <-committed; serr == nil {
-				serr = cerr
-			}
-			s.land(fl, serr)
+			s.land(fl, err)
 		}()
 	} else {
 		fl.sent = time.Now()
 		fl.synced = fl.sent
-		s.cur.CommitWith(func(err error) { s.land(fl, err) })
+		s.land(fl, nil)
 	}
-	s.cur, s.overlay, s.prev = next, t, fl
+	s.overlay, s.prev = t, fl
 	s.nseq, s.nhead = seq, head
 }
 
@@ -802,6 +873,10 @@ func (s *Store) land(fl *flight, err error) {
 		s.pools[k] = v
 	}
 	s.seq, s.head = fl.seq, fl.head
+	if fl.ag.g > 0 {
+		s.landedG = fl.ag.g
+		s.ap.push(fl.ag)
+	}
 	s.stats.Groups++
 	s.stats.Requests += uint64(len(fl.group))
 	s.stats.CommitTime += time.Since(fl.committed)
@@ -945,6 +1020,15 @@ type Stats struct {
 	RedoBytes       uint64        `json:"redo_bytes"`
 	Checkpoints     uint64        `json:"checkpoints"`
 	RedoSegmentWait time.Duration `json:"redo_segment_wait_ns"`
+	// Badger behind the log (applier.go): its commits, the groups and
+	// writes they took (a key written by several groups of one commit
+	// goes to Badger once), the time they took, and the time the
+	// committer waited for Badger to catch up (also in SettleWait).
+	BadgerCommits uint64        `json:"badger_commits"`
+	BadgerGroups  uint64        `json:"badger_groups"`
+	BadgerWrites  uint64        `json:"badger_writes"`
+	BadgerBusy    time.Duration `json:"badger_busy_ns"`
+	BadgerLagWait time.Duration `json:"badger_lag_wait_ns"`
 }
 
 // Stats reports the committer's counters.
@@ -959,6 +1043,12 @@ func (s *Store) Stats() Stats {
 		st.RedoRecords, st.RedoBytes, st.Checkpoints = r.records.Load(), r.bytes.Load(), r.checkpoints.Load()
 		st.RedoSegmentWait = time.Duration(r.segWait.Load())
 	}
+	if a := s.ap; a != nil {
+		a.mu.Lock()
+		st.BadgerCommits, st.BadgerGroups, st.BadgerWrites, st.BadgerBusy = a.batches, a.groups, a.keysIn, a.busy
+		a.mu.Unlock()
+	}
+	st.BadgerLagWait = time.Duration(s.timing.lag.Load())
 	return st
 }
 

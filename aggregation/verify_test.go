@@ -37,6 +37,7 @@ func TestVerifyNamesTamperedEvent(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var orig []byte
+			must(t, s.caughtUp())
 			must(t, s.db.Update(func(txn *badger.Txn) error {
 				it, err := txn.Get(tc.key)
 				if err != nil {
@@ -45,6 +46,7 @@ func TestVerifyNamesTamperedEvent(t *testing.T) {
 				orig, _ = it.ValueCopy(nil)
 				return txn.Set(tc.key, tc.mutate(append([]byte(nil), orig...)))
 			}))
+			must(t, s.caughtUp())
 			defer func() { must(t, s.db.Update(func(txn *badger.Txn) error { return txn.Set(tc.key, orig) })) }()
 			rep, err := s.Verify(ctx)
 			must(t, err)
@@ -66,6 +68,7 @@ func TestVerifyNamesTamperedEvent(t *testing.T) {
 // hash starts and its body ends in the block.
 func journalSpan(t *testing.T, s *Store, seq uint64) (key []byte, hashAt, bodyEnd int) {
 	t.Helper()
+	must(t, s.caughtUp())
 	must(t, s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.Prefix = []byte(pfxJournal)
@@ -116,7 +119,9 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("restored: %d events (want %d), problems %v", rep.Events, s.seq, rep.Problems)
 	}
 	var a, b [32]byte
+	must(t, s.caughtUp())
 	must(t, s.db.View(func(txn *badger.Txn) error { a = digest(txn); return nil }))
+	must(t, r.caughtUp())
 	must(t, r.db.View(func(txn *badger.Txn) error { b = digest(txn); return nil }))
 	if a != b {
 		t.Fatal("restored projections differ")
@@ -132,6 +137,7 @@ func TestVerifyNamesForeignLink(t *testing.T) {
 	lv := commissioned(t, s, "VL", []int{4, 2}, 2)
 	must(t, s.Pack(ctx, lv[1][0], lv[0][:2], PackOpts{}, op))
 	k := linkKey(lv[1][0], lv[0][2]) // a commissioned unit, not packed
+	must(t, s.caughtUp())
 	must(t, s.db.Update(func(txn *badger.Txn) error { return txn.Set(k, nil) }))
 	rep, err := s.Verify(ctx)
 	must(t, err)
@@ -140,6 +146,7 @@ func TestVerifyNamesForeignLink(t *testing.T) {
 	if !strings.Contains(all, want) {
 		t.Fatalf("want %q, got:\n%s", want, all)
 	}
+	must(t, s.caughtUp())
 	must(t, s.db.Update(func(txn *badger.Txn) error { return txn.Delete(k) }))
 	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
 		t.Fatalf("restored: %v %v", err, rep.Problems)
@@ -205,6 +212,7 @@ func TestVerifyNamesTamperedProjections(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var orig []byte
 			var had bool
+			must(t, s.caughtUp())
 			must(t, s.db.Update(func(txn *badger.Txn) error {
 				it, err := txn.Get(tc.key)
 				switch {
@@ -224,6 +232,7 @@ func TestVerifyNamesTamperedProjections(t *testing.T) {
 				return txn.Set(tc.key, v)
 			}))
 			defer func() {
+				must(t, s.caughtUp())
 				must(t, s.db.Update(func(txn *badger.Txn) error {
 					if had {
 						return txn.Set(tc.key, orig)
@@ -268,10 +277,12 @@ func TestDropMappedPagesKeepsData(t *testing.T) {
 	must(t, err)
 	defer v.Close()
 	var before, after [32]byte
+	must(t, v.caughtUp())
 	must(t, v.db.View(func(txn *badger.Txn) error { before = digest(txn); return nil }))
 	if n := dropMappedPages(dir); n == 0 {
 		t.Fatal("no mapping of the ledger's tables found in /proc/self/maps")
 	}
+	must(t, v.caughtUp())
 	must(t, v.db.View(func(txn *badger.Txn) error { after = digest(txn); return nil }))
 	if before != after {
 		t.Fatal("projections differ after the pages were dropped")

@@ -28,12 +28,16 @@ type wtx struct {
 	hints   []codeView
 	hintAt  int
 	hintSeq uint64
-	// log lists the keys this group wrote, in order; idx indexes it, built
-	// on first need. overlay is the group in flight whose writes the
-	// transaction's snapshot lacks (see Store.run).
+	// log lists the keys this group wrote, in order (its redo record and
+	// Badger's writes); each is also in s.pend as group g's (see get).
+	// overlay is the group in flight, whose counters, batches and pools
+	// are not published yet (see Store.run).
 	log     []written
-	idx     map[string]int
+	g       uint64
 	overlay *wtx
+	// count and size: the group's writes as a Badger transaction counts
+	// them (see set); the applier commits whole groups.
+	count, size int64
 	// allocs lists the pool allocations this group made, in order
 	// (committer only; see allocIndex); lastAlloc is the last one read
 	// per pool (outside the committer).
@@ -52,27 +56,59 @@ func newWtx(s *Store, txn *badger.Txn) *wtx {
 
 func storageErr(err error) error { return fmt.Errorf("%w: %w", errStorage, err) }
 
+// set and del: the committer's group keeps its writes in t.log, which its
+// redo record and then Badger take (applier.go; t.txn is a read-only
+// snapshot); Verify's replay writes to memory; a migration at Open writes
+// to its own Badger transaction.
 func (t *wtx) set(k, v []byte) error {
-	if t.mem != nil {
+	switch {
+	case t.mem != nil:
 		t.mem.set(k, v)
 		return nil
+	case !t.hot:
+		if err := t.txn.Set(k, v); err != nil {
+			return storageErr(err)
+		}
+		return nil
 	}
-	if err := t.txn.Set(k, v); err != nil {
-		return storageErr(err)
+	if err := t.fits(k, v); err != nil {
+		return err
 	}
 	t.wrote(k, v, false)
 	return nil
 }
 
 func (t *wtx) del(k []byte) error {
-	if t.mem != nil {
+	switch {
+	case t.mem != nil:
 		t.mem.del(k)
 		return nil
+	case !t.hot:
+		if err := t.txn.Delete(k); err != nil {
+			return storageErr(err)
+		}
+		return nil
 	}
-	if err := t.txn.Delete(k); err != nil {
-		return storageErr(err)
+	if err := t.fits(k, nil); err != nil {
+		return err
 	}
 	t.wrote(k, nil, true)
+	return nil
+}
+
+// fits counts a write as Badger's transaction does (Txn.checkSize: key,
+// value, two meta bytes, eight of version and two more) and refuses it with
+// Badger's ErrTxnTooBig past Badger's limits: a group is committed to
+// Badger in one transaction (with others).
+func (t *wtx) fits(k, v []byte) error {
+	if len(k) == 0 {
+		return storageErr(badger.ErrEmptyKey)
+	}
+	count, size := t.count+1, t.size+int64(len(k)+len(v))+2+10
+	if count >= t.s.db.MaxBatchCount() || size >= t.s.db.MaxBatchSize() {
+		return storageErr(badger.ErrTxnTooBig)
+	}
+	t.count, t.size = count, size
 	return nil
 }
 
@@ -84,20 +120,7 @@ type written struct {
 
 func (t *wtx) wrote(k, v []byte, del bool) {
 	t.log = append(t.log, written{k, v, del})
-	if t.idx != nil {
-		t.idx[string(k)] = len(t.log) - 1
-	}
-}
-
-// index maps each key t wrote to its last write in t.log.
-func (t *wtx) index() map[string]int {
-	if t.idx == nil {
-		t.idx = make(map[string]int, len(t.log))
-		for i, w := range t.log {
-			t.idx[string(w.k)] = i
-		}
-	}
-	return t.idx
+	t.s.pend[string(k)] = pendW{v, del, t.g}
 }
 
 // get returns the value of k, or nil, false if absent: from this group's
@@ -109,12 +132,10 @@ func (t *wtx) get(k []byte) ([]byte, bool, error) {
 		v, ok := t.mem.get(k)
 		return v, ok, nil
 	}
-	if o := t.overlay; o != nil && len(o.log) > 0 {
-		if i, ok := o.index()[string(k)]; ok {
-			w := o.log[i]
-			if j, ok := t.index()[string(k)]; ok {
-				w = t.log[j]
-			}
+	if t.hot {
+		// The latest write of k, this group's or one Badger may lack
+		// (s.pend), else the snapshot.
+		if w, ok := t.s.pend[string(k)]; ok {
 			if w.del {
 				return nil, false, nil
 			}

@@ -108,6 +108,16 @@ type Result struct {
 	CommitterApply    float64  `json:"committer_apply"`  // share of the full load the committer spent applying groups
 	CommitterSettle   float64  `json:"committer_settle"` // … waiting for the group in flight to land
 	CommitterIdle     float64  `json:"committer_idle"`   // … waiting for requests
+	// Badger behind the redo log (aggregation.Stats): its share of the
+	// full load busy committing, groups per commit, writes per transition,
+	// and the committer's share waiting for it to catch up.
+	BadgerBusy            float64 `json:"badger_busy"`
+	BadgerGroupsPerCommit float64 `json:"badger_groups_per_commit"`
+	BadgerWritesPerTrans  float64 `json:"badger_writes_per_transition"`
+	BadgerLagWait         float64 `json:"committer_badger_lag_wait"`
+	// Writes: where the full load's durable writes spent their time, by
+	// stage (the last 65,536 of them; aggregation.Store.WriteStages).
+	Writes *aggregation.WriteStages `json:"writes,omitempty"`
 	LineRate          int      `json:"line_rate_per_s"`
 	LineAckP50Ms      float64  `json:"line_ack_p50_ms"`
 	LineAckP99Ms      float64  `json:"line_ack_p99_ms"`
@@ -366,7 +376,15 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 		res.CommitterApply = share(st.ApplyTime - st0.ApplyTime)
 		res.CommitterSettle = share(st.SettleWait - st0.SettleWait)
 		res.CommitterIdle = share(st.IdleWait - st0.IdleWait)
+		res.BadgerBusy = share(st.BadgerBusy - st0.BadgerBusy)
+		res.BadgerLagWait = share(st.BadgerLagWait - st0.BadgerLagWait)
+		if n := st.BadgerCommits - st0.BadgerCommits; n > 0 {
+			res.BadgerGroupsPerCommit = benchstat.Round(float64(st.BadgerGroups-st0.BadgerGroups) / float64(n))
+		}
+		res.BadgerWritesPerTrans = benchstat.Round(float64(st.BadgerWrites-st0.BadgerWrites) / (perCode * float64(len(rest))))
 	}
+	ws := s.WriteStages()
+	res.Writes = &ws
 	cfg.Logger.Info("bench ledger: full load done", "elapsed_s", benchstat.Round(time.Since(t0).Seconds()), "rss_mb", benchstat.Round(rssMB()))
 
 	// Level by level: allocate and send the labels, commission each and
