@@ -75,8 +75,8 @@ type Store struct {
 	head     [32]byte
 	closed   bool
 	stats    Stats
-	landedG  uint64   // the last group landed (applier numbering)
-	ap       *applier // nil in Verify's in-memory replay store
+	landedG  uint64                 // the last group landed (applier numbering)
+	ap       *applier               // nil in Verify's in-memory replay store
 	hot      *hotCache              // written by the committer only; see hotMax
 	ahead    map[string]poolAhead   // committer-only; see poolAhead
 	allocs   map[string]*allocIndex // committer-only; see allocIndex
@@ -91,9 +91,9 @@ type Store struct {
 	sent    []applyGroup     // the groups after snapG, in order (their logs: what to forget from pend)
 	gseq    uint64           // the last group sent
 	overlay *wtx             // the flight, whose counters, batches and pools are not published yet
-	prev    *flight     // the last group sent to Badger
-	held    *request    // taken from the queue, for the next group
-	nseq    uint64      // last seq and hash applied (s.seq, s.head: last durable)
+	prev    *flight          // the last group sent to Badger
+	held    *request         // taken from the queue, for the next group
+	nseq    uint64           // last seq and hash applied (s.seq, s.head: last durable)
 	nhead   [32]byte
 	lsn     uint64 // the redo record the next group sent will be
 	timing  struct{ apply, settle, idle, lag atomic.Int64 }

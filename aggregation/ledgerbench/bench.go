@@ -92,22 +92,22 @@ func (c Config) Validate() error {
 
 // Result is the JSON `linectl bench ledger` prints.
 type Result struct {
-	Units             int      `json:"units"`
-	Codes             int      `json:"codes"`
-	Writers           int      `json:"writers"`
-	Sync              bool     `json:"sync"`
-	Prealloc          bool     `json:"prealloc"`
-	TransitionsPerS   float64  `json:"transitions_per_s"` // durable code transitions at full load: allocated (requests of 64), sent (of 16), commissioned (one per request)
-	CommissionsPerS   float64  `json:"commissions_per_s"` // of which commissions
-	AckP50Ms          float64  `json:"ack_p50_ms"`        // Commission at full load
-	AckP99Ms          float64  `json:"ack_p99_ms"`        // at full load
-	AckMaxMs          float64  `json:"ack_max_ms"`
-	Groups            uint64   `json:"groups"`           // synced transactions at full load
-	MeanGroup         float64  `json:"mean_group"`       // requests per synced transaction at full load
-	MeanCommitMs      float64  `json:"mean_commit_ms"`   // write and sync of one transaction at full load
-	CommitterApply    float64  `json:"committer_apply"`  // share of the full load the committer spent applying groups
-	CommitterSettle   float64  `json:"committer_settle"` // … waiting for the group in flight to land
-	CommitterIdle     float64  `json:"committer_idle"`   // … waiting for requests
+	Units           int     `json:"units"`
+	Codes           int     `json:"codes"`
+	Writers         int     `json:"writers"`
+	Sync            bool    `json:"sync"`
+	Prealloc        bool    `json:"prealloc"`
+	TransitionsPerS float64 `json:"transitions_per_s"` // durable code transitions at full load: allocated (requests of 64), sent (of 16), commissioned (one per request)
+	CommissionsPerS float64 `json:"commissions_per_s"` // of which commissions
+	AckP50Ms        float64 `json:"ack_p50_ms"`        // Commission at full load
+	AckP99Ms        float64 `json:"ack_p99_ms"`        // at full load
+	AckMaxMs        float64 `json:"ack_max_ms"`
+	Groups          uint64  `json:"groups"`           // synced transactions at full load
+	MeanGroup       float64 `json:"mean_group"`       // requests per synced transaction at full load
+	MeanCommitMs    float64 `json:"mean_commit_ms"`   // write and sync of one transaction at full load
+	CommitterApply  float64 `json:"committer_apply"`  // share of the full load the committer spent applying groups
+	CommitterSettle float64 `json:"committer_settle"` // … waiting for the group in flight to land
+	CommitterIdle   float64 `json:"committer_idle"`   // … waiting for requests
 	// Badger behind the redo log (aggregation.Stats): its share of the
 	// full load busy committing, groups per commit, writes per transition,
 	// and the committer's share waiting for it to catch up.
@@ -117,27 +117,27 @@ type Result struct {
 	BadgerLagWait         float64 `json:"committer_badger_lag_wait"`
 	// Writes: where the full load's durable writes spent their time, by
 	// stage (the last 65,536 of them; aggregation.Store.WriteStages).
-	Writes *aggregation.WriteStages `json:"writes,omitempty"`
-	LineRate          int      `json:"line_rate_per_s"`
-	LineAckP50Ms      float64  `json:"line_ack_p50_ms"`
-	LineAckP99Ms      float64  `json:"line_ack_p99_ms"`
-	LineAckMaxMs      float64  `json:"line_ack_max_ms"`
-	PackPerS          float64  `json:"pack_per_s"` // parents per second, concurrent writers: labels allocated and sent in bulk, each commissioned and packed
-	SetupS            float64  `json:"setup_s"`    // import, allocate, mark sent
-	SummaryMs         float64  `json:"summary_ms"` // Summary of the whole batch, mean of 1000 calls
-	PalletTreeMs      float64  `json:"pallet_tree_ms"`
-	PalletTreeNodes   int      `json:"pallet_tree_nodes"`
-	StreamMs          float64  `json:"stream_ms"` // Codes(level 1, aggregated) over the whole batch
-	StreamCodes       int      `json:"stream_codes"`
-	StreamExtraMB     float64  `json:"stream_extra_mb"` // peak RSS growth while streaming
-	VerifyS           float64  `json:"verify_s"`
-	VerifyOK          bool     `json:"verify_ok"`
-	DiskMB            float64  `json:"disk_mb"`
-	RSSMB             float64  `json:"rss_mb"`      // resident size before verify, incl. page cache of mmapped tables
-	AnonMB            float64  `json:"rss_anon_mb"` // of which anonymous (heap, arenas, caches), before verify
-	GOMAXPROCS        int      `json:"gomaxprocs"`
-	TotalS            float64  `json:"total_s"`
-	ConservationCheck []string `json:"conservation_check"`
+	Writes            *aggregation.WriteStages `json:"writes,omitempty"`
+	LineRate          int                      `json:"line_rate_per_s"`
+	LineAckP50Ms      float64                  `json:"line_ack_p50_ms"`
+	LineAckP99Ms      float64                  `json:"line_ack_p99_ms"`
+	LineAckMaxMs      float64                  `json:"line_ack_max_ms"`
+	PackPerS          float64                  `json:"pack_per_s"` // parents per second, concurrent writers: labels allocated and sent in bulk, each commissioned and packed
+	SetupS            float64                  `json:"setup_s"`    // import, allocate, mark sent
+	SummaryMs         float64                  `json:"summary_ms"` // Summary of the whole batch, mean of 1000 calls
+	PalletTreeMs      float64                  `json:"pallet_tree_ms"`
+	PalletTreeNodes   int                      `json:"pallet_tree_nodes"`
+	StreamMs          float64                  `json:"stream_ms"` // Codes(level 1, aggregated) over the whole batch
+	StreamCodes       int                      `json:"stream_codes"`
+	StreamExtraMB     float64                  `json:"stream_extra_mb"` // peak RSS growth while streaming
+	VerifyS           float64                  `json:"verify_s"`
+	VerifyOK          bool                     `json:"verify_ok"`
+	DiskMB            float64                  `json:"disk_mb"`
+	RSSMB             float64                  `json:"rss_mb"`      // resident size before verify, incl. page cache of mmapped tables
+	AnonMB            float64                  `json:"rss_anon_mb"` // of which anonymous (heap, arenas, caches), before verify
+	GOMAXPROCS        int                      `json:"gomaxprocs"`
+	TotalS            float64                  `json:"total_s"`
+	ConservationCheck []string                 `json:"conservation_check"`
 
 	// CPU of this process at full load (writers, committer, Badger), which
 	// other jobs on the machine inflate less than the wall time.
