@@ -269,6 +269,9 @@ func (d devicesFile) validateLabelPrinters() []error {
 	}
 	for i, c := range d.LabelPrinters {
 		field := fmt.Sprintf("label_printers[%d]", i)
+		if c.Name == "" {
+			c.Name = labelPrinterName(tracecode.Level(i + 2)) // as wired: its messages name it so
+		}
 		if err := c.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s (level %d): %w", field, i+2, err))
 			continue
