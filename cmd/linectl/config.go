@@ -109,9 +109,9 @@ type settingsFile struct {
 }
 
 type devicesFile struct {
-	PLC          plc.Config           `yaml:"plc"`
-	Printer      printeropcua.Config  `yaml:"printer"`
-	Camera       cameraopcua.Config   `yaml:"camera"`
+	PLC        plc.Config           `yaml:"plc"`
+	Printer    printeropcua.Config  `yaml:"printer"`
+	Camera     cameraopcua.Config   `yaml:"camera"`
 	AggCameras []cameraopcua.Config `yaml:"aggregation_cameras"` // [0] reads level-2 groups, [1] level 3, …
 	// LabelPrinters are the labellers' label printers, one per aggregated
 	// level as lines are built: [0] prints level 2's labels, [1] level

@@ -38,9 +38,9 @@ import (
 
 // Config configures every simulated device of NewDevices.
 type Config struct {
-	Printer      PrinterConfig      `yaml:"printer"`
-	Camera       CameraConfig       `yaml:"camera"`
-	AggCamera CameraConfig `yaml:"agg_camera"` // one per level; Listen must be "" or host:0 when levels > 1
+	Printer   PrinterConfig `yaml:"printer"`
+	Camera    CameraConfig  `yaml:"camera"`
+	AggCamera CameraConfig  `yaml:"agg_camera"` // one per level; Listen must be "" or host:0 when levels > 1
 	// LabelPrinter: one per level (or one shared, sim.Layout); Listen
 	// applies to level 2's (or the shared one), higher levels get any free
 	// port.
@@ -65,7 +65,7 @@ func (c Config) Validate() error {
 const (
 	NamePrinter      = "printer"
 	NameCamera       = "camera"
-	NameAggCamera    = "agg_camera" // level 2; higher levels: "agg_camera_3", …
+	NameAggCamera    = "agg_camera"    // level 2; higher levels: "agg_camera_3", …
 	NameLabelPrinter = "label_printer" // level 2 (or the one shared); higher levels: "label_printer_3", …
 	NameLabelScanner = "label_scanner" // level 2; higher levels: "label_scanner_3", …
 )
