@@ -246,6 +246,7 @@ func FuzzLoadLineFile(f *testing.F) {
 	f.Add([]byte("line: [\n"))
 	f.Add([]byte("line: x\nproduct: p.yaml\nbatch: {id: B1, planned: -1}\nsettings: {gate: 1ns, margin: 2ns, challenge: [nope], min_grade: ZZ}\n"))
 	f.Add([]byte("devices:\n  plc: {protocol: modbus, signals: {verdict: {table: coil, address: 70000, type: verdict}}}\n  aggregation_cameras: [{}, {name: x}]\n  label_printer: {}\n"))
+	f.Add([]byte("devices:\n  aggregation_cameras: [{}, {}]\n  label_printers: [{address: 127.0.0.1:9100}, {address: 127.0.0.1:9100}, {}]\n  label_printer: {address: x}\n"))
 	f.Add([]byte("a: &a [*a, *a]\nb: *a\n"))
 	f.Add(bytes.ReplaceAll(base, []byte("20ms"), []byte("-20ms")))
 	f.Fuzz(func(t *testing.T, data []byte) {
