@@ -131,8 +131,8 @@ func campaignLineConfig(path string) (lineproc.LineConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(base.Devices.AggCameras) != 1 || len(base.Devices.LabelScanners) != 1 || base.Devices.LabelPrinter == nil {
-		return nil, fmt.Errorf("%s: a campaign's line needs one aggregation camera, one label scanner and a label printer", path)
+	if len(base.Devices.AggCameras) != 1 || len(base.Devices.LabelScanners) != 1 || (base.Devices.LabelPrinter == nil && len(base.Devices.LabelPrinters) != 1) {
+		return nil, fmt.Errorf("%s: a campaign's line needs one aggregation camera, one label scanner and its label printer (label_printers: [one])", path)
 	}
 	for _, sig := range []string{"gate_outcome", "gate_ack", "controller_alive"} {
 		if _, ok := base.Devices.PLC.Signals[sig]; !ok {
@@ -168,7 +168,11 @@ func campaignLineConfig(path string) (lineproc.LineConfig, error) {
 		lf.Devices.Camera.Stream.Endpoint = "opc.tcp://" + listen.Camera
 		lf.Devices.AggCameras[0].Stream.Endpoint = "opc.tcp://" + listen.AggCamera
 		lf.Devices.LabelScanners[0].Stream.Endpoint = "opc.tcp://" + listen.LabelScanner
-		lf.Devices.LabelPrinter.Address = listen.Label
+		if len(lf.Devices.LabelPrinters) == 1 {
+			lf.Devices.LabelPrinters[0].Address = listen.Label // level 2's labeller's (linesim.listen.label_printer)
+		} else {
+			lf.Devices.LabelPrinter.Address = listen.Label
+		}
 		return yaml.Marshal(lf)
 	}, nil
 }

@@ -162,11 +162,12 @@ func lineConfigTarget() (badinput.Target, func(), error) {
 	seeds := [][]byte{base, []byte(""), []byte("line: x\n"), []byte("line: [\n"),
 		[]byte("line: x\nproduct: p.yaml\nbatch: {id: B1, planned: -1}\nsettings: {gate: 1ns, margin: 2ns, challenge: [nope], min_grade: ZZ}\n"),
 		[]byte("devices:\n  plc: {protocol: modbus, signals: {verdict: {table: coil, address: 70000, type: verdict}}}\n  aggregation_cameras: [{}, {name: x}]\n  label_printer: {}\n"),
+		[]byte("devices:\n  aggregation_cameras: [{}, {}]\n  label_printers: [{address: 127.0.0.1:9100}, {address: 127.0.0.1:9100}, {}]\n  label_printer: {address: x}\n"),
 		[]byte("a: &a [*a, *a]\nb: *a\n"), []byte(strings.ReplaceAll(string(base), "20ms", "-20ms"))}
 	t := badinput.Target{
 		Name:   "line config (linectl run --config: the controller's YAML, devices and hand-off included)",
 		Seeds:  seeds,
-		Tokens: []string{"\n", ": ", "- ", "line:", "product:", "settings:", "devices:", "plc:", "printer:", "camera:", "handoff:", "hmi:", "gate:", "margin:", "endpoint:", "address:", "ms", "s", "-1", "&a", "*a", "{", "}", "[", "]"},
+		Tokens: []string{"\n", ": ", "- ", "line:", "product:", "settings:", "devices:", "plc:", "printer:", "camera:", "label_printers:", "handoff:", "hmi:", "gate:", "margin:", "endpoint:", "address:", "ms", "s", "-1", "&a", "*a", "{", "}", "[", "]"},
 		MaxLen: 32 << 10,
 		Check: func(_ context.Context, in []byte) badinput.Outcome {
 			if err := os.WriteFile(path, in, 0o644); err != nil {

@@ -109,11 +109,18 @@ type settingsFile struct {
 }
 
 type devicesFile struct {
-	PLC          plc.Config           `yaml:"plc"`
-	Printer      printeropcua.Config  `yaml:"printer"`
-	Camera       cameraopcua.Config   `yaml:"camera"`
-	AggCameras   []cameraopcua.Config `yaml:"aggregation_cameras"` // [0] reads level-2 groups, [1] level 3, …
-	LabelPrinter *zpl.Config          `yaml:"label_printer"`
+	PLC        plc.Config           `yaml:"plc"`
+	Printer    printeropcua.Config  `yaml:"printer"`
+	Camera     cameraopcua.Config   `yaml:"camera"`
+	AggCameras []cameraopcua.Config `yaml:"aggregation_cameras"` // [0] reads level-2 groups, [1] level 3, …
+	// LabelPrinters are the labellers' label printers, one per aggregated
+	// level as lines are built: [0] prints level 2's labels, [1] level
+	// 3's, … — one for each aggregation camera. LabelPrinter is the older
+	// form: one printer for every level's labels (one labeller), whose
+	// labels of two levels closing together can cross. One form or the
+	// other.
+	LabelPrinters []zpl.Config `yaml:"label_printers"`
+	LabelPrinter  *zpl.Config  `yaml:"label_printer"`
 	// ReworkLabelPrinter is the rework station's label printer: reprints of
 	// a parent's label go there, never to the in-line labeller's printer.
 	ReworkLabelPrinter *zpl.Config `yaml:"rework_label_printer"`
@@ -209,6 +216,7 @@ func (f *lineFile) validate() error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, f.Devices.validateLabelPrinters()...)
 	if f.Devices.ReworkLabelPrinter != nil {
 		if err := f.Devices.ReworkLabelPrinter.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("rework_label_printer: %w", err))
@@ -219,13 +227,74 @@ func (f *lineFile) validate() error {
 			errs = append(errs, fmt.Errorf("label_scanners[%d]: %w", i, err))
 		}
 	}
-	if len(f.Devices.LabelScanners) > 0 && f.Devices.LabelPrinter == nil {
-		errs = append(errs, errors.New("label_scanners: a label scanner verifies printed labels, but no label_printer is configured"))
+	if len(f.Devices.LabelScanners) > 0 && f.Devices.LabelPrinter == nil && len(f.Devices.LabelPrinters) == 0 {
+		errs = append(errs, errors.New("label_scanners: a label scanner verifies printed labels, but no label_printers (or label_printer) is configured"))
 	}
 	if _, err := f.machineConfig(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// validateLabelPrinters checks the labellers' printers: one form only,
+// one printer for each level an aggregation camera reads, each level's
+// label scanner on a level with a printer, and no printer shared by two
+// labellers (nor with the rework station) — its labels would cross.
+func (d devicesFile) validateLabelPrinters() []error {
+	if len(d.LabelPrinters) == 0 {
+		if d.LabelPrinters != nil {
+			return []error{errors.New("label_printers: empty; list one printer per aggregated level ([0] = level 2), or leave the key out")}
+		}
+		return nil
+	}
+	var errs []error
+	if d.LabelPrinter != nil {
+		errs = append(errs, errors.New("label_printer and label_printers: give one — label_printers (a printer per level's labeller), or label_printer (one printer for every level's labels)"))
+	}
+	agg := len(d.AggCameras)
+	for i := range d.LabelPrinters {
+		if i >= agg {
+			errs = append(errs, fmt.Errorf("label_printers[%d]: level %d is not aggregated on this line (aggregation_cameras reads %s): remove it", i, i+2, levelRange(agg)))
+		}
+	}
+	if len(d.LabelPrinters) < agg {
+		errs = append(errs, fmt.Errorf("label_printers: %d printer(s) for %d aggregated levels (aggregation_cameras reads %s): level %d's labeller has none; list one per level, [0] = level 2", len(d.LabelPrinters), agg, levelRange(agg), len(d.LabelPrinters)+2))
+	}
+	if n := len(d.LabelScanners); n > len(d.LabelPrinters) {
+		errs = append(errs, fmt.Errorf("label_scanners[%d]: level %d has a label scanner but no label printer in label_printers", len(d.LabelPrinters), len(d.LabelPrinters)+2))
+	}
+	used := map[string]string{}
+	if r := d.ReworkLabelPrinter; r != nil && r.Address != "" {
+		used[strings.ToLower(r.Address)] = "rework_label_printer"
+	}
+	for i, c := range d.LabelPrinters {
+		field := fmt.Sprintf("label_printers[%d]", i)
+		if c.Name == "" {
+			c.Name = labelPrinterName(tracecode.Level(i + 2)) // as wired: its messages name it so
+		}
+		if err := c.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s (level %d): %w", field, i+2, err))
+			continue
+		}
+		a := strings.ToLower(c.Address)
+		if other, dup := used[a]; dup {
+			errs = append(errs, fmt.Errorf("%s (level %d): address %s is also %s's: each level's labeller needs a printer of its own, or their labels cross", field, i+2, c.Address, other))
+			continue
+		}
+		used[a] = field
+	}
+	return errs
+}
+
+// levelRange says which levels n aggregation cameras read.
+func levelRange(n int) string {
+	switch n {
+	case 0:
+		return "no level"
+	case 1:
+		return "level 2"
+	}
+	return fmt.Sprintf("levels 2..%d", n+1)
 }
 
 // productFiles lists the config's product files as written.

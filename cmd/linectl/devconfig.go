@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tracline/tracline/line"
+	"github.com/tracline/tracline/tracecode"
 )
 
 // deviceConfigs is the devices section as loaded, for the engineer's
@@ -79,6 +80,12 @@ func deviceConfigs(d devicesFile) []line.DeviceConfig {
 	}
 	if d.LabelPrinter != nil {
 		add("label_printer", "label-printer", "zpl", d.LabelPrinter.Address, d.LabelPrinter)
+	}
+	for i, c := range d.LabelPrinters {
+		if c.Name == "" {
+			c.Name = labelPrinterName(tracecode.Level(i + 2)) // as wired
+		}
+		add(fmt.Sprintf("label_printer_L%d", i+2), "label-printer", "zpl", c.Address, c)
 	}
 	if d.ReworkLabelPrinter != nil {
 		add("rework_label_printer", "label-printer", "zpl", d.ReworkLabelPrinter.Address, d.ReworkLabelPrinter)

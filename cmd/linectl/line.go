@@ -229,7 +229,19 @@ func demoLineFile(s *demo.Setup) *lineFile {
 		f.Devices.AggCameras = append(f.Devices.AggCameras, cameraopcua.SimProfile(a, devsim.AggCameraObject))
 	}
 	if ep.LabelPrinter != "" && p.TopLevel() >= 2 {
-		f.Devices.LabelPrinter = &zpl.Config{Address: ep.LabelPrinter, Symbology: labelSymbology(p.Rule(2))}
+		first := zpl.Config{Address: ep.LabelPrinter, Symbology: labelSymbology(p.Rule(2))}
+		if ep.Labellers == sim.LabellersShared {
+			// One labeller for every level (a simulator asked for it).
+			f.Devices.LabelPrinter = &first
+		} else {
+			// A labeller per level, each printing its level's carrier.
+			for i, a := range ep.LabelPrinters {
+				if a != "" && i < len(ep.AggCameras) {
+					f.Devices.LabelPrinters = append(f.Devices.LabelPrinters,
+						zpl.Config{Address: a, Symbology: labelSymbology(p.Rule(tracecode.Level(i + 2)))})
+				}
+			}
+		}
 		for i, a := range ep.LabelScanners {
 			if a != "" && i < len(ep.AggCameras) {
 				f.Devices.LabelScanners = append(f.Devices.LabelScanners, cameraopcua.SimProfile(a, devsim.LabelScannerObject(i+2)))
@@ -237,7 +249,7 @@ func demoLineFile(s *demo.Setup) *lineFile {
 		}
 		if s.ReworkLabelPrinter != "" {
 			// The rework station's own label printer: reprints go there.
-			rp := *f.Devices.LabelPrinter
+			rp := first
 			rp.Name, rp.Address = "rework_label_printer", s.ReworkLabelPrinter
 			f.Devices.ReworkLabelPrinter = &rp
 		}

@@ -40,7 +40,7 @@ type controller struct {
 	cam      *cameraopcua.Camera
 	aggCams  []*cameraopcua.Camera
 	scanners []*cameraopcua.Camera
-	labels   *zpl.Printer
+	labels   printer.Labeler // the labellers' printers: printer.ByLevel, or one *zpl.Printer for every level
 	rework   *zpl.Printer
 	closers  []func() error
 	watch    *devWatch              // links, signal values, counters (overview, engineer)
@@ -228,13 +228,35 @@ func (c *controller) connect(ctx context.Context) error {
 		return err
 	}
 	if d.LabelPrinter != nil {
-		if c.labels, err = zpl.New(*d.LabelPrinter, c.log); err != nil {
+		p, err := zpl.New(*d.LabelPrinter, c.log)
+		if err != nil {
 			return err
 		}
-		c.closers = append(c.closers, c.labels.Close)
-		if err := retryConnect(ctx, c.log, "label printer", c.labels.Connect); err != nil {
+		c.closers = append(c.closers, p.Close)
+		if err := retryConnect(ctx, c.log, "label printer", p.Connect); err != nil {
 			return err
 		}
+		c.labels = p
+	}
+	if len(d.LabelPrinters) > 0 {
+		// A labeller per level: each level's labels on its own printer.
+		by := printer.ByLevel{}
+		for i, cfg := range d.LabelPrinters {
+			level := tracecode.Level(i + 2)
+			if cfg.Name == "" {
+				cfg.Name = labelPrinterName(level)
+			}
+			p, err := zpl.New(cfg, c.log)
+			if err != nil {
+				return err
+			}
+			c.closers = append(c.closers, p.Close)
+			if err := retryConnect(ctx, c.log, cfg.Name, p.Connect); err != nil {
+				return err
+			}
+			by[level] = p
+		}
+		c.labels = by
 	}
 	return nil
 }
@@ -281,6 +303,10 @@ func (c *controller) connectCameras(ctx context.Context, cfgs []cameraopcua.Conf
 // Device names (line.DeviceFault.Device, the overview's device list).
 func aggCameraName(l tracecode.Level) string    { return fmt.Sprintf("aggregation-camera-L%d", l) }
 func labelScannerName(l tracecode.Level) string { return fmt.Sprintf("label-scanner-%s", l) }
+
+// labelPrinterName is the name of level l's labeller's printer (in its
+// errors, and so in the labeller's alarm) unless its config names it.
+func labelPrinterName(l tracecode.Level) string { return fmt.Sprintf("label-printer-%s", l) }
 
 // Run pumps device events into the runner and runs it until ctx ends.
 func (c *controller) Run(ctx context.Context) error {

@@ -58,7 +58,9 @@ func TestLineFileExample(t *testing.T) {
 		{"printer endpoint", f.Devices.Printer.Stream.Endpoint, "opc.tcp://127.0.0.1:4841"},
 		{"camera endpoint", f.Devices.Camera.Stream.Endpoint, "opc.tcp://127.0.0.1:4842"},
 		{"aggregation cameras", len(f.Devices.AggCameras), 1},
-		{"label printer", f.Devices.LabelPrinter != nil && f.Devices.LabelPrinter.Address == "127.0.0.1:9100", true},
+		{"no shared label printer", f.Devices.LabelPrinter == nil, true},
+		{"label printers", len(f.Devices.LabelPrinters), 1},
+		{"level 2's label printer", len(f.Devices.LabelPrinters) == 1 && f.Devices.LabelPrinters[0].Address == "127.0.0.1:9100", true},
 		{"level-2 ratio", p.Ratio(2), 10},
 		{"label check on level 2", mc.LabelCheck[2], true},
 		{"deadline", mc.Deadline, 80 * time.Millisecond},
@@ -110,7 +112,7 @@ func TestLineFileErrors(t *testing.T) {
 		{name: "batch product not a product", edit: edit("  levels: 2\n", "  levels: 2\n  product: aspirin\n"), want: "batch.product"},
 		{name: "negative planned", edit: edit("planned: 2000", "planned: -5"), want: "batch.planned"},
 		{name: "unknown key", edit: edit("  margin: 20ms", "  margin: 20ms\n  colour: red"), want: "colour"},
-		{name: "misspelt device", edit: edit("  label_printer:\n", "  labelprinter:\n"), want: "labelprinter"},
+		{name: "misspelt device", edit: edit("  label_printers:\n", "  labelprinters:\n"), want: "labelprinters"},
 		{name: "wrong type", edit: edit("printer_buffer: 8", "printer_buffer: eight"), want: "eight"},
 		{name: "bad plc protocol", edit: edit("protocol: modbus", "protocol: profinet"), want: "plc.protocol"},
 		{name: "plc address not host:port", edit: edit("address: 127.0.0.1:5020", "address: plc-1"), want: "plc.modbus.address"},
@@ -120,7 +122,23 @@ func TestLineFileErrors(t *testing.T) {
 		{name: "printer handover", edit: edit("handover: array", "handover: ftp"), want: "handover"},
 		{name: "camera record node", edit: edit("record_node: ns=1;s=Camera.LastResult", "record_node: Camera.LastResult"), want: "camera.Camera"},
 		{name: "aggregation camera endpoint", edit: edit("endpoint: opc.tcp://127.0.0.1:4843", "endpoint: \"\""), want: "aggregation_cameras[0]"},
-		{name: "label printer symbology", edit: edit("symbology: gs1-datamatrix", "symbology: qr"), want: "label_printer.label_printer.symbology"},
+		{name: "label printer symbology", edit: edit("symbology: gs1-datamatrix", "symbology: qr"), want: "label_printers[0] (level 2): label_printer.label-printer-L2.symbology"},
+		{name: "label printer address", edit: edit("address: 127.0.0.1:9100", "address: 127.0.0.1"), want: "label_printers[0] (level 2): label_printer.label-printer-L2.address"},
+		{name: "both label printer forms", edit: edit("  label_printers:\n", "  label_printer: {address: 127.0.0.1:9101}\n  label_printers:\n"),
+			want: "label_printer and label_printers: give one"},
+		{name: "label printers empty", edit: edit(labelPrinters, "  label_printers: []\n"), want: "label_printers: empty"},
+		{name: "label printer of a level not aggregated", edit: edit(labelPrinters, labelPrinters+"    - {address: 127.0.0.1:9101}\n"),
+			want: "label_printers[1]: level 3 is not aggregated on this line (aggregation_cameras reads level 2)"},
+		{name: "aggregated level without a label printer", edit: edit("  aggregation_cameras:\n", "  aggregation_cameras:\n"+aggCamera3),
+			want: "label_printers: 1 printer(s) for 2 aggregated levels (aggregation_cameras reads levels 2..3): level 3's labeller has none"},
+		{name: "two levels on one label printer", edit: func(s string) string {
+			return edit(labelPrinters, labelPrinters+"    - {address: 127.0.0.1:9100, symbology: gs1-128}\n")(edit("  aggregation_cameras:\n", "  aggregation_cameras:\n"+aggCamera3)(s))
+		}, want: "label_printers[1] (level 3): address 127.0.0.1:9100 is also label_printers[0]'s"},
+		{name: "labeller printer is the rework station's", edit: edit(labelPrinters, labelPrinters+"  rework_label_printer: {address: 127.0.0.1:9100}\n"),
+			want: "label_printers[0] (level 2): address 127.0.0.1:9100 is also rework_label_printer's"},
+		{name: "unnamed label printer named by its level", edit: edit("    - name: label-printer-L2       # in its errors and the labeller's alarm (default label-printer-L<n>)\n      address: 127.0.0.1:9100\n      symbology: gs1-datamatrix",
+			"    - address: 127.0.0.1:9100\n      symbology: qr"), want: "label_printers[0] (level 2): label_printer.label-printer-L2.symbology"},
+		{name: "label scanner without label printers", edit: edit(labelPrinters, ""), want: "label_scanners: a label scanner verifies printed labels, but no label_printers"},
 		{name: "margin equals gate", edit: edit("margin: 20ms", "margin: 100ms"), want: "settings.margin"},
 		{name: "margin above gate", edit: edit("gate: 100ms", "gate: 10ms"), want: "settings.margin"},
 		{name: "gate not a duration", edit: edit("gate: 100ms", "gate: soon"), want: "soon"},
@@ -160,6 +178,18 @@ func TestLineFileErrors(t *testing.T) {
 		})
 	}
 }
+
+// labelPrinters is the example's label_printers section, whole.
+const labelPrinters = `  label_printers:
+    - name: label-printer-L2       # in its errors and the labeller's alarm (default label-printer-L<n>)
+      address: 127.0.0.1:9100
+      symbology: gs1-datamatrix
+      check: around                # ~HS before and after each label
+      timeout: 3s
+`
+
+// aggCamera3 is a level-3 aggregation camera, first in the list.
+const aggCamera3 = "    - {name: AggCamera3, stream: {endpoint: opc.tcp://127.0.0.1:4845, record_node: ns=1;s=AggCamera3.LastResult, count_node: ns=1;s=AggCamera3.ResultCount, ring_node: ns=1;s=AggCamera3.Results}}\n"
 
 // oldBatchSection is a config's batch section as written before batches
 // came from work orders.
@@ -216,6 +246,7 @@ func FuzzLoadLineFile(f *testing.F) {
 	f.Add([]byte("line: [\n"))
 	f.Add([]byte("line: x\nproduct: p.yaml\nbatch: {id: B1, planned: -1}\nsettings: {gate: 1ns, margin: 2ns, challenge: [nope], min_grade: ZZ}\n"))
 	f.Add([]byte("devices:\n  plc: {protocol: modbus, signals: {verdict: {table: coil, address: 70000, type: verdict}}}\n  aggregation_cameras: [{}, {name: x}]\n  label_printer: {}\n"))
+	f.Add([]byte("devices:\n  aggregation_cameras: [{}, {}]\n  label_printers: [{address: 127.0.0.1:9100}, {address: 127.0.0.1:9100}, {}]\n  label_printer: {address: x}\n"))
 	f.Add([]byte("a: &a [*a, *a]\nb: *a\n"))
 	f.Add(bytes.ReplaceAll(base, []byte("20ms"), []byte("-20ms")))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -554,5 +585,24 @@ func TestDeviceConfigsForTheEngineer(t *testing.T) {
 		if d, ok := names[want]; !ok || d.Endpoint == "" {
 			t.Errorf("%s: %+v", want, d)
 		}
+	}
+	// The level-2 labeller's printer, by its level; an unnamed one shows
+	// the name it is wired with (its errors and the labeller's alarm say it).
+	if d, ok := names["label_printer_L2"]; !ok || d.Endpoint != "127.0.0.1:9100" || d.Kind != "label-printer" || d.Driver != "zpl" {
+		t.Errorf("label_printer_L2: %+v", d)
+	}
+	f.Devices.LabelPrinters[0].Name = ""
+	f.Devices.LabelPrinters = append(f.Devices.LabelPrinters, f.Devices.LabelPrinters[0])
+	f.Devices.LabelPrinters[1].Address = "127.0.0.1:9101"
+	got := map[string]string{}
+	for _, d := range deviceConfigs(f.Devices) {
+		for _, s := range d.Settings {
+			if s.Key == "name" {
+				got[d.Name] = s.Value
+			}
+		}
+	}
+	if got["label_printer_L2"] != "label-printer-L2" || got["label_printer_L3"] != "label-printer-L3" || got["label_printer"] != "" {
+		t.Errorf("label printers' names: %v", got)
 	}
 }

@@ -1,7 +1,7 @@
 // Command linesim plays a packaging line over real protocols on loopback:
 // the PLC (Modbus TCP and OPC UA, with the reject gate's outcome ring and
 // the controller watchdog), a coding printer, a vision camera, an
-// aggregation camera and a label scanner per level and a ZPL label printer,
+// aggregation camera, a label scanner and a ZPL label printer per level,
 // wired to a simulated conveyor with injectable faults. It prints the
 // endpoints at start and writes the ground truth (every unit, its code, its
 // fate, its gate outcome, its parents; every group and what its label
@@ -143,7 +143,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "linesim: serving (seed %d, %g units/min)\n", fc.WithDefaults().Seed, fc.WithDefaults().Rate)
 	for _, l := range []struct{ name, addr string }{
 		{"plc modbus", ep.Modbus + " (unit id 1)"}, {"plc opc ua", ep.PLCOPCUA}, {"printer", ep.Printer},
-		{"camera", ep.Camera}, {"agg cameras", strings.Join(ep.AggCameras, " ")}, {"label printer", ep.LabelPrinter},
+		{"camera", ep.Camera}, {"agg cameras", strings.Join(ep.AggCameras, " ")}, {"label printers", strings.Join(ep.LabelPrinters, " ") + " (" + string(ep.Labellers) + ")"},
 		{"label scanners", strings.Join(ep.LabelScanners, " ")}, {"ground truth", ep.HTTP},
 	} {
 		fmt.Fprintf(stderr, "  %-15s %s\n", l.name, l.addr)

@@ -80,7 +80,7 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if fc.Listen.LabelScanner != "127.0.0.1:4844" || fc.Positions.LabelScanner != 30*time.Millisecond ||
-		fc.ControllerWatchdog == nil || *fc.ControllerWatchdog != sim.DefaultControllerWatchdog {
+		fc.ControllerWatchdog == nil || *fc.ControllerWatchdog != sim.DefaultControllerWatchdog || fc.Labellers != sim.LabellersPerLevel {
 		t.Fatalf("example config %+v", fc.Config)
 	}
 	for _, f := range fc.Faults {

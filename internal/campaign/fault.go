@@ -31,7 +31,7 @@ var FaultDevices = []FaultDevice{
 	{"printer", "coding printer", []string{"printer"}},
 	{"camera", "vision camera", []string{"camera"}},
 	{"agg_camera", "aggregation camera (level 2)", []string{"aggregation-camera", "agg-camera"}},
-	{"label_printer", "label printer", []string{"label-printer", "labeller"}},
+	{"label_printer", "label printer (level 2)", []string{"label-printer", "labeller"}},
 	{"label_scanner", "label scanner (level 2)", []string{"label-scanner", "scanner"}},
 }
 

@@ -1,5 +1,5 @@
 // Package devsim plays the line's coding printer, vision camera, aggregation
-// cameras and ZPL label printer over real protocols on loopback, for
+// cameras and ZPL label printers over real protocols on loopback, for
 // cmd/linesim and for the drivers' tests. Only cmd/linesim and tests import it.
 //
 // Conveyor-facing API (called by cmd/linesim/sim's conveyor; the fault and
@@ -38,9 +38,12 @@ import (
 
 // Config configures every simulated device of NewDevices.
 type Config struct {
-	Printer      PrinterConfig      `yaml:"printer"`
-	Camera       CameraConfig       `yaml:"camera"`
-	AggCamera    CameraConfig       `yaml:"agg_camera"` // one per level; Listen must be "" or host:0 when levels > 1
+	Printer   PrinterConfig `yaml:"printer"`
+	Camera    CameraConfig  `yaml:"camera"`
+	AggCamera CameraConfig  `yaml:"agg_camera"` // one per level; Listen must be "" or host:0 when levels > 1
+	// LabelPrinter: one per level (or one shared, sim.Layout); Listen
+	// applies to level 2's (or the shared one), higher levels get any free
+	// port.
 	LabelPrinter LabelPrinterConfig `yaml:"label_printer"`
 	// LabelScanner: one per level, like the aggregation cameras (Listen
 	// applies to level 2; higher levels get any free port). Trigger must
@@ -62,8 +65,8 @@ func (c Config) Validate() error {
 const (
 	NamePrinter      = "printer"
 	NameCamera       = "camera"
-	NameAggCamera    = "agg_camera" // level 2; higher levels: "agg_camera_3", …
-	NameLabelPrinter = "label_printer"
+	NameAggCamera    = "agg_camera"    // level 2; higher levels: "agg_camera_3", …
+	NameLabelPrinter = "label_printer" // level 2 (or the one shared); higher levels: "label_printer_3", …
 	NameLabelScanner = "label_scanner" // level 2; higher levels: "label_scanner_3", …
 )
 
@@ -72,6 +75,10 @@ func AggCameraName(level int) string { return levelName(NameAggCamera, level) }
 
 // LabelScannerName is the Targets key of the label scanner for level.
 func LabelScannerName(level int) string { return levelName(NameLabelScanner, level) }
+
+// LabelPrinterName is the Targets key of the label printer of level's
+// labeller.
+func LabelPrinterName(level int) string { return levelName(NameLabelPrinter, level) }
 
 func levelName(name string, level int) string {
 	if level == 2 {
@@ -86,7 +93,9 @@ type Set struct {
 	Camera        *Camera
 	AggCameras    []*AggCamera    // AggCameras[i] reads groups of level i+2
 	LabelScanners []*LabelScanner // LabelScanners[i] scans labelled groups of level i+2
-	LabelPrinter  *LabelPrinter
+	// LabelPrinters[i] prints the labels of level i+2's labeller; with one
+	// label printer for every level there is one.
+	LabelPrinters []*LabelPrinter
 }
 
 // Close stops every device.
@@ -104,22 +113,26 @@ func (s *Set) Close() error {
 	for _, l := range s.LabelScanners {
 		errs = append(errs, l.Close())
 	}
-	if s.LabelPrinter != nil {
-		errs = append(errs, s.LabelPrinter.Close())
+	for _, l := range s.LabelPrinters {
+		errs = append(errs, l.Close())
 	}
 	return errors.Join(errs...)
 }
 
-// Start builds and starts every device: the printer, the camera, one
-// aggregation camera and one label scanner per level above the unit
-// (levels = len(ratios)) and the label printer. On error everything
-// started is closed.
-func Start(ctx context.Context, cfg Config, levels int, log *slog.Logger) (*Set, error) {
+// Start builds and starts every device of layout: the printer, the
+// camera, one aggregation camera and one label scanner per level above the
+// unit (layout.Levels = len(ratios)) and the label printers (one per
+// level, or one shared). On error everything started is closed.
+func Start(ctx context.Context, cfg Config, layout sim.Layout, log *slog.Logger) (*Set, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	levels := layout.Levels
 	if levels < 0 || levels > 8 {
 		return nil, fmt.Errorf("devsim: %d aggregation levels is outside 0..8", levels)
+	}
+	if layout.LabelPrinters < 0 || layout.LabelPrinters > levels {
+		return nil, fmt.Errorf("devsim: %d label printers for %d aggregation levels (one per level, or one shared)", layout.LabelPrinters, levels)
 	}
 	s := &Set{}
 	fail := func(err error) (*Set, error) {
@@ -165,11 +178,19 @@ func Start(ctx context.Context, cfg Config, levels int, log *slog.Logger) (*Set,
 			return fail(err)
 		}
 	}
-	if s.LabelPrinter, err = NewLabelPrinter(cfg.LabelPrinter, log); err != nil {
-		return fail(err)
-	}
-	if err = s.LabelPrinter.Start(ctx); err != nil {
-		return fail(err)
+	for i := 0; i < layout.LabelPrinters; i++ {
+		lc := cfg.LabelPrinter
+		if i > 0 {
+			lc.Listen = ""
+		}
+		l, err := NewLabelPrinter(lc, log)
+		if err != nil {
+			return fail(err)
+		}
+		s.LabelPrinters = append(s.LabelPrinters, l)
+		if err := l.Start(ctx); err != nil {
+			return fail(err)
+		}
 	}
 	return s, nil
 }
@@ -179,11 +200,9 @@ func (s *Set) Devices() *sim.Devices {
 	d := &sim.Devices{
 		Printer: s.Printer,
 		Camera:  s.Camera,
-		Labels:  s.LabelPrinter,
 		Targets: map[string]string{
-			NamePrinter:      s.Printer.Addr(),
-			NameCamera:       s.Camera.Addr(),
-			NameLabelPrinter: s.LabelPrinter.Addr(),
+			NamePrinter: s.Printer.Addr(),
+			NameCamera:  s.Camera.Addr(),
 		},
 		Close: s.Close,
 	}
@@ -195,13 +214,17 @@ func (s *Set) Devices() *sim.Devices {
 		d.LabelScanners = append(d.LabelScanners, l)
 		d.Targets[LabelScannerName(i+2)] = l.Addr()
 	}
+	for i, l := range s.LabelPrinters {
+		d.Labels = append(d.Labels, l)
+		d.Targets[LabelPrinterName(i+2)] = l.Addr()
+	}
 	return d
 }
 
 // Factory returns a sim.DeviceFactory that starts the devices from cfg.
 func Factory(cfg Config, log *slog.Logger) sim.DeviceFactory {
-	return func(ctx context.Context, levels int) (*sim.Devices, error) {
-		s, err := Start(ctx, cfg, levels, log)
+	return func(ctx context.Context, layout sim.Layout) (*sim.Devices, error) {
+		s, err := Start(ctx, cfg, layout, log)
 		if err != nil {
 			return nil, err
 		}

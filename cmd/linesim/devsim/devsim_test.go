@@ -135,8 +135,11 @@ func TestCameraResults(t *testing.T) {
 	if r.Item != 7 || r.Level != 2 || len(r.Codes) != 2 || !r.Pass {
 		t.Fatalf("agg result %+v", r)
 	}
-	if _, err := Start(context.Background(), Config{}, 9, nil); err == nil {
+	if _, err := Start(context.Background(), Config{}, sim.Layout{Levels: 9, LabelPrinters: 9}, nil); err == nil {
 		t.Fatal("9 aggregation levels accepted")
+	}
+	if _, err := Start(context.Background(), Config{}, sim.Layout{Levels: 1, LabelPrinters: 2}, nil); err == nil || !strings.Contains(err.Error(), "2 label printers for 1 aggregation levels") {
+		t.Fatalf("2 label printers for 1 level: %v", err)
 	}
 	if _, err := NewAggCamera(CameraConfig{}, 1, nil); err == nil {
 		t.Fatal("level 1 agg camera accepted")
@@ -236,7 +239,7 @@ func FuzzParseFormat(f *testing.F) {
 func TestStartDevices(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	set, err := Start(ctx, Config{}, 1, nil) // one aggregation level: each OPC UA server costs seconds under -race
+	set, err := Start(ctx, Config{}, sim.Layout{Levels: 1, LabelPrinters: 1}, nil) // one aggregation level: each OPC UA server costs seconds under -race
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,8 +122,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // groups carry their own labels again.
 func TestLabelScannerMisapplyAndPurge(t *testing.T) {
 	var scanner *LabelScanner
-	factory := func(ctx context.Context, levels int) (*sim.Devices, error) {
-		d := sim.StandIns(levels) // the stand-in label printer prints SIML2-00000N when group N is read
+	factory := func(ctx context.Context, layout sim.Layout) (*sim.Devices, error) {
+		d := sim.StandIns(layout) // the stand-in label printer prints SIML2-00000N when group N is read
 		var err error
 		if scanner, err = NewLabelScanner(CameraConfig{}, 2, nil); err != nil {
 			return nil, err

@@ -28,6 +28,13 @@ type Config struct {
 	// LabelTimeout: how long the labeller waits for a printed label after
 	// a group was read before the group leaves unlabelled (default 2s).
 	LabelTimeout time.Duration `yaml:"label_timeout" json:"label_timeout"`
+	// Labellers: per-level (default) — each aggregated level has its own
+	// label printer and labeller, as lines are built: a level's labels go
+	// only on that level's groups, in that level's order; shared — one
+	// label printer and one labeller for every level, groups served first
+	// come first served (the simulator's model before per-level: labels of
+	// two levels closing together can cross).
+	Labellers Labellers `yaml:"labellers" json:"labellers"`
 	// Heartbeat period of the PLC's heartbeat counter (default 100ms).
 	Heartbeat time.Duration `yaml:"heartbeat" json:"heartbeat"`
 	// Listen addresses ("" = 127.0.0.1:0, any free port). Every device is
@@ -70,7 +77,9 @@ type Listen struct {
 	Printer   string `yaml:"printer" json:"printer"`
 	Camera    string `yaml:"camera" json:"camera"`
 	AggCamera string `yaml:"agg_camera" json:"agg_camera"`
-	Label     string `yaml:"label_printer" json:"label_printer"`
+	// Label is the level-2 label printer (or the shared one); higher
+	// levels get any free port (Endpoints().LabelPrinters).
+	Label string `yaml:"label_printer" json:"label_printer"`
 	// LabelScanner is the level-2 label scanner; higher levels get any
 	// free port (Endpoints().LabelScanners).
 	LabelScanner string `yaml:"label_scanner" json:"label_scanner"`
@@ -81,6 +90,48 @@ type Listen struct {
 	// every message, no link faults (refused), every device address but
 	// http left to the simulator.
 	Proxies string `yaml:"proxies" json:"proxies"`
+}
+
+// Labellers says how the line labels its groups.
+type Labellers string
+
+const (
+	// LabellersPerLevel: a label printer and a labeller per aggregated
+	// level (the default).
+	LabellersPerLevel Labellers = "per-level"
+	// LabellersShared: one label printer and one labeller for every level.
+	LabellersShared Labellers = "shared"
+)
+
+// Layout is what the device factory builds for a config: the aggregation
+// levels above the unit (an aggregation camera and a label scanner each)
+// and the label printers (one per level, or one shared).
+type Layout struct {
+	Levels        int `json:"levels"`
+	LabelPrinters int `json:"label_printers"`
+}
+
+// Printer is the index of the label printer (and labeller) of level
+// index li (0 = level 2): li itself with a printer per level, 0 with one
+// shared; false if there is none.
+func (l Layout) Printer(li int) (int, bool) {
+	switch {
+	case l.LabelPrinters == 1:
+		return 0, true
+	case li < l.LabelPrinters:
+		return li, true
+	}
+	return 0, false
+}
+
+// Layout is the devices cfg asks for.
+func (c Config) Layout() Layout {
+	c = c.WithDefaults()
+	l := Layout{Levels: len(c.Ratios), LabelPrinters: len(c.Ratios)}
+	if c.Labellers == LabellersShared && l.Levels > 0 {
+		l.LabelPrinters = 1
+	}
+	return l
 }
 
 // FaultKind names an injectable fault.
@@ -272,6 +323,9 @@ func (c Config) WithDefaults() Config {
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 100 * time.Millisecond
 	}
+	if c.Labellers == "" {
+		c.Labellers = LabellersPerLevel
+	}
 	fs := make([]Fault, len(c.Faults))
 	for i, f := range c.Faults {
 		if f.For == 0 {
@@ -320,6 +374,11 @@ func (c Config) Validate() error {
 	}
 	if c.Heartbeat < time.Millisecond {
 		bad("linesim.heartbeat: %s is shorter than 1ms", c.Heartbeat)
+	}
+	switch c.Labellers {
+	case LabellersPerLevel, LabellersShared:
+	default:
+		bad("linesim.labellers: %q is neither per-level (a label printer and a labeller per level) nor shared (one for every level)", c.Labellers)
 	}
 	for name, a := range map[string]string{"modbus": c.Listen.Modbus, "plc_opcua": c.Listen.PLCOPCUA,
 		"printer": c.Listen.Printer, "camera": c.Listen.Camera, "agg_camera": c.Listen.AggCamera,

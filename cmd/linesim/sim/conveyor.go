@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"log/slog"
@@ -71,13 +72,13 @@ type conveyor struct {
 	binFull     bool
 	bin         []uint32 // items in the reject bin since it was last emptied
 
-	// The labeller: groups wait in the order they arrive; the first takes
-	// the next printed label. transit holds the groups between the
-	// aggregation camera and the labeller.
+	// The labellers, one per level (or one shared, cfg.Labellers): at
+	// each, groups wait in the order they arrive; the first takes the next
+	// label its printer printed. transit holds the groups between the
+	// aggregation cameras and the labellers.
+	layout  Layout
 	transit []*labelWait
-	labQ    []*labelWait
-	labTick bool // a retry of the labeller is scheduled
-	shift   int  // labels lost (label-misapply) and not yet made up: later groups carry another group's label
+	labs    []labeller
 
 	mu     sync.Mutex
 	units  []UnitTruth
@@ -88,9 +89,18 @@ type conveyor struct {
 	closed bool
 }
 
+// labeller is one labeller: the groups waiting at it and its label
+// printer's labels.
+type labeller struct {
+	q     []*labelWait
+	tick  bool // a retry of the labeller is scheduled
+	shift int  // labels lost (label-misapply) and not yet made up: later groups carry another group's label
+}
+
 func newConveyor(cfg Config, log *slog.Logger, plc *plcModel, dev *Devices, lf linkFaulter, done chan struct{}) *conveyor {
+	layout := cfg.Layout()
 	return &conveyor{
-		cfg: cfg, log: log, plc: plc, dev: dev, faults: lf,
+		cfg: cfg, log: log, plc: plc, dev: dev, faults: lf, layout: layout, labs: make([]labeller, layout.LabelPrinters),
 		rng:       rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		interval:  time.Duration(float64(time.Minute) / cfg.Rate),
 		open:      make([]*GroupTruth, len(cfg.Ratios)),
@@ -399,7 +409,8 @@ func (c *conveyor) addChild(li int, code string, id uint32, now time.Time) {
 
 // labelWait is a group at the labeller.
 type labelWait struct {
-	li       int
+	li       int // level index (0 = level 2)
+	lab      int // its labeller (index into conveyor.labs; -1: none)
 	g        *GroupTruth
 	deadline time.Time
 	misapply bool // label-misapply drawn: its first label falls off
@@ -418,7 +429,11 @@ func (c *conveyor) readGroup(li int, g *GroupTruth, now time.Time) {
 	if li < len(c.dev.AggCameras) && c.dev.AggCameras[li] != nil {
 		c.dev.AggCameras[li].Read(g.ID, codes)
 	}
-	w := &labelWait{li: li, g: g, deadline: now.Add(c.cfg.Positions.Labeler + c.cfg.LabelTimeout)}
+	lab, ok := c.layout.Printer(li)
+	if !ok {
+		lab = -1
+	}
+	w := &labelWait{li: li, lab: lab, g: g, deadline: now.Add(c.cfg.Positions.Labeler + c.cfg.LabelTimeout)}
 	c.pending++
 	c.transit = append(c.transit, w)
 	c.at(now.Add(c.cfg.Positions.Labeler), func(t time.Time) {
@@ -427,8 +442,13 @@ func (c *conveyor) readGroup(li int, g *GroupTruth, now time.Time) {
 		}
 		c.transit = slices.DeleteFunc(c.transit, func(x *labelWait) bool { return x == w })
 		c.drawLabelFaults(w)
-		c.labQ = append(c.labQ, w)
-		c.serveLabeller(t)
+		if w.lab < 0 {
+			c.pending--
+			c.leaveUnlabelled(w.g, "group left unlabelled: its level has no labeller")
+			return
+		}
+		c.labs[w.lab].q = append(c.labs[w.lab].q, w)
+		c.serveLabeller(w.lab, t)
 	})
 }
 
@@ -455,17 +475,20 @@ func (c *conveyor) drawLabelFaults(w *labelWait) {
 	}
 }
 
-// serveLabeller applies printed labels to the groups waiting, first come
-// first served; a group whose deadline passed leaves unlabelled.
-func (c *conveyor) serveLabeller(t time.Time) {
-	for len(c.labQ) > 0 {
-		w := c.labQ[0]
-		if lb, ok := c.nextLabel(); ok {
+// serveLabeller applies the labels labeller k's printer printed to the
+// groups waiting at it, first come first served; a group whose deadline
+// passed leaves unlabelled.
+func (c *conveyor) serveLabeller(k int, t time.Time) {
+	lab := &c.labs[k]
+	for len(lab.q) > 0 {
+		w := lab.q[0]
+		if lb, ok := c.nextLabel(k); ok {
 			if w.misapply && !w.lost {
 				// The label falls off and is thrown away: this group takes
-				// the next one printed, and every later group is one off.
+				// the next one printed, and every later group at this
+				// labeller is one off.
 				w.lost = true
-				c.shift++
+				lab.shift++
 				c.mu.Lock()
 				w.g.LabelLost = labelName(lb)
 				w.g.LabelFaults = append(w.g.LabelFaults, FaultLabelMisapply)
@@ -473,28 +496,28 @@ func (c *conveyor) serveLabeller(t time.Time) {
 				c.log.Warn("label fell off at the labeller", "group", w.g.ID, "label", labelName(lb))
 				continue
 			}
-			c.labQ = c.labQ[1:]
+			lab.q = lab.q[1:]
 			c.pending--
-			c.applyLabel(w, lb, t)
+			c.applyLabel(w, lb, lab.shift > 0, t)
 			continue
 		}
 		if t.Before(w.deadline) {
 			break
 		}
-		c.labQ = c.labQ[1:]
+		lab.q = lab.q[1:]
 		c.pending--
-		if c.shift > 0 {
+		if lab.shift > 0 {
 			// The label it would have taken goes on the next group: one
 			// lost label made up.
-			c.shift--
+			lab.shift--
 		}
 		c.leaveUnlabelled(w.g, "group left unlabelled")
 	}
-	if len(c.labQ) > 0 && !c.labTick {
-		c.labTick = true
+	if len(lab.q) > 0 && !lab.tick {
+		lab.tick = true
 		c.at(t.Add(10*time.Millisecond), func(t time.Time) {
-			c.labTick = false
-			c.serveLabeller(t)
+			c.labs[k].tick = false
+			c.serveLabeller(k, t)
 		})
 	}
 }
@@ -515,11 +538,11 @@ func (c *conveyor) leaveUnlabelled(g *GroupTruth, msg string) {
 
 // applyLabel sticks lb on the group, sends it on to the next level and, a
 // little further on, past the label scanner.
-func (c *conveyor) applyLabel(w *labelWait, lb Label, t time.Time) {
+func (c *conveyor) applyLabel(w *labelWait, lb Label, misapplied bool, t time.Time) {
 	g, li := w.g, w.li
 	c.mu.Lock()
 	g.Label, g.Text, g.State = lb.Code, lb.Text, groupDone
-	g.Misapplied = c.shift > 0
+	g.Misapplied = misapplied
 	children := append([]string(nil), g.Children...)
 	c.mu.Unlock()
 	// A label without a code (REWORK) diverts the group off the line to
@@ -596,12 +619,18 @@ type BinReport struct {
 // the conveyor goroutine.
 func (c *conveyor) purge() PurgeReport {
 	rep := PurgeReport{Groups: []uint32{}, Labels: []string{}}
-	for _, w := range c.labQ {
+	var waiting []*labelWait
+	for k := range c.labs {
+		waiting = append(waiting, c.labs[k].q...)
+		c.labs[k].q = nil
+	}
+	// Oldest first, across the labellers.
+	slices.SortStableFunc(waiting, func(a, b *labelWait) int { return cmp.Compare(a.g.ID, b.g.ID) })
+	for _, w := range waiting {
 		c.pending--
 		rep.Groups = append(rep.Groups, w.g.ID)
 		c.leaveUnlabelled(w.g, "group purged unlabelled")
 	}
-	c.labQ = nil
 	for _, w := range c.transit {
 		w.purged = true
 		c.pending--
@@ -609,14 +638,16 @@ func (c *conveyor) purge() PurgeReport {
 		c.leaveUnlabelled(w.g, "group purged on its way to the labeller")
 	}
 	c.transit = nil
-	for {
-		lb, ok := c.nextLabel()
-		if !ok {
-			break
+	for k := range c.labs {
+		for {
+			lb, ok := c.nextLabel(k)
+			if !ok {
+				break
+			}
+			rep.Labels = append(rep.Labels, labelName(lb))
 		}
-		rep.Labels = append(rep.Labels, labelName(lb))
+		c.labs[k].shift = 0
 	}
-	c.shift = 0
 	rep.Bin = c.emptyBin()
 	c.log.Info("line purged", "groups_reworked", len(rep.Groups), "labels_discarded", len(rep.Labels), "bin", rep.Bin.Units)
 	return rep
@@ -634,11 +665,13 @@ func (c *conveyor) emptyBin() BinReport {
 	return rep
 }
 
-func (c *conveyor) nextLabel() (Label, bool) {
-	if c.dev.Labels == nil {
+// nextLabel takes the oldest label labeller k's printer printed and not
+// yet applied.
+func (c *conveyor) nextLabel(k int) (Label, bool) {
+	if k >= len(c.dev.Labels) || c.dev.Labels[k] == nil {
 		return Label{}, false
 	}
-	return c.dev.Labels.NextLabel()
+	return c.dev.Labels[k].NextLabel()
 }
 
 // checkDone closes done once the infeed has stopped after Units and every

@@ -92,16 +92,18 @@ type LabelPrinter interface {
 }
 
 // Devices is the set the conveyor drives. AggCameras[i] reads groups of
-// level i+2, LabelScanners[i] scans their labels. Endpoints names each
-// device's address for clients.
+// level i+2, LabelScanners[i] scans their labels, Labels[i] prints the
+// labels level i+2's labeller applies — or, with one label printer for
+// every level (Labellers shared), Labels[0] prints them all. Endpoints
+// names each device's address for clients.
 type Devices struct {
 	Printer       Printer
 	Camera        Camera
 	AggCameras    []AggCamera
 	LabelScanners []LabelScanner // nil or short: those levels have no label scanner
-	Labels        LabelPrinter
+	Labels        []LabelPrinter // nil or short: those levels' groups wait for labels that never come
 	// Targets are the real listening addresses ("host:port") by device
-	// name (printer, camera, agg_camera[_N], label_printer,
+	// name (printer, camera, agg_camera[_N], label_printer[_N],
 	// label_scanner[_N]); the simulator puts
 	// a netsim proxy in front of each and reports the proxy's address.
 	Targets map[string]string
@@ -109,16 +111,23 @@ type Devices struct {
 	Close func() error
 }
 
-// StandIns returns in-process stand-in devices with no network side: the
-// printer makes its own codes (SIM00000001, …) as if the controller always
-// kept its buffer full, the cameras and label scanners only count, and the
-// label printer prints one label per group read (SIML2-000001 for group 1
-// of level 2). For tests of the conveyor and ground truth without a
-// controller.
-func StandIns(levels int) *Devices {
-	lp := &standinLabels{}
-	d := &Devices{Printer: &standinPrinter{}, Camera: &standinCamera{}, Labels: lp, Targets: map[string]string{}, Close: func() error { return nil }}
-	for i := 0; i < levels; i++ {
+// StandIns returns in-process stand-in devices for l with no network
+// side: the printer makes its own codes (SIM00000001, …) as if the
+// controller always kept its buffer full, the cameras and label scanners
+// only count, and the label printers print one label per group read
+// (SIML2-000001 for group 1 of level 2) on the printer of the group's
+// level (or the one shared printer). For tests of the conveyor and ground
+// truth without a controller.
+func StandIns(l Layout) *Devices {
+	d := &Devices{Printer: &standinPrinter{}, Camera: &standinCamera{}, Targets: map[string]string{}, Close: func() error { return nil }}
+	for i := 0; i < l.LabelPrinters; i++ {
+		d.Labels = append(d.Labels, &standinLabels{})
+	}
+	for i := 0; i < l.Levels; i++ {
+		var lp *standinLabels
+		if k, ok := l.Printer(i); ok {
+			lp = d.Labels[k].(*standinLabels)
+		}
 		d.AggCameras = append(d.AggCameras, &standinAgg{level: i + 2, labels: lp})
 		d.LabelScanners = append(d.LabelScanners, &standinScanner{})
 	}
@@ -180,6 +189,9 @@ type standinAgg struct {
 }
 
 func (a *standinAgg) Read(group uint32, codes []string) {
+	if a.labels == nil {
+		return
+	}
 	a.labels.push(Label{Code: fmt.Sprintf("SIML%d-%06d", a.level, group), Text: fmt.Sprintf("level %d group %d (%d)", a.level, group, len(codes))})
 }
 

@@ -25,9 +25,11 @@ type LinkRequest struct {
 
 // LinkDevices are the devices POST /link acts on, by name, and the
 // proxies behind each (the PLC's Modbus and OPC UA servers are one PLC;
-// the aggregation camera and label scanner are level 2's).
+// the aggregation camera and label scanner are level 2's; label_printer
+// is level 2's labeller's printer — or the one of every level, with
+// labellers shared — and label_printer_3, … the higher levels').
 func (s *Sim) LinkDevices() map[string][]string {
-	return map[string][]string{
+	m := map[string][]string{
 		"plc":           {DevModbus, DevPLCOPCUA},
 		"printer":       {DevPrinter},
 		"camera":        {DevCamera},
@@ -35,6 +37,11 @@ func (s *Sim) LinkDevices() map[string][]string {
 		"label_printer": {DevLabel},
 		"label_scanner": {LabelScannerDevice(2)},
 	}
+	for i := 1; i < s.cfg.Layout().LabelPrinters; i++ {
+		d := LabelPrinterDevice(i + 2)
+		m[d] = []string{d}
+	}
+	return m
 }
 
 // LinkFaults are the faults POST /link knows.

@@ -31,7 +31,7 @@ const (
 	DevPrinter   = "printer"
 	DevCamera    = "camera"
 	DevAggCamera = "agg_camera"
-	DevLabel     = "label_printer"
+	DevLabel     = "label_printer" // level 2's (or the shared one); higher levels label_printer_3, …
 	DevScanner   = "label_scanner"
 )
 
@@ -43,6 +43,12 @@ func AggCameraDevice(level int) string { return levelDevice(DevAggCamera, level)
 // (2 = label_scanner, 3 = label_scanner_3, …), as in Devices.Targets.
 func LabelScannerDevice(level int) string { return levelDevice(DevScanner, level) }
 
+// LabelPrinterDevice is the device name of the label printer of level's
+// labeller (2 = label_printer, 3 = label_printer_3, …), as in
+// Devices.Targets; with one label printer for every level (Labellers
+// shared) it is label_printer.
+func LabelPrinterDevice(level int) string { return levelDevice(DevLabel, level) }
+
 func levelDevice(name string, level int) string {
 	if level == 2 {
 		return name
@@ -50,9 +56,11 @@ func levelDevice(name string, level int) string {
 	return name + "_" + strconv.Itoa(level)
 }
 
-// DeviceFactory builds the printer, cameras and label printer once the
-// simulator starts; levels is len(cfg.Ratios).
-type DeviceFactory func(ctx context.Context, levels int) (*Devices, error)
+// DeviceFactory builds the printer, cameras and label printers once the
+// simulator starts, as cfg.Layout() says: an aggregation camera and a
+// label scanner per level (len(cfg.Ratios)), a label printer per level or
+// one shared.
+type DeviceFactory func(ctx context.Context, l Layout) (*Devices, error)
 
 // Option changes how New builds the simulator.
 type Option func(*Sim)
@@ -99,8 +107,13 @@ type Endpoints struct {
 	AggCamera string `json:"agg_camera"` // opc.tcp://host:port, level 2
 	// AggCameras lists every aggregation camera by level: [0] is level 2
 	// (= AggCamera), [1] level 3, …
-	AggCameras   []string `json:"agg_cameras"`
-	LabelPrinter string   `json:"label_printer"` // host:port (raw ZPL)
+	AggCameras []string `json:"agg_cameras"`
+	// LabelPrinter is the level-2 labeller's label printer, host:port (raw
+	// ZPL); LabelPrinters lists every level's: [0] is level 2, [1] level 3,
+	// … — or, with Labellers shared, the one printer of every level.
+	LabelPrinter  string    `json:"label_printer"`
+	LabelPrinters []string  `json:"label_printers"`
+	Labellers     Labellers `json:"labellers"` // per-level or shared (Config.Labellers)
 	// LabelScanner is the level-2 label scanner, opc.tcp://host:port;
 	// LabelScanners lists every level's: [0] is level 2, [1] level 3, …
 	LabelScanner  string   `json:"label_scanner"`
@@ -121,7 +134,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Sim, error) {
 		o(s)
 	}
 	if s.factory == nil {
-		s.factory = func(context.Context, int) (*Devices, error) { return StandIns(len(s.cfg.Ratios)), nil }
+		s.factory = func(_ context.Context, l Layout) (*Devices, error) { return StandIns(l), nil }
 	}
 	s.plc = newPLCModel(log.With("dev", "plc"), *s.cfg.ControllerWatchdog)
 	s.plc.st.StopRequest = cfg.StartStopped
@@ -174,7 +187,7 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 		}
 	}
 	// Printer, cameras, label printer.
-	s.dev, err = s.factory(runCtx, len(s.cfg.Ratios))
+	s.dev, err = s.factory(runCtx, s.cfg.Layout())
 	if err != nil {
 		return fmt.Errorf("linesim: devices: %w", err)
 	}
@@ -208,7 +221,7 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 		s.mu.Unlock()
 		addrs[name] = p.Addr()
 	}
-	ep := Endpoints{Modbus: addrs[DevModbus], LabelPrinter: addrs[DevLabel]}
+	ep := Endpoints{Modbus: addrs[DevModbus], LabelPrinter: addrs[DevLabel], Labellers: s.cfg.Labellers}
 	for name, dst := range map[string]*string{DevPLCOPCUA: &ep.PLCOPCUA, DevPrinter: &ep.Printer, DevCamera: &ep.Camera,
 		DevAggCamera: &ep.AggCamera, DevScanner: &ep.LabelScanner} {
 		if a := addrs[name]; a != "" {
@@ -221,6 +234,12 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 		}
 		if a := addrs[LabelScannerDevice(lvl)]; a != "" {
 			ep.LabelScanners = append(ep.LabelScanners, "opc.tcp://"+a)
+		}
+		if lvl-2 >= s.cfg.Layout().LabelPrinters {
+			continue
+		}
+		if a := addrs[LabelPrinterDevice(lvl)]; a != "" {
+			ep.LabelPrinters = append(ep.LabelPrinters, a)
 		}
 	}
 	// Ground truth over HTTP.

@@ -213,6 +213,8 @@ func TestConfigValidate(t *testing.T) {
 		{"proxies off, fixed port", func(c *sim.Config) { c.Listen.Proxies = "off"; c.Listen.Camera = "127.0.0.1:4841" },
 			`linesim.listen.camera: "127.0.0.1:4841": with proxies off`},
 		{"proxies unknown", func(c *sim.Config) { c.Listen.Proxies = "no" }, `linesim.listen.proxies: "no" is neither on nor off`},
+		{"labellers shared", func(c *sim.Config) { c.Labellers = sim.LabellersShared }, ""},
+		{"labellers unknown", func(c *sim.Config) { c.Labellers = "one" }, `linesim.labellers: "one" is neither per-level`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,6 +225,40 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("got %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestLayout: a label printer per level by default, one with labellers
+// shared; level index li's labeller.
+func TestLayout(t *testing.T) {
+	tests := []struct {
+		cfg      sim.Config
+		want     sim.Layout
+		printers []int // labeller of level index 0, 1, …
+	}{
+		{sim.Config{}, sim.Layout{}, nil},
+		{sim.Config{Ratios: []int{10}}, sim.Layout{Levels: 1, LabelPrinters: 1}, []int{0}},
+		{sim.Config{Ratios: []int{10, 20, 40}}, sim.Layout{Levels: 3, LabelPrinters: 3}, []int{0, 1, 2}},
+		{sim.Config{Ratios: []int{10, 20, 40}, Labellers: sim.LabellersPerLevel}, sim.Layout{Levels: 3, LabelPrinters: 3}, []int{0, 1, 2}},
+		{sim.Config{Ratios: []int{10, 20, 40}, Labellers: sim.LabellersShared}, sim.Layout{Levels: 3, LabelPrinters: 1}, []int{0, 0, 0}},
+		{sim.Config{Labellers: sim.LabellersShared}, sim.Layout{}, nil},
+	}
+	for _, tc := range tests {
+		l := tc.cfg.Layout()
+		if l != tc.want {
+			t.Errorf("%+v: layout %+v, want %+v", tc.cfg, l, tc.want)
+		}
+		for li, want := range tc.printers {
+			if k, ok := l.Printer(li); !ok || k != want {
+				t.Errorf("%+v: level index %d's labeller %d %v, want %d", tc.cfg, li, k, ok, want)
+			}
+		}
+		if _, ok := l.Printer(len(tc.printers)); ok && l.LabelPrinters != 1 {
+			t.Errorf("%+v: a labeller for level index %d", tc.cfg, len(tc.printers))
+		}
+	}
+	if sim.LabelPrinterDevice(2) != "label_printer" || sim.LabelPrinterDevice(4) != "label_printer_4" {
+		t.Errorf("device names %s %s", sim.LabelPrinterDevice(2), sim.LabelPrinterDevice(4))
 	}
 }
 
