@@ -9,17 +9,18 @@
 // (group commit), so every mutating method returns only once its event is on
 // disk, at a cost of one sync per group rather than one per unit. The sync
 // is the ledger's own redo log's (redo.go): the group's writes as one record
-// in a preallocated, zero-filled segment, fdatasync'ed; Badger then commits
-// the group unsynced, and a checkpoint syncs Badger now and then so that
-// segments can be reused. Open replays the log from its checkpoint.
+// in a preallocated, zero-filled segment, fdatasync'ed; that makes it
+// durable. Badger takes landed groups behind the log (applier.go), several
+// at a time and unsynced, and a checkpoint syncs Badger now and then so
+// that segments can be reused. Open replays the log from its checkpoint.
 //
-// The committer is a two-stage pipeline: while one group goes to the disk
-// (its redo record, then Badger), the committer applies the next to a
-// transaction opened before the first was committed, reading the first
-// group's writes from memory (an overlay) where its snapshot lacks them.
-// The second group is committed, and its callers answered, only once the
-// first is durable. Operations that
-// scan keys wait for the group in flight. The committer keeps the codes a
+// The committer is a two-stage pipeline: while one group's record goes to
+// the disk, the committer applies the next, reading the writes Badger may
+// not hold yet from memory (s.pend) and the rest from its snapshot. The
+// second group is sent, and its callers answered, only once the first is
+// durable. Readers first wait until Badger holds every group acknowledged
+// before they asked. Operations that scan keys commit alone, once Badger
+// holds everything. The committer keeps the codes a
 // line is about to use (allocated, sent, printed) in memory, and reads
 // pools ahead, so the common operations read nothing from Badger.
 //

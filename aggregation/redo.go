@@ -5,14 +5,14 @@ package aggregation
 //
 // Badger commits without syncing (SyncWrites off). A group is durable once
 // its redo record — every key the group set or deleted, with its full
-// value — is written to a segment of the redo log and fdatasync'ed, and
-// Badger has applied it. The record is written (to the page cache) before
-// Badger's commit begins, and synced while Badger commits: a killed
-// process never leaves Badger with a group the log lacks. A power loss
-// between the two can; each group writes its record's LSN to Badger
-// (keyRedo), and recovery replays the log's earlier records without
-// undoing that group's writes (replaying earlier records over it would
-// undo the part of it they also wrote and keep the rest; see recover).
+// value — is written to a segment of the redo log and fdatasync'ed; its
+// callers are answered then, and Badger takes it after (applier.go), so
+// Badger never holds a group whose record is not durable. Each group
+// writes its record's LSN to Badger (keyRedo): recovery replays the
+// records after the last one Badger holds. (Schema 11 let Badger commit
+// beside the sync, and so be ahead of the log after a power loss; recovery
+// still replays the log's earlier records without undoing such a group's
+// writes — see recover — which costs nothing when it cannot happen.)
 // The segments are preallocated by writing zeros,
 // so that a record overwrites blocks that are already allocated and written:
 // its fdatasync flushes data only, with no ext4 journal commit to wait for
@@ -146,6 +146,7 @@ type redoLog struct {
 	cond    *sync.Cond
 	durGen  uint64 // the durable checkpoint's generation: segments below it are free
 	held    uint64 // the last record Badger holds (applier.go); a checkpoint waits for it
+	hurry   func() // asks the applier to commit what it gathers (set before the first record)
 	halt    bool   // the checkpointer is asked to stop
 	want    *redoCkpt
 	busy    bool
@@ -434,6 +435,9 @@ func (r *redoLog) checkpointer() {
 		r.want, r.busy = nil, w != nil
 		// Badger must hold every record before the one named first.
 		for w != nil && r.held+1 < w.lsn && !r.halt {
+			if r.hurry != nil {
+				r.hurry() // never blocks
+			}
 			r.cond.Wait()
 		}
 		halted := r.halt

@@ -30,6 +30,27 @@ var smallRedo = Options{redoSegSize: 256 << 10}
 // (Badger's files as of the copy, whatever was synced or not).
 func copyLedger(t testing.TB, src, dst string, badgerFiles, redo bool) {
 	t.Helper()
+	// Badger deletes a memtable's log once it is flushed to a table, and
+	// a table once compacted, in the background: a copy that lost a file
+	// meanwhile is not a crash image (the table made from it may be newer
+	// than the listing), and is made again.
+	for try := 0; ; try++ {
+		if copyLedgerOnce(t, src, dst, badgerFiles, redo) {
+			return
+		}
+		if try == 10 {
+			t.Fatalf("copy of %s: Badger's files kept changing under the copy", src)
+		}
+		ents, err := os.ReadDir(dst)
+		must(t, err)
+		for _, e := range ents {
+			must(t, os.RemoveAll(filepath.Join(dst, e.Name())))
+		}
+	}
+}
+
+func copyLedgerOnce(t testing.TB, src, dst string, badgerFiles, redo bool) bool {
+	t.Helper()
 	ents, err := os.ReadDir(src)
 	must(t, err)
 	for _, e := range ents {
@@ -42,18 +63,28 @@ func copyLedger(t testing.TB, src, dst string, badgerFiles, redo bool) {
 			rs, err := os.ReadDir(filepath.Join(src, redoDirName))
 			must(t, err)
 			for _, r := range rs {
-				copyFile(t, filepath.Join(src, redoDirName, r.Name()), filepath.Join(dst, redoDirName, r.Name()), false)
+				if !copyFile(t, filepath.Join(src, redoDirName, r.Name()), filepath.Join(dst, redoDirName, r.Name()), false) {
+					return false
+				}
 			}
 		case e.Name() == "LOCK" || e.IsDir() || !badgerFiles:
 		default:
-			copyFile(t, filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()), true)
+			if !copyFile(t, filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()), true) {
+				return false
+			}
 		}
 	}
+	return true
 }
 
-func copyFile(t testing.TB, src, dst string, holes bool) {
+// copyFile copies src to dst (without its runs of zeros if holes); false
+// if src is gone.
+func copyFile(t testing.TB, src, dst string, holes bool) bool {
 	t.Helper()
 	in, err := os.Open(src)
+	if errors.Is(err, os.ErrNotExist) {
+		return false
+	}
 	must(t, err)
 	defer in.Close()
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
@@ -74,6 +105,7 @@ func copyFile(t testing.TB, src, dst string, holes bool) {
 		must(t, err)
 	}
 	must(t, out.Truncate(off))
+	return true
 }
 
 // dump is every key and value of the store, in key order.

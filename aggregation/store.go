@@ -52,8 +52,8 @@ const chunk = 8192
 
 // Store is the ledger. All its methods are safe for concurrent use. Every
 // mutating method is durable when it returns nil: its event and projections
-// are in a Badger transaction whose writes are in a synced record of the
-// redo log (redo.go). A method that returns an error other than a refusal
+// are in a synced record of the redo log (redo.go), which Badger then takes
+// (applier.go); every read sees every write acknowledged before it. A method that returns an error other than a refusal
 // (a failed commit) may or may not have been made durable.
 type Store struct {
 	db   *badger.DB
@@ -232,6 +232,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.pend = map[string]pendW{}
 	s.snap = db.NewTransaction(false)
 	s.ap = newApplier(s, s.seq)
+	if rl != nil {
+		rl.mu.Lock()
+		rl.hurry = s.ap.hurry
+		rl.mu.Unlock()
+	}
 	go s.run()
 	return s, nil
 }
@@ -403,16 +408,17 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	return r.err
 }
 
-// The committer is a two-stage pipeline. While Badger writes and syncs
-// group N (its "flight"), the committer already applies group N+1 to a
-// transaction it opened before committing N: that transaction's snapshot
-// lacks N's writes, so its reads look at N's writes first (wtx.overlay).
-// Group N+1 is committed only once N is durable, and its callers are
-// answered — refusals included — only once N+1 (or, if it wrote nothing,
-// everything before it) is durable. A request that scans a key range (pool
-// allocation, return of unsent codes, unpack) is a barrier: the committer
-// waits for the flight and opens a fresh transaction first, since an
-// iterator cannot see an overlay.
+// The committer is a two-stage pipeline. While group N's redo record is
+// written and synced (its "flight"), the committer already applies group
+// N+1, reading Badger's snapshot through s.pend: the latest write of every
+// key that N and the groups before it made and Badger may not hold yet
+// (applier.go takes landed groups to Badger behind the log). Group N+1 is
+// sent only once N is durable, and its callers are answered — refusals
+// included — only once N+1 (or, if it wrote nothing, everything before it)
+// is durable. A request that scans a key range (return of unsent codes,
+// unpack) commits alone and is a barrier: the committer waits until
+// Badger holds every group and takes a fresh snapshot first, since an
+// iterator cannot see s.pend.
 func (s *Store) run() {
 	defer close(s.exited)
 	for {
@@ -1020,15 +1026,17 @@ type Stats struct {
 	RedoBytes       uint64        `json:"redo_bytes"`
 	Checkpoints     uint64        `json:"checkpoints"`
 	RedoSegmentWait time.Duration `json:"redo_segment_wait_ns"`
-	// Badger behind the log (applier.go): its commits, the groups and
-	// writes they took (a key written by several groups of one commit
-	// goes to Badger once), the time they took, and the time the
-	// committer waited for Badger to catch up (also in SettleWait).
-	BadgerCommits uint64        `json:"badger_commits"`
-	BadgerGroups  uint64        `json:"badger_groups"`
-	BadgerWrites  uint64        `json:"badger_writes"`
-	BadgerBusy    time.Duration `json:"badger_busy_ns"`
-	BadgerLagWait time.Duration `json:"badger_lag_wait_ns"`
+	// Badger behind the log (applier.go): its commits, the groups they
+	// took, the groups' writes and those Badger got (a key written by
+	// several groups of one commit goes to Badger once), the time the
+	// commits took, and the time the committer waited for Badger to catch
+	// up (also in SettleWait).
+	BadgerCommits  uint64        `json:"badger_commits"`
+	BadgerGroups   uint64        `json:"badger_groups"`
+	BadgerWritesIn uint64        `json:"badger_writes_in"`
+	BadgerWrites   uint64        `json:"badger_writes"`
+	BadgerBusy     time.Duration `json:"badger_busy_ns"`
+	BadgerLagWait  time.Duration `json:"badger_lag_wait_ns"`
 }
 
 // Stats reports the committer's counters.
@@ -1045,7 +1053,7 @@ func (s *Store) Stats() Stats {
 	}
 	if a := s.ap; a != nil {
 		a.mu.Lock()
-		st.BadgerCommits, st.BadgerGroups, st.BadgerWrites, st.BadgerBusy = a.batches, a.groups, a.keysIn, a.busy
+		st.BadgerCommits, st.BadgerGroups, st.BadgerWritesIn, st.BadgerWrites, st.BadgerBusy = a.batches, a.groups, a.keysIn, a.keysOut, a.busy
 		a.mu.Unlock()
 	}
 	st.BadgerLagWait = time.Duration(s.timing.lag.Load())
