@@ -160,6 +160,7 @@ func benchLedger(ctx context.Context, c *cli, args []string) error {
 	fs.BoolVar(&cfg.Prealloc, "prealloc", false, "allocate every unit's code during setup: the full load then only sends and commissions")
 	fs.BoolVar(&cfg.NoSync, "nosync", false, "skip fsync (measures everything but the disk; never on a line)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the full-load phase to this file")
+	heap := fs.String("memprofile", "", "write a heap profile at the end of the full-load phase to this file")
 	fs.StringVar(&cfg.Peer, "peer", "", "after ours, run the same full load on this peer and state ours against it: postgres (a throwaway PostgreSQL cluster)")
 	postgres := fs.Bool("postgres", false, "same as --peer postgres")
 	fs.IntVar(&cfg.PeerConns, "peer-conns", 0, "the peer's connections, each committing groups of up to 1,000 rows (default: 2 per CPU, 4..64)")
@@ -180,6 +181,14 @@ func benchLedger(ctx context.Context, c *cli, args []string) error {
 		}
 		defer f.Close()
 		cfg.Profile = f
+	}
+	if *heap != "" {
+		f, err := os.Create(*heap)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cfg.HeapProfile = f
 	}
 	res, err := ledgerbench.Run(ctx, cfg)
 	if err != nil {
