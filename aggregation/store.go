@@ -90,10 +90,12 @@ type Store struct {
 	pend    map[string]pendW // the latest write of each key groups after snapG may have made
 	sent    []applyGroup     // the groups after snapG, in order (their logs: what to forget from pend)
 	gseq    uint64           // the last group sent
-	overlay *wtx             // the flight, whose counters, batches and pools are not published yet
-	prev    *flight          // the last group sent to Badger
-	held    *request         // taken from the queue, for the next group
-	nseq    uint64           // last seq and hash applied (s.seq, s.head: last durable)
+	lastLog int              // the last group's writes and journal block size (newBuilder)
+	lastBlk int
+	overlay *wtx     // the flight, whose counters, batches and pools are not published yet
+	prev    *flight  // the last group sent to Badger
+	held    *request // taken from the queue, for the next group
+	nseq    uint64   // last seq and hash applied (s.seq, s.head: last durable)
 	nhead   [32]byte
 	lsn     uint64 // the redo record the next group sent will be
 	timing  struct{ apply, settle, idle, lag atomic.Int64 }
@@ -918,7 +920,13 @@ type applied struct {
 }
 
 func (s *Store) newBuilder(t *wtx) *builder {
-	return &builder{t: t, seq: s.nseq, head: s.nhead}
+	// Sized as the last group was: a group's block and write log are
+	// kept (by the redo record, s.pend and Badger's commit) and so cannot
+	// be reused, but need not grow by doubling from nothing either.
+	if t.hot && t.mem == nil && s.lastLog > 0 {
+		t.log = make([]written, 0, min(s.lastLog+s.lastLog/4, 1<<14))
+	}
+	return &builder{t: t, seq: s.nseq, head: s.nhead, blk: make([]byte, 0, min(s.lastBlk+s.lastBlk/4, 1<<20))}
 }
 
 // add applies r. A refusal is r's own (r.err); an error returned means the
@@ -988,6 +996,7 @@ func (s *Store) finish(b *builder) error {
 		if err := t.set(journalKey(b.seq), b.blk); err != nil {
 			return err
 		}
+		s.lastBlk = len(b.blk)
 	}
 	hv := make([]byte, 40)
 	binary.BigEndian.PutUint64(hv, b.seq)
@@ -1005,6 +1014,7 @@ func (s *Store) finish(b *builder) error {
 	for _, a := range b.done {
 		a.r.ev.Codes, a.r.ev.Seq = a.codes, a.seq
 	}
+	s.lastLog = len(t.log)
 	return nil
 }
 
