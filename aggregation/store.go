@@ -354,7 +354,9 @@ func (s *Store) Close() error {
 		close(s.stop)
 		<-s.exited
 		// Badger takes every landed group before the last checkpoint.
-		err = s.ap.close()
+		if s.ap != nil {
+			err = s.ap.close()
+		}
 		if s.redo != nil {
 			// A last checkpoint, unless a commit failed: then Badger's
 			// state is unknown and the log keeps what it has for the next
