@@ -53,8 +53,9 @@ const chunk = 8192
 // Store is the ledger. All its methods are safe for concurrent use. Every
 // mutating method is durable when it returns nil: its event and projections
 // are in a synced record of the redo log (redo.go), which Badger then takes
-// (applier.go); every read sees every write acknowledged before it. A method that returns an error other than a refusal
-// (a failed commit) may or may not have been made durable.
+// (applier.go); every read sees every write acknowledged before it. A
+// method that returns an error other than a refusal (a failed commit) may
+// or may not have been made durable.
 type Store struct {
 	db   *badger.DB
 	log  *slog.Logger
