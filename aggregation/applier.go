@@ -237,15 +237,12 @@ func (a *applier) run() {
 		a.busy += time.Since(t0)
 		a.queue = a.queue[n:]
 		if err != nil {
-			a.err = err
+			// Nothing more is committed: the log keeps the groups for the
+			// next Open.
+			a.err, a.queue = err, nil
 			a.cond.Broadcast()
 			a.mu.Unlock()
 			a.s.fail(err)
-			// Nothing more is committed: the log keeps the groups for the
-			// next Open.
-			a.mu.Lock()
-			a.queue = nil
-			a.mu.Unlock()
 			return
 		}
 		a.applied, a.appliedSeq = last.g, last.seq

@@ -174,21 +174,19 @@ func benchLedger(ctx context.Context, c *cli, args []string) error {
 		cfg.Peer = ledgerbench.PeerPostgres
 	}
 	cfg.Logger = c.log
-	if *profile != "" {
-		f, err := os.Create(*profile)
+	for _, p := range []struct {
+		path string
+		w    *io.Writer
+	}{{*profile, &cfg.Profile}, {*heap, &cfg.HeapProfile}} {
+		if p.path == "" {
+			continue
+		}
+		f, err := os.Create(p.path)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		cfg.Profile = f
-	}
-	if *heap != "" {
-		f, err := os.Create(*heap)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		cfg.HeapProfile = f
+		*p.w = f
 	}
 	res, err := ledgerbench.Run(ctx, cfg)
 	if err != nil {

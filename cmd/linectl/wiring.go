@@ -216,11 +216,7 @@ func (c *controller) connect(ctx context.Context) error {
 		return err
 	}
 	if d.ReworkLabelPrinter != nil {
-		if c.rework, err = zpl.New(*d.ReworkLabelPrinter, c.log); err != nil {
-			return err
-		}
-		c.closers = append(c.closers, c.rework.Close)
-		if err := retryConnect(ctx, c.log, "rework label printer", c.rework.Connect); err != nil {
+		if c.rework, err = c.connectZPL(ctx, *d.ReworkLabelPrinter, "rework label printer"); err != nil {
 			return err
 		}
 	}
@@ -228,12 +224,8 @@ func (c *controller) connect(ctx context.Context) error {
 		return err
 	}
 	if d.LabelPrinter != nil {
-		p, err := zpl.New(*d.LabelPrinter, c.log)
+		p, err := c.connectZPL(ctx, *d.LabelPrinter, "label printer")
 		if err != nil {
-			return err
-		}
-		c.closers = append(c.closers, p.Close)
-		if err := retryConnect(ctx, c.log, "label printer", p.Connect); err != nil {
 			return err
 		}
 		c.labels = p
@@ -246,12 +238,8 @@ func (c *controller) connect(ctx context.Context) error {
 			if cfg.Name == "" {
 				cfg.Name = labelPrinterName(level)
 			}
-			p, err := zpl.New(cfg, c.log)
+			p, err := c.connectZPL(ctx, cfg, cfg.Name)
 			if err != nil {
-				return err
-			}
-			c.closers = append(c.closers, p.Close)
-			if err := retryConnect(ctx, c.log, cfg.Name, p.Connect); err != nil {
 				return err
 			}
 			by[level] = p
@@ -303,6 +291,20 @@ func (c *controller) connectCameras(ctx context.Context, cfgs []cameraopcua.Conf
 // Device names (line.DeviceFault.Device, the overview's device list).
 func aggCameraName(l tracecode.Level) string    { return fmt.Sprintf("aggregation-camera-L%d", l) }
 func labelScannerName(l tracecode.Level) string { return fmt.Sprintf("label-scanner-%s", l) }
+
+// connectZPL makes a ZPL label printer, closed with the controller, and
+// connects it (retrying as every device does).
+func (c *controller) connectZPL(ctx context.Context, cfg zpl.Config, what string) (*zpl.Printer, error) {
+	p, err := zpl.New(cfg, c.log)
+	if err != nil {
+		return nil, err
+	}
+	c.closers = append(c.closers, p.Close)
+	if err := retryConnect(ctx, c.log, what, p.Connect); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
 
 // labelPrinterName is the name of level l's labeller's printer (in its
 // errors, and so in the labeller's alarm) unless its config names it.

@@ -76,15 +76,8 @@ func TestLabellersPerLevel(t *testing.T) {
 				}
 				return d, nil
 			}
-			s, err := sim.New(sim.Config{Seed: 1, Rate: 6000, Ratios: []int{2, 1}, LabelTimeout: 30 * time.Second,
-				Labellers: tc.labellers, Listen: sim.Listen{PLCOPCUA: "off"}}, nil, sim.ManualInfeed(), sim.WithDevices(factory))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Start(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := startManual(t, sim.Config{Seed: 1, Rate: 6000, Ratios: []int{2, 1}, LabelTimeout: 30 * time.Second,
+				Labellers: tc.labellers, Listen: sim.Listen{PLCOPCUA: "off"}}, factory)
 			ep := s.Endpoints()
 			if len(ep.LabelPrinters) != tc.printers || ep.LabelPrinter != ep.LabelPrinters[0] || ep.Labellers != tc.labellers {
 				t.Fatalf("endpoints %+v", ep)

@@ -102,6 +102,21 @@ func scannerResults(t *testing.T, c *opcua.Client, object string) []ResultRecord
 	return recs
 }
 
+// startManual starts a simulated line with a manual infeed on the devices
+// factory makes; it closes when the test ends.
+func startManual(t *testing.T, cfg sim.Config, factory sim.DeviceFactory) *sim.Sim {
+	t.Helper()
+	s, err := sim.New(cfg, nil, sim.ManualInfeed(), sim.WithDevices(factory))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -136,17 +151,9 @@ func TestLabelScannerMisapplyAndPurge(t *testing.T) {
 		d.Close = scanner.Close
 		return d, nil
 	}
-	s, err := sim.New(sim.Config{Seed: 1, Rate: 6000, Ratios: []int{2}, LabelTimeout: 30 * time.Second,
+	s := startManual(t, sim.Config{Seed: 1, Rate: 6000, Ratios: []int{2}, LabelTimeout: 30 * time.Second,
 		Listen: sim.Listen{PLCOPCUA: "off"},
-		Faults: []sim.Fault{{Kind: sim.FaultLabelMisapply, At: 3}, {Kind: sim.FaultLabelNoRead, At: 2}}},
-		nil, sim.ManualInfeed(), sim.WithDevices(factory))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+		Faults: []sim.Fault{{Kind: sim.FaultLabelMisapply, At: 3}, {Kind: sim.FaultLabelNoRead, At: 2}}}, factory)
 	ep := s.Endpoints()
 	if ep.LabelScanner == "" || len(ep.LabelScanners) != 1 || ep.LabelScanners[0] != ep.LabelScanner {
 		t.Fatalf("endpoints %+v", ep)
