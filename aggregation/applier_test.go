@@ -1,6 +1,8 @@
 package aggregation
 
 import (
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -66,5 +68,45 @@ func TestBadgerBehindTheLog(t *testing.T) {
 		if ci.State != StateSent {
 			t.Fatalf("%s: %s right after its send was acknowledged", c, ci.State)
 		}
+	}
+}
+
+// A busy group's journal block (over valueThreshold) goes to Badger's value
+// log, not inline in the LSM tree; the journal reads back and verifies
+// after a reopen.
+func TestJournalBlocksInValueLog(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	must(t, err)
+	const n = 3000
+	must(t, s.AddToPool(ctx, "big", codes(77, 0, n), "test"))
+	must(t, s.Close())
+	var vlog int64
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		must(t, err)
+		vlog += fi.Size() // a closed value log file is cut to what it holds
+	}
+	// Each code is in the import's journal block: at least its 20
+	// characters.
+	if vlog < 20*n {
+		t.Fatalf("value log files hold %d bytes after a %d-code import: the journal block is not there", vlog, n)
+	}
+	s, err = Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	got := 0
+	must(t, s.Events(ctx, 0, func(ev Event) error {
+		got += len(ev.Codes)
+		return nil
+	}))
+	if got != n {
+		t.Fatalf("journal read back %d codes, want %d", got, n)
+	}
+	rep, err := s.Verify(ctx)
+	must(t, err)
+	if !rep.OK() {
+		t.Fatalf("verify: %+v", rep)
 	}
 }

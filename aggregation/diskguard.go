@@ -1,16 +1,18 @@
 package aggregation
 
-// The ledger's disk: free space watched, Badger's memtable files backed.
+// The ledger's disk: free space watched, Badger's memtable and value log
+// files backed.
 //
 // Badger maps its memtable write-ahead logs (*.mem, 2 × MemTableSize each),
-// its discard file and the tables it writes as sparse files. On a full
+// its value log files (*.vlog, 2 × valueLogFileSize each), its discard
+// file and the tables it writes as sparse files. On a full
 // disk a write to a page never written before is not an error Badger could
 // return: the kernel raises SIGBUS and the controller dies (the fault
 // campaign saw it on a full tmpfs, in ristretto's z.Memclr). So the guard
 // does what an industrial controller does with a disk it depends on:
-//   - it backs every memtable file with real blocks (fallocate) as soon as
-//     it sees one, so that the live memtable's writes never need a block
-//     the disk may no longer have;
+//   - it backs every memtable and value log file with real blocks
+//     (fallocate) as soon as it sees one, so that the live memtable's and
+//     value log's writes never need a block the disk may no longer have;
 //   - it reads the volume's free space (statfs) every Period and reports a
 //     level: below WarnMB a warning, below ReserveMB full — the line holds
 //     and will not start, before Badger's next memtable and flush (which
@@ -126,10 +128,19 @@ func (r DiskReport) Text() string {
 // DiskReserveMB is the free space the store needs for Badger's next
 // memtable and flush: a new memtable file backed for what Badger writes
 // into it (memtableBacked), the table the full memtable becomes (at most
-// its size), and 16 MB for the manifest, the discard file and the journal
-// written while the line holds.
+// its size), a new value log file backed (vlogBacked), and 16 MB for the
+// manifest, the discard file and the journal written while the line holds.
 func (s *Store) DiskReserveMB() int {
-	return int((s.memtableBacked()+(1<<20)-1)>>20) + s.opts.MemTableMB + 16
+	return int((s.memtableBacked()+s.vlogBacked()+(1<<20)-1)>>20) + s.opts.MemTableMB + 16
+}
+
+// vlogBacked is how much of a value log file Badger can write: it starts a
+// new file once one passes valueLogFileSize, checked after each
+// transaction's values, and a transaction is at most one batch (15% of
+// MemTableSize); 1 MB more for safety.
+func (s *Store) vlogBacked() int64 {
+	mt := int64(s.opts.MemTableMB) << 20
+	return valueLogFileSize + mt*15/100 + 1<<20
 }
 
 // memtableBacked is how much of a memtable file Badger can write: it is
@@ -146,13 +157,14 @@ func (s *Store) Dir() string { return s.dir }
 
 // DiskGuard watches the ledger's disk. Make it with Store.DiskGuard.
 type DiskGuard struct {
-	dir                 string
-	cfg                 DiskGuardConfig
-	warn, reserve, back uint64
-	redo                uint64
+	dir            string
+	cfg            DiskGuardConfig
+	warn, reserve  uint64
+	back, backVlog uint64 // what is backed of a memtable file, of a value log file
+	redo           uint64
 
 	mu     sync.Mutex
-	backed map[string]bool // memtable files preallocated, by name
+	backed map[string]bool // memtable and value log files preallocated, by name
 }
 
 // DiskGuard returns the guard of the store's disk (it does not look yet).
@@ -179,7 +191,7 @@ func (s *Store) DiskGuard(cfg DiskGuardConfig) (*DiskGuard, error) {
 		cfg.statfs = statfs
 	}
 	g := &DiskGuard{dir: s.dir, cfg: cfg, warn: uint64(cfg.WarnMB) << 20, reserve: uint64(cfg.ReserveMB) << 20,
-		back: uint64(s.memtableBacked()), backed: map[string]bool{}}
+		back: uint64(s.memtableBacked()), backVlog: uint64(s.vlogBacked()), backed: map[string]bool{}}
 	if s.redo != nil {
 		g.redo = uint64(s.redo.segmentBytes()) + redoCtlFile
 	}
@@ -194,7 +206,7 @@ func statfs(dir string) (free, total uint64, err error) {
 	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
 }
 
-// Check backs new memtable files and reads the free space.
+// Check backs new memtable and value log files and reads the free space.
 func (g *DiskGuard) Check() DiskReport {
 	r := DiskReport{Dir: g.dir, Warn: g.warn, Reserve: g.reserve, Redo: g.redo}
 	r.Preallocated = g.backMemtables()
@@ -209,8 +221,10 @@ func (g *DiskGuard) Check() DiskReport {
 }
 
 // backMemtables preallocates the part Badger can write of every memtable
-// file (and the discard file) not backed yet; the count done. A file that
-// cannot be backed now (the disk is full) is tried again next time.
+// and value log file (and the discard file) not backed yet; the count
+// done. A file that cannot be backed now (the disk is full) is tried again
+// next time. A value log file Badger has finished is its final size: the
+// allocation covers what it holds, which already has blocks.
 func (g *DiskGuard) backMemtables() int {
 	ents, err := os.ReadDir(g.dir)
 	if err != nil {
@@ -222,14 +236,18 @@ func (g *DiskGuard) backMemtables() int {
 	n := 0
 	for _, e := range ents {
 		name := e.Name()
-		if !strings.HasSuffix(name, ".mem") && name != "DISCARD" {
+		back := g.back
+		switch {
+		case strings.HasSuffix(name, ".vlog"):
+			back = g.backVlog
+		case !strings.HasSuffix(name, ".mem") && name != "DISCARD":
 			continue
 		}
 		seen[name] = true
 		if g.backed[name] {
 			continue
 		}
-		if backFile(filepath.Join(g.dir, name), int64(g.back)) == nil {
+		if backFile(filepath.Join(g.dir, name), int64(back)) == nil {
 			g.backed[name] = true
 			n++
 		}

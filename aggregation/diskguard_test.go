@@ -59,30 +59,27 @@ func TestDiskGuardRealVolume(t *testing.T) {
 	if r := g.Check(); r.Level != DiskFull || r.Err != nil || r.Total == 0 {
 		t.Fatalf("reserve above the disk's size: %+v", r)
 	}
-	// The default: the 32 MB memtable's backed file (32 + 15% + 1 MB),
-	// the table it is flushed to, and 16 MB.
-	if got := s.DiskReserveMB(); got != 38+32+16 {
+	// The default: the 32 MB memtable's backed file (32 + 15% + 1 MB) and
+	// the value log's (16 + 15% of 32 + 1 MB), together 59.6 MB, the table
+	// the memtable is flushed to, and 16 MB.
+	if got := s.DiskReserveMB(); got != 60+32+16 {
 		t.Fatalf("default reserve %d MB", got)
 	}
 	g, err = s.DiskGuard(DiskGuardConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := g.cfg; c.ReserveMB != 86 || c.WarnMB != 172 || c.Period != 250*time.Millisecond {
+	if c := g.cfg; c.ReserveMB != 108 || c.WarnMB != 216 || c.Period != 250*time.Millisecond {
 		t.Fatalf("defaults %+v", c)
 	}
 }
 
-// TestDiskGuardBacksMemtables: the live memtable file, sparse as Badger
-// makes it, has real blocks for what Badger can write into it after the
-// guard's first look — so that a disk filled meanwhile cannot turn a write
-// into SIGBUS.
+// TestDiskGuardBacksMemtables: the live memtable and value log files,
+// sparse as Badger makes them, have real blocks for what Badger can write
+// into them after the guard's first look — so that a disk filled meanwhile
+// cannot turn a write into SIGBUS.
 func TestDiskGuardBacksMemtables(t *testing.T) {
 	s, dir := openTest(t)
-	mems, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
-	if len(mems) == 0 {
-		t.Fatal("no memtable file in a fresh ledger")
-	}
 	allocated := func(p string) int64 {
 		var st syscall.Stat_t
 		if err := syscall.Stat(p, &st); err != nil {
@@ -90,24 +87,41 @@ func TestDiskGuardBacksMemtables(t *testing.T) {
 		}
 		return st.Blocks * 512
 	}
-	want := s.memtableBacked()
-	if a := allocated(mems[0]); a >= want {
-		t.Fatalf("memtable file already has %d bytes allocated: the test proves nothing", a)
+	type file struct {
+		path string
+		want int64
+		size int64
 	}
-	fi, _ := os.Stat(mems[0])
+	var files []file
+	for _, f := range []struct {
+		glob string
+		want int64
+	}{{"*.mem", s.memtableBacked()}, {"*.vlog", s.vlogBacked()}} {
+		ps, _ := filepath.Glob(filepath.Join(dir, f.glob))
+		if len(ps) == 0 {
+			t.Fatalf("no %s file in a fresh ledger", f.glob)
+		}
+		if a := allocated(ps[0]); a >= f.want {
+			t.Fatalf("%s already has %d bytes allocated: the test proves nothing", ps[0], a)
+		}
+		fi, _ := os.Stat(ps[0])
+		files = append(files, file{ps[0], f.want, fi.Size()})
+	}
 	g, err := s.DiskGuard(DiskGuardConfig{ReserveMB: 1, WarnMB: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := g.Check()
-	if r.Preallocated < 1 {
-		t.Fatalf("nothing preallocated: %+v", r)
+	if r.Preallocated < len(files) {
+		t.Fatalf("%d files preallocated, want at least %d: %+v", r.Preallocated, len(files), r)
 	}
-	if a := allocated(mems[0]); a < want {
-		t.Fatalf("memtable file has %d bytes allocated after the look, want at least %d", a, want)
-	}
-	if fi2, _ := os.Stat(mems[0]); fi2.Size() != fi.Size() {
-		t.Fatalf("the memtable file's size changed: %d → %d", fi.Size(), fi2.Size())
+	for _, f := range files {
+		if a := allocated(f.path); a < f.want {
+			t.Fatalf("%s has %d bytes allocated after the look, want at least %d", f.path, a, f.want)
+		}
+		if fi2, _ := os.Stat(f.path); fi2.Size() != f.size {
+			t.Fatalf("%s's size changed: %d → %d", f.path, f.size, fi2.Size())
+		}
 	}
 	if r := g.Check(); r.Preallocated != 0 {
 		t.Fatalf("backed twice: %+v", r)

@@ -277,11 +277,14 @@ func (r *redoLog) checkpoint(lsn, gen uint64) error {
 }
 
 // syncBadger makes durable every write Badger has applied. db.Sync syncs
-// the live memtable's log (and the value log) only; a memtable waiting to
-// be flushed to a table has a log of its own, synced here by fsync of the
-// file (the memtable logs are shared mappings: fsync writes back what was
-// written through them, as msync would). A log deleted meanwhile was
-// flushed: its table is synced by Badger before the log goes.
+// the live memtable's log and the live value log file only; a memtable
+// waiting to be flushed to a table has a log of its own, and a value log
+// file Badger finished was written back (msync) but its new size and a new
+// file's directory entry were not: each is synced here by fsync of the
+// file (the logs are shared mappings: fsync writes back what was written
+// through them, as msync would; a file with nothing dirty costs a system
+// call). A memtable log deleted meanwhile was flushed: its table is synced
+// by Badger before the log goes.
 func syncBadger(db *badger.DB, dir string) error {
 	if err := db.Sync(); err != nil {
 		return err
@@ -291,7 +294,7 @@ func syncBadger(db *badger.DB, dir string) error {
 		return err
 	}
 	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".mem") {
+		if !strings.HasSuffix(e.Name(), ".mem") && !strings.HasSuffix(e.Name(), ".vlog") {
 			continue
 		}
 		f, err := os.Open(filepath.Join(dir, e.Name()))
