@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -284,6 +285,84 @@ func (d devicesFile) validateLabelPrinters() []error {
 		used[a] = field
 	}
 	return errs
+}
+
+// reworkPrinter is the rework station's printer as wired: it reprints
+// every level's labels, so unless its config lists symbology_by_level,
+// each level's reprint takes the symbology of that level's labeller
+// (label_printers) — an SSCC pallet label in GS1-128 beside an nmpa20 box
+// label in Code 128, as they were first printed.
+func (d devicesFile) reworkPrinter() *zpl.Config {
+	if d.ReworkLabelPrinter == nil {
+		return nil
+	}
+	rp := *d.ReworkLabelPrinter
+	if len(rp.SymbologyByLevel) == 0 {
+		for _, lp := range d.LabelPrinters {
+			rp.SymbologyByLevel = append(rp.SymbologyByLevel, lp.Symbology)
+		}
+	}
+	return &rp
+}
+
+// checkLabelSymbologies refuses, at start rather than at the first
+// pallet's label, a label printer whose symbology cannot carry the codes
+// of a level it labels for some product: a GS1 code (SSCC, GTIN + serial)
+// needs gs1-128 or gs1-datamatrix, an nmpa20 code code128 or datamatrix.
+// The labellers label the levels the aggregation cameras read; the rework
+// station's printer reprints any coded parent level.
+func (d devicesFile) checkLabelSymbologies(products map[string]*tracecode.Product) error {
+	type labeller struct {
+		field string
+		cfg   zpl.Config
+		all   bool // every parent level, not only the aggregated ones
+	}
+	var ls []labeller
+	for i, c := range d.LabelPrinters {
+		ls = append(ls, labeller{fmt.Sprintf("label_printers[%d]", i), c, false})
+	}
+	if d.LabelPrinter != nil {
+		ls = append(ls, labeller{"label_printer", *d.LabelPrinter, false})
+	}
+	if rp := d.reworkPrinter(); rp != nil {
+		ls = append(ls, labeller{"rework_label_printer", *rp, true})
+	}
+	keys := make([]string, 0, len(products))
+	for k := range products {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var errs []error
+	for _, l := range ls {
+		for _, k := range keys {
+			p := products[k]
+			for lv := tracecode.Level(2); lv <= p.TopLevel(); lv++ {
+				per := strings.HasPrefix(l.field, "label_printers[")
+				switch {
+				case !p.Coded(lv):
+					continue
+				case per && l.field != fmt.Sprintf("label_printers[%d]", lv-2):
+					continue // another level's labeller
+				case !l.all && int(lv)-2 >= len(d.AggCameras):
+					continue // not aggregated on this line
+				}
+				r, sym := p.Rule(lv), l.cfg.SymbologyFor(lv)
+				if gs1 := r.Scheme != tracecode.SchemeNMPA20; gs1 != sym.GS1() {
+					want := "code128 or datamatrix"
+					if gs1 {
+						want = "gs1-128 or gs1-datamatrix"
+					}
+					hint := "symbology"
+					if l.all || l.field == "label_printer" {
+						hint = fmt.Sprintf("symbology_by_level[%d]", lv-2)
+					}
+					errs = append(errs, fmt.Errorf("%s: product %s's level %d codes are %s, which symbology %s cannot print: set %s to %s",
+						l.field, k, lv, r.Scheme, sym, hint, want))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // levelRange says which levels n aggregation cameras read.

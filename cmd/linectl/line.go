@@ -231,7 +231,11 @@ func demoLineFile(s *demo.Setup) *lineFile {
 	if ep.LabelPrinter != "" && p.TopLevel() >= 2 {
 		first := zpl.Config{Address: ep.LabelPrinter, Symbology: labelSymbology(p.Rule(2))}
 		if ep.Labellers == sim.LabellersShared {
-			// One labeller for every level (a simulator asked for it).
+			// One labeller for every level (a simulator asked for it),
+			// each level's labels in its own carrier.
+			for l := tracecode.Level(2); l <= p.TopLevel(); l++ {
+				first.SymbologyByLevel = append(first.SymbologyByLevel, labelSymbology(p.Rule(l)))
+			}
 			f.Devices.LabelPrinter = &first
 		} else {
 			// A labeller per level, each printing its level's carrier.

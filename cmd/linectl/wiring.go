@@ -67,6 +67,9 @@ func newController(ctx context.Context, f *lineFile, products map[string]*tracec
 	if err != nil {
 		return nil, err
 	}
+	if err := f.Devices.checkLabelSymbologies(products); err != nil {
+		return nil, err
+	}
 	if err := c.connect(ctx); err != nil {
 		return nil, err
 	}
@@ -215,8 +218,8 @@ func (c *controller) connect(ctx context.Context) error {
 	if c.aggCams, err = c.connectCameras(ctx, d.AggCameras, aggCameraName); err != nil {
 		return err
 	}
-	if d.ReworkLabelPrinter != nil {
-		if c.rework, err = c.connectZPL(ctx, *d.ReworkLabelPrinter, "rework label printer"); err != nil {
+	if rp := d.reworkPrinter(); rp != nil {
+		if c.rework, err = c.connectZPL(ctx, *rp, "rework label printer"); err != nil {
 			return err
 		}
 	}

@@ -19,10 +19,12 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tracline/tracline/aggregation"
+	cameraopcua "github.com/tracline/tracline/camera/opcua"
 	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/sim"
 	"github.com/tracline/tracline/internal/demo"
 	"github.com/tracline/tracline/line"
+	"github.com/tracline/tracline/printer/zpl"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -604,5 +606,64 @@ func TestDeviceConfigsForTheEngineer(t *testing.T) {
 	}
 	if got["label_printer_L2"] != "label-printer-L2" || got["label_printer_L3"] != "label-printer-L3" || got["label_printer"] != "" {
 		t.Errorf("label printers' names: %v", got)
+	}
+}
+
+// TestLabelSymbologiesAgainstProducts: a label printer whose symbology
+// cannot carry a level's codes is refused at start, naming the printer,
+// the product, the level and the key to set; the rework station's printer
+// reprints each level in its labeller's symbology unless told otherwise.
+func TestLabelSymbologiesAgainstProducts(t *testing.T) {
+	p, err := tracecode.LoadProduct("../../examples/amoxicillin-nmpa20.yaml") // levels 1–3 nmpa20, 4 SSCC
+	if err != nil {
+		t.Fatal(err)
+	}
+	products := map[string]*tracecode.Product{"amoxicillin-nmpa20": p}
+	cam := cameraopcua.Config{}
+	zc := func(addr string, sym zpl.Symbology, by ...zpl.Symbology) zpl.Config {
+		return zpl.Config{Address: addr, Symbology: sym, SymbologyByLevel: by}
+	}
+	three := []cameraopcua.Config{cam, cam, cam} // levels 2..4 aggregated
+	right := []zpl.Config{zc("h:1", zpl.Code128), zc("h:2", zpl.Code128), zc("h:3", zpl.GS1128)}
+	rework := zc("h:9", zpl.Code128)
+	tests := []struct {
+		name string
+		d    devicesFile
+		want string
+	}{
+		{"per level, right", devicesFile{AggCameras: three, LabelPrinters: right, ReworkLabelPrinter: &rework}, ""},
+		{"per level, SSCC in Code 128", devicesFile{AggCameras: three, LabelPrinters: []zpl.Config{right[0], right[1], zc("h:3", zpl.Code128)}},
+			"label_printers[2]: product amoxicillin-nmpa20's level 4 codes are gs1-sscc, which symbology code128 cannot print: set symbology to gs1-128 or gs1-datamatrix"},
+		{"per level, nmpa20 in GS1", devicesFile{AggCameras: three, LabelPrinters: []zpl.Config{zc("h:1", zpl.GS1DataMatrix), right[1], right[2]}},
+			"label_printers[0]: product amoxicillin-nmpa20's level 2 codes are nmpa20, which symbology gs1-datamatrix cannot print: set symbology to code128 or datamatrix"},
+		{"level 4 not aggregated", devicesFile{AggCameras: three[:2], LabelPrinters: right[:2]}, ""},
+		{"shared, one symbology", devicesFile{AggCameras: three, LabelPrinter: &rework},
+			"label_printer: product amoxicillin-nmpa20's level 4 codes are gs1-sscc, which symbology code128 cannot print: set symbology_by_level[2] to gs1-128 or gs1-datamatrix"},
+		{"shared, by level", devicesFile{AggCameras: three, LabelPrinter: &zpl.Config{Address: "h:1", Symbology: zpl.Code128, SymbologyByLevel: []zpl.Symbology{zpl.Code128, zpl.Code128, zpl.GS1128}}}, ""},
+		{"rework, its own list short of level 4", devicesFile{AggCameras: three, LabelPrinters: right, ReworkLabelPrinter: &zpl.Config{Address: "h:9", Symbology: zpl.Code128, SymbologyByLevel: []zpl.Symbology{zpl.Code128}}},
+			"rework_label_printer: product amoxicillin-nmpa20's level 4 codes are gs1-sscc, which symbology code128 cannot print: set symbology_by_level[2]"},
+		{"rework, pallets not aggregated on the line", devicesFile{AggCameras: three[:2], LabelPrinters: right[:2], ReworkLabelPrinter: &rework},
+			"rework_label_printer: product amoxicillin-nmpa20's level 4 codes are gs1-sscc"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.d.checkLabelSymbologies(products)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
+	d := devicesFile{AggCameras: three, LabelPrinters: right, ReworkLabelPrinter: &rework}
+	if got := d.reworkPrinter().SymbologyByLevel; len(got) != 3 || got[2] != zpl.GS1128 {
+		t.Fatalf("rework printer's symbologies %v, want its labellers'", got)
+	}
+	if rework.SymbologyByLevel != nil {
+		t.Fatalf("the config's rework printer was changed: %v", rework.SymbologyByLevel)
 	}
 }

@@ -28,7 +28,9 @@ func (s Symbology) Validate() error {
 	return fmt.Errorf("symbology %q is not gs1-128, gs1-datamatrix, code128 or datamatrix", string(s))
 }
 
-func (s Symbology) gs1() bool { return s == GS1128 || s == GS1DataMatrix }
+// GS1 reports whether s carries GS1 codes (with FNC1); the others carry
+// non-GS1 codes (nmpa20) only.
+func (s Symbology) GS1() bool { return s == GS1128 || s == GS1DataMatrix }
 
 // gs is the GS1 separator (FNC1 in the middle of an element string).
 const gs = 0x1D
@@ -97,7 +99,7 @@ func barcodeData(l printer.Label, sym Symbology) (string, error) {
 		return "", errors.New("label has no code")
 	}
 	data := l.ElementString
-	if sym.gs1() {
+	if sym.GS1() {
 		if data == "" {
 			var err error
 			if data, err = ElementString(string(l.Code)); err != nil {
@@ -119,7 +121,7 @@ func barcodeData(l printer.Label, sym Symbology) (string, error) {
 			return "", fmt.Errorf("code %q: byte 0x%02X cannot be printed in a barcode field", data, c)
 		}
 	}
-	if !sym.gs1() && strings.IndexByte(data, gs) >= 0 {
+	if !sym.GS1() && strings.IndexByte(data, gs) >= 0 {
 		return "", fmt.Errorf("code %q contains GS but %s has no FNC1", data, sym)
 	}
 	return data, nil
@@ -247,9 +249,9 @@ func Render(l printer.Label, sym Symbology) ([]byte, error) {
 	switch {
 	case notice:
 	case sym == GS1128 || sym == Code128:
-		fmt.Fprintf(&b, "^FO40,360^BY3^BCN,220,N,N,N^FD%s^FS\n", code128Field(data, sym.gs1()))
+		fmt.Fprintf(&b, "^FO40,360^BY3^BCN,220,N,N,N^FD%s^FS\n", code128Field(data, sym.GS1()))
 	case sym == GS1DataMatrix || sym == DataMatrix:
-		fmt.Fprintf(&b, "^FO40,360^BXN,12,200,,,,_^FD%s^FS\n", dataMatrixField(data, sym.gs1()))
+		fmt.Fprintf(&b, "^FO40,360^BXN,12,200,,,,_^FD%s^FS\n", dataMatrixField(data, sym.GS1()))
 	}
 	text(700, 40, hr)
 	b.WriteString("^PQ1\n^XZ\n")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tracline/tracline/internal/latency"
 	"github.com/tracline/tracline/printer"
+	"github.com/tracline/tracline/tracecode"
 )
 
 // Check says when the driver asks the printer for ~HS.
@@ -43,6 +44,13 @@ type Config struct {
 	Address string `yaml:"address"`
 	// Symbology of the code: gs1-128 | gs1-datamatrix | code128 | datamatrix.
 	Symbology Symbology `yaml:"symbology"`
+	// SymbologyByLevel is for a printer that prints several levels'
+	// labels (the rework station's; one labeller for every level) whose
+	// codes follow different rules, e.g. nmpa20 boxes and SSCC pallets:
+	// the symbology of level 2's labels, level 3's, … (by position, [0] =
+	// level 2). A level not listed, and a label of no level, uses
+	// Symbology.
+	SymbologyByLevel []Symbology `yaml:"symbology_by_level"`
 	// Check: around | before | never (default around).
 	Check Check `yaml:"check"`
 	// Timeout bounds each exchange when ctx has no earlier deadline (default 3s).
@@ -76,6 +84,11 @@ func (c Config) Validate() error {
 	if err := c.Symbology.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("%s.symbology: %w", p, err))
 	}
+	for i, sym := range c.SymbologyByLevel {
+		if err := sym.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s.symbology_by_level[%d] (level %d): %w", p, i, i+2, err))
+		}
+	}
 	switch c.Check {
 	case "", CheckAround, CheckBefore, CheckNever:
 	default:
@@ -86,6 +99,14 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Latency.Validate(p+".latency"))
 	return errors.Join(errs...)
+}
+
+// SymbologyFor is the symbology of level l's labels.
+func (c Config) SymbologyFor(l tracecode.Level) Symbology {
+	if i := int(l) - 2; i >= 0 && i < len(c.SymbologyByLevel) {
+		return c.SymbologyByLevel[i]
+	}
+	return c.Symbology
 }
 
 func (c Config) name() string {
@@ -185,7 +206,7 @@ func (p *Printer) dropLocked() {
 // the format so that an answer proves the printer took it. Every exchange
 // ends by the deadline (ctx or Timeout) with printer.ErrNotAnswered.
 func (p *Printer) PrintLabel(ctx context.Context, l printer.Label) error {
-	format, err := Render(l, p.cfg.Symbology)
+	format, err := Render(l, p.cfg.SymbologyFor(l.Level))
 	if err != nil {
 		return fmt.Errorf("%s: label %s: %w", p.cfg.name(), l.Code, err)
 	}

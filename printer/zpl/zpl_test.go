@@ -80,7 +80,7 @@ func TestRenderRoundTrip(t *testing.T) {
 			if tc.code == "" {
 				wantBarcodes = 0 // a notice: text only
 			}
-			if len(lbl.Barcodes) != wantBarcodes || wantBarcodes == 1 && lbl.Barcodes[0].GS1 != tc.sym.gs1() {
+			if len(lbl.Barcodes) != wantBarcodes || wantBarcodes == 1 && lbl.Barcodes[0].GS1 != tc.sym.GS1() {
 				t.Fatalf("barcodes %+v", lbl.Barcodes)
 			}
 			joined := strings.Join(lbl.Texts, "|")
@@ -171,6 +171,43 @@ func TestPrintAgainstSimulator(t *testing.T) {
 	}
 }
 
+// TestSymbologyByLevel: one printer for several levels' labels (the
+// rework station's) prints each level's code in that level's symbology —
+// an nmpa20 box code in Code 128, an SSCC pallet code in GS1-128 — where
+// one symbology for all refuses one or the other.
+func TestSymbologyByLevel(t *testing.T) {
+	lp, px := startLabelPrinter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	box := printer.Label{Code: "81012345678901234567", Title: "BOX", Count: 10, Level: 2}
+	pallet := printer.Label{Code: "(00)069012345678901234", Title: "PALLET", Count: 20, Level: 4}
+	one, err := New(Config{Address: px.Addr(), Symbology: Code128, Timeout: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	if err := one.PrintLabel(ctx, pallet); err == nil || !strings.Contains(err.Error(), "GS1 code") {
+		t.Fatalf("an SSCC in plain Code 128: %v, want refused", err)
+	}
+	p, err := New(Config{Address: px.Addr(), Symbology: Code128, SymbologyByLevel: []Symbology{Code128, Code128, GS1128}, Timeout: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, l := range []printer.Label{box, pallet} {
+		if err := p.PrintLabel(ctx, l); err != nil {
+			t.Fatalf("level %d: %v", l.Level, err)
+		}
+		got, ok := lp.NextLabel()
+		if !ok || got.Code != string(l.Code) {
+			t.Fatalf("level %d: printed %+v %v, want %s", l.Level, got, ok, l.Code)
+		}
+	}
+	if got := p.cfg.SymbologyFor(5); got != Code128 {
+		t.Fatalf("a level not listed: %s, want the printer's symbology", got)
+	}
+}
+
 // TestNotAnsweringIsAnErrorByDeadline: a printer that swallows everything
 // (muted, or a stalled link) makes the call fail by its deadline.
 func TestNotAnsweringIsAnErrorByDeadline(t *testing.T) {
@@ -219,6 +256,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no symbology", Config{Address: "h:9100"}, "symbology"},
 		{"bad check", Config{Address: "h:9100", Symbology: Code128, Check: "sometimes"}, "check: \"sometimes\""},
 		{"negative timeout", Config{Address: "h:9100", Symbology: Code128, Timeout: -1}, "timeout"},
+		{"by level", Config{Address: "h:9100", Symbology: Code128, SymbologyByLevel: []Symbology{Code128, GS1128}}, ""},
+		{"bad by level", Config{Address: "h:9100", Symbology: Code128, SymbologyByLevel: []Symbology{Code128, "qr"}}, "symbology_by_level[1] (level 3): symbology \"qr\""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
