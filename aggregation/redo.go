@@ -160,6 +160,8 @@ type redoLog struct {
 	// applied is the LSN of the last group Badger held at Open (keyRedo),
 	// appliedVer the version of its writes (recover).
 	applied, appliedVer uint64
+	// protectK: the log lacks the record of the group applied (recover).
+	protectK bool
 
 	records, bytes, checkpoints atomic.Uint64
 	segWait                     atomic.Int64

@@ -226,12 +226,25 @@ func sortedKeys(m map[string]bool) []string {
 
 // recover replays every valid record from the checkpoint on into Badger,
 // in order, and sets r.next after the last. Badger may already hold some
-// of them, and (after a power loss during a commit) one group more than
-// the log: keyRedo names the last group it holds, K. Records before K are
-// replayed without the writes whose latest version in Badger is K's, so
-// that K's writes stay whole (K's own record, if the log has it, and those
-// after it are replayed in full); the next record then follows K. It
-// returns the highest generation of any valid segment header.
+// of them: keyRedo names the last group it holds, K.
+//
+// If the log has K's record, every record is replayed in full: the last
+// write of every key the log's groups wrote is rewritten, whatever Badger
+// made of it. That matters since the journal's blocks go to Badger's value
+// log: after a power loss Badger's memtable log may hold a group's
+// pointers into a value log whose pages never reached the disk (the two
+// are written back independently), and the pointer is only replaced by a
+// rewrite. (Badger holds nothing before the checkpoint that was not synced
+// whole.)
+//
+// If the log lacks K's record — a ledger written before Badger took groups
+// behind the log, whose commit ran beside the record's sync, after a power
+// loss between the two — records before K are replayed without the writes
+// whose latest version in Badger is K's, so that K's writes stay whole;
+// the next record then follows K. (Those builds kept every value inline:
+// no pointer can dangle.)
+//
+// It returns the highest generation of any valid segment header.
 func (r *redoLog) recover(ctl redoControl) (uint64, error) {
 	byGen := map[uint64]*redoSeg{}
 	var maxGen uint64
@@ -248,33 +261,16 @@ func (r *redoLog) recover(ctl redoControl) (uint64, error) {
 	if err := r.readApplied(); err != nil {
 		return 0, err
 	}
-	expect, g := ctl.lsn, ctl.gen
-	for {
-		s := byGen[g]
-		if s == nil {
-			break // the writer had not started it: the log ends before it
-		}
-		if s.first != expect {
-			return 0, fmt.Errorf("redo log segment %s (generation %d) starts at record %d, the log expects %d there: the log is damaged", s.name, g, s.first, expect)
-		}
-		data, err := os.ReadFile(s.name)
-		if err != nil {
-			return 0, fmt.Errorf("redo log: %w", err)
-		}
-		off, err := r.replaySegment(s, data, g, &expect)
-		if err != nil {
-			return 0, err
-		}
-		if n := byGen[g+1]; n != nil && n.first == expect {
-			g++
-			continue
-		}
-		// The log ends here. A valid record of this segment further on
-		// means the record at off is damaged, not torn.
-		if lo, lsn, ok := findRecord(data, g, expect, off+redoBlock); ok {
-			return 0, fmt.Errorf("redo log segment %s: the record at offset %d is not valid (record %d expected), but a valid record %d follows at offset %d: the log is damaged, not torn; restore the ledger from a backup", s.name, off, expect, lsn, lo)
-		}
-		break
+	// First without writing: where the log ends, and so whether it has
+	// K's record.
+	end, _, err := r.walk(ctl, byGen, false)
+	if err != nil {
+		return 0, err
+	}
+	r.protectK = r.applied >= end
+	expect, g, err := r.walk(ctl, byGen, true)
+	if err != nil {
+		return 0, err
 	}
 	// Every segment begun after the checkpoint is on the log's path.
 	for gen, s := range byGen {
@@ -299,24 +295,61 @@ func (r *redoLog) recover(ctl redoControl) (uint64, error) {
 	return maxGen, nil
 }
 
-// replaySegment applies the records of segment s (its data) from the
-// first one on, advancing *expect; it returns the offset where the
-// segment's log ends.
-func (r *redoLog) replaySegment(s *redoSeg, data []byte, g uint64, expect *uint64) (int, error) {
+// walk goes through the log's valid records from the checkpoint on, in
+// order, replaying them into Badger if apply; it returns the number after
+// the last record and the generation of the segment the log ends in.
+func (r *redoLog) walk(ctl redoControl, byGen map[uint64]*redoSeg, apply bool) (uint64, uint64, error) {
+	expect, g := ctl.lsn, ctl.gen
+	for {
+		s := byGen[g]
+		if s == nil {
+			break // the writer had not started it: the log ends before it
+		}
+		if s.first != expect {
+			return 0, 0, fmt.Errorf("redo log segment %s (generation %d) starts at record %d, the log expects %d there: the log is damaged", s.name, g, s.first, expect)
+		}
+		data, err := os.ReadFile(s.name)
+		if err != nil {
+			return 0, 0, fmt.Errorf("redo log: %w", err)
+		}
+		off, err := r.replaySegment(s, data, g, &expect, apply)
+		if err != nil {
+			return 0, 0, err
+		}
+		if n := byGen[g+1]; n != nil && n.first == expect {
+			g++
+			continue
+		}
+		// The log ends here. A valid record of this segment further on
+		// means the record at off is damaged, not torn.
+		if lo, lsn, ok := findRecord(data, g, expect, off+redoBlock); ok {
+			return 0, 0, fmt.Errorf("redo log segment %s: the record at offset %d is not valid (record %d expected), but a valid record %d follows at offset %d: the log is damaged, not torn; restore the ledger from a backup", s.name, off, expect, lsn, lo)
+		}
+		return expect, g, nil
+	}
+	return expect, g, nil // the writer had not started segment g: the log ends before it
+}
+
+// replaySegment goes through the records of segment s (its data) from the
+// first one on, applying them if apply, advancing *expect; it returns the
+// offset where the segment's log ends.
+func (r *redoLog) replaySegment(s *redoSeg, data []byte, g uint64, expect *uint64, apply bool) (int, error) {
 	off := redoBlock
 	for {
 		payload, next, ok := recordAt(data, off, g, *expect)
 		if !ok {
 			return off, nil
 		}
-		var skip uint64
-		if *expect < r.applied {
-			skip = r.appliedVer
+		if apply {
+			var skip uint64
+			if r.protectK && *expect < r.applied {
+				skip = r.appliedVer
+			}
+			if err := applyRedo(r.db, payload, skip); err != nil {
+				return 0, fmt.Errorf("redo log segment %s, record %d at offset %d: %w", s.name, *expect, off, err)
+			}
+			r.replayed++
 		}
-		if err := applyRedo(r.db, payload, skip); err != nil {
-			return 0, fmt.Errorf("redo log segment %s, record %d at offset %d: %w", s.name, *expect, off, err)
-		}
-		r.replayed++
 		*expect++
 		off = next
 	}
