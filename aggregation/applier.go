@@ -49,10 +49,15 @@ type pendW struct {
 }
 
 // Bounds of what waits for Badger: the committer waits for the applier
-// beyond them (the time counts as settle).
+// beyond them (the time counts as settle). maxPendKeys also bounds
+// s.pend's table, which a Go map keeps at its largest: at 512k keys a
+// 1M-code import left it (and the queued logs) big enough that the 1M
+// bench under its 384 MB limit collected without pause; at 128k the full
+// load ran 100–105k transitions/s against 73–87k (session 9, interleaved
+// runs). A full load at 100k units does not reach it.
 const (
 	maxLagGroups = 1024
-	maxPendKeys  = 1 << 19
+	maxPendKeys  = 1 << 17
 )
 
 // applyWindow is how long the applier gathers landed groups before it
