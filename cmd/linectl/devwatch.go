@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tracline/tracline/camera"
+	devlatency "github.com/tracline/tracline/internal/latency"
 	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/plc"
 	"github.com/tracline/tracline/printer"
@@ -383,6 +384,29 @@ func (w *devWatch) watchPrinter(e printer.Event) {
 		return
 	}
 	w.seen("printer", e.At)
+}
+
+// watchedLabeler puts a label printer on the overview. A ZPL printer says
+// nothing unasked, so its link is as of its last label: up once it took
+// one, down with the reason when it did not answer or was not ready (paper
+// out, head open, too slow). Any other error (a label it could not render)
+// says nothing of the printer; a caller that gave up neither.
+type watchedLabeler struct {
+	p    printer.Labeler
+	w    *devWatch
+	name string
+}
+
+func (l watchedLabeler) PrintLabel(ctx context.Context, lb printer.Label) error {
+	err := l.p.PrintLabel(ctx, lb)
+	switch {
+	case err == nil:
+		l.w.up(l.name, time.Time{})
+	case ctx.Err() != nil:
+	case errors.Is(err, printer.ErrNotAnswered), errors.Is(err, printer.ErrNotReady), errors.Is(err, devlatency.ErrTooSlow):
+		l.w.down(l.name, err.Error(), time.Time{})
+	}
+	return err
 }
 
 // watchLink reports one device's link to the line's overview.

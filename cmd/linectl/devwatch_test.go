@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/tracline/tracline/camera"
+	"github.com/tracline/tracline/cmd/linesim/devsim"
 	"github.com/tracline/tracline/cmd/linesim/sim"
 	"github.com/tracline/tracline/line"
 	"github.com/tracline/tracline/plc"
 	"github.com/tracline/tracline/plc/plctest"
 	"github.com/tracline/tracline/printer"
+	"github.com/tracline/tracline/printer/zpl"
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -177,5 +179,60 @@ func TestEngineeringTestActions(t *testing.T) {
 		if s.Name == plc.SigTowerLight && s.Value != "red" {
 			t.Errorf("tower light after the test: %+v", s)
 		}
+	}
+}
+
+// A label printer is on the overview through its answers: up after a label
+// it took, down naming the reason when it is not ready or does not answer,
+// up again after the next label it takes (a real ZPL printer simulator).
+func TestWatchedLabelPrinter(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	lp, err := devsim.NewLabelPrinter(devsim.LabelPrinterConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer lp.Close()
+	zp, err := zpl.New(zpl.Config{Address: lp.Addr(), Symbology: zpl.GS1128, Timeout: 2 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zp.Close()
+	w := newDevWatch()
+	w.declare("label-printer-L2")
+	p := watchedLabeler{zp, w, "label-printer-L2"}
+	label := printer.Label{Code: "(00)069012345678901234", Level: 2, Count: 10}
+	link := func() line.LinkState { return w.Links()["label-printer-L2"] }
+
+	lp.SetPaperOut(true)
+	if err := p.PrintLabel(ctx, label); !errors.Is(err, printer.ErrNotReady) {
+		t.Fatalf("paper out: %v", err)
+	}
+	if l := link(); l.Up || !strings.Contains(l.Err, "paper out") {
+		t.Fatalf("after a refusal for paper out: %+v, want down saying so", l)
+	}
+	lp.SetPaperOut(false)
+	if err := p.PrintLabel(ctx, label); err != nil {
+		t.Fatal(err)
+	}
+	if l := link(); !l.Up || l.Err != "" || l.LastMessage.IsZero() {
+		t.Fatalf("after a label taken: %+v, want up", l)
+	}
+	// A label it cannot render says nothing of the printer.
+	if err := p.PrintLabel(ctx, printer.Label{Code: "81012345678901234567", Level: 2}); err == nil {
+		t.Fatal("an nmpa20 code in GS1-128 was printed")
+	}
+	if l := link(); !l.Up {
+		t.Fatalf("after a label it could not render: %+v, want still up", l)
+	}
+	lp.Close()
+	if err := p.PrintLabel(ctx, label); !errors.Is(err, printer.ErrNotAnswered) {
+		t.Fatalf("printer gone: %v", err)
+	}
+	if l := link(); l.Up || l.Err == "" {
+		t.Fatalf("after no answer: %+v, want down", l)
 	}
 }

@@ -41,7 +41,7 @@ type controller struct {
 	aggCams  []*cameraopcua.Camera
 	scanners []*cameraopcua.Camera
 	labels   printer.Labeler // the labellers' printers: printer.ByLevel, or one *zpl.Printer for every level
-	rework   *zpl.Printer
+	rework   printer.Labeler
 	closers  []func() error
 	watch    *devWatch              // links, signal values, counters (overview, engineer)
 	eng      *engineering           // the engineer's access (test actions)
@@ -219,7 +219,7 @@ func (c *controller) connect(ctx context.Context) error {
 		return err
 	}
 	if rp := d.reworkPrinter(); rp != nil {
-		if c.rework, err = c.connectZPL(ctx, *rp, "rework label printer"); err != nil {
+		if c.rework, err = c.connectZPL(ctx, *rp, reworkPrinterName); err != nil {
 			return err
 		}
 	}
@@ -227,7 +227,7 @@ func (c *controller) connect(ctx context.Context) error {
 		return err
 	}
 	if d.LabelPrinter != nil {
-		p, err := c.connectZPL(ctx, *d.LabelPrinter, "label printer")
+		p, err := c.connectZPL(ctx, *d.LabelPrinter, sharedLabelPrinterName)
 		if err != nil {
 			return err
 		}
@@ -295,19 +295,28 @@ func (c *controller) connectCameras(ctx context.Context, cfgs []cameraopcua.Conf
 func aggCameraName(l tracecode.Level) string    { return fmt.Sprintf("aggregation-camera-L%d", l) }
 func labelScannerName(l tracecode.Level) string { return fmt.Sprintf("label-scanner-%s", l) }
 
-// connectZPL makes a ZPL label printer, closed with the controller, and
-// connects it (retrying as every device does).
-func (c *controller) connectZPL(ctx context.Context, cfg zpl.Config, what string) (*zpl.Printer, error) {
+// connectZPL makes a ZPL label printer, closed with the controller,
+// connects it (retrying as every device does) and puts it on the overview
+// as dev.
+func (c *controller) connectZPL(ctx context.Context, cfg zpl.Config, dev string) (printer.Labeler, error) {
 	p, err := zpl.New(cfg, c.log)
 	if err != nil {
 		return nil, err
 	}
 	c.closers = append(c.closers, p.Close)
-	if err := retryConnect(ctx, c.log, what, p.Connect); err != nil {
+	if err := retryConnect(ctx, c.log, dev, p.Connect); err != nil {
 		return nil, err
 	}
-	return p, nil
+	c.watch.declare(dev)
+	return watchedLabeler{p, c.watch, dev}, nil
 }
+
+// The overview's names of the rework station's printer and of the one
+// printer of every level's labels (the older form).
+const (
+	reworkPrinterName      = "rework-label-printer"
+	sharedLabelPrinterName = "label-printer"
+)
 
 // labelPrinterName is the name of level l's labeller's printer (in its
 // errors, and so in the labeller's alarm) unless its config names it.

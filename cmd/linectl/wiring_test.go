@@ -364,6 +364,17 @@ func TestRunAgainstLinesim(t *testing.T) {
 		t.Fatalf("complete: HTTP %d %s", code, body)
 	}
 	final := waitState(ctx, t, api, runErr, func(st apiState) bool { return st.Line.State == "Complete" && st.Overview.Ready })
+	// The labeller's printer is on the overview with the other devices,
+	// up after the batch's labels.
+	labeller := ""
+	for _, d := range final.Overview.Devices {
+		if d.Name == "label-printer-L2" {
+			labeller = d.Link
+		}
+	}
+	if labeller != "up" {
+		t.Errorf("overview devices %+v: want label-printer-L2 up", final.Overview.Devices)
+	}
 	// Ready for the next batch without a restart; the batch number is
 	// not used twice.
 	if code, body, err := postJSON(ctx, api+"/batches", workOrder("2028-11-22")); err != nil || code != http.StatusBadRequest || !strings.Contains(body, `"code":"used"`) {
