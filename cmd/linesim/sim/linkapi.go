@@ -25,9 +25,9 @@ type LinkRequest struct {
 
 // LinkDevices are the devices POST /link acts on, by name, and the
 // proxies behind each (the PLC's Modbus and OPC UA servers are one PLC;
-// the aggregation camera and label scanner are level 2's; label_printer
-// is level 2's labeller's printer — or the one of every level, with
-// labellers shared — and label_printer_3, … the higher levels').
+// agg_camera, label_scanner and label_printer are level 2's —
+// label_printer the one of every level with labellers shared — and
+// agg_camera_3, label_scanner_3, label_printer_3, … the higher levels').
 func (s *Sim) LinkDevices() map[string][]string {
 	m := map[string][]string{
 		"plc":           {DevModbus, DevPLCOPCUA},
@@ -37,7 +37,13 @@ func (s *Sim) LinkDevices() map[string][]string {
 		"label_printer": {DevLabel},
 		"label_scanner": {LabelScannerDevice(2)},
 	}
-	for i := 1; i < s.cfg.Layout().LabelPrinters; i++ {
+	l := s.cfg.Layout()
+	for lvl := 3; lvl < 2+l.Levels; lvl++ {
+		for _, d := range []string{AggCameraDevice(lvl), LabelScannerDevice(lvl)} {
+			m[d] = []string{d}
+		}
+	}
+	for i := 1; i < l.LabelPrinters; i++ {
 		d := LabelPrinterDevice(i + 2)
 		m[d] = []string{d}
 	}
