@@ -2,6 +2,7 @@ package aggregation
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -73,5 +74,33 @@ func TestDeferrableRidesWithTheNextWrite(t *testing.T) {
 	}
 	if _, err := s.Record(Deferrable(ctx, time.Hour), rec("after"), op); !errors.Is(err, ErrClosed) {
 		t.Errorf("write after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestCloseAnswersTheLastGroup: a write that landed as the store closes is
+// answered as written, never as refused — even when the committer, woken
+// first, is gone before the group's callers are answered.
+func TestCloseAnswersTheLastGroup(t *testing.T) {
+	var slow atomic.Bool
+	s, err := Open(t.TempDir(), Options{beforeAnswer: func() {
+		if slow.Load() {
+			time.Sleep(100 * time.Millisecond) // the committer sees Close meanwhile
+		}
+	}})
+	must(t, err)
+	defer s.Close()
+	before := s.Stats().Groups
+	slow.Store(true)
+	got := make(chan error, 1)
+	go func() {
+		_, err := s.Record(ctx, Record{Type: "last", Value: "v"}, op)
+		got <- err
+	}()
+	for s.Stats().Groups == before { // landed: its callers wait in beforeAnswer
+		time.Sleep(time.Millisecond)
+	}
+	must(t, s.Close())
+	if err := <-got; err != nil {
+		t.Fatalf("a write that landed before Close: %v, want written", err)
 	}
 }

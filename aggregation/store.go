@@ -44,6 +44,9 @@ type Options struct {
 	// redoSegSize: the size of the redo log's new segments (tests; default
 	// redoSegSize, at least redoSegMin).
 	redoSegSize int64
+	// beforeAnswer, if set, runs when a group has landed, before its
+	// callers are answered (tests: the window Close must wait out).
+	beforeAnswer func()
 }
 
 // Badger's value log: a value longer than valueThreshold is written there
@@ -448,6 +451,12 @@ func (s *Store) run() {
 				group = append(group, r)
 			case <-s.stop:
 				s.settle()
+				if s.prev != nil {
+					// Its callers are answered before the committer is
+					// gone: one that sees s.exited first would take a
+					// durable write for a refused one (submit).
+					<-s.prev.answered
+				}
 				if s.snap != nil {
 					s.snap.Discard()
 					s.snap = nil
@@ -577,7 +586,8 @@ type flight struct {
 	// stages (see stages.go): sent to the disk, its redo record synced,
 	// landed.
 	sent, synced, landed time.Time
-	done                 chan struct{} // closed once landed: caches updated, callers answered
+	done                 chan struct{} // closed once landed: caches updated (the callers are answered just after)
+	answered             chan struct{} // closed once the callers are answered
 	ag                   applyGroup    // what Badger takes once it landed (g 0: nothing)
 }
 
@@ -827,7 +837,7 @@ func (s *Store) process(group []*request) {
 		s.timing.settle.Add(int64(time.Since(t3)))
 		s.timing.lag.Add(int64(time.Since(t3)))
 	}
-	fl := &flight{group: group, t: t, seq: seq, head: head, committed: time.Now(), done: make(chan struct{})}
+	fl := &flight{group: group, t: t, seq: seq, head: head, committed: time.Now(), done: make(chan struct{}), answered: make(chan struct{})}
 	if len(t.log) > 0 {
 		// Until Badger holds them, the group's writes are read from s.pend
 		// (wtx.wrote put them there).
@@ -882,6 +892,7 @@ func (s *Store) land(fl *flight, err error) {
 		fl.err = err
 		answer(fl.group, fmt.Errorf("ledger commit: %w", err))
 		close(fl.done)
+		close(fl.answered)
 		return
 	}
 	for k, v := range fl.t.counters {
@@ -909,7 +920,11 @@ func (s *Store) land(fl *flight, err error) {
 	// Wake the committer before the callers: it is then scheduled ahead of
 	// the hundreds of goroutines the answers make runnable.
 	close(fl.done)
+	if s.opts.beforeAnswer != nil {
+		s.opts.beforeAnswer()
+	}
 	answer(fl.group, nil)
+	close(fl.answered)
 }
 
 // builder is a group being applied to one transaction.
