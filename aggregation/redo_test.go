@@ -17,6 +17,8 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/tracline/tracline/tracecode"
 )
 
 // smallRedo: segments of 256 KiB, so that tests fill and wrap them with a
@@ -128,6 +130,25 @@ func dump(t testing.TB, s *Store) []string {
 	return out
 }
 
+// reopenedAtCheckpoint opens a ledger in dir, lets fill write to it,
+// reopens it (its checkpoint: Badger holds what fill wrote, synced) and
+// copies Badger's files as of that checkpoint. Its segments are 1 MB, so
+// that no segment fills, and no checkpoint follows, in a test's few writes.
+func reopenedAtCheckpoint(t *testing.T, dir string, fill func(*Store)) (*Store, string) {
+	t.Helper()
+	o := Options{redoSegSize: 1 << 20}
+	s, err := Open(dir, o)
+	must(t, err)
+	fill(s)
+	must(t, s.Close())
+	s, err = Open(dir, o)
+	must(t, err)
+	t.Cleanup(func() { s.Close() })
+	atCheckpoint := t.TempDir()
+	copyLedger(t, dir, atCheckpoint, true, false)
+	return s, atCheckpoint
+}
+
 func verifyOK(t testing.TB, s *Store, what string) VerifyReport {
 	t.Helper()
 	rep, err := s.Verify(ctx)
@@ -145,23 +166,15 @@ func verifyOK(t testing.TB, s *Store, what string) VerifyReport {
 // verifies.
 func TestRedoReplaysWhatBadgerLost(t *testing.T) {
 	dir := t.TempDir()
-	o := Options{redoSegSize: 1 << 20} // no segment filled: no checkpoint after the copies of Badger
-	s, err := Open(dir, o)
-	must(t, err)
-	cs := allocated(t, s, "B1", 100, 300)
-	must(t, s.Close())
-	s, err = Open(dir, o) // its checkpoint: Badger holds the above, synced
-	must(t, err)
-	defer s.Close()
-	atCheckpoint := t.TempDir()
-	copyLedger(t, dir, atCheckpoint, true, false)
+	var cs []tracecode.Code
+	s, atCheckpoint := reopenedAtCheckpoint(t, dir, func(s *Store) { cs = allocated(t, s, "B1", 100, 300) })
 	ckpts := s.Stats().Checkpoints
 
 	must(t, s.MarkSent(ctx, cs[:100], op))
 	for i, c := range cs[:50] {
 		must(t, s.Commission(ctx, c, UnitInfo{ItemID: uint64(i)}, op))
 	}
-	_, err = s.Record(ctx, Record{Type: "account", Key: "account/alice", Value: `{"roles":["qa"]}`}, qa)
+	_, err := s.Record(ctx, Record{Type: "account", Key: "account/alice", Value: `{"roles":["qa"]}`}, qa)
 	must(t, err)
 	partway := t.TempDir() // Badger with some of the records after the checkpoint
 	copyLedger(t, dir, partway, true, false)
@@ -693,16 +706,7 @@ func FuzzRedoRecord(f *testing.F) {
 // is left pointing at nothing.
 func TestRedoRewritesValueLogPointers(t *testing.T) {
 	dir := t.TempDir()
-	o := Options{redoSegSize: 1 << 20} // no segment filled: no checkpoint after the copy of Badger
-	s, err := Open(dir, o)
-	must(t, err)
-	must(t, s.AddToPool(ctx, "P0", codes(300, 0, 500), "test"))
-	must(t, s.Close())
-	s, err = Open(dir, o) // its checkpoint: Badger holds the above, synced
-	must(t, err)
-	defer s.Close()
-	atCheckpoint := t.TempDir()
-	copyLedger(t, dir, atCheckpoint, true, false)
+	s, atCheckpoint := reopenedAtCheckpoint(t, dir, func(s *Store) { must(t, s.AddToPool(ctx, "P0", codes(300, 0, 500), "test")) })
 	st0 := s.Stats()
 	const groups = 8
 	for i := 1; i <= groups; i++ { // journal blocks over 1 KiB: in the value log

@@ -17,9 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -315,50 +316,44 @@ func (d devicesFile) checkLabelSymbologies(products map[string]*tracecode.Produc
 	type labeller struct {
 		field string
 		cfg   zpl.Config
-		all   bool // every parent level, not only the aggregated ones
+		level tracecode.Level // the one level it labels; 0: several
+		all   bool            // every parent level, not only the aggregated ones
 	}
 	var ls []labeller
 	for i, c := range d.LabelPrinters {
-		ls = append(ls, labeller{fmt.Sprintf("label_printers[%d]", i), c, false})
+		ls = append(ls, labeller{fmt.Sprintf("label_printers[%d]", i), c, tracecode.Level(i + 2), false})
 	}
 	if d.LabelPrinter != nil {
-		ls = append(ls, labeller{"label_printer", *d.LabelPrinter, false})
+		ls = append(ls, labeller{"label_printer", *d.LabelPrinter, 0, false})
 	}
 	if rp := d.reworkPrinter(); rp != nil {
-		ls = append(ls, labeller{"rework_label_printer", *rp, true})
+		ls = append(ls, labeller{"rework_label_printer", *rp, 0, true})
 	}
-	keys := make([]string, 0, len(products))
-	for k := range products {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var errs []error
 	for _, l := range ls {
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(products)) {
 			p := products[k]
 			for lv := tracecode.Level(2); lv <= p.TopLevel(); lv++ {
-				per := strings.HasPrefix(l.field, "label_printers[")
 				switch {
-				case !p.Coded(lv):
+				case !p.Coded(lv), l.level != 0 && lv != l.level:
 					continue
-				case per && l.field != fmt.Sprintf("label_printers[%d]", lv-2):
-					continue // another level's labeller
 				case !l.all && int(lv)-2 >= len(d.AggCameras):
 					continue // not aggregated on this line
 				}
 				r, sym := p.Rule(lv), l.cfg.SymbologyFor(lv)
-				if gs1 := r.Scheme != tracecode.SchemeNMPA20; gs1 != sym.GS1() {
-					want := "code128 or datamatrix"
-					if gs1 {
-						want = "gs1-128 or gs1-datamatrix"
-					}
-					hint := "symbology"
-					if l.all || l.field == "label_printer" {
-						hint = fmt.Sprintf("symbology_by_level[%d]", lv-2)
-					}
-					errs = append(errs, fmt.Errorf("%s: product %s's level %d codes are %s, which symbology %s cannot print: set %s to %s",
-						l.field, k, lv, r.Scheme, sym, hint, want))
+				gs1 := r.Scheme != tracecode.SchemeNMPA20
+				if gs1 == sym.GS1() {
+					continue
 				}
+				want, key := "code128 or datamatrix", "symbology"
+				if gs1 {
+					want = "gs1-128 or gs1-datamatrix"
+				}
+				if l.level == 0 {
+					key = fmt.Sprintf("symbology_by_level[%d]", lv-2)
+				}
+				errs = append(errs, fmt.Errorf("%s: product %s's level %d codes are %s, which symbology %s cannot print: set %s to %s",
+					l.field, k, lv, r.Scheme, sym, key, want))
 			}
 		}
 	}
