@@ -68,6 +68,25 @@ func appendOpt(b []byte, present bool) []byte {
 
 // appendEvent appends ev's canonical bytes to b.
 func appendEvent(b []byte, ev *Event) ([]byte, error) {
+	b, err := appendEventHead(b, ev)
+	if err != nil {
+		return nil, err
+	}
+	var prev []byte
+	if ev.Prev != "" {
+		p, err := hex.DecodeString(ev.Prev)
+		if err != nil || len(p) != 32 {
+			return nil, fmt.Errorf("event %d: prev %q is not a SHA-256 in hex", ev.Seq, ev.Prev)
+		}
+		prev = p
+	}
+	return appendStr(b, string(prev)), nil
+}
+
+// appendEventHead appends ev's canonical bytes but the last field, the
+// previous event's hash (ev.Prev is not read): the committer encodes the
+// rest of a group's events, and the flight chains them (journal.go, seal).
+func appendEventHead(b []byte, ev *Event) ([]byte, error) {
 	kind, ok := indexOf(eventKinds, ev.Kind)
 	if !ok {
 		return nil, fmt.Errorf("event kind %q has no encoding", ev.Kind)
@@ -137,15 +156,7 @@ func appendEvent(b []byte, ev *Event) ([]byte, error) {
 	} else if ev.Upto != 0 {
 		return nil, fmt.Errorf("event %d: upto is for trim_pool events only", ev.Seq)
 	}
-	var prev []byte
-	if ev.Prev != "" {
-		p, err := hex.DecodeString(ev.Prev)
-		if err != nil || len(p) != 32 {
-			return nil, fmt.Errorf("event %d: prev %q is not a SHA-256 in hex", ev.Seq, ev.Prev)
-		}
-		prev = p
-	}
-	return appendStr(b, string(prev)), nil
+	return b, nil
 }
 
 var errEventCorrupt = errors.New("corrupt event encoding")

@@ -1,6 +1,7 @@
 package aggregation
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 
@@ -24,6 +25,85 @@ func appendJournalEntry(blk []byte, h [32]byte, body []byte) []byte {
 	blk = binary.AppendUvarint(blk, uint64(len(body)))
 	blk = append(blk, h[:]...)
 	return append(blk, body...)
+}
+
+// groupJournal is a group's events as the committer encoded them, each but
+// its last field, the previous event's hash. The flight chains and hashes
+// them into the group's journal block (seal) while the committer applies the
+// next group: a group's first event links to the group before it, whose last
+// hash is known once that group's flight has sealed it.
+type groupJournal struct {
+	heads [][]byte // each event's canonical bytes but the prev field (appendEventHead)
+	first uint64   // the first event's seq (the others follow it)
+	n     int      // the block's length once sealed
+	chunk []byte   // where the heads are encoded; they alias it
+}
+
+// journalChunk is the size of the buffers a group's events are encoded in.
+const journalChunk = 32 << 10
+
+// add encodes ev, whose seq follows the group's last event's.
+func (j *groupJournal) add(ev *Event) error {
+	if len(j.heads) == 0 {
+		j.first = ev.Seq
+	}
+	if cap(j.chunk)-len(j.chunk) < 1<<10 {
+		j.chunk = make([]byte, 0, journalChunk)
+	}
+	start := len(j.chunk)
+	b, err := appendEventHead(j.chunk, ev)
+	if err != nil {
+		return err
+	}
+	j.chunk = b
+	head := b[start:len(b):len(b)]
+	j.heads = append(j.heads, head)
+	body := len(head) + prevLen(ev.Seq)
+	j.n += uvarintLen(uint64(body)) + sha256.Size + body
+	return nil
+}
+
+// prevLen is the length of the encoded prev field of event seq: the
+// previous event's hash, none for the first event.
+func prevLen(seq uint64) int {
+	if seq > 1 {
+		return 1 + sha256.Size
+	}
+	return 1
+}
+
+func uvarintLen(x uint64) int {
+	var tmp [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(tmp[:], x)
+}
+
+// seal chains the events to prev, the hash of the event before the first
+// (ignored for the ledger's first event), and returns the journal block
+// (as appendJournalEntry builds it) and the last event's hash.
+func (j *groupJournal) seal(prev [32]byte) ([]byte, [32]byte) {
+	blk := make([]byte, 0, j.n)
+	h := sha256.New()
+	var tail [1 + sha256.Size]byte
+	for i, head := range j.heads {
+		t := tail[:1]
+		if j.first+uint64(i) > 1 {
+			t[0] = sha256.Size
+			t = append(t, prev[:]...)
+		} else {
+			t[0] = 0
+			prev = [32]byte{} // chainHash: the first event chains from zeros
+		}
+		h.Reset()
+		h.Write(prev[:])
+		h.Write(head)
+		h.Write(t)
+		h.Sum(prev[:0])
+		blk = binary.AppendUvarint(blk, uint64(len(head)+len(t)))
+		blk = append(blk, prev[:]...)
+		blk = append(blk, head...)
+		blk = append(blk, t...)
+	}
+	return blk, prev
 }
 
 // parseBlock splits a journal block into its events. The slices alias v.

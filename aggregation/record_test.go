@@ -2,6 +2,8 @@ package aggregation
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"reflect"
 	"strings"
 	"testing"
@@ -206,4 +208,39 @@ func FuzzKeyCode(f *testing.F) {
 			t.Fatalf("%x decodes to %q, which encodes to %x", b, c, again)
 		}
 	})
+}
+
+// TestSealMatchesTheChain: a block sealed by a flight is byte for byte the
+// block built event by event (appendEvent with Prev, chainHash,
+// appendJournalEntry), whether it starts the ledger or follows another group,
+// and its length is the one the committer reserved.
+func TestSealMatchesTheChain(t *testing.T) {
+	for _, first := range []uint64{1, 41} {
+		var before [32]byte
+		if first > 1 {
+			before = sha256.Sum256([]byte("the group before"))
+		}
+		var j groupJournal
+		var want []byte
+		prev := before
+		for i, ev := range sampleEvents() {
+			ev.Seq = first + uint64(i)
+			ev.Prev = ""
+			must(t, j.add(&ev))
+			if ev.Seq > 1 {
+				ev.Prev = hex.EncodeToString(prev[:])
+			}
+			body, err := appendEvent(nil, &ev)
+			must(t, err)
+			prev = chainHash(prev, ev.Seq-1, body)
+			want = appendJournalEntry(want, prev, body)
+		}
+		blk, head := j.seal(before)
+		if !bytes.Equal(blk, want) || head != prev {
+			t.Fatalf("from seq %d: sealed block differs from the chain built event by event", first)
+		}
+		if j.n != len(blk) {
+			t.Fatalf("from seq %d: reserved %d bytes for a block of %d", first, j.n, len(blk))
+		}
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,14 +100,13 @@ type Store struct {
 	pend    map[string]pendW // the latest write of each key groups after snapG may have made
 	sent    []applyGroup     // the groups after snapG, in order (their logs: what to forget from pend)
 	gseq    uint64           // the last group sent
-	lastLog int              // the last group's writes and journal block size (newBuilder)
-	lastBlk int
-	overlay *wtx     // the flight, whose counters, batches and pools are not published yet
-	prev    *flight  // the last group sent to Badger
-	held    *request // taken from the queue, for the next group
-	nseq    uint64   // last seq and hash applied (s.seq, s.head: last durable)
-	nhead   [32]byte
-	lsn     uint64 // the redo record the next group sent will be
+	lastLog int              // the last group's writes (newBuilder)
+	overlay *wtx             // the flight, whose counters, batches and pools are not published yet
+	prev    *flight          // the last group sent to Badger
+	held    *request         // taken from the queue, for the next group
+	nseq    uint64           // last seq applied (s.seq, s.head: last durable)
+	nhead   [32]byte         // the hash of event nseq, in replay; else as at Open (the flights chain the rest: seal)
+	lsn     uint64           // the redo record the next group sent will be
 	timing  struct{ apply, settle, idle, lag atomic.Int64 }
 	stages  stageRing
 	// gathering: how many deferrable requests the committer holds (see
@@ -589,6 +587,32 @@ type flight struct {
 	done                 chan struct{} // closed once landed: caches updated (the callers are answered just after)
 	answered             chan struct{} // closed once the callers are answered
 	ag                   applyGroup    // what Badger takes once it landed (g 0: nothing)
+	// jn is the group's journal, sealed into its block by the flight
+	// before its redo record is written (nil in replay: the committer
+	// chained it); after is the flight before it (nil: none since Open,
+	// the chain goes on from s.nhead), whose head the first event links to.
+	jn    *groupJournal
+	after *flight
+}
+
+// seal chains the group's journal to the flight before it and adds the
+// block and the new head to the group's writes. The flight before has
+// landed (a group is sent only then), so its head is final.
+func (fl *flight) seal(base [32]byte) {
+	if fl.jn == nil {
+		return
+	}
+	prev := base
+	if fl.after != nil {
+		prev = fl.after.head
+	}
+	blk, head := fl.jn.seal(prev)
+	fl.head = head
+	hv := make([]byte, 40)
+	binary.BigEndian.PutUint64(hv, fl.seq)
+	copy(hv[8:], head[:])
+	fl.ag.log = append(fl.ag.log, written{k: journalKey(fl.seq), v: blk}, written{k: keyHead, v: hv})
+	fl.jn, fl.after = nil, nil
 }
 
 // drainAfterStop refuses requests that raced with Close.
@@ -784,7 +808,7 @@ func (s *Store) process(group []*request) {
 	}
 	s.timing.apply.Add(int64(applying))
 	t.overlay = nil // applied: the flight's caches are no longer needed through t
-	seq, head, wrote := bl.seq, bl.head, bl.wrote
+	seq, wrote := bl.seq, bl.wrote
 	if err != nil || !wrote && len(t.log) > 0 {
 		s.unpend()
 	}
@@ -837,8 +861,12 @@ func (s *Store) process(group []*request) {
 		s.timing.settle.Add(int64(time.Since(t3)))
 		s.timing.lag.Add(int64(time.Since(t3)))
 	}
-	fl := &flight{group: group, t: t, seq: seq, head: head, committed: time.Now(), done: make(chan struct{}), answered: make(chan struct{})}
-	if len(t.log) > 0 {
+	fl := &flight{group: group, t: t, seq: seq, head: bl.head, committed: time.Now(), done: make(chan struct{}), answered: make(chan struct{})}
+	if !s.opts.replay {
+		fl.jn, fl.after = &bl.jn, s.prev
+	}
+	base := s.nhead
+	if len(t.log) > 0 || fl.jn != nil {
 		// Until Badger holds them, the group's writes are read from s.pend
 		// (wtx.wrote put them there).
 		s.gseq++
@@ -854,7 +882,8 @@ func (s *Store) process(group []*request) {
 		fl.ag.lsn = lsn
 		fl.sent = time.Now()
 		go func() {
-			err := s.redo.writeRec(t.log, lsn)
+			fl.seal(base)
+			err := s.redo.writeRec(fl.ag.log, lsn)
 			if err == nil {
 				err = s.redo.sync()
 			}
@@ -862,12 +891,16 @@ func (s *Store) process(group []*request) {
 			s.land(fl, err)
 		}()
 	} else {
+		fl.seal(base)
 		fl.sent = time.Now()
 		fl.synced = fl.sent
 		s.land(fl, nil)
 	}
 	s.overlay, s.prev = t, fl
-	s.nseq, s.nhead = seq, head
+	s.nseq = seq
+	if s.opts.replay {
+		s.nhead = bl.head
+	}
 }
 
 // failed is the error that stopped the store, if any.
@@ -929,12 +962,13 @@ func (s *Store) land(fl *flight, err error) {
 
 // builder is a group being applied to one transaction.
 type builder struct {
-	t            *wtx
-	seq          uint64
-	head         [32]byte
-	blk, scratch []byte // the group's journal block; one event's bytes
-	wrote        bool
-	weight       int
+	t       *wtx
+	seq     uint64
+	head    [32]byte     // in replay: the chain as of seq (else the flight chains jn)
+	scratch []byte       // in replay: one event's bytes
+	jn      groupJournal // the group's events, for its journal block
+	wrote   bool
+	weight  int
 	// What the callers learn (codes picked, seq) is set only once the whole
 	// group is in the transaction: a group split and retried starts over
 	// from the requests as they came.
@@ -954,7 +988,7 @@ func (s *Store) newBuilder(t *wtx) *builder {
 	if t.hot && t.mem == nil && s.lastLog > 0 {
 		t.log = make([]written, 0, min(s.lastLog+s.lastLog/4, 1<<14))
 	}
-	return &builder{t: t, seq: s.nseq, head: s.nhead, blk: make([]byte, 0, min(s.lastBlk+s.lastBlk/4, 1<<20))}
+	return &builder{t: t, seq: s.nseq, head: s.nhead}
 }
 
 // add applies r. A refusal is r's own (r.err); an error returned means the
@@ -973,10 +1007,7 @@ func (s *Store) add(b *builder, r *request) error {
 	if !s.opts.replay {
 		ev.Seq = seq + 1
 		ev.At = s.opts.Now().UTC()
-		ev.Prev = ""
-		if seq > 0 {
-			ev.Prev = hex.EncodeToString(b.head[:])
-		}
+		ev.Prev = "" // the flight links it (seal)
 	} else {
 		seq = ev.Seq - 1 // replay follows the stored numbering; Verify reports gaps
 	}
@@ -995,16 +1026,17 @@ func (s *Store) add(b *builder, r *request) error {
 		r.err = err
 		return nil
 	}
-	body, err := appendEvent(b.scratch[:0], &ev)
-	if err != nil {
+	if s.opts.replay {
+		body, err := appendEvent(b.scratch[:0], &ev)
+		if err != nil {
+			return err
+		}
+		b.scratch = body
+		b.head = chainHash(b.head, seq, body)
+	} else if err := b.jn.add(&ev); err != nil {
 		return err
 	}
-	b.scratch = body
-	h := chainHash(b.head, seq, body)
-	if !s.opts.replay {
-		b.blk = appendJournalEntry(b.blk, h, body)
-	}
-	b.seq, b.head = ev.Seq, h
+	b.seq = ev.Seq
 	b.wrote = true
 	b.done = append(b.done, applied{r, ev.Codes, ev.Seq})
 	return nil
@@ -1020,17 +1052,22 @@ func (s *Store) finish(b *builder) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	if !s.opts.replay {
-		if err := t.set(journalKey(b.seq), b.blk); err != nil {
+	if s.opts.replay {
+		hv := make([]byte, 40)
+		binary.BigEndian.PutUint64(hv, b.seq)
+		copy(hv[8:], b.head[:])
+		if err := t.set(keyHead, hv); err != nil {
 			return err
 		}
-		s.lastBlk = len(b.blk)
-	}
-	hv := make([]byte, 40)
-	binary.BigEndian.PutUint64(hv, b.seq)
-	copy(hv[8:], b.head[:])
-	if err := t.set(keyHead, hv); err != nil {
-		return err
+	} else {
+		// The journal block and the head are written by the flight once
+		// it has chained the events (flight.seal): their room is taken now.
+		if err := t.fitsLen(len(journalKey(b.seq)), b.jn.n); err != nil {
+			return err
+		}
+		if err := t.fitsLen(len(keyHead), 40); err != nil {
+			return err
+		}
 	}
 	if s.redo != nil && s.redo.write {
 		// The group's redo record, as Badger will hold it: recovery tells

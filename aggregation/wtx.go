@@ -104,7 +104,12 @@ func (t *wtx) fits(k, v []byte) error {
 	if len(k) == 0 {
 		return storageErr(badger.ErrEmptyKey)
 	}
-	count, size := t.count+1, t.size+int64(len(k)+len(v))+2+10
+	return t.fitsLen(len(k), len(v))
+}
+
+// fitsLen counts a write of a key and value of these lengths (see fits).
+func (t *wtx) fitsLen(k, v int) error {
+	count, size := t.count+1, t.size+int64(k+v)+2+10
 	if count >= t.s.db.MaxBatchCount() || size >= t.s.db.MaxBatchSize() {
 		return storageErr(badger.ErrTxnTooBig)
 	}

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,8 +45,11 @@ type Config struct {
 	Prealloc bool
 	// Profile, if set, receives a CPU profile of the full-load phase;
 	// HeapProfile a heap profile taken at its end (what the live heap holds).
+	// Trace, if set, receives an execution trace (runtime/trace) of the
+	// full-load phase, until Badger holds every group.
 	Profile     io.Writer
 	HeapProfile io.Writer
+	Trace       io.Writer
 	// Peer, if PeerPostgres, runs the same full load on a throwaway
 	// PostgreSQL cluster after ours (package pgpeer) and states ours
 	// against it (Result.PostgresPeer).
@@ -339,6 +343,11 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 			return res, fmt.Errorf("cpu profile: %w", err)
 		}
 	}
+	if cfg.Trace != nil {
+		if err := trace.Start(cfg.Trace); err != nil {
+			return res, fmt.Errorf("execution trace: %w", err)
+		}
+	}
 	st0 := s.Stats()
 	tf, cpu0 := time.Now(), benchstat.ProcessCPU()
 	if err := parallel(ctx, cfg.Writers, (len(rest)+alloc-1)/alloc, func(i int) error {
@@ -385,6 +394,9 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	cpu := benchstat.ProcessCPU() - cpu0
 	if cfg.Profile != nil {
 		pprof.StopCPUProfile()
+	}
+	if cfg.Trace != nil {
+		trace.Stop()
 	}
 	perCode := 3.0 // allocated, sent, commissioned
 	if cfg.Prealloc {

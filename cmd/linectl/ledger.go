@@ -161,6 +161,7 @@ func benchLedger(ctx context.Context, c *cli, args []string) error {
 	fs.BoolVar(&cfg.NoSync, "nosync", false, "skip fsync (measures everything but the disk; never on a line)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the full-load phase to this file")
 	heap := fs.String("memprofile", "", "write a heap profile at the end of the full-load phase to this file")
+	traceOut := fs.String("trace", "", "write an execution trace (runtime/trace) of the full-load phase to this file")
 	fs.StringVar(&cfg.Peer, "peer", "", "after ours, run the same full load on this peer and state ours against it: postgres (a throwaway PostgreSQL cluster)")
 	postgres := fs.Bool("postgres", false, "same as --peer postgres")
 	fs.IntVar(&cfg.PeerConns, "peer-conns", 0, "the peer's connections, each committing groups of up to 1,000 rows (default: 2 per CPU, 4..64)")
@@ -177,7 +178,7 @@ func benchLedger(ctx context.Context, c *cli, args []string) error {
 	for _, p := range []struct {
 		path string
 		w    *io.Writer
-	}{{*profile, &cfg.Profile}, {*heap, &cfg.HeapProfile}} {
+	}{{*profile, &cfg.Profile}, {*heap, &cfg.HeapProfile}, {*traceOut, &cfg.Trace}} {
 		if p.path == "" {
 			continue
 		}
