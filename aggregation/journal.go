@@ -37,10 +37,17 @@ type groupJournal struct {
 	first uint64   // the first event's seq (the others follow it)
 	n     int      // the block's length once sealed
 	chunk []byte   // where the heads are encoded; they alias it
+	size  int      // the size of the next chunk (see sizedFor)
 }
 
-// journalChunk is the size of the buffers a group's events are encoded in.
-const journalChunk = 32 << 10
+// sizedFor sizes the journal's first buffer for a group like the last,
+// whose block was last bytes long (0: none yet).
+func (j *groupJournal) sizedFor(last int) {
+	j.size = min(max(last+last/4, 4<<10), journalChunk)
+}
+
+// journalChunk bounds the buffers a group's events are encoded in.
+const journalChunk = 64 << 10
 
 // add encodes ev, whose seq follows the group's last event's.
 func (j *groupJournal) add(ev *Event) error {
@@ -48,7 +55,11 @@ func (j *groupJournal) add(ev *Event) error {
 		j.first = ev.Seq
 	}
 	if cap(j.chunk)-len(j.chunk) < 1<<10 {
-		j.chunk = make([]byte, 0, journalChunk)
+		if j.size == 0 {
+			j.sizedFor(0)
+		}
+		j.chunk = make([]byte, 0, j.size)
+		j.size = journalChunk // a group longer than the last one
 	}
 	start := len(j.chunk)
 	b, err := appendEventHead(j.chunk, ev)

@@ -100,7 +100,8 @@ type Store struct {
 	pend    map[string]pendW // the latest write of each key groups after snapG may have made
 	sent    []applyGroup     // the groups after snapG, in order (their logs: what to forget from pend)
 	gseq    uint64           // the last group sent
-	lastLog int              // the last group's writes (newBuilder)
+	lastLog int              // the last group's writes and journal block size (newBuilder)
+	lastBlk int
 	overlay *wtx             // the flight, whose counters, batches and pools are not published yet
 	prev    *flight          // the last group sent to Badger
 	held    *request         // taken from the queue, for the next group
@@ -988,7 +989,9 @@ func (s *Store) newBuilder(t *wtx) *builder {
 	if t.hot && t.mem == nil && s.lastLog > 0 {
 		t.log = make([]written, 0, min(s.lastLog+s.lastLog/4, 1<<14))
 	}
-	return &builder{t: t, seq: s.nseq, head: s.nhead}
+	b := &builder{t: t, seq: s.nseq, head: s.nhead}
+	b.jn.sizedFor(s.lastBlk)
+	return b
 }
 
 // add applies r. A refusal is r's own (r.err); an error returned means the
@@ -1068,6 +1071,7 @@ func (s *Store) finish(b *builder) error {
 		if err := t.fitsLen(len(keyHead), 40); err != nil {
 			return err
 		}
+		s.lastBlk = b.jn.n
 	}
 	if s.redo != nil && s.redo.write {
 		// The group's redo record, as Badger will hold it: recovery tells
