@@ -102,12 +102,12 @@ type Store struct {
 	gseq    uint64           // the last group sent
 	lastLog int              // the last group's writes and journal block size (newBuilder)
 	lastBlk int
-	overlay *wtx             // the flight, whose counters, batches and pools are not published yet
-	prev    *flight          // the last group sent to Badger
-	held    *request         // taken from the queue, for the next group
-	nseq    uint64           // last seq applied (s.seq, s.head: last durable)
-	nhead   [32]byte         // the hash of event nseq, in replay; else as at Open (the flights chain the rest: seal)
-	lsn     uint64           // the redo record the next group sent will be
+	overlay *wtx     // the flight, whose counters, batches and pools are not published yet
+	prev    *flight  // the last group sent to Badger
+	held    *request // taken from the queue, for the next group
+	nseq    uint64   // last seq applied (s.seq, s.head: last durable)
+	nhead   [32]byte // the hash of event nseq, in replay; else as at Open (the flights chain the rest: seal)
+	lsn     uint64   // the redo record the next group sent will be
 	timing  struct{ apply, settle, idle, lag atomic.Int64 }
 	stages  stageRing
 	// gathering: how many deferrable requests the committer holds (see
