@@ -134,6 +134,11 @@ type Result struct {
 	LineAckP50Ms      float64                  `json:"line_ack_p50_ms"`
 	LineAckP99Ms      float64                  `json:"line_ack_p99_ms"`
 	LineAckMaxMs      float64                  `json:"line_ack_max_ms"`
+	// LineDiskSync: the disk's own fdatasync at the line load's pace, as
+	// many as its samples, probed in the ledger's directory right after
+	// them (aggregation.ProbeSyncPaced): the floor under a line-load ack,
+	// which waits for one such sync.
+	LineDiskSync *aggregation.SyncStats `json:"line_disk_sync_ms,omitempty"`
 	PackPerS          float64                  `json:"pack_per_s"` // parents per second, concurrent writers: labels allocated and sent in bulk, each commissioned and packed
 	SetupS            float64                  `json:"setup_s"`    // import, allocate, mark sent
 	SummaryMs         float64                  `json:"summary_ms"` // Summary of the whole batch, mean of 1000 calls
@@ -328,6 +333,13 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	}
 	tick.Stop()
 	res.LineAckP50Ms, res.LineAckP99Ms, res.LineAckMaxMs = benchstat.Pct(lineLat)
+	if !cfg.NoSync && cfg.LineSamples > 0 {
+		ds, err := aggregation.ProbeSyncPaced(dir, cfg.LineSamples, time.Second/time.Duration(cfg.LineRate))
+		if err != nil {
+			return res, err
+		}
+		res.LineDiskSync = &ds
+	}
 
 	// Full load: the other level-1 units, as cfg.Writers lines would do
 	// them, in work items of 64 units: allocate 64 codes from the pool (one

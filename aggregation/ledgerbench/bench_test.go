@@ -27,6 +27,9 @@ func TestRunWithPostgresPeer(t *testing.T) {
 	if !res.VerifyOK {
 		t.Errorf("our ledger does not verify")
 	}
+	if d := res.LineDiskSync; d == nil || d.N != cfg.LineSamples || d.P50ms <= 0 || d.P99ms < d.P50ms {
+		t.Errorf("line_disk_sync_ms: %+v, want %d paced fdatasyncs", d, cfg.LineSamples)
+	}
 	p := res.PostgresPeer
 	if p == nil {
 		t.Fatal("no postgres_peer in the result")
