@@ -277,7 +277,7 @@ func (a *applier) commit(batch []applyGroup) error {
 	clear(last)
 	for gi, g := range batch {
 		for wi := range g.log {
-			last[string(g.log[wi].k)] = gi<<32 | wi
+			last[keyString(g.log[wi].k)] = gi<<32 | wi
 		}
 		in += len(g.log)
 	}

@@ -35,7 +35,8 @@ func (h *hotCache) shard(c tracecode.Code) *hotShard {
 	return &h.shards[maphash.String(h.seed, string(c))%uint64(len(h.shards))]
 }
 
-// get returns c's view; the caller owns the returned Seqs.
+// get returns c's view. Its Seqs are shared and clipped (no spare
+// capacity): append to them, which copies, but never change them in place.
 func (h *hotCache) get(c tracecode.Code) (codeView, bool) {
 	sh := h.shard(c)
 	sh.mu.RLock()
@@ -49,7 +50,8 @@ func (h *hotCache) has(c tracecode.Code) bool {
 	return ok
 }
 
-// put stores cv (which it must own) if c is cached already or there is room.
+// put stores cv if c is cached already or there is room. cv.rec.Seqs must
+// be clipped and never changed in place after (see get).
 func (h *hotCache) put(cv codeView) {
 	sh := h.shard(cv.code)
 	sh.mu.Lock()

@@ -45,6 +45,7 @@ package aggregation
 import (
 	"encoding/binary"
 	"errors"
+	"unsafe"
 
 	"github.com/tracline/tracline/tracecode"
 )
@@ -76,6 +77,12 @@ const (
 
 // projectionPrefixes are the tables Verify rebuilds from the journal.
 var projectionPrefixes = []string{pfxLoc, pfxCode, pfxPoolCode, pfxQueue, pfxAlloc, pfxPool, pfxBatch, pfxCounter, pfxLink, pfxMeta, pfxTrail}
+
+// keyString is k as a map key, sharing k's bytes (no copy). A key written
+// (wtx.set, wtx.del) is built afresh by the functions below, or is one of
+// the fixed keys above, and is never changed after: the maps that index a
+// group's writes by key (s.pend, the applier's) use it.
+func keyString(k []byte) string { return unsafe.String(unsafe.SliceData(k), len(k)) }
 
 func journalKey(seq uint64) []byte {
 	k := make([]byte, 2+8)

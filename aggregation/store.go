@@ -728,7 +728,7 @@ func (s *Store) unpend() {
 	clear(s.pend)
 	for _, g := range s.sent {
 		for _, w := range g.log {
-			s.pend[string(w.k)] = pendW{w.v, w.del, g.g}
+			s.pend[keyString(w.k)] = pendW{w.v, w.del, g.g}
 		}
 	}
 }

@@ -125,7 +125,7 @@ type written struct {
 
 func (t *wtx) wrote(k, v []byte, del bool) {
 	t.log = append(t.log, written{k, v, del})
-	t.s.pend[string(k)] = pendW{v, del, t.g}
+	t.s.pend[keyString(k)] = pendW{v, del, t.g}
 }
 
 // get returns the value of k, or nil, false if absent: from this group's
@@ -175,8 +175,7 @@ func (t *wtx) lookup(c tracecode.Code) (codeView, error) {
 	}
 	if t.hot && t.mem == nil { // Verify's replay reads every code from its table
 		if cv, ok := t.s.hot.get(c); ok {
-			cv.rec.Seqs = slices.Clone(cv.rec.Seqs)
-			return cv, nil
+			return cv, nil // its Seqs are clipped: putRec's append copies them
 		}
 		if t.hintAt < len(t.hints) && t.hints[t.hintAt].code == c {
 			h := t.hints[t.hintAt]
@@ -246,8 +245,10 @@ func (t *wtx) putRec(cv *codeView, seq uint64) error {
 		t.s.touched.add(cv.code, seq)
 		switch cv.rec.State {
 		case StateAllocated, StateSent, StatePrinted:
+			// The cache shares the history, clipped: whoever appends to
+			// it (the next putRec of the code, a caller) copies it first.
 			c := *cv
-			c.rec.Seqs = slices.Clone(cv.rec.Seqs)
+			c.rec.Seqs = slices.Clip(cv.rec.Seqs)
 			t.s.hot.put(c)
 		default:
 			t.s.hot.del(cv.code)
