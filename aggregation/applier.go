@@ -231,6 +231,13 @@ func (a *applier) run() {
 
 		t0 := time.Now()
 		err := a.commit(batch)
+		if err != nil {
+			// The store refuses writes before anyone waiting learns of the
+			// failure: a reader told "Badger failed" must not then see its
+			// next write accepted (s.fail takes s.mu, which is taken before
+			// a.mu elsewhere, so not under a.mu).
+			a.s.fail(err)
+		}
 		last := batch[n-1]
 		var snap *badger.Txn
 		if err == nil {
@@ -247,7 +254,6 @@ func (a *applier) run() {
 			a.err, a.queue = err, nil
 			a.cond.Broadcast()
 			a.mu.Unlock()
-			a.s.fail(err)
 			return
 		}
 		a.applied, a.appliedSeq = last.g, last.seq
