@@ -57,7 +57,8 @@ type StagePercentiles struct {
 }
 
 // WriteStages are the stages of durable writes (see stQueue…) over the
-// last 65,536 sampled writes, and how many were sampled in all.
+// last 65,536 sampled writes, and how many were sampled in all (since the
+// mark asked for: WriteStagesSince).
 type WriteStages struct {
 	Writes uint64                      `json:"writes"`
 	Stages map[string]StagePercentiles `json:"stages_ms"`
@@ -106,16 +107,29 @@ func (l *eventLog) list() []LedgerEvent {
 
 // WriteStages reports where the time of the writes a caller waits for went
 // (nothing is computed on the write path: the samples are sorted here).
-func (s *Store) WriteStages() WriteStages {
+func (s *Store) WriteStages() WriteStages { return s.WriteStagesSince(0) }
+
+// WritesSampled is how many writes have been sampled since Open: a mark
+// for WriteStagesSince.
+func (s *Store) WritesSampled() uint64 {
+	s.stages.mu.Lock()
+	defer s.stages.mu.Unlock()
+	return uint64(s.stages.n)
+}
+
+// WriteStagesSince is WriteStages over the writes sampled after the first
+// from (a WritesSampled mark), of the last 65,536.
+func (s *Store) WriteStagesSince(from uint64) WriteStages {
 	r := &s.stages
 	r.mu.Lock()
-	n := min(r.n, len(r.ring))
-	ws := WriteStages{Writes: uint64(r.n), Stages: map[string]StagePercentiles{}}
+	first := max(r.n-len(r.ring), int(min(from, uint64(r.n))))
+	n := r.n - first
+	ws := WriteStages{Writes: uint64(r.n) - min(from, uint64(r.n)), Stages: map[string]StagePercentiles{}}
 	cols := make([][]time.Duration, nStages)
 	for i := range cols {
 		cols[i] = make([]time.Duration, n)
 		for j := range n {
-			cols[i][j] = r.ring[j][i]
+			cols[i][j] = r.ring[(first+j)%len(r.ring)][i]
 		}
 	}
 	r.mu.Unlock()

@@ -129,32 +129,34 @@ type Result struct {
 	BadgerLagWait          float64 `json:"committer_badger_lag_wait"`
 	// Writes: where the full load's durable writes spent their time, by
 	// stage (the last 65,536 of them; aggregation.Store.WriteStages).
-	Writes            *aggregation.WriteStages `json:"writes,omitempty"`
-	LineRate          int                      `json:"line_rate_per_s"`
-	LineAckP50Ms      float64                  `json:"line_ack_p50_ms"`
-	LineAckP99Ms      float64                  `json:"line_ack_p99_ms"`
-	LineAckMaxMs      float64                  `json:"line_ack_max_ms"`
+	Writes       *aggregation.WriteStages `json:"writes,omitempty"`
+	LineRate     int                      `json:"line_rate_per_s"`
+	LineAckP50Ms float64                  `json:"line_ack_p50_ms"`
+	LineAckP99Ms float64                  `json:"line_ack_p99_ms"`
+	LineAckMaxMs float64                  `json:"line_ack_max_ms"`
+	// LineWrites: where the line-load acks' time went, by stage.
+	LineWrites *aggregation.WriteStages `json:"line_writes,omitempty"`
 	// LineDiskSync: the disk's own fdatasync at the line load's pace, as
 	// many as its samples, probed in the ledger's directory right after
 	// them (aggregation.ProbeSyncPaced): the floor under a line-load ack,
 	// which waits for one such sync.
-	LineDiskSync *aggregation.SyncStats `json:"line_disk_sync_ms,omitempty"`
-	PackPerS          float64                  `json:"pack_per_s"` // parents per second, concurrent writers: labels allocated and sent in bulk, each commissioned and packed
-	SetupS            float64                  `json:"setup_s"`    // import, allocate, mark sent
-	SummaryMs         float64                  `json:"summary_ms"` // Summary of the whole batch, mean of 1000 calls
-	PalletTreeMs      float64                  `json:"pallet_tree_ms"`
-	PalletTreeNodes   int                      `json:"pallet_tree_nodes"`
-	StreamMs          float64                  `json:"stream_ms"` // Codes(level 1, aggregated) over the whole batch
-	StreamCodes       int                      `json:"stream_codes"`
-	StreamExtraMB     float64                  `json:"stream_extra_mb"` // peak RSS growth while streaming
-	VerifyS           float64                  `json:"verify_s"`
-	VerifyOK          bool                     `json:"verify_ok"`
-	DiskMB            float64                  `json:"disk_mb"`
-	RSSMB             float64                  `json:"rss_mb"`      // resident size before verify, incl. page cache of mmapped tables
-	AnonMB            float64                  `json:"rss_anon_mb"` // of which anonymous (heap, arenas, caches), before verify
-	GOMAXPROCS        int                      `json:"gomaxprocs"`
-	TotalS            float64                  `json:"total_s"`
-	ConservationCheck []string                 `json:"conservation_check"`
+	LineDiskSync      *aggregation.SyncStats `json:"line_disk_sync_ms,omitempty"`
+	PackPerS          float64                `json:"pack_per_s"` // parents per second, concurrent writers: labels allocated and sent in bulk, each commissioned and packed
+	SetupS            float64                `json:"setup_s"`    // import, allocate, mark sent
+	SummaryMs         float64                `json:"summary_ms"` // Summary of the whole batch, mean of 1000 calls
+	PalletTreeMs      float64                `json:"pallet_tree_ms"`
+	PalletTreeNodes   int                    `json:"pallet_tree_nodes"`
+	StreamMs          float64                `json:"stream_ms"` // Codes(level 1, aggregated) over the whole batch
+	StreamCodes       int                    `json:"stream_codes"`
+	StreamExtraMB     float64                `json:"stream_extra_mb"` // peak RSS growth while streaming
+	VerifyS           float64                `json:"verify_s"`
+	VerifyOK          bool                   `json:"verify_ok"`
+	DiskMB            float64                `json:"disk_mb"`
+	RSSMB             float64                `json:"rss_mb"`      // resident size before verify, incl. page cache of mmapped tables
+	AnonMB            float64                `json:"rss_anon_mb"` // of which anonymous (heap, arenas, caches), before verify
+	GOMAXPROCS        int                    `json:"gomaxprocs"`
+	TotalS            float64                `json:"total_s"`
+	ConservationCheck []string               `json:"conservation_check"`
 
 	// CPU of this process at full load (writers, committer, Badger), which
 	// other jobs on the machine inflate less than the wall time.
@@ -316,6 +318,7 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	// Line load: one commission every 1/rate s, each timed.
 	units := levels[0]
 	var lineLat []time.Duration
+	mark := s.WritesSampled()
 	tick := time.NewTicker(time.Second / time.Duration(cfg.LineRate))
 	for i := 0; i < cfg.LineSamples; i++ {
 		select {
@@ -333,6 +336,9 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	}
 	tick.Stop()
 	res.LineAckP50Ms, res.LineAckP99Ms, res.LineAckMaxMs = benchstat.Pct(lineLat)
+	lw := s.WriteStagesSince(mark)
+	lw.Events = nil // the full load's list has them
+	res.LineWrites = &lw
 	if !cfg.NoSync && cfg.LineSamples > 0 {
 		ds, err := aggregation.ProbeSyncPaced(dir, cfg.LineSamples, time.Second/time.Duration(cfg.LineRate))
 		if err != nil {

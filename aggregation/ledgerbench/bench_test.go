@@ -27,6 +27,9 @@ func TestRunWithPostgresPeer(t *testing.T) {
 	if !res.VerifyOK {
 		t.Errorf("our ledger does not verify")
 	}
+	if w := res.LineWrites; w == nil || w.Writes != uint64(cfg.LineSamples) || w.Stages["total"].P50 <= 0 {
+		t.Errorf("line_writes: %+v, want the stages of %d line-load acks", w, cfg.LineSamples)
+	}
 	if d := res.LineDiskSync; d == nil || d.N != cfg.LineSamples || d.P50ms <= 0 || d.P99ms < d.P50ms {
 		t.Errorf("line_disk_sync_ms: %+v, want %d paced fdatasyncs", d, cfg.LineSamples)
 	}
