@@ -80,8 +80,12 @@ func appendEvent(b []byte, ev *Event) ([]byte, error) {
 		}
 		prev = p
 	}
-	return appendStr(b, string(prev)), nil
+	return appendPrev(b, prev), nil
 }
+
+// appendPrev appends an event's last field: the previous event's hash,
+// empty (nil) for the ledger's first event.
+func appendPrev(b, prev []byte) []byte { return appendStr(b, string(prev)) }
 
 // appendEventHead appends ev's canonical bytes but the last field, the
 // previous event's hash (ev.Prev is not read): the committer encodes the

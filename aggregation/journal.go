@@ -75,7 +75,7 @@ func (j *groupJournal) add(ev *Event) error {
 }
 
 // prevLen is the length of the encoded prev field of event seq: the
-// previous event's hash, none for the first event.
+// previous event's hash, none for the first event (appendPrev).
 func prevLen(seq uint64) int {
 	if seq > 1 {
 		return 1 + sha256.Size
@@ -90,29 +90,21 @@ func uvarintLen(x uint64) int {
 
 // seal chains the events to prev, the hash of the event before the first
 // (ignored for the ledger's first event), and returns the journal block
-// (as appendJournalEntry builds it) and the last event's hash.
+// and the last event's hash.
 func (j *groupJournal) seal(prev [32]byte) ([]byte, [32]byte) {
 	blk := make([]byte, 0, j.n)
-	h := sha256.New()
-	var tail [1 + sha256.Size]byte
+	var ch chainHasher
+	var body []byte
 	for i, head := range j.heads {
-		t := tail[:1]
-		if j.first+uint64(i) > 1 {
-			t[0] = sha256.Size
-			t = append(t, prev[:]...)
+		seq := j.first + uint64(i)
+		body = append(body[:0], head...)
+		if seq > 1 {
+			body = appendPrev(body, prev[:])
 		} else {
-			t[0] = 0
-			prev = [32]byte{} // chainHash: the first event chains from zeros
+			body = appendPrev(body, nil)
 		}
-		h.Reset()
-		h.Write(prev[:])
-		h.Write(head)
-		h.Write(t)
-		h.Sum(prev[:0])
-		blk = binary.AppendUvarint(blk, uint64(len(head)+len(t)))
-		blk = append(blk, prev[:]...)
-		blk = append(blk, head...)
-		blk = append(blk, t...)
+		prev = ch.sum(prev, seq-1, body)
+		blk = appendJournalEntry(blk, prev, body)
 	}
 	return blk, prev
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"slices"
 	"sync"
@@ -1149,14 +1150,26 @@ var errStorage = errors.New("storage")
 // chainHash is SHA-256(previous hash || canonical body). The first event
 // chains from 32 zero bytes.
 func chainHash(prev [32]byte, prevSeq uint64, body []byte) [32]byte {
+	var c chainHasher
+	return c.sum(prev, prevSeq, body)
+}
+
+// chainHasher computes chainHash for many events with one SHA-256 state.
+type chainHasher struct{ h hash.Hash }
+
+func (c *chainHasher) sum(prev [32]byte, prevSeq uint64, body []byte) [32]byte {
+	if c.h == nil {
+		c.h = sha256.New()
+	} else {
+		c.h.Reset()
+	}
 	if prevSeq == 0 {
 		prev = [32]byte{}
 	}
-	h := sha256.New()
-	h.Write(prev[:])
-	h.Write(body)
+	c.h.Write(prev[:])
+	c.h.Write(body)
 	var out [32]byte
-	h.Sum(out[:0])
+	c.h.Sum(out[:0])
 	return out
 }
 

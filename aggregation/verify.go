@@ -256,6 +256,7 @@ func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rep *VerifyR
 	it := txn.NewIterator(o)
 	defer it.Close()
 	var prev, prevAlt [32]byte
+	var ch chainHasher
 	var seq uint64
 	for it.Rewind(); it.Valid(); it.Next() {
 		if err := ctx.Err(); err != nil {
@@ -294,7 +295,7 @@ func (s *Store) verifyJournal(ctx context.Context, txn *badger.Txn, rep *VerifyR
 			if perr == nil && n > 1 && ev.Prev == hex.EncodeToString(prevAlt[:]) {
 				prev = prevAlt
 			}
-			want := chainHash(prev, n-1, body)
+			want := ch.sum(prev, n-1, body)
 			if want != stored {
 				rep.add("event %d: hash mismatch: stored event altered (stored %x…, computed %x…)", n, stored[:6], want[:6])
 			}
