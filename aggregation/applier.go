@@ -175,12 +175,13 @@ func (a *applier) seqHeld() uint64 {
 	return a.appliedSeq
 }
 
-// close commits what is queued and stops.
+// close commits what is queued, at once (no gathering), and stops.
 func (a *applier) close() error {
 	a.mu.Lock()
 	a.stopping = true
 	a.cond.Broadcast()
 	a.mu.Unlock()
+	a.hurry()
 	<-a.exited
 	a.mu.Lock()
 	defer a.mu.Unlock()
