@@ -17,10 +17,13 @@ type hotCache struct {
 	shards [64]hotShard
 }
 
+// hotShard's fields take 32 bytes of its 128: however the cache is aligned,
+// two shards' fields are never on one 64-byte cache line, so the committer
+// locking one shard does not take the line of a caller reading another.
 type hotShard struct {
-	mu sync.RWMutex
+	mu sync.RWMutex // 24 bytes
 	m  map[tracecode.Code]codeView
-	_  [24]byte // keep shards on separate cache lines
+	_  [96]byte
 }
 
 func newHotCache() *hotCache {
@@ -50,18 +53,22 @@ func (h *hotCache) has(c tracecode.Code) bool {
 	return ok
 }
 
-// put stores cv if c is cached already or there is room. cv.rec.Seqs must
-// be clipped and never changed in place after (see get).
-func (h *hotCache) put(cv codeView) {
+// put stores cv if c is cached already or there is room, and reports
+// whether it did. cv.rec.Seqs must be clipped and never changed in place
+// after (see get).
+func (h *hotCache) put(cv codeView) bool {
 	sh := h.shard(cv.code)
 	sh.mu.Lock()
-	if _, in := sh.m[cv.code]; in || h.n.Load() < hotMax {
+	_, in := sh.m[cv.code]
+	ok := in || h.n.Load() < hotMax
+	if ok {
 		if !in {
 			h.n.Add(1)
 		}
 		sh.m[cv.code] = cv
 	}
 	sh.mu.Unlock()
+	return ok
 }
 
 func (h *hotCache) del(c tracecode.Code) {

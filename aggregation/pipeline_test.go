@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -380,6 +381,48 @@ func TestPipelinePoolRefills(t *testing.T) {
 // or after stays durable (the log keeps it and the next Open replays it),
 // and the store soon refuses every write with a clear error until it is
 // reopened.
+// A group that fails after its writes reached the committer's cache (one
+// too big for a transaction is split and retried) empties the cache. The
+// codes' last writes, which only the cache held while Badger lagged, must
+// still be what the committer reads after: a code sent before the failure
+// cannot be sent again (even on a hint read from Badger before its send),
+// and can be commissioned.
+func TestFailedGroupKeepsCachedWrites(t *testing.T) {
+	defer func(w time.Duration) { applyWindow = w }(applyWindow)
+	applyWindow = time.Hour // Badger takes nothing until a reader waits for it
+	var fail atomic.Bool
+	s := openSynced(t, Options{failGroup: func() bool { return fail.CompareAndSwap(true, false) }})
+	cs := allocated(t, s, "FK", 408, 40)
+	if _, err := s.Lookup(ctx, cs[0]); err != nil { // Badger takes the allocation
+		t.Fatal(err)
+	}
+	for _, c := range cs[:20] {
+		must(t, s.MarkSent(ctx, []tracecode.Code{c}, op))
+	}
+	fail.Store(true)
+	if err := s.MarkSent(ctx, cs[20:21], op); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("send in the failed group: %v, want it refused as too large", err)
+	}
+	if st := s.Stats(); st.BadgerGroups == st.Groups {
+		t.Fatal("Badger took every group: the test needs it behind")
+	}
+	for i, c := range cs[:20] {
+		if err := s.MarkSent(ctx, []tracecode.Code{c}, op); !errors.Is(err, ErrRefused) {
+			t.Fatalf("code %d sent again after the failed group: %v, want it refused", i, err)
+		}
+	}
+	for i, c := range cs[:21] {
+		if err := s.Commission(ctx, c, UnitInfo{ItemID: uint64(i)}, op); (err == nil) != (i < 20) {
+			t.Fatalf("commission of code %d (sent: %v): %v", i, i < 20, err)
+		}
+	}
+	rep, err := s.Verify(ctx)
+	must(t, err)
+	if !rep.OK() {
+		t.Fatalf("verify: %v", rep.Problems)
+	}
+}
+
 func TestCommitFailureStopsWrites(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, Options{})

@@ -47,6 +47,10 @@ type Options struct {
 	// beforeAnswer, if set, runs when a group has landed, before its
 	// callers are answered (tests: the window Close must wait out).
 	beforeAnswer func()
+	// failGroup, if set, is asked before each group is finished: true
+	// fails the group as too big for one transaction (tests: the split and
+	// the caches dropped after it).
+	failGroup func() bool
 }
 
 // Badger's value log: a value longer than valueThreshold is written there
@@ -678,6 +682,12 @@ func scans(r *request) bool {
 // entries may describe writes that never reached the disk.
 func (s *Store) drop() {
 	s.hot.clear()
+	// The cache held the last writes of its codes (written.hot): they go
+	// back in s.pend (they stay there until Badger has every group, a
+	// newer write replaces them, or the next rebuild); the touch log
+	// lacks them, so no hint from before now is trusted.
+	s.rebuildPend(true)
+	s.touched.reset(s.nseq)
 	if s.rcache != nil {
 		s.rcache.clear()
 	}
@@ -714,6 +724,9 @@ func (s *Store) newerSnap() {
 	i := 0
 	for ; i < len(s.sent) && s.sent[i].g <= g; i++ {
 		for _, w := range s.sent[i].log {
+			if w.hot {
+				continue // not in s.pend (putRec)
+			}
 			if p, ok := s.pend[string(w.k)]; ok && p.g == s.sent[i].g {
 				delete(s.pend, string(w.k))
 			}
@@ -725,11 +738,17 @@ func (s *Store) newerSnap() {
 // unpend takes the writes of a group that was not sent out of s.pend: it
 // is rebuilt from the groups sent after the snapshot (rare: a group too
 // big for one transaction, a failed read).
-func (s *Store) unpend() {
+func (s *Store) unpend() { s.rebuildPend(false) }
+
+// rebuildPend fills s.pend from the groups sent after the snapshot, with
+// the code records the committer's cache holds (written.hot) if withHot.
+func (s *Store) rebuildPend(withHot bool) {
 	clear(s.pend)
 	for _, g := range s.sent {
 		for _, w := range g.log {
-			s.pend[keyString(w.k)] = pendW{w.v, w.del, g.g}
+			if !w.hot || withHot {
+				s.pend[keyString(w.k)] = pendW{w.v, w.del, g.g}
+			}
 		}
 	}
 }
@@ -802,6 +821,9 @@ func (s *Store) process(group []*request) {
 			}
 		}
 		s.timing.settle.Add(int64(time.Since(t1)))
+	}
+	if err == nil && s.opts.failGroup != nil && s.opts.failGroup() {
+		err = storageErr(badger.ErrTxnTooBig)
 	}
 	if err == nil {
 		t2 := time.Now()

@@ -121,10 +121,14 @@ func (t *wtx) fitsLen(k, v int) error {
 type written struct {
 	k, v []byte
 	del  bool
+	// hot: a code record the committer's cache holds (putRec), left out
+	// of s.pend: the committer reads the code from the cache. If the
+	// cache drops it (drop), unpend puts it back.
+	hot bool
 }
 
 func (t *wtx) wrote(k, v []byte, del bool) {
-	t.log = append(t.log, written{k, v, del})
+	t.log = append(t.log, written{k: k, v: v, del: del})
 	t.s.pend[keyString(k)] = pendW{v, del, t.g}
 }
 
@@ -238,24 +242,36 @@ func (t *wtx) lookup(c tracecode.Code) (codeView, error) {
 
 func (t *wtx) putRec(cv *codeView, seq uint64) error {
 	cv.rec.Seqs = append(cv.rec.Seqs, seq)
-	if err := t.set(codeKey(cv.loc.Batch, cv.loc.Level, cv.code), cv.rec.encode()); err != nil {
+	k, v := codeKey(cv.loc.Batch, cv.loc.Level, cv.code), cv.rec.encode()
+	if !t.hot || t.mem != nil { // Verify's replay keeps no cache beside its table
+		return t.set(k, v)
+	}
+	if err := t.fits(k, v); err != nil {
 		return err
 	}
-	if t.hot && t.mem == nil { // Verify's replay keeps no cache beside its table
+	cached := false
+	switch cv.rec.State {
+	case StateAllocated, StateSent, StatePrinted:
+		// The cache shares the history, clipped: whoever appends to it
+		// (the next putRec of the code, a caller) copies it first.
+		c := *cv
+		c.rec.Seqs = slices.Clip(cv.rec.Seqs)
+		cached = t.s.hot.put(c)
+	default:
+		t.s.hot.del(cv.code)
+	}
+	if cached {
+		// The committer reads a cached code from the cache only (lookup),
+		// so neither s.pend nor the touch log need the write: a code
+		// leaves the cache through del, which comes here with !cached, or
+		// through drop, which rebuilds s.pend and resets the touch log.
+		t.log = append(t.log, written{k: k, v: v, hot: true})
+	} else {
+		t.wrote(k, v, false)
 		t.s.touched.add(cv.code, seq)
-		switch cv.rec.State {
-		case StateAllocated, StateSent, StatePrinted:
-			// The cache shares the history, clipped: whoever appends to
-			// it (the next putRec of the code, a caller) copies it first.
-			c := *cv
-			c.rec.Seqs = slices.Clip(cv.rec.Seqs)
-			t.s.hot.put(c)
-		default:
-			t.s.hot.del(cv.code)
-		}
-		if t.s.rcache != nil {
-			t.s.rcache.put(*cv)
-		}
+	}
+	if t.s.rcache != nil {
+		t.s.rcache.put(*cv)
 	}
 	return nil
 }
@@ -266,7 +282,10 @@ func (t *wtx) putRec(cv *codeView, seq uint64) error {
 // wrote the code. Two generations bound its memory; a hint older than the
 // older generation is not used. Every write of a code record or location
 // goes through putRec (a pool import writes locations of codes nobody can
-// hold a hint for: they were unknown), which records it here.
+// hold a hint for: they were unknown), which records it here unless the
+// code stays in the committer's cache: a hint is used only for a code the
+// cache lacks, and the write that takes a code out of the cache is
+// recorded (drop, which empties the cache, resets the log).
 type touchLog struct {
 	cur, old map[tracecode.Code]uint64 // code → seq of the last event that wrote it
 	curFrom  uint64                    // cur holds every write after this seq
