@@ -123,7 +123,7 @@ type written struct {
 	del  bool
 	// hot: a code record the committer's cache holds (putRec), left out
 	// of s.pend: the committer reads the code from the cache. If the
-	// cache drops it (drop), unpend puts it back.
+	// cache is dropped (drop), rebuildPend puts it back.
 	hot bool
 }
 
