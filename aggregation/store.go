@@ -679,7 +679,9 @@ func scans(r *request) bool {
 }
 
 // drop discards the committer's caches after a group failed: their
-// entries may describe writes that never reached the disk.
+// entries may describe writes that never reached the disk. s.pend is
+// rebuilt from the groups sent (the failed group's writes out, as unpend
+// does).
 func (s *Store) drop() {
 	s.hot.clear()
 	// The cache held the last writes of its codes (written.hot): they go
@@ -833,7 +835,7 @@ func (s *Store) process(group []*request) {
 	s.timing.apply.Add(int64(applying))
 	t.overlay = nil // applied: the flight's caches are no longer needed through t
 	seq, wrote := bl.seq, bl.wrote
-	if err != nil || !wrote && len(t.log) > 0 {
+	if err == nil && !wrote && len(t.log) > 0 {
 		s.unpend()
 	}
 	if err != nil {
@@ -853,7 +855,6 @@ func (s *Store) process(group []*request) {
 	}
 	// Answers and the next group wait until everything before is durable.
 	if perr := s.settle(); perr != nil {
-		s.unpend()
 		s.drop()
 		answer(group, fmt.Errorf("ledger commit: %w", perr))
 		return
@@ -866,7 +867,6 @@ func (s *Store) process(group []*request) {
 	// sent, so that the next groups find them while Badger lacks them.
 	for pool := range t.allocs {
 		if _, err := s.allocIndex(pool); err != nil {
-			s.unpend()
 			s.drop()
 			answer(group, fmt.Errorf("ledger commit: %w", err))
 			return
