@@ -23,8 +23,31 @@ package aggregation
 //
 // Each group's writes include its redo LSN (keyRedo): a batch that Badger
 // holds after a crash says, by its last group's LSN, where replay starts.
+//
+// Cached code records wait here (deferred). A code record written while
+// the committer's cache holds the code (written.hot: allocated, sent or
+// printed) is not given to Badger until a later write of the same key
+// replaces it — the code's commission, usually within a second, which
+// alone then goes to Badger: one key per code, not two or three. Nobody
+// needs the waiting ones from Badger meanwhile:
+//   - the committer reads a cached code from its cache only (wtx.lookup).
+//     A code leaves the cache only by a later write of the same key
+//     (putRec), which the committer reads from s.pend until Badger has it,
+//     or all at once when a failed group empties the cache (drop): the
+//     cache's epoch then changes, the applier defers no write of an older
+//     epoch, and drop waits until Badger holds every deferred one
+//     (flushNow);
+//   - every other reader waits until Badger holds every write of the
+//     groups landed before it asked (completeG), which writes them out;
+//   - a checkpoint names a record only once Badger holds every write of
+//     the records before it: badgerHas gets the record before the oldest
+//     group whose write waits, and the checkpointer has the applier write
+//     those of the records before the one it names (hurryFlush).
+// The redo log holds every deferred write until then: a crash replays them.
+// A store with no redo log (NoSync, in memory) defers nothing.
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -71,25 +94,52 @@ type applier struct {
 
 	queue      []applyGroup
 	landed     uint64 // the last group handed over
-	applied    uint64 // the last group Badger holds
-	appliedSeq uint64 // the last event seq Badger holds
+	applied    uint64 // the last group Badger took (its cached records may wait: deferred)
+	appliedSeq uint64 // the last event seq Badger took
+	completeG  uint64 // Badger holds every write of the groups up to this one
 	snap       *badger.Txn
 	snapG      uint64 // the groups snap holds (snap opened after they were committed)
+	snapV      uint64 // snap's number: a flush makes a newer snapshot of the same groups
 	err        error
 	stopping   bool
 	exited     chan struct{}
+	// flushTo asks the applier to give Badger the deferred records of the
+	// redo records before it (allRecords: every one); fullFlushes counts
+	// the flushes of every one (after flushTo was set, nothing being
+	// committed).
+	flushTo     uint64
+	fullFlushes uint64
+
+	// The applier goroutine's own: the deferred code records (key → the
+	// latest write), and the oldest group, and its redo record, whose
+	// write may be among them.
+	deferred     map[string]deferW
+	deferFromG   uint64
+	deferFromLSN uint64
+	appliedLSN   uint64 // the redo record of the last group Badger took
 	// kick ends the applier's gathering at once: a reader or the
-	// committer waits for Badger.
-	kick   chan struct{}
-	window time.Duration
+	// committer waits for Badger. flushKick interrupts it for a flush
+	// only (flushNow).
+	kick, flushKick chan struct{}
+	window          time.Duration
 
 	batches, groups, keysIn, keysOut uint64 // counters (Stats)
+	deferredIn, deferredOut          uint64 // records held back, and written by flushes
 	busy                             time.Duration
 	last                             map[string]int // commit's scratch
 }
 
+// deferW is a deferred code record: the write, its group and redo record.
+type deferW struct {
+	w      written
+	g, lsn uint64
+}
+
+// allRecords asks for a flush of every deferred record.
+const allRecords = ^uint64(0)
+
 func newApplier(s *Store, seq uint64) *applier {
-	a := &applier{s: s, exited: make(chan struct{}), kick: make(chan struct{}, 1), appliedSeq: seq, window: applyWindow}
+	a := &applier{s: s, exited: make(chan struct{}), kick: make(chan struct{}, 1), flushKick: make(chan struct{}, 1), appliedSeq: seq, window: applyWindow, deferred: map[string]deferW{}}
 	a.cond = sync.NewCond(&a.mu)
 	go a.run()
 	return a
@@ -115,17 +165,75 @@ func (a *applier) push(g applyGroup) {
 	a.mu.Unlock()
 }
 
-// waitFor waits until Badger holds group g (or the applier failed).
+// hurryFlush ends the applier's gathering and asks it to write the
+// deferred records of the redo records before lsn: the checkpointer, which
+// needs Badger to hold them before it names lsn.
+func (a *applier) hurryFlush(lsn uint64) {
+	a.mu.Lock()
+	a.askFlush(lsn)
+	a.mu.Unlock()
+	a.hurry()
+}
+
+// askFlush asks for a flush of the deferred records before lsn (a.mu held).
+func (a *applier) askFlush(lsn uint64) {
+	if lsn > a.flushTo {
+		a.flushTo = lsn
+		a.cond.Broadcast()
+	}
+}
+
+// waitFor waits until Badger holds every write of group g and of the
+// groups before it (or the applier failed).
 func (a *applier) waitFor(g uint64) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.applied < g {
+	for a.completeG < g && a.err == nil && !a.hasExited() {
+		if a.applied >= g {
+			// Held-back records are written once the groups are in:
+			// before, a flush would write records the groups queued are
+			// about to replace.
+			a.askFlush(allRecords)
+		}
 		a.hurry()
-	}
-	for a.applied < g && a.err == nil && !(a.stopping && len(a.queue) == 0) {
 		a.cond.Wait()
 	}
-	if a.applied < g {
+	if a.completeG < g {
+		if a.err != nil {
+			return a.err
+		}
+		return ErrClosed
+	}
+	return nil
+}
+
+// hasExited reports whether run has returned.
+func (a *applier) hasExited() bool {
+	select {
+	case <-a.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// flushNow waits until Badger holds every deferred record, those of a
+// commit under way included (drop: the committer's cache is gone, so the
+// committer will read those codes from Badger). The groups queued may
+// still wait for the gathering.
+func (a *applier) flushNow() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := a.fullFlushes
+	a.askFlush(allRecords)
+	select {
+	case a.flushKick <- struct{}{}:
+	default:
+	}
+	for a.fullFlushes == n && a.err == nil && !a.hasExited() {
+		a.cond.Wait()
+	}
+	if a.fullFlushes == n {
 		if a.err != nil {
 			return a.err
 		}
@@ -155,16 +263,16 @@ func (a *applier) waitLess() {
 }
 
 // takeSnap gives the committer the newest snapshot, if newer than the
-// one it has (hasG): the transaction, and the groups it holds.
-func (a *applier) takeSnap(hasG uint64) (*badger.Txn, uint64) {
+// one it has (hasV): the transaction, the groups it holds and its number.
+func (a *applier) takeSnap(hasV uint64) (*badger.Txn, uint64, uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.snap == nil || a.snapG <= hasG {
-		return nil, 0
+	if a.snap == nil || a.snapV <= hasV {
+		return nil, 0, 0
 	}
 	t, g := a.snap, a.snapG
 	a.snap = nil
-	return t, g
+	return t, g, a.snapV
 }
 
 // seqHeld is the last event seq Badger holds; a snapshot opened after the
@@ -193,27 +301,47 @@ func (a *applier) close() error {
 }
 
 func (a *applier) run() {
-	defer close(a.exited)
+	defer func() {
+		a.mu.Lock()
+		close(a.exited)
+		a.cond.Broadcast()
+		a.mu.Unlock()
+	}()
 	maxCount, maxSize := a.s.db.MaxBatchCount(), a.s.db.MaxBatchSize()
 	for {
 		a.mu.Lock()
-		for len(a.queue) == 0 && !a.stopping {
+		for len(a.queue) == 0 && !a.stopping && a.flushTo == 0 {
 			a.cond.Wait()
 		}
-		if len(a.queue) == 0 {
+		if a.flushTo > 0 || len(a.queue) == 0 {
+			// A flush asked for (before the groups queued: they may wait
+			// for the gathering), or the last one before stopping.
+			stop := a.stopping && len(a.queue) == 0
+			if stop {
+				a.flushTo = allRecords
+			}
 			a.mu.Unlock()
-			return
+			if !a.flush() || stop {
+				return
+			}
+			continue
 		}
 		if !a.stopping && a.window > 0 && len(a.queue) < maxLagGroups/2 {
 			// Gather groups for a while: a key several of them write
 			// goes to Badger once.
 			a.mu.Unlock()
 			t := time.NewTimer(a.window)
+			flushFirst := false
 			select {
 			case <-a.kick:
 			case <-t.C:
+			case <-a.flushKick:
+				flushFirst = true
 			}
 			t.Stop()
+			if flushFirst {
+				continue // the flush, then the gathering again
+			}
 			a.mu.Lock()
 		}
 		// Whole groups, as many as one transaction takes.
@@ -232,51 +360,101 @@ func (a *applier) run() {
 
 		t0 := time.Now()
 		err := a.commit(batch)
-		if err != nil {
-			// The store refuses writes before anyone waiting learns of the
-			// failure: a reader told "Badger failed" must not then see its
-			// next write accepted (s.fail takes s.mu, which is taken before
-			// a.mu elsewhere, so not under a.mu).
-			a.s.fail(err)
-		}
 		last := batch[n-1]
-		var snap *badger.Txn
-		if err == nil {
-			// Opened now, nothing being committed: Badger does not make it
-			// wait, and it holds every group of the batch.
-			snap = a.s.db.NewTransaction(false)
-		}
 		a.mu.Lock()
 		a.busy += time.Since(t0)
 		a.queue = a.queue[n:]
-		if err != nil {
-			// Nothing more is committed: the log keeps the groups for the
-			// next Open.
-			a.err, a.queue = err, nil
-			a.cond.Broadcast()
-			a.mu.Unlock()
-			return
+		if err == nil {
+			a.groups += uint64(n)
 		}
-		a.applied, a.appliedSeq = last.g, last.seq
-		if a.snap != nil {
-			a.snap.Discard()
-		}
-		a.snap, a.snapG = snap, last.g
-		a.batches++
-		a.groups += uint64(n)
-		a.cond.Broadcast()
 		a.mu.Unlock()
-		if r := a.s.redo; r != nil && last.lsn > 0 {
-			r.badgerHas(last.lsn)
+		if !a.publish(err, last) {
+			return
 		}
 	}
 }
 
-// commit writes the groups' writes as one transaction: each key's last.
+// publish publishes what a commit (err: its outcome) leaves Badger holding,
+// last being the newest group it took; false if it failed.
+func (a *applier) publish(err error, last applyGroup) bool {
+	if err != nil {
+		// The store refuses writes before anyone waiting learns of the
+		// failure: a reader told "Badger failed" must not then see its
+		// next write accepted (s.fail takes s.mu, which is taken before
+		// a.mu elsewhere, so not under a.mu).
+		a.s.fail(err)
+		a.mu.Lock()
+		// Nothing more is committed: the log keeps the groups for the
+		// next Open.
+		a.err, a.queue = err, nil
+		a.cond.Broadcast()
+		a.mu.Unlock()
+		return false
+	}
+	// Opened now, nothing being committed: Badger does not make it wait,
+	// and it holds every group committed.
+	snap := a.s.db.NewTransaction(false)
+	if last.lsn > 0 {
+		a.appliedLSN = last.lsn
+	}
+	complete, held := last.g, a.appliedLSN
+	if len(a.deferred) > 0 {
+		complete, held = a.deferFromG-1, a.deferFromLSN-1
+	}
+	a.mu.Lock()
+	if last.g > a.applied {
+		a.batches++
+	}
+	a.applied, a.appliedSeq = max(a.applied, last.g), max(a.appliedSeq, last.seq)
+	a.completeG = max(a.completeG, complete)
+	if a.snap != nil {
+		a.snap.Discard()
+	}
+	a.snapV++
+	a.snap, a.snapG = snap, a.applied
+	a.cond.Broadcast()
+	a.mu.Unlock()
+	if r := a.s.redo; r != nil && held > 0 {
+		r.badgerHas(held)
+	}
+	return true
+}
+
+// flush gives Badger the deferred records asked for (flushTo), in as many
+// transactions as they need, and counts a flush of all (flushNow); false
+// if a commit failed.
+func (a *applier) flush() bool {
+	a.mu.Lock()
+	to := a.flushTo
+	a.flushTo = 0
+	last := applyGroup{g: a.applied, seq: a.appliedSeq}
+	a.mu.Unlock()
+	if len(a.deferred) > 0 {
+		t0 := time.Now()
+		err := a.commitDeferred(to)
+		last.lsn = a.appliedLSN
+		a.mu.Lock()
+		a.busy += time.Since(t0)
+		a.mu.Unlock()
+		if !a.publish(err, last) {
+			return false
+		}
+	}
+	if to == allRecords {
+		a.mu.Lock()
+		a.fullFlushes++
+		a.cond.Broadcast()
+		a.mu.Unlock()
+	}
+	return true
+}
+
+// commit writes the groups' writes as one transaction: each key's last,
+// unless it is a cached code record, which waits (deferred).
 func (a *applier) commit(batch []applyGroup) error {
 	txn := a.s.db.NewTransaction(true)
 	defer txn.Discard()
-	in, out := 0, 0
+	in, out, held := 0, 0, 0
 	if a.last == nil {
 		a.last = map[string]int{}
 	}
@@ -288,10 +466,22 @@ func (a *applier) commit(batch []applyGroup) error {
 		}
 		in += len(g.log)
 	}
+	defers := a.s.redo != nil
 	for gi, g := range batch {
 		for wi, w := range g.log {
 			if last[string(w.k)] != gi<<32|wi {
 				continue // a later group of the batch wrote it again
+			}
+			if w.hot && defers && g.lsn > 0 && w.epoch == a.s.hot.epoch.Load() {
+				if len(a.deferred) == 0 {
+					a.deferFromG, a.deferFromLSN = g.g, g.lsn
+				}
+				a.deferred[keyString(w.k)] = deferW{w, g.g, g.lsn}
+				held++
+				continue
+			}
+			if len(a.deferred) > 0 {
+				delete(a.deferred, keyString(w.k))
 			}
 			var err error
 			if w.del {
@@ -305,6 +495,9 @@ func (a *applier) commit(batch []applyGroup) error {
 			out++
 		}
 	}
+	if len(a.deferred) == 0 {
+		a.deferFromG, a.deferFromLSN = 0, 0
+	}
 	if len(last) > 1<<16 {
 		a.last = nil // not kept at its largest
 	}
@@ -314,6 +507,49 @@ func (a *applier) commit(batch []applyGroup) error {
 	a.mu.Lock()
 	a.keysIn += uint64(in)
 	a.keysOut += uint64(out)
+	a.deferredIn += uint64(held)
+	a.mu.Unlock()
+	return nil
+}
+
+// commitDeferred writes the deferred records of the redo records before
+// lsn, in as many transactions as Badger's limits need, and forgets them.
+func (a *applier) commitDeferred(lsn uint64) error {
+	txn := a.s.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	n := 0
+	var fromG, fromLSN uint64
+	for k, d := range a.deferred {
+		if d.lsn >= lsn {
+			if fromG == 0 || d.g < fromG {
+				fromG, fromLSN = d.g, d.lsn
+			}
+			continue
+		}
+		err := txn.Set(d.w.k, d.w.v)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err = txn.Commit(); err != nil {
+				return fmt.Errorf("ledger: badger commit of cached code records: %w", err)
+			}
+			txn = a.s.db.NewTransaction(true)
+			err = txn.Set(d.w.k, d.w.v)
+		}
+		if err != nil {
+			return fmt.Errorf("ledger: badger: cached code records: %w", err)
+		}
+		delete(a.deferred, k)
+		n++
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("ledger: badger commit of cached code records: %w", err)
+	}
+	if len(a.deferred) == 0 && n > 1<<16 {
+		a.deferred = map[string]deferW{} // not kept at its largest
+	}
+	a.deferFromG, a.deferFromLSN = fromG, fromLSN
+	a.mu.Lock()
+	a.keysOut += uint64(n)
+	a.deferredOut += uint64(n)
 	a.mu.Unlock()
 	return nil
 }

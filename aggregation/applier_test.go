@@ -1,10 +1,15 @@
 package aggregation
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tracline/tracline/tracecode"
 )
@@ -109,4 +114,187 @@ func TestJournalBlocksInValueLog(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("verify: %+v", rep)
 	}
+}
+
+// heldBack is how many code records wait in the applier (call it with
+// the applier idle: waitTaken).
+func (a *applier) heldBack() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.deferred)
+}
+
+// waitTaken waits until Badger has taken every group sent so far, without
+// reading (a read would have the applier write what it holds back).
+func waitTaken(t *testing.T, s *Store) {
+	t.Helper()
+	for start := time.Now(); ; time.Sleep(time.Millisecond) {
+		if st := s.Stats(); st.BadgerGroups == st.Groups {
+			return
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("Badger did not take the groups: %+v", s.Stats())
+		}
+	}
+}
+
+// A code record the committer's cache holds (allocated, sent) waits in the
+// applier until the code's next write replaces it, so that Badger takes a
+// code's record once, not at each of its states. Everyone who reads Badger
+// still finds every acknowledged write: a crash's replay, the committer
+// after a failed group empties its cache, a reader.
+func TestCachedRecordsWaitInTheApplier(t *testing.T) {
+	defer func(w time.Duration) { applyWindow = w }(applyWindow)
+	applyWindow = 0 // Badger takes each group as it lands: nothing is gathered
+	var fail atomic.Bool
+	s := openSynced(t, Options{failGroup: func() bool { return fail.CompareAndSwap(true, false) }})
+	cs := allocated(t, s, "DW", 601, 60)
+	for _, c := range cs[:40] {
+		must(t, s.MarkSent(ctx, []tracecode.Code{c}, op))
+	}
+	waitTaken(t, s)
+	st := s.Stats()
+	if n := s.ap.heldBack(); n != len(cs) || st.BadgerFlushed != 0 {
+		t.Fatalf("Badger took every group; %d code records held back (want one for each of the %d codes), %d written since", n, len(cs), st.BadgerFlushed)
+	}
+
+	// A crash now: the records are only in the redo log.
+	crash := t.TempDir()
+	copyLedger(t, s.dir, crash, true, true)
+	r, err := Open(crash, Options{})
+	must(t, err)
+	for i, c := range cs {
+		ci, err := r.Lookup(ctx, c)
+		must(t, err)
+		if want := map[bool]CodeState{true: StateSent, false: StateAllocated}[i < 40]; ci.State != want {
+			t.Fatalf("crash copy: code %d is %s, want %s", i, ci.State, want)
+		}
+	}
+	verifyOK(t, r, "crash copy")
+	must(t, r.Close())
+
+	// A failed group empties the committer's cache: the codes it held are
+	// read from Badger again, which must have their records by then.
+	fail.Store(true)
+	if err := s.MarkSent(ctx, cs[40:41], op); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("send in the failed group: %v, want it refused as too large", err)
+	}
+	for i, c := range cs[:40] {
+		if err := s.MarkSent(ctx, []tracecode.Code{c}, op); !errors.Is(err, ErrRefused) {
+			t.Fatalf("code %d sent again after the failed group: %v, want it refused", i, err)
+		}
+	}
+	for i, c := range cs[:41] {
+		if err := s.Commission(ctx, c, UnitInfo{ItemID: uint64(i)}, op); (err == nil) != (i < 40) {
+			t.Fatalf("commission of code %d (sent: %v): %v", i, i < 40, err)
+		}
+	}
+	// A commission replaces the held-back record, which is then never
+	// written: Badger takes the code's record once.
+	more := cs[41:]
+	must(t, s.MarkSent(ctx, more, op))
+	waitTaken(t, s)
+	st0 := s.Stats()
+	if n := s.ap.heldBack(); n != len(more) || st0.BadgerDeferred-st.BadgerDeferred < uint64(len(more)) {
+		t.Fatalf("%d records held back after %d sends", n, len(more))
+	}
+	for i, c := range more[10:] {
+		must(t, s.Commission(ctx, c, UnitInfo{ItemID: uint64(100 + i)}, op))
+	}
+	waitTaken(t, s)
+	if n, st := s.ap.heldBack(), s.Stats(); n != 10 || st.BadgerFlushed != st0.BadgerFlushed {
+		t.Fatalf("after the commissions: %d records held back (want the 10 codes only sent), %d written by flushes", n, st.BadgerFlushed-st0.BadgerFlushed)
+	}
+	// A reader sees every state at once: the held-back ones are written
+	// first.
+	for i, c := range cs {
+		want := StateCommissioned
+		switch {
+		case i == 40:
+			want = StateAllocated
+		case i > 40 && i < 51:
+			want = StateSent
+		}
+		ci, err := s.Lookup(ctx, c)
+		must(t, err)
+		if ci.State != want {
+			t.Fatalf("code %d is %s, want %s", i, ci.State, want)
+		}
+	}
+	if n := s.ap.heldBack(); n != 0 {
+		t.Fatalf("%d records held back after a read", n)
+	}
+	verifyOK(t, s, "after the failed group")
+}
+
+// A checkpoint needs Badger to hold every write of the records before the
+// one it names: the applier writes the code records it holds back of those
+// records, and the log goes round its segments while codes stay sent.
+func TestCheckpointTakesHeldBackRecords(t *testing.T) {
+	defer func(w time.Duration) { applyWindow = w }(applyWindow)
+	applyWindow = 0
+	s := openSynced(t, smallRedo)
+	cs := allocated(t, s, "CK", 602, 1500)
+	total := uint64(redoSegments) * uint64(smallRedo.redoSegSize)
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	i := 0
+	for ; s.Stats().RedoBytes < 2*total; i++ {
+		if i == len(cs) {
+			t.Fatalf("%d codes sent, %d redo bytes written: the test needs more codes", i, s.Stats().RedoBytes)
+		}
+		if err := s.MarkSent(cctx, cs[i:i+1], op); err != nil {
+			t.Fatalf("send %d (redo log %d bytes, %d checkpoints): %v", i, s.Stats().RedoBytes, s.Stats().Checkpoints, err)
+		}
+	}
+	waitTaken(t, s)
+	st := s.Stats()
+	t.Logf("%d sends, %d checkpoints, %d records held back, %d written by flushes", i, st.Checkpoints, st.BadgerDeferred, st.BadgerFlushed)
+	crash := t.TempDir()
+	copyLedger(t, s.dir, crash, true, true)
+	r, err := Open(crash, Options{})
+	must(t, err)
+	for j, c := range cs {
+		ci, err := r.Lookup(ctx, c)
+		must(t, err)
+		if want := map[bool]CodeState{true: StateSent, false: StateAllocated}[j < i]; ci.State != want {
+			t.Fatalf("crash copy: code %d is %s, want %s", j, ci.State, want)
+		}
+	}
+	verifyOK(t, r, "crash copy")
+	must(t, r.Close())
+	if st.Checkpoints < 2 || st.BadgerFlushed == 0 {
+		t.Fatalf("%d checkpoints, %d held-back records written", st.Checkpoints, st.BadgerFlushed)
+	}
+}
+
+// A code record written before a failed group emptied the committer's
+// cache, and taken by Badger after, is not held back: nothing would
+// replace it while the committer reads the code from Badger again.
+func TestDroppedCacheRecordsNotHeldBack(t *testing.T) {
+	defer func(w time.Duration) { applyWindow = w }(applyWindow)
+	applyWindow = time.Hour // Badger takes nothing until asked
+	var fail atomic.Bool
+	s := openSynced(t, Options{failGroup: func() bool { return fail.CompareAndSwap(true, false) }})
+	cs := allocated(t, s, "DN", 603, 30)
+	if _, err := s.Lookup(ctx, cs[0]); err != nil { // Badger takes the allocation
+		t.Fatal(err)
+	}
+	for _, c := range cs[:20] {
+		must(t, s.MarkSent(ctx, []tracecode.Code{c}, op))
+	}
+	fail.Store(true)
+	if err := s.MarkSent(ctx, cs[20:21], op); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("send in the failed group: %v, want it refused as too large", err)
+	}
+	// Badger takes the sends now, with nobody reading (no flush), and the
+	// committer's next group takes a snapshot that holds them all.
+	s.ap.hurry()
+	waitTaken(t, s)
+	for i, c := range cs[:20] {
+		if err := s.MarkSent(ctx, []tracecode.Code{c}, op); !errors.Is(err, ErrRefused) {
+			t.Fatalf("code %d sent again after the failed group: %v, want it refused", i, err)
+		}
+	}
+	verifyOK(t, s, "after the failed group")
 }

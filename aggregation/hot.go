@@ -12,8 +12,11 @@ import (
 // committer writes it; callers read it to skip hints the committer will not
 // need. It is sharded so that those reads rarely wait for a write.
 type hotCache struct {
-	seed   maphash.Seed
-	n      atomic.Int64
+	seed maphash.Seed
+	n    atomic.Int64
+	// epoch counts the clears: a code record written while the cache held
+	// it (written.hot) may wait in the applier while no clear came since.
+	epoch  atomic.Uint32
 	shards [64]hotShard
 }
 
@@ -82,6 +85,7 @@ func (h *hotCache) del(c tracecode.Code) {
 }
 
 func (h *hotCache) clear() {
+	h.epoch.Add(1)
 	for i := range h.shards {
 		sh := &h.shards[i]
 		sh.mu.Lock()

@@ -144,10 +144,10 @@ type redoLog struct {
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	durGen  uint64 // the durable checkpoint's generation: segments below it are free
-	held    uint64 // the last record Badger holds (applier.go); a checkpoint waits for it
-	hurry   func() // asks the applier to commit what it gathers (set before the first record)
-	halt    bool   // the checkpointer is asked to stop
+	durGen  uint64           // the durable checkpoint's generation: segments below it are free
+	held    uint64           // the last record Badger holds (applier.go); a checkpoint waits for it
+	hurry   func(lsn uint64) // asks the applier to commit what it gathers, and to write what it holds back of the records before lsn (set before the first record)
+	halt    bool             // the checkpointer is asked to stop
 	want    *redoCkpt
 	busy    bool
 	ckptErr error     // the last checkpoint's failure, until one succeeds
@@ -441,7 +441,7 @@ func (r *redoLog) checkpointer() {
 		// Badger must hold every record before the one named first.
 		for w != nil && r.held+1 < w.lsn && !r.halt {
 			if r.hurry != nil {
-				r.hurry() // never blocks
+				r.hurry(w.lsn) // never blocks for long
 			}
 			r.cond.Wait()
 		}

@@ -102,6 +102,7 @@ type Store struct {
 	// Committer-only pipeline state (see run).
 	snap    *badger.Txn // the committer's read-only snapshot: Badger as of group snapG
 	snapG   uint64
+	snapV   uint64           // snap's number (applier.takeSnap)
 	pend    map[string]pendW // the latest write of each key groups after snapG may have made
 	sent    []applyGroup     // the groups after snapG, in order (their logs: what to forget from pend)
 	gseq    uint64           // the last group sent
@@ -114,6 +115,7 @@ type Store struct {
 	nhead   [32]byte // the hash of event nseq, in replay; else as at Open (the flights chain the rest: seal)
 	lsn     uint64   // the redo record the next group sent will be
 	timing  struct{ apply, settle, idle, lag atomic.Int64 }
+	drops   atomic.Uint64 // drop's calls (Stats)
 	stages  stageRing
 	// gathering: how many deferrable requests the committer holds (see
 	// gather); 0 when it holds none.
@@ -254,7 +256,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.ap = newApplier(s, s.seq)
 	if rl != nil {
 		rl.mu.Lock()
-		rl.hurry = s.ap.hurry
+		rl.hurry = s.ap.hurryFlush
 		rl.mu.Unlock()
 	}
 	go s.run()
@@ -683,7 +685,15 @@ func scans(r *request) bool {
 // rebuilt from the groups sent (the failed group's writes out, as unpend
 // does).
 func (s *Store) drop() {
+	s.drops.Add(1)
 	s.hot.clear()
+	// The applier held back code records of the cache's codes (deferred):
+	// Badger takes them now, and the committer a snapshot that has them.
+	// The applier defers no record of a code the cache lacks, so none
+	// waits after this.
+	if s.ap != nil && s.ap.flushNow() == nil {
+		s.newerSnap()
+	}
 	// The cache held the last writes of its codes (written.hot): they go
 	// back in s.pend (they stay there until Badger has every group, a
 	// newer write replaces them, or the next rebuild); the touch log
@@ -712,12 +722,12 @@ func (s *Store) fresh() {
 // newerSnap takes the applier's newest snapshot, if it is newer than the
 // committer's, and forgets the writes of s.pend that it holds.
 func (s *Store) newerSnap() {
-	txn, g := s.ap.takeSnap(s.snapG)
+	txn, g, v := s.ap.takeSnap(s.snapV)
 	if txn == nil {
 		return
 	}
 	s.snap.Discard()
-	s.snap, s.snapG = txn, g
+	s.snap, s.snapG, s.snapV = txn, g, v
 	if g >= s.gseq {
 		clear(s.pend)
 		s.sent = s.sent[:0]
@@ -1139,6 +1149,15 @@ type Stats struct {
 	BadgerWrites   uint64        `json:"badger_writes"`
 	BadgerBusy     time.Duration `json:"badger_busy_ns"`
 	BadgerLagWait  time.Duration `json:"badger_lag_wait_ns"`
+	// Cached code records the applier held back from Badger (each time
+	// one was, a later write replacing it or not), and those it wrote
+	// when a reader or a checkpoint needed them (applier.go).
+	BadgerDeferred uint64 `json:"badger_deferred"`
+	BadgerFlushed  uint64 `json:"badger_flushed"`
+	// Flushes of every held-back record (a reader, a dropped cache), and
+	// the times a failed group emptied the committer's caches (drop).
+	BadgerFullFlushes uint64 `json:"badger_full_flushes"`
+	CacheDrops        uint64 `json:"cache_drops"`
 }
 
 // Stats reports the committer's counters.
@@ -1156,9 +1175,11 @@ func (s *Store) Stats() Stats {
 	if a := s.ap; a != nil {
 		a.mu.Lock()
 		st.BadgerCommits, st.BadgerGroups, st.BadgerWritesIn, st.BadgerWrites, st.BadgerBusy = a.batches, a.groups, a.keysIn, a.keysOut, a.busy
+		st.BadgerDeferred, st.BadgerFlushed, st.BadgerFullFlushes = a.deferredIn, a.deferredOut, a.fullFlushes
 		a.mu.Unlock()
 	}
 	st.BadgerLagWait = time.Duration(s.timing.lag.Load())
+	st.CacheDrops = s.drops.Load()
 	return st
 }
 

@@ -123,8 +123,11 @@ type written struct {
 	del  bool
 	// hot: a code record the committer's cache holds (putRec), left out
 	// of s.pend: the committer reads the code from the cache. If the
-	// cache is dropped (drop), rebuildPend puts it back.
-	hot bool
+	// cache is dropped (drop), rebuildPend puts it back. The applier
+	// holds it back from Badger until a later write of the key replaces
+	// it, unless the cache was dropped since (epoch: applier.go).
+	hot   bool
+	epoch uint32 // the cache's epoch when hot was written
 }
 
 func (t *wtx) wrote(k, v []byte, del bool) {
@@ -265,7 +268,7 @@ func (t *wtx) putRec(cv *codeView, seq uint64) error {
 		// so neither s.pend nor the touch log need the write: a code
 		// leaves the cache through del, which comes here with !cached, or
 		// through drop, which rebuilds s.pend and resets the touch log.
-		t.log = append(t.log, written{k: k, v: v, hot: true})
+		t.log = append(t.log, written{k: k, v: v, hot: true, epoch: t.s.hot.epoch.Load()})
 	} else {
 		t.wrote(k, v, false)
 		t.s.touched.add(cv.code, seq)

@@ -126,6 +126,13 @@ type Result struct {
 	BadgerGroupsPerCommit  float64 `json:"badger_groups_per_commit"`
 	GroupWritesPerTrans    float64 `json:"group_writes_per_transition"`
 	BadgerWritesPerTrans   float64 `json:"badger_writes_per_transition"`
+	// Code records the applier held back (a later write of the code
+	// replacing them), and those it wrote when a checkpoint or a reader
+	// needed them, per transition.
+	BadgerDeferredPerTrans float64 `json:"badger_deferred_per_transition"`
+	BadgerFlushedPerTrans  float64 `json:"badger_flushed_per_transition"`
+	BadgerFullFlushes      uint64  `json:"badger_full_flushes"`
+	CacheDrops             uint64  `json:"cache_drops"`
 	BadgerLagWait          float64 `json:"committer_badger_lag_wait"`
 	// Writes: where the full load's durable writes spent their time, by
 	// stage (the last 65,536 of them; aggregation.Store.WriteStages).
@@ -442,6 +449,9 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 		}
 		res.BadgerWritesPerTrans = benchstat.Round(float64(st.BadgerWrites-st0.BadgerWrites) / (perCode * float64(len(rest))))
 		res.GroupWritesPerTrans = benchstat.Round(float64(st.BadgerWritesIn-st0.BadgerWritesIn) / (perCode * float64(len(rest))))
+		res.BadgerDeferredPerTrans = benchstat.Round(float64(st.BadgerDeferred-st0.BadgerDeferred) / (perCode * float64(len(rest))))
+		res.BadgerFlushedPerTrans = benchstat.Round(float64(st.BadgerFlushed-st0.BadgerFlushed) / (perCode * float64(len(rest))))
+		res.BadgerFullFlushes, res.CacheDrops = st.BadgerFullFlushes-st0.BadgerFullFlushes, st.CacheDrops-st0.CacheDrops
 	}
 	ws := s.WriteStages()
 	res.Writes = &ws
