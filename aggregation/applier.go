@@ -44,6 +44,8 @@ package aggregation
 //     group whose write waits, and the checkpointer has the applier write
 //     those of the records before the one it names (hurryFlush).
 // The redo log holds every deferred write until then: a crash replays them.
+// What waits is bounded by the cache (hotMax codes) and the groups queued:
+// a code that left the cache has its replacing write in a later group.
 // A store with no redo log (NoSync, in memory) defers nothing.
 
 import (

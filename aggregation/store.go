@@ -689,8 +689,8 @@ func (s *Store) drop() {
 	s.hot.clear()
 	// The applier held back code records of the cache's codes (deferred):
 	// Badger takes them now, and the committer a snapshot that has them.
-	// The applier defers no record of a code the cache lacks, so none
-	// waits after this.
+	// The clear changed the cache's epoch, and the applier holds back no
+	// write of an older one, so none waits after this.
 	if s.ap != nil && s.ap.flushNow() == nil {
 		s.newerSnap()
 	}
