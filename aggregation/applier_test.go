@@ -274,19 +274,7 @@ func TestCheckpointTakesHeldBackRecords(t *testing.T) {
 func TestDroppedCacheRecordsNotHeldBack(t *testing.T) {
 	defer func(w time.Duration) { applyWindow = w }(applyWindow)
 	applyWindow = time.Hour // Badger takes nothing until asked
-	var fail atomic.Bool
-	s := openSynced(t, Options{failGroup: func() bool { return fail.CompareAndSwap(true, false) }})
-	cs := allocated(t, s, "DN", 603, 30)
-	if _, err := s.Lookup(ctx, cs[0]); err != nil { // Badger takes the allocation
-		t.Fatal(err)
-	}
-	for _, c := range cs[:20] {
-		must(t, s.MarkSent(ctx, []tracecode.Code{c}, op))
-	}
-	fail.Store(true)
-	if err := s.MarkSent(ctx, cs[20:21], op); err == nil || !strings.Contains(err.Error(), "too large") {
-		t.Fatalf("send in the failed group: %v, want it refused as too large", err)
-	}
+	s, cs := sentThenFailed(t, "DN", 603, 30)
 	// Badger takes the sends now, with nobody reading (no flush), and the
 	// committer's next group takes a snapshot that holds them all.
 	s.ap.hurry()

@@ -387,12 +387,16 @@ func TestPipelinePoolRefills(t *testing.T) {
 // still be what the committer reads after: a code sent before the failure
 // cannot be sent again (even on a hint read from Badger before its send),
 // and can be commissioned.
-func TestFailedGroupKeepsCachedWrites(t *testing.T) {
-	defer func(w time.Duration) { applyWindow = w }(applyWindow)
-	applyWindow = time.Hour // Badger takes nothing until a reader waits for it
+// sentThenFailed opens a synced store whose Badger takes nothing until
+// asked (the caller sets applyWindow), allocates n codes (allocated),
+// sends the first 20 one group each, and fails the group of the 21st send:
+// the committer's cache is dropped with those sends still behind in
+// Badger.
+func sentThenFailed(t *testing.T, batch string, prefix, n int) (*Store, []tracecode.Code) {
+	t.Helper()
 	var fail atomic.Bool
 	s := openSynced(t, Options{failGroup: func() bool { return fail.CompareAndSwap(true, false) }})
-	cs := allocated(t, s, "FK", 408, 40)
+	cs := allocated(t, s, batch, prefix, n)
 	if _, err := s.Lookup(ctx, cs[0]); err != nil { // Badger takes the allocation
 		t.Fatal(err)
 	}
@@ -403,6 +407,13 @@ func TestFailedGroupKeepsCachedWrites(t *testing.T) {
 	if err := s.MarkSent(ctx, cs[20:21], op); err == nil || !strings.Contains(err.Error(), "too large") {
 		t.Fatalf("send in the failed group: %v, want it refused as too large", err)
 	}
+	return s, cs
+}
+
+func TestFailedGroupKeepsCachedWrites(t *testing.T) {
+	defer func(w time.Duration) { applyWindow = w }(applyWindow)
+	applyWindow = time.Hour // Badger takes nothing until a reader waits for it
+	s, cs := sentThenFailed(t, "FK", 408, 40)
 	if st := s.Stats(); st.BadgerGroups == st.Groups {
 		t.Fatal("Badger took every group: the test needs it behind")
 	}
