@@ -74,6 +74,11 @@ type FlushPrinter struct {
 	// Probe: the flush asks a printer that failed whether it answers again
 	// (probePrinter); its failure is no new fault.
 	Probe bool
+	// Purge: the operator confirmed a purge (Clearing). The runner also
+	// reads where each aggregation camera's results stand (Flushed.Marks):
+	// a group whose read is at or below its mark was on the line at the
+	// purge, however late its read reaches the machine.
+	Purge bool
 }
 
 // Pack: allocate-and-send Parent (journal sent), print its label, commission
@@ -136,8 +141,11 @@ func (a Verdict) String() string {
 }
 func (a Void) String() string { return fmt.Sprintf("void %s %q", joinCodes(a.Codes), a.Reason) }
 func (a FlushPrinter) String() string {
-	if a.Probe {
+	switch {
+	case a.Probe:
 		return "flush-printer probe"
+	case a.Purge:
+		return "flush-printer purge"
 	}
 	return "flush-printer"
 }

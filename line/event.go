@@ -97,6 +97,11 @@ type Flushed struct {
 	Stamp
 	Codes []tracecode.Code
 	Err   string // the flush failed (the printer did not answer): Codes is empty
+	// Marks answers FlushPrinter.Purge: each aggregation camera's result
+	// count when the purge was confirmed, by level. MarkErr: a camera did
+	// not answer — the purge is then not confirmed.
+	Marks   map[tracecode.Level]uint64
+	MarkErr string
 }
 
 // AggRead: an aggregation camera read a group that is to become one unit of
@@ -107,6 +112,16 @@ type AggRead struct {
 	Level tracecode.Level
 	Reads []Read
 	Final bool
+	// Seq is the camera's result number (0: unknown), compared with the
+	// camera's mark at the last purge (Flushed.Marks).
+	Seq uint64
+}
+
+// AggReset: the aggregation camera of Level restarted its result count:
+// its mark at the last purge means nothing any more.
+type AggReset struct {
+	Stamp
+	Level tracecode.Level
 }
 
 // Packed: the runner's answer to Pack: the parent was labelled and packed,

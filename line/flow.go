@@ -84,6 +84,20 @@ func (m *Machine) voidInPrinter(codes []tracecode.Code, reason string, out []Act
 // onAggRead checks a group read by an aggregation camera and packs it, or
 // sends it to rework with nothing packed.
 func (m *Machine) onAggRead(e AggRead, out []Action) []Action {
+	mark, marked := m.purgeMarks[e.Level]
+	stale := marked && e.Seq > 0 && e.Seq <= mark
+	if marked && e.Seq > mark {
+		delete(m.purgeMarks, e.Level) // the camera's later reads all come after the purge
+	}
+	if stale {
+		// Read before the purge was confirmed, however late the read
+		// reaches the machine (a camera's record caught up by polling after
+		// the line restarted): the purge took the group off, and a label
+		// printed for it would go on the next group.
+		m.counters.Reworked++
+		return append(out, Alarm{Device: fmt.Sprintf("aggregation-%s", e.Level), Text: fmt.Sprintf(
+			"group read before the purge was confirmed (camera result %d, the purge at %d): it went to rework with the rest of the line, unlabelled", e.Seq, mark)})
+	}
 	if m.purgeRequired || m.state == Clearing || m.state == Stopped || m.state == Resetting || m.state == Idle ||
 		m.state == Aborting || m.state == Aborted {
 		// Everything on the line when the controller restarted goes to

@@ -377,6 +377,9 @@ func (l *Line) batchDevices(ctx context.Context, spec aggregation.BatchSpec) (De
 	if d.Signals == nil {
 		d.Signals = base.Signals
 	}
+	if d.AggCounters == nil {
+		d.AggCounters = base.AggCounters
+	}
 	if d.Signals != nil {
 		// The Line writes the heartbeat for the process's life, across
 		// batches: the runner must not write a second one.

@@ -195,6 +195,11 @@ type Machine struct {
 	why   string
 
 	purgeRequired bool
+	// purgeMarks: each aggregation camera's result count when the last
+	// purge was confirmed (Flushed.Marks); a level's mark is dropped at its
+	// first read above it. markErr: why the last purge could not be marked.
+	purgeMarks    map[tracecode.Level]uint64
+	markErr       string
 	faults        map[string]string
 	challengeNext int // next challenge step to assign to a trigger
 	challengeRes  []ChallengeResult
@@ -382,8 +387,13 @@ func (m *Machine) Step(ev Event) []Action {
 		}
 		out = m.voidInPrinter(e.Codes, "flushed from printer buffer, never printed", out)
 		m.printerReady = len(m.inPrinter) > 0 // what the flush left is still in the printer
+		if m.state == Clearing && (e.Marks != nil || e.MarkErr != "") {
+			out = m.markPurge(e, out)
+		}
 	case AggRead:
 		out = m.onAggRead(e, out)
+	case AggReset:
+		delete(m.purgeMarks, e.Level)
 	case Packed:
 		out = m.onPacked(e, out)
 	case Unpacked:

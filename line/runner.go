@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +65,12 @@ type AliveSignaller interface {
 	Alive(ctx context.Context, n uint16) error
 }
 
+// ResultCounter reads where a camera's results stand: the number of its
+// last result (an aggregation camera's, for the purge's mark).
+type ResultCounter interface {
+	ResultCount(ctx context.Context) (uint64, error)
+}
+
 // Devices is what the runner drives.
 type Devices struct {
 	PLC     VerdictWriter
@@ -75,6 +82,9 @@ type Devices struct {
 	ReworkLabels LabelPrinter
 	Signals      StateSignaller // nil: the PLC is not told the line's state
 	Codes        CodeSource
+	// AggCounters are the aggregation cameras by the level of the groups
+	// they read; a confirmed purge marks where each one's results stand.
+	AggCounters map[tracecode.Level]ResultCounter
 }
 
 // RunnerConfig is the runner's plain config.
@@ -807,8 +817,16 @@ func (r *Runner) printerFeeder(ctx context.Context) {
 				r.Post(Delivered{Stamp: Stamp{T: time.Now()}, N: len(a.Codes)})
 			}
 		case FlushPrinter:
+			var marks map[tracecode.Level]uint64
+			markErr := ""
+			if a.Purge {
+				marks, markErr = r.markAggCameras(c)
+				if markErr == "" && len(marks) > 0 {
+					r.log.Info("purge confirmed: aggregation cameras' reads up to these results were on the line", "results", fmt.Sprint(marks))
+				}
+			}
 			codes, err := r.dev.Printer.Flush(c)
-			fl := Flushed{Stamp: Stamp{T: time.Now()}, Codes: codes}
+			fl := Flushed{Stamp: Stamp{T: time.Now()}, Codes: codes, Marks: marks, MarkErr: markErr}
 			switch {
 			case err != nil && a.Probe:
 				fl.Err = err.Error() // still not answering: the fault stands
@@ -823,6 +841,27 @@ func (r *Runner) printerFeeder(ctx context.Context) {
 		}
 		cancel()
 	}
+}
+
+// markAggCameras reads each aggregation camera's result count for a
+// confirmed purge: never nil without an error; errs names every camera that
+// did not answer.
+func (r *Runner) markAggCameras(ctx context.Context) (map[tracecode.Level]uint64, string) {
+	marks := make(map[tracecode.Level]uint64, len(r.dev.AggCounters))
+	var errs []string
+	for l, rc := range r.dev.AggCounters {
+		n, err := rc.ResultCount(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("aggregation camera %s: %v", l, err))
+			continue
+		}
+		marks[l] = n
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return nil, strings.Join(errs, "; ")
+	}
+	return marks, ""
 }
 
 // showState hands the latest state to the signaller, dropping a stale one.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -136,7 +137,7 @@ func newRigLabels(t *testing.T, dir string, labels LabelPrinter) *rig {
 	return newRigDevices(t, dir, nil, labels)
 }
 
-func newRigDevices(t *testing.T, dir string, plcDev *fakePLC, labels LabelPrinter) *rig {
+func newRigDevices(t *testing.T, dir string, plcDev *fakePLC, labels LabelPrinter, tweak ...func(*Devices)) *rig {
 	t.Helper()
 	ctx := context.Background()
 	store, err := aggregation.Open(dir, aggregation.Options{})
@@ -156,7 +157,18 @@ func newRigDevices(t *testing.T, dir string, plcDev *fakePLC, labels LabelPrinte
 	plcDev.wrote = make(chan uint32, 1024)
 	rg := &rig{t: t, store: store, plc: plcDev, printer: &fakePrinter{sent: make(chan tracecode.Code, 1024)},
 		signals: &fakeSignals{}, done: make(chan error, 1)}
-	dev := Devices{PLC: rg.plc, Printer: rg.printer, Signals: rg.signals, Codes: &genSource{store: store, batch: "B"}, Labels: labels}
+	// A restarted rig numbers its codes on from the batch's: the codes of
+	// the run before are in the ledger already.
+	gen := &genSource{store: store, batch: "B"}
+	if sum, err := store.Summary(ctx, "B"); err == nil {
+		for _, l := range sum.Levels {
+			gen.n += int(l.Allocated)
+		}
+	}
+	dev := Devices{PLC: rg.plc, Printer: rg.printer, Signals: rg.signals, Codes: gen, Labels: labels}
+	for _, f := range tweak {
+		f(&dev)
+	}
 	log := slog.New(slog.DiscardHandler)
 	rg.runner, err = NewRunner(ctx, RunnerConfig{Batch: "B", Line: "L", Machine: testMachineConfig(), IOTimeout: time.Second}, store, dev, log)
 	if err != nil {
@@ -405,6 +417,121 @@ func TestFrozenLabelPrinterUnpacksTheParent(t *testing.T) {
 	for _, l := range sum.Levels {
 		if l.Level == 2 && (l.FullParents != 0 || l.Decommissioned != 1) {
 			t.Errorf("level 2 after the failed label: %+v; want no parent packed, one decommissioned", l)
+		}
+	}
+}
+
+// fakeCounter is an aggregation camera's result counter.
+type fakeCounter struct {
+	mu  sync.Mutex
+	n   uint64
+	err error
+}
+
+func (f *fakeCounter) ResultCount(ctx context.Context) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n, f.err
+}
+
+func (f *fakeCounter) set(n uint64, err error) {
+	f.mu.Lock()
+	f.n, f.err = n, err
+	f.mu.Unlock()
+}
+
+// The read of a group the purge took off can reach the line after it is
+// back in Execute (the camera's record caught up by polling). The runner
+// marks where each aggregation camera's results stand when the purge is
+// confirmed: a read at or below the mark packs nothing and prints no label
+// (its label would go on the next group); the next read packs. A camera
+// that does not answer leaves the purge unconfirmed.
+func TestPurgeMarksAggregationCameras(t *testing.T) {
+	dir := t.TempDir()
+	rg := newRig(t, dir, nil)
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	var codes []tracecode.Code
+	for item := uint32(1); item <= 4; item++ {
+		c := rg.nextSent()
+		if item == 1 {
+			rg.waitState(Execute)
+		}
+		codes = append(codes, c)
+		rg.unit(item, c)
+		rg.runner.Post(GateOutcome{Stamp: Stamp{T: time.Now()}, Item: item, Outcome: GatePassed})
+	}
+	rg.waitLedger("4 confirmed at the gate", func(l aggregation.LevelSummary) bool { return l.GatePassed == 4 })
+	if err := rg.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	cam := &fakeCounter{err: errors.New("not connected")}
+	rg = newRigDevices(t, dir, nil, nil, func(d *Devices) { d.AggCounters = map[tracecode.Level]ResultCounter{2: cam} })
+	// cleared confirms a purge and returns why Clearing ended and whether a
+	// purge is still required.
+	cleared := func() (string, bool) {
+		t.Helper()
+		ch, unsub := rg.runner.Subscribe()
+		defer unsub()
+		rg.command(CmdClear)
+		for deadline := time.After(10 * time.Second); ; {
+			select {
+			case u := <-ch:
+				for _, a := range u.Actions {
+					if sc, ok := a.(StateChanged); ok && sc.From == Clearing {
+						return sc.Why, rg.runner.Snapshot().PurgeRequired
+					}
+				}
+			case <-deadline:
+				t.Fatalf("clearing never ended: %+v", rg.runner.Snapshot())
+			}
+		}
+	}
+	if why, required := cleared(); !required || !strings.Contains(why, "not connected") {
+		t.Fatalf("clear with the aggregation camera not answering: purge required %t, why %q; want the purge unconfirmed, naming the camera's error", required, why)
+	}
+	cam.set(7, nil)
+	if why, required := cleared(); required {
+		t.Fatalf("clear with the camera answering: purge still required (%s)", why)
+	}
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	rg.nextSent()
+	rg.waitState(Execute)
+
+	updates, unsub := rg.runner.Subscribe()
+	defer unsub()
+	rg.runner.Post(AggRead{Stamp: Stamp{T: time.Now()}, Level: 2, Seq: 7, Reads: []Read{{Code: codes[0]}, {Code: codes[1]}}})
+	for stale := false; !stale; {
+		select {
+		case u := <-updates:
+			for _, a := range u.Actions {
+				switch a := a.(type) {
+				case Pack:
+					t.Fatalf("a group read before the purge (result 7, mark 7) was packed: %v", a)
+				case Alarm:
+					stale = stale || strings.Contains(a.Text, "before the purge was confirmed")
+				}
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no alarm for a group read before the purge")
+		}
+	}
+	rg.runner.Post(AggRead{Stamp: Stamp{T: time.Now()}, Level: 2, Seq: 8, Reads: []Read{{Code: codes[2]}, {Code: codes[3]}}})
+	for packed := false; !packed; {
+		select {
+		case u := <-updates:
+			for _, a := range u.Actions {
+				if p, ok := a.(Pack); ok {
+					packed = true
+					if !slices.Equal(p.Children, codes[2:4]) {
+						t.Fatalf("packed %v, want the group read after the purge %v", p.Children, codes[2:4])
+					}
+				}
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the group read after the purge was not packed")
 		}
 	}
 }

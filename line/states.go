@@ -115,7 +115,8 @@ func (m *Machine) transition(to State, why string, out []Action) []Action {
 		// is never printed.
 		m.purgeRequired = false
 		m.flushPending = true
-		out = append(out, FlushPrinter{})
+		m.markErr = ""
+		out = append(out, FlushPrinter{Purge: true})
 	}
 	return out
 }
@@ -179,7 +180,11 @@ func (m *Machine) settle(out []Action) []Action {
 				next, why = Aborted, "aborted"
 			}
 		case Clearing:
-			if !m.flushPending {
+			switch {
+			case m.flushPending:
+			case m.markErr != "":
+				next, why = Stopped, "purge not confirmed: "+m.markErr
+			default:
 				next, why = Stopped, "purge confirmed, printer flushed"
 			}
 		case Completing:
@@ -243,4 +248,21 @@ func (m *Machine) voidUnpaired(reason string, out []Action) []Action {
 	}
 	m.counters.Voided += uint64(len(codes))
 	return append(out, Void{Codes: codes, Reason: reason})
+}
+
+// markPurge takes the aggregation cameras' marks answering a purge's
+// flush. A camera that did not answer leaves the purge unconfirmed: a read
+// of a group taken off could not be told from a new group's, and packing it
+// would put its label on the next group.
+func (m *Machine) markPurge(e Flushed, out []Action) []Action {
+	if e.MarkErr != "" {
+		m.markErr = "an aggregation camera did not say where its results stand (" + e.MarkErr + "); clear again once it answers"
+		m.purgeRequired = true
+		return append(out, Alarm{Device: "line", Text: m.markErr})
+	}
+	m.purgeMarks = make(map[tracecode.Level]uint64, len(e.Marks))
+	for l, n := range e.Marks {
+		m.purgeMarks[l] = n
+	}
+	return out
 }

@@ -255,17 +255,50 @@ func parseEvent(base time.Time, s string) (Event, error) {
 	case "send-failed":
 		rest, e := errArg()
 		return SendFailed{Stamp: st, Codes: codes(rest), Err: e}, nil
-	case "flushed": // flushed CODES… [err=WHY]
+	case "flushed": // flushed [marked] [markLEVEL=N…] [markerr=WHY] CODES… [err=WHY]
 		rest, e := errArg()
-		return Flushed{Stamp: st, Codes: codes(rest), Err: e}, nil
-	case "agg": // agg LEVEL [final] CODES…
+		ev := Flushed{Stamp: st, Err: e}
+		var cs []string
+		for _, a := range rest {
+			switch {
+			case a == "marked":
+				ev.Marks = map[tracecode.Level]uint64{}
+			case strings.HasPrefix(a, "markerr="):
+				ev.MarkErr = a[len("markerr="):]
+			case strings.HasPrefix(a, "mark"):
+				l, n, ok := strings.Cut(a[len("mark"):], "=")
+				lv, err1 := strconv.Atoi(l)
+				v, err2 := strconv.ParseUint(n, 10, 64)
+				if !ok || err1 != nil || err2 != nil {
+					return nil, fmt.Errorf("event %q: bad %q", s, a)
+				}
+				if ev.Marks == nil {
+					ev.Marks = map[tracecode.Level]uint64{}
+				}
+				ev.Marks[tracecode.Level(lv)] = v
+			default:
+				cs = append(cs, a)
+			}
+		}
+		ev.Codes = codes(cs)
+		return ev, nil
+	case "agg": // agg LEVEL [seq=N] [final] CODES…
 		ev := AggRead{Stamp: st, Level: tracecode.Level(num(0))}
 		rest := args[1:]
+		if len(rest) > 0 && strings.HasPrefix(rest[0], "seq=") {
+			n, err := strconv.ParseUint(rest[0][len("seq="):], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("event %q: %v", s, err)
+			}
+			ev.Seq, rest = n, rest[1:]
+		}
 		if len(rest) > 0 && rest[0] == "final" {
 			ev.Final, rest = true, rest[1:]
 		}
 		ev.Reads = reads(rest)
 		return ev, nil
+	case "agg-reset": // agg-reset LEVEL
+		return AggReset{Stamp: st, Level: tracecode.Level(num(0))}, nil
 	case "packed":
 		_, e := errArg()
 		return Packed{Stamp: st, Parent: tracecode.Code(args[0]), Err: e}, nil

@@ -201,6 +201,10 @@ func (c *Camera) Connect(ctx context.Context) error {
 // optional ability: cmd/ checks the line's deadline margin.
 func (c *Camera) PublishingInterval() time.Duration { return c.stream.PublishingInterval() }
 
+// ResultCount reads the camera's result count now: the number of its last
+// result, delivered or not (line.ResultCounter, the purge's mark).
+func (c *Camera) ResultCount(ctx context.Context) (uint64, error) { return c.stream.Count(ctx) }
+
 // Events delivers results, gaps and link changes in order; closed after Close.
 func (c *Camera) Events() <-chan camera.Event { return c.events }
 

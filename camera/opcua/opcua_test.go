@@ -287,6 +287,20 @@ func TestAggregationCamera(t *testing.T) {
 	if ev.Kind != camera.EventResult || ev.Result.Item != 9 || ev.Result.Level != 3 || !slices.Equal(ev.Result.Codes, codes) || !ev.Result.Pass {
 		t.Fatalf("agg result %+v", ev)
 	}
+	// Where the camera's results stand (a purge's mark) counts results the
+	// driver has not delivered yet.
+	if n, err := cam.ResultCount(ctx); err != nil || n != ev.Result.Seq {
+		t.Fatalf("result count after result %d: %d, %v", ev.Result.Seq, n, err)
+	}
+	dev.Read(10, codes[:2])
+	dev.Read(11, codes[2:4])
+	if n, err := cam.ResultCount(ctx); err != nil || n != ev.Result.Seq+2 {
+		t.Fatalf("result count with two results undelivered: %d, %v; want %d", n, err, ev.Result.Seq+2)
+	}
+	cam.Close()
+	if _, err := cam.ResultCount(ctx); err == nil {
+		t.Fatal("result count of a closed camera: no error")
+	}
 }
 
 func TestConfigValidate(t *testing.T) {

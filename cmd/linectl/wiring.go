@@ -75,7 +75,7 @@ func newController(ctx context.Context, f *lineFile, products map[string]*tracec
 	}
 	c.checkMargin()
 	lc := line.LineConfig{Line: f.Line, Machine: mcfg, Products: products,
-		Devices:      line.Devices{PLC: plcVerdicts{c.plc}, Printer: coderAdapter{c.coder}, Signals: plcSignals{p: c.plc}},
+		Devices:      line.Devices{PLC: plcVerdicts{c.plc}, Printer: coderAdapter{c.coder}, Signals: plcSignals{p: c.plc}, AggCounters: c.aggCounters()},
 		BatchDevices: c.batchDevices, Links: c.links(), Engineering: lineEngineering{c.engineering(), deviceConfigs(f.Devices)}}
 	c.lineCfg = lc
 	if store.Dir() != "" {
@@ -331,10 +331,11 @@ func (c *controller) Run(ctx context.Context) error {
 	}
 	pump(func() { pumpPLC(ctx, c.plc.Events(), c.watch, c.line.Post) })
 	pump(func() { pumpPrinter(ctx, c.coder.Events(), c.watch, c.line.Post) })
-	pump(func() { pumpCamera(ctx, "camera", c.cam.Events(), c.watch, c.line.Post) })
+	pump(func() { pumpCamera(ctx, "camera", 0, c.cam.Events(), c.watch, c.line.Post) })
 	for i, ac := range c.aggCams {
-		name := aggCameraName(tracecode.Level(i + 2))
-		pump(func() { pumpCamera(ctx, name, ac.Events(), c.watch, c.line.Post) })
+		level := tracecode.Level(i + 2)
+		name := aggCameraName(level)
+		pump(func() { pumpCamera(ctx, name, level, ac.Events(), c.watch, c.line.Post) })
 	}
 	for i, sc := range c.scanners {
 		level := tracecode.Level(i + 2)
@@ -461,7 +462,9 @@ func pumpPrinter(ctx context.Context, evs <-chan printer.Event, w *devWatch, pos
 	})
 }
 
-func pumpCamera(ctx context.Context, name string, evs <-chan camera.Event, w *devWatch, post func(line.Event)) {
+// pumpCamera posts a camera's events: level is the level of the groups an
+// aggregation camera reads (0: the units' vision camera).
+func pumpCamera(ctx context.Context, name string, level tracecode.Level, evs <-chan camera.Event, w *devWatch, post func(line.Event)) {
 	pump(ctx, evs, func(e camera.Event) {
 		w.watchCamera(name, e)
 		switch e.Kind {
@@ -472,7 +475,7 @@ func pumpCamera(ctx context.Context, name string, evs <-chan camera.Event, w *de
 				reads = append(reads, parseRead(raw))
 			}
 			if r.Level >= 2 {
-				post(line.AggRead{Stamp: stamp(e.At), Level: tracecode.Level(r.Level), Reads: reads})
+				post(line.AggRead{Stamp: stamp(e.At), Level: tracecode.Level(r.Level), Reads: reads, Seq: r.Seq})
 				return
 			}
 			post(line.CameraResult{Stamp: stamp(e.At), Item: r.Item, Reads: reads, Grade: r.Grade, Pass: r.Pass})
@@ -484,9 +487,25 @@ func pumpCamera(ctx context.Context, name string, evs <-chan camera.Event, w *de
 		case camera.EventUp:
 			post(line.DeviceOK{Stamp: stamp(e.At), Device: name})
 		case camera.EventReset:
+			if level >= 2 {
+				post(line.AggReset{Stamp: stamp(e.At), Level: level})
+			}
 			post(line.DeviceFault{Stamp: stamp(e.At), Device: name, Err: "result counter went backwards (camera restarted)"})
 		}
 	})
+}
+
+// aggCounters are the aggregation cameras by the level of the groups they
+// read, for the purge's marks (nil without any).
+func (c *controller) aggCounters() map[tracecode.Level]line.ResultCounter {
+	if len(c.aggCams) == 0 {
+		return nil
+	}
+	m := make(map[tracecode.Level]line.ResultCounter, len(c.aggCams))
+	for i, ac := range c.aggCams {
+		m[tracecode.Level(i+2)] = ac
+	}
+	return m
 }
 
 // parseRead runs a camera's raw read through the one parser.

@@ -413,6 +413,20 @@ func (s *Stream) Close() error {
 	return nil
 }
 
+// Count reads the device's record count now (its counter node, or the
+// last record's seq): where its records stand, delivered or not.
+func (s *Stream) Count(ctx context.Context) (uint64, error) {
+	c, err := s.current()
+	if err != nil {
+		return 0, fmt.Errorf("%s: read the record count: %w", s.name, err)
+	}
+	n, err := s.readCount(ctx, c)
+	if err != nil {
+		return 0, fmt.Errorf("%s: read the record count: %w", s.name, err)
+	}
+	return n, nil
+}
+
 // LastSeq is the sequence number of the last record delivered or given up
 // as a gap.
 func (s *Stream) LastSeq() uint64 {
