@@ -2,6 +2,7 @@ package line
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/tracline/tracline/tracecode"
 )
@@ -152,7 +153,7 @@ func (m *Machine) onAggRead(e AggRead, out []Action) []Action {
 		return rework("empty group")
 	case len(children) > ratio:
 		return rework(fmt.Sprintf("%d codes read, ratio is %d", len(children), ratio))
-	case len(children) < ratio && !e.Final && !m.endOfRun():
+	case len(children) < ratio && !e.Final && !m.endOfRun(e.T):
 		return rework(fmt.Sprintf("%d codes read, ratio is %d", len(children), ratio))
 	case len(children) < ratio:
 		partial = true
@@ -207,13 +208,26 @@ func (m *Machine) onPacked(e Packed, out []Action) []Action {
 	return out
 }
 
-// endOfRun reports whether no more units will come: the line is completing,
-// or the planned quantity has come and every unit is decided.
-func (m *Machine) endOfRun() bool {
+// endOfRun reports whether no more units will come to a group read at t:
+// the line is completing, or the planned quantity has come and every unit
+// is decided — or past its deadline at t, at the gate before the group was
+// read and with no pass (the gate rejects it: it joins no group). Its
+// verdict is given after this event; counting it as undecided sent the
+// batch's last short group to rework, not partial, when the last units had
+// no print or no read.
+func (m *Machine) endOfRun(t time.Time) bool {
 	if m.state == Completing {
 		return true
 	}
-	return m.cfg.Planned > 0 && m.counters.Triggered >= m.cfg.Planned && m.undecided() == 0
+	if m.cfg.Planned == 0 || m.counters.Triggered < m.cfg.Planned {
+		return false
+	}
+	for _, it := range m.order {
+		if u := m.units[it]; u != nil && !u.decided && u.deadline.After(t) {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *Machine) onUnpacked(e Unpacked, out []Action) []Action {
