@@ -186,26 +186,28 @@ func TestRestartAdoptsUnitsOfUnpackedGroups(t *testing.T) {
 func TestLastShortGroupWithUnitsPastTheirDeadline(t *testing.T) {
 	cfg := Config{Deadline: 100 * time.Millisecond, PrinterBuffer: 2, AllocChunk: 4, Planned: 3,
 		Ratios: map[tracecode.Level]int{2: 2}}
-	m, err := NewMachine(cfg, false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	base := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
 	at := func(ms int) Stamp { return Stamp{T: base.Add(time.Duration(ms) * time.Millisecond)} }
-	for _, ev := range []Event{
-		Operator{Stamp: at(0), Cmd: CmdReset, User: "op"}, Operator{Stamp: at(1), Cmd: CmdStart, User: "op"},
-		Allocated{Stamp: at(2), Level: 1, Codes: []tracecode.Code{"C1", "C2", "C3", "C4"}},
-		Allocated{Stamp: at(2), Level: 2, Codes: []tracecode.Code{"B1", "B2"}},
-		Delivered{Stamp: at(3), N: 2},
-		Trigger{Stamp: at(10), Item: 1}, Printed{Stamp: at(11), Code: "C1"},
-		CameraResult{Stamp: at(40), Item: 1, Reads: []Read{{Code: "C1"}}, Pass: true},
-		// Units 2 and 3: no print record, no camera result.
-		Trigger{Stamp: at(20), Item: 2}, Trigger{Stamp: at(30), Item: 3},
-	} {
-		m.Step(ev)
+	// lastUnits: unit 1 passes; units 2 and 3, the planned quantity's last,
+	// get no print record and no camera result (deadlines 120 and 130 ms).
+	lastUnits := func() *Machine {
+		m, err := NewMachine(cfg, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range []Event{
+			Operator{Stamp: at(0), Cmd: CmdReset, User: "op"}, Operator{Stamp: at(1), Cmd: CmdStart, User: "op"},
+			Allocated{Stamp: at(2), Level: 1, Codes: []tracecode.Code{"C1", "C2", "C3", "C4"}},
+			Allocated{Stamp: at(2), Level: 2, Codes: []tracecode.Code{"B1", "B2"}},
+			Delivered{Stamp: at(3), N: 2},
+			Trigger{Stamp: at(10), Item: 1}, Printed{Stamp: at(11), Code: "C1"},
+			CameraResult{Stamp: at(40), Item: 1, Reads: []Read{{Code: "C1"}}, Pass: true},
+			Trigger{Stamp: at(20), Item: 2}, Trigger{Stamp: at(30), Item: 3},
+		} {
+			m.Step(ev)
+		}
+		return m
 	}
-	// Their deadlines (120, 130 ms) are past when the group of unit 1 is
-	// read; the machine has not ticked since.
 	in := func(acts []Action, s string) bool {
 		for _, a := range acts {
 			if strings.Contains(a.(interface{ String() string }).String(), s) {
@@ -214,25 +216,14 @@ func TestLastShortGroupWithUnitsPastTheirDeadline(t *testing.T) {
 		}
 		return false
 	}
-	acts := m.Step(AggRead{Stamp: at(140), Level: 2, Reads: []Read{{Code: "C1"}}})
-	if !in(acts, "pack L2 B1 <- [C1] partial=true") {
+	// Their deadlines are past when unit 1's group is read; the machine has
+	// not ticked since.
+	if acts := lastUnits().Step(AggRead{Stamp: at(140), Level: 2, Reads: []Read{{Code: "C1"}}}); !in(acts, "pack L2 B1 <- [C1] partial=true") {
 		t.Fatalf("last short group with the last units past their deadline: %v, want it packed as partial", acts)
 	}
 	// A unit still on its way to the gate could join a group: a short group
 	// read before its deadline is not the last.
-	m2, _ := NewMachine(cfg, false)
-	for _, ev := range []Event{
-		Operator{Stamp: at(0), Cmd: CmdReset, User: "op"}, Operator{Stamp: at(1), Cmd: CmdStart, User: "op"},
-		Allocated{Stamp: at(2), Level: 1, Codes: []tracecode.Code{"C1", "C2", "C3", "C4"}},
-		Allocated{Stamp: at(2), Level: 2, Codes: []tracecode.Code{"B1", "B2"}},
-		Delivered{Stamp: at(3), N: 2},
-		Trigger{Stamp: at(10), Item: 1}, Printed{Stamp: at(11), Code: "C1"},
-		CameraResult{Stamp: at(40), Item: 1, Reads: []Read{{Code: "C1"}}, Pass: true},
-		Trigger{Stamp: at(20), Item: 2}, Trigger{Stamp: at(30), Item: 3},
-	} {
-		m2.Step(ev)
-	}
-	if acts := m2.Step(AggRead{Stamp: at(110), Level: 2, Reads: []Read{{Code: "C1"}}}); in(acts, "pack") {
+	if acts := lastUnits().Step(AggRead{Stamp: at(110), Level: 2, Reads: []Read{{Code: "C1"}}}); in(acts, "pack") {
 		t.Fatalf("short group read while units are still on their way to the gate: %v, want rework", acts)
 	}
 }
