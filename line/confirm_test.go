@@ -28,14 +28,10 @@ func TestResumeKeepsEndOfRun(t *testing.T) {
 	base := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 	at := func(ms int) Stamp { return Stamp{T: base.Add(time.Duration(ms) * time.Millisecond)} }
 	var acts []Action
-	for _, ev := range []Event{
-		Operator{Stamp: at(0), Cmd: CmdReset, User: "op"}, Operator{Stamp: at(1), Cmd: CmdStart, User: "op"},
-		Allocated{Stamp: at(2), Level: 1, Codes: []tracecode.Code{"C2", "C3", "C4", "C5"}},
-		Allocated{Stamp: at(2), Level: 2, Codes: []tracecode.Code{"B1", "B2"}},
-		Delivered{Stamp: at(3), N: 2},
+	for _, ev := range append(started(at, "C2", "C3", "C4", "C5"),
 		Trigger{Stamp: at(10), Item: 5}, Printed{Stamp: at(11), Code: "C2"},
 		CameraResult{Stamp: at(40), Item: 5, Reads: []Read{{Code: "C2"}}, Pass: true},
-	} {
+	) {
 		acts = append(acts, m.Step(ev)...)
 	}
 	if got := m.Snapshot().Counters.Triggered; got != 5 {
@@ -195,15 +191,11 @@ func TestLastShortGroupWithUnitsPastTheirDeadline(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, ev := range []Event{
-			Operator{Stamp: at(0), Cmd: CmdReset, User: "op"}, Operator{Stamp: at(1), Cmd: CmdStart, User: "op"},
-			Allocated{Stamp: at(2), Level: 1, Codes: []tracecode.Code{"C1", "C2", "C3", "C4"}},
-			Allocated{Stamp: at(2), Level: 2, Codes: []tracecode.Code{"B1", "B2"}},
-			Delivered{Stamp: at(3), N: 2},
+		for _, ev := range append(started(at, "C1", "C2", "C3", "C4"),
 			Trigger{Stamp: at(10), Item: 1}, Printed{Stamp: at(11), Code: "C1"},
 			CameraResult{Stamp: at(40), Item: 1, Reads: []Read{{Code: "C1"}}, Pass: true},
 			Trigger{Stamp: at(20), Item: 2}, Trigger{Stamp: at(30), Item: 3},
-		} {
+		) {
 			m.Step(ev)
 		}
 		return m
@@ -225,5 +217,16 @@ func TestLastShortGroupWithUnitsPastTheirDeadline(t *testing.T) {
 	// read before its deadline is not the last.
 	if acts := lastUnits().Step(AggRead{Stamp: at(110), Level: 2, Reads: []Read{{Code: "C1"}}}); in(acts, "pack") {
 		t.Fatalf("short group read while units are still on their way to the gate: %v, want rework", acts)
+	}
+}
+
+// started is an operator's reset and start with the given unit codes and
+// parents B1, B2 allocated and two codes delivered to the printer.
+func started(at func(ms int) Stamp, units ...tracecode.Code) []Event {
+	return []Event{
+		Operator{Stamp: at(0), Cmd: CmdReset, User: "op"}, Operator{Stamp: at(1), Cmd: CmdStart, User: "op"},
+		Allocated{Stamp: at(2), Level: 1, Codes: units},
+		Allocated{Stamp: at(2), Level: 2, Codes: []tracecode.Code{"B1", "B2"}},
+		Delivered{Stamp: at(3), N: 2},
 	}
 }

@@ -90,27 +90,25 @@ func (m *Machine) onAggRead(e AggRead, out []Action) []Action {
 	if marked && e.Seq > mark {
 		delete(m.purgeMarks, e.Level) // the camera's later reads all come after the purge
 	}
-	if stale {
-		// Read before the purge was confirmed, however late the read
-		// reaches the machine (a camera's record caught up by polling after
-		// the line restarted): the purge took the group off, and a label
-		// printed for it would go on the next group.
-		m.counters.Reworked++
-		return append(out, Alarm{Device: fmt.Sprintf("aggregation-%s", e.Level), Text: fmt.Sprintf(
-			"group read before the purge was confirmed (camera result %d, the purge at %d): it went to rework with the rest of the line, unlabelled", e.Seq, mark)})
-	}
-	if m.purgeRequired || m.state == Clearing || m.state == Stopped || m.state == Resetting || m.state == Idle ||
+	if stale || m.purgeRequired || m.state == Clearing || m.state == Stopped || m.state == Resetting || m.state == Idle ||
 		m.state == Aborting || m.state == Aborted {
 		// Everything on the line when the controller restarted goes to
 		// rework at the purge the operator must confirm (clear), and a group
-		// read now is part of it — also a read that reaches the controller
-		// just after the clear, and any group read while the line is not
-		// running. Nothing is packed and no label printed, not even a rework
-		// label: it would go on the next group the labeller sees, and every
-		// label after it would be one group off.
+		// read now is part of it — also a read numbered at or below its
+		// camera's mark at the clear, however late it reaches the machine (a
+		// record caught up by polling after the line restarted), and any
+		// group read while the line is not running. Nothing is packed and no
+		// label printed, not even a rework label: it would go on the next
+		// group the labeller sees, and every label after it would be one
+		// group off.
 		m.counters.Reworked++
-		why := "group read before the purge was confirmed: it goes to rework with the rest of the line, unlabelled"
-		if !m.purgeRequired {
+		var why string
+		switch {
+		case stale:
+			why = fmt.Sprintf("group read before the purge was confirmed (camera result %d, the purge at %d): it went to rework with the rest of the line, unlabelled", e.Seq, mark)
+		case m.purgeRequired:
+			why = "group read before the purge was confirmed: it goes to rework with the rest of the line, unlabelled"
+		default:
 			why = fmt.Sprintf("group read while the line is %s: it goes to rework, unlabelled (the purge took it off, or take it off now)", m.state)
 		}
 		return append(out, Alarm{Device: fmt.Sprintf("aggregation-%s", e.Level), Text: why})

@@ -227,6 +227,24 @@ func (rg *rig) waitState(st State) {
 	}
 }
 
+// startUnits resets and starts the line and runs units 1..n through it,
+// each with the next code sent; it returns their codes.
+func (rg *rig) startUnits(n uint32) []tracecode.Code {
+	rg.t.Helper()
+	rg.command(CmdReset)
+	rg.command(CmdStart)
+	var codes []tracecode.Code
+	for item := uint32(1); item <= n; item++ {
+		c := rg.nextSent()
+		if item == 1 {
+			rg.waitState(Execute)
+		}
+		codes = append(codes, c)
+		rg.unit(item, c)
+	}
+	return codes
+}
+
 // unit runs one unit through trigger, print and camera and returns its code.
 func (rg *rig) unit(item uint32, code tracecode.Code) {
 	now := Stamp{T: time.Now()}
@@ -289,17 +307,7 @@ func (rg *rig) waitLedger(what string, cond func(aggregation.LevelSummary) bool)
 func TestRestartResolvesProvisionalCommissions(t *testing.T) {
 	dir := t.TempDir()
 	rg := newRig(t, dir, nil)
-	rg.command(CmdReset)
-	rg.command(CmdStart)
-	var codes []tracecode.Code
-	for item := uint32(1); item <= 3; item++ {
-		c := rg.nextSent()
-		if item == 1 {
-			rg.waitState(Execute)
-		}
-		codes = append(codes, c)
-		rg.unit(item, c)
-	}
+	codes := rg.startUnits(3)
 	rg.waitLedger("3 commissioned", func(l aggregation.LevelSummary) bool { return l.Commissioned == 3 })
 	rg.runner.Post(GateOutcome{Stamp: Stamp{T: time.Now()}, Item: 1, Outcome: GatePassed})
 	rg.waitLedger("unit 1 confirmed", func(l aggregation.LevelSummary) bool { return l.GatePassed == 1 })
@@ -384,17 +392,7 @@ func (stuckLabels) PrintRework(ctx context.Context, l tracecode.Level, reason st
 // expired context and a ready writer.
 func TestFrozenLabelPrinterUnpacksTheParent(t *testing.T) {
 	rg := newRigLabels(t, t.TempDir(), stuckLabels{})
-	rg.command(CmdReset)
-	rg.command(CmdStart)
-	var codes []tracecode.Code
-	for item := uint32(1); item <= 2; item++ {
-		c := rg.nextSent()
-		if item == 1 {
-			rg.waitState(Execute)
-		}
-		codes = append(codes, c)
-		rg.unit(item, c)
-	}
+	codes := rg.startUnits(2)
 	rg.waitLedger("2 commissioned", func(l aggregation.LevelSummary) bool { return l.Commissioned == 2 })
 	rg.runner.Post(AggRead{Stamp: Stamp{T: time.Now()}, Level: 2, Reads: []Read{{Code: codes[0]}, {Code: codes[1]}}})
 	rg.waitState(Held)
@@ -449,16 +447,8 @@ func (f *fakeCounter) set(n uint64, err error) {
 func TestPurgeMarksAggregationCameras(t *testing.T) {
 	dir := t.TempDir()
 	rg := newRig(t, dir, nil)
-	rg.command(CmdReset)
-	rg.command(CmdStart)
-	var codes []tracecode.Code
+	codes := rg.startUnits(4)
 	for item := uint32(1); item <= 4; item++ {
-		c := rg.nextSent()
-		if item == 1 {
-			rg.waitState(Execute)
-		}
-		codes = append(codes, c)
-		rg.unit(item, c)
 		rg.runner.Post(GateOutcome{Stamp: Stamp{T: time.Now()}, Item: item, Outcome: GatePassed})
 	}
 	rg.waitLedger("4 confirmed at the gate", func(l aggregation.LevelSummary) bool { return l.GatePassed == 4 })
