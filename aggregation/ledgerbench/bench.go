@@ -133,7 +133,11 @@ type Result struct {
 	BadgerFlushedPerTrans  float64 `json:"badger_flushed_per_transition"`
 	BadgerFullFlushes      uint64  `json:"badger_full_flushes"`
 	CacheDrops             uint64  `json:"cache_drops"`
-	BadgerLagWait          float64 `json:"committer_badger_lag_wait"`
+	// The redo log at full load: bytes written per transition (records
+	// are padded to 4 KiB) and the checkpoints taken (each syncs Badger).
+	RedoBytesPerTrans float64 `json:"redo_bytes_per_transition"`
+	Checkpoints       uint64  `json:"checkpoints"`
+	BadgerLagWait     float64 `json:"committer_badger_lag_wait"`
 	// Writes: where the full load's durable writes spent their time, by
 	// stage (the last 65,536 of them; aggregation.Store.WriteStages).
 	Writes       *aggregation.WriteStages `json:"writes,omitempty"`
@@ -452,6 +456,8 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 		res.BadgerDeferredPerTrans = benchstat.Round(float64(st.BadgerDeferred-st0.BadgerDeferred) / (perCode * float64(len(rest))))
 		res.BadgerFlushedPerTrans = benchstat.Round(float64(st.BadgerFlushed-st0.BadgerFlushed) / (perCode * float64(len(rest))))
 		res.BadgerFullFlushes, res.CacheDrops = st.BadgerFullFlushes-st0.BadgerFullFlushes, st.CacheDrops-st0.CacheDrops
+		res.RedoBytesPerTrans = benchstat.Round(float64(st.RedoBytes-st0.RedoBytes) / (perCode * float64(len(rest))))
+		res.Checkpoints = st.Checkpoints - st0.Checkpoints
 	}
 	ws := s.WriteStages()
 	res.Writes = &ws

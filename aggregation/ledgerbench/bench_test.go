@@ -33,6 +33,9 @@ func TestRunWithPostgresPeer(t *testing.T) {
 	if d := res.LineDiskSync; d == nil || d.N != cfg.LineSamples || d.P50ms <= 0 || d.P99ms < d.P50ms {
 		t.Errorf("line_disk_sync_ms: %+v, want %d paced fdatasyncs", d, cfg.LineSamples)
 	}
+	if res.RedoBytesPerTrans < 32 || res.Groups == 0 {
+		t.Errorf("redo_bytes_per_transition %v over %d groups: every group's redo record is at least its 32-byte header", res.RedoBytesPerTrans, res.Groups)
+	}
 	p := res.PostgresPeer
 	if p == nil {
 		t.Fatal("no postgres_peer in the result")
