@@ -17,7 +17,40 @@ type SyncStats struct {
 	P50ms float64 `json:"p50"`
 	P99ms float64 `json:"p99"`
 	MaxMs float64 `json:"max"`
+	// Slow are the probe's syncs of slowProbeSync or more (the first
+	// maxSlowProbes), with when each began: a stall of the disk, seen on a
+	// file nobody else writes.
+	Slow []ProbeStall `json:"slow,omitempty"`
 }
+
+// ProbeStall is one slow sync of a probe: when it began and how long it
+// took.
+type ProbeStall struct {
+	At time.Time `json:"at"`
+	Ms float64   `json:"ms"`
+}
+
+// Overlap is how long the stall and the interval [from, from+d] have in
+// common.
+func (p ProbeStall) Overlap(from time.Time, d time.Duration) time.Duration {
+	end := p.At.Add(time.Duration(p.Ms * float64(time.Millisecond)))
+	lo, hi := p.At, end
+	if from.After(lo) {
+		lo = from
+	}
+	if to := from.Add(d); to.Before(hi) {
+		hi = to
+	}
+	if !lo.Before(hi) {
+		return 0
+	}
+	return hi.Sub(lo)
+}
+
+const (
+	slowProbeSync = 10 * time.Millisecond
+	maxSlowProbes = 256
+)
 
 // ProbeSync measures n fdatasync calls, each after a 4 KiB write over
 // blocks already allocated and written, on a scratch file in dir (removed
@@ -81,6 +114,7 @@ func probeSync(dir string, n int, gap time.Duration, quit <-chan struct{}) (Sync
 		return SyncStats{}, fmt.Errorf("sync probe: fsync: %w", err)
 	}
 	lat := make([]time.Duration, 0, max(n, 64))
+	var slow []ProbeStall
 	for i := 0; n == 0 || i < n; i++ {
 		if quit != nil || gap > 0 {
 			select {
@@ -99,13 +133,17 @@ func probeSync(dir string, n int, gap time.Duration, quit <-chan struct{}) (Sync
 		if err := unix.Fdatasync(int(f.Fd())); err != nil {
 			return SyncStats{}, fmt.Errorf("sync probe: fdatasync: %w", err)
 		}
-		lat = append(lat, time.Since(t0))
+		d := time.Since(t0)
+		lat = append(lat, d)
+		if d >= slowProbeSync && len(slow) < maxSlowProbes {
+			slow = append(slow, ProbeStall{At: t0, Ms: benchstat.Ms(d)})
+		}
 	}
 	n = len(lat)
 	if n == 0 {
 		return SyncStats{}, errors.New("sync probe: stopped before its first sync")
 	}
-	st := SyncStats{N: n}
+	st := SyncStats{N: n, Slow: slow}
 	st.P50ms, st.P99ms, st.MaxMs = benchstat.Pct(lat)
 	return st, nil
 }

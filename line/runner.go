@@ -1053,7 +1053,8 @@ func (s *Stats) add(v Verdict, done time.Time, ok bool, queue, journal, plc, pri
 		s.misses++
 		if len(s.missed) < 50 {
 			s.missed = append(s.missed, Miss{Item: v.Item, CameraMs: ms(camera), ControllerMs: ms(done.Sub(v.Received)),
-				QueueMs: ms(queue), JournalMs: ms(journal), PLCMs: ms(plc), Reason: v.Reason.String()})
+				QueueMs: ms(queue), JournalMs: ms(journal), PLCMs: ms(plc), Reason: v.Reason.String(),
+				JournalAt: v.Received.Add(queue)})
 		}
 	}
 }
@@ -1070,6 +1071,9 @@ type Miss struct {
 	JournalMs    float64 `json:"journal_ms"`
 	PLCMs        float64 `json:"plc_ms"`
 	Reason       string  `json:"reason"` // as written to the PLC (late: a pass turned into a reject)
+	// JournalAt is when the journal stage began (the verdict handed to
+	// its writer): a stall of the disk is found beside it.
+	JournalAt time.Time `json:"journal_at"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

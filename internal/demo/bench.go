@@ -86,8 +86,13 @@ type StageMs struct {
 // camera result came only after the deadline, the line decided them late
 // and the controller's latency statistics never saw them.
 type MissCauses struct {
-	Camera              int            `json:"camera_late"`
-	Controller          int            `json:"controller"`
+	Camera     int `json:"camera_late"`
+	Controller int `json:"controller"`
+	// DiskStall: misses whose journal stage spent at least half its time
+	// beside a stall the probe during the run saw on a file of its own
+	// (disk_fdatasync_during_ms.slow) — the disk stalled for every writer,
+	// not the ledger alone. Counted here, not under controller.
+	DiskStall           int            `json:"disk_stall"`
 	ControllerStage     map[string]int `json:"controller_by_stage,omitempty"`
 	CameraAfterDeadline int            `json:"camera_after_deadline"`
 }
@@ -142,7 +147,7 @@ func BenchLine(ctx context.Context, o Options, rates []float64, wire Wire) (*Ben
 			ru.Misses, ru.Lat, ru.CPU, ru.SimCPU = rep.DeadlineMisses, rep.Latency, rep.CPUPercent, rep.SimCPUPercent
 			out.Simulator = rep.Simulator
 			ru.FaultFreeRejects, ru.Runtime, ru.Ledger = rep.FaultFreeRejects, rep.Runtime, rep.Ledger
-			ru.MissesByCause = missCauses(rep.Latency, rep.FaultFreeRejects)
+			ru.MissesByCause = missCauses(rep.Latency, rep.FaultFreeRejects, during.Slow)
 			ru.Stages = stagesOf(rep.Latency)
 			// The disk's state varies from minute to minute: probe it again
 			// after the run and compare with the mean of the two.
@@ -202,8 +207,9 @@ func stagesOf(l line.StatsReport) map[string]StageMs {
 }
 
 // missCauses splits the misses of l (the first 50 are itemised; the rest,
-// if any, are counted as the controller's) — see MissCauses.
-func missCauses(l line.StatsReport, faultFree map[string]int) MissCauses {
+// if any, are counted as the controller's) — see MissCauses; stalls are
+// the slow syncs of the disk probe that ran beside the line.
+func missCauses(l line.StatsReport, faultFree map[string]int, stalls []aggregation.ProbeStall) MissCauses {
 	mc := MissCauses{CameraAfterDeadline: faultFree[line.ReasonLate.String()]}
 	camP50, ctlP50 := l.Stages["camera"][0], l.P50ms
 	for _, m := range l.Missed {
@@ -214,13 +220,17 @@ func missCauses(l line.StatsReport, faultFree map[string]int) MissCauses {
 			mc.Camera++
 			continue
 		}
-		mc.Controller++
 		stage := "queue"
 		if m.JournalMs > m.QueueMs && m.JournalMs >= m.PLCMs {
 			stage = "journal"
 		} else if m.PLCMs > m.QueueMs {
 			stage = "plc"
 		}
+		if stage == "journal" && diskStalled(m, stalls) {
+			mc.DiskStall++
+			continue
+		}
+		mc.Controller++
 		if mc.ControllerStage == nil {
 			mc.ControllerStage = map[string]int{}
 		}
@@ -228,4 +238,16 @@ func missCauses(l line.StatsReport, faultFree map[string]int) MissCauses {
 	}
 	mc.Controller += l.DeadlineMisses - len(l.Missed)
 	return mc
+}
+
+// diskStalled reports whether m's journal stage spent at least half its
+// time beside one of the probe's stalls.
+func diskStalled(m line.Miss, stalls []aggregation.ProbeStall) bool {
+	d := time.Duration(m.JournalMs * float64(time.Millisecond))
+	for _, st := range stalls {
+		if 2*st.Overlap(m.JournalAt, d) >= d {
+			return true
+		}
+	}
+	return false
 }

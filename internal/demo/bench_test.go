@@ -3,7 +3,9 @@ package demo
 import (
 	"reflect"
 	"testing"
+	"time"
 
+	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/cmd/linesim/sim"
 	"github.com/tracline/tracline/line"
 )
@@ -17,27 +19,43 @@ func TestMissCauses(t *testing.T) {
 		r.DeadlineMisses, r.Missed = misses, m
 		return r
 	}
+	// A journal stage of 124 ms from t0, as in a run whose disk stalled
+	// for 168 ms (the probe's stall began 10 ms before the journal's).
+	t0 := time.Date(2026, 12, 2, 15, 3, 36, 0, time.UTC)
+	stalled := line.Miss{CameraMs: 40, ControllerMs: 126, QueueMs: 0.1, JournalMs: 124, PLCMs: 1.9, Reason: "late", JournalAt: t0}
+	stall := func(from time.Duration, ms float64) []aggregation.ProbeStall {
+		return []aggregation.ProbeStall{{At: t0.Add(from), Ms: ms}}
+	}
 	for _, tc := range []struct {
 		name      string
 		stats     line.StatsReport
 		faultFree map[string]int
+		stalls    []aggregation.ProbeStall
 		want      MissCauses
 	}{
-		{"none", base, nil, MissCauses{}},
+		{"none", base, nil, nil, MissCauses{}},
 		{"camera 35 ms late, verdict 5 ms", with(1, line.Miss{CameraMs: 75, ControllerMs: 7, JournalMs: 5, Reason: "pass"}), nil,
-			MissCauses{Camera: 1}},
+			nil, MissCauses{Camera: 1}},
 		{"journal stall", with(1, line.Miss{CameraMs: 45, ControllerMs: 40, QueueMs: 0.1, JournalMs: 38, PLCMs: 1.9, Reason: "late"}),
-			map[string]int{"late": 1}, MissCauses{Controller: 1, ControllerStage: map[string]int{"journal": 1}}},
+			map[string]int{"late": 1}, nil, MissCauses{Controller: 1, ControllerStage: map[string]int{"journal": 1}}},
 		{"PLC write stall", with(1, line.Miss{CameraMs: 42, ControllerMs: 45, QueueMs: 0.1, JournalMs: 2, PLCMs: 43, Reason: "no-read"}), nil,
-			MissCauses{Controller: 1, ControllerStage: map[string]int{"plc": 1}}},
+			nil, MissCauses{Controller: 1, ControllerStage: map[string]int{"plc": 1}}},
 		{"queue", with(1, line.Miss{CameraMs: 41, ControllerMs: 45, QueueMs: 40, JournalMs: 3, PLCMs: 2, Reason: "pass"}), nil,
-			MissCauses{Controller: 1, ControllerStage: map[string]int{"queue": 1}}},
-		{"decided late, never a miss", base, map[string]int{"late": 2, "no-read": 1}, MissCauses{CameraAfterDeadline: 2}},
+			nil, MissCauses{Controller: 1, ControllerStage: map[string]int{"queue": 1}}},
+		{"decided late, never a miss", base, map[string]int{"late": 2, "no-read": 1}, nil, MissCauses{CameraAfterDeadline: 2}},
 		{"more misses than itemised", with(52, line.Miss{CameraMs: 90, ControllerMs: 1, Reason: "late"}), map[string]int{"late": 1},
-			MissCauses{Camera: 1, Controller: 51}},
+			nil, MissCauses{Camera: 1, Controller: 51}},
+		{"disk stall seen by the probe", with(1, stalled), map[string]int{"late": 1}, stall(-10*time.Millisecond, 168),
+			MissCauses{DiskStall: 1}},
+		{"a probe stall over less than half the journal stage", with(1, stalled), map[string]int{"late": 1}, stall(70*time.Millisecond, 168),
+			MissCauses{Controller: 1, ControllerStage: map[string]int{"journal": 1}}},
+		{"a probe stall before the journal stage", with(1, stalled), map[string]int{"late": 1}, stall(-200*time.Millisecond, 168),
+			MissCauses{Controller: 1, ControllerStage: map[string]int{"journal": 1}}},
+		{"a PLC stall beside a disk stall is the PLC's", with(1, line.Miss{CameraMs: 42, ControllerMs: 45, QueueMs: 0.1, JournalMs: 2, PLCMs: 43, Reason: "no-read", JournalAt: t0}),
+			nil, stall(0, 50), MissCauses{Controller: 1, ControllerStage: map[string]int{"plc": 1}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := missCauses(tc.stats, tc.faultFree); !reflect.DeepEqual(got, tc.want) {
+			if got := missCauses(tc.stats, tc.faultFree, tc.stalls); !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
