@@ -744,3 +744,30 @@ func TestRedoRewritesValueLogPointers(t *testing.T) {
 		t.Errorf("the journal gives %d codes, want %d", got, want)
 	}
 }
+
+// TestRedoStartsWriteBack: the checkpointer starts the write-back of
+// Badger's logs once the redo log has grown by writeBackBytes, and not for
+// a few small groups (a line's pace).
+func TestRedoStartsWriteBack(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	must(t, err)
+	defer s.Close()
+	must(t, s.CreateBatch(ctx, spec("B1"), op))
+	for i := range 5 {
+		_, err := s.Record(ctx, Record{Type: "test", Key: "small", Value: strconv.Itoa(i)}, op)
+		must(t, err)
+	}
+	time.Sleep(4 * writeBackTick)
+	if st := s.Stats(); st.RedoWriteBacks != 0 {
+		t.Fatalf("%d write-back passes after %d bytes of log, want none below %d", st.RedoWriteBacks, st.RedoBytes, writeBackBytes)
+	}
+	b0 := s.Stats().RedoBytes
+	for i := 0; s.Stats().RedoBytes-b0 < writeBackBytes; i++ {
+		must(t, s.AddToPool(ctx, "P", codes(1000*(i+1), 0, 400), "test"))
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.Stats().RedoWriteBacks == 0; time.Sleep(writeBackTick) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no write-back pass after %d bytes of log", s.Stats().RedoBytes-b0)
+		}
+	}
+}

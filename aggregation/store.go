@@ -1138,6 +1138,9 @@ type Stats struct {
 	RedoBytes       uint64        `json:"redo_bytes"`
 	Checkpoints     uint64        `json:"checkpoints"`
 	RedoSegmentWait time.Duration `json:"redo_segment_wait_ns"`
+	// RedoWriteBacks: the checkpointer's passes starting the write-back
+	// of Badger's logs (redo.go, writeBackTick).
+	RedoWriteBacks uint64 `json:"redo_write_backs"`
 	// Badger behind the log (applier.go): its commits, the groups they
 	// took, the groups' writes and those Badger got (a key written by
 	// several groups of one commit goes to Badger once), the time the
@@ -1171,6 +1174,7 @@ func (s *Store) Stats() Stats {
 	if r := s.redo; r != nil {
 		st.RedoRecords, st.RedoBytes, st.Checkpoints = r.records.Load(), r.bytes.Load(), r.checkpoints.Load()
 		st.RedoSegmentWait = time.Duration(r.segWait.Load())
+		st.RedoWriteBacks = r.writeBacks.Load()
 	}
 	if a := s.ap; a != nil {
 		a.mu.Lock()
