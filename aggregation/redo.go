@@ -294,28 +294,45 @@ func syncBadger(db *badger.DB, dir string) error {
 	if err := db.Sync(); err != nil {
 		return err
 	}
+	err := eachBadgerLog(dir, func(name string, f *os.File) error {
+		if err := f.Sync(); err != nil { // fsync, not fdatasync: a new log's directory entry too
+			return fmt.Errorf("sync %s: %w", name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// eachBadgerLog calls fn with each of Badger's memtable and value logs in
+// dir, open for reading; a log deleted meanwhile (flushed, or gone with its
+// value log) is skipped. It stops at fn's first error.
+func eachBadgerLog(dir string, fn func(name string, f *os.File) error) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
 	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".mem") && !strings.HasSuffix(e.Name(), ".vlog") {
+		n := e.Name()
+		if !strings.HasSuffix(n, ".mem") && !strings.HasSuffix(n, ".vlog") {
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, e.Name()))
+		f, err := os.Open(filepath.Join(dir, n))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		err = f.Sync() // fsync, not fdatasync: a new log's directory entry too
+		err = fn(n, f)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("sync %s: %w", e.Name(), err)
+			return err
 		}
 	}
-	return syncDir(dir)
+	return nil
 }
 
 // writeControl writes c to the slot that does not hold the last
@@ -504,20 +521,10 @@ const (
 // startWriteBack starts the write-back of the dirty pages of Badger's
 // memtable and value logs in dir.
 func startWriteBack(dir string) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if n := e.Name(); strings.HasSuffix(n, ".mem") || strings.HasSuffix(n, ".vlog") {
-			f, err := os.Open(filepath.Join(dir, n))
-			if err != nil {
-				continue // flushed and deleted meanwhile
-			}
-			_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE) // a hint: see writeBackTick
-			f.Close()
-		}
-	}
+	_ = eachBadgerLog(dir, func(_ string, f *os.File) error {
+		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE) // a hint: see writeBackTick
+		return nil
+	})
 }
 
 // writeRec writes the group's writes as record lsn, the next one, to its
