@@ -9,6 +9,7 @@ import (
 
 	"github.com/tracline/tracline/aggregation"
 	"github.com/tracline/tracline/aggregation/ledgerbench/benchstat"
+	"github.com/tracline/tracline/cmd/linesim/sim"
 	"github.com/tracline/tracline/line"
 )
 
@@ -59,6 +60,10 @@ type BenchRun struct {
 	// SimCPU is the simulator process's CPU, % of one core (0 in-process:
 	// it is in cpu_percent then).
 	SimCPU float64 `json:"sim_cpu_percent,omitempty"`
+	// SimLoop is how late the simulator's event loop ran its timed events
+	// (sim.LoopLag, counts only: the late events themselves go into
+	// misses_by_cause.camera_late_sim_loop).
+	SimLoop *sim.LoopLag `json:"sim_loop_lag,omitempty"`
 	// Runtime is what the Go runtime did from the batch's start to its end
 	// (Report.Runtime).
 	Runtime RuntimeStats `json:"runtime"`
@@ -86,8 +91,14 @@ type StageMs struct {
 // camera result came only after the deadline, the line decided them late
 // and the controller's latency statistics never saw them.
 type MissCauses struct {
-	Camera     int `json:"camera_late"`
-	Controller int `json:"controller"`
+	Camera int `json:"camera_late"`
+	// CameraSimLoop: of the camera_late misses, those whose result came
+	// late because the simulator's own event loop ran late (sim.LoopLag):
+	// an event due between the unit's trigger and its result ran at least
+	// half the camera's extra delay late. A simulator sharing the
+	// controller's cores, not a device nor the controller.
+	CameraSimLoop int `json:"camera_late_sim_loop"`
+	Controller    int `json:"controller"`
 	// DiskStall: misses whose journal stage spent at least half its time
 	// beside a stall the probe during the run saw on a file of its own
 	// (disk_fdatasync_during_ms.slow) — the disk stalled for every writer,
@@ -147,7 +158,14 @@ func BenchLine(ctx context.Context, o Options, rates []float64, wire Wire) (*Ben
 			ru.Misses, ru.Lat, ru.CPU, ru.SimCPU = rep.DeadlineMisses, rep.Latency, rep.CPUPercent, rep.SimCPUPercent
 			out.Simulator = rep.Simulator
 			ru.FaultFreeRejects, ru.Runtime, ru.Ledger = rep.FaultFreeRejects, rep.Runtime, rep.Ledger
-			ru.MissesByCause = missCauses(rep.Latency, rep.FaultFreeRejects, during.Slow)
+			var loop sim.LoopLag
+			if rep.SimLoop != nil {
+				loop = *rep.SimLoop
+				counts := loop
+				counts.Late = nil
+				ru.SimLoop = &counts
+			}
+			ru.MissesByCause = missCauses(rep.Latency, rep.FaultFreeRejects, during.Slow, loop)
 			ru.Stages = stagesOf(rep.Latency)
 			// The disk's state varies from minute to minute: probe it again
 			// after the run and compare with the mean of the two.
@@ -208,8 +226,9 @@ func stagesOf(l line.StatsReport) map[string]StageMs {
 
 // missCauses splits the misses of l (the first 50 are itemised; the rest,
 // if any, are counted as the controller's) — see MissCauses; stalls are
-// the slow syncs of the disk probe that ran beside the line.
-func missCauses(l line.StatsReport, faultFree map[string]int, stalls []aggregation.ProbeStall) MissCauses {
+// the slow syncs of the disk probe that ran beside the line, loop the
+// simulator's late events.
+func missCauses(l line.StatsReport, faultFree map[string]int, stalls []aggregation.ProbeStall, loop sim.LoopLag) MissCauses {
 	mc := MissCauses{CameraAfterDeadline: faultFree[line.ReasonLate.String()]}
 	camP50, ctlP50 := l.Stages["camera"][0], l.P50ms
 	for _, m := range l.Missed {
@@ -218,6 +237,9 @@ func missCauses(l line.StatsReport, faultFree map[string]int, stalls []aggregati
 		}
 		if m.CameraMs-camP50 > m.ControllerMs-ctlP50 {
 			mc.Camera++
+			if simLoopLate(m, camP50, loop) {
+				mc.CameraSimLoop++
+			}
 			continue
 		}
 		stage := "queue"
@@ -239,6 +261,21 @@ func missCauses(l line.StatsReport, faultFree map[string]int, stalls []aggregati
 	mc.Controller += l.DeadlineMisses - len(l.Missed)
 	return mc
 }
+
+// simLoopLate reports whether m's camera result was late because the
+// simulator's loop was: an event due between the unit's trigger (less a
+// PLC poll, 10 ms: the trigger is seen when polled) and the result ran at
+// least half the result's extra delay (over camP50) late.
+func simLoopLate(m line.Miss, camP50 float64, loop sim.LoopLag) bool {
+	if m.JournalAt.IsZero() {
+		return false
+	}
+	received := m.JournalAt.Add(-msDur(m.QueueMs))
+	from := received.Add(-msDur(m.CameraMs) - 10*time.Millisecond)
+	return 2*loop.Overlap(from, received) >= m.CameraMs-camP50
+}
+
+func msDur(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
 
 // diskStalled reports whether m's journal stage spent at least half its
 // time beside one of the probe's stalls.

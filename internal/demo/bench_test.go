@@ -26,36 +26,52 @@ func TestMissCauses(t *testing.T) {
 	stall := func(from time.Duration, ms float64) []aggregation.ProbeStall {
 		return []aggregation.ProbeStall{{At: t0.Add(from), Ms: ms}}
 	}
+	camLate := line.Miss{CameraMs: 70, ControllerMs: 12, QueueMs: 0.5, JournalMs: 10, PLCMs: 1.5, Reason: "pass", JournalAt: t0.Add(500 * time.Microsecond)}
+	loopLate := func(due time.Duration, ms float64) sim.LoopLag {
+		return sim.LoopLag{Events: 1, Over5: 1, MaxMs: ms, Late: []sim.LateWake{{Due: t0.Add(due), Ms: ms}}}
+	}
 	for _, tc := range []struct {
 		name      string
 		stats     line.StatsReport
 		faultFree map[string]int
 		stalls    []aggregation.ProbeStall
+		loop      sim.LoopLag
 		want      MissCauses
 	}{
-		{"none", base, nil, nil, MissCauses{}},
+		{"none", base, nil, nil, sim.LoopLag{}, MissCauses{}},
 		{"camera 35 ms late, verdict 5 ms", with(1, line.Miss{CameraMs: 75, ControllerMs: 7, JournalMs: 5, Reason: "pass"}), nil,
-			nil, MissCauses{Camera: 1}},
+			nil, sim.LoopLag{}, MissCauses{Camera: 1}},
 		{"journal stall", with(1, line.Miss{CameraMs: 45, ControllerMs: 40, QueueMs: 0.1, JournalMs: 38, PLCMs: 1.9, Reason: "late"}),
-			map[string]int{"late": 1}, nil, MissCauses{Controller: 1, ControllerStage: map[string]int{"journal": 1}}},
+			map[string]int{"late": 1}, nil, sim.LoopLag{}, MissCauses{Controller: 1, ControllerStage: map[string]int{"journal": 1}}},
 		{"PLC write stall", with(1, line.Miss{CameraMs: 42, ControllerMs: 45, QueueMs: 0.1, JournalMs: 2, PLCMs: 43, Reason: "no-read"}), nil,
-			nil, MissCauses{Controller: 1, ControllerStage: map[string]int{"plc": 1}}},
+			nil, sim.LoopLag{}, MissCauses{Controller: 1, ControllerStage: map[string]int{"plc": 1}}},
 		{"queue", with(1, line.Miss{CameraMs: 41, ControllerMs: 45, QueueMs: 40, JournalMs: 3, PLCMs: 2, Reason: "pass"}), nil,
-			nil, MissCauses{Controller: 1, ControllerStage: map[string]int{"queue": 1}}},
-		{"decided late, never a miss", base, map[string]int{"late": 2, "no-read": 1}, nil, MissCauses{CameraAfterDeadline: 2}},
+			nil, sim.LoopLag{}, MissCauses{Controller: 1, ControllerStage: map[string]int{"queue": 1}}},
+		{"decided late, never a miss", base, map[string]int{"late": 2, "no-read": 1}, nil, sim.LoopLag{}, MissCauses{CameraAfterDeadline: 2}},
 		{"more misses than itemised", with(52, line.Miss{CameraMs: 90, ControllerMs: 1, Reason: "late"}), map[string]int{"late": 1},
-			nil, MissCauses{Camera: 1, Controller: 51}},
+			nil, sim.LoopLag{}, MissCauses{Camera: 1, Controller: 51}},
 		{"disk stall seen by the probe", with(1, stalled), map[string]int{"late": 1}, stall(-10*time.Millisecond, 168),
-			MissCauses{DiskStall: 1}},
+			sim.LoopLag{}, MissCauses{DiskStall: 1}},
 		{"a probe stall over less than half the journal stage", with(1, stalled), map[string]int{"late": 1}, stall(70*time.Millisecond, 168),
-			MissCauses{Controller: 1, ControllerStage: map[string]int{"journal": 1}}},
+			sim.LoopLag{}, MissCauses{Controller: 1, ControllerStage: map[string]int{"journal": 1}}},
 		{"a probe stall before the journal stage", with(1, stalled), map[string]int{"late": 1}, stall(-200*time.Millisecond, 168),
-			MissCauses{Controller: 1, ControllerStage: map[string]int{"journal": 1}}},
+			sim.LoopLag{}, MissCauses{Controller: 1, ControllerStage: map[string]int{"journal": 1}}},
+		// A camera result 70 ms after the trigger (30 ms over its p50),
+		// received at t0: the simulator's camera event, due some 40 ms
+		// before, ran 20 ms late — or 10 ms, or long before the trigger.
+		{"the simulator's loop ran the camera late", with(1, camLate), nil, nil, loopLate(-40*time.Millisecond, 20),
+			MissCauses{Camera: 1, CameraSimLoop: 1}},
+		{"the simulator's loop a little late: not the cause", with(1, camLate), nil, nil, loopLate(-40*time.Millisecond, 10),
+			MissCauses{Camera: 1}},
+		{"the simulator's loop late before the trigger", with(1, camLate), nil, nil, loopLate(-200*time.Millisecond, 30),
+			MissCauses{Camera: 1}},
+		{"a late loop beside a controller's miss", with(1, line.Miss{CameraMs: 42, ControllerMs: 45, QueueMs: 0.1, JournalMs: 2, PLCMs: 43, Reason: "no-read", JournalAt: t0}),
+			nil, nil, loopLate(-20*time.Millisecond, 30), MissCauses{Controller: 1, ControllerStage: map[string]int{"plc": 1}}},
 		{"a PLC stall beside a disk stall is the PLC's", with(1, line.Miss{CameraMs: 42, ControllerMs: 45, QueueMs: 0.1, JournalMs: 2, PLCMs: 43, Reason: "no-read", JournalAt: t0}),
-			nil, stall(0, 50), MissCauses{Controller: 1, ControllerStage: map[string]int{"plc": 1}}},
+			nil, stall(0, 50), sim.LoopLag{}, MissCauses{Controller: 1, ControllerStage: map[string]int{"plc": 1}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := missCauses(tc.stats, tc.faultFree, tc.stalls); !reflect.DeepEqual(got, tc.want) {
+			if got := missCauses(tc.stats, tc.faultFree, tc.stalls, tc.loop); !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})

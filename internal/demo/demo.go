@@ -548,6 +548,11 @@ func Run(ctx context.Context, o Options, wire Wire) (*Report, error) {
 	if o.Units > 0 {
 		rep.Ledger.GroupsPerUnit = float64(rep.Ledger.Groups) / float64(o.Units)
 	}
+	lag, err := d.line.loopLag()
+	if err != nil {
+		return nil, err
+	}
+	rep.SimLoop = &lag
 	if o.SimCommand != nil && rep.WallSeconds > 0 {
 		rep.SimCPUSeconds = simCPU.Seconds()
 		rep.SimCPUPercent = 100 * simCPU.Seconds() / rep.WallSeconds

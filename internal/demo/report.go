@@ -47,7 +47,11 @@ type Report struct {
 	Simulator     string  `json:"simulated_line"`
 	SimCPUSeconds float64 `json:"sim_cpu_s,omitempty"`
 	SimCPUPercent float64 `json:"sim_cpu_percent,omitempty"`
-	DataDir       string  `json:"data_dir"`
+	// SimLoop is how late the simulator's event loop ran its timed events
+	// over the batch (sim.LoopLag): a late wake-up there is a late camera
+	// result or PLC count on the simulated line.
+	SimLoop *sim.LoopLag `json:"sim_loop_lag,omitempty"`
+	DataDir string       `json:"data_dir"`
 	// Runtime is what the Go runtime of this process did from the batch's
 	// start to its end (garbage collection, allocation per unit, scheduler
 	// latency).

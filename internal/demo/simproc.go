@@ -53,6 +53,7 @@ type simulator interface {
 	Endpoints() sim.Endpoints
 	Done() <-chan struct{}
 	truth() (sim.GroundTruth, error)
+	loopLag() (sim.LoopLag, error)
 	Close() error
 }
 
@@ -60,6 +61,8 @@ type simulator interface {
 type inProcess struct{ *sim.Sim }
 
 func (s inProcess) truth() (sim.GroundTruth, error) { return s.GroundTruth(), nil }
+
+func (s inProcess) loopLag() (sim.LoopLag, error) { return s.LoopLag(), nil }
 
 // ServeSim is the simulator process's side (`linectl bench simproc`): it
 // reads a simRequest from in, starts the simulated line, reports on out,
@@ -237,20 +240,33 @@ func (p *simProcess) Done() <-chan struct{} { return p.done }
 // truth reads the simulator's ground truth over HTTP.
 func (p *simProcess) truth() (sim.GroundTruth, error) {
 	var gt sim.GroundTruth
-	c := http.Client{Timeout: time.Minute}
-	resp, err := c.Get(p.ep.HTTP)
-	if err == nil {
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("%s: %s", p.ep.HTTP, resp.Status)
-		} else {
-			err = json.NewDecoder(resp.Body).Decode(&gt)
-		}
-	}
-	if err != nil {
+	if err := getJSON(p.ep.HTTP, &gt); err != nil {
 		return gt, fmt.Errorf("demo: the simulator process's ground truth: %w", err)
 	}
 	return gt, nil
+}
+
+// loopLag reads how late the simulator's event loop has been, over HTTP.
+func (p *simProcess) loopLag() (sim.LoopLag, error) {
+	var l sim.LoopLag
+	if err := getJSON(strings.TrimSuffix(p.ep.HTTP, "/groundtruth")+"/looplag", &l); err != nil {
+		return l, fmt.Errorf("demo: the simulator process's loop lag: %w", err)
+	}
+	return l, nil
+}
+
+// getJSON decodes the answer of GET url into v.
+func getJSON(url string, v any) error {
+	c := http.Client{Timeout: time.Minute}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // Close ends the simulator process (its stdin closed, then killed if it

@@ -46,6 +46,7 @@ type linkFaulter interface {
 // scanner. All belt logic runs on one goroutine (run); truth is guarded by
 // mu for readers.
 type conveyor struct {
+	lag    loopLag // how late the loop ran its events (Sim.LoopLag)
 	cfg    Config
 	log    *slog.Logger
 	rng    *rand.Rand // unit, gate and link faults, drawn per unit at the trigger
@@ -134,6 +135,7 @@ func (c *conveyor) run(ctx context.Context, manual bool) {
 		now := time.Now()
 		for c.h.Len() > 0 && !c.h[0].at.After(now) {
 			e := heap.Pop(&c.h).(event)
+			c.lag.observe(e.at, now.Sub(e.at))
 			e.fn(now)
 		}
 		c.checkDone()

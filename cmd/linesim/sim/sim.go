@@ -314,6 +314,10 @@ func (s *Sim) GroundTruth() GroundTruth {
 // PLC returns a snapshot of the simulated PLC.
 func (s *Sim) PLC() PLCState { return s.plc.State() }
 
+// LoopLag is how late the simulated line's event loop has run its timed
+// events so far (see LoopLag); also served as GET /looplag.
+func (s *Sim) LoopLag() LoopLag { return s.conv.lag.snapshot() }
+
 // WaitVerdict waits until the PLC receives a verdict for item (over either
 // protocol) and returns it. It sees only verdicts written after the call;
 // to time a write, use ExpectVerdict before writing.
@@ -492,6 +496,7 @@ func (s *Sim) handler() http.Handler {
 		writeJSON(w, s.GroundTruth())
 	})
 	mux.HandleFunc("GET /plc", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.PLC()) })
+	mux.HandleFunc("GET /looplag", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.LoopLag()) })
 	mux.HandleFunc("GET /endpoints", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Endpoints()) })
 	mux.HandleFunc("/purge", operatorAction(func(ctx context.Context) (any, error) { return s.PurgeLine(ctx) }))
 	mux.HandleFunc("/bin/empty", operatorAction(func(ctx context.Context) (any, error) { return s.EmptyBin(ctx) }))

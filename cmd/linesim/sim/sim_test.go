@@ -414,3 +414,29 @@ func TestBatchWithGateAndLabelFaults(t *testing.T) {
 		}
 	}
 }
+
+// GET /looplag serves what the event loop recorded: every timed event of a
+// batch, counted.
+func TestLoopLagOverHTTP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	s := startSim(t, sim.Config{Seed: 3, Rate: 6000, Units: 40, Listen: sim.Listen{PLCOPCUA: "off"}})
+	runBatch(ctx, t, s)
+	res, err := http.Get(strings.TrimSuffix(s.Endpoints().HTTP, "/groundtruth") + "/looplag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var l sim.LoopLag
+	if err := json.NewDecoder(res.Body).Decode(&l); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /looplag: %s %v", res.Status, err)
+	}
+	// Each unit passes the trigger, printer, camera and gate: four events
+	// at least.
+	if l.Events < 4*40 || l.Events > s.LoopLag().Events {
+		t.Fatalf("looplag events %d; want at least %d, at most the simulator's %d", l.Events, 4*40, s.LoopLag().Events)
+	}
+	if l.Over10 > l.Over5 || l.Over5 > l.Events || (l.Over5 > 0) != (l.MaxMs > 5) {
+		t.Fatalf("inconsistent loop lag: %+v", l)
+	}
+}
