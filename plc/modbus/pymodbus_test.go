@@ -2,14 +2,12 @@ package modbus_test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,25 +33,14 @@ type pyPLC struct {
 	cmd    *exec.Cmd
 	stdin  *os.File // the script exits when it closes
 	lines  chan string
-	stderr *syncBuffer
+	stderr string // the file the script's stderr goes to
 	exited chan struct{}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+// stderrText is what the script has said on stderr so far.
+func (p *pyPLC) stderrText() string {
+	b, _ := os.ReadFile(p.stderr)
+	return string(b)
 }
 
 // startPymodbus starts the script on 127.0.0.1:port (0: a free port) with
@@ -73,11 +60,16 @@ func startPymodbus(t *testing.T, port int, items uint32) *pyPLC {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pyPLC{stdin: inW, lines: make(chan string, 16), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	stderr, err := os.CreateTemp(t.TempDir(), "pymodbus-stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close() // the child holds its own descriptor
+	p := &pyPLC{stdin: inW, lines: make(chan string, 16), stderr: stderr.Name(), exited: make(chan struct{})}
 	// Pipes of our own (not StdoutPipe): the script's output is read to its
 	// end whenever cmd.Wait runs.
 	p.cmd = exec.Command(debianPython, "-u", "testdata/pymodbus_server.py", "--port", strconv.Itoa(port), "--items", strconv.FormatUint(uint64(items), 10))
-	p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = inR, outW, p.stderr
+	p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = inR, outW, stderr
 	err = p.cmd.Start()
 	inR.Close()
 	outW.Close()
@@ -116,11 +108,11 @@ func (p *pyPLC) line(t *testing.T) string {
 	case l, ok := <-p.lines:
 		if !ok {
 			<-p.exited
-			t.Fatalf("pymodbus server exited (%v): %s", p.cmd.ProcessState, strings.TrimSpace(p.stderr.String()))
+			t.Fatalf("pymodbus server exited (%v): %s", p.cmd.ProcessState, strings.TrimSpace(p.stderrText()))
 		}
 		return l
 	case <-time.After(10 * time.Second):
-		t.Fatalf("pymodbus server: no answer in 10 s; stderr: %s", p.stderr.String())
+		t.Fatalf("pymodbus server: no answer in 10 s; stderr: %s", p.stderrText())
 	}
 	return ""
 }
@@ -158,7 +150,7 @@ func (p *pyPLC) kill() {
 // exited 5 s later; after a failure it logs what pymodbus logged (a
 // refused request is logged there with its function code).
 func (p *pyPLC) stop(t *testing.T) {
-	if log := p.stderr.String(); t.Failed() && log != "" && p.addr != "" {
+	if log := p.stderrText(); t.Failed() && log != "" && p.addr != "" {
 		t.Logf("pymodbus server %s's log:\n%s", p.addr, log)
 	}
 	p.stdin.Close()
