@@ -111,6 +111,9 @@ type applier struct {
 	// committed).
 	flushTo     uint64
 	fullFlushes uint64
+	// flushAfter: a flush for the checkpointer waits until the groups of
+	// the redo records before it are in (hurryFlush).
+	flushAfter uint64
 
 	// The applier goroutine's own: the deferred code records (key → the
 	// latest write), and the oldest group, and its redo record, whose
@@ -168,13 +171,26 @@ func (a *applier) push(g applyGroup) {
 }
 
 // hurryFlush ends the applier's gathering and asks it to write the
-// deferred records of the redo records before lsn: the checkpointer, which
-// needs Badger to hold them before it names lsn.
-func (a *applier) hurryFlush(lsn uint64) {
+// deferred records of the redo records before lsn once it has committed
+// the groups of the records before after: the checkpointer, which needs
+// Badger to hold them before it names lsn. Until then a later write of a
+// code may still replace its held-back record (redo.go, the lag).
+func (a *applier) hurryFlush(lsn, after uint64) {
 	a.mu.Lock()
 	a.askFlush(lsn)
+	a.flushAfter = max(a.flushAfter, after)
 	a.mu.Unlock()
 	a.hurry()
+}
+
+// flushReady reports whether the flush asked for is due (a.mu held): a
+// flush of every record at once; one for the checkpointer once the groups
+// of the records before flushTo and flushAfter are in.
+func (a *applier) flushReady() bool {
+	if a.flushTo == 0 {
+		return false
+	}
+	return a.flushTo == allRecords || a.appliedLSN+1 >= max(a.flushTo, a.flushAfter)
 }
 
 // askFlush asks for a flush of the deferred records before lsn (a.mu held).
@@ -312,10 +328,10 @@ func (a *applier) run() {
 	maxCount, maxSize := a.s.db.MaxBatchCount(), a.s.db.MaxBatchSize()
 	for {
 		a.mu.Lock()
-		for len(a.queue) == 0 && !a.stopping && a.flushTo == 0 {
+		for len(a.queue) == 0 && !a.stopping && !a.flushReady() {
 			a.cond.Wait()
 		}
-		if a.flushTo > 0 || len(a.queue) == 0 {
+		if a.flushReady() || len(a.queue) == 0 {
 			// A flush asked for (before the groups queued: they may wait
 			// for the gathering), or the last one before stopping.
 			stop := a.stopping && len(a.queue) == 0
@@ -328,7 +344,7 @@ func (a *applier) run() {
 			}
 			continue
 		}
-		if !a.stopping && a.window > 0 && len(a.queue) < maxLagGroups/2 {
+		if !a.stopping && a.window > 0 && len(a.queue) < maxLagGroups/2 && a.flushTo == 0 {
 			// Gather groups for a while: a key several of them write
 			// goes to Badger once.
 			a.mu.Unlock()
@@ -428,7 +444,7 @@ func (a *applier) publish(err error, last applyGroup) bool {
 func (a *applier) flush() bool {
 	a.mu.Lock()
 	to := a.flushTo
-	a.flushTo = 0
+	a.flushTo, a.flushAfter = 0, 0
 	last := applyGroup{g: a.applied, seq: a.appliedSeq}
 	a.mu.Unlock()
 	if len(a.deferred) > 0 {

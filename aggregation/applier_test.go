@@ -286,3 +286,115 @@ func TestDroppedCacheRecordsNotHeldBack(t *testing.T) {
 	}
 	verifyOK(t, s, "after the failed group")
 }
+
+// The checkpoint at a segment's start names the segment before it
+// (redo.go, the lag): a code record held back in one segment is written by a
+// checkpoint only if the code's next write has not come by the end of the
+// segment after. Codes sent one by one and commissioned a few records later
+// go round the log's segments several times with no record written by a
+// flush; a crash copy replays at most the two segments the checkpoint
+// keeps, and holds every state.
+func TestCheckpointLeavesHeldBackRecordsTheirNextWrite(t *testing.T) {
+	defer func(w time.Duration) { applyWindow = w }(applyWindow)
+	applyWindow = 0 // Badger takes each group as it lands
+	s := openSynced(t, smallRedo)
+	must(t, s.CreateBatch(ctx, spec("CL"), op))
+	must(t, s.AddToPool(ctx, "CL-pool", codes(605, 0, 1000), "test"))
+	// A line's pace: ten codes allocated, each sent, and commissioned
+	// 2×lag records after its send — well inside a segment (63 records).
+	const lag = 10
+	var cs []tracecode.Code
+	total := uint64(redoSegments) * uint64(smallRedo.redoSegSize)
+	i := 0
+	for ; s.Stats().RedoBytes < 2*total; i++ {
+		if i == 1000 {
+			t.Fatalf("%d codes sent, %d redo bytes written: the test needs more codes", i, s.Stats().RedoBytes)
+		}
+		if i%10 == 0 {
+			got, err := s.AllocateFromPool(ctx, "CL", 1, "CL-pool", 10, op)
+			must(t, err)
+			cs = append(cs, got...)
+		}
+		must(t, s.MarkSent(ctx, cs[i:i+1], op))
+		if i >= lag {
+			must(t, s.Commission(ctx, cs[i-lag], UnitInfo{ItemID: uint64(i)}, op))
+		}
+	}
+	waitTaken(t, s)
+	st := s.Stats()
+	t.Logf("%d codes sent, %d checkpoints, %d records held back, %d written by flushes", i, st.Checkpoints, st.BadgerDeferred, st.BadgerFlushed)
+	if st.Checkpoints < 4 {
+		t.Fatalf("%d checkpoints over twice round the segments", st.Checkpoints)
+	}
+	if st.BadgerFlushed != 0 {
+		t.Fatalf("%d held-back records written by checkpoints, want none: each code's next write came a few records after", st.BadgerFlushed)
+	}
+	crash := t.TempDir()
+	copyLedger(t, s.dir, crash, true, true)
+	r, err := Open(crash, Options{})
+	must(t, err)
+	perSeg := int(smallRedo.redoSegSize/redoBlock) - 1
+	if r.redo.replayed == 0 || r.redo.replayed > 2*perSeg {
+		t.Errorf("the crash copy replayed %d records; want some, and at most two segments' (%d)", r.redo.replayed, 2*perSeg)
+	}
+	for j, c := range cs {
+		ci, err := r.Lookup(ctx, c)
+		must(t, err)
+		want := StateAllocated
+		switch {
+		case j < i-lag:
+			want = StateCommissioned
+		case j < i:
+			want = StateSent
+		}
+		if ci.State != want {
+			t.Fatalf("crash copy: code %d is %s, want %s", j, ci.State, want)
+		}
+	}
+	verifyOK(t, r, "crash copy")
+	must(t, r.Close())
+}
+
+// The checkpointer's flush waits until Badger has the groups queued before
+// the record it names: a held-back record that a queued group replaces is
+// then never written.
+func TestCheckpointFlushWaitsForTheQueuedGroups(t *testing.T) {
+	defer func(w time.Duration) { applyWindow = w }(applyWindow)
+	applyWindow = time.Hour // Badger takes the groups when hurried
+	s := openSynced(t, Options{})
+	cs := allocated(t, s, "CQ", 606, 2)
+	must(t, s.MarkSent(ctx, cs[:1], op))
+	sent := s.redo.next - 1 // the send's record (the caller was answered after it was written)
+	s.ap.hurry()
+	waitTaken(t, s)
+	st0 := s.Stats()
+	if n := s.ap.heldBack(); n != 2 {
+		t.Fatalf("%d code records held back, want both codes'", n)
+	}
+	must(t, s.Commission(ctx, cs[0], UnitInfo{ItemID: 1}, op)) // queued: the applier gathers
+	next := s.redo.next
+	// As the checkpointer asks when a segment begins at next: the records
+	// before the send's and the send's own, once the groups before next
+	// are in.
+	s.ap.hurryFlush(sent+1, next)
+	for start := time.Now(); s.Stats().BadgerFlushed == st0.BadgerFlushed; time.Sleep(time.Millisecond) {
+		if time.Since(start) > 20*time.Second {
+			t.Fatal("the flush asked for did not come")
+		}
+	}
+	waitTaken(t, s)
+	if d := s.Stats().BadgerFlushed - st0.BadgerFlushed; d != 1 {
+		t.Fatalf("%d held-back records written, want 1 (the code only allocated; the sent one's record was replaced by its queued commission)", d)
+	}
+	if n := s.ap.heldBack(); n != 0 {
+		t.Fatalf("%d records still held back", n)
+	}
+	for i, want := range []CodeState{StateCommissioned, StateAllocated} {
+		ci, err := s.Lookup(ctx, cs[i])
+		must(t, err)
+		if ci.State != want {
+			t.Fatalf("code %d is %s, want %s", i, ci.State, want)
+		}
+	}
+	verifyOK(t, s, "after the flush")
+}

@@ -137,6 +137,9 @@ type Result struct {
 	// are padded to 4 KiB) and the checkpoints taken (each syncs Badger).
 	RedoBytesPerTrans float64 `json:"redo_bytes_per_transition"`
 	Checkpoints       uint64  `json:"checkpoints"`
+	// RedoSegmentWaitMs: how long the log's writer waited for a
+	// checkpoint to free a segment.
+	RedoSegmentWaitMs float64 `json:"redo_segment_wait_ms"`
 	BadgerLagWait     float64 `json:"committer_badger_lag_wait"`
 	// Writes: where the full load's durable writes spent their time, by
 	// stage (the last 65,536 of them; aggregation.Store.WriteStages).
@@ -458,6 +461,7 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 		res.BadgerFullFlushes, res.CacheDrops = st.BadgerFullFlushes-st0.BadgerFullFlushes, st.CacheDrops-st0.CacheDrops
 		res.RedoBytesPerTrans = benchstat.Round(float64(st.RedoBytes-st0.RedoBytes) / (perCode * float64(len(rest))))
 		res.Checkpoints = st.Checkpoints - st0.Checkpoints
+		res.RedoSegmentWaitMs = benchstat.Ms(st.RedoSegmentWait - st0.RedoSegmentWait)
 	}
 	ws := s.WriteStages()
 	res.Writes = &ws
