@@ -131,7 +131,6 @@ type applier struct {
 	batches, groups, keysIn, keysOut uint64 // counters (Stats)
 	deferredIn, deferredOut          uint64 // records held back, and written by flushes
 	busy                             time.Duration
-	last                             map[string]int // commit's scratch
 }
 
 // deferW is a deferred code record: the write, its group and redo record.
@@ -473,23 +472,17 @@ func (a *applier) commit(batch []applyGroup) error {
 	txn := a.s.db.NewTransaction(true)
 	defer txn.Discard()
 	in, out, held := 0, 0, 0
-	if a.last == nil {
-		a.last = map[string]int{}
-	}
-	last := a.last
-	clear(last)
-	for gi, g := range batch {
-		for wi := range g.log {
-			last[keyString(g.log[wi].k)] = gi<<32 | wi
-		}
-		in += len(g.log)
-	}
+	// The writes in order, each replacing the key's earlier ones: Badger's
+	// transaction keeps a key's last write only (its pending writes are a
+	// map), so a key several groups of the batch wrote goes to Badger once
+	// without a map of our own. A code record held back (deferred) and
+	// written again later in the batch leaves a.deferred; one written and
+	// then held back goes to Badger at its earlier state, replaced later as
+	// any held-back record's older state is.
 	defers := a.s.redo != nil
-	for gi, g := range batch {
-		for wi, w := range g.log {
-			if last[string(w.k)] != gi<<32|wi {
-				continue // a later group of the batch wrote it again
-			}
+	for _, g := range batch {
+		in += len(g.log)
+		for _, w := range g.log {
 			if w.hot && defers && g.lsn > 0 && w.epoch == a.s.hot.epoch.Load() {
 				if len(a.deferred) == 0 {
 					a.deferFromG, a.deferFromLSN = g.g, g.lsn
@@ -515,9 +508,6 @@ func (a *applier) commit(batch []applyGroup) error {
 	}
 	if len(a.deferred) == 0 {
 		a.deferFromG, a.deferFromLSN = 0, 0
-	}
-	if len(last) > 1<<16 {
-		a.last = nil // not kept at its largest
 	}
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("ledger: badger commit of groups %d–%d: %w", batch[0].g, batch[len(batch)-1].g, err)

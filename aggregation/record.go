@@ -71,7 +71,14 @@ type rec struct {
 }
 
 func (r *rec) encode() []byte {
-	b := make([]byte, 0, 16+len(r.Parent)+4*len(r.Seqs))
+	return r.appendTo(make([]byte, 0, r.sizeHint()))
+}
+
+// sizeHint is the usual length of r's encoding (seq deltas under 2^28).
+func (r *rec) sizeHint() int { return 16 + len(r.Parent) + 4*len(r.Seqs) }
+
+// appendTo appends r's encoding to b.
+func (r *rec) appendTo(b []byte) []byte {
 	b = append(b, byte(r.State), r.Flags)
 	b = binary.AppendUvarint(b, uint64(len(r.Parent)))
 	b = append(b, r.Parent...)

@@ -57,6 +57,7 @@ func (r *replayCache) put(cv codeView) {
 }
 
 func (r *replayCache) putOwned(cv codeView) {
+	cv.slot = nil // the committer's cache entry is not this cache's
 	if _, in := r.cur[cv.code]; !in && len(r.cur) >= replayGen {
 		r.old, r.cur = r.cur, make(map[tracecode.Code]codeView, len(r.old))
 	}

@@ -103,7 +103,20 @@ func codePrefix(batch string, level tracecode.Level) []byte {
 }
 
 func codeKey(batch string, level tracecode.Level, c tracecode.Code) []byte {
-	return appendCode(nil, string(codePrefix(batch, level)), c)
+	return appendCodeKey(make([]byte, 0, codeKeyCap(batch, c)), batch, level, c)
+}
+
+// codeKeyCap is at least the length of codeKey(batch, _, c).
+func codeKeyCap(batch string, c tracecode.Code) int {
+	return len(pfxCode) + len(batch) + 2 + 2 + len(c)
+}
+
+// appendCodeKey appends codeKey(batch, level, c) to b.
+func appendCodeKey(b []byte, batch string, level tracecode.Level, c tracecode.Code) []byte {
+	b = append(b, pfxCode...)
+	b = append(b, batch...)
+	b = append(b, 0, byte(level))
+	return appendCode(b, "", c)
 }
 
 func poolCodePrefix(pool string) []byte {

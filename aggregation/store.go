@@ -146,6 +146,9 @@ type request struct {
 	collided []tracecode.Code
 	lastKey  []byte
 	done     chan struct{}
+	// one and unit hold a single-code event's code and unit (Commission).
+	one  [1]tracecode.Code
+	unit UnitInfo
 	// stages (see stages.go): when r was queued and taken up, and the
 	// flight that made it durable.
 	submitted, started time.Time

@@ -173,6 +173,9 @@ type codeView struct {
 	code tracecode.Code
 	loc  loc
 	rec  rec // valid when !loc.inPool()
+	// slot is the committer's cache entry the view was read from (see
+	// hotCache.get), nil if it came from anywhere else; only putRec uses it.
+	slot *hotEntry
 }
 
 // lookup finds a code; a code unknown to the store is ErrNotFound.
@@ -245,7 +248,12 @@ func (t *wtx) lookup(c tracecode.Code) (codeView, error) {
 
 func (t *wtx) putRec(cv *codeView, seq uint64) error {
 	cv.rec.Seqs = append(cv.rec.Seqs, seq)
-	k, v := codeKey(cv.loc.Batch, cv.loc.Level, cv.code), cv.rec.encode()
+	// The key and the record in one allocation: they live as long as
+	// each other (the group's log, s.pend, the applier).
+	kv := make([]byte, 0, codeKeyCap(cv.loc.Batch, cv.code)+cv.rec.sizeHint())
+	k := appendCodeKey(kv, cv.loc.Batch, cv.loc.Level, cv.code)
+	k = k[:len(k):len(k)]
+	v := cv.rec.appendTo(kv[len(k):len(k)])
 	if !t.hot || t.mem != nil { // Verify's replay keeps no cache beside its table
 		return t.set(k, v)
 	}
