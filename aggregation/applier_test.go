@@ -3,6 +3,7 @@ package aggregation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -397,4 +398,82 @@ func TestCheckpointFlushWaitsForTheQueuedGroups(t *testing.T) {
 		}
 	}
 	verifyOK(t, s, "after the flush")
+}
+
+// The committer waits for Badger when too many keys are only in s.pend
+// (lagging), taking newer snapshots meanwhile. The group it waits with has
+// put its writes in s.pend already: a snapshot holding every group sent
+// before it must not take them out, or the next group reads what they
+// replaced — here a pool's queue record, and the codes it allocated would
+// be allocated again (a bug until session 18, found by bench ledger).
+func TestLaggingKeepsTheWaitingGroupsWrites(t *testing.T) {
+	defer func(n int, w time.Duration) { maxPendKeys, applyWindow = n, w }(maxPendKeys, applyWindow)
+	maxPendKeys, applyWindow = 2, 0 // the committer waits with almost every group
+	s := openSynced(t, Options{})
+	allocateConcurrently(t, s, "LG", 700)
+	if st := s.Stats(); st.BadgerLagWait == 0 {
+		t.Fatalf("the committer never waited for Badger: %+v", st)
+	}
+}
+
+// s.pend's generations: a write stays readable until the snapshot holds
+// its group, however often the generations turn.
+func TestPendGenerations(t *testing.T) {
+	defer func(n int, w time.Duration) { pendGen, applyWindow = n, w }(pendGen, applyWindow)
+	pendGen, applyWindow = 1, 0 // a snapshot after every group, a generation each
+	s := openSynced(t, Options{})
+	allocateConcurrently(t, s, "PG", 710, "PH", 720, "PI", 730)
+	if s.pendRetired == 0 {
+		t.Fatal("no generation of s.pend was retired")
+	}
+}
+
+// allocateConcurrently creates batches (batch, code prefix, ...) with a
+// pool of 3,000 codes each and allocates them in five-code events from 16
+// goroutines, each taking the batches in turn, checks that no code comes
+// twice, and verifies.
+func allocateConcurrently(t *testing.T, s *Store, batchPrefix ...any) {
+	t.Helper()
+	const n = 3000
+	var batches []string
+	for i := 0; i < len(batchPrefix); i += 2 {
+		b := batchPrefix[i].(string)
+		batches = append(batches, b)
+		must(t, s.CreateBatch(ctx, spec(b), op))
+		must(t, s.AddToPool(ctx, b+"-pool", codes(batchPrefix[i+1].(int), 0, n), "test"))
+	}
+	var mu sync.Mutex
+	seen := map[tracecode.Code]bool{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < len(batches)*n/16/5; i++ {
+				batch := batches[(w+i)%len(batches)]
+				cs, err := s.AllocateFromPool(ctx, batch, 1, batch+"-pool", 5, op)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				for _, c := range cs {
+					if seen[c] {
+						mu.Unlock()
+						errs <- fmt.Errorf("code %s allocated twice", c)
+						return
+					}
+					seen[c] = true
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	verifyOK(t, s, "after the allocations")
 }

@@ -100,23 +100,33 @@ type Store struct {
 	fatal    error                  // set when a commit failed in a way that leaves the caches unsure
 
 	// Committer-only pipeline state (see run).
-	snap    *badger.Txn // the committer's read-only snapshot: Badger as of group snapG
-	snapG   uint64
-	snapV   uint64           // snap's number (applier.takeSnap)
-	pend    map[string]pendW // the latest write of each key groups after snapG may have made
-	sent    []applyGroup     // the groups after snapG, in order (their logs: what to forget from pend)
-	gseq    uint64           // the last group sent
-	lastLog int              // the last group's writes and journal block size (newBuilder)
-	lastBlk int
-	overlay *wtx     // the flight, whose counters, batches and pools are not published yet
-	prev    *flight  // the last group sent to Badger
-	held    *request // taken from the queue, for the next group
-	nseq    uint64   // last seq applied (s.seq, s.head: last durable)
-	nhead   [32]byte // the hash of event nseq, in replay; else as at Open (the flights chain the rest: seal)
-	lsn     uint64   // the redo record the next group sent will be
-	timing  struct{ apply, settle, idle, lag atomic.Int64 }
-	drops   atomic.Uint64 // drop's calls (Stats)
-	stages  stageRing
+	snap  *badger.Txn // the committer's read-only snapshot: Badger as of group snapG
+	snapG uint64
+	snapV uint64 // snap's number (applier.takeSnap)
+	// pend is the latest write of each key that groups after snapG may
+	// have made, in two generations: a write goes to pend, which becomes
+	// pendOld once it holds pendGen keys (and pendOld is gone); pendOld
+	// goes whole once the snapshot holds its groups (up to pendOldTop).
+	// A key's entry stays after Badger has it (it equals what the snapshot
+	// holds, or is shadowed by a newer one in pend): nothing is deleted
+	// key by key as snapshots advance.
+	pend, pendOld map[string]pendW
+	pendOldTop    uint64
+	pendSpare     map[string]pendW // a cleared generation, for the next
+	pendRetired   int              // generations retired (tests)
+	sent          []applyGroup     // the groups after snapG, in order (their logs: what to forget from pend)
+	gseq          uint64           // the last group sent
+	lastLog       int              // the last group's writes and journal block size (newBuilder)
+	lastBlk       int
+	overlay       *wtx     // the flight, whose counters, batches and pools are not published yet
+	prev          *flight  // the last group sent to Badger
+	held          *request // taken from the queue, for the next group
+	nseq          uint64   // last seq applied (s.seq, s.head: last durable)
+	nhead         [32]byte // the hash of event nseq, in replay; else as at Open (the flights chain the rest: seal)
+	lsn           uint64   // the redo record the next group sent will be
+	timing        struct{ apply, settle, idle, lag atomic.Int64 }
+	drops         atomic.Uint64 // drop's calls (Stats)
+	stages        stageRing
 	// gathering: how many deferrable requests the committer holds (see
 	// gather); 0 when it holds none.
 	gathering atomic.Int32
@@ -698,8 +708,9 @@ func (s *Store) drop() {
 		s.newerSnap()
 	}
 	// The cache held the last writes of its codes (written.hot): they go
-	// back in s.pend (they stay there until Badger has every group, a
-	// newer write replaces them, or the next rebuild); the touch log
+	// back in s.pend (they stay there until Badger has every group, their
+	// generation is retired, a newer write replaces them, or the next
+	// rebuild); the touch log
 	// lacks them, so no hint from before now is trusted.
 	s.rebuildPend(true)
 	s.touched.reset(s.nseq)
@@ -723,32 +734,67 @@ func (s *Store) fresh() {
 }
 
 // newerSnap takes the applier's newest snapshot, if it is newer than the
-// committer's, and forgets the writes of s.pend that it holds.
-func (s *Store) newerSnap() {
+// committer's; s.pend forgets what it holds a generation at a time (see
+// Store.pend), or all of it once the snapshot holds every group sent.
+func (s *Store) newerSnap() { s.newerSnapBuilding(false) }
+
+// newerSnapBuilding is newerSnap while a group is being built (building):
+// its writes are in s.pend, not yet in s.sent, and stay even if the
+// snapshot holds every group sent (session 18: the committer waiting for
+// Badger with a group in hand cleared them, and the next group read the
+// keys they replaced).
+func (s *Store) newerSnapBuilding(building bool) {
 	txn, g, v := s.ap.takeSnap(s.snapV)
 	if txn == nil {
 		return
 	}
 	s.snap.Discard()
 	s.snap, s.snapG, s.snapV = txn, g, v
-	if g >= s.gseq {
+	if g >= s.gseq && !building {
 		clear(s.pend)
+		s.retirePendOld()
 		s.sent = s.sent[:0]
 		return
 	}
 	i := 0
-	for ; i < len(s.sent) && s.sent[i].g <= g; i++ {
-		for _, w := range s.sent[i].log {
-			if w.hot {
-				continue // not in s.pend (putRec)
-			}
-			if p, ok := s.pend[string(w.k)]; ok && p.g == s.sent[i].g {
-				delete(s.pend, string(w.k))
-			}
-		}
+	for i < len(s.sent) && s.sent[i].g <= g {
+		i++
 	}
 	s.sent = append(s.sent[:0], s.sent[i:]...)
+	if s.pendOld != nil && g >= s.pendOldTop {
+		s.retirePendOld()
+	}
+	if s.pendOld == nil && len(s.pend) >= pendGen {
+		// Every write in it is of a group up to the one being built.
+		s.pendOld, s.pendOldTop = s.pend, s.gseq+1
+		s.pend, s.pendSpare = s.pendSpare, nil
+		if s.pend == nil {
+			s.pend = make(map[string]pendW, pendGen)
+		}
+	}
 }
+
+// pendGen is the size at which s.pend becomes s.pendOld: with the writes
+// made while the snapshot lags (some 40,000 keys at a full load), under
+// maxPendKeys, which counts both generations.
+var pendGen = 1 << 15 // a variable for tests
+
+// retirePendOld forgets s.pendOld, keeping its table for the next
+// generation unless it grew large.
+func (s *Store) retirePendOld() {
+	if s.pendOld == nil {
+		return
+	}
+	if len(s.pendOld) <= 2*pendGen {
+		clear(s.pendOld)
+		s.pendSpare = s.pendOld
+	}
+	s.pendOld = nil
+	s.pendRetired++
+}
+
+// pendLen is the number of keys s.pend's generations hold.
+func (s *Store) pendLen() int { return len(s.pend) + len(s.pendOld) }
 
 // unpend takes the writes of a group that was not sent out of s.pend: it
 // is rebuilt from the groups sent after the snapshot (rare: a group too
@@ -759,6 +805,7 @@ func (s *Store) unpend() { s.rebuildPend(false) }
 // the code records the committer's cache holds (written.hot) if withHot.
 func (s *Store) rebuildPend(withHot bool) {
 	clear(s.pend)
+	s.retirePendOld()
 	for _, g := range s.sent {
 		for _, w := range g.log {
 			if !w.hot || withHot {
@@ -889,11 +936,11 @@ func (s *Store) process(group []*request) {
 		s.allocs[pool].add(rs...)
 	}
 	// Badger may fall behind by a bounded amount only.
-	if s.ap.lagging(len(s.pend)) {
+	if s.ap.lagging(s.pendLen()) {
 		t3 := time.Now()
-		for s.ap.lagging(len(s.pend)) {
+		for s.ap.lagging(s.pendLen()) {
 			s.ap.waitLess()
-			s.newerSnap()
+			s.newerSnapBuilding(true) // this group's writes stay in s.pend
 		}
 		s.timing.settle.Add(int64(time.Since(t3)))
 		s.timing.lag.Add(int64(time.Since(t3)))

@@ -147,7 +147,11 @@ func (t *wtx) get(k []byte) ([]byte, bool, error) {
 	if t.hot {
 		// The latest write of k, this group's or one Badger may lack
 		// (s.pend), else the snapshot.
-		if w, ok := t.s.pend[string(k)]; ok {
+		w, ok := t.s.pend[string(k)]
+		if !ok && t.s.pendOld != nil {
+			w, ok = t.s.pendOld[string(k)]
+		}
+		if ok {
 			if w.del {
 				return nil, false, nil
 			}
