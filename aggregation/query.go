@@ -245,7 +245,7 @@ func (s *Store) Codes(ctx context.Context, batch string, level tracecode.Level, 
 		pfx := codePrefix(batch, level)
 		o := badger.DefaultIteratorOptions
 		o.Prefix = pfx
-		o.PrefetchSize = 256
+		o.PrefetchValues = false // code records are inline (see refillPool)
 		it := t.txn.NewIterator(o)
 		defer it.Close()
 		n := 0
@@ -329,6 +329,7 @@ func (s *Store) Unconfirmed(ctx context.Context, batch string, fn func(Unconfirm
 			pfx := codePrefix(batch, ls.Level)
 			o := badger.DefaultIteratorOptions
 			o.Prefix = pfx
+			o.PrefetchValues = false // code records are inline (see refillPool)
 			it := t.txn.NewIterator(o)
 			for it.Rewind(); it.Valid(); it.Next() {
 				if err := ctx.Err(); err != nil {

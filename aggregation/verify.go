@@ -517,6 +517,7 @@ func checkInvariants(ctx context.Context, txn *badger.Txn, rep *VerifyReport) er
 	rep.Batches = len(batches)
 	o := badger.DefaultIteratorOptions
 	o.Prefix = []byte(pfxCode)
+	o.PrefetchValues = false // code records are inline (see refillPool)
 	it := txn.NewIterator(o)
 	defer it.Close()
 	lo := badger.DefaultIteratorOptions
