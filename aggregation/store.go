@@ -113,7 +113,7 @@ type Store struct {
 	pend, pendOld map[string]pendW
 	pendOldTop    uint64
 	pendSpare     map[string]pendW // a cleared generation, for the next
-	pendRetired   int              // generations retired (tests)
+	pendRetired   atomic.Int64     // generations retired (tests)
 	sent          []applyGroup     // the groups after snapG, in order (their logs: what to forget from pend)
 	gseq          uint64           // the last group sent
 	lastLog       int              // the last group's writes and journal block size (newBuilder)
@@ -790,7 +790,7 @@ func (s *Store) retirePendOld() {
 		s.pendSpare = s.pendOld
 	}
 	s.pendOld = nil
-	s.pendRetired++
+	s.pendRetired.Add(1)
 }
 
 // pendLen is the number of keys s.pend's generations hold.
