@@ -408,7 +408,10 @@ func TestCheckpointFlushWaitsForTheQueuedGroups(t *testing.T) {
 // be allocated again (a bug until session 18, found by bench ledger).
 func TestLaggingKeepsTheWaitingGroupsWrites(t *testing.T) {
 	defer func(n int, w time.Duration) { maxPendKeys, applyWindow = n, w }(maxPendKeys, applyWindow)
-	maxPendKeys, applyWindow = 2, 0 // the committer waits with almost every group
+	// The committer waits with almost every group: the applier gathers
+	// for 5 ms, so groups are queued when it looks, and the wait hurries
+	// the applier to take them all.
+	maxPendKeys, applyWindow = 2, 5*time.Millisecond
 	s := openSynced(t, Options{})
 	allocateConcurrently(t, s, "LG", 700)
 	if st := s.Stats(); st.BadgerLagWait == 0 {
