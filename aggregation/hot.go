@@ -14,10 +14,10 @@ import (
 // sharded so that those reads rarely wait for a write.
 //
 // An entry is a pointer: the committer updates a code it looked up in
-// place (slot.set), without hashing the code or probing the map again —
-// a code's allocation, send and commission then take two map operations
-// on the committer's side instead of six (issue 14's profile: the maps of
-// code strings were a tenth of the CPU at 1M units).
+// place (put through codeView.slot), without hashing the code or probing
+// the map again — a code's allocation, send and commission then take four
+// map operations on the committer's side instead of eight (issue 14's
+// profile: the maps of code strings were a tenth of the CPU at 1M units).
 type hotCache struct {
 	seed maphash.Seed
 	n    atomic.Int64

@@ -96,10 +96,13 @@ func locKey(c tracecode.Code) []byte {
 }
 
 func codePrefix(batch string, level tracecode.Level) []byte {
-	k := make([]byte, 0, len(pfxCode)+len(batch)+2)
-	k = append(k, pfxCode...)
-	k = append(k, batch...)
-	return append(k, 0, byte(level))
+	return appendCodePrefix(make([]byte, 0, len(pfxCode)+len(batch)+2), batch, level)
+}
+
+func appendCodePrefix(b []byte, batch string, level tracecode.Level) []byte {
+	b = append(b, pfxCode...)
+	b = append(b, batch...)
+	return append(b, 0, byte(level))
 }
 
 func codeKey(batch string, level tracecode.Level, c tracecode.Code) []byte {
@@ -113,10 +116,7 @@ func codeKeyCap(batch string, c tracecode.Code) int {
 
 // appendCodeKey appends codeKey(batch, level, c) to b.
 func appendCodeKey(b []byte, batch string, level tracecode.Level, c tracecode.Code) []byte {
-	b = append(b, pfxCode...)
-	b = append(b, batch...)
-	b = append(b, 0, byte(level))
-	return appendCode(b, "", c)
+	return appendCode(appendCodePrefix(b, batch, level), "", c)
 }
 
 func poolCodePrefix(pool string) []byte {

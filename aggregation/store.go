@@ -114,7 +114,7 @@ type Store struct {
 	pendOldTop    uint64
 	pendSpare     map[string]pendW // a cleared generation, for the next
 	pendRetired   atomic.Int64     // generations retired (tests)
-	sent          []applyGroup     // the groups after snapG, in order (their logs: what to forget from pend)
+	sent          []applyGroup     // the groups after snapG, in order (their logs rebuild pend: rebuildPend)
 	gseq          uint64           // the last group sent
 	lastLog       int              // the last group's writes and journal block size (newBuilder)
 	lastBlk       int
@@ -710,8 +710,8 @@ func (s *Store) drop() {
 	// The cache held the last writes of its codes (written.hot): they go
 	// back in s.pend (they stay there until Badger has every group, their
 	// generation is retired, a newer write replaces them, or the next
-	// rebuild); the touch log
-	// lacks them, so no hint from before now is trusted.
+	// rebuild); the touch log lacks them, so no hint from before now is
+	// trusted.
 	s.rebuildPend(true)
 	s.touched.reset(s.nseq)
 	if s.rcache != nil {
@@ -740,9 +740,8 @@ func (s *Store) newerSnap() { s.newerSnapBuilding(false) }
 
 // newerSnapBuilding is newerSnap while a group is being built (building):
 // its writes are in s.pend, not yet in s.sent, and stay even if the
-// snapshot holds every group sent (session 18: the committer waiting for
-// Badger with a group in hand cleared them, and the next group read the
-// keys they replaced).
+// snapshot holds every group sent; cleared, the next group would read the
+// values they replaced (TestLaggingKeepsTheWaitingGroupsWrites).
 func (s *Store) newerSnapBuilding(building bool) {
 	txn, g, v := s.ap.takeSnap(s.snapV)
 	if txn == nil {
