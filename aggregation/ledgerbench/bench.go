@@ -281,7 +281,8 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	}
 	// Setup: import, allocate and send every code.
 	ts := time.Now()
-	levels := make([][]tracecode.Code, len(counts))
+	levels := make([][]tracecode.Code, len(counts)) // the parents' levels; level 1 is units
+	var units codeList
 	for li, n := range counts {
 		cs := make([]tracecode.Code, n)
 		for i := range cs {
@@ -311,7 +312,12 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 					return res, err
 				}
 			}
-			levels[0] = append(got, make([]tracecode.Code, n-len(got))...)
+			units = newCodeList(n, len(cs[0]))
+			for i, c := range got {
+				if err := units.set(i, c); err != nil {
+					return res, err
+				}
+			}
 			res.Codes += n
 			continue
 		}
@@ -330,7 +336,6 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	cfg.Logger.Info("bench ledger: setup done", "elapsed_s", benchstat.Round(time.Since(t0).Seconds()), "rss_mb", benchstat.Round(rssMB()))
 
 	// Line load: one commission every 1/rate s, each timed.
-	units := levels[0]
 	var lineLat []time.Duration
 	mark := s.WritesSampled()
 	tick := time.NewTicker(time.Second / time.Duration(cfg.LineRate))
@@ -342,7 +347,7 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 			return res, ctx.Err()
 		}
 		st := time.Now()
-		if err := s.Commission(ctx, units[i], aggregation.UnitInfo{ItemID: uint64(i)}, dev); err != nil {
+		if err := s.Commission(ctx, units.at(i), aggregation.UnitInfo{ItemID: uint64(i)}, dev); err != nil {
 			tick.Stop()
 			return res, err
 		}
@@ -366,10 +371,10 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	// request), send them to the printer 16 at a time, and commission each
 	// unit (one request per unit). Every code makes three durable
 	// transitions: allocated, sent, commissioned.
-	rest := units[cfg.LineSamples:]
+	rest := cfg.Units - cfg.LineSamples
 	pool1 := poolName(batch, 1)
 	const alloc, ahead = 64, 16
-	lat := make([]time.Duration, len(rest))
+	lat := make([]time.Duration, rest)
 	if cfg.Profile != nil {
 		if err := pprof.StartCPUProfile(cfg.Profile); err != nil {
 			return res, fmt.Errorf("cpu profile: %w", err)
@@ -382,14 +387,22 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	}
 	st0 := s.Stats()
 	tf, cpu0 := time.Now(), benchstat.ProcessCPU()
-	if err := parallel(ctx, cfg.Writers, (len(rest)+alloc-1)/alloc, func(i int) error {
-		item := rest[i*alloc : min((i+1)*alloc, len(rest))]
-		if !cfg.Prealloc {
-			got, err := s.AllocateFromPool(ctx, batch, 1, pool1, len(item), dev)
-			if err != nil {
+	if err := parallel(ctx, cfg.Writers, (rest+alloc-1)/alloc, func(i int) error {
+		from := cfg.LineSamples + i*alloc
+		to := min(from+alloc, cfg.Units)
+		var item []tracecode.Code
+		if cfg.Prealloc {
+			item = units.slice(from, to)
+		} else {
+			var err error
+			if item, err = s.AllocateFromPool(ctx, batch, 1, pool1, to-from, dev); err != nil {
 				return err
 			}
-			copy(item, got)
+			for j, c := range item {
+				if err := units.set(from+j, c); err != nil {
+					return err
+				}
+			}
 		}
 		for p := 0; p < len(item); p += ahead {
 			part := item[p:min(p+ahead, len(item))]
@@ -434,12 +447,12 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Prealloc {
 		perCode = 2
 	}
-	res.TransitionsPerS = perCode * float64(len(rest)) / el
-	res.TransitionsPerSSettled = perCode * float64(len(rest)) / elSettled
+	res.TransitionsPerS = perCode * float64(rest) / el
+	res.TransitionsPerSSettled = perCode * float64(rest) / elSettled
 	res.BadgerCatchupMs = benchstat.Round((elSettled - el) * 1000)
-	res.CommissionsPerS = float64(len(rest)) / el
+	res.CommissionsPerS = float64(rest) / el
 	res.CPUS = benchstat.Round(cpu.Seconds())
-	res.CPUUsPerTransition = benchstat.Round(cpu.Seconds() * 1e6 / (perCode * float64(len(rest))))
+	res.CPUUsPerTransition = benchstat.Round(cpu.Seconds() * 1e6 / (perCode * float64(rest)))
 	res.AckP50Ms, res.AckP99Ms, res.AckMaxMs = benchstat.Pct(lat)
 	if st := s.Stats(); st.Groups > st0.Groups {
 		res.Groups = st.Groups - st0.Groups
@@ -454,12 +467,12 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 		if n := st.BadgerCommits - st0.BadgerCommits; n > 0 {
 			res.BadgerGroupsPerCommit = benchstat.Round(float64(st.BadgerGroups-st0.BadgerGroups) / float64(n))
 		}
-		res.BadgerWritesPerTrans = benchstat.Round(float64(st.BadgerWrites-st0.BadgerWrites) / (perCode * float64(len(rest))))
-		res.GroupWritesPerTrans = benchstat.Round(float64(st.BadgerWritesIn-st0.BadgerWritesIn) / (perCode * float64(len(rest))))
-		res.BadgerDeferredPerTrans = benchstat.Round(float64(st.BadgerDeferred-st0.BadgerDeferred) / (perCode * float64(len(rest))))
-		res.BadgerFlushedPerTrans = benchstat.Round(float64(st.BadgerFlushed-st0.BadgerFlushed) / (perCode * float64(len(rest))))
+		res.BadgerWritesPerTrans = benchstat.Round(float64(st.BadgerWrites-st0.BadgerWrites) / (perCode * float64(rest)))
+		res.GroupWritesPerTrans = benchstat.Round(float64(st.BadgerWritesIn-st0.BadgerWritesIn) / (perCode * float64(rest)))
+		res.BadgerDeferredPerTrans = benchstat.Round(float64(st.BadgerDeferred-st0.BadgerDeferred) / (perCode * float64(rest)))
+		res.BadgerFlushedPerTrans = benchstat.Round(float64(st.BadgerFlushed-st0.BadgerFlushed) / (perCode * float64(rest)))
 		res.BadgerFullFlushes, res.CacheDrops = st.BadgerFullFlushes-st0.BadgerFullFlushes, st.CacheDrops-st0.CacheDrops
-		res.RedoBytesPerTrans = benchstat.Round(float64(st.RedoBytes-st0.RedoBytes) / (perCode * float64(len(rest))))
+		res.RedoBytesPerTrans = benchstat.Round(float64(st.RedoBytes-st0.RedoBytes) / (perCode * float64(rest)))
 		res.Checkpoints = st.Checkpoints - st0.Checkpoints
 		res.RedoSegmentWaitMs = benchstat.Ms(st.RedoSegmentWait - st0.RedoSegmentWait)
 	}
@@ -483,12 +496,18 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 			return res, fmt.Errorf("mark sent L%d: %w", li+1, err)
 		}
 		levels[li] = lv
-		kids, r := levels[li-1], cfg.Ratios[li-1]
+		r := cfg.Ratios[li-1]
 		if err := parallel(ctx, cfg.Writers, len(lv), func(i int) error {
 			if err := s.Commission(ctx, lv[i], aggregation.UnitInfo{}, dev); err != nil {
 				return err
 			}
-			return s.Pack(ctx, lv[i], kids[i*r:(i+1)*r], aggregation.PackOpts{}, dev)
+			var kids []tracecode.Code
+			if li == 1 {
+				kids = units.slice(i*r, (i+1)*r)
+			} else {
+				kids = levels[li-1][i*r : (i+1)*r]
+			}
+			return s.Pack(ctx, lv[i], kids, aggregation.PackOpts{}, dev)
 		}, nil); err != nil {
 			return res, fmt.Errorf("pack L%d: %w", li+1, err)
 		}
@@ -590,6 +609,37 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 
 // batchSalt keeps two runs on the same data directory from colliding codes.
 // poolName is the pool of a level's codes in the benchmark batch.
+// codeList holds a level's codes, all of one length, back to back in one
+// allocation. The bench keeps its million units between the phases; as a
+// million strings they were a million objects for every GC cycle of the
+// full load to mark (a third of its GC work at 1M units), which a line
+// controller, holding only the codes in flight, never carries.
+type codeList struct {
+	w   int
+	buf []byte
+}
+
+func newCodeList(n, w int) codeList { return codeList{w: w, buf: make([]byte, n*w)} }
+
+func (l codeList) set(i int, c tracecode.Code) error {
+	if len(c) != l.w {
+		return fmt.Errorf("bench: code %q is not %d characters long as the others", c, l.w)
+	}
+	copy(l.buf[i*l.w:], c)
+	return nil
+}
+
+func (l codeList) at(i int) tracecode.Code { return tracecode.Code(l.buf[i*l.w : (i+1)*l.w]) }
+
+// slice returns the codes from..to-1 as strings of their own.
+func (l codeList) slice(from, to int) []tracecode.Code {
+	out := make([]tracecode.Code, to-from)
+	for i := range out {
+		out[i] = l.at(from + i)
+	}
+	return out
+}
+
 func poolName(batch string, level int) string { return fmt.Sprintf("%s-L%d", batch, level) }
 
 func batchSalt(batch string) int {
