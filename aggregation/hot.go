@@ -60,11 +60,11 @@ func (h *hotCache) shard(c tracecode.Code) *hotShard {
 // get returns c's view, which names its entry (slot) for putRec. Its Seqs
 // are shared and clipped (no spare capacity): append to them, which
 // copies, but never change them in place. The committer's only.
+//
+// It takes no lock: only the committer writes the maps, so its own reads
+// cannot race with a write, and callers' reads (has) only read.
 func (h *hotCache) get(c tracecode.Code) (codeView, bool) {
-	sh := h.shard(c)
-	sh.mu.RLock()
-	e := sh.m[c]
-	sh.mu.RUnlock()
+	e := h.shard(c).m[c]
 	if e == nil {
 		return codeView{}, false
 	}
