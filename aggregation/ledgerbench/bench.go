@@ -607,8 +607,6 @@ func runLedger(ctx context.Context, cfg Config) (Result, error) {
 	return res, nil
 }
 
-// batchSalt keeps two runs on the same data directory from colliding codes.
-// poolName is the pool of a level's codes in the benchmark batch.
 // codeList holds a level's codes, all of one length, back to back in one
 // allocation. The bench keeps its million units between the phases; as a
 // million strings they were a million objects for every GC cycle of the
@@ -640,8 +638,10 @@ func (l codeList) slice(from, to int) []tracecode.Code {
 	return out
 }
 
+// poolName is the pool of a level's codes in the benchmark batch.
 func poolName(batch string, level int) string { return fmt.Sprintf("%s-L%d", batch, level) }
 
+// batchSalt keeps two runs on the same data directory from colliding codes.
 func batchSalt(batch string) int {
 	h := 0
 	for _, c := range batch {
