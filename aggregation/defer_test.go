@@ -2,6 +2,7 @@ package aggregation
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -102,5 +103,76 @@ func TestCloseAnswersTheLastGroup(t *testing.T) {
 	must(t, s.Close())
 	if err := <-got; err != nil {
 		t.Fatalf("a write that landed before Close: %v, want written", err)
+	}
+}
+
+// TestCommissionRequestsUsedAgain: Commission's requests (and their done
+// channels) are used again once answered. Many goroutines commission
+// codes through a synced store, so that groups really are in flight while
+// the next is applied and answers race new requests; every code must then
+// carry its own unit in its commission event — a request used again while
+// the committer still held it would give a code another call's unit, or
+// answer a call twice. Then Close races the last commissions: every call
+// answered without error is in the ledger after reopening.
+func TestCommissionRequestsUsedAgain(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	must(t, err)
+	const n, workers = 3000, 48
+	cs := allocated(t, s, "B1", 7, n)
+	must(t, s.MarkSent(ctx, cs, op))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	ok := make([]atomic.Bool, n)
+	closeAt := int64(n * 9 / 10)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= n {
+					return
+				}
+				if i == closeAt {
+					go s.Close()
+				}
+				if err := s.Commission(ctx, cs[i], UnitInfo{ItemID: uint64(i) + 1}, op); err == nil {
+					ok[i].Store(true)
+				} else if !errors.Is(err, ErrClosed) {
+					t.Errorf("commission %d: %v", i, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s.Close()
+	s, err = Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	answered := 0
+	for i, c := range cs {
+		info, err := s.Code(ctx, c)
+		must(t, err)
+		var units []uint64
+		for _, ev := range info.History {
+			if ev.Kind == EvCommission {
+				if len(ev.Codes) != 1 || ev.Codes[0] != c || ev.Unit == nil {
+					t.Fatalf("code %s: commission event %+v", c, ev)
+				}
+				units = append(units, ev.Unit.ItemID)
+			}
+		}
+		if ok[i].Load() {
+			answered++
+			if len(units) != 1 || units[0] != uint64(i)+1 {
+				t.Fatalf("code %s (call %d, answered): commissioned for units %v, want [%d]", c, i, units, i+1)
+			}
+		} else if len(units) > 1 || len(units) == 1 && units[0] != uint64(i)+1 {
+			t.Fatalf("code %s (call %d, refused at Close): commissioned for units %v", c, i, units)
+		}
+	}
+	if answered < int(closeAt)-workers { // at most one call per worker in the air at Close
+		t.Fatalf("%d commissions answered, want at least %d", answered, int(closeAt)-workers)
 	}
 }

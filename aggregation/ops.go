@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -198,13 +199,25 @@ func (s *Store) MarkPrinted(ctx context.Context, code tracecode.Code, by Actor) 
 // Commission records a verified code (sent or printed → commissioned),
 // durable on return. A code already commissioned gives ErrDuplicate.
 func (s *Store) Commission(ctx context.Context, code tracecode.Code, info UnitInfo, by Actor) error {
-	// The one code and the unit live in the request: one allocation per
-	// unit instead of three (the line's most frequent write).
-	r := &request{}
+	// The one code and the unit live in the request, and the request (with
+	// its done channel) is used again once submit is done with it: the
+	// line's most frequent write allocates nothing of its own. The
+	// committer keeps no pointer into a request it answered: it copies the
+	// event's codes (Store.add), and a code is a string.
+	r := commissionReqs.Get().(*request)
 	r.one[0], r.unit = code, info
 	r.ev = Event{Kind: EvCommission, Codes: r.one[:], Unit: &r.unit, Actor: by}
-	return s.submit(ctx, r)
+	err := s.submit(ctx, r)
+	if r.spent {
+		*r = request{done: r.done}
+		commissionReqs.Put(r)
+	}
+	return err
 }
+
+// commissionReqs are Commission's requests, used again (at full load a
+// request per unit was 16% of the bytes the ledger allocated: session 20).
+var commissionReqs = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
 
 // Reject records a rejected unit's code (sent or printed → rejected).
 func (s *Store) Reject(ctx context.Context, code tracecode.Code, reason string, by Actor) error {

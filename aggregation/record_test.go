@@ -215,12 +215,17 @@ func FuzzKeyCode(f *testing.F) {
 // appendJournalEntry), whether it starts the ledger or follows another group,
 // and its length is the one the committer reserved.
 func TestSealMatchesTheChain(t *testing.T) {
-	for _, first := range []uint64{1, 41} {
+	// The groups share their encoding buffers as the committer's do
+	// (journalBufs): the second group encodes into the chunk the first
+	// one's seal gave back, and the first group's block must not change.
+	bufs := newJournalBufs()
+	var blocks, wants [][]byte
+	for _, first := range []uint64{1, 41, 97} {
 		var before [32]byte
 		if first > 1 {
 			before = sha256.Sum256([]byte("the group before"))
 		}
-		var j groupJournal
+		j := groupJournal{bufs: bufs}
 		var want []byte
 		prev := before
 		for i, ev := range sampleEvents() {
@@ -232,7 +237,19 @@ func TestSealMatchesTheChain(t *testing.T) {
 			}
 			body, err := appendEvent(nil, &ev)
 			must(t, err)
-			prev = chainHash(prev, ev.Seq-1, body)
+			// The chain hash, independently: SHA-256(prev || body), from
+			// 32 zero bytes for the first event.
+			h := sha256.New()
+			if ev.Seq > 1 {
+				h.Write(prev[:])
+			} else {
+				h.Write(make([]byte, 32))
+			}
+			h.Write(body)
+			copy(prev[:], h.Sum(nil))
+			if got := chainHash(prev, 0, nil); got != sha256.Sum256(make([]byte, 32)) {
+				t.Fatalf("chainHash of the first event does not start from zeros")
+			}
 			want = appendJournalEntry(want, prev, body)
 		}
 		blk, head := j.seal(before)
@@ -241,6 +258,15 @@ func TestSealMatchesTheChain(t *testing.T) {
 		}
 		if j.n != len(blk) {
 			t.Fatalf("from seq %d: reserved %d bytes for a block of %d", first, j.n, len(blk))
+		}
+		if len(bufs.chunks) == 0 {
+			t.Fatalf("from seq %d: the seal gave no encoding buffer back", first)
+		}
+		blocks, wants = append(blocks, blk), append(wants, want)
+	}
+	for i := range blocks {
+		if !bytes.Equal(blocks[i], wants[i]) {
+			t.Fatalf("group %d's block changed once a later group was encoded into the buffers its seal gave back", i+1)
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"log/slog"
 	"slices"
 	"sync"
@@ -118,12 +117,14 @@ type Store struct {
 	gseq          uint64           // the last group sent
 	lastLog       int              // the last group's writes and journal block size (newBuilder)
 	lastBlk       int
-	overlay       *wtx     // the flight, whose counters, batches and pools are not published yet
-	prev          *flight  // the last group sent to Badger
-	held          *request // taken from the queue, for the next group
-	nseq          uint64   // last seq applied (s.seq, s.head: last durable)
-	nhead         [32]byte // the hash of event nseq, in replay; else as at Open (the flights chain the rest: seal)
-	lsn           uint64   // the redo record the next group sent will be
+	doneBuf       []applied   // the last builder's done, cleared, for the next (newBuilder)
+	jbufs         journalBufs // encoding buffers the flights' seals give back
+	overlay       *wtx        // the flight, whose counters, batches and pools are not published yet
+	prev          *flight     // the last group sent to Badger
+	held          *request    // taken from the queue, for the next group
+	nseq          uint64      // last seq applied (s.seq, s.head: last durable)
+	nhead         [32]byte    // the hash of event nseq, in replay; else as at Open (the flights chain the rest: seal)
+	lsn           uint64      // the redo record the next group sent will be
 	timing        struct{ apply, settle, idle, lag atomic.Int64 }
 	drops         atomic.Uint64 // drop's calls (Stats)
 	stages        stageRing
@@ -155,7 +156,10 @@ type request struct {
 	// results
 	collided []tracecode.Code
 	lastKey  []byte
-	done     chan struct{}
+	done     chan struct{} // room for one signal: answer sends it once
+	// spent: submit is done with the request, and the committer will not
+	// touch it again (it was answered, or never queued).
+	spent bool
 	// one and unit hold a single-code event's code and unit (Commission).
 	one  [1]tracecode.Code
 	unit UnitInfo
@@ -265,6 +269,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.lsn = rl.next
 	}
 	s.pend = map[string]pendW{}
+	s.jbufs = newJournalBufs()
 	s.snap = db.NewTransaction(false)
 	s.ap = newApplier(s, s.seq)
 	if rl != nil {
@@ -403,7 +408,9 @@ func (s *Store) Close() error {
 
 // submit queues r and waits until it is durable (or refused).
 func (s *Store) submit(ctx context.Context, r *request) error {
-	r.done = make(chan struct{})
+	if r.done == nil {
+		r.done = make(chan struct{}, 1)
+	}
 	s.mu.RLock()
 	closed, fatal := s.closed, s.fatal
 	s.mu.RUnlock()
@@ -423,8 +430,10 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	select {
 	case s.reqs <- r:
 	case <-s.stop:
+		r.spent = true
 		return ErrClosed
 	case <-ctx.Done():
+		r.spent = true
 		return ctx.Err()
 	}
 	// Once queued, the request will be decided; wait for it even if ctx ends,
@@ -436,9 +445,10 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 		select {
 		case <-r.done:
 		default:
-			return ErrClosed
+			return ErrClosed // r may still be in the queue: not spent
 		}
 	}
+	r.spent = true
 	if r.err == nil {
 		s.sample(r, time.Now())
 	}
@@ -642,7 +652,7 @@ func (s *Store) drainAfterStop() {
 		select {
 		case r := <-s.reqs:
 			r.err = ErrClosed
-			close(r.done)
+			r.done <- struct{}{}
 		default:
 			return
 		}
@@ -824,13 +834,17 @@ func (s *Store) fail(err error) {
 	s.log.Error("ledger: Badger failed behind the redo log; store is read-only until reopened (the log keeps the groups)", "err", err)
 }
 
-// answer closes every request of group, giving err to those without one.
+// answer signals every request of group, giving err to those without one.
+// A request is answered once, and its done channel has room for the one
+// signal (a channel sent to, not closed: a Commission's request and its
+// channel are used again, see Commission). After the send the committer
+// never touches the request again.
 func answer(group []*request, err error) {
 	for _, r := range group {
 		if err != nil && r.err == nil {
 			r.err = err
 		}
-		close(r.done)
+		r.done <- struct{}{}
 	}
 }
 
@@ -1073,6 +1087,12 @@ func (s *Store) newBuilder(t *wtx) *builder {
 	}
 	b := &builder{t: t, seq: s.nseq, head: s.nhead}
 	b.jn.sizedFor(s.lastBlk)
+	if !s.opts.replay {
+		b.jn.bufs = s.jbufs
+	}
+	// done is the committer's alone, and dead once finish has told the
+	// callers: the next builder takes it (a failed builder's is lost).
+	b.done, s.doneBuf = s.doneBuf[:0], nil
 	return b
 }
 
@@ -1165,6 +1185,8 @@ func (s *Store) finish(b *builder) error {
 	for _, a := range b.done {
 		a.r.ev.Codes, a.r.ev.Seq = a.codes, a.seq
 	}
+	clear(b.done)
+	s.doneBuf = b.done[:0]
 	s.lastLog = len(t.log)
 	return nil
 }
@@ -1250,23 +1272,17 @@ func chainHash(prev [32]byte, prevSeq uint64, body []byte) [32]byte {
 	return c.sum(prev, prevSeq, body)
 }
 
-// chainHasher computes chainHash for many events with one SHA-256 state.
-type chainHasher struct{ h hash.Hash }
+// chainHasher computes chainHash for many events into one buffer: the
+// digest is taken with sha256.Sum256 on prev || body, so nothing escapes
+// (the hash.Hash interface made its output buffer a heap object per event).
+type chainHasher struct{ buf []byte }
 
 func (c *chainHasher) sum(prev [32]byte, prevSeq uint64, body []byte) [32]byte {
-	if c.h == nil {
-		c.h = sha256.New()
-	} else {
-		c.h.Reset()
-	}
 	if prevSeq == 0 {
 		prev = [32]byte{}
 	}
-	c.h.Write(prev[:])
-	c.h.Write(body)
-	var out [32]byte
-	c.h.Sum(out[:0])
-	return out
+	c.buf = append(append(c.buf[:0], prev[:]...), body...)
+	return sha256.Sum256(c.buf)
 }
 
 // badgerLogger sends Badger's warnings and errors to slog; its chatter is dropped.

@@ -206,7 +206,7 @@ type scratchReplay struct {
 }
 
 func (g *scratchReplay) add(ev *Event) {
-	r := &request{ev: *ev, done: make(chan struct{})}
+	r := &request{ev: *ev, done: make(chan struct{}, 1)}
 	if alone(r) {
 		// Its scan reads Badger, which holds every group before it once
 		// they are flushed (Store.fresh), and not its group's own writes.
