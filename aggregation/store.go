@@ -117,14 +117,15 @@ type Store struct {
 	gseq          uint64           // the last group sent
 	lastLog       int              // the last group's writes and journal block size (newBuilder)
 	lastBlk       int
-	doneBuf       []applied   // the last builder's done, cleared, for the next (newBuilder)
-	jbufs         journalBufs // encoding buffers the flights' seals give back
-	overlay       *wtx        // the flight, whose counters, batches and pools are not published yet
-	prev          *flight     // the last group sent to Badger
-	held          *request    // taken from the queue, for the next group
-	nseq          uint64      // last seq applied (s.seq, s.head: last durable)
-	nhead         [32]byte    // the hash of event nseq, in replay; else as at Open (the flights chain the rest: seal)
-	lsn           uint64      // the redo record the next group sent will be
+	doneBuf       []applied    // the last builder's done, cleared, for the next (newBuilder)
+	scratch       applyScratch // one request's code views, the committer's (wtx.scratch)
+	jbufs         journalBufs  // encoding buffers the flights' seals give back
+	overlay       *wtx         // the flight, whose counters, batches and pools are not published yet
+	prev          *flight      // the last group sent to Badger
+	held          *request     // taken from the queue, for the next group
+	nseq          uint64       // last seq applied (s.seq, s.head: last durable)
+	nhead         [32]byte     // the hash of event nseq, in replay; else as at Open (the flights chain the rest: seal)
+	lsn           uint64       // the redo record the next group sent will be
 	timing        struct{ apply, settle, idle, lag atomic.Int64 }
 	drops         atomic.Uint64 // drop's calls (Stats)
 	stages        stageRing

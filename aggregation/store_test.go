@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -291,4 +292,26 @@ func TestTrimPools(t *testing.T) {
 	if rep, err := s.Verify(ctx); err != nil || !rep.OK() {
 		t.Fatalf("verify after reopen: %v %v", err, rep.Problems)
 	}
+}
+
+// TestMarkSentRefusesARepeatedCode: a code named twice in one MarkSent is
+// refused and nothing of the call is written — for a short call (checked
+// against the codes before it) and a long one (a map) alike.
+func TestMarkSentRefusesARepeatedCode(t *testing.T) {
+	s, _ := openTest(t)
+	cs := allocated(t, s, "B1", 3, 64)
+	for _, n := range []int{5, 40} {
+		call := append(append([]tracecode.Code{}, cs[:n]...), cs[n/2])
+		if err := s.MarkSent(ctx, call, op); !IsRefused(err) || !strings.Contains(err.Error(), "appears twice") {
+			t.Fatalf("%d codes with one repeated: %v, want refused as appearing twice", len(call), err)
+		}
+		for _, c := range cs[:n] {
+			info, err := s.Lookup(ctx, c)
+			must(t, err)
+			if info.State != StateAllocated {
+				t.Fatalf("code %s is %s after a refused call, want allocated", c, info.State)
+			}
+		}
+	}
+	must(t, s.MarkSent(ctx, cs[:40], op)) // the same codes once each
 }
