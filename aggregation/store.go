@@ -115,17 +115,16 @@ type Store struct {
 	pendRetired   atomic.Int64     // generations retired (tests)
 	sent          []applyGroup     // the groups after snapG, in order (their logs rebuild pend: rebuildPend)
 	gseq          uint64           // the last group sent
-	lastLog       int              // the last group's writes and journal block size (newBuilder)
-	lastBlk       int
-	doneBuf       []applied    // the last builder's done, cleared, for the next (newBuilder)
-	scratch       applyScratch // one request's code views, the committer's (wtx.scratch)
-	jbufs         journalBufs  // encoding buffers the flights' seals give back
-	overlay       *wtx         // the flight, whose counters, batches and pools are not published yet
-	prev          *flight      // the last group sent to Badger
-	held          *request     // taken from the queue, for the next group
-	nseq          uint64       // last seq applied (s.seq, s.head: last durable)
-	nhead         [32]byte     // the hash of event nseq, in replay; else as at Open (the flights chain the rest: seal)
-	lsn           uint64       // the redo record the next group sent will be
+	lastLog       int              // the last group's writes (newBuilder)
+	doneBuf       []applied        // the last builder's done, cleared, for the next (newBuilder)
+	scratch       applyScratch     // one request's code views, the committer's (wtx.scratch)
+	jbufs         journalBufs      // encoding buffers the flights' seals give back
+	overlay       *wtx             // the flight, whose counters, batches and pools are not published yet
+	prev          *flight          // the last group sent to Badger
+	held          *request         // taken from the queue, for the next group
+	nseq          uint64           // last seq applied (s.seq, s.head: last durable)
+	nhead         [32]byte         // the hash of event nseq, in replay; else as at Open (the flights chain the rest: seal)
+	lsn           uint64           // the redo record the next group sent will be
 	timing        struct{ apply, settle, idle, lag atomic.Int64 }
 	drops         atomic.Uint64 // drop's calls (Stats)
 	stages        stageRing
@@ -1080,17 +1079,15 @@ type applied struct {
 }
 
 func (s *Store) newBuilder(t *wtx) *builder {
-	// Sized as the last group was: a group's block and write log are
-	// kept (by the redo record, s.pend and Badger's commit) and so cannot
-	// be reused, but need not grow by doubling from nothing either.
+	// The write log is sized as the last group's was: it is kept (by the
+	// redo record, s.pend and Badger's commit) and so cannot be reused,
+	// but need not grow by doubling from nothing either. The journal's
+	// encoding buffers are dead once sealed, and go round (journalBufs).
 	if t.hot && t.mem == nil && s.lastLog > 0 {
 		t.log = make([]written, 0, min(s.lastLog+s.lastLog/4, 1<<14))
 	}
 	b := &builder{t: t, seq: s.nseq, head: s.nhead}
-	b.jn.sizedFor(s.lastBlk)
-	if !s.opts.replay {
-		b.jn.bufs = s.jbufs
-	}
+	b.jn.bufs = s.jbufs
 	// done is the committer's alone, and dead once finish has told the
 	// callers: the next builder takes it (a failed builder's is lost).
 	b.done, s.doneBuf = s.doneBuf[:0], nil
@@ -1174,7 +1171,6 @@ func (s *Store) finish(b *builder) error {
 		if err := t.fitsLen(len(keyHead), 40); err != nil {
 			return err
 		}
-		s.lastBlk = b.jn.n
 	}
 	if s.redo != nil && s.redo.write {
 		// The group's redo record, as Badger will hold it: recovery tells
@@ -1279,12 +1275,21 @@ func chainHash(prev [32]byte, prevSeq uint64, body []byte) [32]byte {
 type chainHasher struct{ buf []byte }
 
 func (c *chainHasher) sum(prev [32]byte, prevSeq uint64, body []byte) [32]byte {
+	c.start(prev, prevSeq)
+	c.buf = append(c.buf, body...)
+	return c.digest()
+}
+
+// start begins c.buf with the hash the next body chains to (zeros for the
+// first event); the caller appends the body and takes the digest.
+func (c *chainHasher) start(prev [32]byte, prevSeq uint64) {
 	if prevSeq == 0 {
 		prev = [32]byte{}
 	}
-	c.buf = append(append(c.buf[:0], prev[:]...), body...)
-	return sha256.Sum256(c.buf)
+	c.buf = append(c.buf[:0], prev[:]...)
 }
+
+func (c *chainHasher) digest() [32]byte { return sha256.Sum256(c.buf) }
 
 // badgerLogger sends Badger's warnings and errors to slog; its chatter is dropped.
 type badgerLogger struct{ l *slog.Logger }
