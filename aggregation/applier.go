@@ -323,7 +323,6 @@ func (a *applier) run() {
 		a.cond.Broadcast()
 		a.mu.Unlock()
 	}()
-	maxCount, maxSize := a.s.db.MaxBatchCount(), a.s.db.MaxBatchSize()
 	for {
 		a.mu.Lock()
 		for len(a.queue) == 0 && !a.stopping && !a.flushReady() {
@@ -365,7 +364,7 @@ func (a *applier) run() {
 		var count, size int64
 		for n < len(a.queue) {
 			g := a.queue[n]
-			if n > 0 && (count+g.count >= maxCount || size+g.size >= maxSize) {
+			if n > 0 && !txnFits(a.s.db, count+g.count, size+g.size) {
 				break
 			}
 			count, size = count+g.count, size+g.size

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	badger "github.com/dgraph-io/badger/v4"
+
 	"github.com/tracline/tracline/tracecode"
 )
 
@@ -490,4 +492,41 @@ func allocateConcurrently(t *testing.T, s *Store, batchPrefix ...any) {
 		t.Fatal(err)
 	}
 	verifyOK(t, s, "after the allocations")
+}
+
+// TestFitsIsBadgersLimit feeds the same writes to a group's accounting
+// (wtx.fitsLen, which the applier's batches also use through txnFits) and to
+// a Badger transaction: the accounting must take exactly the writes Badger
+// takes, up to the first Badger refuses — by count (small values) and by
+// size (values just under the value log's threshold, kept inline). Counting
+// from zero, as Badger does not, took one write too many.
+func TestFitsIsBadgersLimit(t *testing.T) {
+	s, _ := openTest(t)
+	for _, tc := range []struct {
+		name string
+		vlen int
+	}{{"count", 1}, {"size", valueThreshold - 1}} {
+		txn := s.db.NewTransaction(true)
+		w := &wtx{s: s}
+		v := make([]byte, tc.vlen)
+		n := 0
+		for ; ; n++ {
+			k := fmt.Appendf(nil, "fits/%s/%09d", tc.name, n)
+			ours := w.fitsLen(len(k), len(v))
+			theirs := txn.Set(k, v)
+			if (ours == nil) != (theirs == nil) {
+				t.Fatalf("%s: write %d: the accounting says %v, Badger says %v", tc.name, n+1, ours, theirs)
+			}
+			if theirs != nil {
+				if !errors.Is(theirs, badger.ErrTxnTooBig) || !errors.Is(ours, badger.ErrTxnTooBig) {
+					t.Fatalf("%s: write %d refused: the accounting %v, Badger %v; want ErrTxnTooBig from both", tc.name, n+1, ours, theirs)
+				}
+				break
+			}
+		}
+		txn.Discard()
+		if n < 1000 {
+			t.Fatalf("%s: refused after %d writes: the test did not reach Badger's limit by %s", tc.name, n, tc.name)
+		}
+	}
 }
