@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -314,4 +315,100 @@ func TestMarkSentRefusesARepeatedCode(t *testing.T) {
 		}
 	}
 	must(t, s.MarkSent(ctx, cs[:40], op)) // the same codes once each
+}
+
+// TestCountersOfInterleavedBatches commissions the codes of two batches
+// alternately from many goroutines on a synced store, so that one group
+// counts in both batches one transition after the other (the committer
+// keeps the counters it counted in last: wtx.ctr). Each batch must count
+// exactly its own, after reopening too, and the ledger must verify.
+func TestCountersOfInterleavedBatches(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	must(t, err)
+	const n = 300
+	a := allocated(t, s, "BA", 41, n)
+	b := allocated(t, s, "BB", 42, 2*n)
+	must(t, s.MarkSent(ctx, a, op))
+	must(t, s.MarkSent(ctx, b, op))
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*n)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 16 {
+				// B's codes come two for each of A's: the level before
+				// is sometimes the same batch's, sometimes the other's.
+				for _, c := range []tracecode.Code{a[i], b[2*i], b[2*i+1]} {
+					if err := s.Commission(ctx, c, UnitInfo{ItemID: uint64(i + 1)}, op); err != nil {
+						errs <- err
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	check := func(s *Store, when string) {
+		t.Helper()
+		for batch, want := range map[string]int64{"BA": n, "BB": 2 * n} {
+			sum, err := s.Summary(ctx, batch)
+			must(t, err)
+			l := sum.Levels[0]
+			if l.Commissioned != want || l.Loose != want || l.InFlight != 0 || l.Sent != want || l.Allocated != want {
+				t.Fatalf("%s, batch %s: commissioned %d, loose %d, in flight %d, sent %d, allocated %d; want %d commissioned and loose, 0 in flight, %d sent and allocated",
+					when, batch, l.Commissioned, l.Loose, l.InFlight, l.Sent, l.Allocated, want, want)
+			}
+		}
+	}
+	check(s, "before reopening")
+	must(t, s.Close())
+	s, err = Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	check(s, "after reopening")
+	rep, err := s.Verify(ctx)
+	must(t, err)
+	if !rep.OK() {
+		t.Fatalf("verify: %v", rep.Problems)
+	}
+}
+
+// TestSubmitRefusesAnEndedContext: a write whose context has ended before
+// it is queued is refused with the context's error and changes nothing —
+// every time, though the queue has room (submit's first try skips the
+// select that would otherwise have picked either).
+func TestSubmitRefusesAnEndedContext(t *testing.T) {
+	s, _ := openTest(t)
+	cs := allocated(t, s, "B1", 43, 20)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, c := range cs {
+		if err := s.MarkSent(cctx, []tracecode.Code{c}, op); !errors.Is(err, context.Canceled) {
+			t.Fatalf("MarkSent with a cancelled context: %v, want context.Canceled", err)
+		}
+		info, err := s.Lookup(ctx, c)
+		must(t, err)
+		if info.State != StateAllocated {
+			t.Fatalf("code %s is %s after a refused call, want allocated", c, info.State)
+		}
+	}
+}
+
+// TestStatsCountTheWaitGoingOn: the committer's wait for requests is
+// counted while it lasts, not only when it ends, so that figures taken
+// across an idle start (a bench's full load) are not charged with the
+// quiet before it.
+func TestStatsCountTheWaitGoingOn(t *testing.T) {
+	s, _ := openTest(t)
+	allocated(t, s, "B1", 44, 4)
+	before := s.Stats().IdleWait
+	time.Sleep(30 * time.Millisecond) // no request meanwhile: the committer waits
+	if after := s.Stats().IdleWait; after <= before {
+		t.Fatalf("idle wait %v then %v with the committer waiting in between: the wait going on is not counted", before, after)
+	}
 }
