@@ -434,8 +434,8 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	}
 	r.submitted = time.Now()
 	// The queue has room nearly always: one try without the three-way
-	// select, which locks all three channels (selectgo was 4% of the
-	// 100k full load's CPU, session 21). A context already ended is
+	// select, which locks all three channels (submit's two selects were
+	// 4% of the 100k full load's CPU, session 21). A context already ended is
 	// refused first; had stop been closed, the select below could also
 	// have picked the send, and the wait after it handles that.
 	if err := ctx.Err(); err != nil {
