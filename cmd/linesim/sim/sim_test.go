@@ -178,7 +178,9 @@ func TestConfigValidate(t *testing.T) {
 		want string
 	}{
 		{"ok", func(*sim.Config) {}, ""},
-		{"rate", func(c *sim.Config) { c.Rate = 10000 }, "linesim.rate"},
+		{"rate", func(c *sim.Config) { c.Rate = sim.MaxRate + 1 }, "linesim.rate: 12001 units/min is outside 1..12000"},
+		{"rate at the most", func(c *sim.Config) { c.Rate = sim.MaxRate }, ""},
+		{"rate zero", func(c *sim.Config) { c.Rate = 0.5 }, "linesim.rate: 0.5 units/min is outside"},
 		{"positions", func(c *sim.Config) { c.Positions.Camera = time.Millisecond }, "linesim.positions: need 0 < printer"},
 		{"ratio", func(c *sim.Config) { c.Ratios = []int{10, 0} }, "linesim.ratios[1]: 0 is outside"},
 		{"fault kind", func(c *sim.Config) { c.Faults = []sim.Fault{{Kind: "smoke", Rate: 0.1}} }, `linesim.faults[0]: kind "smoke" is unknown`},
