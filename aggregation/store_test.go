@@ -371,11 +371,7 @@ func TestCountersOfInterleavedBatches(t *testing.T) {
 	must(t, err)
 	defer s.Close()
 	check(s, "after reopening")
-	rep, err := s.Verify(ctx)
-	must(t, err)
-	if !rep.OK() {
-		t.Fatalf("verify: %v", rep.Problems)
-	}
+	verifyOK(t, s, "after reopening")
 }
 
 // TestSubmitRefusesAnEndedContext: a write whose context has ended before
