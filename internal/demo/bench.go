@@ -16,6 +16,13 @@ import (
 // BenchRun is one rate of BenchLine.
 type BenchRun struct {
 	Rate float64 `json:"rate"`
+	// AchievedRate is the rate the simulated belt made (units/min from the
+	// first unit to the last, sim.InfeedTruth), and InfeedHeld the pitches
+	// its infeed stood still (a full gate ring, a stop request): a run
+	// counts for the highest rate only if the belt made its rate (see
+	// ranAtRate).
+	AchievedRate float64 `json:"achieved_rate"`
+	InfeedHeld   int     `json:"infeed_held_slots"`
 	// OK: the batch reconciled (invariants, ground truth) with no deadline
 	// miss (Report.OK).
 	OK            bool `json:"ok"`
@@ -114,7 +121,8 @@ type BenchLineResult struct {
 	// Simulator says where the simulated line ran (Report.Simulator).
 	Simulator string `json:"simulated_line"`
 	// HighestZeroMisses is the highest rate tried whose run reconciled
-	// with no miss of any cause; MaxRate the highest rate of the unbroken
+	// with no miss of any cause, its belt at the rate (ranAtRate); MaxRate
+	// the highest rate of the unbroken
 	// run of such rates from the lowest (the key of earlier releases).
 	HighestZeroMisses float64    `json:"highest_rate_zero_misses"`
 	MaxRate           float64    `json:"max_rate_zero_misses"`
@@ -158,6 +166,7 @@ func BenchLine(ctx context.Context, o Options, rates []float64, wire Wire) (*Ben
 			ru.Misses, ru.Lat, ru.CPU, ru.SimCPU = rep.DeadlineMisses, rep.Latency, rep.CPUPercent, rep.SimCPUPercent
 			out.Simulator = rep.Simulator
 			ru.FaultFreeRejects, ru.Runtime, ru.Ledger = rep.FaultFreeRejects, rep.Runtime, rep.Ledger
+			ru.AchievedRate, ru.InfeedHeld = benchstat.Round(rep.Infeed.Rate), rep.Infeed.HeldSlots
 			var loop sim.LoopLag
 			if rep.SimLoop != nil {
 				loop = *rep.SimLoop
@@ -195,7 +204,7 @@ func BenchLine(ctx context.Context, o Options, rates []float64, wire Wire) (*Ben
 			ru.ControllerP99 = rep.Latency.Stages["controller"][1]
 			os.RemoveAll(rep.DataDir)
 		}
-		zero := ru.OK && ru.MissesByCause.CameraAfterDeadline == 0
+		zero := ru.OK && ru.MissesByCause.CameraAfterDeadline == 0 && ranAtRate(ru)
 		out.Runs = append(out.Runs, ru)
 		if zero && rate > out.HighestZeroMisses {
 			out.HighestZeroMisses = rate
@@ -209,6 +218,17 @@ func BenchLine(ctx context.Context, o Options, rates []float64, wire Wire) (*Ben
 	sort.SliceStable(out.Runs, func(i, j int) bool { return out.Runs[i].Rate < out.Runs[j].Rate })
 	return out, nil
 }
+
+// ranAtRate reports whether the belt of run ru made its rate: within
+// rateTolerance of it, its infeed never held. A belt that ran slower than
+// asked (the simulator's pace, a gate ring too small for the belt) did not
+// test the rate, whatever it missed.
+func ranAtRate(ru BenchRun) bool {
+	return ru.InfeedHeld == 0 && ru.AchievedRate >= ru.Rate*(1-rateTolerance)
+}
+
+// rateTolerance is how far below its rate a belt may run and still count.
+const rateTolerance = 0.02
 
 // pacedSyncs is how many syncs a paced probe takes: 6 s at 1,200/min.
 const pacedSyncs = 200

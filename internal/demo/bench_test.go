@@ -94,3 +94,25 @@ func TestFaultFreeRejects(t *testing.T) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 }
+
+// A run counts for the highest rate only if its belt made that rate: a
+// simulated belt asked for 12,000 units/min that made 9,500 tested 9,500
+// (session 22), and one whose infeed the gate ring held ran slower still.
+func TestRanAtRate(t *testing.T) {
+	cases := []struct {
+		ru   BenchRun
+		want bool
+	}{
+		{BenchRun{Rate: 6000, AchievedRate: 6000}, true},
+		{BenchRun{Rate: 6000, AchievedRate: 5900}, true},
+		{BenchRun{Rate: 6000, AchievedRate: 5744}, false},
+		{BenchRun{Rate: 12000, AchievedRate: 9502}, false},
+		{BenchRun{Rate: 6000, AchievedRate: 6010, InfeedHeld: 1}, false},
+		{BenchRun{Rate: 6000}, false}, // no rate measured
+	}
+	for _, c := range cases {
+		if got := ranAtRate(c.ru); got != c.want {
+			t.Errorf("rate %g, achieved %g, held %d: ranAtRate %v, want %v", c.ru.Rate, c.ru.AchievedRate, c.ru.InfeedHeld, got, c.want)
+		}
+	}
+}

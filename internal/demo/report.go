@@ -14,10 +14,15 @@ import (
 // Report is `linectl demo --headless --report`; its JSON keys are part of
 // the command-line contract (DESIGN.md).
 type Report struct {
-	Batch          string                     `json:"batch"`
-	Product        string                     `json:"product"`
-	Units          int                        `json:"units"`
-	Rate           float64                    `json:"rate_per_min"`
+	Batch   string  `json:"batch"`
+	Product string  `json:"product"`
+	Units   int     `json:"units"`
+	Rate    float64 `json:"rate_per_min"`
+	// Infeed is the simulated belt's infeed as it ran: the rate it made
+	// (rate_per_min there) against Rate, the one asked for, and the
+	// pitches it stood still (a stop request, the watchdog, a full gate
+	// ring).
+	Infeed         sim.InfeedTruth            `json:"infeed"`
 	Seed           uint64                     `json:"seed"`
 	InvariantsOK   bool                       `json:"invariants_ok"`
 	Invariants     []string                   `json:"invariant_problems"`
@@ -95,7 +100,7 @@ func buildReport(ctx context.Context, store *aggregation.Store, r *line.Line, gt
 		return nil, err
 	}
 	snap := Snapshot(r)
-	rep := &Report{Batch: batch, Product: productName(o.Product), Units: o.Units, Rate: o.Rate, Seed: o.Seed,
+	rep := &Report{Batch: batch, Product: productName(o.Product), Units: o.Units, Rate: o.Rate, Infeed: gt.Infeed, Seed: o.Seed,
 		Latency: r.Stats(), Counts: map[string]int64{}, Levels: sum.Levels, Rejects: snap.Counters.RejectReason,
 		Challenge: snap.Challenge, ChallengeOK: snap.ChallengeOK, Sim: gt.Summary, State: snap.State,
 		WallSeconds: wall.Seconds(), CPUSeconds: cpu.Seconds(), DataDir: dir}

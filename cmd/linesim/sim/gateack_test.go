@@ -35,6 +35,11 @@ func TestGateAckHoldsTheInfeed(t *testing.T) {
 	// The controller acknowledges nothing more (it died): the infeed stops
 	// and the belt runs out to the gate.
 	waitFor(t, "the infeed held on the ring", func() bool { st := s.PLC(); return st.GateRingFull && !st.Running })
+	// The ground truth's infeed counts the pitches it stood still, and
+	// every unit it put on the belt.
+	if gt := s.GroundTruth(); gt.Infeed.HeldSlots == 0 || gt.Infeed.Units != len(gt.Units) || gt.Infeed.Rate <= 0 {
+		t.Fatalf("infeed %+v with %d units on the belt: want held slots counted and every unit", gt.Infeed, len(gt.Units))
+	}
 	waitFor(t, "the belt run out to the gate", func() bool {
 		gt, n := s.GroundTruth(), s.PLC().ItemCounter
 		for _, un := range gt.Units {

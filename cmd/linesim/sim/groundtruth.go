@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 )
 
 // Fate is where a unit ended up.
@@ -94,14 +95,44 @@ type Summary struct {
 
 // GroundTruth is the simulator's account of every unit and group.
 type GroundTruth struct {
-	Seed     uint64       `json:"seed"`
-	Rate     float64      `json:"rate"`
-	Ratios   []int        `json:"ratios"`
-	Finished bool         `json:"finished"` // all units left the line
-	Units    []UnitTruth  `json:"units"`
-	Groups   []GroupTruth `json:"groups"`
-	Summary  Summary      `json:"summary"`
-	PLC      PLCState     `json:"plc"`
+	Seed     uint64  `json:"seed"`
+	Rate     float64 `json:"rate"`
+	Ratios   []int   `json:"ratios"`
+	Finished bool    `json:"finished"` // all units left the line
+	// Infeed is the automatic infeed as it ran: the rate the belt made,
+	// against Rate, the one it was asked for.
+	Infeed  InfeedTruth  `json:"infeed"`
+	Units   []UnitTruth  `json:"units"`
+	Groups  []GroupTruth `json:"groups"`
+	Summary Summary      `json:"summary"`
+	PLC     PLCState     `json:"plc"`
+}
+
+// InfeedTruth is the automatic infeed as it ran (manual infeed not
+// counted): the units it put on the belt, when the first and the last
+// came, the rate they made (units/min from the first to the last, 0 with
+// fewer than two), and HeldSlots, the pitches it stood still for after the
+// first unit (a stop request, the controller's watchdog, a full gate ring:
+// docs/devices.md).
+type InfeedTruth struct {
+	Units     int       `json:"units"`
+	First     time.Time `json:"first"`
+	Last      time.Time `json:"last"`
+	Rate      float64   `json:"rate_per_min"`
+	HeldSlots int       `json:"held_slots"`
+}
+
+// add counts a unit put on the belt at t.
+func (f *InfeedTruth) add(t time.Time) {
+	if f.Units == 0 {
+		f.First = t
+	}
+	f.Units++
+	f.Last = t
+	f.Rate = 0
+	if d := f.Last.Sub(f.First); f.Units > 1 && d > 0 {
+		f.Rate = float64(f.Units-1) / d.Minutes()
+	}
 }
 
 // summarise fills Summary from Units and Groups.

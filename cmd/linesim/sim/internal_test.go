@@ -2,7 +2,9 @@ package sim
 
 import (
 	"encoding/json"
+	"math"
 	"testing"
+	"time"
 )
 
 func TestParseActionBody(t *testing.T) {
@@ -70,5 +72,55 @@ func TestGateOutcomeText(t *testing.T) {
 	// Outcome 33 (item 1033) is in slot 0, outcome 3 (item 1003) in slot 2.
 	if regs[2] != 0 || regs[3] != 1033 || regs[4] != uint16(GatePassed) || arr[1] != 1033 || arr[5] != 1003 || r.last().Item != 1034 {
 		t.Fatalf("registers %v array %v", regs[:10], arr[:7])
+	}
+}
+
+// The infeed keeps its schedule however late the loop gets round to each
+// unit: timed from when the loop ran, every late run lengthened the pitch,
+// and a belt asked for 12,000 units/min made 9,500 (session 22). A loop
+// later than half a pitch does not put units on top of each other to
+// catch up.
+func TestNextDueKeepsTheRate(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 16, 0, 0, 0, time.UTC)
+	iv := 5 * time.Millisecond // 12,000 units/min
+	cases := []struct {
+		name     string
+		due, now time.Time
+		want     time.Time
+	}{
+		{"on time", t0, t0, t0.Add(iv)},
+		{"late by less than half a pitch", t0, t0.Add(2 * time.Millisecond), t0.Add(iv)},
+		{"late by more", t0, t0.Add(4 * time.Millisecond), t0.Add(4*time.Millisecond + iv/2)},
+		{"late by pitches", t0, t0.Add(3 * iv), t0.Add(3*iv + iv/2)},
+	}
+	for _, c := range cases {
+		if got := nextDue(c.due, c.now, iv); !got.Equal(c.want) {
+			t.Errorf("%s: next due %v after t0, want %v", c.name, got.Sub(t0), c.want.Sub(t0))
+		}
+	}
+	// A loop that runs every unit 2 ms late puts 1,000 units on the belt
+	// in 999 pitches, as an on-time one does.
+	due, f := t0, InfeedTruth{}
+	for range 1000 {
+		now := due.Add(2 * time.Millisecond)
+		f.add(now)
+		due = nextDue(due, now, iv)
+	}
+	if f.Units != 1000 || f.Last.Sub(f.First) != 999*iv || math.Abs(f.Rate-12000) > 1e-6 {
+		t.Fatalf("infeed %+v (span %v), want 1000 units over 999 pitches at 12,000/min", f, f.Last.Sub(f.First))
+	}
+}
+
+func TestInfeedRate(t *testing.T) {
+	var f InfeedTruth
+	t0 := time.Date(2026, 12, 3, 16, 0, 0, 0, time.UTC)
+	f.add(t0)
+	if f.Units != 1 || f.Rate != 0 || !f.First.Equal(t0) {
+		t.Fatalf("one unit: %+v, want no rate yet", f)
+	}
+	f.add(t0.Add(10 * time.Millisecond))
+	f.add(t0.Add(20 * time.Millisecond))
+	if f.Units != 3 || math.Abs(f.Rate-6000) > 1e-6 || !f.Last.Equal(t0.Add(20*time.Millisecond)) {
+		t.Fatalf("three units 10 ms apart: %+v, want 6,000/min", f)
 	}
 }

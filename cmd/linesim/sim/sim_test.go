@@ -178,7 +178,7 @@ func TestConfigValidate(t *testing.T) {
 		want string
 	}{
 		{"ok", func(*sim.Config) {}, ""},
-		{"rate", func(c *sim.Config) { c.Rate = sim.MaxRate + 1 }, "linesim.rate: 12001 units/min is outside 1..12000"},
+		{"rate", func(c *sim.Config) { c.Rate = sim.MaxRate + 1 }, "linesim.rate: 30001 units/min is outside 1..30000"},
 		{"rate at the most", func(c *sim.Config) { c.Rate = sim.MaxRate }, ""},
 		{"rate zero", func(c *sim.Config) { c.Rate = 0.5 }, "linesim.rate: 0.5 units/min is outside"},
 		{"positions", func(c *sim.Config) { c.Positions.Camera = time.Millisecond }, "linesim.positions: need 0 < printer"},
