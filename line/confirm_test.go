@@ -2,6 +2,8 @@ package line
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -228,5 +230,75 @@ func started(at func(ms int) Stamp, units ...tracecode.Code) []Event {
 		Allocated{Stamp: at(2), Level: 1, Codes: units},
 		Allocated{Stamp: at(2), Level: 2, Codes: []tracecode.Code{"B1", "B2"}},
 		Delivered{Stamp: at(3), N: 2},
+	}
+}
+
+// ackRecorder is a GateAcker that hands each write to the test, failing
+// the writes fail says.
+type ackRecorder struct {
+	got  chan uint64
+	fail func(seq uint64) bool
+}
+
+func (a ackRecorder) AckGate(_ context.Context, seq uint64) error {
+	if a.fail != nil && a.fail(seq) {
+		return errors.New("link down")
+	}
+	a.got <- seq
+	return nil
+}
+
+// The acknowledgement is written as soon as an outcome is journaled — not
+// on the next tick of a 100 ms clock, which at 9,600 units/min left the
+// PLC 16 outcomes behind and its ring full (session 22): here no timer
+// could write it (the retry waits an hour) — never past an outcome still
+// waiting, and a failed write is tried again with nothing more journaled.
+func TestGateAcksWrittenAsTheyMove(t *testing.T) {
+	defer func(gap, retry time.Duration) { gateAckGap, gateAckRetry = gap, retry }(gateAckGap, gateAckRetry)
+	next := func(rec ackRecorder, what string) uint64 {
+		t.Helper()
+		select {
+		case s := <-rec.got:
+			return s
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no acknowledgement written", what)
+			return 0
+		}
+	}
+	start := func(g *gateAcks, rec ackRecorder) func() {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); g.run(ctx, rec, slog.New(slog.DiscardHandler)) }()
+		return func() { cancel(); <-done }
+	}
+
+	gateAckGap, gateAckRetry = time.Millisecond, time.Hour
+	g := newGateAcks()
+	rec := ackRecorder{got: make(chan uint64, 16)}
+	stop := start(g, rec)
+	g.pending(1)
+	g.done(1)
+	if s := next(rec, "#1 journaled"); s != 1 {
+		t.Fatalf("acknowledged %d, want 1", s)
+	}
+	g.pending(2)
+	g.pending(3)
+	g.done(3) // #2 still waits: the acknowledgement may not pass it
+	g.done(2)
+	if s := next(rec, "#2 and #3 journaled"); s != 3 {
+		t.Fatalf("acknowledged %d, want 3 (and nothing while #2 waited)", s)
+	}
+	stop()
+
+	// A failed write is tried again, with nothing more journaled.
+	gateAckRetry = time.Millisecond
+	g = newGateAcks()
+	failed := false
+	rec = ackRecorder{got: make(chan uint64, 16), fail: func(uint64) bool { f := !failed; failed = true; return f }}
+	stop = start(g, rec)
+	defer stop()
+	g.seen(4)
+	if s := next(rec, "#4 after a failed write"); s != 4 {
+		t.Fatalf("acknowledged %d, want 4", s)
 	}
 }

@@ -264,13 +264,14 @@ type GateAcker interface {
 // the oldest of them. Outcomes are registered in their order. nil: no
 // tracking (a runner without a Line).
 type gateAcks struct {
-	mu   sync.Mutex
-	pend map[uint64]bool
-	hi   uint64 // the highest outcome registered (0: none yet)
+	mu    sync.Mutex
+	pend  map[uint64]bool
+	hi    uint64        // the highest outcome registered (0: none yet)
+	moved chan struct{} // room for one: an outcome was journaled (run writes the acknowledgement)
 }
 
 func newGateAcks() *gateAcks {
-	return &gateAcks{pend: map[uint64]bool{}}
+	return &gateAcks{pend: map[uint64]bool{}, moved: make(chan struct{}, 1)}
 }
 
 // pending registers outcome seq as waiting for its journal. A number not
@@ -295,8 +296,12 @@ func (g *gateAcks) done(seq uint64) {
 		return
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	delete(g.pend, seq)
+	g.mu.Unlock()
+	select {
+	case g.moved <- struct{}{}:
+	default:
+	}
 }
 
 // seen: outcome seq needs nothing journaled.
@@ -321,38 +326,64 @@ func (g *gateAcks) acked() (uint64, bool) {
 	return ack, true
 }
 
-// run writes the acknowledgement every gateAckEvery when it has moved (and
-// again after a failed write) until ctx ends: not once per outcome, which
-// would crowd the PLC link the verdicts share.
+// run writes the acknowledgement as soon as it moves, at most once every
+// gateAckGap (outcomes journaled meanwhile go with the next write: not one
+// write per outcome, which would crowd the PLC link the verdicts share),
+// and again gateAckRetry after a failed write, until ctx ends.
+//
+// The PLC holds the infeed while the outcomes not acknowledged and the
+// units between the trigger and the gate would fill its ring (32 outcomes
+// by default): the acknowledgement's lag is part of the line's speed. It
+// was written every 100 ms until session 22: 16 outcomes late at 9,600
+// units/min, which with the 16 units on a 100 ms trigger-to-gate belt
+// filled the ring, so the simulated line could not run faster, and held
+// its infeed now and then at 6,000 (docs/line.md, "The gate ring's
+// acknowledgement").
 func (g *gateAcks) run(ctx context.Context, a GateAcker, log *slog.Logger) {
-	t := time.NewTicker(gateAckEvery)
-	defer t.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	var last uint64
 	written, failing := false, false
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-g.moved:
+		case <-retry.C:
 		}
 		ack, ok := g.acked()
-		if !ok || written && ack == last {
+		if !ok || written && ack == last && !failing {
 			continue
 		}
-		c, cancel := context.WithTimeout(ctx, 4*gateAckEvery)
+		c, cancel := context.WithTimeout(ctx, gateAckTimeout)
 		err := a.AckGate(c, ack)
 		cancel()
 		switch {
-		case err != nil && !failing && ctx.Err() == nil:
-			log.Warn("gate ring acknowledgement to the PLC", "ack", ack, "err", err)
+		case err != nil:
+			if !failing && ctx.Err() == nil {
+				log.Warn("gate ring acknowledgement to the PLC", "ack", ack, "err", err)
+			}
 			failing = true
-		case err == nil:
+			retry.Reset(gateAckRetry)
+		default:
 			last, written, failing = ack, true, false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(gateAckGap):
 		}
 	}
 }
 
-// gateAckEvery is how often the acknowledgement is written when it moved:
-// at 40 units/s the PLC sees it at most 4 outcomes late, far inside its
-// ring.
-const gateAckEvery = 100 * time.Millisecond
+// gateAckGap is the least time between two acknowledgements: at 16,000
+// units/min (267 outcomes/s) one write carries 3 outcomes, and the PLC sees
+// the acknowledgement 10 ms after the journal at most, not 100.
+// gateAckRetry is the wait before a failed write is tried again (also when
+// nothing more is journaled), gateAckTimeout a write's bound.
+var (
+	gateAckGap     = 10 * time.Millisecond // variables for tests
+	gateAckRetry   = 100 * time.Millisecond
+	gateAckTimeout = 400 * time.Millisecond
+)
