@@ -337,8 +337,8 @@ func (g *gateAcks) acked() (uint64, bool) {
 // was written every 100 ms until session 22: 16 outcomes late at 9,600
 // units/min, which with the 16 units on a 100 ms trigger-to-gate belt
 // filled the ring, so the simulated line could not run faster, and held
-// its infeed now and then at 6,000 (docs/line.md, "The gate ring's
-// acknowledgement").
+// its infeed now and then at 6,000 (docs/line.md, "The belt's rate and the
+// gate ring's acknowledgement").
 func (g *gateAcks) run(ctx context.Context, a GateAcker, log *slog.Logger) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
