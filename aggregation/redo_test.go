@@ -323,6 +323,20 @@ func patchFile(t testing.TB, path string, off int, b []byte) {
 	must(t, f.Close())
 }
 
+// flipByte inverts every bit of the byte at off: a byte made wrong
+// whatever it was (writing a constant changes nothing when the byte
+// already holds it — a payload's last byte is a hash's or a timestamp's,
+// 0xff one time in 256).
+func flipByte(t testing.TB, path string, off int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	must(t, err)
+	if off < 0 || off >= len(data) {
+		t.Fatalf("%s: offset %d outside its %d bytes", path, off, len(data))
+	}
+	patchFile(t, path, off, []byte{^data[off]})
+}
+
 // TestRedoTornTail: a last record torn by a crash (its payload half
 // written, its header never written, a byte wrong) is discarded — it was
 // never acknowledged — and every record before it is replayed; a damaged
@@ -369,13 +383,13 @@ func TestRedoTornTail(t *testing.T) {
 			patchFile(t, filepath.Join(d, redoDirName, filepath.Base(last.seg)), last.off, make([]byte, redoRecHdr))
 		}, n - 1, ""},
 		{"one byte wrong in the last", func(d string) {
-			patchFile(t, filepath.Join(d, redoDirName, filepath.Base(last.seg)), last.end-1, []byte{0xff})
+			flipByte(t, filepath.Join(d, redoDirName, filepath.Base(last.seg)), last.end-1)
 		}, n - 1, ""},
 		{"length past the segment", func(d string) {
 			patchFile(t, filepath.Join(d, redoDirName, filepath.Base(last.seg)), last.off+4, []byte{0xff, 0xff, 0xff, 0xff})
 		}, n - 1, ""},
 		{"one byte wrong in the middle", func(d string) {
-			patchFile(t, filepath.Join(d, redoDirName, filepath.Base(mid.seg)), mid.end-1, []byte{0xff})
+			flipByte(t, filepath.Join(d, redoDirName, filepath.Base(mid.seg)), mid.end-1)
 		}, -1, fmt.Sprintf("offset %d", mid.off)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
