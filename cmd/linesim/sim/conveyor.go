@@ -86,7 +86,7 @@ type conveyor struct {
 	labs    []labeller
 
 	mu     sync.Mutex
-	fed    InfeedTruth // the automatic infeed as it ran
+	fed    InfeedTruth // the automatic infeed as it ran (Rate derived by truth)
 	units  []UnitTruth
 	groups []*GroupTruth
 	open   []*GroupTruth // the group being filled, per level
@@ -738,7 +738,7 @@ func (c *conveyor) checkDone() {
 func (c *conveyor) truth() GroundTruth {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g := GroundTruth{Seed: c.cfg.Seed, Rate: c.cfg.Rate, Ratios: c.cfg.Ratios, Infeed: c.fed, Units: append([]UnitTruth(nil), c.units...)}
+	g := GroundTruth{Seed: c.cfg.Seed, Rate: c.cfg.Rate, Ratios: c.cfg.Ratios, Infeed: c.fed.rated(), Units: append([]UnitTruth(nil), c.units...)}
 	byID := map[uint32]*GroupTruth{}
 	for _, gr := range c.groups {
 		cp := *gr

@@ -122,17 +122,23 @@ type InfeedTruth struct {
 	HeldSlots int       `json:"held_slots"`
 }
 
-// add counts a unit put on the belt at t.
+// add counts a unit put on the belt at t. Rate is left to rated.
 func (f *InfeedTruth) add(t time.Time) {
 	if f.Units == 0 {
 		f.First = t
 	}
 	f.Units++
 	f.Last = t
+}
+
+// rated returns f with Rate derived from Units, First and Last: once per
+// snapshot of the truth, not once per unit.
+func (f InfeedTruth) rated() InfeedTruth {
 	f.Rate = 0
 	if d := f.Last.Sub(f.First); f.Units > 1 && d > 0 {
 		f.Rate = float64(f.Units-1) / d.Minutes()
 	}
+	return f
 }
 
 // summarise fills Summary from Units and Groups.

@@ -106,6 +106,7 @@ func TestNextDueKeepsTheRate(t *testing.T) {
 		f.add(now)
 		due = nextDue(due, now, iv)
 	}
+	f = f.rated()
 	if f.Units != 1000 || f.Last.Sub(f.First) != 999*iv || math.Abs(f.Rate-12000) > 1e-6 {
 		t.Fatalf("infeed %+v (span %v), want 1000 units over 999 pitches at 12,000/min", f, f.Last.Sub(f.First))
 	}
@@ -115,12 +116,12 @@ func TestInfeedRate(t *testing.T) {
 	var f InfeedTruth
 	t0 := time.Date(2026, 12, 3, 16, 0, 0, 0, time.UTC)
 	f.add(t0)
-	if f.Units != 1 || f.Rate != 0 || !f.First.Equal(t0) {
+	if f = f.rated(); f.Units != 1 || f.Rate != 0 || !f.First.Equal(t0) {
 		t.Fatalf("one unit: %+v, want no rate yet", f)
 	}
 	f.add(t0.Add(10 * time.Millisecond))
 	f.add(t0.Add(20 * time.Millisecond))
-	if f.Units != 3 || math.Abs(f.Rate-6000) > 1e-6 || !f.Last.Equal(t0.Add(20*time.Millisecond)) {
+	if f = f.rated(); f.Units != 3 || math.Abs(f.Rate-6000) > 1e-6 || !f.Last.Equal(t0.Add(20*time.Millisecond)) {
 		t.Fatalf("three units 10 ms apart: %+v, want 6,000/min", f)
 	}
 }
