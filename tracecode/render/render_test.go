@@ -48,6 +48,15 @@ func decode(t *testing.T, pngData []byte, c tracecode.Carrier) string {
 		r = qrcode.NewQRCodeReader()
 	}
 	res, err := r.Decode(bmp, hints)
+	if err != nil && c == tracecode.CarrierQR {
+		// gozxing's finder-pattern detector misses about one QR symbol in
+		// 300 of these (a serial whose modules it takes for a finder
+		// pattern); the image is a pure, computer-made symbol, which its
+		// pure-barcode mode reads from the grid itself. What is checked is
+		// what the symbol carries, below.
+		hints[gozxing.DecodeHintType_PURE_BARCODE] = true
+		res, err = r.Decode(bmp, hints)
+	}
 	if err != nil {
 		t.Fatalf("gozxing could not read the %s: %v", c, err)
 	}
@@ -60,6 +69,36 @@ func decode(t *testing.T, pngData []byte, c tracecode.Carrier) string {
 		return text
 	}
 	return sym + text
+}
+
+// readerQuirks undoes what the reader (gozxing, a zxing port) makes of a
+// GS1-128 symbol's check character, which it decodes as a symbol
+// character: of value 102, FNC1's, it transmits a trailing GS; of value 97,
+// FNC2's in code sets A and B, it reports the symbology identifier ]C4
+// ahead of the ]C1 the data carries. Both are valid check characters (one
+// random serial in 103 has each); only for them is raw corrected.
+func readerQuirks(t *testing.T, raw string, want *tracecode.Parsed, c tracecode.Carrier) string {
+	t.Helper()
+	if c != tracecode.CarrierGS1128 {
+		return raw
+	}
+	payload, err := Payload(want, c, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, err := code128.Encode(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch bc.CheckSum() {
+	case 102:
+		return strings.TrimSuffix(raw, "\x1d")
+	case 97:
+		if strings.HasPrefix(raw, "]C4]C1") {
+			return raw[len("]C4"):]
+		}
+	}
+	return raw
 }
 
 func TestRenderRoundTrip(t *testing.T) {
@@ -91,8 +130,10 @@ func TestRenderRoundTrip(t *testing.T) {
 		{"gs1 L3 gs1-128", gs1, 3, gen(gs1, 3), "", tracecode.SymbologyGS1128, true},
 		{"gs1 L4 sscc gs1-128", gs1, 4, gen(gs1, 4), "", tracecode.SymbologyGS1128, true},
 		{"gs1 L4 sscc gs1-128, check character 102", gs1, 4, "(00)369012342861855669", "", tracecode.SymbologyGS1128, true},
+		{"gs1 L3 gs1-128, check character 97", gs1, 3, "(01)26901234567896(21)2JVE4JSA91", "", tracecode.SymbologyGS1128, true},
 		{"gs1 L4 sscc datamatrix", gs1, 4, gen(gs1, 4), tracecode.CarrierGS1DataMatrix, tracecode.SymbologyGS1DataMatrix, true},
 		{"gs1 L1 qr digital link", gs1, 1, gen(gs1, 1), tracecode.CarrierQR, tracecode.SymbologyQR, false},
+		{"gs1 L1 qr digital link, a serial gozxing's detector misses", gs1, 1, "(01)06901234567892(21)NG9943DWZKDG", tracecode.CarrierQR, tracecode.SymbologyQR, false},
 		{"nmpa20 L1 code128", nmpa, 1, "80217621475594406924", "", tracecode.SymbologyCode128, true},
 		{"nmpa20 L2 datamatrix", nmpa, 2, "80217639000000001003", tracecode.CarrierDataMatrix, tracecode.SymbologyDataMatrix, true},
 		{"nmpa20 L3 qr", nmpa, 3, "80217649000000001003", tracecode.CarrierQR, tracecode.SymbologyQR, true},
@@ -111,23 +152,7 @@ func TestRenderRoundTrip(t *testing.T) {
 			if err := PNG(&buf, &want, r, Options{}); err != nil {
 				t.Fatal(err)
 			}
-			raw := decode(t, buf.Bytes(), r.Carrier)
-			if r.Carrier == tracecode.CarrierGS1128 && strings.HasSuffix(raw, "\x1d") {
-				// The reader (gozxing, a zxing port) turns a Code 128 check
-				// character of value 102 — FNC1's value, a valid check
-				// character — into a trailing GS. Only then is it trimmed.
-				payload, err := Payload(&want, r.Carrier, "")
-				if err != nil {
-					t.Fatal(err)
-				}
-				bc, err := code128.Encode(payload)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if bc.CheckSum() == 102 {
-					raw = strings.TrimSuffix(raw, "\x1d")
-				}
-			}
+			raw := readerQuirks(t, decode(t, buf.Bytes(), r.Carrier), &want, r.Carrier)
 			got, err := tracecode.Parse(raw)
 			if err != nil {
 				t.Fatalf("decoded %q does not parse: %v", raw, err)
