@@ -290,7 +290,7 @@ func (r *redoLog) checkpointAll() error {
 // (of generation gen) as where replay starts.
 func (r *redoLog) checkpoint(lsn, gen uint64) error {
 	t0 := time.Now()
-	defer func() { r.events.add(LedgerEvent{At: t0, Ms: benchstat.Ms(time.Since(t0)), What: "checkpoint"}) }()
+	defer func() { r.events.add(LedgerEvent{At: t0, Ms: benchstat.Ms(time.Since(t0)), What: EventCheckpoint}) }()
 	if err := syncBadger(r.db, r.bdir); err != nil {
 		return fmt.Errorf("redo checkpoint: %w", err)
 	}
@@ -625,7 +625,7 @@ func (r *redoLog) syncRecord() error {
 		return fmt.Errorf("segment %s: fdatasync: %w", r.cur.name, err)
 	}
 	if d := time.Since(t0); d >= slowSync {
-		r.events.add(LedgerEvent{At: t0, Ms: benchstat.Ms(d), What: "slow sync", Bytes: p.bytes})
+		r.events.add(LedgerEvent{At: t0, Ms: benchstat.Ms(d), What: EventSlowSync, Bytes: p.bytes})
 	}
 	r.records.Add(1)
 	r.bytes.Add(uint64(p.bytes))

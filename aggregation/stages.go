@@ -77,6 +77,12 @@ type LedgerEvent struct {
 	Bytes int       `json:"bytes,omitempty"`
 }
 
+// What a LedgerEvent is.
+const (
+	EventSlowSync   = "slow sync"  // a redo record's fdatasync of slowSync or more
+	EventCheckpoint = "checkpoint" // a checkpoint of the redo log
+)
+
 // slowSync is a redo sync slow enough to be listed.
 const slowSync = 10 * time.Millisecond
 
