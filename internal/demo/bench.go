@@ -274,13 +274,15 @@ func missCauses(l line.StatsReport, faultFree map[string]int, stalls, syncs []ag
 		} else if m.PLCMs > m.QueueMs {
 			stage = "plc"
 		}
-		if stage == "journal" && diskStalled(m, stalls) {
-			mc.DiskStall++
-			continue
-		}
-		if stage == "journal" && diskStalled(m, syncs) {
-			mc.RedoSyncStall++
-			continue
+		if stage == "journal" {
+			if diskStalled(m, stalls) {
+				mc.DiskStall++
+				continue
+			}
+			if diskStalled(m, syncs) {
+				mc.RedoSyncStall++
+				continue
+			}
 		}
 		mc.Controller++
 		if mc.ControllerStage == nil {
@@ -326,7 +328,7 @@ func slowSyncs(ws *aggregation.WriteStages) []aggregation.ProbeStall {
 // time beside stalls (one after another, as a probe's or the redo log's
 // syncs are: their overlaps add up).
 func diskStalled(m line.Miss, stalls []aggregation.ProbeStall) bool {
-	d := time.Duration(m.JournalMs * float64(time.Millisecond))
+	d := msDur(m.JournalMs)
 	var in time.Duration
 	for _, st := range stalls {
 		in += st.Overlap(m.JournalAt, d)

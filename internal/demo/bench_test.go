@@ -83,16 +83,15 @@ func TestMissCauses(t *testing.T) {
 // cover at least half the stage, added up.
 func TestMissCausesRedoSyncs(t *testing.T) {
 	t0 := time.Date(2026, 12, 3, 21, 25, 37, 574393647, time.UTC)
-	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 	// Session 24's miss: a journal stage of 42.1 ms, two redo syncs of
 	// 14.5 and 24.2 ms one after the other.
 	miss := line.Miss{CameraMs: 41.8, ControllerMs: 44.5, QueueMs: 0.03, JournalMs: 42.1, PLCMs: 2.3, Reason: "late", JournalAt: t0}
 	stats := line.StatsReport{P50ms: 0.6, Stages: map[string][2]float64{"camera": {34.8, 43.4}}, DeadlineMisses: 1, Missed: []line.Miss{miss}}
 	ws := &aggregation.WriteStages{Events: []aggregation.LedgerEvent{
 		{At: t0.Add(-20 * time.Second), Ms: 1.3, What: aggregation.EventCheckpoint},
-		{At: t0.Add(ms(0.004)), Ms: 14.5, What: aggregation.EventSlowSync, Bytes: 4096},
-		{At: t0.Add(ms(14.56)), Ms: 24.2, What: aggregation.EventSlowSync, Bytes: 4096},
-		{At: t0.Add(ms(100)), Ms: 30, What: aggregation.EventCheckpoint},
+		{At: t0.Add(msDur(0.004)), Ms: 14.5, What: aggregation.EventSlowSync, Bytes: 4096},
+		{At: t0.Add(msDur(14.56)), Ms: 24.2, What: aggregation.EventSlowSync, Bytes: 4096},
+		{At: t0.Add(msDur(100)), Ms: 30, What: aggregation.EventCheckpoint},
 	}}
 	syncs := slowSyncs(ws)
 	if len(syncs) != 2 || syncs[0].Ms != 14.5 || syncs[1].Ms != 24.2 {
@@ -110,10 +109,10 @@ func TestMissCausesRedoSyncs(t *testing.T) {
 		{"no slow sync: the controller's", nil, nil, controller},
 		{"two slow redo syncs", nil, syncs, MissCauses{RedoSyncStall: 1}},
 		{"the shorter alone is under half the stage", nil, syncs[:1], controller},
-		{"two short ones add up to half", nil, []aggregation.ProbeStall{{At: t0, Ms: 10}, {At: t0.Add(ms(25)), Ms: 11.1}}, MissCauses{RedoSyncStall: 1}},
-		{"nor do they when under half", nil, []aggregation.ProbeStall{{At: t0, Ms: 10}, {At: t0.Add(ms(25)), Ms: 11}}, controller},
+		{"two short ones add up to half", nil, []aggregation.ProbeStall{{At: t0, Ms: 10}, {At: t0.Add(msDur(25)), Ms: 11.1}}, MissCauses{RedoSyncStall: 1}},
+		{"nor do they when under half", nil, []aggregation.ProbeStall{{At: t0, Ms: 10}, {At: t0.Add(msDur(25)), Ms: 11}}, controller},
 		{"a redo sync before the stage", nil, []aggregation.ProbeStall{{At: t0.Add(-time.Second), Ms: 40}}, controller},
-		{"the probe saw it too: the disk's", []aggregation.ProbeStall{{At: t0.Add(-ms(5)), Ms: 40}}, syncs, MissCauses{DiskStall: 1}},
+		{"the probe saw it too: the disk's", []aggregation.ProbeStall{{At: t0.Add(-msDur(5)), Ms: 40}}, syncs, MissCauses{DiskStall: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := missCauses(stats, map[string]int{"late": 1}, tc.stalls, tc.syncs, sim.LoopLag{}); !reflect.DeepEqual(got, tc.want) {
